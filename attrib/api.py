@@ -1,0 +1,117 @@
+"""The public entry point: ``attribute(model, inputs, method, target, ...)``."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from attrib.engine import Engine
+from attrib.methods import METHODS, Context
+from attrib.rng import check_seed
+from attrib.targets import TargetSpec, make_target
+
+
+@dataclass
+class Attribution:
+    """The result of :func:`attribute`.
+
+    Attributes:
+        values: attributions, a float32 CPU tensor with the inputs' shape.
+        method: the canonical method name.
+        config: the resolved config as a dict.
+        target: one class index per input where the target is a class, else None.
+        completeness_gap: (B,) |sum(values) - (F(x) - F(x'))| / |F(x) - F(x')| for IG and EG, else None.
+        passes: forward + input-backward rows evaluated.
+        signed: whether values are signed (diverging colour map) or magnitudes.
+        outputs: model outputs at the inputs (B, C), float32 CPU.
+        seed: the seed the randomness came from.
+        seconds: wall time of the attribution.
+        device: where it ran.
+        precision: "fp32" or "bf16".
+    """
+
+    values: torch.Tensor
+    method: str
+    config: dict[str, Any]
+    target: list[int] | None
+    completeness_gap: torch.Tensor | None
+    passes: int
+    signed: bool
+    outputs: torch.Tensor
+    seed: int
+    seconds: float
+    device: str
+    precision: str
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+def attribute(model: torch.nn.Module | Callable[[torch.Tensor], torch.Tensor], inputs: torch.Tensor,
+              method: str = "ig", target: TargetSpec = None, *, seed: int = 0,
+              device: torch.device | str | None = None, precision: str = "fp32", chunk_size: int | None = None,
+              progress: Callable[[int], None] | None = None, **config: Any) -> Attribution:
+    """Explain ``model``'s outputs at ``inputs`` with an attribution method.
+
+    Args:
+        model: a ``torch.nn.Module`` (put it in eval mode) or any callable mapping (B, ...) to (B, C) scores.
+        inputs: a (B, ...) float tensor, in the model's input space (already normalised).
+        method: a name or alias from ``attrib.METHODS``.
+        target: None (the predicted class), a class index, one index per input, or a callable mapping the
+            outputs (rows, C) to (rows,) scalars.
+        seed: seed of every random draw (noise, references, baselines); same seed, same result.
+        device: where to compute; None means where the model's parameters are.
+        precision: "fp32", or "bf16" autocast (opt-in).
+        chunk_size: rows per forward+backward chunk; None sizes chunks to a memory budget.
+        progress: called with the number of rows finished after each chunk.
+        **config: the method's options (see ``attrib methods`` or the method's config dataclass).
+
+    Returns:
+        An :class:`Attribution`.
+    """
+    spec = METHODS[method]
+    cfg = spec.make_config(**config)
+    x = _check_inputs(inputs)
+    seed = check_seed(seed)
+    start = time.perf_counter()
+    with Engine(model, device=device, precision=precision, chunk_size=chunk_size, progress=progress) as engine:
+        x = x.to(engine.device)
+        outputs = engine.outputs(x)
+        tgt = make_target(target)
+        classes = tgt.resolve(outputs)
+        result = spec.fn(Context(engine, x, tgt, seed), cfg)
+        gap = None
+        if result.reference_scores is not None:
+            scores = tgt.score(outputs, torch.arange(len(x), device=outputs.device))
+            gap = completeness_gap(result.values, scores - result.reference_scores.to(scores))
+    return Attribution(
+        values=result.values.detach().float().cpu(), method=spec.name, config=_config_dict(cfg),
+        target=classes, completeness_gap=gap, passes=engine.passes, signed=spec.is_signed(cfg),
+        outputs=outputs.detach().float().cpu(), seed=seed, seconds=time.perf_counter() - start,
+        device=str(engine.device), precision=precision)
+
+
+def completeness_gap(values: torch.Tensor, expected: torch.Tensor) -> torch.Tensor:
+    """|sum(values) - expected| / |expected| per input, as float32 CPU (inf where expected is 0 and sum isn't)."""
+    total = values.reshape(len(values), -1).sum(dim=1).double()
+    expected = expected.double()
+    return ((total - expected).abs() / expected.abs()).nan_to_num(nan=0.0).float().cpu()
+
+
+def _check_inputs(inputs: Any) -> torch.Tensor:
+    if not isinstance(inputs, torch.Tensor):
+        raise TypeError(f"inputs must be a torch.Tensor of shape (B, ...), got {type(inputs).__name__}")
+    if inputs.ndim < 1 or len(inputs) == 0:
+        raise ValueError(f"inputs must have a non-empty batch dimension, got shape {tuple(inputs.shape)}")
+    if not inputs.is_floating_point():
+        raise TypeError(f"inputs must be floating point, got {inputs.dtype}")
+    if not torch.isfinite(inputs).all():
+        raise ValueError("inputs contain NaN or infinite values")
+    return inputs if inputs.dtype in (torch.float32, torch.float64) else inputs.float()
+
+
+def _config_dict(cfg: Any) -> dict[str, Any]:
+    return {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)}

@@ -1,0 +1,286 @@
+"""The one place that evaluates input-gradients in batches.
+
+Methods describe *rows*: for each of the B inputs, ``per_input`` points at which the gradient of the target is
+needed, plus how each row's gradient contributes to per-input sums. The engine folds all B x per_input rows
+into chunks (auto-sized to a memory budget, halved on out-of-memory), evaluates forward + input-only backward
+with the model's parameters frozen, and accumulates detached sums in float32 (float64 for float64 inputs).
+Forward-only work (predictions, reference scores) runs under ``torch.inference_mode()`` in chunks too.
+"""
+
+from __future__ import annotations
+
+import math
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from attrib.targets import Target
+
+Points = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, Any]]
+Reduce = Callable[[torch.Tensor, Any, torch.Tensor, torch.Tensor], tuple[torch.Tensor, ...]]
+
+CPU_BUDGET_BYTES = 1 << 30  # activations saved for backward per chunk on the CPU (fits caches and RAM well)
+CPU_MAX_CHUNK = 32  # measured: per-row time rises past ~32 rows on a 2-core CPU
+GPU_BUDGET_FRACTION = 0.5  # share of free GPU memory a chunk's saved activations may take
+GPU_MAX_CHUNK = 1024
+
+_ROW_BYTES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> {(shape, dtype, ...): bytes}
+
+
+def _gradient_only(grad: torch.Tensor, aux: Any, rows_input: torch.Tensor, rows_index: torch.Tensor):
+    return (grad,)
+
+
+@dataclass
+class Rows:
+    """What a method asks of the engine.
+
+    Attributes:
+        per_input: number of rows (gradient evaluations) per input.
+        points: maps (rows_input, rows_index) index tensors to the points (rows, ...) and any auxiliary data.
+        reduce: maps a chunk's gradients (and aux) to tensors (rows, ...) to add into per-input sums.
+    """
+
+    per_input: int
+    points: Points
+    reduce: Reduce = _gradient_only
+
+
+@dataclass
+class Sums:
+    """Per-input sums returned by :meth:`Engine.accumulate`."""
+
+    terms: list[torch.Tensor]
+    scores: torch.Tensor  # (B,) sum over rows of the target score at each row
+
+
+def is_oom(error: BaseException) -> bool:
+    """True for CUDA or CPU allocation failures."""
+    if isinstance(error, torch.OutOfMemoryError):
+        return True
+    text = str(error)
+    return isinstance(error, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text)
+
+
+@dataclass
+class Engine:
+    """Batched forward / input-gradient evaluation for one model.
+
+    Args:
+        model: a ``torch.nn.Module`` or any callable mapping (B, ...) inputs to (B, C) outputs.
+        device: where to compute; None means where the model's parameters are (CPU for plain callables).
+        precision: "fp32", or "bf16" for bfloat16 autocast (sums stay float32).
+        chunk_size: rows per chunk; None chooses it from a memory budget.
+        progress: called with the number of rows finished after each chunk.
+    """
+
+    model: Callable[[torch.Tensor], torch.Tensor]
+    device: torch.device | str | None = None
+    precision: str = "fp32"
+    chunk_size: int | None = None
+    progress: Callable[[int], None] | None = None
+    passes: int = 0
+    _restore: list = field(default_factory=list, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.precision not in ("fp32", "bf16"):
+            raise ValueError(f"precision must be 'fp32' or 'bf16', got {self.precision!r}")
+        if self.chunk_size is not None and (not isinstance(self.chunk_size, int) or self.chunk_size < 1):
+            raise ValueError(f"chunk_size must be a positive integer or None, got {self.chunk_size!r}")
+        self.device = torch.device(self.device) if self.device is not None else _model_device(self.model)
+        self.channels_last = isinstance(self.model, torch.nn.Module) and any(
+            isinstance(m, torch.nn.Conv2d) for m in self.model.modules())
+
+    # -- model preparation -------------------------------------------------------------------------------------
+
+    def __enter__(self) -> "Engine":
+        """Freeze parameters, move the model and use channels_last for conv nets; undone on exit."""
+        if isinstance(self.model, torch.nn.Module):
+            flags = [(p, p.requires_grad) for p in self.model.parameters()]
+            home = _model_device(self.model)
+            self._restore.append(lambda: [p.requires_grad_(f) for p, f in flags])
+            self._restore.append(lambda: self.model.to(home, memory_format=torch.contiguous_format))
+            self.model.requires_grad_(False)
+            fmt = torch.channels_last if self.channels_last else torch.contiguous_format
+            self.model.to(self.device, memory_format=fmt)
+            if self.model.training:
+                import warnings
+                warnings.warn("the model is in training mode; call model.eval() so that batch statistics and "
+                              "dropout do not change attributions", stacklevel=3)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        while self._restore:
+            self._restore.pop()()
+
+    # -- forward only ------------------------------------------------------------------------------------------
+
+    def outputs(self, x: torch.Tensor) -> torch.Tensor:
+        """Model outputs (B, C) for inputs x, as float32 (float64 for float64 inputs), no gradient."""
+        parts: list[torch.Tensor] = []
+
+        def work(start: int, stop: int) -> None:
+            with torch.inference_mode():
+                out = self._forward(self._layout(x[start:stop].to(self.device)))
+            parts.append(out.to(_acc_dtype(x)).clone())
+
+        self._run_chunks(len(x), 4 * self._max_chunk(x[:1]), work)
+        return torch.cat(parts)
+
+    def scores(self, x: torch.Tensor, target: Target, rows_input: torch.Tensor) -> torch.Tensor:
+        """Target score per row for points x, no gradient."""
+        out = self.outputs(x)
+        return target.score(out, rows_input.to(out.device)).detach()
+
+    # -- gradients ---------------------------------------------------------------------------------------------
+
+    def accumulate(self, rows: Rows, n_inputs: int, target: Target, like: torch.Tensor) -> Sums:
+        """Evaluate every row's input-gradient and sum the method's contributions per input.
+
+        Args:
+            rows: the method's row description.
+            n_inputs: B.
+            target: a resolved target.
+            like: one input with its batch dimension, e.g. ``x[:1]`` (sizes the chunks and sums).
+        """
+        dtype = _acc_dtype(like)
+        sums = Sums([], torch.zeros(n_inputs, dtype=dtype, device=self.device))
+
+        def work(start: int, stop: int) -> None:
+            b, r = _split(torch.arange(start, stop, device=self.device), rows.per_input)
+            grads, row_scores, aux = self._grad_chunk(rows, b, r, target)
+            contributions = rows.reduce(grads, aux, b, r)
+            if not sums.terms:
+                sums.terms = [torch.zeros((n_inputs, *c.shape[1:]), dtype=dtype, device=self.device)
+                              for c in contributions]
+            for acc, c in zip(sums.terms, contributions):
+                acc.index_add_(0, b, c.to(dtype))
+            sums.scores.index_add_(0, b, row_scores.to(dtype))
+            self.passes += stop - start
+            if self.progress is not None:
+                self.progress(stop - start)
+
+        total = n_inputs * rows.per_input
+        self._run_chunks(total, self._chunk_size(total, like), work)
+        return sums
+
+    def _grad_chunk(self, rows: Rows, b: torch.Tensor, r: torch.Tensor, target: Target):
+        points, aux = rows.points(b, r)
+        points = self._layout(points.to(self.device)).detach().requires_grad_(True)
+        with torch.enable_grad():
+            out = self._forward(points)
+            score = target.score(out, b)
+            if not score.requires_grad:
+                raise RuntimeError("the model's output does not depend on its input through autograd "
+                                   "(is the forward wrapped in torch.no_grad or detached?)")
+            (grad,) = torch.autograd.grad(score.sum(), points, allow_unused=True)
+        if grad is None:
+            grad = torch.zeros_like(points)
+        return grad.detach().contiguous(), score.detach(), aux
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.precision == "bf16":
+            with torch.autocast(self.device.type, dtype=torch.bfloat16):
+                return self.model(x)
+        return self.model(x)
+
+    def _layout(self, x: torch.Tensor) -> torch.Tensor:
+        if self.channels_last and x.ndim == 4:
+            return x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    # -- chunking ----------------------------------------------------------------------------------------------
+
+    def _run_chunks(self, total: int, size: int, work: Callable[[int, int], None]) -> None:
+        """Call ``work(start, stop)`` over consecutive row ranges, halving ``size`` on out-of-memory."""
+        start = 0
+        while start < total:
+            stop = min(start + size, total)
+            try:
+                work(start, stop)
+            except Exception as error:
+                if not is_oom(error) or size == 1:
+                    raise
+                size = max(1, size // 2)
+                _free_cache(self.device)
+                continue
+            start = stop
+
+    def _chunk_size(self, total: int, like: torch.Tensor) -> int:
+        if self.chunk_size is not None:
+            return self.chunk_size
+        most = self._max_chunk(like)
+        n_chunks = math.ceil(total / most)
+        return max(1, math.ceil(total / n_chunks))
+
+    def _max_chunk(self, one_row: torch.Tensor) -> int:
+        if self.chunk_size is not None:
+            return self.chunk_size
+        per_row = max(1, self._row_bytes(one_row))
+        if self.device.type == "cuda":
+            free, _ = torch.cuda.mem_get_info(self.device)
+            return int(min(GPU_MAX_CHUNK, max(1, GPU_BUDGET_FRACTION * free // per_row)))
+        return int(min(CPU_MAX_CHUNK, max(1, CPU_BUDGET_BYTES // per_row)))
+
+    def _row_bytes(self, one_row: torch.Tensor) -> int:
+        """Bytes of activations autograd saves for one row (measured once per model and input shape)."""
+        key = (tuple(one_row.shape[1:]), one_row.dtype, self.device, self.precision)
+        cache = _ROW_BYTES.setdefault(self.model, {}) if _weakrefable(self.model) else {}
+        if key not in cache:
+            cache[key] = self._measure_row_bytes(one_row)
+        return cache[key]
+
+    def _measure_row_bytes(self, one_row: torch.Tensor) -> int:
+        params = _storages(self.model)
+        saved: dict[int, int] = {}
+
+        def pack(t: torch.Tensor) -> torch.Tensor:
+            storage = t.untyped_storage()
+            if storage.data_ptr() not in params:
+                saved[storage.data_ptr()] = storage.nbytes()
+            return t
+
+        x = self._layout(one_row.detach().to(self.device)).requires_grad_(True)
+        with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            self._forward(x)
+        return sum(saved.values()) + x.numel() * x.element_size()
+
+
+def _split(flat: torch.Tensor, per_input: int) -> tuple[torch.Tensor, torch.Tensor]:
+    return flat // per_input, flat % per_input
+
+
+def _acc_dtype(x: torch.Tensor) -> torch.dtype:
+    return torch.float64 if x.dtype == torch.float64 else torch.float32
+
+
+def _model_device(model: Any) -> torch.device:
+    if isinstance(model, torch.nn.Module):
+        for p in model.parameters():
+            return p.device
+        for b in model.buffers():
+            return b.device
+    return torch.device("cpu")
+
+
+def _storages(model: Any) -> set[int]:
+    if not isinstance(model, torch.nn.Module):
+        return set()
+    tensors = [*model.parameters(), *model.buffers()]
+    return {t.untyped_storage().data_ptr() for t in tensors}
+
+
+def _weakrefable(obj: Any) -> bool:
+    try:
+        weakref.ref(obj)
+    except TypeError:
+        return False
+    return True
+
+
+def _free_cache(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.empty_cache()

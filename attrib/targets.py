@@ -1,0 +1,124 @@
+"""Targets: what scalar of the model's output an attribution explains.
+
+A target maps the model output of shape (rows, C) to a (rows,) tensor to differentiate. Class targets are
+resolved once, at the explained inputs, into one class index per input; every row evaluated for input ``b``
+(path points, noisy copies, ...) then explains that same class.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+
+TargetSpec = Any  # None | int | Sequence[int] | Target | Callable[[Tensor], Tensor]
+
+
+class Target:
+    """Base class. ``resolve`` fixes per-input state; ``score`` maps row outputs to scalars."""
+
+    def resolve(self, outputs: torch.Tensor) -> list[int] | None:
+        """Fix the target for inputs whose outputs are ``outputs`` (B, C); return class indices or None."""
+        return None
+
+    def score(self, outputs: torch.Tensor, rows_input: torch.Tensor) -> torch.Tensor:
+        """Scalar per row; ``rows_input`` (rows,) gives the input each row belongs to."""
+        raise NotImplementedError
+
+
+class ClassLogit(Target):
+    """The logit of a class: one index for all inputs, one per input, or ``None`` for the predicted class."""
+
+    def __init__(self, index: int | Sequence[int] | None = None) -> None:
+        self.index = index
+        self._classes: torch.Tensor | None = None
+
+    def resolve(self, outputs: torch.Tensor) -> list[int]:
+        n_inputs, n_classes = _check_outputs(outputs)
+        if self.index is None:
+            classes = outputs.detach().argmax(dim=1).tolist()
+        elif isinstance(self.index, int) and not isinstance(self.index, bool):
+            classes = [self.index] * n_inputs
+        else:
+            classes = [int(i) for i in self.index]
+            if len(classes) != n_inputs:
+                raise ValueError(f"target lists {len(classes)} classes for {n_inputs} inputs; give one per input")
+        for c in classes:
+            if not 0 <= c < n_classes:
+                raise ValueError(f"target class {c} is out of range: the model has {n_classes} classes "
+                                 f"(valid indices 0..{n_classes - 1})")
+        self._classes = torch.tensor(classes, dtype=torch.long, device=outputs.device)
+        return classes
+
+    def _rows_classes(self, outputs: torch.Tensor, rows_input: torch.Tensor) -> torch.Tensor:
+        if self._classes is None:
+            raise RuntimeError("target used before resolve()")
+        return self._classes.to(outputs.device)[rows_input.to(outputs.device)]
+
+    def _values(self, outputs: torch.Tensor) -> torch.Tensor:
+        return outputs
+
+    def score(self, outputs: torch.Tensor, rows_input: torch.Tensor) -> torch.Tensor:
+        classes = self._rows_classes(outputs, rows_input)
+        return self._values(outputs).gather(1, classes[:, None])[:, 0]
+
+
+class ClassProb(ClassLogit):
+    """The softmax probability of a class (as the official IG code attributes)."""
+
+    def _values(self, outputs: torch.Tensor) -> torch.Tensor:
+        return outputs.float().softmax(dim=1)
+
+
+class Predicted(ClassLogit):
+    """The logit of the class the model predicts at each explained input."""
+
+    def __init__(self) -> None:
+        super().__init__(None)
+
+
+class CallableTarget(Target):
+    """Wraps a user function mapping outputs (rows, C) to (rows,)."""
+
+    def __init__(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> None:
+        self.fn = fn
+
+    def score(self, outputs: torch.Tensor, rows_input: torch.Tensor) -> torch.Tensor:
+        value = self.fn(outputs)
+        if value.shape != (outputs.shape[0],):
+            raise ValueError(f"target function must return shape ({outputs.shape[0]},), got {tuple(value.shape)}")
+        return value
+
+
+def make_target(spec: TargetSpec) -> Target:
+    """Turn the public API's ``target`` argument into a fresh Target."""
+    if spec is None:
+        return Predicted()
+    if isinstance(spec, ClassLogit):
+        return type(spec)(spec.index) if type(spec) is not Predicted else Predicted()
+    if isinstance(spec, Target):
+        return spec
+    if isinstance(spec, bool):
+        raise TypeError("target must be None, an int, a sequence of ints or a callable, not a bool")
+    if isinstance(spec, int):
+        return ClassLogit(spec)
+    if isinstance(spec, torch.Tensor):
+        return ClassLogit(spec.reshape(-1).tolist())
+    if isinstance(spec, Sequence) and not isinstance(spec, str):
+        return ClassLogit([_as_int(i) for i in spec])
+    if callable(spec):
+        return CallableTarget(spec)
+    raise TypeError(f"target must be None, an int, a sequence of ints or a callable, not {type(spec).__name__}")
+
+
+def _as_int(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | torch.Tensor):
+        raise TypeError(f"target classes must be ints, got {value!r}")
+    return int(value)
+
+
+def _check_outputs(outputs: torch.Tensor) -> tuple[int, int]:
+    if outputs.ndim != 2:
+        raise ValueError(f"class targets need model outputs of shape (B, C); got {tuple(outputs.shape)}")
+    return outputs.shape[0], outputs.shape[1]
