@@ -122,3 +122,28 @@ def _check_outputs(outputs: torch.Tensor) -> tuple[int, int]:
     if outputs.ndim != 2:
         raise ValueError(f"class targets need model outputs of shape (B, C); got {tuple(outputs.shape)}")
     return outputs.shape[0], outputs.shape[1]
+
+
+def parse_class(text: str, labels: list[str]) -> int | None:
+    """Resolve a user's class: "pred" -> None, an index, or a label name (case-insensitive, any comma-separated
+    synonym of ImageNet-style labels); ValueError with suggestions on a miss."""
+    import difflib
+
+    text = str(text).strip()
+    if text.lower() in ("pred", "predicted", ""):
+        return None
+    if text.lstrip("-").isdigit():
+        index = int(text)
+        if not 0 <= index < len(labels):
+            raise ValueError(f"target {index} is out of range: the model has {len(labels)} classes "
+                             f"(valid indices 0..{len(labels) - 1})")
+        return index
+    names: dict[str, int] = {}
+    for i, label in enumerate(labels):
+        for name in [label, *label.split(",")]:
+            names.setdefault(name.strip().lower(), i)
+    if text.lower() in names:
+        return names[text.lower()]
+    close = difflib.get_close_matches(text.lower(), list(names), n=3, cutoff=0.6)
+    hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+    raise ValueError(f"unknown target label {text!r}{hint} (use pred, a class index or a label name)")

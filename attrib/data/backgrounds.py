@@ -1,0 +1,42 @@
+"""Reference sets for Expected Gradients.
+
+The default, used when no ``--background DIR`` is given: the four built-in sample images as the model sees
+them, their blurred copies (Gaussian, sigma = 10% of the image side) and four images of uniform pixel noise
+(seeded) — 12 references. Never the explained image alone, which would give all-zero attributions.
+"""
+
+from __future__ import annotations
+
+import torch
+from PIL import Image
+
+from attrib.data.images import InputError, expand_inputs, load_sample, SAMPLE_NAMES
+from attrib.methods.baselines import gaussian_blur
+from attrib.models.preprocess import Preprocess
+from attrib.rng import generator
+
+DEFAULT_DESCRIPTION = ("built-in: 4 sample images (chelsea, coffee, rocket, astronaut), their blurred copies "
+                       "and 4 uniform-noise images")
+NOISE_STREAM = 404
+
+
+def default_background(preprocess: Preprocess, seed: int = 0) -> tuple[torch.Tensor, str]:
+    """The default reference set (see the module docstring) and its description."""
+    samples = torch.stack([preprocess(load_sample(name)) for name in SAMPLE_NAMES])
+    blurred = gaussian_blur(samples, 0.1 * max(preprocess.size))
+    height, width = preprocess.size
+    noise = []
+    for i in range(len(SAMPLE_NAMES)):
+        pixels = torch.randint(0, 256, (height, width, preprocess.channels), generator=generator(seed, NOISE_STREAM, i),
+                               dtype=torch.uint8)
+        noise.append(preprocess.tensor(Image.fromarray(pixels.squeeze(-1).numpy())))
+    return torch.cat([samples, blurred, torch.stack(noise)]), DEFAULT_DESCRIPTION
+
+
+def folder_background(folder: str, preprocess: Preprocess) -> tuple[torch.Tensor, str]:
+    """Every image under ``folder``, preprocessed; InputError naming the first unreadable one."""
+    sources = expand_inputs([folder])
+    images = [preprocess(source.load()) for source in sources]  # raises InputError on a bad file
+    if not images:
+        raise InputError(f"{folder}: no background images")
+    return torch.stack(images), f"{len(images)} images from {folder}"

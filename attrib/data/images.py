@@ -1,0 +1,138 @@
+"""Image inputs: expand files, folders and globs; decode any Pillow mode into RGB; one clear error per bad file.
+
+Built-in samples (no input given): scikit-image's chelsea, coffee, rocket and astronaut.
+"""
+
+from __future__ import annotations
+
+import glob
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".jfif"}
+SAMPLE_NAMES = ("chelsea", "coffee", "rocket", "astronaut")
+
+
+class InputError(Exception):
+    """An input that cannot be used; the message is one line naming the input and the reason."""
+
+
+@dataclass(frozen=True)
+class ImageSource:
+    """One input: a display name and how to load it (None loader = an error found while expanding)."""
+
+    name: str
+    load: Callable[[], Image.Image]
+    path: str | None = None
+
+
+def sample_sources() -> list[ImageSource]:
+    """The built-in sample images."""
+    return [ImageSource(f"sample:{n}", lambda n=n: load_sample(n)) for n in SAMPLE_NAMES]
+
+
+def load_sample(name: str) -> Image.Image:
+    """A scikit-image sample as an RGB PIL image."""
+    from skimage import data
+
+    if name not in SAMPLE_NAMES:
+        raise InputError(f"sample:{name}: unknown sample; available: {', '.join(SAMPLE_NAMES)}")
+    return Image.fromarray(getattr(data, name)()).convert("RGB")
+
+
+def expand_inputs(args: list[str]) -> list[ImageSource]:
+    """Files, folders (recursively, image suffixes only), globs and ``sample:NAME``; order kept, no duplicates.
+
+    An argument that matches nothing still yields a source whose loading fails with a clear message, so a
+    batch reports it and goes on.
+    """
+    if not args:
+        return sample_sources()
+    sources: list[ImageSource] = []
+    seen: set[str] = set()
+    for arg in args:
+        for source in _expand_one(arg):
+            if source.name not in seen:
+                seen.add(source.name)
+                sources.append(source)
+    return sources
+
+
+def _expand_one(arg: str) -> list[ImageSource]:
+    if arg.startswith("sample:"):
+        return [ImageSource(arg, lambda: load_sample(arg[7:]))]
+    path = Path(arg)
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            return [_failing(arg, "folder holds no image files")]
+        return [_file_source(p) for p in files]
+    if any(c in arg for c in "*?[") and not path.exists():
+        matches = sorted(Path(p) for p in glob.glob(arg, recursive=True) if Path(p).is_file())
+        return [_file_source(p) for p in matches] or [_failing(arg, "no files match this pattern")]
+    return [_file_source(path)]
+
+
+def _file_source(path: Path) -> ImageSource:
+    return ImageSource(str(path), lambda: load_image(path), str(path))
+
+
+def _failing(name: str, reason: str) -> ImageSource:
+    def fail() -> Image.Image:
+        raise InputError(f"{name}: {reason}")
+
+    return ImageSource(name, fail)
+
+
+def load_image(path: str | Path) -> Image.Image:
+    """Decode an image file into RGB (EXIF orientation applied); InputError with the reason otherwise."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: file not found")
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder")
+    if path.stat().st_size == 0:
+        raise InputError(f"{path}: empty file (0 bytes)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                image.load()
+                image = ImageOps.exif_transpose(image)
+                return to_rgb(image)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise InputError(f"{path}: image too large (over {Image.MAX_IMAGE_PIXELS:,} pixels; "
+                         "possible decompression bomb)") from None
+    except Image.UnidentifiedImageError:
+        raise InputError(f"{path}: not an image Pillow can read") from None
+    except (OSError, SyntaxError, ValueError) as error:
+        reason = "truncated or corrupt image" if "truncated" in str(error) or "broken" in str(error) else str(error)
+        raise InputError(f"{path}: {reason.splitlines()[0] if reason else 'unreadable'}") from None
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Any Pillow mode (RGBA, LA, P, L, 1, CMYK, I;16, I, F, ...) to 8-bit RGB; transparency over white."""
+    if image.mode == "P":
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = image.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, rgba).convert("RGB")
+    if image.mode.startswith("I") or image.mode == "F":
+        return _scale_to_8bit(image).convert("RGB")
+    return image.convert("RGB")
+
+
+def _scale_to_8bit(image: Image.Image) -> Image.Image:
+    array = np.asarray(image, dtype=np.float64)
+    if image.mode != "F" and array.max() > 255:
+        array = array / 65535.0 * 255.0
+    elif image.mode == "F":
+        low, high = float(array.min()), float(array.max())
+        array = (array - low) / (high - low or 1.0) * 255.0
+    return Image.fromarray(np.clip(array, 0, 255).astype(np.uint8), mode="L")

@@ -1,0 +1,56 @@
+"""Hugging Face image classifiers: ``hf:ORG/NAME`` from the hub, or a local folder saved with save_pretrained."""
+
+from __future__ import annotations
+
+import torch
+
+from attrib.models import Model, ModelError, first_line
+from attrib.models.preprocess import Preprocess
+
+
+class LogitsOnly(torch.nn.Module):
+    """Wraps a transformers classifier so that it maps pixel values (B, C, H, W) to logits (B, K)."""
+
+    def __init__(self, inner: torch.nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        return self.inner(pixel_values=pixel_values).logits
+
+
+def load_hf(name: str, *, trust_remote_code: bool = False) -> Model:
+    """Load model + image processor; remote code runs only when ``trust_remote_code`` is set."""
+    from transformers import AutoImageProcessor, AutoModelForImageClassification
+
+    try:
+        module = AutoModelForImageClassification.from_pretrained(name, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as error:
+        raise ModelError(f"cannot load Hugging Face model {name!r}: {first_line(error)} (offline? pass a local "
+                         "folder saved with save_pretrained)") from None
+    try:
+        processor = AutoImageProcessor.from_pretrained(name, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError):
+        processor = None
+    labels = [str(module.config.id2label.get(i, f"class {i}")) for i in range(module.config.num_labels)]
+    return Model(LogitsOnly(module).eval(), _preprocess(processor, module), labels, "image", f"hf:{name}")
+
+
+def _preprocess(processor, module) -> Preprocess:
+    size = getattr(module.config, "image_size", 224)
+    height = width = size if isinstance(size, int) else size[0]
+    if processor is None:
+        return Preprocess(size=(height, width), crop_pct=1.0, mean=(0.5,) * 3, std=(0.5,) * 3, squash=True)
+    proc_size = getattr(processor, "size", None) or {}
+    crop = getattr(processor, "crop_size", None) or {}
+    if getattr(processor, "do_center_crop", False) and crop:
+        height, width = crop.get("height", height), crop.get("width", width)
+        short = proc_size.get("shortest_edge", min(height, width))
+        crop_pct, squash = min(height, width) / short, False
+    else:
+        height, width = proc_size.get("height", height), proc_size.get("width", width)
+        crop_pct, squash = 1.0, True
+    mean = tuple(getattr(processor, "image_mean", None) or (0.5,) * 3)
+    std = tuple(getattr(processor, "image_std", None) or (0.5,) * 3)
+    return Preprocess(size=(height, width), crop_pct=crop_pct, mean=mean, std=std, interpolation="bilinear",
+                      squash=squash)

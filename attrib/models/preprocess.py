@@ -1,0 +1,63 @@
+"""Image preprocessing as the model's own config describes it: resize, centre-crop, normalise.
+
+``view`` gives the RGB image exactly as the model sees it (resized and cropped, not normalised), so heatmaps
+overlay the pixels they explain; ``tensor`` normalises that view into the model's input space.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from PIL import Image
+
+_RESAMPLE = {"bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.BICUBIC,
+             "nearest": Image.Resampling.NEAREST, "lanczos": Image.Resampling.LANCZOS}
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """Attributes:
+        size: (height, width) of the model input.
+        crop_pct: the centre crop keeps this fraction of the resized image (timm's convention); 1.0 = no crop.
+        mean, std: per-channel normalisation of [0, 1] pixel values.
+        interpolation: "bilinear", "bicubic", "nearest" or "lanczos".
+        channels: 3 for RGB models, 1 for grayscale.
+        squash: resize straight to ``size`` ignoring the aspect ratio (as many Hugging Face processors do).
+    """
+
+    size: tuple[int, int] = (224, 224)
+    crop_pct: float = 0.875
+    mean: tuple[float, ...] = (0.485, 0.456, 0.406)
+    std: tuple[float, ...] = (0.229, 0.224, 0.225)
+    interpolation: str = "bicubic"
+    channels: int = 3
+    squash: bool = False
+
+    def view(self, image: Image.Image) -> Image.Image:
+        """Resize the shorter side to size / crop_pct, then centre-crop to ``size``."""
+        image = image.convert("RGB" if self.channels == 3 else "L")
+        height, width = self.size
+        resample = _RESAMPLE.get(self.interpolation, Image.Resampling.BICUBIC)
+        if self.squash:
+            return image.resize((width, height), resample)
+        scale = max(height, width) / self.crop_pct / min(image.size)
+        new = (max(width, math.floor(image.width * scale + 0.5)), max(height, math.floor(image.height * scale + 0.5)))
+        image = image.resize(new, resample)
+        left, top = (new[0] - width) // 2, (new[1] - height) // 2
+        return image.crop((left, top, left + width, top + height))
+
+    def tensor(self, view: Image.Image) -> torch.Tensor:
+        """Normalise a view (already resized and cropped) into a (C, H, W) float32 tensor."""
+        array = np.asarray(view, dtype=np.float32) / 255.0
+        if array.ndim == 2:
+            array = array[:, :, None]
+        x = torch.from_numpy(array.copy()).permute(2, 0, 1)
+        mean = torch.tensor(self.mean, dtype=torch.float32)[:, None, None]
+        std = torch.tensor(self.std, dtype=torch.float32)[:, None, None]
+        return (x - mean) / std
+
+    def __call__(self, image: Image.Image) -> torch.Tensor:
+        return self.tensor(self.view(image))

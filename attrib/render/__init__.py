@@ -1,0 +1,1 @@
+"""Rendering: heatmap images (heatmap.py) and terminal tables (terminal.py)."""

@@ -1,0 +1,77 @@
+"""Heatmaps of attributions, as DESIGN.md says.
+
+Signed maps: channels summed, diverging colour map centred at 0, symmetric scale at the 99th percentile of |a|.
+Unsigned maps (magnitudes): channels summed, sequential colour map, same clip. Overlays blend the heatmap at
+alpha 0.5 over the image exactly as the model saw it. An all-zero or NaN map is drawn as a hatched panel with
+a note (and a warning), never as a solid colour.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+SIGNED_CMAP = "RdBu_r"
+UNSIGNED_CMAP = "inferno"
+PERCENTILE = 99.0
+ALPHA = 0.5
+
+
+@dataclass
+class Heatmap:
+    """A rendered map: RGB image, the scale it was clipped at, and a warning when it is degenerate."""
+
+    image: Image.Image
+    scale: float
+    warning: str | None = None
+
+
+def to_2d(values: np.ndarray) -> np.ndarray:
+    """(C, H, W) or (H, W) attributions to (H, W) by summing channels."""
+    values = np.asarray(values, dtype=np.float64)
+    return values.sum(axis=0) if values.ndim == 3 else values
+
+
+def render(values: np.ndarray, signed: bool) -> Heatmap:
+    """Colour an attribution map; see the module docstring for the conventions."""
+    import matplotlib
+
+    amap = to_2d(values)
+    finite = np.isfinite(amap)
+    if not finite.any() or not np.abs(amap[finite]).max() > 0:
+        reason = "all NaN" if not finite.any() else "all zero"
+        return Heatmap(_hatched(amap.shape, f"attribution is {reason}"), 0.0, f"attribution map is {reason}")
+    scale = float(np.percentile(np.abs(amap[finite]), PERCENTILE)) or float(np.abs(amap[finite]).max())
+    if signed:
+        normed = (np.clip(amap / scale, -1, 1) + 1) / 2
+    else:
+        normed = np.clip(amap / scale, 0, 1)
+    rgb = matplotlib.colormaps[SIGNED_CMAP if signed else UNSIGNED_CMAP](np.nan_to_num(normed, nan=0.5))[..., :3]
+    rgb = (rgb * 255).round().astype(np.uint8)
+    warning = None
+    if not finite.all():
+        rgb[~finite] = _hatch_pattern(amap.shape)[~finite]
+        warning = f"attribution map has {int((~finite).sum())} NaN/inf values (hatched)"
+    return Heatmap(Image.fromarray(rgb), scale, warning)
+
+
+def overlay(view: Image.Image, heat: Image.Image, alpha: float = ALPHA) -> Image.Image:
+    """Blend a heatmap over the model's view of the image (resized to match if needed)."""
+    heat = heat.resize(view.size, Image.Resampling.NEAREST) if heat.size != view.size else heat
+    return Image.blend(view.convert("RGB"), heat.convert("RGB"), alpha)
+
+
+def _hatch_pattern(shape: tuple[int, int]) -> np.ndarray:
+    rows, cols = np.indices(shape)
+    stripes = ((rows + cols) // 4) % 2 == 0
+    out = np.full((*shape, 3), 200, dtype=np.uint8)
+    out[stripes] = 150
+    return out
+
+
+def _hatched(shape: tuple[int, int], note: str) -> Image.Image:
+    image = Image.fromarray(_hatch_pattern(shape))
+    ImageDraw.Draw(image).text((4, 4), note, fill=(0, 0, 0))
+    return image

@@ -1,0 +1,32 @@
+"""Shared fixtures: offline, single-threaded-deterministic CPU runs and small toy models."""
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from tests.toys import Linear, Quadratic, small_convnet  # noqa: E402
+
+
+@pytest.fixture
+def linear_model():
+    torch.manual_seed(1)
+    w = torch.randn(2, 3, 3, dtype=torch.float64)
+    return Linear(w).eval(), w
+
+
+@pytest.fixture
+def quadratic_model():
+    torch.manual_seed(2)
+    m = torch.randn(6, 6, dtype=torch.float64)
+    a = (m + m.T) / 2
+    b = torch.randn(6, dtype=torch.float64)
+    return Quadratic(a, b).eval(), a, b
+
+
+@pytest.fixture
+def convnet():
+    return small_convnet()

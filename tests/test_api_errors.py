@@ -1,0 +1,93 @@
+"""Bad arguments raise one clear error naming what is wrong."""
+
+import pytest
+import torch
+
+import attrib
+from tests.toys import small_convnet
+
+
+@pytest.fixture
+def setup():
+    return small_convnet(), torch.randn(2, 3, 12, 12, dtype=torch.float64)
+
+
+def test_unknown_method_lists_valid_names(setup):
+    model, x = setup
+    with pytest.raises(attrib.UnknownMethodError) as err:
+        attrib.attribute(model, x, "integrated_gradient")
+    assert "unknown method 'integrated_gradient'" in str(err.value)
+    assert "integrated_gradients (ig)" in str(err.value) and "smoothgrad" in str(err.value)
+
+
+@pytest.mark.parametrize("target,match", [
+    (4, r"target class 4 is out of range: the model has 4 classes \(valid indices 0..3\)"),
+    (-1, "out of range"),
+    ([0, 1, 2], "3 classes for 2 inputs"),
+    ("cat", "target must be"),
+    (True, "not a bool"),
+])
+def test_wrong_target(setup, target, match):
+    model, x = setup
+    with pytest.raises((ValueError, TypeError), match=match):
+        attrib.attribute(model, x, "gradient", target=target)
+
+
+def test_wrong_background_shape(setup):
+    model, x = setup
+    with pytest.raises(ValueError, match=r"background must have shape \(N, 3, 12, 12\).*got \(5, 3, 10, 10\)"):
+        attrib.attribute(model, x, "eg", background=torch.randn(5, 3, 10, 10, dtype=torch.float64))
+
+
+def test_missing_background(setup):
+    model, x = setup
+    with pytest.raises(ValueError, match="expected_gradients needs background"):
+        attrib.attribute(model, x, "eg")
+
+
+@pytest.mark.parametrize("config,match", [
+    ({"n_step": 5}, "unknown option.*n_step.*valid options: n_steps, baseline, rule"),
+    ({"n_steps": 0}, "n_steps must be a positive integer"),
+    ({"rule": "simpson"}, "unknown rule 'simpson'"),
+    ({"rule": "trapezoid", "n_steps": 1}, "trapezoid rule needs n_steps >= 2"),
+    ({"baseline": "black"}, "unknown baseline 'black'"),
+    ({"baseline": torch.zeros(4, 4)}, "does not broadcast"),
+])
+def test_bad_ig_config(setup, config, match):
+    model, x = setup
+    with pytest.raises(ValueError, match=match):
+        attrib.attribute(model, x, "ig", **config)
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"seed": -1}, "seed must be a non-negative integer"),
+    ({"precision": "fp16"}, "precision must be 'fp32' or 'bf16'"),
+    ({"chunk_size": 0}, "chunk_size must be a positive integer"),
+    ({"noise_frac": -0.1}, "noise_frac must be >= 0"),
+])
+def test_bad_run_options(setup, kwargs, match):
+    model, x = setup
+    with pytest.raises(ValueError, match=match):
+        attrib.attribute(model, x, "smoothgrad", **kwargs)
+
+
+@pytest.mark.parametrize("inputs,match", [
+    ([1.0, 2.0], "inputs must be a torch.Tensor"),
+    (torch.zeros(0, 3, 12, 12), "non-empty batch"),
+    (torch.zeros(2, 3, 12, 12, dtype=torch.long), "floating point"),
+    (torch.full((1, 3, 12, 12), float("nan")), "NaN"),
+])
+def test_bad_inputs(setup, inputs, match):
+    model, _ = setup
+    with pytest.raises((TypeError, ValueError), match=match):
+        attrib.attribute(model, inputs, "gradient")
+
+
+def test_detached_model_is_reported(setup):
+    _, x = setup
+
+    def frozen(inputs):
+        return torch.zeros(len(inputs), 3) + inputs.detach().sum()
+
+    with pytest.raises(RuntimeError, match="does not depend on its input through autograd"):
+        attrib.attribute(frozen, x, "gradient", target=0)

@@ -1,0 +1,105 @@
+"""The engine: chunking, out-of-memory back-off, model preparation and restoration, targets."""
+
+import pytest
+import torch
+
+import attrib
+from attrib.engine import Engine
+from tests.toys import small_convnet
+
+
+class FailsAboveBatch(torch.nn.Module):
+    """Raises an out-of-memory error for batches larger than ``limit`` (a stand-in for a full GPU)."""
+
+    def __init__(self, inner: torch.nn.Module, limit: int) -> None:
+        super().__init__()
+        self.inner, self.limit, self.sizes = inner, limit, []
+
+    def forward(self, x):
+        self.sizes.append(len(x))
+        if len(x) > self.limit:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return self.inner(x)
+
+
+def test_out_of_memory_halves_the_chunk_and_gives_the_same_answer():
+    net, x = small_convnet(), torch.randn(2, 3, 12, 12, dtype=torch.float64)
+    flaky = FailsAboveBatch(net, limit=5).eval()
+    res = attrib.attribute(flaky, x, "ig", n_steps=20, chunk_size=16, target=0)
+    ref = attrib.attribute(net, x, "ig", n_steps=20, chunk_size=1, target=0)
+    assert torch.allclose(res.values, ref.values, atol=1e-7)
+    assert res.passes == 40
+    assert max(s for s in flaky.sizes[1:] if s <= 5) == 4  # 16 -> 8 -> 4
+
+
+def test_other_errors_are_not_retried():
+    class Broken(torch.nn.Module):
+        def forward(self, x):
+            raise RuntimeError("shape mismatch in layer 3")
+
+    with pytest.raises(RuntimeError, match="shape mismatch"):
+        attrib.attribute(Broken().eval(), torch.randn(1, 4), "gradient", target=0)
+
+
+def test_model_state_is_restored():
+    net = small_convnet(torch.float32)
+    net[0].weight.requires_grad_(True)
+    net[2].weight.requires_grad_(False)
+    attrib.attribute(net, torch.randn(1, 3, 12, 12), "gradient")
+    assert net[0].weight.requires_grad and not net[2].weight.requires_grad
+    assert net[0].weight.is_contiguous()
+    assert net[0].weight.grad is None
+
+
+def test_training_mode_warns():
+    net = small_convnet().train()
+    with pytest.warns(UserWarning, match="training mode"):
+        attrib.attribute(net, torch.randn(1, 3, 12, 12, dtype=torch.float64), "gradient")
+
+
+def test_auto_chunk_does_not_grow_with_rows():
+    net = small_convnet(torch.float32)
+    x = torch.randn(1, 3, 12, 12)
+    with Engine(net) as engine:
+        most = engine._max_chunk(x)
+        assert engine._chunk_size(50, x) <= most and engine._chunk_size(400, x) <= most
+        assert engine._chunk_size(3, x) == 3
+
+
+def test_plain_callable_and_callable_target():
+    w = torch.randn(6)
+
+    def fn(x):
+        return torch.stack([x @ w, (x ** 2).sum(dim=1)], dim=1)
+
+    x = torch.randn(3, 6)
+    res = attrib.attribute(fn, x, "gradient", target=lambda out: out[:, 1])
+    assert torch.allclose(res.values, 2 * x, atol=1e-6)
+    assert res.target is None
+    res = attrib.attribute(fn, x, "gradient", target=torch.tensor([0, 1, 0]))
+    assert res.target == [0, 1, 0]
+    assert torch.allclose(res.values[0], w) and torch.allclose(res.values[1], 2 * x[1])
+
+
+def test_predicted_target_is_fixed_at_the_input():
+    net, x = small_convnet(), torch.randn(4, 3, 12, 12, dtype=torch.float64)
+    res = attrib.attribute(net, x, "ig", n_steps=8)
+    assert res.target == net(x).argmax(dim=1).tolist()
+    explicit = attrib.attribute(net, x, "ig", n_steps=8, target=res.target)
+    assert torch.equal(res.values, explicit.values)
+
+
+def test_progress_reports_every_row():
+    seen = []
+    net, x = small_convnet(), torch.randn(2, 3, 12, 12, dtype=torch.float64)
+    attrib.attribute(net, x, "smoothgrad", n_samples=9, chunk_size=4, progress=seen.append)
+    assert sum(seen) == 18 and max(seen) == 4
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_matches_cpu():
+    net, x = small_convnet(torch.float32), torch.randn(2, 3, 12, 12)
+    cpu = attrib.attribute(net, x, "ig", n_steps=16)
+    gpu = attrib.attribute(net, x, "ig", n_steps=16, device="cuda")
+    assert gpu.device.startswith("cuda") and torch.allclose(cpu.values, gpu.values, atol=1e-4)
