@@ -152,7 +152,11 @@ def _explain_one(model: Model, source: ImageSource, input_id: str, options: Expl
     entry["view"] = run.write_png(f"images/{input_id}/input.png", view)
     entry["predictions"] = top_predictions(model, x, options)
     for method in options.methods:
-        entry["attributions"].append(_attribute_one(model, x, view, method, input_id, options, run, events))
+        try:
+            entry["attributions"].append(_attribute_one(model, x, view, method, input_id, options, run, events))
+        except (RuntimeError, ValueError) as error:  # e.g. an input size this model cannot take
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            return {**entry, "status": "error", "error": f"{source.name}: {method} failed: {reason}"}
     return entry
 
 
@@ -181,4 +185,4 @@ def _attribute_one(model: Model, x: torch.Tensor, view, method: str, input_id: s
             "completeness_gap": gap, "seconds": round(result.seconds, 3), "passes": result.passes,
             "scale": heat.scale, "warning": heat.warning,
             "heatmap": run.write_png(f"images/{input_id}/{method}_heatmap.png", heat.image),
-            "overlay": run.write_png(f"images/{input_id}/{method}_overlay.png", overlay(view, heat.image))}
+            "overlay": run.write_png(f"images/{input_id}/{method}_overlay.png", overlay(view, heat))}

@@ -135,5 +135,19 @@ def register_method(name: str, *, config: type, cost: str, rows: Callable[[Any],
     return decorate
 
 
+def describe_options(config: type) -> list[dict[str, Any]]:
+    """Each config field's name, default and the meaning given in the config's docstring."""
+    docs: dict[str, str] = {}
+    current = None
+    for line in (config.__doc__ or "").splitlines():
+        head, sep, rest = line.strip().partition(":")
+        if sep and head.isidentifier() and head not in ("Attributes",):
+            current, docs[head] = head, rest.strip()
+        elif current and line.strip():
+            docs[current] += " " + line.strip()
+    return [{"name": f.name, "default": "required" if f.default is None else f.default,
+             "doc": docs.get(f.name, "")} for f in dataclasses.fields(config)]
+
+
 # Importing the modules registers the methods.
 from attrib.methods import gradient, integrated_gradients, expected_gradients, smoothgrad  # noqa: E402,F401

@@ -1,8 +1,9 @@
 """Heatmaps of attributions, as DESIGN.md says.
 
 Signed maps: channels summed, diverging colour map centred at 0, symmetric scale at the 99th percentile of |a|.
-Unsigned maps (magnitudes): channels summed, sequential colour map, same clip. Overlays blend the heatmap at
-alpha 0.5 over the image exactly as the model saw it. An all-zero or NaN map is drawn as a hatched panel with
+Unsigned maps (magnitudes): channels summed, sequential colour map, same clip. Overlays blend the heatmap over
+the image exactly as the model saw it, with opacity growing with |attribution| (up to ALPHA), so that the
+pixels that matter are coloured and the rest of the image stays readable. An all-zero or NaN map is drawn as a hatched panel with
 a note (and a warning), never as a solid colour.
 """
 
@@ -16,7 +17,7 @@ from PIL import Image, ImageDraw
 SIGNED_CMAP = "RdBu_r"
 UNSIGNED_CMAP = "inferno"
 PERCENTILE = 99.0
-ALPHA = 0.5
+ALPHA = 0.85
 
 
 @dataclass
@@ -26,6 +27,7 @@ class Heatmap:
     image: Image.Image
     scale: float
     warning: str | None = None
+    strength: np.ndarray | None = None  # (H, W) in [0, 1]: |attribution| / scale, clipped
 
 
 def to_2d(values: np.ndarray) -> np.ndarray:
@@ -54,13 +56,22 @@ def render(values: np.ndarray, signed: bool) -> Heatmap:
     if not finite.all():
         rgb[~finite] = _hatch_pattern(amap.shape)[~finite]
         warning = f"attribution map has {int((~finite).sum())} NaN/inf values (hatched)"
-    return Heatmap(Image.fromarray(rgb), scale, warning)
+    strength = np.nan_to_num(np.clip(np.abs(amap) / scale, 0, 1), nan=1.0)
+    return Heatmap(Image.fromarray(rgb), scale, warning, strength)
 
 
-def overlay(view: Image.Image, heat: Image.Image, alpha: float = ALPHA) -> Image.Image:
-    """Blend a heatmap over the model's view of the image (resized to match if needed)."""
-    heat = heat.resize(view.size, Image.Resampling.NEAREST) if heat.size != view.size else heat
-    return Image.blend(view.convert("RGB"), heat.convert("RGB"), alpha)
+def overlay(view: Image.Image, heat: Heatmap, alpha: float = ALPHA) -> Image.Image:
+    """Blend a heatmap over the model's view of the image, opacity alpha x strength per pixel."""
+    colour = heat.image.convert("RGB")
+    if colour.size != view.size:
+        colour = colour.resize(view.size, Image.Resampling.NEAREST)
+    strength = np.full(colour.size[::-1], 0.5) if heat.strength is None else heat.strength
+    if strength.shape != colour.size[::-1]:
+        strength = np.asarray(Image.fromarray(strength.astype(np.float32)).resize(view.size))
+    weight = (alpha * np.sqrt(strength))[..., None]
+    base = np.asarray(view.convert("RGB"), dtype=np.float64)
+    mixed = (1 - weight) * base + weight * np.asarray(colour, dtype=np.float64)
+    return Image.fromarray(mixed.round().clip(0, 255).astype(np.uint8))
 
 
 def _hatch_pattern(shape: tuple[int, int]) -> np.ndarray:

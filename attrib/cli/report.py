@@ -1,0 +1,24 @@
+"""``attrib report RUN_DIR -o report.html``: render a run folder, recomputing nothing."""
+
+from __future__ import annotations
+
+import click
+
+from attrib.cli.ui import UI
+
+
+@click.command()
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--output", "-o", default="report.html", show_default=True, type=click.Path(dir_okay=False),
+              help="Where to write the HTML file.")
+@click.option("--quiet", "-q", is_flag=True)
+def report(run_dir: str, output: str, quiet: bool) -> None:
+    """Write one self-contained HTML report for a run folder."""
+    from attrib.report.html import write_report
+
+    ui = UI(quiet=quiet)
+    try:
+        write_report(run_dir, output)
+    except (FileNotFoundError, ValueError) as error:
+        raise click.UsageError(str(error)) from None
+    ui.info(f"wrote {output}")

@@ -1,0 +1,74 @@
+"""The one terminal wrapper: status and progress to stderr, data (tables, --json) to stdout.
+
+rich honours NO_COLOR; progress bars are shown only on a terminal and never with --quiet or --json.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+from rich.console import Console
+from rich.markup import escape
+
+
+class UI:
+    """Messages by level (-q shows only errors, -v adds details) and optional progress bars."""
+
+    def __init__(self, quiet: bool = False, verbose: bool = False, json_mode: bool = False) -> None:
+        self.quiet, self.verbose, self.json_mode = quiet, verbose, json_mode
+        self.err = Console(stderr=True, highlight=False)
+        self.out = Console(highlight=False)
+
+    def info(self, text: str) -> None:
+        if not self.quiet:
+            self.err.print(escape(text))
+
+    def detail(self, text: str) -> None:
+        if self.verbose and not self.quiet:
+            self.err.print(f"[dim]{escape(text)}[/dim]")
+
+    def warn(self, text: str) -> None:
+        if not self.quiet:
+            self.err.print(f"[yellow]warning:[/yellow] {escape(text)}")
+
+    def error(self, text: str) -> None:
+        self.err.print(f"[red]error:[/red] {escape(text)}")
+
+    def show(self, renderable: Any) -> None:
+        """Data for the reader (tables): stdout, unless --json or --quiet."""
+        if not (self.json_mode or self.quiet):
+            self.out.print(renderable)
+
+    def emit_json(self, obj: Any) -> None:
+        sys.stdout.write(json.dumps(obj, indent=2, default=str) + "\n")
+        sys.stdout.flush()
+
+    @property
+    def live(self) -> bool:
+        return self.err.is_terminal and not self.quiet and not self.json_mode
+
+    @contextmanager
+    def progress(self) -> Iterator[Any]:
+        """A rich Progress on a terminal, else a no-op object with the same methods."""
+        if not self.live:
+            yield _NoProgress()
+            return
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        with Progress(*columns, console=self.err, transient=True) as progress:
+            yield progress
+
+
+class _NoProgress:
+    def add_task(self, *args: Any, **kwargs: Any) -> int:
+        return 0
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def advance(self, *args: Any, **kwargs: Any) -> None:
+        pass

@@ -1,0 +1,40 @@
+"""One self-contained HTML file from a run directory: images inlined as base64, no external URL, no script.
+
+All text goes through Jinja2 autoescaping; image paths from run.json are only read inside the run folder.
+"""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+from typing import Any
+
+from attrib.artifacts import atomic_write_text, load_run
+
+
+def write_report(run_dir: str | Path, out_path: str | Path) -> None:
+    """Render ``run_dir`` into ``out_path`` atomically."""
+    record, _ = load_run(run_dir)
+    atomic_write_text(out_path, render_report(record, Path(run_dir)))
+
+
+def render_report(record: dict[str, Any], run_dir: Path) -> str:
+    """The report's HTML text."""
+    import jinja2
+
+    env = jinja2.Environment(loader=jinja2.PackageLoader("attrib.report", "templates"),
+                             autoescape=True, undefined=jinja2.StrictUndefined)
+    env.filters["pct"] = lambda v: "—" if v is None else f"{100 * v:.2f}%"
+    env.globals["image"] = lambda rel: data_uri(run_dir, rel)
+    return env.get_template("report.html").render(run=record, inputs=record.get("inputs", []))
+
+
+def data_uri(run_dir: Path, relative: str | None) -> str:
+    """A PNG under the run folder as a data: URI ('' when missing or outside the folder)."""
+    if not relative:
+        return ""
+    root = run_dir.resolve()
+    path = (root / relative).resolve()
+    if root not in path.parents or not path.is_file():
+        return ""
+    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
