@@ -58,8 +58,8 @@ def atomic_write_npz(path: str | Path, arrays: dict[str, np.ndarray]) -> None:
 
 
 def slug(name: str, taken: set[str]) -> str:
-    """A file-safe, unique id for an input name (e.g. 'photos/cat 1.jpg' -> 'photos_cat_1.jpg')."""
-    base = re.sub(r"[^A-Za-z0-9._-]+", "_", name.replace("sample:", "")).strip("._") or "input"
+    """A file-safe id, unique among ``taken``, from an input's file name ('photos/cat 1.jpg' -> 'cat_1.jpg')."""
+    base = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(name.replace("sample:", "")).name).strip("._") or "input"
     base = base[-80:]
     candidate, n = base, 2
     while candidate in taken:

@@ -7,7 +7,13 @@ import click
 from attrib.cli.ui import UI
 
 
-@click.command()
+EPILOG = """\b
+Examples:
+  attrib report attrib-runs/20261127-101500 -o report.html
+  attrib explain photos/ --out run1 && attrib report run1 -o run1.html"""
+
+
+@click.command(epilog=EPILOG)
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
 @click.option("--output", "-o", default="report.html", show_default=True, type=click.Path(dir_okay=False),
               help="Where to write the HTML file.")

@@ -1,0 +1,180 @@
+"""`attrib explain` end to end through click's CliRunner (offline, small models)."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.cli.conftest import FAST, TINY, parse_json
+
+
+def test_help_does_not_import_torch():
+    code = ("import sys\nfrom click.testing import CliRunner\nfrom attrib.cli import main\n"
+            "for args in (['--help'], ['explain', '--help'], ['report', '--help']):\n"
+            "    r = CliRunner().invoke(main, args)\n    assert r.exit_code == 0, r.output\n"
+            "    assert 'Examples' in r.output\n"
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_default_run_explains_the_samples(run_cli, tmp_path):
+    out = tmp_path / "run"
+    result = run_cli("explain", "--out", out, "--json")
+    assert result.exit_code == 0, result.output
+    data = parse_json(result)
+    assert [i["path"] for i in data["inputs"]] == ["sample:chelsea", "sample:coffee", "sample:rocket",
+                                                   "sample:astronaut"]
+    chelsea = data["inputs"][0]
+    assert chelsea["status"] == "ok" and chelsea["error"] is None
+    assert chelsea["predictions"][0]["index"] in (281, 282, 285) and "cat" in chelsea["predictions"][0]["label"]
+    assert len(chelsea["predictions"]) == 5 and abs(sum(p["prob"] for p in chelsea["predictions"]) - 1) < 0.1
+    (ig,) = chelsea["attributions"]
+    assert ig["method"] == "integrated_gradients" and ig["target"] == chelsea["predictions"][0]["index"]
+    assert 0 <= ig["completeness_gap"] < 0.2
+    for key in ("overlay", "heatmap"):
+        assert Image.open(ig[key]).size == (224, 224)
+    record = json.loads((out / "run.json").read_text())
+    assert record["model"]["name"].startswith("default") and record["seed"] == 0
+    assert record["methods"][0]["config"]["n_steps"] == 50 and "torch" in record["versions"]
+    with np.load(out / "attributions.npz") as arrays:
+        assert arrays["chelsea/integrated_gradients"].shape == (3, 224, 224)
+
+
+def test_json_schema_and_options(run_cli, images, tmp_path):
+    result = run_cli("explain", images, *FAST, "-m", "ig", "-m", "sg", "-m", "gradient", "--target", "7",
+                     "--top-k", "3", "--set", "sg.noise_frac=0.2", "--set", "n_samples=4", "--out", tmp_path / "o", "--json")
+    assert result.exit_code == 0, result.output
+    data = parse_json(result)
+    assert set(data) >= {"inputs", "out_dir", "model", "methods", "seed"}
+    for entry in data["inputs"]:
+        assert set(entry) == {"path", "status", "error", "predictions", "attributions"}
+        assert len(entry["predictions"]) == 3 and set(entry["predictions"][0]) == {"index", "label", "prob"}
+        assert [a["method"] for a in entry["attributions"]] == ["integrated_gradients", "smoothgrad", "gradient"]
+        for a in entry["attributions"]:
+            assert {"method", "target", "completeness_gap", "overlay", "heatmap"} <= set(a) and a["target"] == 7
+    configs = {m["method"]: m["config"] for m in data["methods"]}
+    assert configs["smoothgrad"]["noise_frac"] == 0.2 and configs["integrated_gradients"]["n_steps"] == 4
+
+
+def test_target_by_label_name(run_cli, images, tmp_path):
+    result = run_cli("explain", images / "im0.png", *FAST, "--target", "Tabby Cat", "--out", tmp_path / "o",
+                     "--json")
+    assert result.exit_code == 0, result.output
+    assert parse_json(result)["inputs"][0]["attributions"][0]["target"] == 281
+
+
+@pytest.mark.parametrize("args,message", [
+    (["-m", "integrated_gradient"], "unknown method 'integrated_gradient'; valid methods: gradient"),
+    (["--target", "tabby kat"], "unknown target label 'tabby kat'; did you mean 'tabby cat'"),
+    (["--target", "1000"], "target 1000 is out of range: the model has 1000 classes"),
+    (["--set", "n_stepz=3"], "unknown option 'n_stepz'"),
+    (["--set", "n_steps=many"], "option n_steps expects a int, got 'many'"),
+    (["--set", "nonsense"], "--set expects KEY=VALUE"),
+    (["--device", "cuda:0"], "CUDA is not available"),
+    (["-M", "timm:not_a_model"], "unknown timm model 'not_a_model'"),
+    (["-M", "banana"], "unknown model spec 'banana'"),
+])
+def test_usage_errors_exit_2_with_one_line(run_cli, images, tmp_path, args, message):
+    if "cuda" in args and __import__("torch").cuda.is_available():
+        pytest.skip("CUDA is available here")
+    base = [a for a in FAST if a not in ("-M", "timm:test_resnet")] if "-M" in args else FAST
+    result = run_cli("explain", images, *base, *args, "--out", tmp_path / "o")
+    assert result.exit_code == 2
+    assert message in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "o").exists()
+
+
+def test_malformed_weights_exit_2(run_cli, images, tmp_path):
+    bad = tmp_path / "w.pt"
+    bad.write_bytes(b"\x00\x01 not a checkpoint")
+    result = run_cli("explain", images, "-M", "timm:test_resnet", "--weights", bad, "--out", tmp_path / "o")
+    assert result.exit_code == 2 and "cannot read weights" in result.output and "Traceback" not in result.output
+
+
+def test_bad_inputs_are_reported_and_the_rest_runs(run_cli, images, tmp_path, monkeypatch):
+    (tmp_path / "empty.png").write_bytes(b"")
+    (tmp_path / "notimage.jpg").write_text("hello")
+    good = images / "im0.png"
+    (tmp_path / "cut.png").write_bytes(good.read_bytes()[:70])
+    big = tmp_path / "big.png"
+    Image.new("RGB", (400, 400)).save(big)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 50_000)
+    bad = [tmp_path / "missing.png", tmp_path / "empty.png", tmp_path / "notimage.jpg", tmp_path / "cut.png", big]
+    result = run_cli("explain", good, *bad, images / "im1.png", *FAST, "--out", tmp_path / "o", "--json")
+    assert result.exit_code == 1
+    data = parse_json(result)
+    status = {e["path"]: (e["status"], e["error"]) for e in data["inputs"]}
+    assert status[str(good)][0] == "ok" and status[str(images / "im1.png")][0] == "ok"
+    reasons = ["file not found", "empty file", "not an image", "truncated or corrupt", "decompression bomb"]
+    for path, reason in zip(bad, reasons):
+        assert status[str(path)][0] == "error" and reason in status[str(path)][1]
+        assert str(path) in status[str(path)][1]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == len(bad) and "Traceback" not in result.output
+
+
+def test_resume_skips_done_inputs_and_force_redoes(run_cli, images, tmp_path):
+    out = tmp_path / "o"
+    first = run_cli("explain", images, *FAST, "--out", out)
+    assert first.exit_code == 0
+    png = out / "images" / "im0.png" / "integrated_gradients_overlay.png"
+    stamp = png.stat().st_mtime_ns
+    again = run_cli("explain", images, *FAST, "--out", out, "-v")
+    assert again.exit_code == 0 and "already done" in again.output and png.stat().st_mtime_ns == stamp
+    more = run_cli("explain", images, *FAST, "-m", "ig", "-m", "gradient", "--out", out, "--json")
+    assert png.stat().st_mtime_ns != stamp  # a new method means the input is not done
+    assert [a["method"] for a in parse_json(more)["inputs"][0]["attributions"]] == ["integrated_gradients",
+                                                                                    "gradient"]
+    stamp = png.stat().st_mtime_ns
+    forced = run_cli("explain", images, *FAST, "-m", "ig", "-m", "gradient", "--out", out, "--force")
+    assert forced.exit_code == 0 and png.stat().st_mtime_ns != stamp
+    assert not [p for p in out.rglob("*.tmp")]
+
+
+def test_expected_gradients_background_is_named(run_cli, images, tmp_path):
+    result = run_cli("explain", images / "im0.png", *TINY, "-m", "eg", "--set", "n_samples=4", "--out", tmp_path / "a")
+    assert result.exit_code == 0 and "built-in: 4 sample images" in result.output
+    result = run_cli("explain", images / "im0.png", *TINY, "-m", "eg", "--set", "n_samples=4", "--background", images,
+                     "--out", tmp_path / "b", "--json")
+    data = parse_json(result)
+    assert data["background"] == f"2 images from {images}"
+    assert abs(data["inputs"][0]["attributions"][0]["completeness_gap"]) < 10
+
+
+def test_sample_model_kind(run_cli, images, tmp_path):
+    import torch
+
+    from attrib.models import Model
+    from attrib.models.preprocess import Preprocess
+    from attrib.models.samples import SAMPLES, register_sample
+
+    def tiny():
+        torch.manual_seed(0)
+        net = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.Flatten(), torch.nn.Linear(2 * 6 * 6, 2))
+        return Model(net.eval(), Preprocess(size=(8, 8), crop_pct=1.0, mean=(0.5,), std=(0.5,), channels=1),
+                     ["zero", "one"], "image", "sample:tiny")
+
+    register_sample("tiny", "a test model", tiny)
+    try:
+        result = run_cli("explain", images, "-M", "sample:tiny", "--out", tmp_path / "o", "--json")
+        assert result.exit_code == 0, result.output
+        assert parse_json(result)["inputs"][0]["predictions"][0]["label"] in ("zero", "one")
+        listing = run_cli("models")
+        assert "sample:tiny" in listing.output
+    finally:
+        SAMPLES.pop("tiny")
+
+
+def test_methods_listing(run_cli):
+    result = run_cli("methods", "--json")
+    rows = {r["method"]: r for r in json.loads(result.stdout)}
+    assert rows["integrated_gradients"]["aliases"] == ["ig"]
+    assert {o["name"]: o["default"] for o in rows["smoothgrad"]["options"]} == {"n_samples": 50, "noise_frac": 0.15}
+    assert "fraction of each input's own value range" in rows["smoothgrad"]["options"][1]["doc"]
+    assert rows["expected_gradients"]["options"][0]["default"] == "required"
+    text = run_cli("methods").output
+    assert "integrated_gradients" in text and "(ig)" in text and "n_steps (50)" in text

@@ -1,0 +1,130 @@
+"""Model specs resolve into working adapters offline; bad specs and weights give one clear line."""
+
+import pytest
+import torch
+from PIL import Image
+
+import attrib
+from attrib.models import ModelError, load_model
+from attrib.models.preprocess import Preprocess
+
+
+@pytest.fixture(scope="module")
+def tiny_vit_folder(tmp_path_factory):
+    from transformers import ViTConfig, ViTForImageClassification, ViTImageProcessor
+
+    folder = tmp_path_factory.mktemp("tiny_vit")
+    config = ViTConfig(image_size=32, patch_size=8, num_channels=3, hidden_size=16, num_hidden_layers=1,
+                       num_attention_heads=2, intermediate_size=32, num_labels=3,
+                       id2label={0: "ant", 1: "bee", 2: "cat <b>"}, label2id={"ant": 0, "bee": 1, "cat <b>": 2})
+    torch.manual_seed(0)
+    ViTForImageClassification(config).save_pretrained(folder)
+    ViTImageProcessor(size={"height": 32, "width": 32}, image_mean=[0.5] * 3, image_std=[0.5] * 3).save_pretrained(
+        folder)
+    return folder
+
+
+def _check(model, n_classes, size):
+    image = Image.new("RGB", (50, 40), (120, 30, 200))
+    x = model.preprocess(image)[None]
+    assert x.shape == (1, model.preprocess.channels, *size)
+    assert model.module(x).shape == (1, n_classes) and len(model.labels) == n_classes
+    res = attrib.attribute(model.module, x, "ig", n_steps=4)
+    assert res.values.shape == x.shape and torch.isfinite(res.values).all()
+
+
+@pytest.mark.parametrize("name,size", [("test_resnet", (160, 160)), ("test_vit", (160, 160))])
+def test_timm_without_pretrained(name, size):
+    model = load_model(f"timm:{name}", pretrained=False)
+    assert model.name == f"timm:{name}" and model.labels[281] == "tabby, tabby cat"
+    _check(model, 1000, size)
+
+
+def test_hf_local_folder(tiny_vit_folder):
+    for spec in (str(tiny_vit_folder), f"hf:{tiny_vit_folder}"):
+        model = load_model(spec)
+        assert model.labels == ["ant", "bee", "cat <b>"] and model.preprocess.squash
+        _check(model, 3, (32, 32))
+
+
+def test_hf_hub_offline_is_one_line():
+    with pytest.raises(ModelError, match="cannot load Hugging Face model 'someone/missing-model'.*local folder"):
+        load_model("hf:someone/missing-model")
+
+
+@pytest.mark.parametrize("suffix", [".pt", ".safetensors"])
+def test_timm_with_local_weights(tmp_path, suffix):
+    import timm
+    from safetensors.torch import save_file
+
+    torch.manual_seed(3)
+    source = timm.create_model("test_resnet", pretrained=False)
+    path = tmp_path / f"weights{suffix}"
+    state = {k: v.contiguous() for k, v in source.state_dict().items()}
+    torch.save(state, path) if suffix == ".pt" else save_file(state, str(path))
+    model = load_model("timm:test_resnet", weights=path)
+    for key, value in source.state_dict().items():
+        assert torch.equal(model.module.state_dict()[key], value)
+
+
+def test_malformed_and_mismatched_weights(tmp_path):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"garbage, not a checkpoint")
+    with pytest.raises(ModelError, match="cannot read weights"):
+        load_model("timm:test_resnet", weights=bad)
+    other = tmp_path / "other.pt"
+    torch.save({"fc.weight": torch.zeros(3, 3)}, other)
+    with pytest.raises(ModelError, match="do not fit the model"):
+        load_model("timm:test_resnet", weights=other)
+    with pytest.raises(ModelError, match="weights file not found"):
+        load_model("timm:test_resnet", weights=tmp_path / "nope.pt")
+
+
+def test_pickled_code_is_never_run(tmp_path):
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    path = tmp_path / "evil.pt"
+    torch.save({"x": Evil()}, path)
+    with pytest.raises(ModelError, match="cannot read weights"):
+        load_model("timm:test_resnet", weights=path)
+
+
+def test_unknown_specs():
+    with pytest.raises(ModelError, match="unknown timm model 'resnet_nope'"):
+        load_model("timm:resnet_nope")
+    with pytest.raises(ModelError, match="unknown model spec 'banana'"):
+        load_model("banana")
+    with pytest.raises(ModelError, match="unknown sample model 'nope'"):
+        load_model("sample:nope")
+
+
+def test_timm_pretrained_offline_suggests_local_weights(monkeypatch):
+    import timm
+
+    def offline(*args, **kwargs):
+        raise OSError("We couldn't connect to 'https://huggingface.co'")
+
+    monkeypatch.setattr(timm, "create_model", offline)
+    with pytest.raises(ModelError, match="offline\\? use --weights FILE.*--no-pretrained"):
+        load_model("timm:resnet18")
+
+
+def test_default_model_calls_the_samples_right():
+    from attrib.data.images import load_sample
+
+    model = load_model()
+    assert model.preprocess.mean == (0.5, 0.5, 0.5) and model.preprocess.size == (224, 224)
+    x = torch.stack([model.preprocess(load_sample(n)) for n in ("chelsea", "coffee", "rocket")])
+    with torch.no_grad():
+        top = model.module(x).argmax(dim=1).tolist()
+    assert top[0] in (281, 282, 285) and model.labels[top[1]] == "espresso" and model.labels[top[2]] == "missile"
+
+
+def test_preprocess_view_is_what_the_model_sees():
+    pre = Preprocess(size=(32, 48), crop_pct=1.0, mean=(0.5,) * 3, std=(0.25,) * 3)
+    view = pre.view(Image.new("RGB", (300, 100), (255, 0, 128)))
+    assert view.size == (48, 32)
+    x = pre.tensor(view)
+    assert x.shape == (3, 32, 48) and torch.allclose(x[:, 0, 0], torch.tensor([2.0, -2.0, (128 / 255 - 0.5) / 0.25]), atol=1e-5)
