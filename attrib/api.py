@@ -53,7 +53,8 @@ class Attribution:
 def attribute(model: torch.nn.Module | Callable[[torch.Tensor], torch.Tensor], inputs: torch.Tensor,
               method: str = "ig", target: TargetSpec = None, *, seed: int = 0,
               device: torch.device | str | None = None, precision: str = "fp32", chunk_size: int | None = None,
-              progress: Callable[[int], None] | None = None, **config: Any) -> Attribution:
+              progress: Callable[[int], None] | None = None, fold_batchnorm: bool = True,
+              **config: Any) -> Attribution:
     """Explain ``model``'s outputs at ``inputs`` with an attribution method.
 
     Args:
@@ -67,6 +68,8 @@ def attribute(model: torch.nn.Module | Callable[[torch.Tensor], torch.Tensor], i
         precision: "fp32", or "bf16" autocast (opt-in).
         chunk_size: rows per forward+backward chunk; None sizes chunks to a memory budget.
         progress: called with the number of rows finished after each chunk.
+        fold_batchnorm: run eval-mode conv nets with BatchNorm folded into their convolutions (same function,
+            faster; see attrib/fold.py). The model itself is never changed.
         **config: the method's options (see ``attrib methods`` or the method's config dataclass).
 
     Returns:
@@ -77,7 +80,8 @@ def attribute(model: torch.nn.Module | Callable[[torch.Tensor], torch.Tensor], i
     x = _check_inputs(inputs)
     seed = check_seed(seed)
     start = time.perf_counter()
-    with Engine(model, device=device, precision=precision, chunk_size=chunk_size, progress=progress) as engine:
+    with Engine(model, device=device, precision=precision, chunk_size=chunk_size, progress=progress,
+                fold_batchnorm=fold_batchnorm) as engine:
         x = x.to(engine.device)
         outputs = engine.outputs(x)
         tgt = make_target(target)

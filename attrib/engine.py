@@ -82,8 +82,10 @@ class Engine:
     precision: str = "fp32"
     chunk_size: int | None = None
     progress: Callable[[int], None] | None = None
+    fold_batchnorm: bool = True
     passes: int = 0
     _restore: list = field(default_factory=list, repr=False)
+    _net: Callable[[torch.Tensor], torch.Tensor] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.precision not in ("fp32", "bf16"):
@@ -97,24 +99,47 @@ class Engine:
     # -- model preparation -------------------------------------------------------------------------------------
 
     def __enter__(self) -> "Engine":
-        """Freeze parameters, move the model and use channels_last for conv nets; undone on exit."""
-        if isinstance(self.model, torch.nn.Module):
-            flags = [(p, p.requires_grad) for p in self.model.parameters()]
-            home = _model_device(self.model)
-            self._restore.append(lambda: [p.requires_grad_(f) for p, f in flags])
-            self._restore.append(lambda: self.model.to(home, memory_format=torch.contiguous_format))
-            self.model.requires_grad_(False)
-            fmt = torch.channels_last if self.channels_last else torch.contiguous_format
-            self.model.to(self.device, memory_format=fmt)
-            if self.model.training:
-                import warnings
-                warnings.warn("the model is in training mode; call model.eval() so that batch statistics and "
-                              "dropout do not change attributions", stacklevel=3)
+        if isinstance(self.model, torch.nn.Module) and self.model.training:
+            import warnings
+            warnings.warn("the model is in training mode; call model.eval() so that batch statistics and "
+                          "dropout do not change attributions", stacklevel=3)
         return self
 
     def __exit__(self, *exc: object) -> None:
         while self._restore:
             self._restore.pop()()
+        self._net = None
+
+    def _network(self, probe: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
+        """The module that runs, prepared on first use with one input row as probe.
+
+        An eval-mode conv net with BatchNorm runs as a cached copy with BatchNorm folded into its convolutions
+        (attrib/fold.py); any other module is frozen, moved and made channels_last in place, undone on exit.
+        """
+        if self._net is None:
+            with torch.inference_mode(False), torch.no_grad():  # parameters must not become inference tensors
+                probe = probe.clone()
+                self._net = self._folded(probe) or self._prepared_in_place()
+        return self._net
+
+    def _folded(self, probe: torch.Tensor) -> torch.nn.Module | None:
+        from attrib.fold import folded_copy, foldable
+
+        if not (self.fold_batchnorm and foldable(self.model)):
+            return None
+        return folded_copy(self.model, self.device, self.channels_last, probe)
+
+    def _prepared_in_place(self) -> Callable[[torch.Tensor], torch.Tensor]:
+        if not isinstance(self.model, torch.nn.Module):
+            return self.model
+        flags = [(p, p.requires_grad) for p in self.model.parameters()]
+        home = _model_device(self.model)
+        self._restore.append(lambda: [p.requires_grad_(f) for p, f in flags])
+        self._restore.append(lambda: self.model.to(home, memory_format=torch.contiguous_format))
+        self.model.requires_grad_(False)
+        fmt = torch.channels_last if self.channels_last else torch.contiguous_format
+        self.model.to(self.device, memory_format=fmt)
+        return self.model
 
     # -- forward only ------------------------------------------------------------------------------------------
 
@@ -182,10 +207,11 @@ class Engine:
         return grad.detach().contiguous(), score.detach(), aux
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        net = self._network(x[:1].detach())
         if self.precision == "bf16":
             with torch.autocast(self.device.type, dtype=torch.bfloat16):
-                return self.model(x)
-        return self.model(x)
+                return net(x)
+        return net(x)
 
     def _layout(self, x: torch.Tensor) -> torch.Tensor:
         if self.channels_last and x.ndim == 4:
@@ -227,14 +253,15 @@ class Engine:
 
     def _row_bytes(self, one_row: torch.Tensor) -> int:
         """Bytes of activations autograd saves for one row (measured once per model and input shape)."""
-        key = (tuple(one_row.shape[1:]), one_row.dtype, self.device, self.precision)
+        key = (tuple(one_row.shape[1:]), one_row.dtype, self.device, self.precision, self.fold_batchnorm)
         cache = _ROW_BYTES.setdefault(self.model, {}) if _weakrefable(self.model) else {}
         if key not in cache:
             cache[key] = self._measure_row_bytes(one_row)
         return cache[key]
 
     def _measure_row_bytes(self, one_row: torch.Tensor) -> int:
-        params = _storages(self.model)
+        x = self._layout(one_row.detach().to(self.device))
+        params = _storages(self._network(x))
         saved: dict[int, int] = {}
 
         def pack(t: torch.Tensor) -> torch.Tensor:
@@ -243,7 +270,7 @@ class Engine:
                 saved[storage.data_ptr()] = storage.nbytes()
             return t
 
-        x = self._layout(one_row.detach().to(self.device)).requires_grad_(True)
+        x = x.requires_grad_(True)
         with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
             self._forward(x)
         return sum(saved.values()) + x.numel() * x.element_size()

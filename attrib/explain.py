@@ -21,6 +21,8 @@ from attrib.data.images import ImageSource, InputError
 from attrib.models import Model
 from attrib.render.heatmap import overlay, render
 
+GAP_WARNING = 0.05  # the IG authors' advice: check completeness within ~5%
+
 
 @dataclass
 class ExplainOptions:
@@ -180,6 +182,9 @@ def _attribute_one(model: Model, x: torch.Tensor, view, method: str, input_id: s
     if heat.warning:
         events.warning(f"{input_id} / {method}: {heat.warning}")
     gap = None if result.completeness_gap is None else float(result.completeness_gap[0])
+    if gap is not None and gap > GAP_WARNING:
+        events.warning(f"{input_id} / {method}: completeness gap {gap:.1%} > {GAP_WARNING:.0%}; "
+                       "raise n_steps / n_samples (--set) for a faithful map")
     return {"method": method, "target": result.target[0] if result.target else None,
             "target_label": model.labels[result.target[0]] if result.target else None,
             "completeness_gap": gap, "seconds": round(result.seconds, 3), "passes": result.passes,

@@ -6,8 +6,10 @@
 For each model (the embedded EfficientNet-Lite0 on chelsea, timm resnet18 with random weights; 1 image, 224 px):
   bound    = n x the best per-row forward + input-backward time over chunk sizes and memory layouts;
   captum   = at its defaults, and at its best internal_batch_size / nt_samples_batch_size;
-  attrib   = attrib.attribute with its automatic chunking;
-for IG-50, SmoothGrad-50 and EG-50 (captum GradientShap(stdevs=0)). Times are the best of R repetitions.
+  attrib   = attrib.attribute with its automatic chunking and BatchNorm folding (and IG without folding);
+for IG-50, SmoothGrad-50 and EG-50 (captum GradientShap(stdevs=0)). Every candidate runs once per round, rounds
+interleaved (after a warm-up round), and each keeps its best time, so the machine's drift hits all alike.
+IG values are compared with captum's and with a float64 run (float32 rounding sets the floor).
 Peak memory of IG at n_steps=400 vs 50 is measured in fresh subprocesses (peak RSS growth during the call).
 """
 
@@ -29,66 +31,59 @@ CHUNKS = (1, 4, 8, 16, 32)
 TUNE = (4, 8, 16, 25)
 
 
-def best_time(fn, reps: int) -> float:
-    """Best wall time of ``reps`` calls after one warm-up."""
-    fn()
-    times = []
-    for _ in range(reps):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
-
-
-def per_row_bound(module: torch.nn.Module, x: torch.Tensor, target: int, reps: int) -> tuple[float, str]:
-    """Best seconds per row of forward + input-backward over chunk sizes and layouts."""
-    module.requires_grad_(False)
-    best = (float("inf"), "")
-    for layout in (torch.contiguous_format, torch.channels_last):
-        module.to(memory_format=layout)
-        for n in CHUNKS:
-            rows = x.expand(n, -1, -1, -1).contiguous(memory_format=layout)
-
-            def step():
-                pts = rows.detach().requires_grad_(True)
-                torch.autograd.grad(module(pts)[:, target].sum(), pts)
-
-            t = best_time(step, reps) / n
-            name = f"{n} rows, {'channels_last' if layout is torch.channels_last else 'contiguous'}"
-            best = min(best, (t, name))
-    module.to(memory_format=torch.contiguous_format).requires_grad_(True)
+def race(candidates: dict, reps: int) -> dict:
+    """Best wall time of each candidate over ``reps`` rounds, run interleaved (A B C A B C ...) after one warm-up
+    round, so that drift in the machine's speed hits every candidate alike."""
+    best = {name: float("inf") for name in candidates}
+    for round_ in range(reps + 1):
+        for name, fn in candidates.items():
+            start = time.perf_counter()
+            fn()
+            if round_:
+                best[name] = min(best[name], time.perf_counter() - start)
     return best
 
 
-def captum_runs(module, x, target, background, reps):
-    """{method: (default seconds, best-tuned seconds, tuned setting)} and the IG values at default settings."""
+def bound_candidates(module: torch.nn.Module, x: torch.Tensor, target: int) -> dict:
+    """One chunk of forward + input-backward for each chunk size and memory layout (on a private copy)."""
+    import copy
+
+    out = {}
+    for layout, label in ((torch.contiguous_format, "contiguous"), (torch.channels_last, "channels_last")):
+        copy_ = copy.deepcopy(module).requires_grad_(False).to(memory_format=layout)
+        for n in CHUNKS:
+            rows = x.expand(n, -1, -1, -1).contiguous(memory_format=layout)
+
+            def step(copy_=copy_, rows=rows):
+                pts = rows.detach().requires_grad_(True)
+                torch.autograd.grad(copy_(pts)[:, target].sum(), pts)
+
+            out[("bound", n, label)] = step
+    return out
+
+
+def captum_candidates(module, x, target, background) -> dict:
     from captum.attr import GradientShap, IntegratedGradients, NoiseTunnel, Saliency
 
     ig, nt, gs = IntegratedGradients(module), NoiseTunnel(Saliency(module)), GradientShap(module)
     sigma = 0.15 * float(x.max() - x.min())
     out = {}
-    out["ig"] = _tuned(lambda b: ig.attribute(x, target=target, n_steps=N, internal_batch_size=b), reps)
-    out["smoothgrad"] = _tuned(lambda b: nt.attribute(x, nt_type="smoothgrad", nt_samples=N, stdevs=sigma,
-                                                      nt_samples_batch_size=b, target=target, abs=False), reps)
-    eg_time = best_time(lambda: gs.attribute(x, background, n_samples=N, stdevs=0.0, target=target), reps)
-    out["eg"] = (eg_time, eg_time, "no batch option")
-    values = ig.attribute(x, target=target, n_steps=N).detach()
-    return out, values
+    for b in (None, *TUNE):
+        out[("captum", "ig", b)] = lambda b=b: ig.attribute(x, target=target, n_steps=N, internal_batch_size=b)
+        out[("captum", "smoothgrad", b)] = lambda b=b: nt.attribute(
+            x, nt_type="smoothgrad", nt_samples=N, stdevs=sigma, nt_samples_batch_size=b, target=target, abs=False)
+    out[("captum", "eg", None)] = lambda: gs.attribute(x, background, n_samples=N, stdevs=0.0, target=target)
+    return out
 
 
-def _tuned(run, reps):
-    default = best_time(lambda: run(None), reps)
-    tuned = min((best_time(lambda: run(b), reps), b) for b in TUNE)
-    return default, min(default, tuned[0]), f"batch {tuned[1]}" if tuned[0] < default else "default"
-
-
-def attrib_runs(module, x, target, background, reps):
+def attrib_candidates(module, x, target, background) -> dict:
     configs = {"ig": {"n_steps": N}, "smoothgrad": {"n_samples": N},
                "eg": {"n_samples": N, "background": background}}
-    times = {m: best_time(lambda m=m: attrib.attribute(module, x, m, target=target, **configs[m]), reps)
-             for m in configs}
-    values = attrib.attribute(module, x, "ig", target=target, n_steps=N).values
-    return times, values
+    out = {("attrib", m, None): lambda m=m: attrib.attribute(module, x, m, target=target, **configs[m])
+           for m in configs}
+    out[("attrib", "ig", "unfolded")] = lambda: attrib.attribute(module, x, "ig", target=target, n_steps=N,
+                                                                 fold_batchnorm=False)
+    return out
 
 
 def peak_growth_mib(n_steps: int) -> float:
@@ -136,18 +131,35 @@ def load_resnet18():
 def bench_model(name, loader, reps):
     module, x, target = loader()
     background = torch.randn(8, *x.shape[1:], generator=torch.Generator().manual_seed(0))
-    per_row, where = per_row_bound(module, x, target, reps)
-    cap, cap_ig = captum_runs(module, x, target, background, reps)
-    ours, our_ig = attrib_runs(module, x, target, background, reps)
+    candidates = {**bound_candidates(module, x, target), **captum_candidates(module, x, target, background),
+                  **attrib_candidates(module, x, target, background)}
+    times = race(candidates, reps)
+    per_row, where = min((t / key[1], f"{key[1]} rows, {key[2]}") for key, t in times.items() if key[0] == "bound")
     rows = []
     for method in ("ig", "smoothgrad", "eg"):
-        bound = N * per_row
-        default, tuned, setting = cap[method]
-        rows.append(dict(model=name, method=f"{method}-{N}", bound=bound, captum_default=default,
-                         captum_tuned=tuned, captum_setting=setting, attrib=ours[method],
-                         vs_bound=ours[method] / bound, vs_captum_tuned=ours[method] / tuned))
-    err = float((our_ig - cap_ig).norm() / cap_ig.norm())
-    return rows, err, where
+        captum = {key[2]: t for key, t in times.items() if key[:2] == ("captum", method)}
+        tuned_setting, tuned = min(captum.items(), key=lambda kv: kv[1])
+        ours, bound = times[("attrib", method, None)], N * per_row
+        unfolded = times.get(("attrib", method, "unfolded"))
+        rows.append(dict(model=name, method=f"{method}-{N}", bound=bound, captum_default=captum[None],
+                         attrib_unfolded=unfolded,
+                         captum_tuned=tuned, captum_setting="default" if tuned_setting is None else
+                         f"batch {tuned_setting}", attrib=ours, vs_bound=ours / bound, vs_captum_tuned=ours / tuned))
+    ours_ig = attrib.attribute(module, x, "ig", target=target, n_steps=N).values
+    cap_ig = candidates[("captum", "ig", None)]().detach()
+    f64_ig = attrib.attribute(module.double(), x.double(), "ig", target=target, n_steps=N).values
+    module.float()
+    errors = {"attrib vs captum": _rel(ours_ig, cap_ig), "attrib vs float64": _rel(ours_ig, f64_ig),
+              "captum vs float64": _rel(cap_ig, f64_ig)}
+    return rows, errors, where
+
+
+def _fmt(value: float | None) -> str:
+    return "" if value is None else f"{value:.2f}"
+
+
+def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a - b).norm() / b.norm())
 
 
 def main() -> None:
@@ -158,21 +170,22 @@ def main() -> None:
     args = parser.parse_args()
     if args.peak_child:
         return _peak_child(args.peak_child)
-    reps = 2 if args.quick else 3
+    reps = 1 if args.quick else 3
     print(f"# attrib bench/methods.py — {platform.node()} {platform.processor() or platform.machine()}, "
           f"{torch.get_num_threads()} threads, torch {torch.__version__}, {time.strftime('%Y-%m-%d')}")
     print("| model | method | bound s | captum default s | captum tuned s | attrib s | attrib/bound | "
-          "attrib/captum tuned |")
-    print("|---|---|---|---|---|---|---|---|")
+          "attrib/captum tuned | attrib without BN folding s |")
+    print("|---|---|---|---|---|---|---|---|---|")
     report = []
     for name, loader in (("efficientnet_lite0 (embedded)", load_embedded), ("resnet18 (random)", load_resnet18)):
-        rows, err, where = bench_model(name, loader, reps)
+        rows, errors, where = bench_model(name, loader, reps)
         report.extend(rows)
         for r in rows:
             print(f"| {r['model']} | {r['method']} | {r['bound']:.2f} | {r['captum_default']:.2f} | "
                   f"{r['captum_tuned']:.2f} ({r['captum_setting']}) | {r['attrib']:.2f} | {r['vs_bound']:.2f} | "
-                  f"{r['vs_captum_tuned']:.2f} |", flush=True)
-        print(f"|  | IG-50 vs captum: relative L2 error {err:.1e}; best per-row pass at {where} | | | | | | |")
+                  f"{r['vs_captum_tuned']:.2f} | {_fmt(r['attrib_unfolded'])} |", flush=True)
+        text = "; ".join(f"{k} {v:.1e}" for k, v in errors.items())
+        print(f"|  | IG-50 relative L2 errors: {text}; best per-row pass at {where} | | | | | | | |")
     p50, p400 = peak_growth_mib(50), peak_growth_mib(400)
     print(f"\nIG peak RSS growth (embedded model): n_steps=50 {p50:.0f} MiB, n_steps=400 {p400:.0f} MiB, "
           f"ratio {p400 / p50:.2f}")

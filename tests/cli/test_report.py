@@ -1,0 +1,92 @@
+"""HTML reports: self-contained, escaped, rendered from the run folder; checked by parsing and in Chromium."""
+
+import html.parser
+import shutil
+import subprocess
+
+import pytest
+from PIL import Image
+
+from tests.cli.conftest import FAST
+
+
+class Collector(html.parser.HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.tags, self.srcs, self.urls, self.text = [], [], [], []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+        for key, value in attrs:
+            if key == "src":
+                self.srcs.append(value)
+            if key in ("href", "src") and value and not value.startswith("data:"):
+                self.urls.append(value)
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+
+@pytest.fixture
+def report(run_cli, tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    Image.new("RGB", (64, 64), (200, 100, 0)).save(folder / "a<img src=x onerror=alert(1)>&b.png")
+    (folder / "broken.png").write_bytes(b"nope")
+    out = tmp_path / "run"
+    result = run_cli("explain", folder, *FAST, "-m", "ig", "-m", "gradient", "--out", out,
+                     "--html", tmp_path / "explain.html")
+    assert result.exit_code == 1  # one input is broken
+    result = run_cli("report", out, "-o", tmp_path / "report.html")
+    assert result.exit_code == 0, result.output
+    return tmp_path
+
+
+def test_report_is_self_contained_and_escaped(report):
+    text = (report / "report.html").read_text()
+    assert text == (report / "explain.html").read_text()
+    parsed = Collector()
+    parsed.feed(text)
+    assert "script" not in parsed.tags and parsed.urls == []
+    assert len(parsed.srcs) == 1 + 2 and all(s.startswith("data:image/png;base64,") for s in parsed.srcs)
+    body = "".join(parsed.text)
+    assert "a<img src=x onerror=alert(1)>&b.png" in body  # shown as text, not markup
+    assert "a&lt;img src=x onerror=alert(1)&gt;&amp;b.png" in text and "not an image Pillow can read" in body
+    for needle in ("integrated_gradients", "n_steps=4", "completeness gap", "seed", "torch"):
+        assert needle in body
+
+
+def test_report_of_a_non_run_folder_is_a_usage_error(run_cli, tmp_path):
+    result = run_cli("report", tmp_path, "-o", tmp_path / "r.html")
+    assert result.exit_code == 2 and "not an attrib run directory" in result.output
+    assert not (tmp_path / "r.html").exists()
+
+
+def test_report_never_reads_outside_the_run_folder(tmp_path):
+    from attrib.report.html import data_uri
+
+    (tmp_path / "secret.png").write_bytes(b"x")
+    (tmp_path / "run").mkdir()
+    assert data_uri(tmp_path / "run", "../secret.png") == ""
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (.ci/run installs it)")
+def test_report_renders_in_chromium(report, tmp_path):
+    probe = tmp_path / "probe.html"
+    script = ("<script>window.addEventListener('load', () => { const imgs = [...document.images];"
+              "document.body.setAttribute('data-decoded', imgs.filter(i => i.naturalWidth > 0).length + '/'"
+              " + imgs.length); });</script>")
+    probe.write_text((report / "report.html").read_text().replace("</body>", script + "</body>"))
+    profile = tmp_path / "profile"
+    dom = subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={profile}", "--virtual-time-budget=5000",
+                          "--dump-dom", probe.as_uri()], capture_output=True, text=True, timeout=120).stdout
+    assert 'data-decoded="3/3"' in dom
+    shot = tmp_path / "shot.png"
+    subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={profile}", f"--screenshot={shot}",
+                    "--window-size=1200,900", (report / "report.html").as_uri()], capture_output=True, timeout=120)
+    assert Image.open(shot).size == (1200, 900)
