@@ -33,6 +33,7 @@ class Attribution:
         seconds: wall time of the attribution.
         device: where it ran.
         precision: "fp32" or "bf16".
+        extras: method-specific diagnostics (MoreauGrad: "objective", (B, n_iter), per iteration).
     """
 
     values: torch.Tensor
@@ -95,7 +96,7 @@ def attribute(model: torch.nn.Module | Callable[[torch.Tensor], torch.Tensor], i
         values=result.values.detach().float().cpu(), method=spec.name, config=_config_dict(cfg),
         target=classes, completeness_gap=gap, passes=engine.passes, signed=spec.is_signed(cfg),
         outputs=outputs.detach().float().cpu(), seed=seed, seconds=time.perf_counter() - start,
-        device=str(engine.device), precision=precision)
+        device=str(engine.device), precision=precision, extras=result.extras)
 
 
 def completeness_gap(values: torch.Tensor, expected: torch.Tensor) -> torch.Tensor:

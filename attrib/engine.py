@@ -130,12 +130,21 @@ class Engine:
         return folded_copy(self.model, self.device, self.channels_last, probe)
 
     def _prepared_in_place(self) -> Callable[[torch.Tensor], torch.Tensor]:
+        """Freeze, move and reformat the user's module; on exit its original tensors are put back as they were
+        (same storage, same version counters), so later cache lookups still recognise it."""
         if not isinstance(self.model, torch.nn.Module):
             return self.model
-        flags = [(p, p.requires_grad) for p in self.model.parameters()]
-        home = _model_device(self.model)
-        self._restore.append(lambda: [p.requires_grad_(f) for p, f in flags])
-        self._restore.append(lambda: self.model.to(home, memory_format=torch.contiguous_format))
+        params = [(p, p.data, p.requires_grad) for p in self.model.parameters()]
+        buffers = [(m, name, t) for m in self.model.modules() for name, t in m._buffers.items()]
+
+        def restore() -> None:
+            for p, data, flag in params:
+                p.data = data
+                p.requires_grad_(flag)
+            for module, name, tensor in buffers:
+                module._buffers[name] = tensor
+
+        self._restore.append(restore)
         self.model.requires_grad_(False)
         fmt = torch.channels_last if self.channels_last else torch.contiguous_format
         self.model.to(self.device, memory_format=fmt)
@@ -182,8 +191,8 @@ class Engine:
                 sums.terms = [torch.zeros((n_inputs, *c.shape[1:]), dtype=dtype, device=self.device)
                               for c in contributions]
             for acc, c in zip(sums.terms, contributions):
-                acc.index_add_(0, b, c.to(dtype))
-            sums.scores.index_add_(0, b, row_scores.to(dtype))
+                add_rows(acc, b, c.to(dtype))
+            add_rows(sums.scores, b, row_scores.to(dtype))
             self.passes += stop - start
             if self.progress is not None:
                 self.progress(stop - start)
@@ -274,6 +283,17 @@ class Engine:
         with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
             self._forward(x)
         return sum(saved.values()) + x.numel() * x.element_size()
+
+
+def add_rows(acc: torch.Tensor, rows_input: torch.Tensor, values: torch.Tensor) -> None:
+    """acc[b] += sum of the rows of ``values`` that belong to input b (rows come grouped by input).
+
+    A per-input sum rather than ``index_add_``, whose parallel CPU kernel spins badly on small tensors when
+    the cores are busy.
+    """
+    inputs, counts = torch.unique_consecutive(rows_input, return_counts=True)
+    for index, part in zip(inputs.tolist(), values.split(counts.tolist())):
+        acc[index] += part.sum(dim=0)
 
 
 def _split(flat: torch.Tensor, per_input: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -76,3 +76,10 @@ def test_cache_follows_weight_changes_and_leaves_the_model_alone():
 def test_training_mode_is_never_folded():
     model = Residual().train()
     assert fold_batchnorm(model, torch.randn(2, 3, 8, 8)) is None
+
+
+def test_unfolded_runs_give_the_model_back_unchanged():
+    model = _randomise_bn(Residual())
+    before = [(t.data_ptr(), t._version) for t in [*model.parameters(), *model.buffers()]]
+    attrib.attribute(model, torch.randn(1, 3, 8, 8), "gradient", target=0, fold_batchnorm=False)
+    assert [(t.data_ptr(), t._version) for t in [*model.parameters(), *model.buffers()]] == before

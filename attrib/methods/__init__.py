@@ -35,6 +35,7 @@ class MethodOutput:
 
     values: torch.Tensor
     reference_scores: torch.Tensor | None = None
+    extras: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -149,5 +150,6 @@ def describe_options(config: type) -> list[dict[str, Any]]:
              "doc": docs.get(f.name, "")} for f in dataclasses.fields(config)]
 
 
-# Importing the modules registers the methods.
-from attrib.methods import gradient, integrated_gradients, expected_gradients, smoothgrad  # noqa: E402,F401
+# Importing the modules registers the methods (in this order, which listings follow).
+from attrib.methods import gradient, integrated_gradients, expected_gradients  # noqa: E402,F401,I001
+from attrib.methods import smoothgrad, moreaugrad  # noqa: E402,F401,I001

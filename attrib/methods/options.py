@@ -39,6 +39,9 @@ def _fields(method: str) -> dict[str, dataclasses.Field]:
 def coerce(field: dataclasses.Field, text: str, name: str) -> Any:
     """Text to the type of the field's default (bool, int, float or str)."""
     default = field.default
+    if default is None:  # an optional field: its annotation says what it holds
+        kind = str(field.type)
+        default = False if "bool" in kind else 0 if "int" in kind else 0.0 if "float" in kind else None
     try:
         if isinstance(default, bool):
             if text.lower() not in ("true", "false", "1", "0", "yes", "no"):

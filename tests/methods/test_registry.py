@@ -19,7 +19,8 @@ def _config(name, x, **extra):
     if name == "expected_gradients":
         extra.setdefault("background", torch.randn(5, *x.shape[1:], generator=torch.Generator().manual_seed(3),
                                                    dtype=x.dtype))
-    small = {f.name: 6 for f in dataclasses.fields(attrib.METHODS[name].config) if f.name in ("n_steps", "n_samples")}
+    sizes = {"n_steps": 6, "n_samples": 6, "n_iter": 4, "average_last": 3}
+    small = {f.name: sizes[f.name] for f in dataclasses.fields(attrib.METHODS[name].config) if f.name in sizes}
     return {**small, **extra}
 
 

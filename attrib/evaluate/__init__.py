@@ -1,0 +1,1 @@
+"""Evaluation of attributions: similarity metrics (and, later, DiffROAR and sanity checks)."""
