@@ -9,7 +9,6 @@ Forward-only work (predictions, reference scores) runs under ``torch.inference_m
 
 from __future__ import annotations
 
-import math
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -245,11 +244,10 @@ class Engine:
             start = stop
 
     def _chunk_size(self, total: int, like: torch.Tensor) -> int:
+        """The chunk: the user's size, else the memory budget's (so peak memory does not depend on the total)."""
         if self.chunk_size is not None:
             return self.chunk_size
-        most = self._max_chunk(like)
-        n_chunks = math.ceil(total / most)
-        return max(1, math.ceil(total / n_chunks))
+        return max(1, min(total, self._max_chunk(like)))
 
     def _max_chunk(self, one_row: torch.Tensor) -> int:
         if self.chunk_size is not None:

@@ -18,6 +18,7 @@ import torch
 
 from attrib.artifacts import RunDir, slug
 from attrib.data.images import ImageSource, InputError
+from attrib.evaluate.similarity import magnitude_map
 from attrib.models import Model
 from attrib.render.heatmap import overlay, render
 
@@ -38,6 +39,7 @@ class ExplainOptions:
     background: torch.Tensor | None = None
     background_name: str = ""
     force: bool = False
+    magnitude: bool = False  # render sum_c |a_c| maps instead of signed channel sums
 
 
 @dataclass
@@ -87,6 +89,13 @@ def run_explain(model: Model, sources: list[ImageSource], options: ExplainOption
     return record
 
 
+def rows_per_input(options: ExplainOptions) -> int:
+    """Forward + input-backward rows one input costs with these methods (for progress bars)."""
+    from attrib.methods import METHODS
+
+    return sum(METHODS[m].rows(METHODS[m].make_config(**_plain(m, options))) for m in options.methods)
+
+
 def _compatible(old: dict[str, Any], new: dict[str, Any]) -> bool:
     """Whether an earlier run's results can be reused: same model, target, seed, precision and configs."""
     keys = ("model", "target", "seed", "precision")
@@ -114,6 +123,7 @@ def _start_record(model: Model, options: ExplainOptions, run: RunDir) -> dict[st
                      "config": describe_config(m, options), "cost": METHODS[m].cost} for m in options.methods],
         "target": "pred" if options.target is None else options.target,
         "seed": options.seed, "device": options.device, "precision": options.precision,
+        "view": "magnitude" if options.magnitude else "signed",
         "background": options.background_name or None,
         "versions": {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__},
         "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
@@ -178,7 +188,7 @@ def _attribute_one(model: Model, x: torch.Tensor, view, method: str, input_id: s
                        precision=options.precision, progress=events.rows, **_plain(method, options))
     values = result.values[0].numpy()
     run.arrays[f"{input_id}/{method}"] = values
-    heat = render(values, result.signed)
+    heat = render(magnitude_map(values), False) if options.magnitude else render(values, result.signed)
     if heat.warning:
         events.warning(f"{input_id} / {method}: {heat.warning}")
     gap = None if result.completeness_gap is None else float(result.completeness_gap[0])

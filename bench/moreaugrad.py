@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -55,13 +56,26 @@ def sample_images(n: int):
     return model.module, x
 
 
-def compare(module, x, method: str, ceiling: bool) -> dict:
+def run_preset(module, x, method: str, preset: str, seed: int, cache: Path | None, tag: str):
+    """(values, passes per input, seconds); paper runs are cached on disk (they take minutes)."""
+    path = cache / f"{tag}-{method}-{preset}-{seed}.npz" if cache and preset == "paper" else None
+    if path is not None and path.is_file():
+        with np.load(path) as saved:
+            return saved["values"], float(saved["passes"]), float(saved["seconds"])
+    start = time.perf_counter()
+    res = attrib.attribute(module, x, method, preset=preset, seed=seed)
+    out = (res.values.numpy(), res.passes / len(x), time.perf_counter() - start)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(path, values=out[0], passes=out[1], seconds=out[2])
+    return out
+
+
+def compare(module, x, method: str, ceiling: bool, cache: Path | None, tag: str) -> dict:
     runs = {}
     for label, preset, seed in [("paper", "paper", 0), ("fast", "fast", 0)] + ([("paper2", "paper", 1)]
                                                                                 if ceiling else []):
-        start = time.perf_counter()
-        res = attrib.attribute(module, x, method, preset=preset, seed=seed)
-        runs[label] = (res.values.numpy(), res.passes / len(x), time.perf_counter() - start)
+        runs[label] = run_preset(module, x, method, preset, seed, cache, tag)
         print(f"  {method} {label}: {runs[label][1]:.0f} passes/input, {runs[label][2]:.1f} s", flush=True)
     out = {"passes_paper": runs["paper"][1], "passes_fast": runs["fast"][1],
            "seconds_paper": runs["paper"][2], "seconds_fast": runs["fast"][2]}
@@ -78,6 +92,8 @@ def main() -> None:
     parser.add_argument("--methods", default="moreaugrad")
     parser.add_argument("--ceiling", action="store_true")
     parser.add_argument("--skip-digits", action="store_true")
+    parser.add_argument("--cache", type=Path, default=Path(__file__).parent / ".cache",
+                        help="where paper-preset results are kept between runs ('' to disable)")
     args = parser.parse_args()
     print(f"# bench/moreaugrad.py — torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"{time.strftime('%Y-%m-%d')}")
@@ -85,16 +101,17 @@ def main() -> None:
     if not args.skip_digits:
         net, digits, accuracy = digits_cnn()
         print(f"digits CNN test accuracy {accuracy:.3f}")
-        suites.append(("digits CNN, 20 test images", net, digits))
+        suites.append(("digits CNN, 20 test images", net, digits, "digits"))
     if args.images:
         module, x = sample_images(args.images)
-        suites.append((f"EfficientNet-Lite0, {args.images} sample images", module, x))
+        suites.append((f"EfficientNet-Lite0, {args.images} sample images", module, x, f"lite0x{args.images}"))
     print("| data | method | passes paper | passes fast | fast/paper cost | s paper | s fast | top-10% | "
           "Spearman |" + (" ceiling top-10% | ceiling Spearman |" if args.ceiling else ""))
     print("|---|---|---|---|---|---|---|---|---|" + ("---|---|" if args.ceiling else ""))
-    for name, module, x in suites:
+    cache = args.cache if str(args.cache) else None
+    for name, module, x, tag in suites:
         for method in args.methods.split(","):
-            r = compare(module, x, method, args.ceiling)
+            r = compare(module, x, method, args.ceiling, cache, tag)
             line = (f"| {name} | {method} | {r['passes_paper']:.0f} | {r['passes_fast']:.0f} | "
                     f"{r['passes_fast'] / r['passes_paper']:.2f} | {r['seconds_paper']:.1f} | "
                     f"{r['seconds_fast']:.1f} | {r['fast_topk']:.3f} | {r['fast_spearman']:.3f} |")

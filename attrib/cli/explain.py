@@ -39,13 +39,16 @@ Exit codes: 0 all inputs explained, 1 some inputs failed, 2 usage error."""
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Run folder [default: attrib-runs/<time>].")
 @click.option("--background", type=click.Path(exists=True, file_okay=False),
               help="Folder of reference images for expected_gradients [default: built-in set].")
+@click.option("--magnitude", is_flag=True,
+              help="Draw sum over channels of |attribution| (as the MoreauGrad paper) instead of signed maps.")
 @click.option("--html", "html_path", type=click.Path(dir_okay=False), help="Also write an HTML report here.")
 @click.option("--json", "json_mode", is_flag=True, help="Print the results as one JSON object on stdout.")
 @click.option("--force", is_flag=True, help="Redo inputs already done in --out.")
 @click.option("--quiet", "-q", is_flag=True, help="Only errors.")
 @click.option("--verbose", "-v", is_flag=True, help="More detail.")
 def explain(inputs, model_spec, weights, no_pretrained, trust_remote_code, methods, settings, target, top_k, seed,
-            device, precision, out_dir, background, html_path, json_mode, force, quiet, verbose) -> None:
+            device, precision, out_dir, background, magnitude, html_path, json_mode, force, quiet,
+            verbose) -> None:
     """Explain image classifiers' predictions with attribution methods.
 
     INPUTS are image files, folders or globs; with none, the built-in sample images are explained.
@@ -53,8 +56,9 @@ def explain(inputs, model_spec, weights, no_pretrained, trust_remote_code, metho
     everything else to run.json in the run folder.
     """
     ui = UI(quiet=quiet, verbose=verbose, json_mode=json_mode)
-    setup = _setup(ui, model_spec, weights, no_pretrained, trust_remote_code, methods, settings, target, top_k,
-                   seed, device, precision, background, force)
+    setup = _setup(ui, model_spec, weights, no_pretrained, trust_remote_code, methods, settings, target,
+                   background, dict(top_k=top_k, seed=seed, precision=precision, force=force, magnitude=magnitude,
+                                    device=device))
     out = Path(out_dir or Path("attrib-runs") / time.strftime("%Y%m%d-%H%M%S"))
     record = _run(ui, setup, list(inputs), out)
     if html_path:
@@ -65,8 +69,8 @@ def explain(inputs, model_spec, weights, no_pretrained, trust_remote_code, metho
     sys.exit(1 if failed else 0)
 
 
-def _setup(ui, model_spec, weights, no_pretrained, trust_remote_code, methods, settings, target, top_k, seed,
-           device, precision, background, force):
+def _setup(ui, model_spec, weights, no_pretrained, trust_remote_code, methods, settings, target, background,
+           run_options: dict):
     """Validate everything that can be wrong before any input runs; usage errors exit 2."""
     from attrib.data.images import InputError
     from attrib.explain import ExplainOptions, resolve_device
@@ -78,14 +82,13 @@ def _setup(ui, model_spec, weights, no_pretrained, trust_remote_code, methods, s
     try:
         names = list(dict.fromkeys(METHODS.canonical(m) for m in (methods or ("ig",))))
         configs = parse_overrides(names, list(settings))
-        dev = resolve_device(device)
+        dev = resolve_device(run_options.pop("device"))
         ui.info("loading model ...")
         model = load_model(model_spec, weights=weights, pretrained=not no_pretrained,
                            trust_remote_code=trust_remote_code)
-        options = ExplainOptions(names, configs, parse_class(target, model.labels), top_k, seed, dev, precision,
-                                 force=force)
+        options = ExplainOptions(names, configs, parse_class(target, model.labels), device=dev, **run_options)
         if "expected_gradients" in names:
-            _add_background(ui, options, model, background, seed)
+            _add_background(ui, options, model, background, options.seed)
         for name in names:
             METHODS[name].make_config(**_config_for_check(name, options))
     except (ValueError, KeyError, ModelError, InputError) as error:
@@ -114,7 +117,7 @@ def _add_background(ui, options, model, folder, seed) -> None:
 def _run(ui: UI, setup, inputs: list[str], out: Path) -> dict:
     from attrib.artifacts import RunDir
     from attrib.data.images import expand_inputs
-    from attrib.explain import Events, run_explain
+    from attrib.explain import Events, rows_per_input, run_explain
     from attrib.render.terminal import input_table
 
     model, options = setup
@@ -122,7 +125,7 @@ def _run(ui: UI, setup, inputs: list[str], out: Path) -> dict:
     run = RunDir.open(out)
     with ui.progress() as progress:
         batch = progress.add_task("inputs", total=len(sources))
-        rows = progress.add_task("rows", total=None, visible=False)
+        rows = progress.add_task("passes", total=rows_per_input(options), visible=False)
 
         def started(index: int, name: str) -> None:
             progress.update(batch, description=f"[{index + 1}/{len(sources)}] {name}")

@@ -178,3 +178,17 @@ def test_methods_listing(run_cli):
     assert rows["expected_gradients"]["options"][0]["default"] == "required"
     text = run_cli("methods").output
     assert "integrated_gradients" in text and "(ig)" in text and "n_steps (50)" in text
+
+
+def test_moreaugrad_and_magnitude_view(run_cli, images, tmp_path):
+    result = run_cli("explain", images / "im0.png", *TINY, "-m", "mg", "-m", "mg_sparse", "--set", "n_iter=3",
+                     "--set", "average_last=2", "--set", "n_samples=2", "--magnitude", "--out", tmp_path / "o",
+                     "--json")
+    assert result.exit_code == 0, result.output
+    data = parse_json(result)
+    assert [a["method"] for a in data["inputs"][0]["attributions"]] == ["moreaugrad", "moreaugrad_sparse"]
+    record = json.loads((tmp_path / "o" / "run.json").read_text())
+    assert record["view"] == "magnitude"
+    assert {m["method"]: m["config"]["preset"] for m in record["methods"]} == {"moreaugrad": "fast",
+                                                                              "moreaugrad_sparse": "fast"}
+    assert record["inputs"][0]["attributions"][0]["passes"] == 6

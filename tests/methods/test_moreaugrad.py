@@ -85,6 +85,7 @@ def test_presets_and_cost():
     spec = attrib.METHODS["moreaugrad"]
     paper, fast = spec.make_config(preset="paper"), spec.make_config()
     assert (paper.n_iter, paper.n_samples, paper.average_last, paper.lr, paper.rho) == (300, 32, 100, 0.1, 1.0)
+    assert (fast.n_iter, fast.n_samples, fast.average, fast.antithetic) == (60, 16, "gradients", True)
     assert spec.rows(paper) == 9600 and spec.rows(fast) <= 960
     assert spec.make_config(n_iter=7, average_last=2).n_samples == PRESETS["fast"]["n_samples"]
     assert attrib.METHODS["moreaugrad_sparse"].make_config().eta == 5e-3
@@ -107,3 +108,20 @@ def test_group_needs_images():
     model = Linear(torch.randn(6, dtype=torch.float64)).eval()
     with pytest.raises(ValueError, match="needs image inputs"):
         attrib.attribute(model, _x(2, 6), "moreaugrad_group", target=0, n_iter=2, average_last=1)
+
+
+def test_fast_estimator_is_exact_on_linear_models_for_every_variant(linear_model):
+    model, w = linear_model
+    x = _x(2, 2, 3, 3)
+    sparse = attrib.attribute(model, x, "moreaugrad_sparse", target=0, eta=0.4, noise_frac=0.0).values
+    assert torch.allclose(sparse.double(), soft_threshold(w, 0.4).expand_as(x), atol=1e-6)
+
+
+def test_fast_agrees_with_paper_on_a_small_nonlinear_net():
+    from attrib.evaluate.similarity import magnitude_map, spearman
+
+    model, x = small_convnet(), _x(3, 3, 12, 12)
+    paper = attrib.attribute(model, x, "moreaugrad", target=0, preset="paper", n_iter=150, average_last=50,
+                             n_samples=8).values.numpy()
+    fast = attrib.attribute(model, x, "moreaugrad", target=0, seed=1).values.numpy()
+    assert min(spearman(magnitude_map(p), magnitude_map(f)) for p, f in zip(paper, fast)) > 0.9
