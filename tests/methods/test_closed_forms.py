@@ -93,7 +93,7 @@ def test_smoothgrad_family_on_linear(linear_model):
 def test_vargrad_on_quadratic_is_sigma_squared_times_row_norms(quadratic_model):
     model, a, b = quadratic_model
     x = _x(2, 6)
-    res = attrib.attribute(model, x, "vargrad", target=0, n_samples=20000, noise_frac=0.1)
+    res = attrib.attribute(model, x, "vargrad", target=0, n_samples=8000, noise_frac=0.1)
     sigma = 0.1 * (x.max(dim=1).values - x.min(dim=1).values)
     expected = sigma[:, None] ** 2 * (a * a).sum(dim=0)[None]  # Var[A e]_i = sigma^2 sum_j A_ij^2
     assert torch.allclose(res.values.double(), expected, rtol=0.06)
