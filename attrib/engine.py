@@ -185,13 +185,14 @@ class Engine:
         def work(start: int, stop: int) -> None:
             b, r = _split(torch.arange(start, stop, device=self.device), rows.per_input)
             grads, row_scores, aux = self._grad_chunk(rows, b, r, target)
-            contributions = rows.reduce(grads, aux, b, r)
-            if not sums.terms:
+            contributions = [*rows.reduce(grads, aux, b, r), row_scores]
+            parts = [segment_sums(b, c.to(dtype)) for c in contributions]  # allocate before adding anything,
+            if not sums.terms:  # so that an out-of-memory retry never counts a row twice
                 sums.terms = [torch.zeros((n_inputs, *c.shape[1:]), dtype=dtype, device=self.device)
-                              for c in contributions]
-            for acc, c in zip(sums.terms, contributions):
-                add_rows(acc, b, c.to(dtype))
-            add_rows(sums.scores, b, row_scores.to(dtype))
+                              for c in contributions[:-1]]
+            for acc, part in zip([*sums.terms, sums.scores], parts):
+                for index, total in part:
+                    acc[index] += total
             self.passes += stop - start
             if self.progress is not None:
                 self.progress(stop - start)
@@ -283,15 +284,14 @@ class Engine:
         return sum(saved.values()) + x.numel() * x.element_size()
 
 
-def add_rows(acc: torch.Tensor, rows_input: torch.Tensor, values: torch.Tensor) -> None:
-    """acc[b] += sum of the rows of ``values`` that belong to input b (rows come grouped by input).
+def segment_sums(rows_input: torch.Tensor, values: torch.Tensor) -> list[tuple[int, torch.Tensor]]:
+    """(b, sum of the rows of ``values`` that belong to input b) for each input in a chunk (rows come grouped).
 
-    A per-input sum rather than ``index_add_``, whose parallel CPU kernel spins badly on small tensors when
+    Per-input sums rather than ``index_add_``, whose parallel CPU kernel spins badly on small tensors when
     the cores are busy.
     """
     inputs, counts = torch.unique_consecutive(rows_input, return_counts=True)
-    for index, part in zip(inputs.tolist(), values.split(counts.tolist())):
-        acc[index] += part.sum(dim=0)
+    return [(index, part.sum(dim=0)) for index, part in zip(inputs.tolist(), values.split(counts.tolist()))]
 
 
 def _split(flat: torch.Tensor, per_input: int) -> tuple[torch.Tensor, torch.Tensor]:
