@@ -93,7 +93,7 @@ def rows_per_input(options: ExplainOptions) -> int:
     """Forward + input-backward rows one input costs with these methods (for progress bars)."""
     from attrib.methods import METHODS
 
-    return sum(METHODS[m].rows(METHODS[m].make_config(**_plain(m, options))) for m in options.methods)
+    return sum(METHODS[m].rows(METHODS[m].make_config(**method_kwargs(m, options))) for m in options.methods)
 
 
 def _compatible(old: dict[str, Any], new: dict[str, Any]) -> bool:
@@ -119,8 +119,9 @@ def _start_record(model: Model, options: ExplainOptions, run: RunDir) -> dict[st
         "model": {"name": model.name, "kind": model.kind, "n_classes": model.n_classes,
                   "input_size": list(model.preprocess.size), "mean": list(model.preprocess.mean),
                   "std": list(model.preprocess.std)},
-        "methods": [{"method": m, "signed": METHODS[m].is_signed(METHODS[m].make_config(**_plain(m, options))),
-                     "config": describe_config(m, options), "cost": METHODS[m].cost} for m in options.methods],
+        "methods": [{"method": m, "config": describe_config(m, options), "cost": METHODS[m].cost,
+                     "signed": METHODS[m].is_signed(METHODS[m].make_config(**method_kwargs(m, options)))}
+                    for m in options.methods],
         "target": "pred" if options.target is None else options.target,
         "seed": options.seed, "device": options.device, "precision": options.precision,
         "view": "magnitude" if options.magnitude else "signed",
@@ -132,7 +133,8 @@ def _start_record(model: Model, options: ExplainOptions, run: RunDir) -> dict[st
     return run.record
 
 
-def _plain(method: str, options: ExplainOptions) -> dict[str, Any]:
+def method_kwargs(method: str, options: ExplainOptions) -> dict[str, Any]:
+    """The method's options for this run (the --set overrides, plus the background for expected_gradients)."""
     config = dict(options.configs.get(method, {}))
     if method == "expected_gradients":
         config["background"] = options.background
@@ -143,7 +145,7 @@ def describe_config(method: str, options: ExplainOptions) -> dict[str, Any]:
     """The resolved config with tensors replaced by a description (for run.json and reports)."""
     from attrib.methods import METHODS
 
-    cfg = METHODS[method].make_config(**_plain(method, options))
+    cfg = METHODS[method].make_config(**method_kwargs(method, options))
     out = {}
     for key, value in vars(cfg).items():
         if isinstance(value, torch.Tensor):
@@ -185,7 +187,7 @@ def _attribute_one(model: Model, x: torch.Tensor, view, method: str, input_id: s
     from attrib.api import attribute
 
     result = attribute(model.module, x, method, options.target, seed=options.seed, device=options.device,
-                       precision=options.precision, progress=events.rows, **_plain(method, options))
+                       precision=options.precision, progress=events.rows, **method_kwargs(method, options))
     values = result.values[0].numpy()
     run.arrays[f"{input_id}/{method}"] = values
     heat = render(magnitude_map(values), False) if options.magnitude else render(values, result.signed)

@@ -73,7 +73,7 @@ def _setup(ui, model_spec, weights, no_pretrained, trust_remote_code, methods, s
            run_options: dict):
     """Validate everything that can be wrong before any input runs; usage errors exit 2."""
     from attrib.data.images import InputError
-    from attrib.explain import ExplainOptions, resolve_device
+    from attrib.explain import ExplainOptions, method_kwargs, resolve_device
     from attrib.methods import METHODS
     from attrib.methods.options import parse_overrides
     from attrib.models import ModelError, load_model
@@ -90,18 +90,11 @@ def _setup(ui, model_spec, weights, no_pretrained, trust_remote_code, methods, s
         if "expected_gradients" in names:
             _add_background(ui, options, model, background, options.seed)
         for name in names:
-            METHODS[name].make_config(**_config_for_check(name, options))
+            METHODS[name].make_config(**method_kwargs(name, options))
     except (ValueError, KeyError, ModelError, InputError) as error:
         raise click.UsageError(str(error).strip('"')) from None
     ui.info(f"model: {model.name}; methods: {', '.join(names)}; device: {dev}")
     return model, options
-
-
-def _config_for_check(name, options):
-    config = dict(options.configs.get(name, {}))
-    if name == "expected_gradients":
-        config["background"] = options.background
-    return config
 
 
 def _add_background(ui, options, model, folder, seed) -> None:
