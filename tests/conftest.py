@@ -11,6 +11,12 @@ import torch  # noqa: E402
 from tests.toys import Linear, Quadratic, small_convnet  # noqa: E402
 
 
+@pytest.fixture(autouse=True)
+def _seed_global_rng():
+    """Random weights (timm --no-pretrained, toy nets) do not depend on which tests ran before."""
+    torch.manual_seed(0)
+
+
 @pytest.fixture
 def linear_model():
     torch.manual_seed(1)

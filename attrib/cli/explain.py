@@ -86,6 +86,9 @@ def _setup(ui, model_spec, weights, no_pretrained, trust_remote_code, methods, s
         ui.info("loading model ...")
         model = load_model(model_spec, weights=weights, pretrained=not no_pretrained,
                            trust_remote_code=trust_remote_code)
+        if model.kind != "image":
+            raise ValueError(f"{model.name} takes {model.kind} inputs, not images; evaluate it with "
+                             "`attrib diffroar` or `attrib sanity` on its data set")
         options = ExplainOptions(names, configs, parse_class(target, model.labels), device=dev, **run_options)
         if "expected_gradients" in names:
             _add_background(ui, options, model, background, options.seed)

@@ -51,10 +51,10 @@ def models(json_mode: bool) -> None:
     """List the ways to name a model, and the sample models shipped with attrib."""
     from rich.table import Table
 
-    from attrib.models.samples import SAMPLES
+    from attrib.models.samples import samples as all_samples
 
     ui = UI(json_mode=json_mode)
-    samples = {f"sample:{name}": text for name, (text, _) in sorted(SAMPLES.items())}
+    samples = {f"sample:{name}": text for name, (text, _) in sorted(all_samples().items())}
     if json_mode:
         ui.emit_json({"kinds": dict(MODEL_KINDS), "samples": samples})
         return

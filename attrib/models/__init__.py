@@ -9,8 +9,10 @@ Specs:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -29,13 +31,22 @@ def first_line(error: BaseException) -> str:
 
 @dataclass
 class Model:
-    """What the rest of attrib sees of a model: a plain module from (B, C, H, W) to logits (B, K)."""
+    """What the rest of attrib sees of a model: a plain module from (B, C, H, W) (kind "image") or (B, D)
+    (kind "vector") to logits (B, K).
+
+    Attributes:
+        factory: builds a freshly initialised module of the same architecture (DiffROAR's retraining, data
+            randomization); None when the spec cannot say how.
+        card: what is known of how the model was trained (sample models: data set, recipe, accuracies).
+    """
 
     module: torch.nn.Module
-    preprocess: Preprocess
+    preprocess: Preprocess | None
     labels: list[str]
     kind: str
     name: str
+    factory: Callable[[], torch.nn.Module] | None = None
+    card: dict[str, Any] = field(default_factory=dict)
 
     @property
     def n_classes(self) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 from attrib.models import Model, ModelError
@@ -27,7 +28,9 @@ def load_timm(name: str, *, weights: str | Path | None = None, pretrained: bool 
         raise ModelError(f"cannot create timm:{name}: {error}") from None
     if weights is not None:
         load_state_dict(module, weights)
-    return Model(module.eval(), timm_preprocess(module), _labels(module), "image", f"timm:{name}")
+    factory = partial(timm.create_model, name, pretrained=False, num_classes=module.num_classes,
+                      in_chans=timm_preprocess(module).channels)
+    return Model(module.eval(), timm_preprocess(module), _labels(module), "image", f"timm:{name}", factory)
 
 
 def timm_preprocess(module) -> Preprocess:

@@ -25,3 +25,43 @@ def input_table(entry: dict[str, Any]) -> Table:
         target = "" if a["target"] is None else escape(f"{a['target_label']} ({a['target']})")
         table.add_row(f"[bold]{escape(a['method'])}[/bold]", target, "", gap, f"{a['seconds']:.2f}s")
     return table
+
+
+def diffroar_table(record: dict[str, Any]) -> Table:
+    """DiffROAR per method (rows) and k (columns): mean +- std over seeds, with acc(top) / acc(bottom)."""
+    rows = record["results"]
+    ks = sorted({r["k"] for r in rows})
+    title = f"DiffROAR — {escape(record['model']['name'])} on {escape(record['dataset']['name'])}"
+    table = Table(title=title, title_justify="left", show_edge=False)
+    table.add_column("method", no_wrap=True)
+    for k in ks:
+        table.add_column(f"k={k:g}", justify="right", no_wrap=True)
+    for method in dict.fromkeys(r["method"] for r in rows):
+        cells = []
+        for k in ks:
+            r = next((r for r in rows if r["method"] == method and r["k"] == k), None)
+            cells.append("" if r is None else _cell(r))
+        table.add_row(escape(method), *cells)
+    table.caption = "DiffROAR (± std over seeds); dim: acc(top-k kept)/acc(bottom-k kept)"
+    return table
+
+
+def _cell(r: dict[str, Any]) -> str:
+    spread = f" ± {r['std']:.2f}" if r.get("n_seeds", 1) > 1 else ""
+    return f"{_signed_style(r['diffroar'])}{spread}\n[dim]{r['acc_top']:.2f}/{r['acc_bottom']:.2f}[/dim]"
+
+
+def _signed_style(value: float) -> str:
+    color = "green" if value > 0.05 else "red" if value < -0.05 else "default"
+    return f"[{color}]{value:+.3f}[/{color}]"
+
+
+def share_table(shares: dict[str, float]) -> Table:
+    """blockdigits: share of |attribution| on the null block per method (0.5 = no preference)."""
+    table = Table(title="Share of |attribution| on the null block (test set; lower = less leakage)",
+                  title_justify="left", show_edge=False)
+    table.add_column("method")
+    table.add_column("null-block share", justify="right")
+    for method, value in shares.items():
+        table.add_row(escape(method), f"{value:.3f}")
+    return table

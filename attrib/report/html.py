@@ -26,7 +26,17 @@ def render_report(record: dict[str, Any], run_dir: Path) -> str:
                              autoescape=True, undefined=jinja2.StrictUndefined)
     env.filters["pct"] = lambda v: "—" if v is None else f"{100 * v:.2f}%"
     env.globals["image"] = lambda rel: data_uri(run_dir, rel)
-    return env.get_template("report.html").render(run=record, inputs=record.get("inputs", []))
+    kind = record.get("kind", "explain")
+    if kind == "diffroar":
+        return env.get_template("diffroar.html").render(run=record, **_diffroar_view(record))
+    return env.get_template("explain.html").render(run=record, inputs=record.get("inputs", []))
+
+
+def _diffroar_view(record: dict[str, Any]) -> dict[str, Any]:
+    rows = record.get("results", [])
+    cells = {(r["method"], r["k"]): r for r in rows}
+    return {"ks": sorted({r["k"] for r in rows}), "methods": list(dict.fromkeys(r["method"] for r in rows)),
+            "cell": lambda method, k: cells.get((method, k))}
 
 
 def data_uri(run_dir: Path, relative: str | None) -> str:

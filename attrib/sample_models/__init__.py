@@ -1,0 +1,89 @@
+"""Sample models shipped with attrib: small nets trained by ``python -m attrib.sample_models.train``.
+
+Each sample has a recipe (data set, architecture, training) here, and its weights (``weights/NAME.safetensors``)
+and model card (``weights/NAME.json``) as package data, so ``sample:NAME`` loads from any install.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from functools import partial
+from importlib import resources
+from typing import Any
+
+from attrib.training import Recipe
+
+
+@dataclass(frozen=True)
+class SampleRecipe:
+    """How one sample model is made: data set, architecture (name + kwargs), training recipe and seed."""
+
+    name: str
+    description: str
+    dataset: str
+    architecture: str
+    recipe: Recipe
+    arch_kwargs: dict[str, Any] = field(default_factory=dict)
+    seed: int = 0
+    attack_eps: float = 0.0  # the radius robust accuracy is measured at (l_inf, as trained)
+
+    @property
+    def kind(self) -> str:
+        return "vector" if self.dataset == "synthetic" else "image"
+
+
+_BLOCK = dict(dataset="blockdigits", architecture="blockdigits_cnn", attack_eps=0.1)
+_SYNTH = dict(dataset="synthetic", architecture="synthetic_mlp", arch_kwargs={"hidden": 100}, attack_eps=0.45)
+RECIPES: dict[str, SampleRecipe] = {r.name: r for r in (
+    SampleRecipe("blockdigits-standard", "small CNN on blockdigits (all ten digits), standard training",
+                 recipe=Recipe(epochs=30, batch_size=64, lr=2e-3), **_BLOCK),
+    SampleRecipe("blockdigits-robust", "the same CNN, PGD l_inf adversarial training at eps 0.1",
+                 recipe=Recipe(epochs=30, batch_size=64, lr=2e-3, eps=0.1, norm="linf", pgd_steps=7,
+                               warmup_epochs=10), **_BLOCK),
+    SampleRecipe("synthetic-standard", "one-hidden-layer ReLU MLP (100 units) on synthetic, standard training",
+                 recipe=Recipe(epochs=30, batch_size=64, lr=1e-3, lower=None, upper=None), **_SYNTH),
+    SampleRecipe("synthetic-robust", "the same MLP, PGD l_inf adversarial training at eps 0.45",
+                 recipe=Recipe(epochs=30, batch_size=64, lr=1e-2, eps=0.45, norm="linf", pgd_steps=10,
+                               warmup_epochs=10, lower=None, upper=None), **_SYNTH),
+)}
+
+
+def weights_dir():
+    """The packaged weights folder (a Traversable; a real folder for regular installs)."""
+    return resources.files("attrib.sample_models") / "weights"
+
+
+def factory(recipe: SampleRecipe):
+    """A callable building a fresh, randomly initialised module of the sample's architecture."""
+    from attrib.sample_models.architectures import build
+
+    return partial(build, recipe.architecture, **recipe.arch_kwargs)
+
+
+def load(name: str):
+    """The trained sample model ``name`` as a :class:`attrib.models.Model`."""
+    from safetensors.torch import load as load_bytes
+
+    from attrib.data.datasets import load_dataset
+    from attrib.models import Model, ModelError
+
+    recipe = RECIPES[name]
+    folder = weights_dir()
+    if not (folder / f"{name}.safetensors").is_file():
+        raise ModelError(f"sample:{name} has no weights in this install; make them with "
+                         f"`python -m attrib.sample_models.train {name}`")
+    module = factory(recipe)()
+    module.load_state_dict(load_bytes((folder / f"{name}.safetensors").read_bytes()))
+    card = json.loads((folder / f"{name}.json").read_text())
+    data = load_dataset(recipe.dataset, **card.get("dataset_args", {}))
+    return Model(module.eval(), data.preprocess, data.labels, recipe.kind, f"sample:{name}", factory(recipe), card)
+
+
+def register_all() -> None:
+    """Make every recipe's ``sample:NAME`` resolvable (names a user registered first are kept)."""
+    from attrib.models.samples import SAMPLES, register_sample
+
+    for name, recipe in RECIPES.items():
+        if name not in SAMPLES:
+            register_sample(name, recipe.description, partial(load, name))

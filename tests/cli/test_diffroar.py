@@ -1,0 +1,76 @@
+"""attrib diffroar: the --json schema, files, resume, plan-only + workers, errors, the HTML section."""
+
+import json
+import subprocess
+import sys
+
+from tests.cli.conftest import parse_json
+
+SYN = ["-M", "sample:synthetic-robust", "-m", "gradient", "--k", "0.1,0.5", "--n-train", "400", "--n-test", "200",
+       "--epochs", "5"]
+
+
+def test_json_schema_and_run_folder(run_cli, tmp_path):
+    out = tmp_path / "run"
+    result = run_cli("diffroar", *SYN, "--out", out, "--json", "--html", tmp_path / "r.html")
+    assert result.exit_code == 0, result.output
+    data = parse_json(result)
+    assert set(data) == {"model", "dataset", "results", "out_dir"}  # no null block on synthetic
+    assert data["model"] == "sample:synthetic-robust" and data["dataset"] == "synthetic"
+    assert {(r["method"], r["k"]) for r in data["results"]} == {(m, k) for m in ("gradient", "random")
+                                                                for k in (0.1, 0.5)}
+    for r in data["results"]:
+        assert set(r) == {"method", "k", "diffroar", "std", "acc_top", "acc_bottom"}
+        assert abs(r["diffroar"] - (r["acc_top"] - r["acc_bottom"])) < 1e-9
+    assert (out / "run.json").is_file() and (out / "diffroar.png").is_file()
+    assert len(list((out / "jobs").glob("*.result.json"))) == 8
+    assert "8 retrains = 2 methods x 2 k x 2 sides x 1 seeds" in result.stderr
+    html = (tmp_path / "r.html").read_text()
+    assert "DiffROAR" in html and "data:image/png;base64," in html and "<script" not in html
+
+
+def test_blockdigits_json_has_null_block_shares(run_cli, tmp_path):
+    result = run_cli("diffroar", "-m", "gradient", "--k", "0.5", "--n-train", "200", "--n-test", "100",
+                     "--epochs", "1", "--out", tmp_path, "--json")
+    assert result.exit_code == 0, result.output
+    shares = parse_json(result)["null_block_share"]
+    assert set(shares) == {"gradient", "random"} and 0 < shares["gradient"] < 0.5 < shares["random"] + 0.02
+
+
+def test_plan_only_then_workers_then_collect(run_cli, tmp_path):
+    first = run_cli("diffroar", *SYN, "--out", tmp_path, "--plan-only")
+    assert first.exit_code == 0 and "python -m attrib.evaluate.diffroar" in first.stderr
+    jobs = sorted(str(p) for p in (tmp_path / "jobs").glob("*-s0.json"))
+    assert len(jobs) == 8 and not list((tmp_path / "jobs").glob("*.result.json"))
+    for half in (jobs[:4], jobs[4:]):  # e.g. two machines
+        subprocess.run([sys.executable, "-m", "attrib.evaluate.diffroar", *half], check=True, capture_output=True)
+    collect = run_cli("diffroar", *SYN, "--out", tmp_path, "--json")
+    assert collect.exit_code == 0 and "0 to run" in collect.stderr
+    assert len(parse_json(collect)["results"]) == 4
+
+
+def test_usage_errors_exit_2_with_one_line(run_cli, tmp_path):
+    cases = [(["--k", "0,0.1"], "each k must be a fraction"),
+             (["--k", "abc"], "comma-separated fractions"),
+             (["--dataset", "imagenet"], "unknown data set 'imagenet'"),
+             (["-M", "sample:synthetic-robust", "--dataset", "blockdigits"], "cannot take blockdigits inputs"),
+             (["-m", "nosuch"], "unknown method"),
+             (["-M", "sample:nope"], "unknown sample model"),
+             (["--classes", "x"], "comma-separated class indices"),
+             (["-M", "timm:test_resnet", "--no-pretrained"], "--dataset is required")]
+    for args, message in cases:
+        result = run_cli("diffroar", *args, "--out", tmp_path / "x")
+        assert result.exit_code == 2, (args, result.output)
+        assert message in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "x").exists()
+
+
+def test_report_command_renders_a_diffroar_run(run_cli, tmp_path):
+    assert run_cli("diffroar", *SYN, "--out", tmp_path / "run", "-q").exit_code == 0
+    record = json.loads((tmp_path / "run" / "run.json").read_text())
+    record["model"]["name"] = "<b>evil</b>"
+    (tmp_path / "run" / "run.json").write_text(json.dumps(record))
+    result = run_cli("report", tmp_path / "run", "-o", tmp_path / "r.html")
+    assert result.exit_code == 0
+    html = (tmp_path / "r.html").read_text()
+    assert "&lt;b&gt;evil&lt;/b&gt;" in html and "<b>evil</b>" not in html

@@ -1,0 +1,119 @@
+"""Data sets: blockdigits layout and determinism, synthetic's definition, torchvision offline, image folders."""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from attrib.data.datasets import BLOCK, NULL_SQUARE, DatasetError, load_dataset
+
+
+def _null_block() -> torch.Tensor:
+    block = torch.zeros(BLOCK, BLOCK)
+    a, b = NULL_SQUARE
+    block[a:b, a:b] = 1.0
+    return block
+
+
+def test_blockdigits_layout_signal_and_null_blocks():
+    data = load_dataset("blockdigits")
+    assert data.input_shape == (1, 56, 28)
+    assert len(data.train_y) + len(data.test_y) == 1797 and set(data.test_y.tolist()) == set(range(10))
+    for split in ("train", "test"):
+        x, _ = data.split(split)
+        mask = data.null_masks[split]
+        assert mask.shape == x.shape and mask.flatten(1).sum(1).eq(BLOCK * BLOCK).all()
+        null_top = mask[:, 0, 0, 0]
+        nulls = torch.where(null_top[:, None, None], x[:, 0, :BLOCK], x[:, 0, BLOCK:])
+        assert torch.equal(nulls, _null_block().expand_as(nulls))  # the null block is the fixed patch
+        signal = torch.where(null_top[:, None, None], x[:, 0, BLOCK:], x[:, 0, :BLOCK])
+        assert signal.flatten(1).sum(1).gt(5).all()  # every signal block holds a digit
+    share_top = (~data.null_masks["train"][:, 0, 0, 0]).float().mean()
+    assert 0.45 < share_top < 0.55
+    assert float(data.train_x.min()) >= 0 and float(data.train_x.max()) <= 1
+
+
+def test_blockdigits_is_deterministic_under_its_seed():
+    a, b, c = load_dataset("blockdigits"), load_dataset("blockdigits"), load_dataset("blockdigits", seed=1)
+    assert torch.equal(a.train_x, b.train_x) and torch.equal(a.test_y, b.test_y)
+    assert not torch.equal(a.train_x, c.train_x)
+
+
+def test_blockdigits_top_and_class_subset():
+    data = load_dataset("blockdigits-top", classes=[0, 1])
+    assert set(data.train_y.tolist()) == {0, 1} and set(data.test_y.tolist()) == {0, 1}
+    assert data.null_masks["train"][:, 0, BLOCK:].all() and not data.null_masks["train"][:, 0, :BLOCK].any()
+    assert 300 < len(data.train_y) + len(data.test_y) < 400
+    with pytest.raises(DatasetError, match="classes 0..9"):
+        load_dataset("blockdigits", classes=[11])
+
+
+def test_synthetic_is_the_papers_coordinate_data():
+    data = load_dataset("synthetic", n_train=1000, n_test=500)
+    for x, y in (data.split("train"), data.split("test")):
+        assert x.shape[1] == 10 and x.ne(0).sum(1).eq(1).all()
+        assert torch.equal(x.sum(1), 2.0 * y - 1)  # x = (2y - 1) e_j
+        assert y.float().mean() == 0.5  # exactly balanced
+    assert data.fill_value() == 0.0  # so a masked coordinate looks exactly like a kept zero
+    j = data.train_x.abs().argmax(1)
+    counts = torch.bincount(j, minlength=10).float() / len(j)
+    assert counts.min() > 0.06 and counts.max() < 0.14  # j uniform over the 10 coordinates
+
+
+def test_unknown_dataset_lists_the_names():
+    with pytest.raises(DatasetError, match="blockdigits.*synthetic.*torchvision:MNIST"):
+        load_dataset("imagenet")
+    with pytest.raises(DatasetError, match="MNIST, FashionMNIST, CIFAR10, SVHN"):
+        load_dataset("torchvision:STL10")
+
+
+class _Offline:
+    def __init__(self, root, download=False, **kwargs):
+        raise RuntimeError("Dataset not found.") if not download else OSError("network is unreachable")
+
+
+class _Cached:
+    def __init__(self, root, download=False, train=True):
+        n = 6 if train else 4
+        self.data = torch.arange(n * 28 * 28, dtype=torch.float32).reshape(n, 28, 28).remainder(256).to(torch.uint8)
+        self.targets = torch.arange(n) % 10
+
+
+def test_torchvision_offline_names_data_dir(monkeypatch, tmp_path):
+    import torchvision.datasets
+
+    monkeypatch.setattr(torchvision.datasets, "MNIST", _Offline)
+    with pytest.raises(DatasetError, match="--data-dir"):
+        load_dataset("torchvision:mnist", data_dir=str(tmp_path))
+
+
+def test_torchvision_tensors_are_normalised(monkeypatch, tmp_path):
+    import torchvision.datasets
+
+    monkeypatch.setattr(torchvision.datasets, "MNIST", _Cached)
+    data = load_dataset("torchvision:MNIST", data_dir=str(tmp_path))
+    assert data.train_x.shape == (6, 1, 28, 28) and data.test_x.shape == (4, 1, 28, 28)
+    raw = _Cached(None).data[:, None].float() / 255
+    assert torch.allclose(data.train_x, (raw - 0.1307) / 0.3081)
+
+
+def test_folder_dataset_splits_and_skips_bad_files(tmp_path):
+    for label, colour in (("cat", (200, 0, 0)), ("dog", (0, 0, 200))):
+        (tmp_path / label).mkdir()
+        for i in range(5):
+            Image.new("RGB", (40, 30), colour).save(tmp_path / label / f"{i}.png")
+    (tmp_path / "dog" / "broken.png").write_bytes(b"not a png")
+    data = load_dataset(f"folder:{tmp_path}", seed=3)
+    assert data.labels == ["cat", "dog"] and len(data.train_y) + len(data.test_y) == 10
+    assert data.train_x.shape[1:] == (3, 64, 64) and len(data.test_y) == 2
+    assert [p.endswith("broken.png") for p in data.skipped] == [True]
+    with pytest.raises(DatasetError, match="does not exist"):
+        load_dataset(f"folder:{tmp_path / 'nope'}")
+
+
+def test_subset_sizes_are_seeded():
+    a = load_dataset("blockdigits", n_train=100, n_test=50)
+    b = load_dataset("blockdigits", n_train=100, n_test=50)
+    assert len(a.train_y) == 100 and len(a.test_y) == 50 and torch.equal(a.train_x, b.train_x)
+    assert a.null_masks["train"].shape[0] == 100
+    assert np.isclose(a.fill_value(), float(a.train_x.double().mean()))
