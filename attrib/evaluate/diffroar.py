@@ -282,8 +282,8 @@ def run_diffroar(model, config: DiffRoarConfig, out: Path, events: Events | None
     paths = plan_jobs(config, out, files, recipe, data.fill_value())
     pending = [p for p in paths if done_result(p) is None]
     if on_plan is not None:
-        estimate = epoch_seconds(model, data, recipe, config.device) * recipe.epochs * len(pending) if pending else 0
-        on_plan(len(paths), len(pending), estimate)
+        per_job = 1.2 * epoch_seconds(model, data, recipe, config.device) * recipe.epochs if pending else 0.0
+        on_plan(len(paths), len(pending), per_job * len(pending))  # 1.2: masking and evaluation
     if not plan_only:
         events.stage("retrains", len(pending))
         for path in pending:

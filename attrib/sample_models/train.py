@@ -63,9 +63,10 @@ def model_card(cards: list[dict]) -> str:
     for c in cards:
         r = c["recipe"]
         how = "standard" if r["eps"] == 0 else f"PGD {r['norm']} eps {r['eps']}, {r['pgd_steps']} steps"
-        lines.append(f"| sample:{c['name']} | {c['dataset']} ({c['n_train']} train / {c['n_test']} test) | {how}, "
-                     f"{r['epochs']} epochs, Adam lr {r['lr']}, batch {r['batch_size']} | {c['test_accuracy']:.3f} | "
-                     f"{c['robust_accuracy']:.3f} ({c['robust_attack']['eps']}) | {c['seed']} | {c['train_seconds']} s |")
+        cells = [f"sample:{c['name']}", f"{c['dataset']} ({c['n_train']} train / {c['n_test']} test)",
+                 f"{how}, {r['epochs']} epochs, Adam lr {r['lr']}, batch {r['batch_size']}", f"{c['test_accuracy']:.3f}",
+                 f"{c['robust_accuracy']:.3f} ({c['robust_attack']['eps']})", str(c["seed"]), f"{c['train_seconds']} s"]
+        lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "Architectures: `blockdigits_cnn` (conv 8 - pool - conv 16 - pool - fc 64 - fc 10, ReLU) and",
               "`synthetic_mlp` (10 - 100 ReLU - 2), in `attrib/sample_models/architectures.py`.", ""]
     return "\n".join(lines)

@@ -10,7 +10,7 @@ import torch
 
 from attrib.data.datasets import load_dataset
 from attrib.evaluate.diffroar import (DiffRoarConfig, DiffRoarError, Events, aggregate, check_compatible,
-                                      done_result, run_diffroar, run_job)
+                                      done_result, run_diffroar)
 from attrib.evaluate.masking import mass_share
 from attrib.models import load_model
 
