@@ -74,3 +74,18 @@ def test_report_command_renders_a_diffroar_run(run_cli, tmp_path):
     assert result.exit_code == 0
     html = (tmp_path / "r.html").read_text()
     assert "&lt;b&gt;evil&lt;/b&gt;" in html and "<b>evil</b>" not in html
+
+
+def test_timm_architecture_on_an_image_folder(run_cli, tmp_path):
+    from PIL import Image
+
+    for label, colour in (("red", (220, 20, 20)), ("blue", (20, 20, 220))):
+        (tmp_path / "data" / label).mkdir(parents=True)
+        for i in range(4):
+            shade = tuple(max(0, c - 15 * i) for c in colour)
+            Image.new("RGB", (32, 32), shade).save(tmp_path / "data" / label / f"{i}.png")
+    result = run_cli("diffroar", "-M", "timm:test_resnet", "--no-pretrained", "--dataset",
+                     f"folder:{tmp_path / 'data'}", "-m", "gradient", "--k", "0.5", "--epochs", "1", "--out", tmp_path / "run", "--json")
+    assert result.exit_code == 0, result.output
+    data = parse_json(result)
+    assert data["dataset"].startswith("folder:") and len(data["results"]) == 2 and "null_block_share" not in data
