@@ -11,6 +11,7 @@ Examples:
   attrib explain                           explain the built-in sample images with IG
   attrib explain photo.jpg -m ig -m smoothgrad --html report.html
   attrib explain photos/ -M timm:resnet50 --target "tabby cat"
+  attrib explain-text "a great film" -M ./sst2-classifier --lm bert-base-uncased
   attrib diffroar -M sample:blockdigits-robust   evaluate methods by remove-and-retrain
   attrib report attrib-runs/<time> -o report.html
   attrib methods                           list methods, options and costs
@@ -27,10 +28,11 @@ def main() -> None:
 def _register() -> None:
     from attrib.cli.diffroar import diffroar
     from attrib.cli.explain import explain
+    from attrib.cli.explain_text import explain_text
     from attrib.cli.listing import methods, models
     from attrib.cli.report import report
 
-    for command in (explain, diffroar, report, methods, models):
+    for command in (explain, explain_text, diffroar, report, methods, models):
         main.add_command(command)
 
 

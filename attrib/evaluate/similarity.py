@@ -34,3 +34,24 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float:
     if np.ptp(a) == 0 or np.ptp(b) == 0:
         return 0.0
     return float(spearmanr(a, b).statistic)
+
+
+def pearson(a: np.ndarray, b: np.ndarray) -> float:
+    """Pearson correlation (NaN when either vector is constant or shorter than 2)."""
+    a, b = np.ravel(np.asarray(a, dtype=np.float64)), np.ravel(np.asarray(b, dtype=np.float64))
+    if a.size < 2 or np.ptp(a) == 0 or np.ptp(b) == 0:
+        return float("nan")
+    return float(np.corrcoef(a, b)[0, 1])
+
+
+def mean_pairwise_pearson(per_item: list[dict[str, list[float]]]) -> dict[str, dict[str, float | None]]:
+    """For each pair of methods, the Pearson correlation of their scores per item, averaged over the items where
+    it is defined (as the OLM paper reports); None where it is defined for no item."""
+    methods = list(dict.fromkeys(m for scores in per_item for m in scores))
+    table: dict[str, dict[str, float | None]] = {m: {} for m in methods}
+    for i, a in enumerate(methods):
+        for b in methods[i + 1:]:
+            values = [pearson(s[a], s[b]) for s in per_item if a in s and b in s]
+            values = [v for v in values if not np.isnan(v)]
+            table[a][b] = table[b][a] = float(np.mean(values)) if values else None
+    return table

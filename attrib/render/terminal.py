@@ -65,3 +65,44 @@ def share_table(shares: dict[str, float]) -> Table:
     for method, value in shares.items():
         table.add_row(escape(method), f"{value:.3f}")
     return table
+
+
+def text_panel(entry: dict[str, Any]) -> Table:
+    """One text: per method, the words coloured by relevance (red raises the target's probability, blue lowers
+    it; scaled per method by the largest |score|), then the scores."""
+    from rich.text import Text
+
+    title = (f"{escape(entry['name'])}: predicted {escape(entry['prediction']['label'])} "
+             f"({entry['prediction']['prob']:.3f}); explaining {escape(entry['target_label'])}")
+    table = Table(title=title, title_justify="left", show_edge=False, show_header=False)
+    table.add_column("method", no_wrap=True)
+    table.add_column("words")
+    for method, scores in entry["scores"].items():
+        scale = max((abs(s) for s in scores), default=0.0) or 1.0
+        line = Text()
+        for word, score in zip(entry["words"], scores):
+            line.append(word, style=_relevance_style(score / scale))
+            line.append(" ")
+        table.add_row(escape(method), line)
+    return table
+
+
+def _relevance_style(value: float) -> str:
+    """Background from white to red (positive) or blue (negative)."""
+    fade = int(255 - 150 * min(1.0, abs(value)))  # black text stays legible
+    colour = f"rgb(255,{fade},{fade})" if value >= 0 else f"rgb({fade},{fade},255)"
+    return f"black on {colour}"
+
+
+def correlation_table(table: dict[str, dict[str, float | None]], n_texts: int) -> Table:
+    """Pearson correlation between methods, averaged over texts."""
+    methods = list(table)
+    out = Table(title=f"Pearson correlation between methods (mean over {n_texts} texts)", title_justify="left",
+                show_edge=False)
+    out.add_column("")
+    for m in methods:
+        out.add_column(escape(m), justify="right")
+    for a in methods:
+        out.add_row(escape(a), *("1" if a == b else "—" if table[a].get(b) is None else f"{table[a][b]:.2f}"
+                                 for b in methods))
+    return out

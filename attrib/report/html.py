@@ -29,6 +29,10 @@ def render_report(record: dict[str, Any], run_dir: Path) -> str:
     kind = record.get("kind", "explain")
     if kind == "diffroar":
         return env.get_template("diffroar.html").render(run=record, **_diffroar_view(record))
+    if kind == "explain_text":
+        env.globals.update(max_abs=lambda xs: max((abs(x) for x in xs), default=0.0) or 1.0,
+                           relevance_bg=relevance_colour)
+        return env.get_template("explain_text.html").render(run=record)
     return env.get_template("explain.html").render(run=record, inputs=record.get("inputs", []))
 
 
@@ -48,3 +52,10 @@ def data_uri(run_dir: Path, relative: str | None) -> str:
     if root not in path.parents or not path.is_file():
         return ""
     return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
+
+
+def relevance_colour(value: float, scale: float) -> str:
+    """White to red for positive, white to blue for negative relevance (CSS rgb)."""
+    v = max(-1.0, min(1.0, value / scale)) if scale else 0.0
+    fade = int(round(255 - 150 * abs(v)))  # lightest at 0; black text stays legible
+    return f"rgb(255,{fade},{fade})" if v >= 0 else f"rgb({fade},{fade},255)"

@@ -1,0 +1,91 @@
+"""Text inputs and the unit of text attribution: the word.
+
+Words are maximal runs of letters/digits/underscore, with inner apostrophes or hyphens kept ("don't",
+"well-made"); every other non-space character (punctuation, symbols) is a unit of its own. Each unit keeps its
+character span, so replacing or deleting a unit edits the original string and leaves the rest untouched.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+WORD = re.compile(r"\w+(?:['’-]\w+)*|[^\w\s]")
+
+
+class TextInputError(Exception):
+    """A text input that cannot be used; one line naming the input and the reason."""
+
+
+@dataclass(frozen=True)
+class Word:
+    text: str
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class TextItem:
+    """One text to explain: a display name, the text, and an optional gold label from a column."""
+
+    name: str
+    text: str
+    label: str | None = None
+
+
+def split_words(text: str) -> list[Word]:
+    """The text's units with their character spans."""
+    return [Word(m.group(), m.start(), m.end()) for m in WORD.finditer(text)]
+
+
+def replace_word(text: str, word: Word, replacement: str) -> str:
+    """``text`` with one unit replaced (by "" to delete it, collapsing the space it leaves)."""
+    if replacement:
+        return text[:word.start] + replacement + text[word.end:]
+    left, right = text[:word.start], text[word.end:]
+    if left.endswith(" ") and (right.startswith(" ") or not right):
+        left = left[:-1]
+    elif not left and right.startswith(" "):
+        right = right[1:]
+    return left + right
+
+
+def read_texts(texts: list[str], file: str | None = None, column: str | None = None,
+               label_column: str | None = None) -> list[TextItem]:
+    """Texts from arguments, then from ``file``: one per line, or a CSV / JSONL file's ``column``."""
+    items = [TextItem(f"text {i + 1}", t) for i, t in enumerate(texts)]
+    if file is None:
+        return items
+    path = Path(file)
+    if not path.is_file():
+        raise TextInputError(f"{file}: file not found")
+    suffix = path.suffix.lower()
+    if suffix in (".csv", ".tsv", ".jsonl", ".json") or column is not None:
+        rows = _table_rows(path, suffix)
+        return items + _column_items(path, rows, column, label_column)
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    return items + [TextItem(f"{path.name}:{n}", line) for n, line in enumerate(lines, 1) if line.strip()]
+
+
+def _table_rows(path: Path, suffix: str) -> list[dict]:
+    text = path.read_text(encoding="utf-8", errors="replace")
+    if suffix in (".jsonl", ".json"):
+        try:
+            return [json.loads(line) for line in text.splitlines() if line.strip()]
+        except json.JSONDecodeError as error:
+            raise TextInputError(f"{path}: not JSON lines ({error.msg} at line {error.lineno})") from None
+    return list(csv.DictReader(text.splitlines(), delimiter="\t" if suffix == ".tsv" else ","))
+
+
+def _column_items(path: Path, rows: list[dict], column: str | None, label_column: str | None) -> list[TextItem]:
+    if column is None:
+        raise TextInputError(f"{path}: say which column holds the text with --column")
+    if rows and column not in rows[0]:
+        raise TextInputError(f"{path}: no column {column!r}; columns: {', '.join(map(str, rows[0]))}")
+    if rows and label_column is not None and label_column not in rows[0]:
+        raise TextInputError(f"{path}: no label column {label_column!r}; columns: {', '.join(map(str, rows[0]))}")
+    return [TextItem(f"{path.name}:{n}", str(row.get(column) or ""),
+                     None if label_column is None else str(row[label_column])) for n, row in enumerate(rows, 1)]

@@ -1,0 +1,188 @@
+"""Hugging Face text models behind two small interfaces the text methods use.
+
+``TextClassifier.probabilities(texts)`` scores strings (batched, inference mode); ``.embedding_forward`` gives
+the gradient methods a function of the input embeddings. ``MaskedLM.word_distributions(text, words)`` gives,
+for each word, the LM's distribution over replacement words when that word is masked.
+
+Replacement vocabulary (a documented choice): only whole-word vocabulary entries can be drawn. Special tokens,
+"[unusedN]"/"<...>" entries, WordPiece continuations ("##ing") and, for BPE/SentencePiece vocabularies, pieces
+that do not start a word get probability 0, and the rest is renormalised. A word spanning several LM tokens is
+replaced by a single mask (as the official OLM code does).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from attrib.data.text import Word, replace_word
+from attrib.models import ModelError
+
+DEFAULT_LM = "bert-base-uncased"
+_SPECIAL = re.compile(r"^(\[.*\]|<.*>)$")
+
+
+def _load(kind: str, spec: str, trust_remote_code: bool):
+    """(model, tokenizer) from a hub id or a local folder; one-line ModelError when that cannot work."""
+    import transformers
+
+    name = spec[3:] if spec.startswith("hf:") else spec
+    auto = getattr(transformers, kind)
+    transformers.utils.logging.disable_progress_bar()  # attrib draws its own progress
+    try:
+        tokenizer = transformers.AutoTokenizer.from_pretrained(name, trust_remote_code=trust_remote_code)
+        model = auto.from_pretrained(name, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as error:
+        where = "the folder" if Path(name).is_dir() else "the Hugging Face hub (offline?)"
+        raise ModelError(f"cannot load {name!r} as {kind[12:]} from {where}: {_first(error)}; pass a local folder "
+                         "saved with save_pretrained instead") from None
+    if not tokenizer.is_fast:
+        raise ModelError(f"{name}: attrib needs a fast tokenizer (character offsets) and this one is not")
+    return model.eval(), tokenizer
+
+
+def _first(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0][:160] if lines else type(error).__name__
+
+
+@dataclass
+class TextClassifier:
+    """A sequence classifier and its tokenizer."""
+
+    model: torch.nn.Module
+    tokenizer: object
+    name: str
+    batch_size: int = 64
+    device: str = "cpu"
+
+    @property
+    def labels(self) -> list[str]:
+        id2label = getattr(self.model.config, "id2label", None) or {}
+        return [str(id2label.get(i, f"class {i}")) for i in range(self.model.config.num_labels)]
+
+    def encode(self, texts: list[str]) -> dict[str, torch.Tensor]:
+        batch = self.tokenizer(texts, padding=True, truncation=True, return_tensors="pt")
+        return {k: v.to(self.device) for k, v in batch.items()}
+
+    @torch.inference_mode()
+    def probabilities(self, texts: list[str]) -> torch.Tensor:
+        """Softmax class probabilities (len(texts), C), in float32 on the CPU."""
+        out = []
+        for start in range(0, len(texts), self.batch_size):
+            logits = self.model(**self.encode(texts[start:start + self.batch_size])).logits
+            out.append(logits.float().softmax(-1).cpu())
+        return torch.cat(out) if out else torch.empty(0, len(self.labels))
+
+    def token_words(self, text: str, words: list[Word]) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """The encoded text and, per token, the index of the word it lies in (-1 for special tokens)."""
+        batch = self.tokenizer([text], truncation=True, return_tensors="pt", return_offsets_mapping=True)
+        offsets = batch.pop("offset_mapping")[0].tolist()
+        owner = [_word_at(words, start, end) for start, end in offsets]
+        return {k: v.to(self.device) for k, v in batch.items()}, torch.tensor(owner)
+
+    def embedding_forward(self, batch: dict[str, torch.Tensor]):
+        """(input embeddings (1, T, D), f) with f mapping embeddings (R, T, D) to logits (R, C)."""
+        embed = self.model.get_input_embeddings()
+        embeddings = embed(batch["input_ids"]).detach()
+        rest = {k: v for k, v in batch.items() if k != "input_ids"}
+
+        def forward(e: torch.Tensor) -> torch.Tensor:
+            expanded = {k: v.expand(len(e), *v.shape[1:]) for k, v in rest.items()}
+            return self.model(inputs_embeds=e, **expanded).logits
+
+        return embeddings, forward
+
+
+def _word_at(words: list[Word], start: int, end: int) -> int:
+    if start == end:
+        return -1
+    for i, w in enumerate(words):
+        if start < w.end and end > w.start:
+            return i
+    return -1
+
+
+@dataclass
+class MaskedLM:
+    """A masked language model used to draw replacement words."""
+
+    model: torch.nn.Module
+    tokenizer: object
+    name: str
+    device: str = "cpu"
+    batch_size: int = 32
+
+    def __post_init__(self) -> None:
+        if self.tokenizer.mask_token is None:
+            raise ModelError(f"{self.name} has no mask token: --lm must be a masked language model")
+        self._allowed = allowed_replacements(self.tokenizer)
+        self._strings: dict[int, str] = {}
+
+    @torch.inference_mode()
+    def word_distributions(self, text: str, words: list[Word]) -> tuple[torch.Tensor, "Vocab"]:
+        """For each word, the LM's probabilities (W, V) over whole-word replacements at its position."""
+        masked = [replace_word(text, w, self.tokenizer.mask_token) for w in words]
+        rows = []
+        for start in range(0, len(masked), self.batch_size):
+            batch = self.tokenizer(masked[start:start + self.batch_size], padding=True, truncation=True,
+                                   return_tensors="pt").to(self.device)
+            logits = self.model(**batch).logits
+            first_mask = (batch["input_ids"] == self.tokenizer.mask_token_id).int().argmax(1)
+            rows.append(logits[torch.arange(len(first_mask)), first_mask].float().cpu())
+        logits = torch.cat(rows)
+        logits[:, ~self._allowed[:logits.shape[1]]] = float("-inf")
+        return logits.softmax(-1), Vocab(self)
+
+    def string(self, token_id: int) -> str:
+        if token_id not in self._strings:
+            token = self.tokenizer.convert_ids_to_tokens(token_id)
+            self._strings[token_id] = self.tokenizer.convert_tokens_to_string([token]).strip()
+        return self._strings[token_id]
+
+
+class Vocab:
+    """Maps a sampled id to its replacement string (lazily)."""
+
+    def __init__(self, lm: MaskedLM) -> None:
+        self.lm = lm
+
+    def __getitem__(self, token_id: int) -> str:
+        return self.lm.string(token_id)
+
+
+def allowed_replacements(tokenizer) -> torch.Tensor:
+    """Bool (V,): the vocabulary entries that can replace a whole word (see the module docstring)."""
+    vocab = tokenizer.get_vocab()
+    allowed = torch.zeros(max(len(tokenizer), max(vocab.values()) + 1), dtype=torch.bool)
+    special = set(tokenizer.all_special_ids)
+    word_start = _word_start_marker(vocab)
+    for token, index in vocab.items():
+        if index in special or _SPECIAL.match(token) or token.startswith("##"):
+            continue
+        if word_start and not token.startswith(word_start):
+            continue
+        allowed[index] = bool(token.strip(word_start or "").strip())
+    return allowed
+
+
+def _word_start_marker(vocab: dict[str, int]) -> str | None:
+    """"Ġ" for byte-level BPE, "▁" for SentencePiece, None for WordPiece (which marks continuations instead)."""
+    for marker in ("Ġ", "▁"):
+        if sum(t.startswith(marker) for t in vocab) > len(vocab) // 10:
+            return marker
+    return None
+
+
+def load_text_classifier(spec: str, *, trust_remote_code: bool = False, batch_size: int = 64,
+                         device: str = "cpu") -> TextClassifier:
+    model, tokenizer = _load("AutoModelForSequenceClassification", spec, trust_remote_code)
+    return TextClassifier(model.to(device), tokenizer, spec, batch_size, device)
+
+
+def load_masked_lm(spec: str | None = None, *, trust_remote_code: bool = False, device: str = "cpu") -> MaskedLM:
+    model, tokenizer = _load("AutoModelForMaskedLM", spec or DEFAULT_LM, trust_remote_code)
+    return MaskedLM(model.to(device), tokenizer, spec or DEFAULT_LM, device)

@@ -1,0 +1,58 @@
+"""attrib explain-text: --json schema, files and columns, per-text errors, offline hub errors, HTML."""
+
+import json
+
+from tests.cli.conftest import parse_json
+
+
+def test_json_schema_and_run_folder(run_cli, text_models, tmp_path):
+    result = run_cli("explain-text", "the movie was great", "a dull film", "-M", text_models["clf"], "--lm",
+                     text_models["lm"], "-m", "olm", "-m", "olm_s", "-m", "unk", "--n-samples", "10",
+                     "--out", tmp_path, "--json", "--html", tmp_path / "r.html")
+    assert result.exit_code == 0, result.output
+    data = parse_json(result)
+    assert set(data) == {"texts", "correlations", "out_dir"} and len(data["texts"]) == 2
+    first = data["texts"][0]
+    assert set(first) == {"text", "words", "prediction", "target", "scores"}
+    assert first["words"] == ["the", "movie", "was", "great"] and set(first["prediction"]) == {"index", "label", "prob"}
+    assert set(first["scores"]) == {"olm", "olm_s", "unk"} and all(len(v) == 4 for v in first["scores"].values())
+    assert set(data["correlations"]["olm"]) == {"olm_s", "unk"}
+    record = json.loads((tmp_path / "run.json").read_text())
+    assert record["kind"] == "explain_text" and record["n_samples"] == 10
+    html = (tmp_path / "r.html").read_text()
+    assert "movie" in html and "Pearson" in html and "<script" not in html
+
+
+def test_empty_text_fails_alone_and_exits_1(run_cli, text_models, tmp_path):
+    lines = tmp_path / "t.txt"
+    lines.write_text("good\n")
+    result = run_cli("explain-text", "  ", "<script>x</script> fine", "--file", lines, "-M", text_models["clf"],
+                     "-m", "unk", "-m", "delete", "--out", tmp_path / "o", "--json", "--html", tmp_path / "r.html")
+    assert result.exit_code == 1
+    texts = parse_json(result)["texts"]
+    assert texts[0] == {"text": "  ", "error": "text 1: empty text (no words to explain)"}
+    assert len(texts) == 3 and "scores" in texts[1] and "scores" in texts[2]
+    html = (tmp_path / "r.html").read_text()
+    assert "&lt;script&gt;x&lt;/script&gt; fine" in html and "<script>" not in html  # the text line, escaped
+
+
+def test_gold_labels_from_a_csv_column(run_cli, text_models, tmp_path):
+    table = tmp_path / "d.csv"
+    table.write_text("sentence,label\ngreat fun,positive\nboring,negative\nok,nonsense\n")
+    result = run_cli("explain-text", "--file", table, "--column", "sentence", "--label-column", "label",
+                     "-M", text_models["clf"], "-m", "unk", "--out", tmp_path / "o", "--json")
+    texts = parse_json(result)["texts"]
+    assert result.exit_code == 1 and [t.get("target") for t in texts[:2]] == [1, 0]
+    assert "gold label: unknown target label 'nonsense'" in texts[2]["error"]
+
+
+def test_usage_errors_are_one_line(run_cli, text_models, tmp_path):
+    cases = [(["hi", "-M", text_models["clf"], "-m", "lime"], "unknown text method 'lime'"),
+             (["-M", text_models["clf"], "-m", "unk"], "no texts"),
+             (["hi", "-M", text_models["clf"], "-m", "unk", "--target", "neutral"], "unknown target label"),
+             (["hi", "-M", "org/not-cached-model", "-m", "unk"], "pass a local folder"),
+             (["hi", "-M", text_models["clf"]], "pass a local folder")]  # default LM bert-base-uncased, offline
+    for args, message in cases:
+        result = run_cli("explain-text", *args, "--out", tmp_path / "x")
+        assert result.exit_code == 2, (args, result.output)
+        assert message in result.output and "Traceback" not in result.output

@@ -1,0 +1,135 @@
+"""OLM, OLM-S and occlusion: the paper's invariants with stub LMs, batching, seeds, and a keyword classifier."""
+
+import math
+
+import pytest
+import torch
+
+from attrib.data.text import TextItem, replace_word, split_words
+from attrib.explain_text import TextOptions, explain_one
+from attrib.methods.olm import olm, olm_s, sample_counts
+from attrib.models.text_models import load_masked_lm, load_text_classifier
+
+TEXT = "the movie was great , and the cast is great"
+
+
+class PointMassLM:
+    """All probability on one replacement per word: the word itself, or a fixed word."""
+
+    def __init__(self, word=None):
+        self.word = word
+
+    def word_distributions(self, text, words):
+        vocab = [self.word or w.text for w in words] if self.word is None else [self.word]
+        probs = torch.eye(len(words)) if self.word is None else torch.ones(len(words), 1)
+        return probs, vocab
+
+
+class KeywordClassifier:
+    """p(positive) rises with each "great"; counts the sentences it scores."""
+
+    labels = ["negative", "positive"]
+    tokenizer = type("T", (), {"unk_token": "[UNK]", "mask_token": "[MASK]"})()
+
+    def __init__(self):
+        self.scored = []
+
+    def probabilities(self, texts):
+        self.scored.extend(texts)
+        pos = torch.tensor([1 / (1 + math.exp(1.5 - 3 * t.split().count("great"))) for t in texts])
+        return torch.stack([1 - pos, pos], 1)
+
+
+@pytest.fixture(scope="module")
+def tiny(text_models):
+    return load_text_classifier(text_models["clf"]), load_masked_lm(text_models["lm"])
+
+
+def _scores(classifier, lm, methods, text=TEXT, **kwargs):
+    return explain_one(classifier, lm, TextItem("t", text), 0, TextOptions(list(methods), **kwargs))["scores"]
+
+
+def test_point_mass_on_the_original_word_gives_zero(tiny):
+    classifier, _ = tiny
+    scores = _scores(classifier, PointMassLM(), ["olm", "olm_s"], n_samples=7)
+    assert scores["olm"] == [0.0] * len(split_words(TEXT)) and scores["olm_s"] == [0.0] * len(split_words(TEXT))
+
+
+def test_point_mass_on_another_word_is_occlusion_with_it(tiny):
+    classifier, _ = tiny
+    scores = _scores(classifier, PointMassLM("dull"), ["olm", "olm_s"], n_samples=5)
+    words = split_words(TEXT)
+    p = classifier.probabilities([TEXT] + [replace_word(TEXT, w, "dull") for w in words])
+    target = int(p[0].argmax())
+    expected = (p[0, target] - p[1:, target]).tolist()
+    assert scores["olm"] == pytest.approx(expected, abs=1e-7)
+    assert scores["olm_s"] == pytest.approx([0.0] * len(words), abs=1e-7)
+
+
+def test_relevances_summed_over_classes_are_zero(tiny):
+    classifier, lm = tiny
+    methods = ["olm", "unk", "delete"]
+    neg = _scores(classifier, lm, methods, n_samples=20, target=0)
+    pos = _scores(classifier, lm, methods, n_samples=20, target=1)
+    for m in methods:
+        assert [a + b for a, b in zip(neg[m], pos[m])] == pytest.approx([0.0] * len(neg[m]), abs=1e-6)
+
+
+def test_olm_formulas_and_counts():
+    probs = torch.softmax(torch.randn(4, 30, generator=torch.Generator().manual_seed(0)), 1)
+    counts = sample_counts(probs, 50, seed=3, text_index=2)
+    assert all(sum(c.values()) == 50 for c in counts) and counts == sample_counts(probs, 50, 3, 2)
+    assert counts != sample_counts(probs, 50, 4, 2)
+    p0 = torch.tensor([0.3, 0.7])
+    cand = [torch.tensor([[0.5, 0.5], [0.1, 0.9]])]
+    c = [torch.tensor([3, 1])]
+    assert olm(p0, cand, c)[0].tolist() == pytest.approx([0.3 - 0.4, 0.7 - 0.6])
+    assert olm_s(cand, c)[0].tolist() == pytest.approx([math.sqrt(0.75 * 0.1 ** 2 + 0.25 * 0.3 ** 2)] * 2)
+
+
+def test_results_do_not_depend_on_batch_size_and_follow_the_seed(tiny):
+    classifier, lm = tiny
+    methods = ["olm", "olm_s", "unk", "delete"]
+    classifier.batch_size = 64
+    big = _scores(classifier, lm, methods, n_samples=30, seed=1)
+    classifier.batch_size = 3
+    small = _scores(classifier, lm, methods, n_samples=30, seed=1)
+    classifier.batch_size = 64
+    for m in methods:
+        assert small[m] == pytest.approx(big[m], abs=1e-6)
+    assert _scores(classifier, lm, ["olm"], n_samples=30, seed=1)["olm"] == big["olm"]
+    assert _scores(classifier, lm, ["olm"], n_samples=30, seed=2)["olm"] != big["olm"]
+
+
+def test_keyword_classifier_puts_great_on_top(tiny):
+    _, lm = tiny
+    classifier = KeywordClassifier()
+    entry = explain_one(classifier, lm, TextItem("t", "a truly great film with a fine cast"), 0,
+                        TextOptions(["olm", "olm_s", "unk", "delete"], n_samples=100))
+    assert entry["target_label"] == "positive"
+    for method in ("olm", "unk", "delete", "olm_s"):
+        scores = entry["scores"][method]
+        assert entry["words"][max(range(len(scores)), key=scores.__getitem__)] == "great", method
+
+
+def test_identical_candidates_are_scored_once(tiny):
+    _, lm = tiny
+    classifier = KeywordClassifier()
+    entry = explain_one(classifier, lm, TextItem("t", TEXT), 0, TextOptions(["olm", "olm_s", "unk", "delete"],
+                                                                           n_samples=100))
+    assert len(classifier.scored) == len(set(classifier.scored)) == entry["candidates"]
+    assert len(classifier.scored) < 1 + len(entry["words"]) * (100 + 2)
+
+
+def test_gradient_x_input_is_summed_over_dimensions_and_subwords(tiny):
+    classifier, _ = tiny
+    text = "unbelievably great"  # "unbelievably" splits into several pieces in the tiny vocabulary
+    words = split_words(text)
+    scores = _scores(classifier, None, ["gradient_x_input"], text=text, target=1)["gradient_x_input"]
+    batch, owner = classifier.token_words(text, words)
+    embeddings, forward = classifier.embedding_forward(batch)
+    e = embeddings.clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(forward(e).softmax(-1)[0, 1], e)
+    per_token = (grad * embeddings)[0].sum(-1)
+    expected = [float(per_token[owner == i].sum()) for i in range(len(words))]
+    assert (owner == 0).sum() > 1 and scores == pytest.approx(expected, rel=1e-4, abs=1e-9)

@@ -1,0 +1,39 @@
+"""Words and text inputs."""
+
+import json
+
+import pytest
+
+from attrib.data.text import TextInputError, read_texts, replace_word, split_words
+
+
+def test_words_keep_punctuation_as_units_and_inner_apostrophes():
+    assert [w.text for w in split_words("It wasn't bad -- really, well-made!")] == \
+        ["It", "wasn't", "bad", "-", "-", "really", ",", "well-made", "!"]
+    assert split_words("   ") == []
+
+
+def test_replace_and_delete_edit_only_the_word():
+    text = "a good film , really"
+    words = split_words(text)
+    assert replace_word(text, words[1], "bad") == "a bad film , really"
+    assert replace_word(text, words[1], "") == "a film , really"
+    assert replace_word(text, words[0], "") == "good film , really"
+    assert replace_word(text, words[-1], "") == "a good film ,"
+    assert replace_word(text, words[1], words[1].text) == text
+
+
+def test_read_texts_from_lines_csv_and_jsonl(tmp_path):
+    (tmp_path / "a.txt").write_text("first line\n\nsecond line\n")
+    (tmp_path / "b.csv").write_text('sentence,label\n"good, fun",positive\nbad,0\n')
+    (tmp_path / "c.jsonl").write_text(json.dumps({"text": "hi", "y": 1}) + "\n")
+    assert [i.text for i in read_texts(["arg"], str(tmp_path / "a.txt"))] == ["arg", "first line", "second line"]
+    rows = read_texts([], str(tmp_path / "b.csv"), "sentence", "label")
+    assert [(r.text, r.label) for r in rows] == [("good, fun", "positive"), ("bad", "0")]
+    assert read_texts([], str(tmp_path / "c.jsonl"), "text", "y")[0].label == "1"
+    with pytest.raises(TextInputError, match="no column 'text'; columns: sentence, label"):
+        read_texts([], str(tmp_path / "b.csv"), "text")
+    with pytest.raises(TextInputError, match="--column"):
+        read_texts([], str(tmp_path / "b.csv"))
+    with pytest.raises(TextInputError, match="file not found"):
+        read_texts([], str(tmp_path / "nope.txt"))

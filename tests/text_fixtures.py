@@ -1,0 +1,34 @@
+"""Tiny offline text models: a WordPiece vocabulary trained here, a BERT masked LM and a BERT classifier from
+small configs, saved with save_pretrained and loaded back by path."""
+
+import pytest
+import torch
+
+CORPUS = ["the movie was great and the acting was good", "a dull , boring film with bad jokes",
+          "great fun ! i loved it", "the plot is thin but the music is great", "not good , not bad , just fine",
+          "what a terrible waste of time", "an excellent and moving story", "the cast is great"] * 4
+
+
+@pytest.fixture(scope="session")
+def text_models(tmp_path_factory):
+    from tokenizers import BertWordPieceTokenizer
+    from transformers import BertConfig, BertForMaskedLM, BertForSequenceClassification, BertTokenizerFast
+
+    root = tmp_path_factory.mktemp("text_models")
+    trainer = BertWordPieceTokenizer(lowercase=True)
+    trainer.train_from_iterator(CORPUS, vocab_size=300, min_frequency=1, limit_alphabet=100)
+    trainer.save_model(str(root))
+    tokenizer = BertTokenizerFast.from_pretrained(str(root))
+    config = dict(vocab_size=len(tokenizer), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                  intermediate_size=32, max_position_embeddings=64)
+    torch.manual_seed(0)
+    paths = {}
+    for name, cls, extra in (("lm", BertForMaskedLM, {}),
+                             ("clf", BertForSequenceClassification,
+                              {"num_labels": 2, "id2label": {0: "negative", 1: "positive"},
+                               "label2id": {"negative": 0, "positive": 1}})):
+        model = cls(BertConfig(**config, **extra)).eval()
+        model.save_pretrained(root / name)
+        tokenizer.save_pretrained(root / name)
+        paths[name] = str(root / name)
+    return paths
