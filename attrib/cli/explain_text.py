@@ -102,6 +102,7 @@ def _run(ui: UI, classifier, lm, options, items, out: Path) -> dict:
     from attrib.render.terminal import text_panel
 
     record = _record(classifier, lm, options)
+    warned: set[str] = set()
     with ui.progress() as progress:
         task = progress.add_task("texts", total=len(items))
 
@@ -111,6 +112,7 @@ def _run(ui: UI, classifier, lm, options, items, out: Path) -> dict:
                 ui.error(entry["error"])
             else:
                 ui.show(text_panel(entry))
+                _warn_vanishing(ui, entry, warned)
             record["texts"].append(entry)
             atomic_write_json(out / "run.json", record)
 
@@ -125,6 +127,14 @@ def _run(ui: UI, classifier, lm, options, items, out: Path) -> dict:
         ui.show(correlation_table(record["correlations"], len(ok)))
     ui.info(f"{len(ok)}/{len(items)} texts explained; wrote {out}/run.json")
     return record
+
+
+def _warn_vanishing(ui: UI, entry: dict, warned: set[str]) -> None:
+    scores = entry["scores"].get("gradient")
+    if scores and "gradient" not in warned and max(map(abs, scores)) < 1e-6 * max(entry["target_prob"], 1e-12):
+        warned.add("gradient")
+        ui.warn("gradient scores are ~0: summed over embedding dimensions, the gradient vanishes for models that "
+                "LayerNorm their embeddings; use gradient_x_input or ig")
 
 
 def _record(classifier, lm, options) -> dict:

@@ -56,3 +56,9 @@ def test_usage_errors_are_one_line(run_cli, text_models, tmp_path):
         result = run_cli("explain-text", *args, "--out", tmp_path / "x")
         assert result.exit_code == 2, (args, result.output)
         assert message in result.output and "Traceback" not in result.output
+
+
+def test_vanishing_embedding_gradient_is_warned(run_cli, text_models, tmp_path):
+    result = run_cli("explain-text", "the movie was great", "-M", text_models["clf"], "-m", "gradient", "-m", "ig",
+                     "--n-steps", "8", "--out", tmp_path)
+    assert result.exit_code == 0 and "gradient scores are ~0" in result.output
