@@ -13,6 +13,7 @@ Examples:
   attrib explain photos/ -M timm:resnet50 --target "tabby cat"
   attrib explain-text "a great film" -M ./sst2-classifier --lm bert-base-uncased
   attrib diffroar -M sample:blockdigits-robust   evaluate methods by remove-and-retrain
+  attrib sanity -M sample:blockdigits-standard    do the maps depend on the model? survive noise?
   attrib report attrib-runs/<time> -o report.html
   attrib methods                           list methods, options and costs
   attrib models                            list model kinds and sample models
@@ -31,8 +32,9 @@ def _register() -> None:
     from attrib.cli.explain_text import explain_text
     from attrib.cli.listing import methods, models
     from attrib.cli.report import report
+    from attrib.cli.sanity import sanity
 
-    for command in (explain, explain_text, diffroar, report, methods, models):
+    for command in (explain, explain_text, diffroar, sanity, report, methods, models):
         main.add_command(command)
 
 

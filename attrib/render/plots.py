@@ -10,12 +10,7 @@ from attrib.artifacts import atomic_write_bytes
 
 def diffroar_plot(rows: list[dict], path: Path, title: str) -> str:
     """DiffROAR vs k per method (error bars: std over seeds; the random control dashed); returns the file name."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=110)
+    plt, fig, ax = _figure()
     for method in dict.fromkeys(r["method"] for r in rows):
         mine = sorted((r for r in rows if r["method"] == method), key=lambda r: r["k"])
         ax.errorbar([r["k"] for r in mine], [r["diffroar"] for r in mine], yerr=[r["std"] for r in mine],
@@ -25,9 +20,79 @@ def diffroar_plot(rows: list[dict], path: Path, title: str) -> str:
     ax.set_ylabel("DiffROAR = acc(top-k) - acc(bottom-k)")
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8)
-    fig.tight_layout()
+    return _save(plt, fig, path)
+
+
+def _figure(width: float = 6, height: float = 4, rows: int = 1, columns: int = 1):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt, *plt.subplots(rows, columns, figsize=(width, height), dpi=110, squeeze=False if rows * columns > 1
+                                 else True)
+
+
+def _save(plt, fig, path: Path) -> str:
     buffer = io.BytesIO()
+    fig.tight_layout()
     fig.savefig(buffer, format="png")
     plt.close(fig)
     atomic_write_bytes(path, buffer.getvalue())
     return path.name
+
+
+def randomization_plot(rows: list[dict], path: Path) -> str:
+    """Cascading randomization: abs-Spearman (solid) and signed Spearman (dashed) vs depth, per method."""
+    plt, fig, ax = _figure()
+    for i, method in enumerate(dict.fromkeys(r["method"] for r in rows)):
+        mine = sorted((r for r in rows if r["method"] == method and r["mode"] == "cascading"), key=lambda r: r["depth"])
+        depths = [0] + [r["depth"] for r in mine]
+        colour = f"C{i}"
+        ax.plot(depths, [1] + [r["spearman_abs"] for r in mine], "o-", color=colour, label=f"{method} |.|")
+        ax.plot(depths, [1] + [r["spearman_signed"] for r in mine], "s--", color=colour, alpha=0.6,
+                label=f"{method} signed")
+    ax.set_xlabel("layer groups randomized (top down)")
+    ax.set_ylabel("Spearman to the original map")
+    ax.axhline(0, color="grey", linewidth=0.8)
+    ax.legend(fontsize=7, ncol=2)
+    return _save(plt, fig, path)
+
+
+def robustness_plot(rows: list[dict], path: Path) -> str:
+    """Top-k intersection vs radius per method (random noise solid, top-k attack dashed)."""
+    plt, fig, ax = _figure()
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    for i, method in enumerate(methods):
+        for kind, style in (("random", "o-"), ("top-k", "s--")):
+            mine = sorted((r for r in rows if r["method"] == method and r["perturbation"].startswith(kind)),
+                          key=lambda r: r["radius"])
+            if mine:
+                ax.plot([r["radius"] for r in mine], [r["topk_intersection"] for r in mine], style, color=f"C{i}",
+                        label=f"{method} ({kind})")
+    ax.set_xlabel("perturbation radius")
+    ax.set_ylabel("top-k intersection with the clean map")
+    ax.set_ylim(0, 1.05)
+    ax.legend(fontsize=7, ncol=2)
+    return _save(plt, fig, path)
+
+
+def strip_plot(strips: dict[str, list], path: Path) -> str:
+    """Input 0's magnitude maps: one row per method, the original then each cascading depth."""
+    import numpy as np
+
+    from attrib.evaluate.similarity import magnitude_map
+
+    methods = list(strips)
+    columns = max(len(v) for v in strips.values())
+    plt, fig, axes = _figure(1.6 * columns, 1.8 * len(methods), len(methods), columns)
+    axes = np.atleast_2d(axes).reshape(len(methods), columns)
+    for r, method in enumerate(methods):
+        for c in range(columns):
+            ax = axes[r, c]
+            ax.axis("off")
+            if c < len(strips[method]):
+                label, values = strips[method][c]
+                ax.imshow(magnitude_map(values), cmap="magma")
+                ax.set_title(f"{method}\n{label}" if c == 0 else label, fontsize=6)
+    return _save(plt, fig, path)

@@ -106,3 +106,42 @@ def correlation_table(table: dict[str, dict[str, float | None]], n_texts: int) -
         out.add_row(escape(a), *("1" if a == b else "—" if table[a].get(b) is None else f"{table[a][b]:.2f}"
                                  for b in methods))
     return out
+
+
+def sanity_tables(record: dict[str, Any]) -> list[Table]:
+    """Verdicts first, then the numbers behind them."""
+    tables = []
+    verdicts = Table(title="Verdicts", title_justify="left", show_edge=False)
+    for column in ("method", "test", "", "reason"):
+        verdicts.add_column(column)
+    for v in record["verdicts"]:
+        mark = "[green]pass[/green]" if v["passed"] else "[red]fail[/red]"
+        verdicts.add_row(escape(v["method"]), escape(v["test"]), mark, escape(v["reason"]))
+    tables.append(verdicts)
+    specs = (("randomization", "Randomization: similarity to the original maps",
+              ("method", "mode", "layer", "depth", "spearman_abs", "spearman_signed", "ssim", "hog")),
+             ("robustness", "Robustness: similarity of clean and perturbed maps",
+              ("method", "perturbation", "radius", "topk_intersection", "kendall_tau", "spearman", "cosine", "ssim")),
+             ("completeness", "Completeness gap (mean over inputs)", ("method", "steps", "gap")))
+    for key, title, columns in specs:
+        if record[key]:
+            tables.append(_rows_table(title, record[key], columns))
+    return tables
+
+
+def _rows_table(title: str, rows: list[dict[str, Any]], columns: tuple[str, ...]) -> Table:
+    table = Table(title=title, title_justify="left", show_edge=False)
+    for column in columns:
+        table.add_column(column.replace("_", " "), justify="left" if column in ("method", "mode", "layer",
+                                                                               "perturbation") else "right")
+    for row in rows:
+        table.add_row(*(_fmt(row.get(c)) for c in columns))
+    return table
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    return escape(str(value))

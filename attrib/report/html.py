@@ -29,6 +29,9 @@ def render_report(record: dict[str, Any], run_dir: Path) -> str:
     kind = record.get("kind", "explain")
     if kind == "diffroar":
         return env.get_template("diffroar.html").render(run=record, **_diffroar_view(record))
+    if kind == "sanity":
+        env.globals["num"] = lambda v: "—" if v is None else f"{v:.3f}"
+        return env.get_template("sanity.html").render(run=record)
     if kind == "explain_text":
         env.globals.update(max_abs=lambda xs: max((abs(x) for x in xs), default=0.0) or 1.0,
                            relevance_bg=relevance_colour)

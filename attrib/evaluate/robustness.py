@@ -1,0 +1,108 @@
+"""Perturbations for attribution-robustness checks (Ghorbani et al. 2019; Wang & Kong 2022).
+
+Every perturbed input keeps the model's predicted label: random perturbations are redrawn (up to ``tries``
+times) until it does, and the top-k attack keeps its last label-preserving iterate.
+
+The top-k attack pushes gradient mass out of the clean map's top-k set: it descends
+D(x') = sum over the clean top-k positions of |grad_x' f_c(x')| (channels summed) with signed (l_inf) or
+normalised (l2) steps, projected onto the ball. ReLU nets have zero second derivatives almost everywhere, so
+D is differentiated through a copy of the network whose ReLUs are softplus(beta) (Chen et al.; the MoreauGrad
+code); the attacked point is then explained by every method on the real network (a transfer attack for
+methods other than the gradient).
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+
+from attrib.rng import generator
+
+STREAM = 301
+
+
+def _norms(t: torch.Tensor) -> torch.Tensor:
+    return t.flatten(1).norm(dim=1).clamp_min(1e-12)[(...,) + (None,) * (t.ndim - 1)]
+
+
+def project(delta: torch.Tensor, radius: float, norm: str) -> torch.Tensor:
+    """Project perturbations onto the l_inf or l2 ball of ``radius``."""
+    if norm == "linf":
+        return delta.clamp(-radius, radius)
+    return delta * (radius / _norms(delta)).clamp(max=1.0)
+
+
+def random_direction(shape: tuple[int, ...], radius: float, norm: str, seed: int, key: int) -> torch.Tensor:
+    """A random point on the l2 sphere (uniform direction) or at an l_inf corner-free uniform draw, scaled to
+    ``radius``; seeded per input and try."""
+    g = generator(seed, STREAM, key)
+    if norm == "linf":
+        return (torch.rand(shape, generator=g) * 2 - 1) * radius
+    d = torch.randn(shape, generator=g)
+    return d / d.norm() * radius
+
+
+@torch.no_grad()
+def random_perturbations(model: torch.nn.Module, x: torch.Tensor, labels: torch.Tensor, radius: float, norm: str,
+                         seed: int, tries: int = 10) -> tuple[torch.Tensor, torch.Tensor]:
+    """(perturbed inputs, kept) where kept[i] says input i found a label-preserving perturbation."""
+    out, kept = x.clone(), torch.zeros(len(x), dtype=torch.bool)
+    for attempt in range(tries):
+        todo = (~kept).nonzero()[:, 0]
+        if len(todo) == 0:
+            break
+        deltas = torch.stack([random_direction(tuple(x.shape[1:]), radius, norm, seed, int(i) * 1000 + attempt)
+                              for i in todo]).to(x)
+        candidate = x[todo] + deltas
+        same = model(candidate).argmax(1).cpu() == labels[todo].cpu()
+        out[todo[same]] = candidate[same]
+        kept[todo[same]] = True
+    return out, kept
+
+
+def softplus_copy(model: torch.nn.Module, beta: float = 10.0) -> torch.nn.Module:
+    """A copy of ``model`` with every ``nn.ReLU`` module replaced by ``nn.Softplus(beta)``."""
+    smooth = copy.deepcopy(model).eval()
+    for name, sub in list(smooth.named_modules()):
+        for child_name, child in list(sub.named_children()):
+            if isinstance(child, torch.nn.ReLU):
+                setattr(sub, child_name, torch.nn.Softplus(beta=beta))
+    return smooth.requires_grad_(False)
+
+
+def top_mask(values: torch.Tensor, fraction: float) -> torch.Tensor:
+    """Per input, True on the top ``fraction`` of the magnitude map (channels summed for images)."""
+    mags = _magnitudes(values)
+    flat = mags.flatten(1)
+    k = max(1, round(fraction * flat.shape[1]))
+    mask = torch.zeros_like(flat, dtype=torch.bool)
+    mask.scatter_(1, flat.topk(k, dim=1).indices, True)
+    return mask.reshape(mags.shape)
+
+
+def _magnitudes(values: torch.Tensor) -> torch.Tensor:
+    return values.abs().sum(1) if values.ndim == 4 else values.abs()
+
+
+def topk_attack(model: torch.nn.Module, x: torch.Tensor, labels: torch.Tensor, clean: torch.Tensor,
+                radius: float, norm: str, *, fraction: float = 0.1, steps: int = 20,
+                beta: float = 10.0) -> torch.Tensor:
+    """Label-preserving inputs within ``radius`` of ``x`` whose gradient mass leaves the clean top-k set."""
+    smooth = softplus_copy(model, beta)
+    region = top_mask(clean, fraction).to(x.device)
+    step = 2.5 * radius / steps
+    best = x.clone()
+    delta = torch.zeros_like(x)
+    for _ in range(steps):
+        point = (x + delta).requires_grad_(True)
+        score = smooth(point).gather(1, labels[:, None].to(x.device)).sum()
+        (grad,) = torch.autograd.grad(score, point, create_graph=True)
+        mass = (_magnitudes(grad) * region).flatten(1).sum()
+        (direction,) = torch.autograd.grad(mass, point)
+        move = direction.sign() if norm == "linf" else direction / _norms(direction)
+        delta = project(delta.detach() - step * move, radius, norm)
+        with torch.no_grad():
+            same = model(x + delta).argmax(1) == labels.to(x.device)
+        best[same] = (x + delta)[same]
+    return best.detach()
