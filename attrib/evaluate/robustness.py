@@ -61,12 +61,26 @@ def random_perturbations(model: torch.nn.Module, x: torch.Tensor, labels: torch.
     return out, kept
 
 
+class SoftReLU6(torch.nn.Module):
+    """softplus(x) - softplus(x - 6): a smooth ReLU6."""
+
+    def __init__(self, beta: float) -> None:
+        super().__init__()
+        self.softplus = torch.nn.Softplus(beta=beta)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.softplus(x) - self.softplus(x - 6.0)
+
+
 def softplus_copy(model: torch.nn.Module, beta: float = 10.0) -> torch.nn.Module:
-    """A copy of ``model`` with every ``nn.ReLU`` module replaced by ``nn.Softplus(beta)``."""
+    """A copy of ``model`` with every ``nn.ReLU`` module replaced by ``nn.Softplus(beta)`` and every
+    ``nn.ReLU6`` by its smooth counterpart."""
     smooth = copy.deepcopy(model).eval()
-    for name, sub in list(smooth.named_modules()):
+    for sub in list(smooth.modules()):
         for child_name, child in list(sub.named_children()):
-            if isinstance(child, torch.nn.ReLU):
+            if isinstance(child, torch.nn.ReLU6):
+                setattr(sub, child_name, SoftReLU6(beta))
+            elif isinstance(child, torch.nn.ReLU):
                 setattr(sub, child_name, torch.nn.Softplus(beta=beta))
     return smooth.requires_grad_(False)
 

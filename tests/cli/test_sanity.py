@@ -1,0 +1,61 @@
+"""attrib sanity: --json schema, test selection, bad inputs, usage errors, the HTML section."""
+
+import json
+
+from PIL import Image
+
+from tests.cli.conftest import parse_json
+
+SAMPLE = ["-M", "sample:blockdigits-standard", "--n", "3"]
+
+
+def test_json_schema(run_cli, tmp_path):
+    result = run_cli("sanity", *SAMPLE, "-m", "gradient", "-m", "ig", "--set", "n_steps=8", "--radii", "0.5",
+                     "--max-layers", "2", "--out", tmp_path, "--json", "--html", tmp_path / "r.html")
+    assert result.exit_code == 0, result.output
+    data = parse_json(result)
+    assert set(data) == {"randomization", "robustness", "completeness", "verdicts", "out_dir"}
+    assert set(data["randomization"][0]) == {"method", "mode", "layer", "depth", "spearman_abs", "spearman_signed",
+                                             "ssim", "hog"}
+    assert {r["mode"] for r in data["randomization"]} == {"cascading", "independent", "data"}
+    assert set(data["robustness"][0]) == {"method", "perturbation", "radius", "n_inputs", "topk_intersection",
+                                          "kendall_tau", "spearman", "cosine", "ssim"}
+    assert set(data["completeness"][0]) == {"method", "steps", "gap"}
+    assert {(v["method"], v["test"]) for v in data["verdicts"]} >= {("gradient", "randomization"),
+                                                                     ("integrated_gradients", "completeness")}
+    assert all(set(v) == {"method", "test", "passed", "reason"} for v in data["verdicts"])
+    for name in ("run.json", "randomization.png", "randomized_maps.png", "robustness.png"):
+        assert (tmp_path / name).is_file()
+    html = (tmp_path / "r.html").read_text()
+    assert "Verdicts" in html and html.count("data:image/png;base64,") == 3 and "<script" not in html
+
+
+def test_tests_can_be_selected(run_cli, tmp_path):
+    result = run_cli("sanity", *SAMPLE, "-m", "ig", "--tests", "completeness", "--out", tmp_path, "--json")
+    data = parse_json(result)
+    assert result.exit_code == 0 and data["randomization"] == [] and data["robustness"] == []
+    assert [r["steps"] for r in data["completeness"]] == [8, 16, 32, 64, 128]
+
+
+def test_a_bad_image_fails_alone(run_cli, tmp_path):
+    Image.new("RGB", (40, 30), (200, 10, 10)).save(tmp_path / "ok.png")
+    (tmp_path / "bad.png").write_bytes(b"nope")
+    result = run_cli("sanity", tmp_path / "ok.png", tmp_path / "bad.png", "-M", "timm:test_resnet",
+                     "--no-pretrained", "-m", "gradient", "--tests", "randomization", "--out", tmp_path / "o",
+                     "--json")
+    assert result.exit_code == 1 and "bad.png" in result.stderr
+    record = json.loads((tmp_path / "o" / "run.json").read_text())
+    assert record["inputs"] == [str(tmp_path / "ok.png")]
+
+
+def test_usage_errors(run_cli, tmp_path):
+    cases = [(["--tests", "speed"], "unknown test 'speed'"),
+             (["--layers", "head"], "unknown layer 'head'"),
+             (["-m", "nosuch"], "unknown method"),
+             (["--radii", "-1"], "radii must be positive"),
+             (["--dataset", "nope"], "unknown data set")]
+    for args, message in cases:
+        result = run_cli("sanity", *SAMPLE, *args, "--out", tmp_path / "x")
+        assert result.exit_code == 2, (args, result.output)
+        assert message in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "x").exists()

@@ -1,0 +1,151 @@
+"""Sanity checks: layer discovery, the similarity oracles, and the published findings in kind on sample models."""
+
+import numpy as np
+import pytest
+import torch
+
+from attrib.data.datasets import load_dataset
+from attrib.evaluate import similarity as sim
+from attrib.evaluate.randomization import layer_groups, randomized, reinitialise, select
+from attrib.evaluate.sanity import SanityConfig, run_sanity, with_budget
+from attrib.models import load_model
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_model("sample:blockdigits-standard"), load_dataset("blockdigits").test_x[:8]
+
+
+def _row(rows, method, **match):
+    return next(r for r in rows if r["method"] == method and all(r[k] == v for k, v in match.items()))
+
+
+def test_layer_groups_follow_the_module_tree():
+    groups = layer_groups(load_model("sample:blockdigits-standard").module)
+    assert [g.label for g in groups] == ["0 (Conv2d)", "3 (Conv2d)", "7 (Linear)", "9 (Linear)"]
+    resnet = layer_groups(load_model("timm:resnet18", pretrained=False).module)
+    names = [g.name for g in resnet]
+    assert names[:3] == ["conv1", "bn1", "layer1.0"] and names[-1] == "fc" and "layer4.1" in names
+    assert [g.name for g in select(resnet, None, 3)] == ["conv1", "layer2.1", "fc"]
+    with pytest.raises(ValueError, match="unknown layer 'head'; layers .*conv1, bn1"):
+        select(resnet, ["head"], None)
+
+
+def test_cascading_randomization_is_cumulative_and_seeded():
+    module = load_model("sample:blockdigits-standard").module
+    groups = layer_groups(module)
+    copies = list(randomized(module, groups, groups, "cascading", seed=0))
+    assert [depth for _, depth, _ in copies] == [1, 2, 3, 4]
+    for _, depth, copy_ in copies:
+        changed = [not torch.equal(module.get_submodule(g.name).weight, copy_.get_submodule(g.name).weight)
+                   for g in groups]
+        assert changed == [False] * (4 - depth) + [True] * depth
+    again = list(randomized(module, groups, groups, "cascading", seed=0))
+    assert torch.equal(copies[-1][2][0].weight, again[-1][2][0].weight)
+    single = load_model("sample:blockdigits-standard").module
+    reinitialise(single, groups[1], seed=3)
+    assert torch.equal(single[0].weight, module[0].weight) and not torch.equal(single[3].weight, module[3].weight)
+
+
+def test_similarity_oracles():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(3, 32, 32))
+    m = sim.magnitude_map(a)
+    shuffled = rng.permutation(m.ravel()).reshape(m.shape)
+    for f in (sim.spearman, sim.kendall_tau, sim.cosine, sim.ssim, sim.hog_spearman, sim.topk_intersection):
+        assert f(m, m) == pytest.approx(1.0), f.__name__
+    signed = sim.signed_map(a)
+    assert sim.spearman(signed, -signed) == pytest.approx(-1) and sim.kendall_tau(signed, -signed) == pytest.approx(-1)
+    assert sim.cosine(signed, -signed) == pytest.approx(-1)
+    assert np.array_equal(sim.magnitude_map(-a), m)  # |.| maps ignore the sign
+    centred = m - m.mean()
+    assert abs(sim.spearman(m, shuffled)) < 0.1 and abs(sim.kendall_tau(m, shuffled)) < 0.1
+    assert abs(sim.cosine(centred, rng.permutation(centred.ravel()))) < 0.1
+    assert abs(sim.ssim(m, shuffled)) < 0.1 and abs(sim.hog_spearman(m, shuffled)) < 0.25
+    assert sim.topk_intersection(m, shuffled, 0.1) < 0.25  # chance: 0.1
+    assert sim.ssim(np.arange(5.0), np.arange(5.0)) is None  # not an image
+
+
+def test_randomization_reproduces_adebayo_on_blockdigits(digits):
+    model, x = digits
+    config = SanityConfig(["gradient", "integrated_gradients", "smoothgrad"], tests=["randomization"])
+    out = run_sanity(model, x, config)
+    full = {m: _row(out["randomization"], m, mode="cascading", depth=4) for m in config.methods}
+    assert full["gradient"]["spearman_abs"] < 0.3 and full["smoothgrad"]["spearman_abs"] < 0.3
+    assert full["integrated_gradients"]["spearman_abs"] > 0.9  # zero-background pixels tie
+    assert full["integrated_gradients"]["spearman_signed"] < 0.3
+    verdicts = {(v["method"], v["test"]): v for v in out["verdicts"]}
+    assert verdicts[("gradient", "randomization")]["passed"]
+    ig = verdicts[("integrated_gradients", "randomization")]
+    assert not ig["passed"] and "see signed" in ig["reason"] and "0.5" in ig["reason"]
+    assert {r["mode"] for r in out["randomization"]} == {"cascading", "independent"}
+
+
+def test_moreaugrad_maps_survive_noise_better_than_gradients(digits):
+    model, x = digits
+    methods = ["gradient", "moreaugrad"]
+    config = SanityConfig(methods, with_budget(methods, {}), tests=["robustness"], radii=[0.5])
+    rows = run_sanity(model, x, config)["robustness"]
+    for kind in ("random l2", "top-k attack l2"):
+        mg, grad = _row(rows, "moreaugrad", perturbation=kind), _row(rows, "gradient", perturbation=kind)
+        assert mg["topk_intersection"] > grad["topk_intersection"], kind
+    attack, noise = _row(rows, "gradient", perturbation="top-k attack l2"), _row(rows, "gradient",
+                                                                                   perturbation="random l2")
+    assert attack["topk_intersection"] < noise["topk_intersection"]  # the attack does more than noise
+
+
+def test_a_model_independent_method_fails_randomization(digits):
+    from dataclasses import dataclass
+
+    from attrib.methods import METHODS, MethodOutput, register_method
+
+    @dataclass(frozen=True)
+    class EdgeConfig:
+        pass
+
+    @register_method("edges_test", config=EdgeConfig, cost="0", rows=lambda c: 0, summary="Sobel edges")
+    def edges(ctx, config):
+        x = ctx.inputs
+        dy, dx = x.diff(dim=-2, prepend=x[..., :1, :]), x.diff(dim=-1, prepend=x[..., :1])
+        return MethodOutput((dx ** 2 + dy ** 2).sqrt())
+
+    try:
+        model, x = digits
+        out = run_sanity(model, x, SanityConfig(["edges_test"], tests=["randomization"]))
+        (verdict,) = out["verdicts"]
+        assert not verdict["passed"] and "stays 1.00" in verdict["reason"]
+    finally:
+        METHODS._specs.pop("edges_test")
+        METHODS._aliases.pop("edges_test")
+
+
+def test_completeness_gap_falls_with_steps(digits):
+    model, x = digits
+    rows = run_sanity(model, x, SanityConfig(["integrated_gradients"], tests=["completeness"],
+                                             steps=[2, 8, 64]))["completeness"]
+    gaps = [r["gap"] for r in rows]
+    assert gaps[0] > gaps[1] > gaps[2] and gaps[2] < 0.05
+
+
+def test_vector_models_get_the_metrics_that_apply():
+    model, data = load_model("sample:synthetic-robust"), load_dataset("synthetic")
+    out = run_sanity(model, data.test_x[:6], SanityConfig(["gradient"], tests=["randomization", "robustness"],
+                                                           radii=[0.2], attack_steps=5))
+    row = out["randomization"][0]
+    assert row["ssim"] is None and row["hog"] is None and row["spearman_abs"] is not None
+    assert {r["perturbation"] for r in out["robustness"]} == {"random l2", "top-k attack l2"}
+
+
+def test_softplus_copy_has_second_derivatives_where_relu_has_none():
+    from attrib.evaluate.robustness import softplus_copy
+
+    net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 8), torch.nn.ReLU6(),
+                              torch.nn.Linear(8, 1))
+    smooth = softplus_copy(net)
+    assert not any(isinstance(m, (torch.nn.ReLU, torch.nn.ReLU6)) for m in smooth.modules())
+    x = torch.randn(3, 4, requires_grad=True)
+    for model, nonzero in ((net, False), (smooth, True)):
+        (g,) = torch.autograd.grad(model(x).sum(), x, create_graph=True)
+        (h,) = torch.autograd.grad(g.pow(2).sum(), x, allow_unused=True)
+        assert (h is not None and bool(h.abs().sum() > 1e-6)) == nonzero
+    assert torch.allclose(smooth(x), net(x), atol=0.5)  # close to the original at beta = 10
