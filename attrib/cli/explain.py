@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from attrib.cli.options import model_options
 from attrib.cli.ui import UI
 
 EPILOG = """\b
@@ -22,10 +23,7 @@ Exit codes: 0 all inputs explained, 1 some inputs failed, 2 usage error."""
 
 @click.command(epilog=EPILOG)
 @click.argument("inputs", nargs=-1)
-@click.option("--model", "-M", "model_spec", default=None, metavar="SPEC",
-              help="timm:NAME, hf:ORG/NAME, a local HF folder, sample:NAME; default: embedded EfficientNet-Lite0.")
-@click.option("--weights", type=click.Path(dir_okay=False), help="Local state dict (.pt/.pth/.safetensors).")
-@click.option("--no-pretrained", is_flag=True, help="timm: random weights instead of downloading.")
+@model_options
 @click.option("--trust-remote-code", is_flag=True, help="Hugging Face: allow the model repo's own code to run.")
 @click.option("--method", "-m", "methods", multiple=True, metavar="NAME",
               help="Method name or alias (repeatable; default ig). See `attrib methods`.")

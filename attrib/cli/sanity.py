@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from attrib.cli.options import model_options
 from attrib.cli.ui import UI
 
 EPILOG = """\b
@@ -16,7 +17,7 @@ Examples:
   attrib sanity -M sample:blockdigits-standard    a sample model on 8 of its test images (+ data randomization)
   attrib sanity cat.jpg -M timm:resnet50 -m ig -m gradient --tests randomization --layers fc,layer4.1
   attrib sanity -M sample:blockdigits-robust --tests robustness --radii 0.5,1 --norm linf
-Maps are computed at a reduced budget (ig 32 steps, smoothgrad 16 samples, moreaugrad 20 x 4); --set wins.
+Maps are computed at a reduced budget (ig 32 steps, smoothgrad 16 samples, moreaugrad 12 x 4); --set wins.
 Exit codes: 0 report written, 1 some inputs could not be read, 2 usage error."""
 
 
@@ -38,10 +39,7 @@ def _radii(ctx, param, value: str | None) -> list[float] | None:
 
 @click.command(epilog=EPILOG)
 @click.argument("inputs", nargs=-1)
-@click.option("--model", "-M", "model_spec", default=None, metavar="SPEC",
-              help="As in explain; default: the embedded EfficientNet-Lite0.")
-@click.option("--weights", type=click.Path(dir_okay=False), help="Local state dict (.pt/.safetensors).")
-@click.option("--no-pretrained", is_flag=True, help="timm: random weights instead of downloading.")
+@model_options
 @click.option("--method", "-m", "methods", multiple=True, metavar="NAME",
               help="Method (repeatable; default gradient, ig, smoothgrad, moreaugrad).")
 @click.option("--set", "settings", multiple=True, metavar="KEY=VALUE", help="Method option, as in explain.")

@@ -42,8 +42,8 @@ class SanityConfig:
     radii: list[float] = field(default_factory=lambda: [0.25, 0.5, 1.0])
     norm: str = "l2"
     fraction: float = 0.1
-    attack_steps: int = 20
-    steps: list[int] = field(default_factory=lambda: [8, 16, 32, 64, 128])
+    attack_steps: int = 10
+    steps: list[int] = field(default_factory=lambda: [8, 16, 32, 64])
     seed: int = 0
     device: str = "cpu"
 
@@ -258,7 +258,7 @@ def _completeness_verdict(method: str, rows: list[dict]) -> dict:
     return {"method": method, "test": "completeness", "passed": passed, "reason": text}
 
 
-_MG_BUDGET = {"n_iter": 20, "average_last": 15, "n_samples": 4}
+_MG_BUDGET = {"n_iter": 12, "average_last": 8, "n_samples": 4}
 BUDGET = {"integrated_gradients": {"n_steps": 32}, "expected_gradients": {"n_samples": 32},
           "smoothgrad": {"n_samples": 16}, "smoothgrad_squared": {"n_samples": 16}, "vargrad": {"n_samples": 16},
           "moreaugrad": _MG_BUDGET, "moreaugrad_sparse": _MG_BUDGET, "moreaugrad_group": _MG_BUDGET}

@@ -34,7 +34,7 @@ def test_tests_can_be_selected(run_cli, tmp_path):
     result = run_cli("sanity", *SAMPLE, "-m", "ig", "--tests", "completeness", "--out", tmp_path, "--json")
     data = parse_json(result)
     assert result.exit_code == 0 and data["randomization"] == [] and data["robustness"] == []
-    assert [r["steps"] for r in data["completeness"]] == [8, 16, 32, 64, 128]
+    assert [r["steps"] for r in data["completeness"]] == [8, 16, 32, 64]
 
 
 def test_a_bad_image_fails_alone(run_cli, tmp_path):
