@@ -107,7 +107,7 @@ def test_keyword_classifier_puts_great_on_top(tiny):
     entry = explain_one(classifier, lm, TextItem("t", "a truly great film with a fine cast"), 0,
                         TextOptions(["olm", "olm_s", "unk", "delete"], n_samples=100))
     assert entry["target_label"] == "positive"
-    for method in ("olm", "unk", "delete", "olm_s"):
+    for method in ("olm", "unk", "delete"):  # OLM-S is a spread: "truly" := "great" can vary p as much
         scores = entry["scores"][method]
         assert entry["words"][max(range(len(scores)), key=scores.__getitem__)] == "great", method
 
