@@ -23,7 +23,7 @@ Examples:
 @click.group(epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="attrib")
 def main() -> None:
-    """Explain why an image classifier made a prediction, and check whether the explanation deserves trust."""
+    """Explain why an image or text classifier made a prediction, and check whether the explanation deserves trust."""
 
 
 def _register() -> None:
