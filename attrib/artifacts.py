@@ -64,6 +64,12 @@ def atomic_write_npz(path: str | Path, arrays: dict[str, np.ndarray]) -> None:
     atomic_write_bytes(path, buffer.getvalue())
 
 
+def describe_tensors(options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` with tensor values replaced by a description such as "tensor(64, 1, 56, 28)" (for JSON)."""
+    return {k: (f"tensor{tuple(v.shape)}" if hasattr(v, "shape") and not isinstance(v, np.generic) else v)
+            for k, v in options.items()}
+
+
 def slug(name: str, taken: set[str]) -> str:
     """A file-safe id, unique among ``taken``, from an input's file name ('photos/cat 1.jpg' -> 'cat_1.jpg')."""
     base = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(name.replace("sample:", "")).name).strip("._") or "input"

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from attrib.artifacts import atomic_write_json, atomic_write_npz
+from attrib.artifacts import atomic_write_json, atomic_write_npz, describe_tensors
 from attrib.evaluate.masking import apply_mask, keep_mask, mass_share, random_attributions
 from attrib.training import Recipe, accuracy, init_seeded, train
 
@@ -87,10 +87,11 @@ def _dataset(spec_json: str):
 
 
 @lru_cache(maxsize=4)
-def _model(spec: str, weights: str | None = None):
+def _model(spec: str):
+    """The model a job's architecture comes from (its weights are not needed: jobs train fresh copies)."""
     from attrib.models import load_model
 
-    return load_model(spec, weights=weights, pretrained=False)
+    return load_model(spec, pretrained=False)
 
 
 def dataset_of(spec: dict[str, Any]):
@@ -113,7 +114,7 @@ def compute_attributions(model, data, method: str, options: dict[str, Any], out:
                          device: str, events: Events) -> Path:
     """Attributions of ``method`` on both splits, cached in ``out/attributions/METHOD.npz``."""
     path = out / "attributions" / f"{method}.npz"
-    stamp = json.dumps({"method": method, "options": _plain(options), "seed": seed, "model": model.name,
+    stamp = json.dumps({"method": method, "options": describe_tensors(options), "seed": seed, "model": model.name,
                         "dataset": data.spec}, sort_keys=True, default=str)
     if path.is_file():
         with np.load(path) as cached:
@@ -138,10 +139,6 @@ def _attribute_split(model, x, y, method, options, seed, device, events) -> torc
         parts.append(result.values)
         events.advance(len(y[block]))
     return torch.cat(parts)
-
-
-def _plain(options: dict[str, Any]) -> dict[str, Any]:
-    return {k: (f"tensor{tuple(v.shape)}" if isinstance(v, torch.Tensor) else v) for k, v in options.items()}
 
 
 def method_options(method: str, config: DiffRoarConfig, data) -> dict[str, Any]:
@@ -332,7 +329,7 @@ def _record(model, config, data, recipe, results, started, n_jobs) -> dict:
 
 def config_dict(config: DiffRoarConfig) -> dict[str, Any]:
     out = asdict(config)
-    out["configs"] = {m: _plain(c) for m, c in config.configs.items()}
+    out["configs"] = {m: describe_tensors(c) for m, c in config.configs.items()}
     return out
 
 

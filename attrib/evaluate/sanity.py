@@ -100,12 +100,10 @@ class Checker:
     def robustness(self, clean: dict[str, np.ndarray]) -> list[dict]:
         """Rows per (method, perturbation, radius) over the inputs that kept their label."""
         rows = []
+        gradient = clean["gradient"] if "gradient" in clean else self.explain(self.module, self.x, "gradient")
         for radius in self.config.radii:
             noisy, kept = random_perturbations(self.module, self.x, self.labels, radius, self.config.norm,
                                                self.config.seed)
-            gradient = clean.get("gradient")
-            if gradient is None:
-                gradient = self.explain(self.module, self.x, "gradient")
             attacked = topk_attack(self.module, self.x, self.labels, torch.from_numpy(gradient).to(self.x), radius,
                                    self.config.norm, fraction=self.config.fraction, steps=self.config.attack_steps)
             for name, points, ok in ((f"random {self.config.norm}", noisy, kept),
@@ -175,7 +173,7 @@ def n_explanations(config: SanityConfig, n_groups: int, data_randomization: bool
         total += m * (2 * min(n_groups, config.max_layers if not config.layers else len(config.layers))
                       + int(data_randomization))
     if "robustness" in config.tests:
-        total += len(config.radii) * (2 * m + int("gradient" not in config.methods))
+        total += 2 * m * len(config.radii) + int("gradient" not in config.methods)
     if "completeness" in config.tests:
         total += len(config.steps) * max(1, sum(p in config.methods for p in PATH_METHODS))
     return total
@@ -319,7 +317,7 @@ def save_report(out, model, names: list[str], config: SanityConfig, result: dict
     from pathlib import Path
 
     from attrib import __version__
-    from attrib.artifacts import atomic_write_json
+    from attrib.artifacts import atomic_write_json, describe_tensors
     from attrib.render.plots import randomization_plot, robustness_plot, strip_plot
 
     out = Path(out)
@@ -332,14 +330,10 @@ def save_report(out, model, names: list[str], config: SanityConfig, result: dict
         plots["robustness"] = robustness_plot(result["robustness"], out / "robustness.png")
     record = {"kind": "sanity", "attrib_version": __version__, "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
               "model": {"name": model.name, "card": model.card}, "inputs": names,
-              "methods": config.methods, "configs": {m: _plain(c) for m, c in config.configs.items()},
+              "methods": config.methods, "configs": {m: describe_tensors(c) for m, c in config.configs.items()},
               "tests": config.tests, "layers": result["layers"], "radii": config.radii, "norm": config.norm,
               "fraction": config.fraction, "seed": config.seed, "device": config.device, "thresholds": THRESHOLDS,
               "seconds": round(seconds, 1), "plots": plots, "versions": {"torch": torch.__version__},
               **{k: result[k] for k in ("randomization", "robustness", "completeness", "verdicts")}}
     atomic_write_json(out / "run.json", record)
     return record
-
-
-def _plain(config: dict[str, Any]) -> dict[str, Any]:
-    return {k: (f"tensor{tuple(v.shape)}" if isinstance(v, torch.Tensor) else v) for k, v in config.items()}
