@@ -5,6 +5,7 @@ Public API (imported lazily, so that ``attrib --help`` does not import torch)::
     import attrib
     result = attrib.attribute(model, inputs, method="ig", target=None, seed=0)
     attrib.METHODS["ig"]          # the method registry (aliases resolved)
+    record, arrays = attrib.load_run("attrib-runs/20261127-101500")   # arrays[(input id, method)], lazily
 """
 
 from __future__ import annotations
@@ -15,6 +16,9 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "attribute": "attrib.api",
+    "predict": "attrib.api",
+    "load_run": "attrib.runs",
+    "AttribError": "attrib.errors",
     "Attribution": "attrib.api",
     "completeness_gap": "attrib.api",
     "METHODS": "attrib.methods",

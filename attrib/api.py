@@ -11,7 +11,8 @@ from typing import Any
 import torch
 
 from attrib.engine import Engine
-from attrib.methods import METHODS, Context
+from attrib.errors import UsageError
+from attrib.methods import METHODS, TENSOR, Context
 from attrib.rng import check_seed
 from attrib.targets import TargetSpec, make_target
 
@@ -77,6 +78,9 @@ def attribute(model: torch.nn.Module | Callable[[torch.Tensor], torch.Tensor], i
         An :class:`Attribution`.
     """
     spec = METHODS[method]
+    if spec.inputs != TENSOR:
+        raise UsageError(f"{spec.name} explains text (strings), not tensors; use `attrib explain-text` or "
+                         "attrib.jobs.explain_text")
     cfg = spec.make_config(**config)
     x = _check_inputs(inputs)
     seed = check_seed(seed)
@@ -97,6 +101,16 @@ def attribute(model: torch.nn.Module | Callable[[torch.Tensor], torch.Tensor], i
         target=classes, completeness_gap=gap, passes=engine.passes, signed=spec.is_signed(cfg),
         outputs=outputs.detach().float().cpu(), seed=seed, seconds=time.perf_counter() - start,
         device=str(engine.device), precision=precision, extras=result.extras)
+
+
+def predict(model: torch.nn.Module | Callable[[torch.Tensor], torch.Tensor], inputs: torch.Tensor, *,
+            device: torch.device | str | None = None, precision: str = "fp32",
+            fold_batchnorm: bool = True) -> torch.Tensor:
+    """The model's outputs (B, C) at ``inputs``, float32 on the CPU, by the same forward path that
+    :func:`attribute` resolves its targets with (so "the predicted class" means the same class in both)."""
+    x = _check_inputs(inputs)
+    with Engine(model, device=device, precision=precision, fold_batchnorm=fold_batchnorm) as engine:
+        return engine.outputs(x.to(engine.device)).detach().float().cpu()
 
 
 def completeness_gap(values: torch.Tensor, expected: torch.Tensor) -> torch.Tensor:

@@ -6,14 +6,37 @@ on what ran before, so results are identical for any chunk size and reproducible
 
 from __future__ import annotations
 
+from enum import IntEnum, unique
+
 import numpy as np
 import torch
+
+from attrib.errors import UsageError
+
+
+@unique
+class Stream(IntEnum):
+    """The id of every random stream in attrib, in one place: ``unique`` makes a collision an import error,
+    so two kinds of draws (say, a baseline's noise and a mask's tie-break) can never be correlated."""
+
+    MASK_TIES = 101
+    MASK_RANDOM = 102
+    UNIFORM_BASELINE = 111
+    OLM_DRAWS = 201
+    EG_PAIRS = 202
+    PERTURBATION = 301
+    SMOOTHGRAD_NOISE = 303
+    BACKGROUND_NOISE = 404
+    MOREAUGRAD_NOISE = 505  # one sub-stream per iteration: 505 + MOREAUGRAD_STRIDE * iteration
+
+
+MOREAUGRAD_STRIDE = 7919
 
 
 def check_seed(seed: int) -> int:
     """Validate a user seed (a non-negative int)."""
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+        raise UsageError(f"seed must be a non-negative integer, got {seed!r}")
     return int(seed)
 
 

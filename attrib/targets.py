@@ -12,6 +12,8 @@ from typing import Any
 
 import torch
 
+from attrib.errors import UsageError
+
 TargetSpec = Any  # None | int | Sequence[int] | Target | Callable[[Tensor], Tensor]
 
 
@@ -43,10 +45,10 @@ class ClassLogit(Target):
         else:
             classes = [int(i) for i in self.index]
             if len(classes) != n_inputs:
-                raise ValueError(f"target lists {len(classes)} classes for {n_inputs} inputs; give one per input")
+                raise UsageError(f"target lists {len(classes)} classes for {n_inputs} inputs; give one per input")
         for c in classes:
             if not 0 <= c < n_classes:
-                raise ValueError(f"target class {c} is out of range: the model has {n_classes} classes "
+                raise UsageError(f"target class {c} is out of range: the model has {n_classes} classes "
                                  f"(valid indices 0..{n_classes - 1})")
         self._classes = torch.tensor(classes, dtype=torch.long, device=outputs.device)
         return classes
@@ -135,7 +137,7 @@ def parse_class(text: str, labels: list[str]) -> int | None:
     if text.lstrip("-").isdigit():
         index = int(text)
         if not 0 <= index < len(labels):
-            raise ValueError(f"target {index} is out of range: the model has {len(labels)} classes "
+            raise UsageError(f"target {index} is out of range: the model has {len(labels)} classes "
                              f"(valid indices 0..{len(labels) - 1})")
         return index
     names: dict[str, int] = {}
@@ -146,4 +148,4 @@ def parse_class(text: str, labels: list[str]) -> int | None:
         return names[text.lower()]
     close = difflib.get_close_matches(text.lower(), list(names), n=3, cutoff=0.6)
     hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-    raise ValueError(f"unknown target label {text!r}{hint} (use pred, a class index or a label name)")
+    raise UsageError(f"unknown target label {text!r}{hint} (use pred, a class index or a label name)")

@@ -121,10 +121,12 @@ def init_seeded(factory: Callable[[], torch.nn.Module], seed: int) -> torch.nn.M
 
 @torch.no_grad()
 def accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1024) -> float:
-    """Top-1 accuracy in eval mode."""
+    """Top-1 accuracy in eval mode, with each batch moved to the model's device."""
     model.eval()
-    correct = sum(int((model(x[i:i + batch_size]).argmax(1) == y[i:i + batch_size]).sum())
-                  for i in range(0, len(y), batch_size))
+    device = next(model.parameters()).device
+    with torch.no_grad():
+        correct = sum(int((model(x[i:i + batch_size].to(device)).argmax(1).cpu() == y[i:i + batch_size].cpu()).sum())
+                      for i in range(0, len(y), batch_size))
     return correct / max(1, len(y))
 
 

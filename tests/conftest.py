@@ -8,6 +8,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
+from tests import throwaway_method  # noqa: E402,F401 - registers a method the way a user would
 from tests.text_fixtures import text_models  # noqa: E402,F401 - a session fixture
 from tests.toys import Linear, Quadratic, small_convnet  # noqa: E402
 

@@ -20,11 +20,12 @@ Examples:
 @click.option("--quiet", "-q", is_flag=True)
 def report(run_dir: str, output: str, quiet: bool) -> None:
     """Write one self-contained HTML report for a run folder."""
+    from attrib.errors import AttribError
     from attrib.report.html import write_report
 
     ui = UI(quiet=quiet)
     try:
         write_report(run_dir, output)
-    except (FileNotFoundError, ValueError) as error:
+    except AttribError as error:
         raise click.UsageError(str(error)) from None
     ui.info(f"wrote {output}")

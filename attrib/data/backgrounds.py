@@ -13,11 +13,10 @@ from PIL import Image
 from attrib.data.images import InputError, expand_inputs, load_sample, SAMPLE_NAMES
 from attrib.methods.baselines import gaussian_blur
 from attrib.models.preprocess import Preprocess
-from attrib.rng import generator
+from attrib.rng import Stream, generator
 
 DEFAULT_DESCRIPTION = ("built-in: 4 sample images (chelsea, coffee, rocket, astronaut), their blurred copies "
                        "and 4 uniform-noise images")
-NOISE_STREAM = 404
 
 
 def default_background(preprocess: Preprocess, seed: int = 0) -> tuple[torch.Tensor, str]:
@@ -27,7 +26,7 @@ def default_background(preprocess: Preprocess, seed: int = 0) -> tuple[torch.Ten
     height, width = preprocess.size
     noise = []
     for i in range(len(SAMPLE_NAMES)):
-        pixels = torch.randint(0, 256, (height, width, preprocess.channels), generator=generator(seed, NOISE_STREAM, i),
+        pixels = torch.randint(0, 256, (height, width, preprocess.channels), generator=generator(seed, Stream.BACKGROUND_NOISE, i),
                                dtype=torch.uint8)
         noise.append(preprocess.tensor(Image.fromarray(pixels.squeeze(-1).numpy())))
     return torch.cat([samples, blurred, torch.stack(noise)]), DEFAULT_DESCRIPTION

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from attrib.models.preprocess import Preprocess
+from attrib.errors import AttribError
 
 BLOCK = 28
 NULL_SQUARE = (10, 18)  # rows and columns [10, 18) of the null block are 1.0, the rest 0
@@ -31,7 +32,7 @@ DATASET_NAMES = ("blockdigits", "blockdigits-top", "synthetic", "torchvision:MNI
                  "torchvision:CIFAR10", "torchvision:SVHN", "folder:PATH")
 
 
-class DatasetError(Exception):
+class DatasetError(AttribError):
     """A data set that cannot be built or loaded; the message is one line for the user."""
 
 

@@ -13,12 +13,13 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps
+from attrib.errors import AttribError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".jfif"}
 SAMPLE_NAMES = ("chelsea", "coffee", "rocket", "astronaut")
 
 
-class InputError(Exception):
+class InputError(AttribError):
     """An input that cannot be used; the message is one line naming the input and the reason."""
 
 

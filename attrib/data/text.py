@@ -12,11 +12,12 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from attrib.errors import AttribError
 
 WORD = re.compile(r"\w+(?:['’-]\w+)*|[^\w\s]")
 
 
-class TextInputError(Exception):
+class TextInputError(AttribError):
     """A text input that cannot be used; one line naming the input and the reason."""
 
 

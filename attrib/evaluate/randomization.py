@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import torch
 
+from attrib.errors import UsageError
+
 
 @dataclass(frozen=True)
 class LayerGroup:
@@ -50,7 +52,7 @@ def select(groups: list[LayerGroup], names: list[str] | None, max_groups: int | 
         known = {g.name: g for g in groups}
         missing = [n for n in names if n not in known]
         if missing:
-            raise ValueError(f"unknown layer {missing[0]!r}; layers (bottom to top): {', '.join(known)}")
+            raise UsageError(f"unknown layer {missing[0]!r}; layers (bottom to top): {', '.join(known)}")
         return [g for g in groups if g.name in names]
     if max_groups is None or len(groups) <= max_groups:
         return groups

@@ -17,9 +17,7 @@ import copy
 
 import torch
 
-from attrib.rng import generator
-
-STREAM = 301
+from attrib.rng import Stream, generator
 
 
 def _norms(t: torch.Tensor) -> torch.Tensor:
@@ -36,7 +34,7 @@ def project(delta: torch.Tensor, radius: float, norm: str) -> torch.Tensor:
 def random_direction(shape: tuple[int, ...], radius: float, norm: str, seed: int, key: int) -> torch.Tensor:
     """A random point on the l2 sphere (uniform direction) or at an l_inf corner-free uniform draw, scaled to
     ``radius``; seeded per input and try."""
-    g = generator(seed, STREAM, key)
+    g = generator(seed, Stream.PERTURBATION, key)
     if norm == "linf":
         return (torch.rand(shape, generator=g) * 2 - 1) * radius
     d = torch.randn(shape, generator=g)

@@ -13,7 +13,6 @@ Values are averaged over inputs. Verdicts compare them with the thresholds in ``
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,7 +26,16 @@ from attrib.evaluate.robustness import random_perturbations, topk_attack
 
 TESTS = ("randomization", "robustness", "completeness")
 THRESHOLDS = {"randomization": 0.5, "robustness": 0.5, "completeness": 0.05}
-PATH_METHODS = {"integrated_gradients": "n_steps", "expected_gradients": "n_samples"}
+MAX_LAYERS = 4  # layer groups reported when none are named (the command line's default too)
+ATTACK_METHOD = "gradient"  # the top-k attack moves the input to change this method's top-k
+DEFAULT_PATH_METHOD = "integrated_gradients"  # completeness is reported for it when no path method is asked
+
+
+def path_methods(methods: list[str]) -> list[str]:
+    """The methods with a completeness gap (a reference score and a cost knob), in order."""
+    from attrib.methods import METHODS
+
+    return [m for m in methods if METHODS[m].reference and METHODS[m].knob]
 
 
 @dataclass
@@ -38,7 +46,7 @@ class SanityConfig:
     configs: dict[str, dict[str, Any]] = field(default_factory=dict)
     tests: list[str] = field(default_factory=lambda: list(TESTS))
     layers: list[str] | None = None
-    max_layers: int = 4
+    max_layers: int = MAX_LAYERS
     radii: list[float] = field(default_factory=lambda: [0.25, 0.5, 1.0])
     norm: str = "l2"
     fraction: float = 0.1
@@ -48,18 +56,13 @@ class SanityConfig:
     device: str = "cpu"
 
 
-@dataclass
-class Events:
-    total: Callable[[int], None] = lambda n: None
-    advance: Callable[[str], None] = lambda what: None
-
-
 class Checker:
     """Runs the checks for one model and a batch of inputs."""
 
-    def __init__(self, model, x: torch.Tensor, config: SanityConfig, events: Events | None = None) -> None:
+    def __init__(self, model, x: torch.Tensor, config: SanityConfig,
+                 advance: Callable[[str], None] = lambda method: None) -> None:
         self.model, self.x, self.config = model, x.to(config.device), config
-        self.events = events or Events()
+        self.advance = advance  # called after each map with the method's name
         self.module = model.module.to(config.device).eval()
         with torch.no_grad():
             self.labels = self.module(self.x).argmax(1)
@@ -69,7 +72,7 @@ class Checker:
 
         options = {**self.config.configs.get(method, {}), **extra}
         values = attribute(module, x, method, None, seed=self.config.seed, device=self.config.device, **options)
-        self.events.advance(method)
+        self.advance(method)
         return values.values.numpy()
 
     def clean_maps(self) -> dict[str, np.ndarray]:
@@ -100,7 +103,9 @@ class Checker:
     def robustness(self, clean: dict[str, np.ndarray]) -> list[dict]:
         """Rows per (method, perturbation, radius) over the inputs that kept their label."""
         rows = []
-        gradient = clean["gradient"] if "gradient" in clean else self.explain(self.module, self.x, "gradient")
+        gradient = clean.get(ATTACK_METHOD)
+        if gradient is None:
+            gradient = self.explain(self.module, self.x, ATTACK_METHOD)
         for radius in self.config.radii:
             noisy, kept = random_perturbations(self.module, self.x, self.labels, radius, self.config.norm,
                                                self.config.seed)
@@ -126,7 +131,7 @@ class Checker:
     def completeness(self) -> list[dict]:
         """Mean completeness gap per path method and budget."""
         rows = []
-        for method in [m for m in PATH_METHODS if m in self.config.methods] or ["integrated_gradients"]:
+        for method in path_methods(self.config.methods) or [DEFAULT_PATH_METHOD]:
             for steps in self.config.steps:
                 gap = self._gap(method, steps)
                 rows.append({"method": method, "steps": steps, "gap": gap})
@@ -135,10 +140,12 @@ class Checker:
     def _gap(self, method: str, steps: int) -> float:
         from attrib.api import attribute
 
-        options = {**self.config.configs.get(method, {}), PATH_METHODS[method]: steps}
+        from attrib.methods import METHODS
+
+        options = {**self.config.configs.get(method, {}), METHODS[method].knob: steps}
         result = attribute(self.module, self.x, method, None, seed=self.config.seed, device=self.config.device,
                            **options)
-        self.events.advance(method)
+        self.advance(method)
         return float(result.completeness_gap.abs().mean())
 
 
@@ -173,18 +180,16 @@ def n_explanations(config: SanityConfig, n_groups: int, data_randomization: bool
         total += m * (2 * min(n_groups, config.max_layers if not config.layers else len(config.layers))
                       + int(data_randomization))
     if "robustness" in config.tests:
-        total += 2 * m * len(config.radii) + int("gradient" not in config.methods)
+        total += 2 * m * len(config.radii) + int(ATTACK_METHOD not in config.methods)
     if "completeness" in config.tests:
-        total += len(config.steps) * max(1, sum(p in config.methods for p in PATH_METHODS))
+        total += len(config.steps) * max(1, len(path_methods(config.methods)))
     return total
 
 
-def run_sanity(model, x: torch.Tensor, config: SanityConfig, events: Events | None = None,
-               permuted: torch.nn.Module | None = None) -> dict[str, Any]:
+def run_sanity(model, x: torch.Tensor, config: SanityConfig, permuted: torch.nn.Module | None = None,
+               advance: Callable[[str], None] = lambda method: None) -> dict[str, Any]:
     """All selected checks; returns the result tables, verdicts, and input 0's randomized maps (``strips``)."""
-    checker = Checker(model, x, config, events)
-    n_groups = len(layer_groups(checker.module))
-    checker.events.total(n_explanations(config, n_groups, permuted is not None))
+    checker = Checker(model, x, config, advance)
     clean = checker.clean_maps()
     out: dict[str, Any] = {"randomization": [], "robustness": [], "completeness": [], "strips": {},
                            "layers": [g.label for g in layer_groups(checker.module)]}
@@ -249,91 +254,24 @@ def _completeness_verdict(method: str, rows: list[dict]) -> dict:
     limit = THRESHOLDS["completeness"]
     last = max(rows, key=lambda r: r["steps"])
     first = min(rows, key=lambda r: r["steps"])
-    unit = PATH_METHODS[method].replace("n_", "")
+    from attrib.methods import METHODS
+
+    unit = METHODS[method].knob.replace("n_", "")
     passed = last["gap"] <= limit
     text = (f"gap {last['gap']:.1%} at {last['steps']} {unit} (pass: <= {limit:.0%}); "
             f"{first['gap']:.1%} at {first['steps']}")
     return {"method": method, "test": "completeness", "passed": passed, "reason": text}
 
 
-_MG_BUDGET = {"n_iter": 12, "average_last": 8, "n_samples": 4}
-BUDGET = {"integrated_gradients": {"n_steps": 32}, "expected_gradients": {"n_samples": 32},
-          "smoothgrad": {"n_samples": 16}, "smoothgrad_squared": {"n_samples": 16}, "vargrad": {"n_samples": 16},
-          "moreaugrad": _MG_BUDGET, "moreaugrad_sparse": _MG_BUDGET, "moreaugrad_group": _MG_BUDGET}
-
-
 def with_budget(methods: list[str], configs: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """The sanity report's reduced per-map budget (each map is recomputed for every randomized model and
-    perturbation), under the user's own options, which win."""
-    return {m: {**BUDGET.get(m, {}), **configs.get(m, {})} for m in methods}
+    """Each method's reduced budget for this report (its spec's ``budget``: every map is recomputed for each
+    randomized model and perturbation), under the user's own options, which win."""
+    from attrib.methods import METHODS
+
+    return {m: {**METHODS[m].budget, **configs.get(m, {})} for m in methods}
 
 
 def default_radii(x: torch.Tensor, fractions: tuple[float, ...] = (0.02, 0.05)) -> list[float]:
     """Perturbation radii as fractions of the inputs' median l2 norm, rounded to two significant digits."""
     median = float(x.flatten(1).norm(dim=1).median())
     return [float(f"{f * median:.2g}") for f in fractions]
-
-
-def permuted_label_model(model, seed: int = 0) -> torch.nn.Module | None:
-    """Data randomization: a sample model's recipe retrained on its data with permuted labels (else None)."""
-    from attrib.data.datasets import load_dataset
-    from attrib.training import Recipe, init_seeded, train
-
-    card = model.card
-    if model.factory is None or "recipe" not in card or "dataset" not in card:
-        return None
-    data = load_dataset(card["dataset"], **card.get("dataset_args", {}))
-    order = torch.randperm(len(data.train_y), generator=torch.Generator().manual_seed(seed))
-    fresh = init_seeded(model.factory, seed)
-    return train(fresh, data.train_x, data.train_y[order], Recipe(**card["recipe"]), seed=seed)
-
-
-def sanity_inputs(model, paths: list[str], dataset: str | None, n: int) -> tuple[torch.Tensor, list[str], list[str]]:
-    """(inputs, names, errors): image files / folders / globs through the model's preprocessing, else the first
-    ``n`` test examples of ``dataset`` (default: a sample model's own data set, or the built-in images)."""
-    from attrib.data.datasets import load_dataset
-    from attrib.data.images import InputError, expand_inputs
-
-    dataset = dataset or (None if paths else model.card.get("dataset"))
-    if dataset:
-        data = load_dataset(dataset, **(model.card.get("dataset_args", {}) if dataset == model.card.get("dataset")
-                                        else {}))
-        return data.test_x[:n], [f"{data.name} test #{i}" for i in range(min(n, len(data.test_y)))], []
-    if model.preprocess is None:
-        raise ValueError(f"{model.name} does not take images; give --dataset")
-    xs, names, errors = [], [], []
-    for source in expand_inputs(paths):
-        try:
-            xs.append(model.preprocess(source.load()))
-            names.append(source.name)
-        except InputError as error:
-            errors.append(str(error))
-    return (torch.stack(xs) if xs else torch.empty(0)), names, errors
-
-
-def save_report(out, model, names: list[str], config: SanityConfig, result: dict[str, Any],
-                seconds: float) -> dict[str, Any]:
-    """Write run.json and the plots into ``out``; return the record."""
-    from pathlib import Path
-
-    from attrib import __version__
-    from attrib.artifacts import atomic_write_json, describe_tensors
-    from attrib.render.plots import randomization_plot, robustness_plot, strip_plot
-
-    out = Path(out)
-    plots = {}
-    if result["randomization"]:
-        plots["randomization"] = randomization_plot(result["randomization"], out / "randomization.png")
-        if any(np.ndim(v) >= 2 for rows in result["strips"].values() for _, v in rows):
-            plots["strip"] = strip_plot(result["strips"], out / "randomized_maps.png")
-    if result["robustness"]:
-        plots["robustness"] = robustness_plot(result["robustness"], out / "robustness.png")
-    record = {"kind": "sanity", "attrib_version": __version__, "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
-              "model": {"name": model.name, "card": model.card}, "inputs": names,
-              "methods": config.methods, "configs": {m: describe_tensors(c) for m, c in config.configs.items()},
-              "tests": config.tests, "layers": result["layers"], "radii": config.radii, "norm": config.norm,
-              "fraction": config.fraction, "seed": config.seed, "device": config.device, "thresholds": THRESHOLDS,
-              "seconds": round(seconds, 1), "plots": plots, "versions": {"torch": torch.__version__},
-              **{k: result[k] for k in ("randomization", "robustness", "completeness", "verdicts")}}
-    atomic_write_json(out / "run.json", record)
-    return record

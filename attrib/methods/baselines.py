@@ -14,10 +14,9 @@ import math
 import torch
 import torch.nn.functional as F
 
-from attrib.rng import generator
+from attrib.rng import Stream, generator
 
 BASELINE_NAMES = ("zero", "blur", "uniform")
-UNIFORM_STREAM = 101
 
 
 def make_baseline(spec: str | torch.Tensor, x: torch.Tensor, seed: int, blur_sigma_frac: float) -> torch.Tensor:
@@ -64,7 +63,7 @@ def _uniform(x: torch.Tensor, seed: int) -> torch.Tensor:
     rows = []
     for b, xb in enumerate(x):
         low, high = float(xb.min()), float(xb.max())
-        u = torch.rand(xb.shape, generator=generator(seed, UNIFORM_STREAM, b), dtype=x.dtype)
+        u = torch.rand(xb.shape, generator=generator(seed, Stream.UNIFORM_BASELINE, b), dtype=x.dtype)
         rows.append(low + (high - low) * u)
     return torch.stack(rows).to(x.device)
 

@@ -15,10 +15,8 @@ from dataclasses import dataclass
 import torch
 
 from attrib.engine import Rows
-from attrib.methods import Context, MethodOutput, register_method
-from attrib.rng import row_generators
-
-EG_STREAM = 202
+from attrib.methods._registry import Context, MethodOutput, register_method
+from attrib.rng import Stream, row_generators
 
 
 @dataclass(frozen=True)
@@ -49,7 +47,8 @@ def check_background(background: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 
 
 @register_method("expected_gradients", aliases=("eg",), config=EGConfig, rows=lambda c: c.n_samples,
-                 cost="n_samples x (forward + input-backward)", stochastic=True,
+                 cost="n_samples x (forward + input-backward)", stochastic=True, needs=("background",),
+                 reference=True, knob="n_samples", budget={"n_samples": 32}, smoke={"n_samples": 6},
                  summary="integrated gradients averaged over references drawn from a background set")
 def expected_gradients(ctx: Context, config: EGConfig) -> MethodOutput:
     x = ctx.inputs
@@ -57,7 +56,7 @@ def expected_gradients(ctx: Context, config: EGConfig) -> MethodOutput:
     shape = (-1,) + (1,) * (x.ndim - 1)
 
     def points(b: torch.Tensor, r: torch.Tensor):
-        gens = row_generators(ctx.seed, EG_STREAM, b, r)
+        gens = row_generators(ctx.seed, Stream.EG_PAIRS, b, r)
         refs = torch.tensor([int(torch.randint(len(background), (1,), generator=g)) for g in gens])
         alphas = torch.stack([torch.rand((), generator=g, dtype=x.dtype) for g in gens]).to(x.device)
         ref = background[refs.to(x.device)]

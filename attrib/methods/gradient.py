@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from attrib.engine import Rows
-from attrib.methods import Context, MethodOutput, register_method
+from attrib.methods._registry import Context, MethodOutput, register_method
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from attrib.engine import Rows
-from attrib.methods import Context, MethodOutput, register_method
+from attrib.methods._registry import Context, MethodOutput, register_method
 from attrib.methods.baselines import check_baseline, make_baseline
 
 RULES = ("gausslegendre", "riemann_left", "riemann_right", "riemann_middle", "trapezoid")
@@ -65,7 +65,8 @@ def quadrature(rule: str, n: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 @register_method("integrated_gradients", aliases=("ig",), config=IGConfig, rows=lambda c: c.n_steps,
-                 cost="n_steps x (forward + input-backward)", summary="path integral of gradients from a baseline")
+                 cost="n_steps x (forward + input-backward)", summary="path integral of gradients from a baseline",
+                 reference=True, knob="n_steps", budget={"n_steps": 32}, smoke={"n_steps": 6})
 def integrated_gradients(ctx: Context, config: IGConfig) -> MethodOutput:
     x = ctx.inputs
     base = make_baseline(config.baseline, x, ctx.seed, config.blur_sigma_frac)

@@ -21,10 +21,9 @@ import torch
 import torch.nn.functional as F
 
 from attrib.engine import Rows
-from attrib.methods import Context, MethodOutput, register_method
-from attrib.rng import row_generators, row_normal
+from attrib.methods._registry import Context, MethodOutput, register_method
+from attrib.rng import MOREAUGRAD_STRIDE, Stream, row_generators, row_normal
 
-NOISE_STREAM = 505
 PRESETS = {
     "paper": dict(lr=0.1, n_samples=32, n_iter=300, average_last=100, warm_start=False, antithetic=False,
                   average="iterates"),
@@ -180,7 +179,7 @@ def _mean_gradient(ctx, config, x, d, sigma, shape, iteration):
         if config.noise_frac == 0:
             return x[b] + d[b], None
         pair = r // 2 if config.antithetic else r
-        gens = row_generators(ctx.seed, NOISE_STREAM + 7919 * key, b, pair)
+        gens = row_generators(ctx.seed, Stream.MOREAUGRAD_NOISE + MOREAUGRAD_STRIDE * key, b, pair)
         noise = row_normal(gens, tuple(x.shape[1:]), x.dtype).to(x.device)
         if config.antithetic:
             noise = noise * (1 - 2 * (r % 2)).to(x.dtype).view(shape)
@@ -191,7 +190,9 @@ def _mean_gradient(ctx, config, x, d, sigma, shape, iteration):
 
 
 _COMMON = dict(rows=lambda c: moreau_rows(c.n_iter, c.n_samples), stochastic=True,
-               cost="n_iter x n_samples x (forward + input-backward)")
+               cost="n_iter x n_samples x (forward + input-backward)", knob="n_iter",
+               budget={"n_iter": 12, "average_last": 8, "n_samples": 4},
+               smoke={"n_iter": 4, "average_last": 3, "n_samples": 6})
 
 
 @register_method("moreaugrad", aliases=("mg",), config=MoreauGradConfig,

@@ -5,7 +5,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from attrib.methods import METHODS
+from attrib.errors import UsageError
+from attrib.methods._registry import METHODS
 
 
 def parse_overrides(methods: list[str], items: list[str]) -> dict[str, dict[str, Any]]:
@@ -18,15 +19,15 @@ def parse_overrides(methods: list[str], items: list[str]) -> dict[str, dict[str,
     for item in items:
         key, sep, text = item.partition("=")
         if not sep or not key.strip():
-            raise ValueError(f"--set expects KEY=VALUE, got {item!r}")
+            raise UsageError(f"--set expects KEY=VALUE, got {item!r}")
         scope, _, field = key.strip().rpartition(".")
         targets = [METHODS.canonical(scope)] if scope else names
         if scope and targets[0] not in names:
-            raise ValueError(f"--set {item!r} names method {scope!r}, which is not among -m {', '.join(names)}")
+            raise UsageError(f"--set {item!r} names method {scope!r}, which is not among -m {', '.join(names)}")
         hits = [n for n in targets if field in _fields(n)]
         if not hits:
             valid = sorted({f for n in targets for f in _fields(n)})
-            raise ValueError(f"unknown option {field!r} for {', '.join(targets)}; valid: {', '.join(valid)}")
+            raise UsageError(f"unknown option {field!r} for {', '.join(targets)}; valid: {', '.join(valid)}")
         for name in hits:
             out[name][field] = coerce(_fields(name)[field], text.strip(), field)
     return out
@@ -45,14 +46,14 @@ def coerce(field: dataclasses.Field, text: str, name: str) -> Any:
     try:
         if isinstance(default, bool):
             if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
-                raise ValueError
+                raise UsageError
             return text.lower() in ("true", "1", "yes")
         if isinstance(default, int):
             return int(text)
         if isinstance(default, float):
             return float(text)
     except ValueError:
-        raise ValueError(f"option {name} expects a {type(default).__name__}, got {text!r}") from None
+        raise UsageError(f"option {name} expects a {type(default).__name__}, got {text!r}") from None
     if isinstance(default, str):
         return text
-    raise ValueError(f"option {name} cannot be set from the command line")
+    raise UsageError(f"option {name} cannot be set from the command line")

@@ -14,10 +14,8 @@ from dataclasses import dataclass
 import torch
 
 from attrib.engine import Rows, Sums
-from attrib.methods import Context, MethodOutput, register_method
-from attrib.rng import row_generators, row_normal
-
-NOISE_STREAM = 303
+from attrib.methods._registry import Context, MethodOutput, register_method
+from attrib.rng import Stream, row_generators, row_normal
 
 
 @dataclass(frozen=True)
@@ -46,7 +44,7 @@ def noisy_gradient_sums(ctx: Context, config: SmoothGradConfig) -> tuple[torch.T
     shape = (-1,) + (1,) * (x.ndim - 1)
 
     def points(b: torch.Tensor, r: torch.Tensor):
-        noise = row_normal(row_generators(ctx.seed, NOISE_STREAM, b, r), tuple(x.shape[1:]), x.dtype)
+        noise = row_normal(row_generators(ctx.seed, Stream.SMOOTHGRAD_NOISE, b, r), tuple(x.shape[1:]), x.dtype)
         return x[b] + sigma[b].view(shape) * noise.to(x.device), None
 
     def reduce(grad: torch.Tensor, aux: None, b: torch.Tensor, r: torch.Tensor):
@@ -57,7 +55,8 @@ def noisy_gradient_sums(ctx: Context, config: SmoothGradConfig) -> tuple[torch.T
 
 
 _COMMON = dict(config=SmoothGradConfig, rows=lambda c: c.n_samples, stochastic=True,
-               cost="n_samples x (forward + input-backward)")
+               cost="n_samples x (forward + input-backward)", knob="n_samples",
+               budget={"n_samples": 16}, smoke={"n_samples": 6})
 
 
 @register_method("smoothgrad", aliases=("sg",), summary="gradient averaged over noisy copies", **_COMMON)

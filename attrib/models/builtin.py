@@ -7,9 +7,13 @@ mean = std = 0.5 at 224 px. Labels are timm's ImageNet-1k descriptions.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 
+from attrib.models.base import Model
 from attrib.models.preprocess import Preprocess
+from attrib.models.registry import DEFAULT, register_loader
 
 DEFAULT_NAME = "efficientnet_lite0"
 DEFAULT_PREPROCESS = Preprocess(size=(224, 224), crop_pct=0.875, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5),
@@ -47,3 +51,16 @@ def imagenet_labels() -> list[str]:
 
     info = ImageNetInfo()
     return [info.index_to_description(i) for i in range(info.num_classes())]
+
+
+def load_default(rest: str = "", *, weights: str | Path | None = None, **_: object) -> Model:
+    """The embedded classifier, optionally with a local state dict of the same architecture."""
+    module = load_default_module()
+    if weights is not None:
+        from attrib.models.checkpoint import load_state_dict
+
+        load_state_dict(module, weights)
+    return Model(module, DEFAULT_PREPROCESS, imagenet_labels(), "image", f"default ({DEFAULT_NAME}, ImageNet)")
+
+
+register_loader(DEFAULT, load_default)

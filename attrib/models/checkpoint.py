@@ -6,11 +6,12 @@ from pathlib import Path
 
 import torch
 
+from attrib.errors import first_line
+from attrib.models.base import ModelError
+
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """A state dict from a file, never executing pickled code; ModelError with one line on failure."""
-    from attrib.models import ModelError, first_line
-
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"weights file not found: {path}")
@@ -33,8 +34,6 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
 
 def load_state_dict(module: torch.nn.Module, path: str | Path) -> None:
     """Load a file's state dict into ``module`` strictly; a mismatch is one ModelError line."""
-    from attrib.models import ModelError
-
     state = read_state_dict(path)
     try:
         module.load_state_dict(state, strict=True)

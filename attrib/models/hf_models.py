@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import torch
 
-from attrib.models import Model, ModelError, first_line
+from pathlib import Path
+
+from attrib.errors import first_line
+from attrib.models.base import Model, ModelError
 from attrib.models.preprocess import Preprocess
+from attrib.models.registry import register_loader
 
 
 class LogitsOnly(torch.nn.Module):
@@ -19,7 +23,7 @@ class LogitsOnly(torch.nn.Module):
         return self.inner(pixel_values=pixel_values).logits
 
 
-def load_hf(name: str, *, trust_remote_code: bool = False) -> Model:
+def load_hf(name: str, *, trust_remote_code: bool = False, **_: object) -> Model:
     """Load model + image processor; remote code runs only when ``trust_remote_code`` is set."""
     from transformers import AutoImageProcessor, AutoModelForImageClassification
 
@@ -54,3 +58,6 @@ def _preprocess(processor, module) -> Preprocess:
     std = tuple(getattr(processor, "image_std", None) or (0.5,) * 3)
     return Preprocess(size=(height, width), crop_pct=crop_pct, mean=mean, std=std, interpolation="bilinear",
                       squash=squash)
+
+
+register_loader("hf", load_hf, matches=lambda spec: Path(spec).is_dir())

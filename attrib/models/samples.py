@@ -1,29 +1,25 @@
-"""Sample models shipped with attrib (``sample:NAME``); the registry is filled by attrib/sample_models."""
+"""``sample:NAME``: attrib's own sample models (attrib/sample_models) and any a user registers.
+
+A user's registration of a name wins over attrib's sample of the same name.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from attrib.models import Model, ModelError
+from attrib.models.base import Model, ModelError
+from attrib.models.registry import register_loader
 
-SAMPLES: dict[str, tuple[str, Callable[[], Model]]] = {}  # name -> (one-line description, loader)
-_LOADED = False
-
-
-def _builtin() -> None:
-    """Register attrib's own samples once (user registrations made earlier win)."""
-    global _LOADED
-    if not _LOADED:
-        _LOADED = True
-        from attrib.sample_models import register_all
-
-        register_all()
+SAMPLES: dict[str, tuple[str, Callable[[], Model]]] = {}  # user registrations: name -> (description, loader)
 
 
 def samples() -> dict[str, tuple[str, Callable[[], Model]]]:
-    """All sample models: attrib's own and any registered."""
-    _builtin()
-    return SAMPLES
+    """All sample models, name -> (one-line description, loader): attrib's own and any registered."""
+    from functools import partial
+
+    from attrib.sample_models import RECIPES, load
+
+    return {**{name: (r.description, partial(load, name)) for name, r in RECIPES.items()}, **SAMPLES}
 
 
 def register_sample(name: str, description: str, loader: Callable[[], Model]) -> None:
@@ -31,10 +27,12 @@ def register_sample(name: str, description: str, loader: Callable[[], Model]) ->
     SAMPLES[name] = (description, loader)
 
 
-def load_sample(name: str) -> Model:
-    """Load a registered sample model by name."""
-    _builtin()
-    if name not in SAMPLES:
-        known = ", ".join(sorted(SAMPLES)) or "none are installed yet"
-        raise ModelError(f"unknown sample model {name!r}; available: {known}")
-    return SAMPLES[name][1]()
+def load_sample(name: str, **_: object) -> Model:
+    """Load a sample model by name."""
+    known = samples()
+    if name not in known:
+        raise ModelError(f"unknown sample model {name!r}; available: {', '.join(sorted(known))}")
+    return known[name][1]()
+
+
+register_loader("sample", load_sample)

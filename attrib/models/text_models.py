@@ -19,7 +19,8 @@ from pathlib import Path
 import torch
 
 from attrib.data.text import Word, replace_word
-from attrib.models import ModelError
+from attrib.errors import first_line
+from attrib.models.base import ModelError
 
 DEFAULT_LM = "bert-base-uncased"
 _SPECIAL = re.compile(r"^(\[.*\]|<.*>)$")
@@ -37,16 +38,11 @@ def _load(kind: str, spec: str, trust_remote_code: bool):
         model = auto.from_pretrained(name, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as error:
         where = "the folder" if Path(name).is_dir() else "the Hugging Face hub (offline?)"
-        raise ModelError(f"cannot load {name!r} as {kind[12:]} from {where}: {_first(error)}; pass a local folder "
+        raise ModelError(f"cannot load {name!r} as {kind[12:]} from {where}: {first_line(error, 160)}; pass a local folder "
                          "saved with save_pretrained instead") from None
     if not tokenizer.is_fast:
         raise ModelError(f"{name}: attrib needs a fast tokenizer (character offsets) and this one is not")
     return model.eval(), tokenizer
-
-
-def _first(error: BaseException) -> str:
-    lines = str(error).strip().splitlines()
-    return lines[0][:160] if lines else type(error).__name__
 
 
 @dataclass

@@ -5,12 +5,13 @@ from __future__ import annotations
 from functools import partial
 from pathlib import Path
 
-from attrib.models import Model, ModelError
+from attrib.models.base import Model, ModelError
 from attrib.models.checkpoint import load_state_dict
 from attrib.models.preprocess import Preprocess
+from attrib.models.registry import register_loader
 
 
-def load_timm(name: str, *, weights: str | Path | None = None, pretrained: bool = True) -> Model:
+def load_timm(name: str, *, weights: str | Path | None = None, pretrained: bool = True, **_: object) -> Model:
     """Create a timm model; download pretrained weights only when no local file is given."""
     import timm
 
@@ -51,3 +52,6 @@ def _labels(module) -> list[str]:
 
         return imagenet_labels()
     return [f"class {i}" for i in range(n)]
+
+
+register_loader("timm", load_timm)

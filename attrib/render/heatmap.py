@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw
 
+from attrib.evaluate.similarity import signed_map
+
 SIGNED_CMAP = "RdBu_r"
 UNSIGNED_CMAP = "inferno"
 PERCENTILE = 99.0
@@ -30,17 +32,11 @@ class Heatmap:
     strength: np.ndarray | None = None  # (H, W) in [0, 1]: |attribution| / scale, clipped
 
 
-def to_2d(values: np.ndarray) -> np.ndarray:
-    """(C, H, W) or (H, W) attributions to (H, W) by summing channels."""
-    values = np.asarray(values, dtype=np.float64)
-    return values.sum(axis=0) if values.ndim == 3 else values
-
-
 def render(values: np.ndarray, signed: bool) -> Heatmap:
     """Colour an attribution map; see the module docstring for the conventions."""
     import matplotlib
 
-    amap = to_2d(values)
+    amap = signed_map(values)
     finite = np.isfinite(amap)
     if not finite.any() or not np.abs(amap[finite]).max() > 0:
         reason = "all NaN" if not finite.any() else "all zero"

@@ -1,15 +1,12 @@
-"""Line plots of evaluation results (matplotlib, Agg backend), written atomically as PNG."""
+"""Plots of evaluation results (matplotlib, Agg backend), returned as PNG bytes for the run store to write."""
 
 from __future__ import annotations
 
 import io
-from pathlib import Path
-
-from attrib.artifacts import atomic_write_bytes
 
 
-def diffroar_plot(rows: list[dict], path: Path, title: str) -> str:
-    """DiffROAR vs k per method (error bars: std over seeds; the random control dashed); returns the file name."""
+def diffroar_plot(rows: list[dict], title: str) -> bytes:
+    """DiffROAR vs k per method (error bars: std over seeds; the random control dashed); as PNG bytes."""
     plt, fig, ax = _figure()
     for method in dict.fromkeys(r["method"] for r in rows):
         mine = sorted((r for r in rows if r["method"] == method), key=lambda r: r["k"])
@@ -20,7 +17,7 @@ def diffroar_plot(rows: list[dict], path: Path, title: str) -> str:
     ax.set_ylabel("DiffROAR = acc(top-k) - acc(bottom-k)")
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8)
-    return _save(plt, fig, path)
+    return _save(plt, fig)
 
 
 def _figure(width: float = 6, height: float = 4, rows: int = 1, columns: int = 1):
@@ -33,16 +30,15 @@ def _figure(width: float = 6, height: float = 4, rows: int = 1, columns: int = 1
                                  else True)
 
 
-def _save(plt, fig, path: Path) -> str:
+def _save(plt, fig) -> bytes:
     buffer = io.BytesIO()
     fig.tight_layout()
     fig.savefig(buffer, format="png")
     plt.close(fig)
-    atomic_write_bytes(path, buffer.getvalue())
-    return path.name
+    return buffer.getvalue()
 
 
-def randomization_plot(rows: list[dict], path: Path) -> str:
+def randomization_plot(rows: list[dict]) -> bytes:
     """Cascading randomization: abs-Spearman (solid) and signed Spearman (dashed) vs depth, per method."""
     plt, fig, ax = _figure()
     for i, method in enumerate(dict.fromkeys(r["method"] for r in rows)):
@@ -56,10 +52,10 @@ def randomization_plot(rows: list[dict], path: Path) -> str:
     ax.set_ylabel("Spearman to the original map")
     ax.axhline(0, color="grey", linewidth=0.8)
     ax.legend(fontsize=7, ncol=2)
-    return _save(plt, fig, path)
+    return _save(plt, fig)
 
 
-def robustness_plot(rows: list[dict], path: Path) -> str:
+def robustness_plot(rows: list[dict]) -> bytes:
     """Top-k intersection vs radius per method (random noise solid, top-k attack dashed)."""
     plt, fig, ax = _figure()
     methods = list(dict.fromkeys(r["method"] for r in rows))
@@ -74,10 +70,10 @@ def robustness_plot(rows: list[dict], path: Path) -> str:
     ax.set_ylabel("top-k intersection with the clean map")
     ax.set_ylim(0, 1.05)
     ax.legend(fontsize=7, ncol=2)
-    return _save(plt, fig, path)
+    return _save(plt, fig)
 
 
-def strip_plot(strips: dict[str, list], path: Path) -> str:
+def strip_plot(strips: dict[str, list]) -> bytes:
     """Input 0's magnitude maps: one row per method, the original then each cascading depth."""
     import numpy as np
 
@@ -95,4 +91,4 @@ def strip_plot(strips: dict[str, list], path: Path) -> str:
                 label, values = strips[method][c]
                 ax.imshow(magnitude_map(values), cmap="magma")
                 ax.set_title(f"{method}\n{label}" if c == 0 else label, fontsize=6)
-    return _save(plt, fig, path)
+    return _save(plt, fig)

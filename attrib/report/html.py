@@ -1,6 +1,7 @@
 """One self-contained HTML file from a run directory: images inlined as base64, no external URL, no script.
 
-All text goes through Jinja2 autoescaping; image paths from run.json are only read inside the run folder.
+All text goes through Jinja2 autoescaping; image paths from run.json are only read inside the run folder. The
+report renders records only: it never imports the methods or the engine, and recomputes nothing.
 """
 
 from __future__ import annotations
@@ -9,34 +10,43 @@ import base64
 from pathlib import Path
 from typing import Any
 
-from attrib.artifacts import atomic_write_text, load_run
+from attrib.runs.atomic import atomic_write_text
+from attrib.runs.store import RunError, load_run
+
+TEMPLATES = {"explain": "explain.html", "explain_text": "explain_text.html", "diffroar": "diffroar.html",
+             "sanity": "sanity.html"}
 
 
 def write_report(run_dir: str | Path, out_path: str | Path) -> None:
     """Render ``run_dir`` into ``out_path`` atomically."""
-    record, _ = load_run(run_dir)
+    record = load_run(run_dir).record
     atomic_write_text(out_path, render_report(record, Path(run_dir)))
+
+
+def upgrade(record: dict[str, Any]) -> dict[str, Any]:
+    """A record from attrib 0.1 in the current shape: methods as {"method", "config"} entries."""
+    configs = record.get("configs", {})
+    methods = [m if isinstance(m, dict) else {"method": m, "config": configs.get(m, {})}
+               for m in record.get("methods", [])]
+    return {**record, "methods": methods}
 
 
 def render_report(record: dict[str, Any], run_dir: Path) -> str:
     """The report's HTML text."""
     import jinja2
 
+    record = upgrade(record)
+    kind = record.get("kind", "explain")
+    if kind not in TEMPLATES:
+        raise RunError(f"{run_dir}: run kind {kind!r} is from a newer attrib; upgrade attrib to render it")
     env = jinja2.Environment(loader=jinja2.PackageLoader("attrib.report", "templates"),
                              autoescape=True, undefined=jinja2.StrictUndefined)
     env.filters["pct"] = lambda v: "—" if v is None else f"{100 * v:.2f}%"
-    env.globals["image"] = lambda rel: data_uri(run_dir, rel)
-    kind = record.get("kind", "explain")
-    if kind == "diffroar":
-        return env.get_template("diffroar.html").render(run=record, **_diffroar_view(record))
-    if kind == "sanity":
-        env.globals["num"] = lambda v: "—" if v is None else f"{v:.3f}"
-        return env.get_template("sanity.html").render(run=record)
-    if kind == "explain_text":
-        env.globals.update(max_abs=lambda xs: max((abs(x) for x in xs), default=0.0) or 1.0,
-                           relevance_bg=relevance_colour)
-        return env.get_template("explain_text.html").render(run=record)
-    return env.get_template("explain.html").render(run=record, inputs=record.get("inputs", []))
+    env.globals.update(image=lambda rel: data_uri(run_dir, rel), num=lambda v: "—" if v is None else f"{v:.3f}",
+                       max_abs=lambda xs: max((abs(x) for x in xs), default=0.0) or 1.0,
+                       relevance_bg=relevance_colour)
+    return env.get_template(TEMPLATES[kind]).render(run=record, inputs=record.get("inputs", []),
+                                                    **(_diffroar_view(record) if kind == "diffroar" else {}))
 
 
 def _diffroar_view(record: dict[str, Any]) -> dict[str, Any]:

@@ -7,11 +7,13 @@ and model card (``weights/NAME.json``) as package data, so ``sample:NAME`` loads
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from functools import partial
 from importlib import resources
 from typing import Any
 
+from attrib.models.base import Model, ModelError
+from attrib.models.preprocess import Preprocess
 from attrib.training import Recipe
 
 
@@ -61,12 +63,16 @@ def factory(recipe: SampleRecipe):
     return partial(build, recipe.architecture, **recipe.arch_kwargs)
 
 
-def load(name: str):
-    """The trained sample model ``name`` as a :class:`attrib.models.Model`."""
-    from safetensors.torch import load as load_bytes
+def data_card(data) -> dict[str, Any]:
+    """What a model card records of its data set so that loading the model never rebuilds it."""
+    pre = None if data.preprocess is None else {k: list(v) if isinstance(v, tuple) else v
+                                               for k, v in asdict(data.preprocess).items()}
+    return {"labels": list(data.labels), "preprocess": pre}
 
-    from attrib.data.datasets import load_dataset
-    from attrib.models import Model, ModelError
+
+def load(name: str) -> Model:
+    """The trained sample model ``name``: weights, labels and preprocessing from its packaged card."""
+    from safetensors.torch import load as load_bytes
 
     recipe = RECIPES[name]
     folder = weights_dir()
@@ -76,14 +82,7 @@ def load(name: str):
     module = factory(recipe)()
     module.load_state_dict(load_bytes((folder / f"{name}.safetensors").read_bytes()))
     card = json.loads((folder / f"{name}.json").read_text())
-    data = load_dataset(recipe.dataset, **card.get("dataset_args", {}))
-    return Model(module.eval(), data.preprocess, data.labels, recipe.kind, f"sample:{name}", factory(recipe), card)
-
-
-def register_all() -> None:
-    """Make every recipe's ``sample:NAME`` resolvable (names a user registered first are kept)."""
-    from attrib.models.samples import SAMPLES, register_sample
-
-    for name, recipe in RECIPES.items():
-        if name not in SAMPLES:
-            register_sample(name, recipe.description, partial(load, name))
+    pre = card.get("preprocess")
+    preprocess = None if pre is None else Preprocess(**{k: tuple(v) if isinstance(v, list) else v
+                                                         for k, v in pre.items()})
+    return Model(module.eval(), preprocess, card["labels"], recipe.kind, f"sample:{name}", factory(recipe), card)

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import torch
 
-from attrib.artifacts import atomic_write_bytes, atomic_write_json, atomic_write_text
-from attrib.sample_models import RECIPES, SampleRecipe, factory, weights_dir
+from attrib.runs.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
+from attrib.sample_models import RECIPES, SampleRecipe, data_card, factory, weights_dir
 from attrib.training import PGD, accuracy, init_seeded, robust_accuracy, train
 
 EVAL_PGD_STEPS = 20
@@ -45,7 +45,7 @@ def train_sample(recipe: SampleRecipe, out: Path, log=print) -> dict:
         "robust_attack": {"norm": "linf", "eps": recipe.attack_eps, "steps": EVAL_PGD_STEPS, "restarts": 1},
         "train_seconds": round(seconds, 1), "command": f"python -m attrib.sample_models.train {recipe.name}",
         "torch": torch.__version__, "machine": f"{platform.machine()}, {torch.get_num_threads()} threads",
-        "trained": time.strftime("%Y-%m-%d"),
+        "trained": time.strftime("%Y-%m-%d"), **data_card(data),
     }
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
     atomic_write_bytes(out / f"{recipe.name}.safetensors", save(state))

@@ -39,11 +39,11 @@ def test_blockdigits_json_has_null_block_shares(run_cli, tmp_path):
 
 def test_plan_only_then_workers_then_collect(run_cli, tmp_path):
     first = run_cli("diffroar", *SYN, "--out", tmp_path, "--plan-only")
-    assert first.exit_code == 0 and "python -m attrib.evaluate.diffroar" in first.stderr
+    assert first.exit_code == 0 and "python -m attrib.jobs.diffroar" in first.stderr
     jobs = sorted(str(p) for p in (tmp_path / "jobs").glob("*-s0.json"))
     assert len(jobs) == 8 and not list((tmp_path / "jobs").glob("*.result.json"))
     for half in (jobs[:4], jobs[4:]):  # e.g. two machines
-        subprocess.run([sys.executable, "-m", "attrib.evaluate.diffroar", *half], check=True, capture_output=True)
+        subprocess.run([sys.executable, "-m", "attrib.jobs.diffroar", *half], check=True, capture_output=True)
     collect = run_cli("diffroar", *SYN, "--out", tmp_path, "--json")
     assert collect.exit_code == 0 and "0 to run" in collect.stderr
     assert len(parse_json(collect)["results"]) == 4

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import attrib
 from tests.cli.conftest import FAST, TINY, parse_json
 
 
@@ -40,8 +41,7 @@ def test_default_run_explains_the_samples(run_cli, tmp_path):
     record = json.loads((out / "run.json").read_text())
     assert record["model"]["name"].startswith("default") and record["seed"] == 0
     assert record["methods"][0]["config"]["n_steps"] == 50 and "torch" in record["versions"]
-    with np.load(out / "attributions.npz") as arrays:
-        assert arrays["chelsea/integrated_gradients"].shape == (3, 224, 224)
+    assert attrib.load_run(out).arrays[("chelsea", "integrated_gradients")].shape == (3, 224, 224)
 
 
 def test_json_schema_and_options(run_cli, images, tmp_path):

@@ -9,10 +9,27 @@ import pytest
 import torch
 
 from attrib.data.datasets import load_dataset
-from attrib.evaluate.diffroar import (DiffRoarConfig, DiffRoarError, Events, aggregate, check_compatible,
-                                      done_result, run_diffroar)
+from attrib.evaluate.diffroar import DiffRoarConfig, DiffRoarError, aggregate, check_compatible
 from attrib.evaluate.masking import mass_share
+from attrib.jobs.common import Events as BaseEvents
+from attrib.jobs.diffroar import evaluate
 from attrib.models import load_model
+from attrib.runs import RunStore
+from attrib.runs.diffroar import done_result
+
+
+class Events(BaseEvents):
+    """Records each progress stage as (description, total)."""
+
+    def __init__(self, stage):
+        self.stage = stage
+
+    def task(self, key, description, total):
+        self.stage(description, total)
+
+
+def run_diffroar(model, config, out, events=None):
+    return evaluate(model, config, RunStore(out), events)
 
 
 def _result(method, k, side, seed, acc):
@@ -62,7 +79,7 @@ def test_jobs_are_independent_files_and_a_rerun_resumes(tmp_path):
     assert ("retrains", 1) in started  # only the missing retrain ran
     assert again["results"] == first["results"] and done_result(one)["accuracy"] == kept["accuracy"]
     result_file.unlink()
-    worker = subprocess.run([sys.executable, "-m", "attrib.evaluate.diffroar", str(one)], capture_output=True,
+    worker = subprocess.run([sys.executable, "-m", "attrib.jobs.diffroar", str(one)], capture_output=True,
                             text=True, check=True)  # a job runs alone, in another process
     assert one.stem in worker.stdout and done_result(one)["accuracy"] == kept["accuracy"]
 

@@ -8,7 +8,7 @@ import torch
 import attrib
 from tests.toys import small_convnet
 
-METHOD_NAMES = list(attrib.METHODS)
+METHOD_NAMES = attrib.METHODS.of_kind("tensor")  # text methods (olm, unk, ...) are tested in tests/text
 
 
 def _inputs(n=3):
@@ -16,12 +16,11 @@ def _inputs(n=3):
 
 
 def _config(name, x, **extra):
-    if name == "expected_gradients":
+    spec = attrib.METHODS[name]
+    if "background" in spec.needs:
         extra.setdefault("background", torch.randn(5, *x.shape[1:], generator=torch.Generator().manual_seed(3),
                                                    dtype=x.dtype))
-    sizes = {"n_steps": 6, "n_samples": 6, "n_iter": 4, "average_last": 3}
-    small = {f.name: sizes[f.name] for f in dataclasses.fields(attrib.METHODS[name].config) if f.name in sizes}
-    return {**small, **extra}
+    return {**spec.smoke, **extra}
 
 
 @pytest.mark.parametrize("name", METHOD_NAMES)

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from attrib.render.heatmap import Heatmap, overlay, render, to_2d
+from attrib.evaluate.similarity import signed_map as to_2d
+from attrib.render.heatmap import Heatmap, overlay, render
 
 
 def test_signed_map_is_centred_and_symmetric():

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from attrib.data.text import TextItem, replace_word, split_words
-from attrib.explain_text import TextOptions, explain_one
+from attrib.jobs.explain_text import Settings as TextOptions, explain_one
 from attrib.methods.olm import olm, olm_s, sample_counts
 from attrib.models.text_models import load_masked_lm, load_text_classifier
 

@@ -1,0 +1,146 @@
+"""What every job command shares: the run options (--seed --device --out --html --json -q -v) and the one
+runner for the command tail (UI, run folder, the job, the terminal view, HTML, JSON, exit code)."""
+
+from __future__ import annotations
+
+import functools
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+
+from attrib.cli.ui import UI
+
+MODEL_HELP = "timm:NAME, hf:ORG/NAME, a local HF folder, sample:NAME; default: embedded EfficientNet-Lite0."
+
+
+@dataclass
+class Common:
+    """The options every job command takes."""
+
+    seed: int = 0
+    device: str = "auto"
+    out_dir: str | None = None
+    html_path: str | None = None
+    json_mode: bool = False
+    quiet: bool = False
+    verbose: bool = False
+
+
+_COMMON_OPTIONS = (
+    click.option("--seed", default=0, show_default=True, type=click.IntRange(0), help="Seed of all random draws."),
+    click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N."),
+    click.option("--out", "out_dir", type=click.Path(file_okay=False),
+                 help="Run folder [default: attrib-runs/<time>]."),
+    click.option("--html", "html_path", type=click.Path(dir_okay=False), help="Also write an HTML report here."),
+    click.option("--json", "json_mode", is_flag=True, help="Print the results as one JSON object on stdout."),
+    click.option("--quiet", "-q", is_flag=True, help="Only errors."),
+    click.option("--verbose", "-v", is_flag=True, help="More detail (and tracebacks of unexpected errors)."),
+)
+
+
+def common_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Adds the run options; the command receives them as one ``common: Common`` argument."""
+    @functools.wraps(command)
+    def wrapper(*args: Any, seed, device, out_dir, html_path, json_mode, quiet, verbose, **kwargs: Any) -> Any:
+        return command(*args, common=Common(seed, device, out_dir, html_path, json_mode, quiet, verbose), **kwargs)
+
+    for option in reversed(_COMMON_OPTIONS):
+        wrapper = option(wrapper)
+    return wrapper
+
+
+def model_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--model/-M SPEC, --weights FILE, --no-pretrained."""
+    for option in reversed((
+            click.option("--model", "-M", "model_spec", default=None, metavar="SPEC", help=MODEL_HELP),
+            click.option("--weights", type=click.Path(dir_okay=False),
+                         help="Local state dict (.pt/.pth/.safetensors)."),
+            click.option("--no-pretrained", is_flag=True, help="timm: random weights instead of downloading."))):
+        command = option(command)
+    return command
+
+
+def method_options(default_help: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """--method/-m NAME (repeatable) and --set KEY=VALUE (repeatable)."""
+    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
+        command = click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
+                               help="Method option (repeatable); METHOD.KEY=VALUE for one method only.")(command)
+        return click.option("--method", "-m", "methods", multiple=True, metavar="NAME",
+                            help=f"Method name or alias (repeatable; default {default_help}). "
+                                 "See `attrib methods`.")(command)
+    return decorate
+
+
+class CliEvents:
+    """A job's events on the terminal: progress bars by key, messages by level, items shown as they finish."""
+
+    def __init__(self, ui: UI, progress: Any, on_item: Callable[[UI, dict], None] | None = None) -> None:
+        self.ui, self.progress, self.on_item = ui, progress, on_item
+        self.tasks: dict[str, Any] = {}
+        self.info, self.detail, self.warning, self.error = ui.info, ui.detail, ui.warn, ui.error
+
+    def task(self, key: str, description: str, total: int | None) -> None:
+        if key not in self.tasks:
+            self.tasks[key] = self.progress.add_task(description, total=total)
+        else:
+            self.progress.update(self.tasks[key], description=description, total=total, completed=0, visible=True)
+
+    def advance(self, key: str, n: int = 1, description: str | None = None) -> None:
+        if key in self.tasks:
+            extra = {"description": description} if description else {}
+            self.progress.update(self.tasks[key], advance=n, **extra)
+
+    def item(self, entry: dict) -> None:
+        if self.on_item is not None:
+            self.on_item(self.ui, entry)
+
+
+@dataclass
+class View:
+    """How a command presents its job's record: the terminal view, the --json object, the exit code."""
+
+    show: Callable[[UI, dict, Path], None] = lambda ui, record, out: None
+    json: Callable[[dict, Path], Any] | None = None
+    exit_code: Callable[[dict], int] = lambda record: 0
+    on_item: Callable[[UI, dict], None] | None = None
+
+
+def run_job(common: Common, job: Any, options: Any, view: View, prefix: str = "") -> None:
+    """Run ``job.run(options, store, events)`` and finish the command; never returns (exits with the code).
+
+    A user error (AttribError) is a usage error (exit 2, one line); anything else is one line naming its type
+    and pointing to -v, which shows the traceback instead.
+    """
+    from attrib.errors import AttribError, first_line
+    from attrib.runs import RunStore
+
+    ui = UI(quiet=common.quiet, verbose=common.verbose, json_mode=common.json_mode)
+    out = Path(common.out_dir or Path("attrib-runs") / time.strftime(f"{prefix}%Y%m%d-%H%M%S"))
+    try:
+        with ui.progress() as progress:
+            record = job.run(options, RunStore(out), CliEvents(ui, progress, view.on_item))
+    except AttribError as error:
+        raise click.UsageError(first_line(error, limit=2000)) from None
+    except Exception as error:  # noqa: BLE001 - the last line of defence: one line, not a traceback
+        if common.verbose:
+            raise
+        ui.error(f"unexpected {type(error).__name__}: {first_line(error)} (run with -v for the traceback)")
+        sys.exit(1)
+    view.show(ui, record, out)
+    if common.html_path:
+        write_html(ui, out, common.html_path)
+    if common.json_mode and view.json is not None:
+        ui.emit_json(view.json(record, out))
+    sys.exit(view.exit_code(record))
+
+
+def write_html(ui: UI, out: Path, html_path: str) -> None:
+    from attrib.report.html import write_report
+
+    write_report(out, html_path)
+    ui.info(f"wrote {html_path}")

@@ -1,0 +1,22 @@
+"""User errors: one line for the person at the terminal, no traceback.
+
+Every error a user can cause (a bad option, an unknown model or method, an unreadable file) derives from
+:class:`AttribError`; the command line catches these and nothing broader. ``UsageError`` is also a
+``ValueError`` so that library callers who catch ``ValueError`` keep working.
+"""
+
+from __future__ import annotations
+
+
+class AttribError(Exception):
+    """Base of every user error; its message is one line."""
+
+
+class UsageError(AttribError, ValueError):
+    """An option, name or value the user gave that cannot work (a bad seed, target, device, method option)."""
+
+
+def first_line(error: BaseException, limit: int = 200) -> str:
+    """The first line of an exception's message (its type name when the message is empty)."""
+    lines = str(error).strip().strip('"').splitlines()
+    return lines[0][:limit] if lines else type(error).__name__

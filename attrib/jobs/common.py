@@ -1,0 +1,137 @@
+"""What every job shares: the events it reports through, the record header, device and method resolution,
+and the one policy for Expected Gradients' reference set."""
+
+from __future__ import annotations
+
+import platform
+import time
+from typing import Any
+
+import torch
+
+from attrib.errors import UsageError
+
+
+class Events:
+    """How a job reports progress and messages. Every method is optional (the defaults do nothing); the command
+    line implements them with progress bars and coloured lines.
+
+    A *task* is a progress bar: ``task(key, description, total)`` (re)starts it, ``advance(key, n)`` moves it.
+    """
+
+    def info(self, text: str) -> None: ...
+
+    def detail(self, text: str) -> None: ...
+
+    def warning(self, text: str) -> None: ...
+
+    def error(self, text: str) -> None: ...
+
+    def task(self, key: str, description: str, total: int | None) -> None: ...
+
+    def advance(self, key: str, n: int = 1, description: str | None = None) -> None: ...
+
+    def item(self, entry: dict[str, Any]) -> None:
+        """One unit of work (an input, a text, a retrain) finished; ``entry`` is its record."""
+
+
+def now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def header(kind: str, *, model: dict[str, Any], methods: list[dict[str, Any]], seed: int, device: str,
+           precision: str = "fp32", **extra: Any) -> dict[str, Any]:
+    """The record header every run kind starts with."""
+    from attrib import __version__
+
+    return {"kind": kind, "attrib_version": __version__, "model": model, "methods": methods, "seed": seed,
+            "device": device, "precision": precision,
+            "versions": {"python": platform.python_version(), "torch": torch.__version__},
+            "started": now(), **extra}
+
+
+def resolve_device(name: str) -> str:
+    """"auto" -> "cuda" when available, else "cpu"; validates explicit CUDA devices."""
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UsageError(f"device {name!r} requested but CUDA is not available here (use --device cpu or auto)")
+    try:
+        torch.device(name)
+    except RuntimeError as error:
+        raise UsageError(f"unknown device {name!r}: {error}") from None
+    return name
+
+
+def resolve_methods(names: list[str] | tuple[str, ...], settings: list[str], *, inputs: str, supplied: set[str],
+                    where: str) -> tuple[list[str], dict[str, dict[str, Any]]]:
+    """Canonical names (deduplicated, aliases resolved) and per-method overrides from ``--set`` items.
+
+    Raises:
+        UsageError: an unknown method or option, a method of the wrong input kind, or one whose needs
+            ``where`` (a command) cannot supply.
+    """
+    from attrib.methods import METHODS, check_needs
+    from attrib.methods.options import parse_overrides
+
+    canonical = list(dict.fromkeys(METHODS.canonical(m, inputs) for m in names))
+    for name in canonical:
+        check_needs(name, supplied, where)
+    return canonical, parse_overrides(canonical, list(settings))
+
+
+def method_kwargs(name: str, overrides: dict[str, Any], supplies: dict[str, Any]) -> dict[str, Any]:
+    """The options to run ``name`` with: the user's overrides plus what the job supplies for its needs."""
+    from attrib.methods import METHODS
+
+    spec = METHODS[name]
+    fields = spec.option_names()
+    return {**{need: supplies[need] for need in spec.needs if need in fields and need in supplies}, **overrides}
+
+
+def describe_methods(names: list[str], kwargs: dict[str, dict[str, Any]],
+                     descriptions: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    """Per method: name, resolved config (tensors described), cost and sign, as records hold them.
+
+    Raises:
+        UsageError: an option value the method's config refuses.
+    """
+    from attrib.methods import METHODS
+
+    out = []
+    for name in names:
+        spec = METHODS[name]
+        cfg = spec.make_config(**kwargs.get(name, {}))
+        out.append({"method": name, "config": describe_config(vars(cfg), descriptions), "cost": spec.cost,
+                    "signed": spec.is_signed(cfg)})
+    return out
+
+
+def describe_config(options: dict[str, Any], descriptions: dict[str, str] | None = None) -> dict[str, Any]:
+    """``options`` with tensors replaced by their description (``descriptions[key]``) or their shape."""
+    descriptions = descriptions or {}
+    return {k: (descriptions.get(k) or f"tensor{tuple(v.shape)}") if isinstance(v, torch.Tensor) else v
+            for k, v in options.items()}
+
+
+def resolve_background(model, *, folder: str | None = None, seed: int = 0, data: torch.Tensor | None = None,
+                       fallback: torch.Tensor | None = None) -> tuple[torch.Tensor, str]:
+    """Expected Gradients' reference set, by one policy, in this order:
+
+    1. ``folder``: every image under it, preprocessed like the inputs;
+    2. ``data`` (the training inputs of the job's data set): 64 of them drawn with ``seed``;
+    3. an RGB image model: the built-in set (sample images, blurred copies, uniform noise; attrib/data/backgrounds);
+    4. ``fallback`` (the explained inputs themselves).
+    """
+    from attrib.data.backgrounds import default_background, folder_background
+
+    if folder:
+        return folder_background(folder, model.preprocess)
+    if data is not None:
+        pick = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))[:64]
+        return data[pick], f"64 training examples (seed {seed})"
+    if model.kind == "image" and model.preprocess is not None and model.preprocess.channels == 3:
+        return default_background(model.preprocess, seed)
+    if fallback is not None:
+        return fallback, "the explained inputs"
+    raise UsageError(f"{model.name}: no reference set for expected_gradients; give --background DIR")

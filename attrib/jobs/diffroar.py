@@ -1,0 +1,246 @@
+"""The DiffROAR job: attributions of the evaluated model (cached), one job file per retrain, the retrains that
+are not done yet, the aggregate, the plot and run.json (the numbers are in attrib/evaluate/diffroar.py, the
+files in attrib/runs/diffroar.py).
+
+Each retrain job is independent: ``python -m attrib.jobs.diffroar OUT/jobs/*.json`` runs any subset, in any
+process or machine, and rerunning ``attrib diffroar`` into the same folder collects the results.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from attrib.evaluate.diffroar import (CONTROL, DEFAULT_KS, DiffRoarConfig, attribute_split, check_compatible,
+                                      epoch_seconds, null_block_share, plan, retrain, retrain_recipe)
+from attrib.jobs.common import Events, describe_config, describe_methods, header, method_kwargs, now, \
+    resolve_background, resolve_device, resolve_methods
+from attrib.runs import diffroar as files
+from attrib.runs.store import RunStore
+
+KIND = "diffroar"
+DEFAULT_METHODS = ("gradient", "integrated_gradients", "smoothgrad")
+CONTROL_WARNING = 0.06  # |DiffROAR| of the random control above which retrain noise is too large to read
+
+
+@dataclass
+class Options:
+    """What to evaluate; ``dataset`` None takes the sample model's own data set."""
+
+    model: str = "sample:blockdigits-standard"
+    weights: str | None = None
+    pretrained: bool = True
+    dataset: str | None = None
+    classes: list[int] | None = None
+    data_dir: str | None = None
+    n_train: int | None = None
+    n_test: int | None = None
+    methods: list[str] = field(default_factory=lambda: list(DEFAULT_METHODS))
+    settings: list[str] = field(default_factory=list)
+    ks: list[float] = field(default_factory=lambda: list(DEFAULT_KS))
+    seeds: int = 1
+    epochs: int = 10
+    lr: float | None = None
+    batch_size: int | None = None
+    seed: int = 0
+    device: str = "auto"
+    plan_only: bool = False
+
+
+@lru_cache(maxsize=4)
+def _dataset(spec_json: str):
+    from attrib.data.datasets import load_dataset
+
+    return load_dataset(**json.loads(spec_json))
+
+
+def dataset_of(spec: dict[str, Any]):
+    """The (cached) data set for a spec dict."""
+    return _dataset(json.dumps(spec, sort_keys=True))
+
+
+@lru_cache(maxsize=4)
+def _architecture(spec: str):
+    """The factory a job's fresh models come from (weights are not needed: jobs train fresh copies)."""
+    from attrib.models import load_model
+
+    return load_model(spec, pretrained=False).factory
+
+
+def prepare(options: Options, events: Events):
+    """The model and the evaluation's config, validated before the long work starts."""
+    from attrib.models import load_model
+
+    names = [m for m in (options.methods or list(DEFAULT_METHODS)) if m != CONTROL]
+    names, overrides = resolve_methods(names, options.settings, inputs="tensor", supplied={"background"},
+                                       where="attrib diffroar")
+    device = resolve_device(options.device)
+    events.info("loading model and data ...")
+    model = load_model(options.model, weights=options.weights, pretrained=options.pretrained)
+    name = options.dataset or model.card.get("dataset")
+    if name is None:
+        from attrib.errors import UsageError
+
+        raise UsageError(f"--dataset is required for {model.name} (it does not say what it was trained on)")
+    spec = {"name": name, "seed": 0, "classes": options.classes, "data_dir": options.data_dir,
+            "n_train": options.n_train, "n_test": options.n_test}
+    data = dataset_of(spec)
+    check_compatible(model, data)
+    config = DiffRoarConfig(options.model, spec, names, overrides, list(options.ks), options.seeds, options.epochs,
+                            options.lr, options.batch_size, options.seed, device)
+    describe_methods(names, method_kwargs_all(config, model, data)[0])  # validates every option
+    model.module.to(device)
+    events.info(f"model: {model.name}; data: {name}; methods: {', '.join(config.all_methods)}; device: {device}")
+    return model, config
+
+
+def method_kwargs_all(config: DiffRoarConfig, model, data) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+    """Each method's options, with a reference set (from the training split) where a method needs one."""
+    from attrib.methods import METHODS
+
+    supplies, descriptions = {}, {}
+    if any("background" in METHODS[m].needs for m in config.methods):
+        supplies["background"], descriptions["background"] = resolve_background(
+            model, seed=config.attribution_seed, data=data.train_x)
+    return {m: method_kwargs(m, config.configs.get(m, {}), supplies) for m in config.methods}, descriptions
+
+
+def run(options: Options, store: RunStore, events: Events | None = None) -> dict[str, Any]:
+    """The whole evaluation into ``store``; returns the run record."""
+    events = events or Events()
+    model, config = prepare(options, events)
+    return evaluate(model, config, store, events, plan_only=options.plan_only)
+
+
+def evaluate(model, config: DiffRoarConfig, store: RunStore, events: Events | None = None,
+             plan_only: bool = False) -> dict[str, Any]:
+    """Attributions, job files, pending retrains, aggregate (for an already loaded model)."""
+    events = events or Events()
+    data = dataset_of(config.dataset)
+    check_compatible(model, data)
+    started = now()
+    kwargs, descriptions = method_kwargs_all(config, model, data)
+    events.task("main", "attributions", len(config.methods) * (len(data.train_y) + len(data.test_y)))
+    paths = {m: _attributions(model, data, m, kwargs[m], config, store, events, descriptions)
+             for m in config.methods}
+    recipe = retrain_recipe(model.card, config)
+    jobs = files.write_jobs(store, plan(config, recipe, data.fill_value(), paths))
+    pending = [p for p in jobs if files.done_result(p) is None]
+    _announce(config, model, data, recipe, len(jobs), len(pending), store, events)
+    if not plan_only:
+        events.task("main", "retrains", len(pending))
+        for path in pending:
+            events.item(run_job(path))
+            events.advance("main", 1)
+    results = [r for r in (files.done_result(p) for p in jobs) if r is not None]
+    record = _record(model, config, data, recipe, results, started, len(jobs), kwargs, descriptions)
+    record["null_block_share"] = _null_shares(store, config, data)
+    if record["complete"]:
+        from attrib.render.plots import diffroar_plot
+
+        record["plot"] = store.write_png("diffroar.png", diffroar_plot(record["results"],
+                                                                        f"{model.name} on {data.name}"))
+    _warn_control(record, events)
+    store.write_record(record)
+    return record
+
+
+def _attributions(model, data, method, options, config, store, events, descriptions) -> str:
+    """The method's cached attributions on both splits (computed when the cache does not match)."""
+    stamp = json.dumps({"method": method, "options": describe_config(options), "seed": config.attribution_seed,
+                        "model": model.name, "dataset": data.spec}, sort_keys=True, default=str)
+    cached = files.cached_attributions(store, method, stamp)
+    if cached is not None:
+        events.advance("main", len(data.train_y) + len(data.test_y))
+        return cached
+    splits = {split: attribute_split(model.module, *data.split(split), method, options, config.attribution_seed,
+                                     config.device, lambda n: events.advance("main", n))
+              for split in ("train", "test")}
+    return files.save_attributions(store, method, stamp, splits)
+
+
+def _announce(config, model, data, recipe, n_jobs, n_pending, store, events) -> None:
+    seconds = 0.0
+    if n_pending:  # 1.2: masking and evaluation on top of the training epochs
+        seconds = 1.2 * epoch_seconds(model.factory, data.train_x, data.train_y, recipe, config.device) * \
+            recipe.epochs * n_pending
+    done = f" ({n_jobs - n_pending} already done in {store.root})" if n_pending < n_jobs else ""
+    duration = f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
+    events.info(f"{n_jobs} retrains = {len(config.all_methods)} methods x {len(config.ks)} k x 2 sides x "
+                f"{config.seeds} seeds{done}; {n_pending} to run, about {duration}")
+
+
+def run_job(job_path: str | Path) -> dict:
+    """Run one retrain job file and write its result file next to it; returns the result."""
+    job_path = Path(job_path)
+    job = files.read_job(job_path)
+    data = dataset_of(job["dataset"])
+    splits = {split: data.split(split) for split in ("train", "test")}
+    values = {split: files.load_attributions(files.run_root(job_path), job, split, tuple(x.shape))
+              for split, (x, _) in splits.items()}
+    result = retrain(job, _architecture(job["model"]), splits, values)
+    files.write_result(job_path, result)
+    return result
+
+
+def _null_shares(store: RunStore, config: DiffRoarConfig, data) -> dict[str, float] | None:
+    """blockdigits: per method, the mean share of |attribution| on the null block over test examples."""
+    if data.null_masks is None:
+        return None
+    shape = tuple(data.test_x.shape)
+    return {m: null_block_share(files.load_attributions(store.root, {"method": m, "seed": 0,
+                                                                     "attributions": f"attributions/{m}.npz"},
+                                                        "test", shape), data.null_masks["test"])
+            for m in config.all_methods}
+
+
+def _warn_control(record: dict, events: Events) -> None:
+    for r in record["results"]:
+        if r["method"] == CONTROL and abs(r["diffroar"]) > CONTROL_WARNING:
+            events.warning(f"the random control is {r['diffroar']:+.3f} at k = {r['k']:g}: retrain noise is large "
+                           "here; use more --seeds or --epochs before trusting differences of this size")
+
+
+def _record(model, config, data, recipe, results, started, n_jobs, kwargs, descriptions) -> dict:
+    from attrib.evaluate.diffroar import aggregate
+    from attrib.training import accuracy
+
+    config_record = asdict(config)
+    config_record["configs"] = {m: describe_config(c) for m, c in config.configs.items()}
+    record = header(KIND, model=model.describe(), methods=describe_methods(config.methods, kwargs, descriptions),
+                    seed=config.attribution_seed, device=config.device)
+    record.update({
+        "started": started, "finished": now(),
+        "dataset": {**data.spec, "name": data.name, "n_train": len(data.train_y), "n_test": len(data.test_y),
+                    "input_shape": list(data.input_shape), "fill": data.fill_value()},
+        "model_test_accuracy": accuracy(model.module, data.test_x, data.test_y), "config": config_record,
+        "retrain_recipe": recipe.to_dict(), "target": "true label logit", "results": aggregate(results),
+        "jobs": n_jobs, "jobs_done": len(results), "complete": len(results) == n_jobs,
+        "retrain_seconds": round(sum(r["seconds"] for r in results), 1)})
+    return record
+
+
+def json_view(record: dict[str, Any], out: Path) -> dict[str, Any]:
+    """The ``--json`` object."""
+    return {"model": record["model"]["name"], "dataset": record["dataset"]["name"],
+            "results": [{k: r[k] for k in ("method", "k", "diffroar", "std", "acc_top", "acc_bottom")}
+                        for r in record["results"]],
+            **({"null_block_share": record["null_block_share"]} if record["null_block_share"] else {}),
+            "out_dir": str(out.resolve())}
+
+
+def main(argv: list[str]) -> int:
+    """Run the given job files (a worker: ``python -m attrib.jobs.diffroar OUT/jobs/*.json``)."""
+    for path in (Path(p) for p in argv if not p.endswith(".result.json")):
+        if files.done_result(path) is None:
+            result = run_job(path)
+            print(f"{path.stem}: accuracy {result['accuracy']:.4f} ({result['seconds']} s)", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,226 @@
+"""The explain-text job: texts x methods -> one relevance per word, for the explained class.
+
+Text methods (olm, olm_s, unk, delete: ``inputs="text"`` in the registry) are forward-only: every candidate
+sentence of a text goes into one deduplicated list that the classifier scores in batches under inference mode;
+identical candidates are scored once and weighted by their counts. Tensor methods (gradient, gradient_x_input,
+integrated_gradients, ...) run through ``attrib.attribute`` on the input embeddings (IG from the zero
+embedding) and are summed over embedding dimensions and over the sub-word tokens of each word. All scores
+explain the softmax probability of the target class.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from attrib.data.text import TextInputError, TextItem, Word, split_words
+from attrib.errors import UsageError
+from attrib.jobs.common import Events, describe_methods, header, now, resolve_device
+from attrib.methods import METHODS, TEXT, TextContext, check_needs
+from attrib.runs.store import RunStore
+
+KIND = "explain_text"
+DEFAULT_METHODS = ("olm", "olm_s")
+SUPPLIED = {"lm"}
+
+
+@dataclass
+class Settings:
+    """How each text is explained. ``target`` None: the predicted class (a row's gold label overrides)."""
+
+    methods: list[str]
+    n_samples: int = 100
+    n_steps: int = 100
+    seed: int = 0
+    target: int | None = None
+
+    def config(self, method: str) -> dict[str, Any]:
+        """The method's options: --n-samples / --n-steps where it has them (IG from the zero embedding)."""
+        fields = METHODS[method].option_names()
+        values = {"n_samples": self.n_samples, "n_steps": self.n_steps, "baseline": "zero"}
+        return {k: v for k, v in values.items() if k in fields}
+
+
+@dataclass
+class Options:
+    """The whole job: texts (arguments or a file), the classifier and LM specs, methods and settings."""
+
+    texts: list[str] = field(default_factory=list)
+    file: str | None = None
+    column: str | None = None
+    label_column: str | None = None
+    model: str = ""
+    lm: str | None = None
+    methods: list[str] = field(default_factory=lambda: list(DEFAULT_METHODS))
+    target: str = "pred"
+    n_samples: int = 100
+    n_steps: int = 100
+    seed: int = 0
+    batch_size: int = 64
+    device: str = "auto"
+    trust_remote_code: bool = False
+
+
+def canonical_methods(names: list[str]) -> list[str]:
+    """Canonical names; a UsageError for unknown ones or for methods whose needs this job cannot meet."""
+    out = []
+    for name in names:
+        if name not in METHODS:
+            raise UsageError(f"unknown text method {name!r}; choose from {', '.join(available())}")
+        out.append(METHODS.canonical(name))
+        check_needs(out[-1], SUPPLIED, "attrib explain-text")
+    return list(dict.fromkeys(out))
+
+
+def available() -> list[str]:
+    """Every method explain-text can run."""
+    return [n for n in METHODS if set(METHODS[n].needs) <= SUPPLIED]
+
+
+class _Unique:
+    """Candidate sentences, each stored once."""
+
+    def __init__(self) -> None:
+        self.index: dict[str, int] = {}
+
+    def add(self, text: str) -> int:
+        return self.index.setdefault(text, len(self.index))
+
+    @property
+    def texts(self) -> list[str]:
+        return list(self.index)
+
+
+def explain_one(classifier, lm, item: TextItem, position: int, settings: Settings) -> dict[str, Any]:
+    """Scores of every method for one text; TextInputError for an empty text or a bad gold label."""
+    start = time.perf_counter()
+    words = split_words(item.text)
+    if not words:
+        raise TextInputError(f"{item.name}: empty text (no words to explain)")
+    unique = _Unique()
+    original = unique.add(item.text)
+    ctx = TextContext(item.text, words, position, settings.seed, classifier, lm, unique.add)
+    plans = {m: METHODS[m].fn(ctx, METHODS[m].make_config(**settings.config(m)))
+             for m in settings.methods if METHODS[m].inputs == TEXT}
+    probs = classifier.probabilities(unique.texts)
+    target = _target(item, settings, probs[original], classifier.labels)
+    scores = {m: fn(probs, original)[:, target].tolist() for m, fn in plans.items()}
+    for method in (m for m in settings.methods if m not in plans):
+        scores[method] = gradient_scores(classifier, item.text, words, method, target, settings).tolist()
+    labels = classifier.labels
+    top = int(probs[original].argmax())
+    return {"name": item.name, "text": item.text, "words": [w.text for w in words], "status": "ok", "error": None,
+            "prediction": {"index": top, "label": labels[top], "prob": float(probs[original, top])},
+            "target": target, "target_label": labels[target], "target_prob": float(probs[original, target]),
+            "scores": {m: scores[m] for m in settings.methods}, "candidates": len(unique.index),
+            "seconds": round(time.perf_counter() - start, 3)}
+
+
+def _target(item: TextItem, settings: Settings, p: torch.Tensor, labels: list[str]) -> int:
+    from attrib.targets import parse_class
+
+    if item.label is not None:
+        try:
+            value = parse_class(item.label, labels)
+        except ValueError as error:
+            raise TextInputError(f"{item.name}: gold label: {error}") from None
+        if value is not None:
+            return value
+    return int(p.argmax()) if settings.target is None else settings.target
+
+
+def gradient_scores(classifier, text: str, words: list[Word], method: str, target: int,
+                    settings: Settings) -> torch.Tensor:
+    """Per-word sums of an embedding-gradient attribution of the target's probability."""
+    from attrib.api import attribute
+    from attrib.targets import ClassProb
+
+    if not hasattr(classifier, "embedding_forward"):
+        raise UsageError(f"{method} needs a Hugging Face classifier with input embeddings")
+    batch, owner = classifier.token_words(text, words)
+    embeddings, forward = classifier.embedding_forward(batch)
+    values = attribute(forward, embeddings, method, ClassProb(target), seed=settings.seed,
+                       **settings.config(method)).values[0]
+    per_token = values.sum(-1)
+    keep = owner >= 0
+    return torch.zeros(len(words)).index_add_(0, owner[keep], per_token[keep].float())
+
+
+def _load(options: Options, events: Events):
+    """Texts, classifier, LM and settings, validated before any work."""
+    from attrib.data.text import read_texts
+    from attrib.models.text_models import load_masked_lm, load_text_classifier
+    from attrib.targets import parse_class
+
+    names = canonical_methods(options.methods or list(DEFAULT_METHODS))
+    items = read_texts(options.texts, options.file, options.column, options.label_column)
+    if not items:
+        raise UsageError("no texts: give them as arguments or with --file")
+    device = resolve_device(options.device)
+    events.info("loading models ...")
+    classifier = load_text_classifier(options.model, trust_remote_code=options.trust_remote_code,
+                                      batch_size=options.batch_size, device=device)
+    needs_lm = any("lm" in METHODS[n].needs for n in names)
+    lm = load_masked_lm(options.lm, trust_remote_code=options.trust_remote_code, device=device) if needs_lm else None
+    settings = Settings(names, options.n_samples, options.n_steps, options.seed,
+                        parse_class(options.target, classifier.labels))
+    events.info(f"classifier: {classifier.name}; LM: {lm.name if lm else '—'}; methods: {', '.join(names)}; "
+                f"{len(items)} texts")
+    return classifier, lm, settings, items, device
+
+
+def run(options: Options, store: RunStore, events: Events | None = None) -> dict[str, Any]:
+    """Explain each text; a bad text is recorded with its reason and the rest go on."""
+    from attrib.evaluate.similarity import mean_pairwise_pearson
+
+    events = events or Events()
+    classifier, lm, settings, items, device = _load(options, events)
+    record = header(KIND, model={"name": classifier.name, "kind": "text", "n_classes": len(classifier.labels),
+                                 "labels": classifier.labels},
+                    methods=describe_methods(settings.methods, {m: settings.config(m) for m in settings.methods}),
+                    seed=settings.seed, device=device, lm=lm.name if lm else None, n_samples=settings.n_samples,
+                    n_steps=settings.n_steps, target=settings.target, texts=[], correlations={},
+                    score="softmax probability of the target class")
+    events.task("texts", "texts", len(items))
+    warned: set[str] = set()
+    for position, item in enumerate(items):
+        try:
+            entry = explain_one(classifier, lm, item, position, settings)
+            _warn_vanishing(events, entry, warned)
+        except TextInputError as error:
+            entry = {"name": item.name, "text": item.text, "status": "error", "error": str(error)}
+        record["texts"].append(entry)
+        store.write_record(record)
+        events.advance("texts", 1)
+        events.item(entry)
+    record["correlations"] = mean_pairwise_pearson([e["scores"] for e in record["texts"] if e["status"] == "ok"])
+    record["finished"] = now()
+    store.write_record(record)
+    return record
+
+
+def _warn_vanishing(events: Events, entry: dict, warned: set[str]) -> None:
+    scores = entry["scores"].get("gradient")
+    if scores and "gradient" not in warned and max(map(abs, scores)) < 1e-6 * max(entry["target_prob"], 1e-12):
+        warned.add("gradient")
+        events.warning("gradient scores are ~0: summed over embedding dimensions, the gradient vanishes for models "
+                       "that LayerNorm their embeddings; use gradient_x_input or integrated_gradients")
+
+
+def json_view(record: dict[str, Any], out: Path) -> dict[str, Any]:
+    """The ``--json`` object."""
+    def entry(e: dict) -> dict:
+        if e["status"] != "ok":
+            return {"text": e["text"], "error": e["error"]}
+        return {k: e[k] for k in ("text", "words", "prediction", "target", "scores")}
+
+    return {"texts": [entry(e) for e in record["texts"]], "correlations": record["correlations"],
+            "out_dir": str(out.resolve())}
+
+
+def exit_code(record: dict[str, Any]) -> int:
+    return 0 if all(e["status"] == "ok" for e in record["texts"]) else 1

@@ -1,0 +1,169 @@
+"""The sanity job: a model, its inputs and its methods -> randomization, robustness and completeness checks,
+verdicts, plots and a run folder (the checks themselves are in attrib/evaluate/sanity.py)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from attrib.errors import UsageError
+from attrib.evaluate.sanity import TESTS, THRESHOLDS, SanityConfig, default_radii, n_explanations, run_sanity, \
+    with_budget
+from attrib.jobs.common import Events, describe_methods, header, method_kwargs, now, resolve_background, \
+    resolve_device, resolve_methods
+from attrib.runs.store import RunStore
+
+KIND = "sanity"
+DEFAULT_METHODS = ("gradient", "integrated_gradients", "smoothgrad", "moreaugrad")
+
+
+@dataclass
+class Options:
+    """What to check. ``layers`` None: spread out over ``max_layers`` groups (None: the library default)."""
+
+    inputs: list[str] = field(default_factory=list)
+    model: str | None = None
+    weights: str | None = None
+    pretrained: bool = True
+    methods: list[str] = field(default_factory=lambda: list(DEFAULT_METHODS))
+    settings: list[str] = field(default_factory=list)
+    tests: list[str] = field(default_factory=lambda: list(TESTS))
+    layers: list[str] | None = None
+    max_layers: int | None = None
+    radii: list[float] | None = None
+    norm: str = "l2"
+    dataset: str | None = None
+    n_inputs: int = 8
+    seed: int = 0
+    device: str = "auto"
+
+
+def _prepare(options: Options, events: Events):
+    """Model, inputs and the checks' config, validated before the long work starts."""
+    from attrib.models import load_model
+
+    names, overrides = resolve_methods(options.methods or list(DEFAULT_METHODS), options.settings,
+                                       inputs="tensor", supplied={"background"}, where="attrib sanity")
+    unknown = [t for t in options.tests if t not in TESTS]
+    if unknown:
+        raise UsageError(f"unknown test {unknown[0]!r}; choose from {', '.join(TESTS)}")
+    device = resolve_device(options.device)
+    events.info("loading model and inputs ...")
+    model = load_model(options.model, weights=options.weights, pretrained=options.pretrained)
+    x, input_names, errors = sanity_inputs(model, options.inputs, options.dataset, options.n_inputs)
+    for error in errors:
+        events.error(error)
+    if len(x) == 0:
+        raise UsageError("no usable inputs")
+    supplies, descriptions = {}, {}
+    if any("background" in m for m in (_needs(n) for n in names)):
+        supplies["background"], descriptions["background"] = resolve_background(model, seed=options.seed, fallback=x)
+    configs = with_budget(names, {n: method_kwargs(n, overrides.get(n, {}), supplies) for n in names})
+    methods = describe_methods(names, configs, descriptions)  # validates every option
+    extra = {} if options.max_layers is None else {"max_layers": options.max_layers}
+    config = SanityConfig(names, configs, list(options.tests), options.layers, radii=options.radii or default_radii(x),
+                          norm=options.norm, seed=options.seed, device=device, **extra)
+    if options.layers:
+        from attrib.evaluate.randomization import layer_groups, select
+
+        select(layer_groups(model.module), options.layers, None)
+    events.info(f"model: {model.name}; {len(x)} inputs; methods: {', '.join(names)}; tests: "
+                f"{', '.join(config.tests)}; radii: {', '.join(f'{r:g}' for r in config.radii)} ({config.norm})")
+    return model, x, input_names, errors, config, methods
+
+
+def _needs(name: str) -> tuple[str, ...]:
+    from attrib.methods import METHODS
+
+    return METHODS[name].needs
+
+
+def run(options: Options, store: RunStore, events: Events | None = None) -> dict[str, Any]:
+    """All selected checks, the plots and run.json; returns the record."""
+    from attrib.evaluate.randomization import layer_groups
+
+    events = events or Events()
+    model, x, input_names, errors, config, methods = _prepare(options, events)
+    start = time.perf_counter()
+    permuted = None
+    if "randomization" in config.tests and model.card.get("recipe"):
+        events.info("data randomization: training the sample's recipe on permuted labels ...")
+        permuted = permuted_label_model(model, config.seed)
+    total = n_explanations(config, len(layer_groups(model.module)), permuted is not None)
+    events.task("maps", "sanity checks", total)
+    result = run_sanity(model, x, config, permuted, lambda what: events.advance("maps", 1, f"sanity: {what}"))
+    record = header(KIND, model=model.describe(), methods=methods, seed=config.seed, device=config.device,
+                    inputs=input_names, input_errors=errors, tests=config.tests, layers=result["layers"],
+                    radii=config.radii, norm=config.norm, fraction=config.fraction, thresholds=THRESHOLDS,
+                    seconds=round(time.perf_counter() - start, 1),
+                    **{k: result[k] for k in ("randomization", "robustness", "completeness", "verdicts")})
+    record["plots"] = save_plots(store, result)
+    record["finished"] = now()
+    store.write_record(record)
+    return record
+
+
+def save_plots(store: RunStore, result: dict[str, Any]) -> dict[str, str]:
+    """The report's pictures, drawn from the results and written into the run folder."""
+    from attrib.render.plots import randomization_plot, robustness_plot, strip_plot
+
+    plots = {}
+    if result["randomization"]:
+        plots["randomization"] = store.write_png("randomization.png", randomization_plot(result["randomization"]))
+        if any(np.ndim(v) >= 2 for rows in result["strips"].values() for _, v in rows):
+            plots["strip"] = store.write_png("randomized_maps.png", strip_plot(result["strips"]))
+    if result["robustness"]:
+        plots["robustness"] = store.write_png("robustness.png", robustness_plot(result["robustness"]))
+    return plots
+
+
+def permuted_label_model(model, seed: int = 0) -> torch.nn.Module | None:
+    """Data randomization: a sample model's recipe retrained on its data with permuted labels (else None)."""
+    from attrib.data.datasets import load_dataset
+    from attrib.training import Recipe, init_seeded, train
+
+    card = model.card
+    if model.factory is None or "recipe" not in card or "dataset" not in card:
+        return None
+    data = load_dataset(card["dataset"], **card.get("dataset_args", {}))
+    order = torch.randperm(len(data.train_y), generator=torch.Generator().manual_seed(seed))
+    fresh = init_seeded(model.factory, seed)
+    return train(fresh, data.train_x, data.train_y[order], Recipe(**card["recipe"]), seed=seed)
+
+
+def sanity_inputs(model, paths: list[str], dataset: str | None, n: int) -> tuple[torch.Tensor, list[str], list[str]]:
+    """(inputs, names, errors): image files / folders / globs through the model's preprocessing, else the first
+    ``n`` test examples of ``dataset`` (default: a sample model's own data set, or the built-in images)."""
+    from attrib.data.datasets import load_dataset
+    from attrib.data.images import InputError, expand_inputs
+
+    dataset = dataset or (None if paths else model.card.get("dataset"))
+    if dataset:
+        own = dataset == model.card.get("dataset")
+        data = load_dataset(dataset, **(model.card.get("dataset_args", {}) if own else {}))
+        return data.test_x[:n], [f"{data.name} test #{i}" for i in range(min(n, len(data.test_y)))], []
+    if model.preprocess is None:
+        raise UsageError(f"{model.name} does not take images; give --dataset")
+    xs, names, errors = [], [], []
+    for source in expand_inputs(paths):
+        try:
+            xs.append(model.preprocess(source.load()))
+            names.append(source.name)
+        except InputError as error:
+            errors.append(str(error))
+    return (torch.stack(xs) if xs else torch.empty(0)), names, errors
+
+
+def json_view(record: dict[str, Any], out: Path) -> dict[str, Any]:
+    keys = ("randomization", "robustness", "completeness", "verdicts")
+    return {**{k: record[k] for k in keys}, "out_dir": str(out.resolve())}
+
+
+def exit_code(record: dict[str, Any]) -> int:
+    """1 when some inputs could not be read."""
+    return 1 if record.get("input_errors") else 0

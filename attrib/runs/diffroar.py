@@ -1,0 +1,86 @@
+"""The files of a DiffROAR run folder (every one written atomically, so an interrupted run resumes):
+
+    attributions/METHOD.npz   train and test attributions (cached; reused when their stamp matches)
+    jobs/ID.json              one retrain: method, k, side, seed, and everything needed to run it anywhere
+    jobs/ID.result.json       its accuracy, written when it completes, reused only for an identical job
+    run.json, diffroar.png    the aggregate, written at the end
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from attrib.evaluate.diffroar import CONTROL
+from attrib.evaluate.masking import random_attributions
+from attrib.runs.atomic import atomic_write_json, atomic_write_npz
+from attrib.runs.store import RunStore
+
+
+def attribution_path(store: RunStore, method: str) -> Path:
+    return store.path(f"attributions/{method}.npz")
+
+
+def cached_attributions(store: RunStore, method: str, stamp: str) -> str | None:
+    """The cache file's path relative to the run when it holds attributions made with exactly ``stamp``."""
+    path = attribution_path(store, method)
+    if path.is_file():
+        with np.load(path) as cached:
+            if str(cached["stamp"]) == stamp:
+                return str(path.relative_to(store.root))
+    return None
+
+
+def save_attributions(store: RunStore, method: str, stamp: str, splits: dict[str, torch.Tensor]) -> str:
+    path = attribution_path(store, method)
+    atomic_write_npz(path, {"stamp": np.array(stamp), **{k: v.numpy() for k, v in splits.items()}})
+    return str(path.relative_to(store.root))
+
+
+def load_attributions(root: Path, job: dict, split: str, shape: tuple[int, ...]) -> torch.Tensor:
+    """A job's attributions for one split (the control draws its own per seed)."""
+    if job["method"] == CONTROL:
+        return random_attributions(shape, job["seed"], split)
+    with np.load(Path(root) / job["attributions"]) as arrays:
+        return torch.from_numpy(arrays[split])
+
+
+def write_jobs(store: RunStore, jobs: list[dict]) -> list[Path]:
+    """One job file per job (rewritten only when it changed); their paths."""
+    paths = []
+    for job in jobs:
+        path = store.path(f"jobs/{job['id']}.json")
+        if not path.is_file() or json.loads(path.read_text()) != job:
+            atomic_write_json(path, job)
+        paths.append(path)
+    return paths
+
+
+def result_path(job_path: Path) -> Path:
+    return job_path.with_name(job_path.name.replace(".json", ".result.json"))
+
+
+def done_result(job_path: Path) -> dict | None:
+    """The job's result when it completed with exactly this job's inputs, else None."""
+    path = result_path(job_path)
+    if not path.is_file():
+        return None
+    result = json.loads(path.read_text())
+    return result if result.get("job") == json.loads(job_path.read_text()) else None
+
+
+def write_result(job_path: Path, result: dict[str, Any]) -> None:
+    atomic_write_json(result_path(job_path), result)
+
+
+def read_job(job_path: Path) -> dict:
+    return json.loads(Path(job_path).read_text())
+
+
+def run_root(job_path: Path) -> Path:
+    """The run folder a job file belongs to."""
+    return Path(job_path).parent.parent

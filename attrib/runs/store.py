@@ -1,0 +1,154 @@
+"""A run folder and every file in it.
+
+Layout (explain):
+    run.json                    the record: header (kind, model, methods, seed, ...) and one entry per input
+    arrays/<input id>.npz       that input's raw attributions, one array per method, shape (C, H, W)
+    images/<input id>/*.png     what the model saw, overlays and heatmaps
+Other kinds write their own files through the same store (see attrib/runs/diffroar.py). Every write is
+atomic. Folders written by attrib 0.1 (one ``attributions.npz`` for the whole run, ``"command"`` for the kind)
+are still read.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from attrib.errors import AttribError
+from attrib.runs.atomic import atomic_write_bytes, atomic_write_json, atomic_write_npz, atomic_write_png
+
+RUN_JSON = "run.json"
+ARRAYS_DIR = "arrays"
+LEGACY_ARRAYS = "attributions.npz"  # attrib 0.1: one archive for the whole run
+
+
+class RunError(AttribError):
+    """A folder that is not a readable run."""
+
+
+def slug(name: str, taken: set[str]) -> str:
+    """A file-safe id, unique among ``taken``, from an input's file name ('photos/cat 1.jpg' -> 'cat_1.jpg')."""
+    base = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(name.replace("sample:", "")).name).strip("._") or "input"
+    base = base[-80:]
+    candidate, n = base, 2
+    while candidate in taken:
+        candidate, n = f"{base}-{n}", n + 1
+    taken.add(candidate)
+    return candidate
+
+
+class RunStore:
+    """Reads and writes one run folder; the only code that knows its file names and formats."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    def path(self, relative: str) -> Path:
+        return self.root / relative
+
+    def read_record(self) -> dict[str, Any]:
+        """The run record ({} when the folder holds none yet), upgraded to the current keys."""
+        path = self.root / RUN_JSON
+        if not path.is_file():
+            return {}
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, ValueError) as error:
+            raise RunError(f"{path}: not a readable run record ({error})") from None
+        if "kind" not in record:  # attrib 0.1 explain runs said "command"
+            record["kind"] = record.pop("command", "explain")
+        return record
+
+    def write_record(self, record: dict[str, Any]) -> None:
+        atomic_write_json(self.root / RUN_JSON, record)
+
+    def write_json(self, relative: str, obj: Any) -> str:
+        atomic_write_json(self.root / relative, obj)
+        return relative
+
+    def write_png(self, relative: str, image) -> str:
+        """A PIL image, or PNG bytes already encoded."""
+        if isinstance(image, bytes):
+            atomic_write_bytes(self.root / relative, image)
+        else:
+            atomic_write_png(self.root / relative, image)
+        return relative
+
+    def write_arrays(self, input_id: str, arrays: dict[str, np.ndarray]) -> str:
+        """One input's attributions (method -> array), written once, in one file."""
+        relative = f"{ARRAYS_DIR}/{input_id}.npz"
+        atomic_write_npz(self.root / relative, arrays)
+        return relative
+
+    def arrays(self) -> "LazyArrays":
+        return LazyArrays(self.root)
+
+
+class LazyArrays(Mapping):
+    """``(input id, method) -> array``, read from disk on access (also takes "id/method" strings)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._legacy: list[str] | None = None
+
+    def _key(self, key: tuple[str, str] | str) -> tuple[str, str]:
+        if isinstance(key, str):
+            input_id, _, method = key.rpartition("/")
+            return input_id, method
+        return key
+
+    def __getitem__(self, key: tuple[str, str] | str) -> np.ndarray:
+        input_id, method = self._key(key)
+        path = self.root / ARRAYS_DIR / f"{input_id}.npz"
+        if path.is_file():
+            with np.load(path) as data:
+                if method in data.files:
+                    return data[method]
+        if f"{input_id}/{method}" in self._legacy_keys():
+            with np.load(self.root / LEGACY_ARRAYS) as data:
+                return data[f"{input_id}/{method}"]
+        raise KeyError((input_id, method))
+
+    def _legacy_keys(self) -> list[str]:
+        if self._legacy is None:
+            path = self.root / LEGACY_ARRAYS
+            self._legacy = list(np.load(path).files) if path.is_file() else []
+        return self._legacy
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        seen = set()
+        for path in sorted((self.root / ARRAYS_DIR).glob("*.npz")):
+            with np.load(path) as data:
+                for method in data.files:
+                    seen.add((path.stem, method))
+                    yield path.stem, method
+        for key in self._legacy_keys():
+            if self._key(key) not in seen:
+                yield self._key(key)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
+class Run(NamedTuple):
+    """A finished (or interrupted) run: its record and its arrays, read lazily."""
+
+    record: dict[str, Any]
+    arrays: LazyArrays
+
+
+def load_run(root: str | Path) -> Run:
+    """The record and a lazy ``(input id, method) -> array`` mapping of a run folder.
+
+    Raises:
+        RunError: ``root`` holds no run.json.
+    """
+    store = RunStore(root)
+    if not (store.root / RUN_JSON).is_file():
+        raise RunError(f"{root} is not an attrib run directory (no {RUN_JSON})")
+    return Run(store.read_record(), store.arrays())

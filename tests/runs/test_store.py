@@ -1,0 +1,74 @@
+"""Atomic writes and the run store: per-input arrays, lazy loading, folders from attrib 0.1."""
+
+import os
+
+import numpy as np
+import pytest
+
+import json
+
+from attrib.runs import RunError, RunStore, load_run, slug
+from attrib.runs.atomic import atomic_write_bytes, atomic_write_json, atomic_write_npz
+
+
+def test_atomic_write_leaves_no_partial_file_on_failure(tmp_path, monkeypatch):
+    target = tmp_path / "out.json"
+    atomic_write_json(target, {"a": 1})
+
+    def broken_replace(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", broken_replace)
+    with pytest.raises(OSError):
+        atomic_write_json(target, {"a": 2})
+    assert target.read_text().strip().endswith("}") and '"a": 1' in target.read_text()
+    assert [p.name for p in tmp_path.iterdir()] == ["out.json"]
+
+
+def test_written_files_have_normal_permissions(tmp_path):
+    atomic_write_bytes(tmp_path / "f.bin", b"x")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (tmp_path / "f.bin").stat().st_mode & 0o777 == 0o666 & ~mask
+
+
+def test_run_store_round_trip_reads_arrays_lazily(tmp_path):
+    store = RunStore(tmp_path / "r")
+    values = np.arange(6, dtype=np.float32).reshape(2, 3)
+    store.write_arrays("x", {"integrated_gradients": values, "gradient": -values})
+    store.write_record({"kind": "explain", "inputs": [{"name": "x", "id": "x"}]})
+    record, arrays = load_run(tmp_path / "r")
+    assert record["inputs"] == [{"name": "x", "id": "x"}]
+    assert np.array_equal(arrays[("x", "integrated_gradients")], values)
+    assert np.array_equal(arrays["x/gradient"], -values)  # "id/method" strings work too
+    assert set(arrays) == {("x", "integrated_gradients"), ("x", "gradient")} and len(arrays) == 2
+    with pytest.raises(KeyError):
+        arrays[("x", "smoothgrad")]
+    with pytest.raises(RunError, match="not an attrib run directory"):
+        load_run(tmp_path)
+
+
+def test_folders_written_by_attrib_0_1_still_load(tmp_path):
+    (tmp_path / "run.json").write_text(json.dumps({"command": "explain", "inputs": []}))
+    atomic_write_npz(tmp_path / "attributions.npz", {"cat.png/integrated_gradients": np.ones((3, 2, 2))})
+    record, arrays = load_run(tmp_path)
+    assert record["kind"] == "explain" and "command" not in record
+    assert list(arrays) == [("cat.png", "integrated_gradients")]
+    assert arrays[("cat.png", "integrated_gradients")].sum() == 12
+
+
+def test_each_input_writes_its_own_file(tmp_path):
+    store = RunStore(tmp_path)
+    for i in range(3):
+        store.write_arrays(f"in{i}", {"gradient": np.full((1, 2, 2), i, dtype=np.float32)})
+    assert sorted(p.name for p in (tmp_path / "arrays").iterdir()) == ["in0.npz", "in1.npz", "in2.npz"]
+    store.write_record({"kind": "explain", "inputs": []})
+    assert [float(load_run(tmp_path).arrays[(f"in{i}", "gradient")].mean()) for i in range(3)] == [0.0, 1.0, 2.0]
+
+
+def test_slugs_are_safe_and_unique():
+    taken = set()
+    assert slug("sample:chelsea", taken) == "chelsea"
+    assert slug("photos/cat 1.jpg", taken) == "cat_1.jpg"
+    assert slug("other/cat 1.jpg", taken) == "cat_1.jpg-2"
+    assert slug("../..", taken) == "input"
