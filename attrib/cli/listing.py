@@ -16,9 +16,10 @@ def methods(json_mode: bool) -> None:
     from attrib.methods import METHODS, describe_options
 
     ui = UI(json_mode=json_mode)
-    rows = [{"method": s.name, "aliases": list(s.aliases), "signed": s.signed if isinstance(s.signed, bool) else
-             "depends on options", "stochastic": s.stochastic, "cost_per_input": s.cost, "summary": s.summary,
-             "options": describe_options(s.config)} for s in METHODS.values()]
+    rows = [{"method": s.name, "aliases": list(s.aliases), "inputs": s.inputs, "needs": list(s.needs),
+             "signed": s.signed if isinstance(s.signed, bool) else "depends on options", "stochastic": s.stochastic,
+             "cost_per_input": s.cost, "summary": s.summary, "options": describe_options(s.config)}
+            for s in METHODS.values()]
     if json_mode:
         ui.emit_json(rows)
         return
@@ -27,7 +28,8 @@ def methods(json_mode: bool) -> None:
         table.add_column(column)
     for r in rows:
         name = f"[bold]{r['method']}[/bold]" + (f"\n({', '.join(r['aliases'])})" if r["aliases"] else "")
-        name += f"\n[dim]{r['summary']}[/dim]"
+        name += f"\n[dim]{r['summary']}[/dim]" + ("\n[dim](text: attrib explain-text)[/dim]"
+                                                  if r["inputs"] == "text" else "")
         opts = "\n".join(f"{o['name']} ({o['default']}) — {o['doc']}" for o in r["options"]) or "—"
         table.add_row(name, opts, r["cost_per_input"])
     ui.show(table)

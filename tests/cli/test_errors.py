@@ -1,0 +1,116 @@
+"""Errors a person sees: user errors are one usage line (exit 2); an unexpected error in one input is one line
+naming the input with a pointer to -v (exit 1, the rest of the batch runs); -v shows the traceback."""
+
+import json
+
+import pytest
+import torch
+
+from attrib.models import Model
+from attrib.models.preprocess import Preprocess
+from attrib.models.samples import SAMPLES, register_sample
+from tests.cli.conftest import TINY, parse_json
+
+
+class Picky(torch.nn.Module):
+    """Fails with a TypeError (an 'unexpected' error) on inputs whose mean is above 0."""
+
+    def __init__(self):
+        super().__init__()
+        self.linear = torch.nn.Linear(3, 2)
+
+    def forward(self, x):
+        if float(x.detach().mean()) > 0:
+            raise TypeError("picky model refuses bright images")
+        return self.linear(x.mean(dim=(2, 3)))
+
+
+@pytest.fixture
+def picky():
+    register_sample("picky", "fails on bright images", lambda: Model(
+        Picky().eval(), Preprocess(size=(8, 8), crop_pct=1.0, mean=(0.5,) * 3, std=(0.5,) * 3), ["a", "b"], "image",
+        "sample:picky"))
+    yield "sample:picky"
+    SAMPLES.pop("picky")
+
+
+@pytest.fixture
+def bright_and_dark(tmp_path):
+    from PIL import Image
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    Image.new("RGB", (8, 8), (250, 250, 250)).save(folder / "bright.png")
+    Image.new("RGB", (8, 8), (5, 5, 5)).save(folder / "dark.png")
+    return folder
+
+
+def test_an_unexpected_error_fails_one_input_with_one_line(run_cli, picky, bright_and_dark, tmp_path):
+    result = run_cli("explain", bright_and_dark, "-M", picky, "-m", "gradient", "--out", tmp_path / "o", "--json")
+    assert result.exit_code == 1
+    inputs = {i["path"].rsplit("/", 1)[-1]: i for i in parse_json(result)["inputs"]}
+    assert inputs["dark.png"]["status"] == "ok"
+    error = inputs["bright.png"]["error"]
+    assert "bright.png" in error and "unexpected TypeError: picky model refuses bright images" in error
+    assert "run with -v for the traceback" in error and "Traceback" not in result.output
+
+
+def test_verbose_shows_the_traceback(run_cli, picky, bright_and_dark, tmp_path):
+    result = run_cli("explain", bright_and_dark, "-M", picky, "-m", "gradient", "--out", tmp_path / "o", "-v")
+    assert result.exit_code == 1 and "Traceback" in result.output and "picky model refuses" in result.output
+
+
+def test_an_unexpected_error_outside_inputs_is_one_line(run_cli, images, tmp_path, monkeypatch):
+    from attrib.jobs import explain
+
+    def broken(*args, **kwargs):
+        raise KeyError("internal")
+
+    monkeypatch.setattr(explain, "prepare", broken)
+    result = run_cli("explain", images, *TINY, "--out", tmp_path / "o")
+    assert result.exit_code == 1 and "unexpected KeyError" in result.output and "-v" in result.output
+    assert "Traceback" not in result.output
+    with pytest.raises(KeyError):
+        run_cli("explain", images, *TINY, "--out", tmp_path / "o", "-v")
+
+
+def test_attrib_errors_are_the_user_errors():
+    from attrib.data.datasets import DatasetError
+    from attrib.data.images import InputError
+    from attrib.data.text import TextInputError
+    from attrib.errors import AttribError, UsageError
+    from attrib.evaluate.diffroar import DiffRoarError
+    from attrib.methods import UnknownMethodError
+    from attrib.models import ModelError
+    from attrib.runs import RunError
+
+    for error in (DatasetError, InputError, TextInputError, DiffRoarError, UnknownMethodError, ModelError,
+                  RunError, UsageError):
+        assert issubclass(error, AttribError), error
+    assert issubclass(UsageError, ValueError)  # library callers catching ValueError keep working
+
+
+def test_old_run_folders_still_render(run_cli, images, tmp_path):
+    out = tmp_path / "run"
+    assert run_cli("explain", images, *TINY, "-m", "gradient", "--out", out, "-q").exit_code == 0
+    record = json.loads((out / "run.json").read_text())
+    record["command"] = record.pop("kind")  # attrib 0.1 said "command"
+    (out / "run.json").write_text(json.dumps(record))
+    result = run_cli("report", out, "-o", tmp_path / "r.html")
+    assert result.exit_code == 0 and "gradient" in (tmp_path / "r.html").read_text()
+    record["command"] = "from-the-future"
+    (out / "run.json").write_text(json.dumps(record))
+    result = run_cli("report", out, "-o", tmp_path / "r2.html")
+    assert result.exit_code == 2 and "newer attrib" in result.output
+
+
+def test_old_sanity_records_still_render(run_cli, tmp_path):
+    out = tmp_path / "run"
+    args = ("sanity", "-M", "sample:blockdigits-standard", "--n", "2", "-m", "ig", "--tests", "completeness")
+    assert run_cli(*args, "--out", out, "-q").exit_code == 0
+    record = json.loads((out / "run.json").read_text())
+    record["configs"] = {m["method"]: m["config"] for m in record["methods"]}  # attrib 0.1: names + configs
+    record["methods"] = list(record["configs"])
+    (out / "run.json").write_text(json.dumps(record))
+    assert run_cli("report", out, "-o", tmp_path / "r.html").exit_code == 0
+    assert "integrated_gradients (n_steps=32" in (tmp_path / "r.html").read_text()
