@@ -114,6 +114,19 @@ def describe_config(options: dict[str, Any], descriptions: dict[str, str] | None
             for k, v in options.items()}
 
 
+def supplies(names: list[str], model, events: "Events | None" = None, **where: Any) -> tuple[dict, dict[str, str]]:
+    """What the job supplies for its methods' needs (today: a reference set, by :func:`resolve_background`
+    with ``where``), and a description of each for the record."""
+    from attrib.methods import METHODS
+
+    if not any("background" in METHODS[n].needs for n in names):
+        return {}, {}
+    tensor, text = resolve_background(model, **where)
+    if events is not None:
+        events.info(f"reference set (background): {text}")
+    return {"background": tensor}, {"background": text}
+
+
 def resolve_background(model, *, folder: str | None = None, seed: int = 0, data: torch.Tensor | None = None,
                        fallback: torch.Tensor | None = None) -> tuple[torch.Tensor, str]:
     """Expected Gradients' reference set, by one policy, in this order:

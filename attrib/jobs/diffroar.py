@@ -18,7 +18,7 @@ from typing import Any
 from attrib.evaluate.diffroar import (CONTROL, DEFAULT_KS, DiffRoarConfig, attribute_split, check_compatible,
                                       epoch_seconds, null_block_share, plan, retrain, retrain_recipe)
 from attrib.jobs.common import Events, describe_config, describe_methods, header, method_kwargs, now, \
-    resolve_background, resolve_device, resolve_methods
+    resolve_device, resolve_methods, supplies
 from attrib.runs import diffroar as files
 from attrib.runs.store import RunStore
 
@@ -100,13 +100,8 @@ def prepare(options: Options, events: Events):
 
 def method_kwargs_all(config: DiffRoarConfig, model, data) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
     """Each method's options, with a reference set (from the training split) where a method needs one."""
-    from attrib.methods import METHODS
-
-    supplies, descriptions = {}, {}
-    if any("background" in METHODS[m].needs for m in config.methods):
-        supplies["background"], descriptions["background"] = resolve_background(
-            model, seed=config.attribution_seed, data=data.train_x)
-    return {m: method_kwargs(m, config.configs.get(m, {}), supplies) for m in config.methods}, descriptions
+    supplied, descriptions = supplies(config.methods, model, seed=config.attribution_seed, data=data.train_x)
+    return {m: method_kwargs(m, config.configs.get(m, {}), supplied) for m in config.methods}, descriptions
 
 
 def run(options: Options, store: RunStore, events: Events | None = None) -> dict[str, Any]:

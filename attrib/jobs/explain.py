@@ -15,8 +15,8 @@ from typing import Any
 import torch
 
 from attrib.errors import AttribError, UsageError, first_line
-from attrib.jobs.common import (Events, describe_methods, header, method_kwargs, now, resolve_background,
-                                resolve_device, resolve_methods)
+from attrib.jobs.common import (Events, describe_methods, header, method_kwargs, now, resolve_device,
+                                resolve_methods, supplies)
 from attrib.runs.store import RunStore, slug
 
 class MethodFailed(AttribError):
@@ -76,8 +76,8 @@ def prepare(options: Options, events: Events) -> Plan:
         raise UsageError(f"{model.name} takes {model.kind} inputs, not images; evaluate it with "
                          "`attrib diffroar` or `attrib sanity` on its data set")
     target = parse_class(options.target, model.labels)
-    supplies, descriptions = _supplies(names, model, options, events)
-    kwargs = {n: method_kwargs(n, overrides.get(n, {}), supplies) for n in names}
+    supplied, descriptions = supplies(names, model, events, folder=options.background, seed=options.seed)
+    kwargs = {n: method_kwargs(n, overrides.get(n, {}), supplied) for n in names}
     methods = describe_methods(names, kwargs, descriptions)
     record = header(KIND, model=model.describe(), methods=methods, seed=options.seed, device=device,
                     precision=options.precision, target="pred" if target is None else target,
@@ -85,16 +85,6 @@ def prepare(options: Options, events: Events) -> Plan:
                     background=descriptions.get("background"), inputs=[])
     events.info(f"model: {model.name}; methods: {', '.join(names)}; device: {device}")
     return Plan(model, names, kwargs, target, device, descriptions.get("background"), record)
-
-
-def _supplies(names, model, options, events) -> tuple[dict[str, Any], dict[str, str]]:
-    from attrib.methods import METHODS
-
-    if not any("background" in METHODS[n].needs for n in names):
-        return {}, {}
-    tensor, text = resolve_background(model, folder=options.background, seed=options.seed)
-    events.info(f"expected_gradients background: {text}")
-    return {"background": tensor}, {"background": text}
 
 
 def rows_per_input(plan: Plan) -> int:

@@ -14,8 +14,8 @@ import torch
 from attrib.errors import UsageError
 from attrib.evaluate.sanity import TESTS, THRESHOLDS, SanityConfig, default_radii, n_explanations, run_sanity, \
     with_budget
-from attrib.jobs.common import Events, describe_methods, header, method_kwargs, now, resolve_background, \
-    resolve_device, resolve_methods
+from attrib.jobs.common import Events, describe_methods, header, method_kwargs, now, resolve_device, \
+    resolve_methods, supplies
 from attrib.runs.store import RunStore
 
 KIND = "sanity"
@@ -60,10 +60,8 @@ def _prepare(options: Options, events: Events):
         events.error(error)
     if len(x) == 0:
         raise UsageError("no usable inputs")
-    supplies, descriptions = {}, {}
-    if any("background" in m for m in (_needs(n) for n in names)):
-        supplies["background"], descriptions["background"] = resolve_background(model, seed=options.seed, fallback=x)
-    configs = with_budget(names, {n: method_kwargs(n, overrides.get(n, {}), supplies) for n in names})
+    supplied, descriptions = supplies(names, model, events, seed=options.seed, fallback=x)
+    configs = with_budget(names, {n: method_kwargs(n, overrides.get(n, {}), supplied) for n in names})
     methods = describe_methods(names, configs, descriptions)  # validates every option
     extra = {} if options.max_layers is None else {"max_layers": options.max_layers}
     config = SanityConfig(names, configs, list(options.tests), options.layers, radii=options.radii or default_radii(x),
@@ -75,12 +73,6 @@ def _prepare(options: Options, events: Events):
     events.info(f"model: {model.name}; {len(x)} inputs; methods: {', '.join(names)}; tests: "
                 f"{', '.join(config.tests)}; radii: {', '.join(f'{r:g}' for r in config.radii)} ({config.norm})")
     return model, x, input_names, errors, config, methods
-
-
-def _needs(name: str) -> tuple[str, ...]:
-    from attrib.methods import METHODS
-
-    return METHODS[name].needs
 
 
 def run(options: Options, store: RunStore, events: Events | None = None) -> dict[str, Any]:
