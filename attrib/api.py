@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,7 +56,7 @@ def attribute(model: torch.nn.Module | Callable[[torch.Tensor], torch.Tensor], i
               method: str = "ig", target: TargetSpec = None, *, seed: int = 0,
               device: torch.device | str | None = None, precision: str = "fp32", chunk_size: int | None = None,
               progress: Callable[[int], None] | None = None, fold_batchnorm: bool = True,
-              **config: Any) -> Attribution:
+              input_keys: Sequence[int] | None = None, **config: Any) -> Attribution:
     """Explain ``model``'s outputs at ``inputs`` with an attribution method.
 
     Args:
@@ -72,6 +72,8 @@ def attribute(model: torch.nn.Module | Callable[[torch.Tensor], torch.Tensor], i
         progress: called with the number of rows finished after each chunk.
         fold_batchnorm: run eval-mode conv nets with BatchNorm folded into their convolutions (same function,
             faster; see attrib/fold.py). The model itself is never changed.
+        input_keys: one int per input keying its random draws (default: its position in the batch). Inputs
+            given the same key draw the same noise / references whatever batch they are in.
         **config: the method's options (see ``attrib methods`` or the method's config dataclass).
 
     Returns:
@@ -91,7 +93,7 @@ def attribute(model: torch.nn.Module | Callable[[torch.Tensor], torch.Tensor], i
         outputs = engine.outputs(x)
         tgt = make_target(target)
         classes = tgt.resolve(outputs)
-        result = spec.fn(Context(engine, x, tgt, seed), cfg)
+        result = spec.fn(Context(engine, x, tgt, seed, _keys(input_keys, len(x))), cfg)
         gap = None
         if result.reference_scores is not None:
             scores = tgt.score(outputs, torch.arange(len(x), device=outputs.device))
@@ -113,11 +115,27 @@ def predict(model: torch.nn.Module | Callable[[torch.Tensor], torch.Tensor], inp
         return engine.outputs(x.to(engine.device)).detach().float().cpu()
 
 
+def chunk_rows(model: torch.nn.Module | Callable[[torch.Tensor], torch.Tensor], like: torch.Tensor, *,
+               device: torch.device | str | None = None, precision: str = "fp32") -> int:
+    """Rows (forward + input-backward) per chunk :func:`attribute` runs for inputs shaped like ``like``."""
+    with Engine(model, device=device, precision=precision) as engine:
+        return engine.chunk_rows(_check_inputs(like))
+
+
 def completeness_gap(values: torch.Tensor, expected: torch.Tensor) -> torch.Tensor:
     """|sum(values) - expected| / |expected| per input, as float32 CPU (inf where expected is 0 and sum isn't)."""
     total = values.reshape(len(values), -1).sum(dim=1).double()
     expected = expected.double()
     return ((total - expected).abs() / expected.abs()).nan_to_num(nan=0.0).float().cpu()
+
+
+def _keys(keys: Sequence[int] | None, n: int) -> torch.Tensor:
+    if keys is None:
+        return torch.arange(n)
+    out = torch.as_tensor(list(keys), dtype=torch.long)
+    if out.shape != (n,) or bool((out < 0).any()):
+        raise UsageError(f"input_keys must be {n} non-negative ints, one per input")
+    return out
 
 
 def _check_inputs(inputs: Any) -> torch.Tensor:

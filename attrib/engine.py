@@ -244,6 +244,11 @@ class Engine:
                 continue
             start = stop
 
+    def chunk_rows(self, like: torch.Tensor) -> int:
+        """Rows per chunk this engine runs for inputs shaped like ``like`` (its memory/throughput policy, or the
+        caller's chunk_size): callers batch enough inputs to keep the chunks full."""
+        return self._max_chunk(like[:1].detach().to(self.device))
+
     def _chunk_size(self, total: int, like: torch.Tensor) -> int:
         """The chunk: the user's size, else the memory budget's (so peak memory does not depend on the total)."""
         if self.chunk_size is not None:

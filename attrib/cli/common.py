@@ -79,12 +79,14 @@ def method_options(default_help: str) -> Callable[[Callable[..., Any]], Callable
 class CliEvents:
     """A job's events on the terminal: progress bars by key, messages by level, items shown as they finish."""
 
-    def __init__(self, ui: UI, progress: Any, on_item: Callable[[UI, dict], None] | None = None) -> None:
+    def __init__(self, ui: UI, progress: Any, on_item: Callable[[UI, dict, dict], None] | None = None) -> None:
         self.ui, self.progress, self.on_item = ui, progress, on_item
         self.tasks: dict[str, Any] = {}
+        self.totals: dict[str, int | None] = {}
         self.info, self.detail, self.warning, self.error = ui.info, ui.detail, ui.warn, ui.error
 
     def task(self, key: str, description: str, total: int | None) -> None:
+        self.totals[key] = total
         if key not in self.tasks:
             self.tasks[key] = self.progress.add_task(description, total=total)
         else:
@@ -97,7 +99,7 @@ class CliEvents:
 
     def item(self, entry: dict) -> None:
         if self.on_item is not None:
-            self.on_item(self.ui, entry)
+            self.on_item(self.ui, entry, self.totals)
 
 
 @dataclass
@@ -107,7 +109,7 @@ class View:
     show: Callable[[UI, dict, Path], None] = lambda ui, record, out: None
     json: Callable[[dict, Path], Any] | None = None
     exit_code: Callable[[dict], int] = lambda record: 0
-    on_item: Callable[[UI, dict], None] | None = None
+    on_item: Callable[[UI, dict, dict], None] | None = None  # (ui, finished item, task totals)
 
 
 def run_job(common: Common, job: Any, options: Any, view: View, prefix: str = "") -> None:

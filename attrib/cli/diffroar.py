@@ -79,7 +79,7 @@ def diffroar(model_spec, weights, no_pretrained, dataset, classes, data_dir, n_t
     run_job(common, job, options, view, prefix="diffroar-")
 
 
-def _job_done(ui: UI, result: dict) -> None:
+def _job_done(ui: UI, result: dict, totals: dict) -> None:
     ui.detail(f"{result['job']['id']}: accuracy {result['accuracy']:.3f} ({result['seconds']} s)")
 
 

@@ -32,9 +32,13 @@ Exit codes: 0 all inputs explained, 1 some inputs failed, 2 usage error."""
 @click.option("--magnitude", is_flag=True,
               help="Draw sum over channels of |attribution| (as the MoreauGrad paper) instead of signed maps.")
 @click.option("--force", is_flag=True, help="Redo inputs already done in --out.")
+@click.option("--no-images", is_flag=True, help="Write arrays and records only (no PNGs): for large runs.")
+@click.option("--limit", type=click.IntRange(1), help="Explain at most this many inputs.")
+@click.option("--batch-size", type=click.IntRange(1), help="Images per engine call [default: sized to the engine].")
+@click.option("--workers", type=click.IntRange(1), help="Threads decoding images ahead [default: min(4, CPUs)].")
 @common_options
 def explain(inputs, model_spec, weights, no_pretrained, trust_remote_code, methods, settings, target, top_k,
-            precision, background, magnitude, force, common: Common) -> None:
+            precision, background, magnitude, force, no_images, limit, batch_size, workers, common: Common) -> None:
     """Explain image classifiers' predictions with attribution methods.
 
     INPUTS are image files, folders or globs; with none, the built-in sample images are explained.
@@ -45,21 +49,29 @@ def explain(inputs, model_spec, weights, no_pretrained, trust_remote_code, metho
 
     options = job.Options(list(inputs), model_spec, weights, not no_pretrained, trust_remote_code,
                           list(methods) or ["integrated_gradients"], list(settings), target, top_k, common.seed,
-                          common.device, precision, background, magnitude, force)
+                          common.device, precision, background, magnitude, force, not no_images, limit, batch_size,
+                          workers)
     run_job(common, job, options, View(show=_summary, json=job.json_view, exit_code=job.exit_code,
                                        on_item=_show_input))
 
 
-def _show_input(ui: UI, entry: dict) -> None:
+TABLES_UP_TO = 20  # inputs; larger runs show errors, the progress bar and the summary (-v: every table)
+
+
+def _show_input(ui: UI, entry: dict, totals: dict) -> None:
     from attrib.render.terminal import input_table
 
     if entry["status"] != "ok":
         ui.error(entry["error"])
     elif entry.get("skipped"):
         ui.detail(f"{entry['name']}: already done (use --force to redo)")
-    ui.show(input_table(entry))
+    if ui.verbose or (totals.get("inputs") or 0) <= TABLES_UP_TO:
+        ui.show(input_table(entry))
 
 
 def _summary(ui: UI, record: dict, out: Path) -> None:
-    ok = sum(r["status"] == "ok" for r in record["inputs"])
-    ui.info(f"{ok}/{len(record['inputs'])} inputs explained; wrote {out}/run.json, {out}/arrays/ and {out}/images/")
+    s = record["summary"]
+    skipped = f", {s['skipped']} already done" if s["skipped"] else ""
+    ui.info(f"{s['done']} explained{skipped}, {s['failed']} failed of {s['inputs']} inputs in {s['seconds']:.1f} s "
+            f"({s['images_per_second']:.2f} images/s); wrote {out}/run.json, inputs.jsonl, arrays/"
+            + ("" if record.get("images") is False else " and images/"))

@@ -51,7 +51,7 @@ def explain_text(texts, model_spec, lm_spec, methods, text_file, column, label_c
                                        on_item=_show_text), prefix="text-")
 
 
-def _show_text(ui: UI, entry: dict) -> None:
+def _show_text(ui: UI, entry: dict, totals: dict) -> None:
     from attrib.render.terminal import text_panel
 
     if entry["status"] != "ok":

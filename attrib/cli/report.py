@@ -17,15 +17,17 @@ Examples:
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
 @click.option("--output", "-o", default="report.html", show_default=True, type=click.Path(dir_okay=False),
               help="Where to write the HTML file.")
+@click.option("--max-inputs", default=200, show_default=True, type=click.IntRange(0),
+              help="Explain runs: inputs shown (0: all); the rest stay in the run folder.")
 @click.option("--quiet", "-q", is_flag=True)
-def report(run_dir: str, output: str, quiet: bool) -> None:
+def report(run_dir: str, output: str, max_inputs: int, quiet: bool) -> None:
     """Write one self-contained HTML report for a run folder."""
     from attrib.errors import AttribError
     from attrib.report.html import write_report
 
     ui = UI(quiet=quiet)
     try:
-        write_report(run_dir, output)
+        write_report(run_dir, output, max_inputs or None)
     except AttribError as error:
         raise click.UsageError(str(error)) from None
     ui.info(f"wrote {output}")

@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from attrib.models.preprocess import Preprocess
 from attrib.errors import AttribError
+from attrib.models.preprocess import Preprocess
 
 BLOCK = 28
 NULL_SQUARE = (10, 18)  # rows and columns [10, 18) of the null block are 1.0, the rest 0

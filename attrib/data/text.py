@@ -12,6 +12,7 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
+
 from attrib.errors import AttribError
 
 WORD = re.compile(r"\w+(?:['’-]\w+)*|[^\w\s]")

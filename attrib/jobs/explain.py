@@ -1,30 +1,42 @@
-"""The explain job: image inputs x methods -> attributions, heatmaps and a run folder.
+"""The explain job: image inputs x methods -> attributions, heatmaps and a run folder, streamed.
 
-Per input: decode, preprocess, predict (top-k), then each method explains the chosen target; the input's
-arrays, PNGs and record are written atomically as soon as it is done, so a re-run into the same folder skips
-what is finished (unless ``force``). A bad input is recorded with its reason and the batch goes on.
+Inputs are decoded and preprocessed ahead of use by worker threads; several images go through the engine in
+one call per method (the batch sized so that the engine's chunks stay full); rendering and writing (PNGs, one
+array file per input) run in a background pool while the next batch computes; each finished input is
+committed as one line of ``inputs.jsonl`` in input order. Time and bytes written are linear in the number of
+inputs and memory is flat. Results equal one-at-a-time runs: every input draws its random numbers with the
+same key (0), whatever batch it lands in. A bad input is recorded with its reason and the batch goes on; a
+re-run into the same folder skips what is committed (unless ``force``).
 """
 
 from __future__ import annotations
 
+import math
+import os
+import time
 import traceback
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from attrib.errors import AttribError, UsageError, first_line
 from attrib.jobs.common import (Events, describe_methods, header, method_kwargs, now, resolve_device,
                                 resolve_methods, supplies)
+from attrib.jobs.pipeline import OrderedFinisher, batches, prefetch
 from attrib.runs.store import RunStore, slug
-
-class MethodFailed(AttribError):
-    """A method that could not explain one input (e.g. an input size the model cannot take)."""
-
 
 GAP_WARNING = 0.05  # the IG authors' advice: check completeness within ~5%
 KIND = "explain"
+MAX_BATCH = 64  # images per engine call at most (decoded images held: about 0.6 MB each at 224 px)
+CHUNKS_PER_BATCH = 2  # a batch holds rows for this many full engine chunks (so the last chunk's waste is small)
+
+
+class MethodFailed(AttribError):
+    """A method that could not explain one input (e.g. an input size the model cannot take)."""
 
 
 @dataclass
@@ -46,6 +58,10 @@ class Options:
     background: str | None = None  # a folder of reference images for methods that need one
     magnitude: bool = False  # render sum_c |a_c| maps instead of signed channel sums
     force: bool = False
+    images: bool = True  # write input / overlay / heatmap PNGs (False: arrays and records only)
+    limit: int | None = None  # explain at most this many inputs
+    batch_size: int | None = None  # images per engine call (None: sized from the engine's chunk)
+    workers: int | None = None  # decoding threads (None: min(4, CPUs))
 
 
 @dataclass
@@ -57,7 +73,6 @@ class Plan:
     kwargs: dict[str, dict[str, Any]]
     target: int | None
     device: str
-    background: str | None
     record: dict[str, Any]
 
 
@@ -81,10 +96,10 @@ def prepare(options: Options, events: Events) -> Plan:
     methods = describe_methods(names, kwargs, descriptions)
     record = header(KIND, model=model.describe(), methods=methods, seed=options.seed, device=device,
                     precision=options.precision, target="pred" if target is None else target,
-                    view="magnitude" if options.magnitude else "signed",
-                    background=descriptions.get("background"), inputs=[])
+                    view="magnitude" if options.magnitude else "signed", images=options.images,
+                    background=descriptions.get("background"))
     events.info(f"model: {model.name}; methods: {', '.join(names)}; device: {device}")
-    return Plan(model, names, kwargs, target, device, descriptions.get("background"), record)
+    return Plan(model, names, kwargs, target, device, record)
 
 
 def rows_per_input(plan: Plan) -> int:
@@ -95,36 +110,51 @@ def rows_per_input(plan: Plan) -> int:
 
 
 def run(options: Options, store: RunStore, events: Events | None = None) -> dict[str, Any]:
-    """Explain every input with every method into ``store``; returns the run record."""
+    """Explain every input with every method into ``store``; returns the run record (header and summary;
+    the inputs' records are in the store: ``attrib.load_run``)."""
     from attrib.data.images import expand_inputs
 
     events = events or Events()
     plan = prepare(options, events)
-    sources = expand_inputs(options.inputs)
+    sources = expand_inputs(options.inputs)[:options.limit]
     plan.model.module.to(plan.device).eval()
+    previous = _previous(store, plan.record)
     record = plan.record
-    old = store.read_record()
-    previous = {r["name"]: r for r in old.get("inputs", [])} if _compatible(old, record) else {}
-    taken = {r["id"] for r in previous.values()}
-    processed: list[dict] = []
+    store.write_record(record)
+    taken = {e["id"] for e in previous.values()}
+    todo, stats = [], {"done": 0, "skipped": 0, "failed": 0}
     events.task("inputs", "inputs", len(sources))
-    for index, source in enumerate(sources):
-        events.advance("inputs", 0, f"[{index + 1}/{len(sources)}] {source.name}")
-        events.task("rows", "passes", rows_per_input(plan))
-        prev = previous.pop(source.name, None)
+    for source in sources:
+        prev = previous.get(source.name)
         if prev and prev["status"] == "ok" and not options.force and _covers(prev, plan.methods):
-            entry = {**prev, "skipped": True}
+            stats["skipped"] += 1
+            events.advance("inputs", 1)
+            events.item({**prev, "skipped": True})
         else:
-            entry = explain_one(plan, source, prev["id"] if prev else slug(source.name, taken), options, store,
-                                events)
-        processed.append(entry)
-        record["inputs"] = processed + list(previous.values())
-        store.write_record(record)
-        events.advance("inputs", 1)
-        events.item(entry)
+            todo.append((source, prev["id"] if prev else slug(source.name, taken)))
+    start = time.perf_counter()
+    _stream(plan, todo, options, store, events, stats)
+    seconds = time.perf_counter() - start
+    record["summary"] = {**stats, "inputs": len(sources), "seconds": round(seconds, 2),
+                         "images_per_second": round(stats["done"] / seconds, 3) if stats["done"] else 0.0}
     record["finished"] = now()
     store.write_record(record)
     return record
+
+
+def _previous(store: RunStore, record: dict[str, Any]) -> dict[str, dict]:
+    """The committed inputs of an earlier compatible run in this folder (else none, and the folder starts over)."""
+    old = store.read_record()
+    if not _compatible(old, record):
+        store.reset_inputs()
+        return {}
+    store.repair_inputs()
+    committed = {e["name"]: e for e in store.read_inputs()}
+    for entry in old.get("inputs", []):  # attrib 0.1 kept them in run.json: carry them over
+        if entry["name"] not in committed:
+            store.append_input(entry)
+            committed[entry["name"]] = entry
+    return committed
 
 
 def _compatible(old: dict[str, Any], new: dict[str, Any]) -> bool:
@@ -140,32 +170,94 @@ def _covers(previous: dict, methods: list[str]) -> bool:
     return {a["method"] for a in previous.get("attributions", [])} >= set(methods)
 
 
-def explain_one(plan: Plan, source, input_id: str, options: Options, store: RunStore,
-                events: Events) -> dict[str, Any]:
-    """One input: predictions, then every method; its files are written before this returns."""
-    from attrib.data.images import InputError
+def batch_size(plan: Plan, options: Options) -> int:
+    """Images per engine call: the user's, else enough rows for CHUNKS_PER_BATCH full engine chunks."""
+    if options.batch_size:
+        return options.batch_size
+    from attrib.api import chunk_rows
 
-    entry: dict[str, Any] = {"name": source.name, "path": source.path, "id": input_id, "status": "ok",
-                             "error": None, "predictions": [], "attributions": []}
+    size = plan.model.preprocess.size
+    like = torch.zeros(1, plan.model.preprocess.channels, *size)
+    rows = chunk_rows(plan.model.module, like, device=plan.device, precision=options.precision)
+    return max(1, min(MAX_BATCH, math.ceil(CHUNKS_PER_BATCH * rows / max(1, rows_per_input(plan)))))
+
+
+def _stream(plan: Plan, todo: list, options: Options, store: RunStore, events: Events, stats: dict) -> None:
+    """Decode ahead, explain in batches, finish in the background, commit in order."""
+    if not todo:
+        return
+    size = batch_size(plan, options)
+    events.task("rows", "passes", rows_per_input(plan) * len(todo))
+    events.detail(f"{size} images per engine call")
+
+    def commit(entry: dict) -> None:
+        store.append_input(entry)
+        stats["done" if entry["status"] == "ok" else "failed"] += 1
+        events.advance("inputs", 1)
+        events.item(entry)
+
+    workers = options.workers or min(4, os.cpu_count() or 1)
+    with ThreadPoolExecutor(workers) as decoders, ThreadPoolExecutor(2) as writers:
+        finisher = OrderedFinisher(writers, commit, backlog=2 * size)
+        decoded = prefetch(decoders, todo, lambda item: _decode(plan, *item), ahead=2 * size + workers)
+        for batch in batches(decoded, size):
+            for item in batch:
+                if item["error"] is not None:
+                    finisher.done(_entry(item) | {"status": "error", "error": item["error"]})
+            ready = [item for item in batch if item["error"] is None]
+            for item, outcome in zip(ready, _explain_batch(plan, ready, options, events)):
+                if isinstance(outcome, str):
+                    finisher.done(_entry(item) | {"status": "error", "error": outcome})
+                else:
+                    finisher.submit(_finish, plan, item, outcome, options, store, events)
+        finisher.close()
+
+
+def _entry(item: dict) -> dict[str, Any]:
+    source = item["source"]
+    return {"name": source.name, "path": source.path, "id": item["id"], "status": "ok", "error": None,
+            "view": None, "predictions": [], "attributions": []}
+
+
+def _decode(plan: Plan, source, input_id: str) -> dict[str, Any]:
+    """(in a worker thread) the image as the model sees it, or the one-line reason it cannot be read."""
+    item = {"source": source, "id": input_id, "view": None, "x": None, "error": None}
     try:
-        view = plan.model.preprocess.view(source.load())
-    except InputError as error:
-        return {**entry, "status": "error", "error": str(error)}
-    x = plan.model.preprocess.tensor(view)[None]
-    entry["view"] = store.write_png(f"images/{input_id}/input.png", view)
-    arrays = {}
+        item["view"] = plan.model.preprocess.view(source.load())
+        item["x"] = plan.model.preprocess.tensor(item["view"])
+    except Exception as error:  # noqa: BLE001 - a bad file is that input's error, never a crash
+        item["error"] = str(error) if isinstance(error, AttribError) else \
+            f"{source.name}: unexpected {type(error).__name__}: {first_line(error)}"
+    return item
+
+
+def _explain_batch(plan: Plan, items: list[dict], options: Options, events: Events) -> list:
+    """Per item: (outputs row, {method: Attribution of that input}) or its error line. A failing batch is
+    retried one input at a time, so that one bad input fails alone."""
+    if not items:
+        return []
     try:
-        outputs = _predict(plan, x, options)
-        entry["predictions"] = top_predictions(outputs[0], plan.model.labels, options.top_k)
-        target = int(outputs[0].argmax()) if plan.target is None else plan.target
-        for method in plan.methods:
-            values, summary = _attribute(plan, x, view, method, target, input_id, options, store, events)
-            arrays[method] = values
-            entry["attributions"].append(summary)
-    except Exception as error:  # noqa: BLE001 - one input's failure must not stop the batch
-        return {**entry, "status": "error", "error": _failure(source.name, error, events)}
-    store.write_arrays(input_id, arrays)
-    return entry
+        return _attribute_all(plan, torch.stack([i["x"] for i in items]), options, events)
+    except Exception as error:  # noqa: BLE001 - retried per input below; one input's failure stays its own
+        if len(items) == 1:
+            return [_failure(items[0]["source"].name, error, events)]
+        return [_explain_batch(plan, [item], options, events)[0] for item in items]
+
+
+def _attribute_all(plan: Plan, x: torch.Tensor, options: Options, events: Events) -> list:
+    from attrib.api import attribute, predict
+
+    outputs = predict(plan.model.module, x, device=plan.device, precision=options.precision)
+    targets = outputs.argmax(dim=1).tolist() if plan.target is None else [plan.target] * len(x)
+    results = {}
+    for method in plan.methods:
+        try:
+            results[method] = attribute(plan.model.module, x, method, targets, seed=options.seed,
+                                        device=plan.device, precision=options.precision, input_keys=[0] * len(x),
+                                        progress=lambda n: events.advance("rows", n), **plan.kwargs[method])
+        except (RuntimeError, ValueError) as error:  # e.g. an input size this model cannot take
+            raise MethodFailed(f"{method} failed: {first_line(error)}") from error
+    return [(outputs[b], {m: (r, b) for m, r in results.items()}) for b in range(len(x))]
 
 
 def _failure(name: str, error: BaseException, events: Events) -> str:
@@ -176,12 +268,6 @@ def _failure(name: str, error: BaseException, events: Events) -> str:
     return f"{name}: unexpected {type(error).__name__}: {first_line(error)} (run with -v for the traceback)"
 
 
-def _predict(plan: Plan, x: torch.Tensor, options: Options) -> torch.Tensor:
-    from attrib.api import predict
-
-    return predict(plan.model.module, x, device=plan.device, precision=options.precision)
-
-
 def top_predictions(outputs: torch.Tensor, labels: list[str], k: int) -> list[dict[str, Any]]:
     """The top-k classes of one output row, with labels and softmax probabilities."""
     probs = outputs.float().softmax(dim=0)
@@ -189,50 +275,66 @@ def top_predictions(outputs: torch.Tensor, labels: list[str], k: int) -> list[di
     return [{"index": int(i), "label": labels[int(i)], "prob": float(v)} for v, i in zip(values, indices)]
 
 
-def _attribute(plan: Plan, x, view, method: str, target: int, input_id: str, options: Options, store: RunStore,
-               events: Events):
-    from attrib.api import attribute
+def _finish(plan: Plan, item: dict, outcome, options: Options, store: RunStore, events: Events) -> dict:
+    """(in a background thread) render and write one input's files; its record."""
+    outputs, results = outcome
+    entry = _entry(item)
+    entry["predictions"] = top_predictions(outputs, plan.model.labels, options.top_k)
+    if options.images:
+        entry["view"] = store.write_png(f"images/{item['id']}/input.png", item["view"])
+    arrays = {}
+    for method, (result, b) in results.items():
+        arrays[method] = result.values[b].numpy()
+        entry["attributions"].append(_summary(plan, item, method, result, b, arrays[method], options, store, events))
+    store.write_arrays(item["id"], arrays)
+    return entry
+
+
+def _summary(plan, item, method, result, b, values: np.ndarray, options: Options, store: RunStore,
+             events: Events) -> dict[str, Any]:
     from attrib.evaluate.similarity import magnitude_map
     from attrib.render.heatmap import overlay, render
 
-    try:
-        result = attribute(plan.model.module, x, method, target, seed=options.seed, device=plan.device,
-                           precision=options.precision, progress=lambda n: events.advance("rows", n),
-                           **plan.kwargs[method])
-    except (RuntimeError, ValueError) as error:  # e.g. an input size this model cannot take
-        raise MethodFailed(f"{method} failed: {first_line(error)}") from error
-    values = result.values[0].numpy()
     heat = render(magnitude_map(values), False) if options.magnitude else render(values, result.signed)
     if heat.warning:
-        events.warning(f"{input_id} / {method}: {heat.warning}")
-    gap = None if result.completeness_gap is None else float(result.completeness_gap[0])
+        events.warning(f"{item['id']} / {method}: {heat.warning}")
+    gap = None if result.completeness_gap is None else float(result.completeness_gap[b])
     if gap is not None and gap > GAP_WARNING:
-        events.warning(f"{input_id} / {method}: completeness gap {gap:.1%} > {GAP_WARNING:.0%}; "
+        events.warning(f"{item['id']} / {method}: completeness gap {gap:.1%} > {GAP_WARNING:.0%}; "
                        "raise n_steps / n_samples (--set) for a faithful map")
-    return values, {
-        "method": method, "target": result.target[0] if result.target else None,
-        "target_label": plan.model.labels[result.target[0]] if result.target else None,
-        "completeness_gap": gap, "seconds": round(result.seconds, 3), "passes": result.passes,
-        "scale": heat.scale, "warning": heat.warning,
-        "heatmap": store.write_png(f"images/{input_id}/{method}_heatmap.png", heat.image),
-        "overlay": store.write_png(f"images/{input_id}/{method}_overlay.png", overlay(view, heat))}
+    target = result.target[b] if result.target else None
+    share = len(result.values)
+    files = {"heatmap": None, "overlay": None}
+    if options.images:
+        files = {"heatmap": store.write_png(f"images/{item['id']}/{method}_heatmap.png", heat.image),
+                 "overlay": store.write_png(f"images/{item['id']}/{method}_overlay.png", overlay(item["view"], heat))}
+    return {"method": method, "target": target,
+            "target_label": plan.model.labels[target] if target is not None else None,
+            "completeness_gap": gap, "seconds": round(result.seconds / share, 3), "passes": result.passes // share,
+            "scale": heat.scale, "warning": heat.warning, **files}
 
 
 def json_view(record: dict[str, Any], out: Path) -> dict[str, Any]:
     """The ``--json`` object: the run's facts with file paths made absolute."""
+    from attrib.runs import load_run
+
+    def path(relative: str | None) -> str | None:
+        return None if relative is None else str(out / relative)
+
     def files(entry: dict) -> list[dict]:
         return [{"method": a["method"], "target": a["target"], "target_label": a.get("target_label"),
                  "completeness_gap": a["completeness_gap"], "seconds": a["seconds"],
-                 "overlay": str(out / a["overlay"]), "heatmap": str(out / a["heatmap"])}
+                 "overlay": path(a["overlay"]), "heatmap": path(a["heatmap"])}
                 for a in entry.get("attributions", [])]
 
     inputs = [{"path": r["path"] or r["name"], "status": r["status"], "error": r["error"],
-               "predictions": r.get("predictions", []), "attributions": files(r)} for r in record["inputs"]]
+               "predictions": r.get("predictions", []), "attributions": files(r)}
+              for r in load_run(out).record.get("inputs", [])]
     return {"inputs": inputs, "out_dir": str(out), "model": record["model"]["name"],
             "methods": record["methods"], "seed": record["seed"], "device": record["device"],
-            "background": record["background"]}
+            "background": record["background"], "summary": record["summary"]}
 
 
 def exit_code(record: dict[str, Any]) -> int:
     """0 when every input was explained, 1 when some failed."""
-    return 1 if any(r["status"] != "ok" for r in record["inputs"]) else 0
+    return 1 if record["summary"]["failed"] else 0

@@ -29,12 +29,21 @@ NEEDS = {"background": "reference inputs (Expected Gradients' data set)",
 
 @dataclass
 class Context:
-    """What a tensor method sees: the engine, the inputs (on the engine's device), a resolved target, the seed."""
+    """What a tensor method sees: the engine, the inputs (on the engine's device), a resolved target, the seed,
+    and ``keys`` (B,): the key of each input's random draws (its position unless the caller says otherwise, so
+    that an input explained inside a batch can draw exactly what it draws alone)."""
 
     engine: Engine
     inputs: torch.Tensor
     target: Target
     seed: int
+    keys: torch.Tensor | None = None
+
+    def __post_init__(self) -> None:
+        if self.keys is None:
+            import torch
+
+            self.keys = torch.arange(len(self.inputs))
 
 
 @dataclass

@@ -19,8 +19,10 @@ from attrib.rng import Stream, generator
 BASELINE_NAMES = ("zero", "blur", "uniform")
 
 
-def make_baseline(spec: str | torch.Tensor, x: torch.Tensor, seed: int, blur_sigma_frac: float) -> torch.Tensor:
-    """The baseline for inputs x (B, ...), on x's device and dtype."""
+def make_baseline(spec: str | torch.Tensor, x: torch.Tensor, seed: int, blur_sigma_frac: float,
+                  keys: torch.Tensor | None = None) -> torch.Tensor:
+    """The baseline for inputs x (B, ...), on x's device and dtype; random draws are keyed by ``keys`` (one
+    per input, default its position)."""
     if isinstance(spec, torch.Tensor):
         return _broadcast(spec, x)
     if spec == "zero":
@@ -28,7 +30,7 @@ def make_baseline(spec: str | torch.Tensor, x: torch.Tensor, seed: int, blur_sig
     if spec == "blur":
         return gaussian_blur(x, blur_sigma_frac * max(x.shape[-2:]) if x.ndim == 4 else 0.0)
     if spec == "uniform":
-        return _uniform(x, seed)
+        return _uniform(x, seed, torch.arange(len(x)) if keys is None else keys)
     raise ValueError(f"unknown baseline {spec!r}; use one of {', '.join(BASELINE_NAMES)} or a tensor")
 
 
@@ -59,11 +61,11 @@ def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     return out
 
 
-def _uniform(x: torch.Tensor, seed: int) -> torch.Tensor:
+def _uniform(x: torch.Tensor, seed: int, keys: torch.Tensor) -> torch.Tensor:
     rows = []
-    for b, xb in enumerate(x):
+    for key, xb in zip(keys.tolist(), x):
         low, high = float(xb.min()), float(xb.max())
-        u = torch.rand(xb.shape, generator=generator(seed, Stream.UNIFORM_BASELINE, b), dtype=x.dtype)
+        u = torch.rand(xb.shape, generator=generator(seed, Stream.UNIFORM_BASELINE, key), dtype=x.dtype)
         rows.append(low + (high - low) * u)
     return torch.stack(rows).to(x.device)
 

@@ -56,7 +56,7 @@ def expected_gradients(ctx: Context, config: EGConfig) -> MethodOutput:
     shape = (-1,) + (1,) * (x.ndim - 1)
 
     def points(b: torch.Tensor, r: torch.Tensor):
-        gens = row_generators(ctx.seed, Stream.EG_PAIRS, b, r)
+        gens = row_generators(ctx.seed, Stream.EG_PAIRS, ctx.keys[b], r)
         refs = torch.tensor([int(torch.randint(len(background), (1,), generator=g)) for g in gens])
         alphas = torch.stack([torch.rand((), generator=g, dtype=x.dtype) for g in gens]).to(x.device)
         ref = background[refs.to(x.device)]

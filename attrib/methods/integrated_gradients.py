@@ -69,7 +69,7 @@ def quadrature(rule: str, n: int) -> tuple[torch.Tensor, torch.Tensor]:
                  reference=True, knob="n_steps", budget={"n_steps": 32}, smoke={"n_steps": 6})
 def integrated_gradients(ctx: Context, config: IGConfig) -> MethodOutput:
     x = ctx.inputs
-    base = make_baseline(config.baseline, x, ctx.seed, config.blur_sigma_frac)
+    base = make_baseline(config.baseline, x, ctx.seed, config.blur_sigma_frac, ctx.keys)
     alphas, weights = (t.to(x.device, x.dtype) for t in quadrature(config.rule, config.n_steps))
     delta = x - base
     shape = (-1,) + (1,) * (x.ndim - 1)

@@ -179,7 +179,7 @@ def _mean_gradient(ctx, config, x, d, sigma, shape, iteration):
         if config.noise_frac == 0:
             return x[b] + d[b], None
         pair = r // 2 if config.antithetic else r
-        gens = row_generators(ctx.seed, Stream.MOREAUGRAD_NOISE + MOREAUGRAD_STRIDE * key, b, pair)
+        gens = row_generators(ctx.seed, Stream.MOREAUGRAD_NOISE + MOREAUGRAD_STRIDE * key, ctx.keys[b], pair)
         noise = row_normal(gens, tuple(x.shape[1:]), x.dtype).to(x.device)
         if config.antithetic:
             noise = noise * (1 - 2 * (r % 2)).to(x.dtype).view(shape)

@@ -44,7 +44,7 @@ def noisy_gradient_sums(ctx: Context, config: SmoothGradConfig) -> tuple[torch.T
     shape = (-1,) + (1,) * (x.ndim - 1)
 
     def points(b: torch.Tensor, r: torch.Tensor):
-        noise = row_normal(row_generators(ctx.seed, Stream.SMOOTHGRAD_NOISE, b, r), tuple(x.shape[1:]), x.dtype)
+        noise = row_normal(row_generators(ctx.seed, Stream.SMOOTHGRAD_NOISE, ctx.keys[b], r), tuple(x.shape[1:]), x.dtype)
         return x[b] + sigma[b].view(shape) * noise.to(x.device), None
 
     def reduce(grad: torch.Tensor, aux: None, b: torch.Tensor, r: torch.Tensor):

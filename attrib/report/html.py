@@ -13,14 +13,16 @@ from typing import Any
 from attrib.runs.atomic import atomic_write_text
 from attrib.runs.store import RunError, load_run
 
+MAX_INPUTS = 200  # inputs shown in an explain report by default: a big run's report stays a few MB
 TEMPLATES = {"explain": "explain.html", "explain_text": "explain_text.html", "diffroar": "diffroar.html",
              "sanity": "sanity.html"}
 
 
-def write_report(run_dir: str | Path, out_path: str | Path) -> None:
-    """Render ``run_dir`` into ``out_path`` atomically."""
+def write_report(run_dir: str | Path, out_path: str | Path, max_inputs: int | None = MAX_INPUTS) -> None:
+    """Render ``run_dir`` into ``out_path`` atomically (explain runs: the first ``max_inputs`` inputs, with a
+    note saying how many there are; None shows all)."""
     record = load_run(run_dir).record
-    atomic_write_text(out_path, render_report(record, Path(run_dir)))
+    atomic_write_text(out_path, render_report(record, Path(run_dir), max_inputs))
 
 
 def upgrade(record: dict[str, Any]) -> dict[str, Any]:
@@ -31,7 +33,7 @@ def upgrade(record: dict[str, Any]) -> dict[str, Any]:
     return {**record, "methods": methods}
 
 
-def render_report(record: dict[str, Any], run_dir: Path) -> str:
+def render_report(record: dict[str, Any], run_dir: Path, max_inputs: int | None = MAX_INPUTS) -> str:
     """The report's HTML text."""
     import jinja2
 
@@ -45,7 +47,9 @@ def render_report(record: dict[str, Any], run_dir: Path) -> str:
     env.globals.update(image=lambda rel: data_uri(run_dir, rel), num=lambda v: "—" if v is None else f"{v:.3f}",
                        max_abs=lambda xs: max((abs(x) for x in xs), default=0.0) or 1.0,
                        relevance_bg=relevance_colour)
-    return env.get_template(TEMPLATES[kind]).render(run=record, inputs=record.get("inputs", []),
+    inputs = record.get("inputs", [])
+    shown = inputs if max_inputs is None else inputs[:max_inputs]
+    return env.get_template(TEMPLATES[kind]).render(run=record, inputs=shown, n_inputs=len(inputs),
                                                     **(_diffroar_view(record) if kind == "diffroar" else {}))
 
 

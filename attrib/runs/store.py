@@ -1,7 +1,10 @@
 """A run folder and every file in it.
 
 Layout (explain):
-    run.json                    the record: header (kind, model, methods, seed, ...) and one entry per input
+    run.json                    the record's header (kind, model, methods, seed, ...) and, at the end, a summary
+    inputs.jsonl                one line per finished input, appended when the input's files are all written
+                                (the commit point: a run of N inputs writes O(N) bytes; a redone input appends
+                                a new line and the last one wins)
     arrays/<input id>.npz       that input's raw attributions, one array per method, shape (C, H, W)
     images/<input id>/*.png     what the model saw, overlays and heatmaps
 Other kinds write their own files through the same store (see attrib/runs/diffroar.py). Every write is
@@ -20,9 +23,11 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from attrib.errors import AttribError
-from attrib.runs.atomic import atomic_write_bytes, atomic_write_json, atomic_write_npz, atomic_write_png
+from attrib.runs.atomic import atomic_write_bytes, atomic_write_json, atomic_write_npz, atomic_write_png, \
+    json_default
 
 RUN_JSON = "run.json"
+INPUTS = "inputs.jsonl"
 ARRAYS_DIR = "arrays"
 LEGACY_ARRAYS = "attributions.npz"  # attrib 0.1: one archive for the whole run
 
@@ -66,6 +71,40 @@ class RunStore:
 
     def write_record(self, record: dict[str, Any]) -> None:
         atomic_write_json(self.root / RUN_JSON, record)
+
+    def append_input(self, entry: dict[str, Any]) -> None:
+        """Commit one input's record: a single appended line (its files must already be written)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / INPUTS, "a", encoding="utf-8") as f:
+            f.write(json.dumps(entry, default=json_default) + "\n")
+
+    def read_inputs(self) -> list[dict[str, Any]]:
+        """Every committed input's latest record, in the order inputs were first committed."""
+        latest: dict[str, dict[str, Any]] = {}
+        path = self.root / INPUTS
+        if path.is_file():
+            with open(path, encoding="utf-8") as f:
+                for line in f:
+                    if line.endswith("\n"):  # a line cut short by a crash was never committed
+                        entry = json.loads(line)
+                        latest[entry["name"]] = entry
+        return list(latest.values())
+
+    def repair_inputs(self) -> None:
+        """Undo what a crash (even SIGKILL) left behind: temp files of unfinished atomic writes, and a last line
+        of inputs.jsonl that was cut short (everything before it stays)."""
+        for tmp in self.root.rglob(".*.tmp"):
+            tmp.unlink(missing_ok=True)
+        path = self.root / INPUTS
+        if path.is_file():
+            data = path.read_bytes()
+            if data and not data.endswith(b"\n"):
+                with open(path, "r+b") as f:
+                    f.truncate(data.rfind(b"\n") + 1)
+
+    def reset_inputs(self) -> None:
+        """Forget the committed inputs (a new, incompatible run into the same folder)."""
+        (self.root / INPUTS).unlink(missing_ok=True)
 
     def write_json(self, relative: str, obj: Any) -> str:
         atomic_write_json(self.root / relative, obj)
@@ -151,4 +190,7 @@ def load_run(root: str | Path) -> Run:
     store = RunStore(root)
     if not (store.root / RUN_JSON).is_file():
         raise RunError(f"{root} is not an attrib run directory (no {RUN_JSON})")
-    return Run(store.read_record(), store.arrays())
+    record = store.read_record()
+    if (store.root / INPUTS).is_file():
+        record["inputs"] = store.read_inputs()
+    return Run(record, store.arrays())

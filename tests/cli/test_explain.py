@@ -191,4 +191,4 @@ def test_moreaugrad_and_magnitude_view(run_cli, images, tmp_path):
     assert record["view"] == "magnitude"
     assert {m["method"]: m["config"]["preset"] for m in record["methods"]} == {"moreaugrad": "fast",
                                                                               "moreaugrad_sparse": "fast"}
-    assert record["inputs"][0]["attributions"][0]["passes"] == 6
+    assert attrib.load_run(tmp_path / "o").record["inputs"][0]["attributions"][0]["passes"] == 6

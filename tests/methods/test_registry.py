@@ -58,12 +58,19 @@ def test_same_seed_same_result_other_seed_differs(name):
 def test_batch_order_does_not_change_results(name):
     model, x = small_convnet(), _inputs(4)
     cfg = _config(name, x)
-    if attrib.METHODS[name].stochastic:
-        pytest.skip("stochastic draws are keyed by the input's position in the batch")
     perm = torch.tensor([2, 0, 3, 1])
     a = attrib.attribute(model, x, name, target=[0, 1, 2, 3], **cfg).values
-    b = attrib.attribute(model, x[perm], name, target=[2, 0, 3, 1], **cfg).values
-    assert torch.allclose(a[perm], b, atol=1e-6)
+    b = attrib.attribute(model, x[perm], name, target=[2, 0, 3, 1], input_keys=perm.tolist(), **cfg).values
+    assert torch.allclose(a[perm], b, atol=1e-6)  # random draws follow the input's key, not its position
+
+
+@pytest.mark.parametrize("name", METHOD_NAMES)
+def test_an_input_draws_the_same_alone_or_in_a_batch(name):
+    model, x = small_convnet(), _inputs(3)
+    cfg = _config(name, x)
+    batch = attrib.attribute(model, x, name, target=[0, 1, 2], input_keys=[0, 0, 0], **cfg).values
+    alone = attrib.attribute(model, x[2:], name, target=[2], **cfg).values
+    assert torch.allclose(batch[2:], alone, atol=1e-6)
 
 
 @pytest.mark.parametrize("name", METHOD_NAMES)

@@ -1,0 +1,112 @@
+"""`attrib explain` over many inputs: batched results equal one-at-a-time, per-input files, append-only
+records, resume after SIGKILL, --no-images / --limit, and a capped HTML report."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+from PIL import Image
+
+import attrib
+from tests.cli.conftest import TINY, parse_json
+
+
+def _images(folder, n, size=40):
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        Image.fromarray(rng.integers(0, 255, (size, size + 7, 3), dtype=np.uint8)).save(folder / f"im{i:04d}.png")
+    return folder
+
+
+def _arrays(out):
+    run = attrib.load_run(out)
+    return {(e["name"], m): run.arrays[(e["id"], m)] for e in run.record["inputs"] for m in ("integrated_gradients",
+                                                                                            "smoothgrad")}
+
+
+def test_batched_results_equal_one_at_a_time(run_cli, tmp_path):
+    import timm
+    import torch
+
+    images = _images(tmp_path / "in", 5)
+    torch.save(timm.create_model("test_resnet", pretrained=False).state_dict(), tmp_path / "w.pt")  # same weights
+    args = ("explain", images, "-M", "timm:test_resnet", "--weights", tmp_path / "w.pt", "-m", "ig", "-m", "sg", "--set", "n_steps=6", "--set", "n_samples=4")
+    one = run_cli(*args, "--batch-size", "1", "--out", tmp_path / "one", "--json")
+    many = run_cli(*args, "--batch-size", "3", "--workers", "2", "--out", tmp_path / "many", "--json")
+    assert one.exit_code == many.exit_code == 0
+    a, b = _arrays(tmp_path / "one"), _arrays(tmp_path / "many")
+    assert a.keys() == b.keys() and len(a) == 10
+    for key in a:
+        assert np.allclose(a[key], b[key], rtol=1e-4, atol=1e-7), key
+    preds = [[p["index"] for p in i["predictions"]] for i in parse_json(one)["inputs"]]
+    assert preds == [[p["index"] for p in i["predictions"]] for i in parse_json(many)["inputs"]]
+
+
+def test_one_file_per_input_and_one_record_line_each(run_cli, tmp_path):
+    images = _images(tmp_path / "in", 7)
+    (images / "broken.png").write_bytes(b"not an image")
+    out = tmp_path / "o"
+    result = run_cli("explain", images, *TINY, "-m", "gradient", "--out", out, "--json")
+    assert result.exit_code == 1
+    lines = (out / "inputs.jsonl").read_text().splitlines()
+    assert len(lines) == 8 and sorted(p.name for p in (out / "arrays").iterdir()) == [f"im{i:04d}.png.npz"
+                                                                                        for i in range(7)]
+    assert parse_json(result)["summary"] | {"seconds": 0, "images_per_second": 0} == {
+        "done": 7, "skipped": 0, "failed": 1, "inputs": 8, "seconds": 0, "images_per_second": 0}
+    record = json.loads((out / "run.json").read_text())
+    assert "inputs" not in record and record["summary"]["done"] == 7  # run.json: header and summary only
+
+
+def test_no_images_and_limit(run_cli, tmp_path):
+    images = _images(tmp_path / "in", 6)
+    out = tmp_path / "o"
+    result = run_cli("explain", images, *TINY, "-m", "gradient", "--no-images", "--limit", "4", "--out", out,
+                     "--json", "--html", tmp_path / "r.html")
+    assert result.exit_code == 0, result.output
+    data = parse_json(result)
+    assert len(data["inputs"]) == 4 and data["inputs"][0]["attributions"][0]["overlay"] is None
+    assert not (out / "images").exists() and len(list((out / "arrays").iterdir())) == 4
+    assert "no images" in (tmp_path / "r.html").read_text()
+
+
+def test_the_html_report_of_a_big_run_is_capped(run_cli, tmp_path):
+    images = _images(tmp_path / "in", 5)
+    out = tmp_path / "o"
+    assert run_cli("explain", images, *TINY, "-m", "gradient", "--out", out, "-q").exit_code == 0
+    assert run_cli("report", out, "-o", tmp_path / "r.html", "--max-inputs", "2").exit_code == 0
+    html = (tmp_path / "r.html").read_text()
+    assert "Showing the first 2 of 5 inputs" in html and html.count("gradient overlay for") == 2
+    assert run_cli("report", out, "-o", tmp_path / "all.html", "--max-inputs", "0").exit_code == 0
+    assert (tmp_path / "all.html").read_text().count("gradient overlay for") == 5
+
+
+def test_resume_after_sigkill_redoes_nothing_finished(run_cli, tmp_path):
+    images = _images(tmp_path / "in", 120, size=64)
+    out = tmp_path / "o"
+    command = [sys.executable, "-m", "attrib", "explain", str(images), *TINY, "-m", "ig", "--set", "n_steps=8",
+               "--batch-size", "2", "--out", str(out), "-q"]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    records = out / "inputs.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and process.poll() is None and (
+            not records.is_file() or records.read_text().count("\n") < 6):
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    committed = [json.loads(line) for line in records.read_text().splitlines(keepends=True) if line.endswith("\n")]
+    assert 6 <= len(committed) < 120, "kill the run mid-way"
+    for entry in committed:  # a committed input has all its files
+        assert (out / "arrays" / f"{entry['id']}.npz").is_file()
+        assert all((out / a["overlay"]).is_file() and (out / a["heatmap"]).is_file() for a in entry["attributions"])
+    result = run_cli("explain", images, *TINY, "-m", "ig", "--set", "n_steps=8", "--out", out, "--json")
+    assert result.exit_code == 0, result.output
+    summary = parse_json(result)["summary"]
+    assert summary["skipped"] == len(committed) and summary["done"] == 120 - len(committed)
+    assert not list(out.rglob(".*.tmp"))  # nothing half-written is left
+    assert len(attrib.load_run(out).record["inputs"]) == 120
