@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from attrib.errors import AttribError, UsageError, first_line
@@ -198,14 +197,17 @@ def _stream(plan: Plan, todo: list, options: Options, store: RunStore, events: E
 
     workers = options.workers or min(4, os.cpu_count() or 1)
     with ThreadPoolExecutor(workers) as decoders, ThreadPoolExecutor(2) as writers:
-        finisher = OrderedFinisher(writers, commit, backlog=2 * size)
-        decoded = prefetch(decoders, todo, lambda item: _decode(plan, *item), ahead=2 * size + workers)
+        finisher = OrderedFinisher(writers, commit, backlog=size)
+        decoded = prefetch(decoders, todo, lambda item: _decode(plan, *item), ahead=size + workers)
         for batch in batches(decoded, size):
             for item in batch:
                 if item["error"] is not None:
                     finisher.done(_entry(item) | {"status": "error", "error": item["error"]})
             ready = [item for item in batch if item["error"] is None]
-            for item, outcome in zip(ready, _explain_batch(plan, ready, options, events)):
+            outcomes = _explain_batch(plan, ready, options, events)
+            for item in ready:
+                item["x"] = None  # the batch is done with it
+            for item, outcome in zip(ready, outcomes):
                 if isinstance(outcome, str):
                     finisher.done(_entry(item) | {"status": "error", "error": outcome})
                 else:
@@ -237,7 +239,8 @@ def _explain_batch(plan: Plan, items: list[dict], options: Options, events: Even
     if not items:
         return []
     try:
-        return _attribute_all(plan, torch.stack([i["x"] for i in items]), options, events)
+        x = torch.stack([i["x"] for i in items])
+        return _attribute_all(plan, x, options, events)
     except Exception as error:  # noqa: BLE001 - retried per input below; one input's failure stays its own
         if len(items) == 1:
             return [_failure(items[0]["source"].name, error, events)]
@@ -257,7 +260,15 @@ def _attribute_all(plan: Plan, x: torch.Tensor, options: Options, events: Events
                                         progress=lambda n: events.advance("rows", n), **plan.kwargs[method])
         except (RuntimeError, ValueError) as error:  # e.g. an input size this model cannot take
             raise MethodFailed(f"{method} failed: {first_line(error)}") from error
-    return [(outputs[b], {m: (r, b) for m, r in results.items()}) for b in range(len(x))]
+    return [(outputs[b].clone(), {m: _one(r, b) for m, r in results.items()}) for b in range(len(x))]
+
+
+def _one(result, b: int) -> dict[str, Any]:
+    """What finishing one input needs of a batch's Attribution (copies: the batch's tensors can be freed)."""
+    gap = None if result.completeness_gap is None else float(result.completeness_gap[b])
+    return {"values": result.values[b].numpy().copy(), "signed": result.signed, "gap": gap,
+            "target": result.target[b] if result.target else None, "seconds": result.seconds / len(result.values),
+            "passes": result.passes // len(result.values)}
 
 
 def _failure(name: str, error: BaseException, events: Events) -> str:
@@ -282,35 +293,31 @@ def _finish(plan: Plan, item: dict, outcome, options: Options, store: RunStore, 
     entry["predictions"] = top_predictions(outputs, plan.model.labels, options.top_k)
     if options.images:
         entry["view"] = store.write_png(f"images/{item['id']}/input.png", item["view"])
-    arrays = {}
-    for method, (result, b) in results.items():
-        arrays[method] = result.values[b].numpy()
-        entry["attributions"].append(_summary(plan, item, method, result, b, arrays[method], options, store, events))
-    store.write_arrays(item["id"], arrays)
+    for method, result in results.items():
+        entry["attributions"].append(_summary(plan, item, method, result, options, store, events))
+    store.write_arrays(item["id"], {method: result["values"] for method, result in results.items()})
+    item["view"] = None
     return entry
 
 
-def _summary(plan, item, method, result, b, values: np.ndarray, options: Options, store: RunStore,
-             events: Events) -> dict[str, Any]:
+def _summary(plan, item, method, result: dict, options: Options, store: RunStore, events: Events) -> dict[str, Any]:
     from attrib.evaluate.similarity import magnitude_map
     from attrib.render.heatmap import overlay, render
 
-    heat = render(magnitude_map(values), False) if options.magnitude else render(values, result.signed)
+    values, gap, target = result["values"], result["gap"], result["target"]
+    heat = render(magnitude_map(values), False) if options.magnitude else render(values, result["signed"])
     if heat.warning:
         events.warning(f"{item['id']} / {method}: {heat.warning}")
-    gap = None if result.completeness_gap is None else float(result.completeness_gap[b])
     if gap is not None and gap > GAP_WARNING:
         events.warning(f"{item['id']} / {method}: completeness gap {gap:.1%} > {GAP_WARNING:.0%}; "
                        "raise n_steps / n_samples (--set) for a faithful map")
-    target = result.target[b] if result.target else None
-    share = len(result.values)
     files = {"heatmap": None, "overlay": None}
     if options.images:
         files = {"heatmap": store.write_png(f"images/{item['id']}/{method}_heatmap.png", heat.image),
                  "overlay": store.write_png(f"images/{item['id']}/{method}_overlay.png", overlay(item["view"], heat))}
     return {"method": method, "target": target,
             "target_label": plan.model.labels[target] if target is not None else None,
-            "completeness_gap": gap, "seconds": round(result.seconds / share, 3), "passes": result.passes // share,
+            "completeness_gap": gap, "seconds": round(result["seconds"], 3), "passes": result["passes"],
             "scale": heat.scale, "warning": heat.warning, **files}
 
 

@@ -1,0 +1,113 @@
+"""`attrib explain` on many images: wall time, images/s and peak memory as the number of images grows.
+
+    python bench/scale.py                       gradient on 10/40/160/1000 images, IG on 10/40 (CPU, ~6 min)
+    python bench/scale.py --device cuda --method ig --sizes 100,1000 --no-images   on a GPU
+
+Images are 256 x 256 JPEG crops of the four scikit-image samples (seeded), explained by the default model in a
+fresh `attrib explain` process each (peak RSS from /usr/bin/time). Printed side by side: seconds, images/s,
+the marginal seconds per image between consecutive sizes, their ratio, and the method's own cost per image in a
+batch of 32 (`attrib.attribute`, after a warm-up), so that the overhead of decoding, rendering and writing shows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def make_images(folder: Path, n: int, seed: int = 0) -> Path:
+    from PIL import Image
+    from skimage import data
+
+    folder.mkdir(parents=True, exist_ok=True)
+    photos = [getattr(data, name)() for name in ("chelsea", "coffee", "rocket", "astronaut")]
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        photo = photos[i % 4]
+        top, left = (int(rng.integers(0, s - 256)) for s in photo.shape[:2])
+        Image.fromarray(photo[top:top + 256, left:left + 256]).save(folder / f"img{i:05d}.jpg", quality=90)
+    return folder
+
+
+def run_explain(folder: Path, out: Path, method: str, device: str, extra: list[str]) -> tuple[float, float]:
+    """(wall seconds, peak RSS in MB) of one `attrib explain` process."""
+    command = ["/usr/bin/time", "-f", "%e %M", sys.executable, "-m", "attrib", "explain", str(folder), "-m", method,
+               "--device", device, "--out", str(out), "-q", *extra]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode not in (0, 1):
+        raise SystemExit(done.stderr[-2000:])
+    seconds, kbytes = done.stderr.strip().splitlines()[-1].split()
+    return float(seconds), int(kbytes) / 1024
+
+
+def batch_cost(method: str, device: str, rows: int = 64) -> float:
+    """Seconds per image of the method alone, on a batch of about ``rows`` rows (best of 3 after a warm-up)."""
+    import torch
+
+    import attrib
+    from attrib.models import load_model
+
+    model = load_model(None)
+    spec = attrib.METHODS[method]
+    n = max(2, rows // spec.rows(spec.make_config()))
+    x = torch.randn(n, 3, 224, 224)
+    attrib.attribute(model.module, x[:2], method, device=device)
+    best = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        attrib.attribute(model.module, x, method, device=device)
+        best = min(best, time.perf_counter() - start)
+    return best / n
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="10,40,160,1000")
+    parser.add_argument("--ig-sizes", default="10,40", help="sizes for integrated_gradients ('' to skip)")
+    parser.add_argument("--method", default="gradient")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--no-images", action="store_true")
+    args = parser.parse_args()
+    extra = ["--no-images"] if args.no_images else []
+    plans = [(args.method, [int(s) for s in args.sizes.split(",")])]
+    if args.ig_sizes and args.method != "integrated_gradients":
+        plans.append(("integrated_gradients", [int(s) for s in args.ig_sizes.split(",")]))
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        images = make_images(root / "images", max(max(sizes) for _, sizes in plans))
+        for method, sizes in plans:
+            report(method, sizes, images, root, args.device, extra)
+
+
+def report(method: str, sizes: list[int], images: Path, root: Path, device: str, extra: list[str]) -> None:
+    own = batch_cost(method, device)
+    print(f"\n{method} on {device}: the method alone costs {own:.3f} s per image in a batch")
+    print(f"{'images':>7} {'seconds':>8} {'img/s':>7} {'peak MB':>8} {'marginal s/img':>15} {'vs previous':>12} "
+          f"{'vs method alone':>16}", flush=True)
+    previous = None
+    for n in sizes:
+        subset = root / f"subset-{method}-{n}"
+        subset.mkdir()
+        for path in sorted(images.iterdir())[:n]:
+            (subset / path.name).symlink_to(path)
+        seconds, peak = run_explain(subset, root / f"out-{method}-{n}", method, device, extra)
+        marginal = ratio = alone = ""
+        if previous is not None:
+            m = (seconds - previous[1]) / (n - previous[0])
+            marginal, alone = f"{m:.3f}", f"{m / own:.2f}x"
+            ratio = f"{m / previous[2]:.2f}x" if previous[2] else ""
+            previous = (n, seconds, m)
+        else:
+            previous = (n, seconds, None)
+        print(f"{n:>7} {seconds:>8.1f} {n / seconds:>7.2f} {peak:>8.0f} {marginal:>15} {ratio:>12} {alone:>16}",
+              flush=True)
+
+
+if __name__ == "__main__":
+    main()
