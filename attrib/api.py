@@ -97,7 +97,10 @@ def attribute(model: torch.nn.Module | Callable[[torch.Tensor], torch.Tensor], i
         gap = None
         if result.reference_scores is not None:
             scores = tgt.score(outputs, torch.arange(len(x), device=outputs.device))
-            gap = completeness_gap(result.values, scores - result.reference_scores.to(scores))
+            expected = scores - result.reference_scores.to(scores)
+            gap = completeness_gap(result.values, expected)
+            if "sum_stderr" in result.extras:
+                result.extras["gap_stderr"] = result.extras.pop("sum_stderr") / expected.abs().float().cpu()
     return Attribution(
         values=result.values.detach().float().cpu(), method=spec.name, config=_config_dict(cfg),
         target=classes, completeness_gap=gap, passes=engine.passes, signed=spec.is_signed(cfg),

@@ -182,9 +182,7 @@ class Engine:
         dtype = _acc_dtype(like)
         sums = Sums([], torch.zeros(n_inputs, dtype=dtype, device=self.device))
 
-        def work(start: int, stop: int) -> None:
-            b, r = _split(torch.arange(start, stop, device=self.device), rows.per_input)
-            grads, row_scores, aux = self._grad_chunk(rows, b, r, target)
+        def consume(b: torch.Tensor, r: torch.Tensor, grads: torch.Tensor, row_scores: torch.Tensor, aux) -> None:
             contributions = [*rows.reduce(grads, aux, b, r), row_scores]
             parts = [segment_sums(b, c.to(dtype)) for c in contributions]  # allocate before adding anything,
             if not sums.terms:  # so that an out-of-memory retry never counts a row twice
@@ -193,16 +191,31 @@ class Engine:
             for acc, part in zip([*sums.terms, sums.scores], parts):
                 for index, total in part:
                     acc[index] += total
+
+        flat = torch.arange(n_inputs * rows.per_input, device=self.device)
+        self.each_row(*_split(flat, rows.per_input), rows.points, target, like, consume)
+        return sums
+
+    def each_row(self, rows_input: torch.Tensor, rows_index: torch.Tensor, points: Points, target: Target,
+                 like: torch.Tensor, consume: Callable[..., None]) -> None:
+        """Evaluate the input-gradient of the target at any list of rows (input b, row r), chunk by chunk, and hand
+        each chunk over: ``consume(b, r, grads, scores, aux)`` (scores: the target at each row). Inputs may have
+        different numbers of rows (adaptive methods); chunks are filled across inputs."""
+        total = len(rows_input)
+
+        def work(start: int, stop: int) -> None:
+            b, r = rows_input[start:stop], rows_index[start:stop]
+            grads, row_scores, aux = self._grad_chunk(points, b, r, target)
+            consume(b, r, grads, row_scores, aux)
             self.passes += stop - start
             if self.progress is not None:
                 self.progress(stop - start)
 
-        total = n_inputs * rows.per_input
-        self._run_chunks(total, self._chunk_size(total, like), work)
-        return sums
+        if total:
+            self._run_chunks(total, self._chunk_size(total, like), work)
 
-    def _grad_chunk(self, rows: Rows, b: torch.Tensor, r: torch.Tensor, target: Target):
-        points, aux = rows.points(b, r)
+    def _grad_chunk(self, points_fn: Points, b: torch.Tensor, r: torch.Tensor, target: Target):
+        points, aux = points_fn(b, r)
         points = self._layout(points.to(self.device)).detach().requires_grad_(True)
         with torch.enable_grad():
             out = self._forward(points)

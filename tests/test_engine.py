@@ -25,8 +25,8 @@ class FailsAboveBatch(torch.nn.Module):
 def test_out_of_memory_halves_the_chunk_and_gives_the_same_answer():
     net, x = small_convnet(), torch.randn(2, 3, 12, 12, dtype=torch.float64)
     flaky = FailsAboveBatch(net, limit=5).eval()
-    res = attrib.attribute(flaky, x, "ig", n_steps=20, chunk_size=16, target=0)
-    ref = attrib.attribute(net, x, "ig", n_steps=20, chunk_size=1, target=0)
+    res = attrib.attribute(flaky, x, "ig", n_steps=20, rule="gausslegendre", chunk_size=16, target=0)
+    ref = attrib.attribute(net, x, "ig", n_steps=20, rule="gausslegendre", chunk_size=1, target=0)
     assert torch.allclose(res.values, ref.values, atol=1e-7)
     assert res.passes == 40
     assert max(s for s in flaky.sizes[1:] if s <= 5) == 4  # 16 -> 8 -> 4

@@ -18,7 +18,7 @@ def methods(json_mode: bool) -> None:
     ui = UI(json_mode=json_mode)
     rows = [{"method": s.name, "aliases": list(s.aliases), "inputs": s.inputs, "needs": list(s.needs),
              "signed": s.signed if isinstance(s.signed, bool) else "depends on options", "stochastic": s.stochastic,
-             "cost_per_input": s.cost, "summary": s.summary, "options": describe_options(s.config)}
+             "cost_per_input": s.cost, "summary": s.summary, "options": describe_options(s.config, s.needs)}
             for s in METHODS.values()]
     if json_mode:
         ui.emit_json(rows)

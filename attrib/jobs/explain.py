@@ -266,9 +266,13 @@ def _attribute_all(plan: Plan, x: torch.Tensor, options: Options, events: Events
 def _one(result, b: int) -> dict[str, Any]:
     """What finishing one input needs of a batch's Attribution (copies: the batch's tensors can be freed)."""
     gap = None if result.completeness_gap is None else float(result.completeness_gap[b])
+    extras = result.extras
+    passes = int(extras["steps"][b]) if "steps" in extras else result.passes // len(result.values)
     return {"values": result.values[b].numpy().copy(), "signed": result.signed, "gap": gap,
             "target": result.target[b] if result.target else None, "seconds": result.seconds / len(result.values),
-            "passes": result.passes // len(result.values)}
+            "passes": passes, "converged": bool(extras["converged"][b]) if "converged" in extras else None,
+            "gap_stderr": float(extras["gap_stderr"][b]) if "gap_stderr" in extras else None,
+            "tol": result.config.get("tol")}
 
 
 def _failure(name: str, error: BaseException, events: Events) -> str:
@@ -308,17 +312,29 @@ def _summary(plan, item, method, result: dict, options: Options, store: RunStore
     heat = render(magnitude_map(values), False) if options.magnitude else render(values, result["signed"])
     if heat.warning:
         events.warning(f"{item['id']} / {method}: {heat.warning}")
-    if gap is not None and gap > GAP_WARNING:
-        events.warning(f"{item['id']} / {method}: completeness gap {gap:.1%} > {GAP_WARNING:.0%}; "
-                       "raise n_steps / n_samples (--set) for a faithful map")
+    _warn_gap(events, f"{item['id']} / {method}", result)
     files = {"heatmap": None, "overlay": None}
     if options.images:
         files = {"heatmap": store.write_png(f"images/{item['id']}/{method}_heatmap.png", heat.image),
                  "overlay": store.write_png(f"images/{item['id']}/{method}_overlay.png", overlay(item["view"], heat))}
     return {"method": method, "target": target,
             "target_label": plan.model.labels[target] if target is not None else None,
-            "completeness_gap": gap, "seconds": round(result["seconds"], 3), "passes": result["passes"],
+            "completeness_gap": gap, "gap_stderr": result["gap_stderr"], "converged": result["converged"],
+            "seconds": round(result["seconds"], 3), "passes": result["passes"],
             "scale": heat.scale, "warning": heat.warning, **files}
+
+
+def _warn_gap(events: Events, where: str, result: dict) -> None:
+    """Say when a map is not faithful: an adaptive rule that spent its budget first, or a gap over 5%."""
+    gap = result["gap"]
+    if result["converged"] is False:
+        events.warning(f"{where}: the adaptive rule spent its budget of {result['passes']} steps before reaching "
+                       f"tol {result['tol']:.1%}: completeness gap {gap:.2%}; raise n_steps (--set) for a "
+                       "more faithful map")
+    elif gap is not None and gap > GAP_WARNING:
+        noise = f" ± {result['gap_stderr']:.1%} (Monte Carlo)" if result["gap_stderr"] is not None else ""
+        events.warning(f"{where}: completeness gap {gap:.1%}{noise} > {GAP_WARNING:.0%}; raise n_steps / n_samples "
+                       "(--set) for a faithful map")
 
 
 def json_view(record: dict[str, Any], out: Path) -> dict[str, Any]:

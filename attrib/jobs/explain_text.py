@@ -41,7 +41,8 @@ class Settings:
     def config(self, method: str) -> dict[str, Any]:
         """The method's options: --n-samples / --n-steps where it has them (IG from the zero embedding)."""
         fields = METHODS[method].option_names()
-        values = {"n_samples": self.n_samples, "n_steps": self.n_steps, "baseline": "zero"}
+        values = {"n_samples": self.n_samples, "n_steps": self.n_steps, "baseline": "zero",
+                  "rule": "gausslegendre"}  # the OLM paper's baselines: fixed-step IG
         return {k: v for k, v in values.items() if k in fields}
 
 

@@ -214,8 +214,9 @@ def register_method(name: str, *, config: type, cost: str, rows: Callable[[Any],
     return decorate
 
 
-def describe_options(config: type) -> list[dict[str, Any]]:
-    """Each config field's name, default and the meaning given in the config's docstring."""
+def describe_options(config: type, needs: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    """Each config field's name, default ("required" for what the method needs, "auto" for other None
+    defaults, which the config resolves) and the meaning given in the config's docstring."""
     docs: dict[str, str] = {}
     current = None
     for line in (config.__doc__ or "").splitlines():
@@ -224,8 +225,10 @@ def describe_options(config: type) -> list[dict[str, Any]]:
             current, docs[head] = head, rest.strip()
         elif current and line.strip():
             docs[current] += " " + line.strip()
-    return [{"name": f.name, "default": "required" if f.default is None else f.default,
-             "doc": docs.get(f.name, "")} for f in dataclasses.fields(config)]
+    def default(f: dataclasses.Field) -> Any:
+        return f.default if f.default is not None else "required" if f.name in needs else "auto"
+
+    return [{"name": f.name, "default": default(f), "doc": docs.get(f.name, "")} for f in dataclasses.fields(config)]
 
 
 def check_needs(name: str, supplied: set[str], where: str) -> None:

@@ -4,7 +4,8 @@
           ~ (1/k) sum_j (x - x'_j) * dF(x'_j + a_j (x - x'_j))/dx      (k Monte Carlo pairs (x'_j, a_j))
 
 In expectation sum_i EG_i = F(x) - E_{x'~D} F(x'); the gap is reported against the mean over the whole
-background set. Each (reference, alpha) pair is drawn from the row's own generator (see attrib/rng.py).
+background set, with its Monte Carlo standard error (``extras["gap_stderr"]``) so that noise can be told from a
+bad estimate. Each (reference, alpha) pair is drawn from the row's own generator (see attrib/rng.py).
 cost = n_samples x (forward + input-backward) per input, plus one forward per background input.
 """
 
@@ -63,10 +64,22 @@ def expected_gradients(ctx: Context, config: EGConfig) -> MethodOutput:
         return ref + alphas.view(shape) * (x[b] - ref), x[b] - ref
 
     def reduce(grad: torch.Tensor, delta: torch.Tensor, b: torch.Tensor, r: torch.Tensor):
-        return (delta.to(grad.dtype) * grad / config.n_samples,)
+        term = delta.to(grad.dtype) * grad
+        total = term.flatten(1).sum(dim=1)  # this pair's estimate of sum_i EG_i
+        return term / config.n_samples, total, total * total
 
     sums = ctx.engine.accumulate(Rows(config.n_samples, points, reduce), len(x), ctx.target, x[:1])
-    return MethodOutput(sums.terms[0], _mean_reference_scores(ctx, background))
+    extras = {"sum_stderr": _stderr(sums.terms[1], sums.terms[2], config.n_samples)}
+    return MethodOutput(sums.terms[0], _mean_reference_scores(ctx, background), extras)
+
+
+def _stderr(total: torch.Tensor, squares: torch.Tensor, k: int) -> torch.Tensor:
+    """The Monte Carlo standard error of the estimate of sum_i EG_i (per input; 0 for a single sample)."""
+    if k < 2:
+        return torch.zeros_like(total).cpu()
+    mean = total / k
+    variance = ((squares / k - mean * mean) * k / (k - 1)).clamp_min(0)
+    return (variance / k).sqrt().float().cpu()
 
 
 def _mean_reference_scores(ctx: Context, background: torch.Tensor) -> torch.Tensor:

@@ -3,8 +3,11 @@
     IG_i(x) = (x_i - x'_i) * integral_0^1 dF(x' + a (x - x'))/dx_i da
             ~ (x_i - x'_i) * sum_k w_k dF(x' + a_k (x - x'))/dx_i
 
-Completeness: sum_i IG_i = F(x) - F(x'); the gap is reported for every input.
-cost = n_steps x (forward + input-backward) per input, plus one forward at the baseline.
+Completeness: sum_i IG_i = F(x) - F(x'); the gap is reported for every input. The default rule, "adaptive",
+refines a nested trapezoid grid where the gap and the map's error are made until the gap is within ``tol``
+(attrib/methods/adaptive.py); fixed rules (Gauss-Legendre, Riemann, trapezoid) use exactly ``n_steps`` points.
+cost = n_steps x (forward + input-backward) per input (adaptive: at most n_steps), plus, for fixed rules, one
+forward at the baseline.
 """
 
 from __future__ import annotations
@@ -15,42 +18,58 @@ import numpy as np
 import torch
 
 from attrib.engine import Rows
+from attrib.methods import adaptive
 from attrib.methods._registry import Context, MethodOutput, register_method
 from attrib.methods.baselines import check_baseline, make_baseline
 
-RULES = ("gausslegendre", "riemann_left", "riemann_right", "riemann_middle", "trapezoid")
+RULES = ("adaptive", "gausslegendre", "riemann_left", "riemann_right", "riemann_middle", "trapezoid")
+DEFAULT_STEPS = {"adaptive": 256}  # the adaptive rule's budget; fixed rules: 50 (the official code)
 
 
 @dataclass(frozen=True)
 class IGConfig:
     """Attributes:
-        n_steps: quadrature points along the path (the official code: 50; check completeness within ~5%).
+        n_steps: quadrature points along the path: fixed rules use exactly this many (default 50, as the
+            official code); the adaptive rule at most this many (default 256).
         baseline: "zero", "blur", "uniform" or a tensor broadcastable to the inputs (see methods/baselines.py).
-        rule: quadrature rule: "gausslegendre" (exact for polynomials of degree 2 n_steps - 1),
-            "riemann_left", "riemann_right", "riemann_middle", or "trapezoid" (a true trapezoid rule whose
-            weights sum to 1; needs n_steps >= 2).
+        rule: "adaptive" (nested trapezoid refined until the completeness gap is within tol), or a fixed rule:
+            "gausslegendre" (exact for polynomials of degree 2 n_steps - 1), "riemann_left", "riemann_right",
+            "riemann_middle", or "trapezoid" (a true trapezoid rule whose weights sum to 1; needs n_steps >= 2).
+        tol: adaptive rule: the relative completeness gap to reach (the map is refined too, until its error
+            indicator says it is as accurate as 200-step Gauss-Legendre's; attrib/methods/adaptive.py).
+        start_steps: adaptive rule: panels of the uniform grid it starts from.
         blur_sigma_frac: for the "blur" baseline, sigma as a fraction of the image's larger side.
     """
 
-    n_steps: int = 50
+    n_steps: int | None = None
     baseline: str | torch.Tensor = "zero"
-    rule: str = "gausslegendre"
+    rule: str = "adaptive"
+    tol: float = 0.01
+    start_steps: int = 8
     blur_sigma_frac: float = 0.1
 
     def __post_init__(self) -> None:
-        if not isinstance(self.n_steps, int) or self.n_steps < 1:
-            raise ValueError(f"n_steps must be a positive integer, got {self.n_steps!r}")
         if self.rule not in RULES:
             raise ValueError(f"unknown rule {self.rule!r}; valid rules: {', '.join(RULES)}")
-        if self.rule == "trapezoid" and self.n_steps < 2:
-            raise ValueError("the trapezoid rule needs n_steps >= 2")
+        if self.n_steps is None:  # the rule's default, resolved so that records show it
+            object.__setattr__(self, "n_steps", DEFAULT_STEPS.get(self.rule, 50))
+        if not isinstance(self.n_steps, int) or self.n_steps < 1:
+            raise ValueError(f"n_steps must be a positive integer, got {self.n_steps!r}")
+        if self.rule in ("trapezoid", "adaptive") and self.n_steps < 2:
+            raise ValueError(f"the {self.rule} rule needs n_steps >= 2")
+        if not self.tol > 0 or not isinstance(self.start_steps, int) or self.start_steps < 1:
+            raise ValueError("tol must be > 0 and start_steps a positive integer")
         check_baseline(self.baseline)
         if self.blur_sigma_frac < 0:
             raise ValueError(f"blur_sigma_frac must be >= 0, got {self.blur_sigma_frac}")
 
+    @property
+    def steps(self) -> int:
+        return self.n_steps
+
 
 def quadrature(rule: str, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Nodes a_k in [0, 1] and weights w_k (float64) of an n-point rule for integrals over [0, 1]."""
+    """Nodes a_k in [0, 1] and weights w_k (float64) of an n-point fixed rule for integrals over [0, 1]."""
     k = np.arange(n, dtype=np.float64)
     if rule == "gausslegendre":
         nodes, weights = np.polynomial.legendre.leggauss(n)
@@ -64,13 +83,16 @@ def quadrature(rule: str, n: int) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.from_numpy(alphas), torch.from_numpy(weights)
 
 
-@register_method("integrated_gradients", aliases=("ig",), config=IGConfig, rows=lambda c: c.n_steps,
-                 cost="n_steps x (forward + input-backward)", summary="path integral of gradients from a baseline",
+@register_method("integrated_gradients", aliases=("ig",), config=IGConfig, rows=lambda c: c.steps,
+                 cost="n_steps x (forward + input-backward) (adaptive: at most n_steps)",
+                 summary="path integral of gradients from a baseline",
                  reference=True, knob="n_steps", budget={"n_steps": 32}, smoke={"n_steps": 6})
 def integrated_gradients(ctx: Context, config: IGConfig) -> MethodOutput:
     x = ctx.inputs
     base = make_baseline(config.baseline, x, ctx.seed, config.blur_sigma_frac, ctx.keys)
-    alphas, weights = (t.to(x.device, x.dtype) for t in quadrature(config.rule, config.n_steps))
+    if config.rule == "adaptive":
+        return _adaptive(ctx, base, config)
+    alphas, weights = (t.to(x.device, x.dtype) for t in quadrature(config.rule, config.steps))
     delta = x - base
     shape = (-1,) + (1,) * (x.ndim - 1)
 
@@ -80,6 +102,42 @@ def integrated_gradients(ctx: Context, config: IGConfig) -> MethodOutput:
     def reduce(grad: torch.Tensor, aux: None, b: torch.Tensor, r: torch.Tensor):
         return (weights[r].view(shape).to(grad.dtype) * grad,)
 
-    sums = ctx.engine.accumulate(Rows(config.n_steps, points, reduce), len(x), ctx.target, x[:1])
+    sums = ctx.engine.accumulate(Rows(config.steps, points, reduce), len(x), ctx.target, x[:1])
     reference = ctx.engine.scores(base, ctx.target, torch.arange(len(x), device=x.device))
     return MethodOutput(delta * sums.terms[0], reference)
+
+
+def _adaptive(ctx: Context, base: torch.Tensor, config: IGConfig) -> MethodOutput:
+    """Rounds of nested refinement for all inputs together (see attrib/methods/adaptive.py)."""
+    x = ctx.inputs
+    delta = x - base
+    paths = [adaptive.Path(delta[i]) for i in range(len(x))]
+    todo = {i: adaptive.start_grid(config.start_steps, config.steps) for i in range(len(x))}
+    while todo:
+        _evaluate(ctx, base, delta, paths, todo)
+        todo = {i: new for i, path in enumerate(paths) if path.state == "refining"
+                for new in [adaptive.step(path, config.tol, config.steps)] if new}
+    values = torch.stack([p.delta * p.integral() for p in paths])
+    reference = torch.tensor([p.phi[0.0] for p in paths], dtype=values.dtype, device=x.device)
+    extras = {"steps": torch.tensor([len(p.nodes) for p in paths]),
+              "converged": torch.tensor([p.state == "converged" for p in paths])}
+    return MethodOutput(values, reference, extras)
+
+
+def _evaluate(ctx: Context, base: torch.Tensor, delta: torch.Tensor, paths: list, todo: dict[int, list[float]]):
+    """One engine call over every new node of every input still refining."""
+    rows = [(i, a) for i, alphas in todo.items() for a in alphas]
+    owners = torch.tensor([i for i, _ in rows], device=delta.device)
+    alphas = torch.tensor([a for _, a in rows], dtype=delta.dtype, device=delta.device)
+    shape = (-1,) + (1,) * (delta.ndim - 1)
+
+    def points(b: torch.Tensor, r: torch.Tensor):
+        return base[b] + alphas[r].view(shape) * delta[b], None
+
+    def consume(b: torch.Tensor, r: torch.Tensor, grads: torch.Tensor, scores: torch.Tensor, aux: None) -> None:
+        for k, grad, score in zip(r.tolist(), grads.to(delta.dtype), scores.tolist()):
+            i, alpha = rows[k]
+            paths[i].add(alpha, grad, score)
+
+    ctx.engine.each_row(owners, torch.arange(len(rows), device=delta.device), points, ctx.target, ctx.inputs[:1],
+                        consume)

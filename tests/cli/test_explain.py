@@ -40,7 +40,8 @@ def test_default_run_explains_the_samples(run_cli, tmp_path):
         assert Image.open(ig[key]).size == (224, 224)
     record = json.loads((out / "run.json").read_text())
     assert record["model"]["name"].startswith("default") and record["seed"] == 0
-    assert record["methods"][0]["config"]["n_steps"] == 50 and "torch" in record["versions"]
+    config = record["methods"][0]["config"]
+    assert (config["rule"], config["n_steps"], config["tol"]) == ("adaptive", 256, 0.01) and "torch" in record["versions"]
     assert attrib.load_run(out).arrays[("chelsea", "integrated_gradients")].shape == (3, 224, 224)
 
 
@@ -177,7 +178,7 @@ def test_methods_listing(run_cli):
     assert "fraction of each input's own value range" in rows["smoothgrad"]["options"][1]["doc"]
     assert rows["expected_gradients"]["options"][0]["default"] == "required"
     text = run_cli("methods").output
-    assert "integrated_gradients" in text and "(ig)" in text and "n_steps (50)" in text
+    assert "integrated_gradients" in text and "(ig)" in text and "n_steps (auto)" in text and "tol (0.01)" in text
 
 
 def test_moreaugrad_and_magnitude_view(run_cli, images, tmp_path):
