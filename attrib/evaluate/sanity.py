@@ -26,6 +26,7 @@ from attrib.evaluate.robustness import random_perturbations, topk_attack
 
 TESTS = ("randomization", "robustness", "completeness")
 THRESHOLDS = {"randomization": 0.5, "robustness": 0.5, "completeness": 0.05}
+REPEATS = 3  # draws of random weights (randomization) and of noise (robustness) per report
 MAX_LAYERS = 4  # layer groups reported when none are named (the command line's default too)
 ATTACK_METHOD = "gradient"  # the top-k attack moves the input to change this method's top-k
 DEFAULT_PATH_METHOD = "integrated_gradients"  # completeness is reported for it when no path method is asked
@@ -52,7 +53,13 @@ class SanityConfig:
     fraction: float = 0.1
     attack_steps: int = 10
     steps: list[int] = field(default_factory=lambda: [8, 16, 32, 64])
+    repeats: int = REPEATS
     seed: int = 0
+
+    @property
+    def draw_seeds(self) -> list[int]:
+        """One seed per draw of random weights / noise: seed x 1000 + k (draw 0 of seed 0 is seed 0)."""
+        return [self.seed * 1000 + k for k in range(self.repeats)]
     device: str = "cpu"
 
 
@@ -82,23 +89,23 @@ class Checker:
         """Rows per (method, mode, layer): mean similarities to the clean maps; ``strips`` keeps input 0's maps."""
         groups = layer_groups(self.module)
         report = select(groups, self.config.layers, self.config.max_layers)
-        rows, self.strips = [], {m: [("original", clean[m][0])] for m in self.config.methods}
-        for mode in ("cascading", "independent"):
-            for group, depth, copy_ in randomized(self.module, groups, report, mode, self.config.seed):
-                rows += self._compare_model(copy_, clean, mode, group.label, depth)
+        self.strips = {m: [("original", clean[m][0])] for m in self.config.methods}
+        draws: dict[tuple, list[dict]] = {}  # (method, mode, layer, depth) -> one mean row per draw
+        for k, seed in enumerate(self.config.draw_seeds):
+            for mode in ("cascading", "independent"):
+                for group, depth, copy_ in randomized(self.module, groups, report, mode, seed):
+                    self._compare_model(copy_, clean, (mode, group.label, depth), draws, strip=k == 0)
         if permuted is not None:
-            rows += self._compare_model(permuted.to(self.config.device).eval(), clean, "data", "labels permuted", 0)
-        return rows
+            self._compare_model(permuted.to(self.config.device).eval(), clean, ("data", "labels permuted", 0), draws)
+        return [{"method": m, "mode": mode, "layer": layer, "depth": depth, **summarize(values)}
+                for (m, mode, layer, depth), values in draws.items()]
 
-    def _compare_model(self, module, clean, mode, layer, depth) -> list[dict]:
-        rows = []
+    def _compare_model(self, module, clean, key: tuple, draws: dict, strip: bool = False) -> None:
         for method in self.config.methods:
             maps = self.explain(module, self.x, method)
-            if mode == "cascading":
-                self.strips[method].append((layer, maps[0]))
-            rows.append({"method": method, "mode": mode, "layer": layer, "depth": depth,
-                         **_mean(compare_maps(a, b) for a, b in zip(clean[method], maps))})
-        return rows
+            if strip and key[0] == "cascading":
+                self.strips[method].append((key[1], maps[0]))
+            draws.setdefault((method, *key), []).append(_mean(compare_maps(a, b) for a, b in zip(clean[method], maps)))
 
     def robustness(self, clean: dict[str, np.ndarray]) -> list[dict]:
         """Rows per (method, perturbation, radius) over the inputs that kept their label."""
@@ -107,25 +114,31 @@ class Checker:
         if gradient is None:
             gradient = self.explain(self.module, self.x, ATTACK_METHOD)
         for radius in self.config.radii:
-            noisy, kept = random_perturbations(self.module, self.x, self.labels, radius, self.config.norm,
-                                               self.config.seed)
+            noise = [random_perturbations(self.module, self.x, self.labels, radius, self.config.norm, seed)
+                     for seed in self.config.draw_seeds]
             attacked = topk_attack(self.module, self.x, self.labels, torch.from_numpy(gradient).to(self.x), radius,
                                    self.config.norm, fraction=self.config.fraction, steps=self.config.attack_steps)
-            for name, points, ok in ((f"random {self.config.norm}", noisy, kept),
-                                     (f"top-k attack {self.config.norm}", attacked, torch.ones_like(kept))):
-                rows += self._compare_points(clean, points, ok, name, radius)
+            for name, draws in ((f"random {self.config.norm}", noise),
+                                (f"top-k attack {self.config.norm}", [(attacked, torch.ones(len(self.x), dtype=bool))])):
+                rows += self._compare_points(clean, draws, name, radius)
         return rows
 
-    def _compare_points(self, clean, points, ok, name, radius) -> list[dict]:
-        index = ok.nonzero()[:, 0]
+    def _compare_points(self, clean, draws: list, name: str, radius: float) -> list[dict]:
+        """Per method: the mean over draws (each a mean over the inputs that kept their label) and its spread."""
         rows = []
         for method in self.config.methods:
-            if len(index) == 0:
-                continue
-            maps = self.explain(self.module, points[index.to(points.device)], method)
-            pairs = zip(clean[method][index.numpy()], maps)
-            rows.append({"method": method, "perturbation": name, "radius": radius, "n_inputs": len(index),
-                         **_mean(robustness_scores(a, b, self.config.fraction) for a, b in pairs)})
+            scores, counts = [], []
+            for points, ok in draws:
+                index = ok.nonzero()[:, 0]
+                if len(index) == 0:
+                    continue
+                maps = self.explain(self.module, points[index.to(points.device)], method)
+                pairs = zip(clean[method][index.numpy()], maps)
+                scores.append(_mean(robustness_scores(a, b, self.config.fraction) for a, b in pairs))
+                counts.append(len(index))
+            if scores:
+                rows.append({"method": method, "perturbation": name, "radius": radius, "n_inputs": min(counts),
+                             **summarize(scores)})
         return rows
 
     def completeness(self) -> list[dict]:
@@ -163,6 +176,16 @@ def robustness_scores(a: np.ndarray, b: np.ndarray, fraction: float) -> dict[str
             "spearman": sim.spearman(ma, mb), "cosine": sim.cosine(ma, mb), "ssim": sim.ssim(ma, mb)}
 
 
+def summarize(draws: list[dict[str, float | None]]) -> dict[str, Any]:
+    """Each metric's mean over draws, with ``spread``: its standard deviation over draws (0 for one draw)."""
+    mean = _mean(draws)
+    spread = {}
+    for key in mean:
+        values = [d[key] for d in draws if d[key] is not None and not np.isnan(d[key])]
+        spread[key] = float(np.std(values, ddof=1)) if len(values) > 1 else (0.0 if values else None)
+    return {**mean, "spread": spread, "draws": len(draws)}
+
+
 def _mean(items) -> dict[str, float | None]:
     items = list(items)
     out = {}
@@ -177,10 +200,10 @@ def n_explanations(config: SanityConfig, n_groups: int, data_randomization: bool
     m = len(config.methods)
     total = m
     if "randomization" in config.tests:
-        total += m * (2 * min(n_groups, config.max_layers if not config.layers else len(config.layers))
-                      + int(data_randomization))
+        groups = min(n_groups, config.max_layers if not config.layers else len(config.layers))
+        total += m * (2 * groups * config.repeats + int(data_randomization))
     if "robustness" in config.tests:
-        total += 2 * m * len(config.radii) + int(ATTACK_METHOD not in config.methods)
+        total += m * len(config.radii) * (config.repeats + 1) + int(ATTACK_METHOD not in config.methods)
     if "completeness" in config.tests:
         total += len(config.steps) * max(1, len(path_methods(config.methods)))
     return total
@@ -215,6 +238,20 @@ def verdicts(out: dict[str, Any], config: SanityConfig) -> list[dict[str, Any]]:
     return rows
 
 
+def judge(mean: float, spread: float, limit: float, below: bool) -> bool | None:
+    """True / False when every draw within one spread of the mean is on the same side of the limit (pass:
+    below it when ``below``, else at or above it); None ("unsure") when the draws straddle it."""
+    low, high = mean - spread, mean + spread
+    passes, fails = (high < limit, low >= limit) if below else (low >= limit, high < limit)
+    return True if passes else False if fails else None
+
+
+def _band(row: dict, key: str) -> str:
+    spread = row.get("spread", {}).get(key) or 0.0
+    draws = row.get("draws", 1)
+    return f"{row[key]:.2f} ± {spread:.2f} (sd over {draws} draws)" if draws > 1 else f"{row[key]:.2f}"
+
+
 def _randomization_verdicts(method: str, rows: list[dict]) -> list[dict]:
     limit = THRESHOLDS["randomization"]
     out = []
@@ -227,11 +264,16 @@ def _randomization_verdicts(method: str, rows: list[dict]) -> list[dict]:
         if row is None:
             continue
         abs_, signed = row["spearman_abs"], row["spearman_signed"]
-        passed = abs_ < limit
-        text = (f"depends on the model — abs-Spearman falls to {abs_:.2f} {what} (pass: < {limit}); "
-                f"signed {signed:.2f}" if passed else
-                f"abs-Spearman stays {abs_:.2f} {what} (pass: < {limit}) — see signed: {signed:.2f}"
-                + (": the map's sign follows the model, its magnitude follows the input" if signed < limit else ""))
+        passed = judge(abs_, row.get("spread", {}).get("spearman_abs") or 0.0, limit, below=True)
+        rule = f"pass: mean + sd < {limit}" if row.get("draws", 1) > 1 else f"pass: < {limit}"
+        if passed:
+            text = f"depends on the model — abs-Spearman falls to {_band(row, 'spearman_abs')} {what} ({rule}); " \
+                   f"signed {signed:.2f}"
+        elif passed is None:
+            text = f"unsure — abs-Spearman {_band(row, 'spearman_abs')} {what}: the draws straddle {limit}"
+        else:
+            text = (f"abs-Spearman stays {_band(row, 'spearman_abs')} {what} ({rule}) — see signed: {signed:.2f}"
+                    + (": the map's sign follows the model, its magnitude follows the input" if signed < limit else ""))
         out.append({"method": method, "test": test, "passed": passed, "reason": text})
     return out
 
@@ -241,12 +283,16 @@ def _robustness_verdict(method: str, rows: list[dict], config: SanityConfig) -> 
     if not mine:
         return []
     radius = max(r["radius"] for r in mine)
-    at = {r["perturbation"].split()[0]: r["topk_intersection"] for r in mine if r["radius"] == radius}
+    at = {r["perturbation"].split()[0]: r for r in mine if r["radius"] == radius}
     limit = THRESHOLDS["robustness"]
-    passed = at.get("random", 0.0) >= limit
-    text = (f"top-{config.fraction:.0%} intersection {at.get('random', float('nan')):.2f} under random "
-            f"{config.norm} noise of radius {radius:g} (pass: >= {limit}); {at.get('top-k', float('nan')):.2f} "
-            "under the top-k attack")
+    noise, attack = at.get("random"), at.get("top-k")
+    passed = False if noise is None else judge(noise["topk_intersection"],
+                                               noise["spread"].get("topk_intersection") or 0.0, limit, below=False)
+    shown = "—" if noise is None else _band(noise, "topk_intersection")
+    rule = f"pass: mean - sd >= {limit}" if noise is not None and noise.get("draws", 1) > 1 else f"pass: >= {limit}"
+    text = (f"{'unsure — ' if passed is None else ''}top-{config.fraction:.0%} intersection {shown} under random "
+            f"{config.norm} noise of radius {radius:g} ({rule}); "
+            f"{'—' if attack is None else format(attack['topk_intersection'], '.2f')} under the top-k attack")
     return [{"method": method, "test": "robustness", "passed": passed, "reason": text}]
 
 

@@ -39,6 +39,7 @@ class Options:
     norm: str = "l2"
     dataset: str | None = None
     n_inputs: int = 8
+    repeats: int | None = None  # draws of random weights / noise (None: the library default)
     seed: int = 0
     device: str = "auto"
 
@@ -63,7 +64,7 @@ def _prepare(options: Options, events: Events):
     supplied, descriptions = supplies(names, model, events, seed=options.seed, fallback=x)
     configs = with_budget(names, {n: method_kwargs(n, overrides.get(n, {}), supplied) for n in names})
     methods = describe_methods(names, configs, descriptions)  # validates every option
-    extra = {} if options.max_layers is None else {"max_layers": options.max_layers}
+    extra = {k: v for k, v in (("max_layers", options.max_layers), ("repeats", options.repeats)) if v is not None}
     config = SanityConfig(names, configs, list(options.tests), options.layers, radii=options.radii or default_radii(x),
                           norm=options.norm, seed=options.seed, device=device, **extra)
     if options.layers:
@@ -92,6 +93,7 @@ def run(options: Options, store: RunStore, events: Events | None = None) -> dict
     record = header(KIND, model=model.describe(), methods=methods, seed=config.seed, device=config.device,
                     inputs=input_names, input_errors=errors, tests=config.tests, layers=result["layers"],
                     radii=config.radii, norm=config.norm, fraction=config.fraction, thresholds=THRESHOLDS,
+                    repeats=config.repeats, draw_seeds=config.draw_seeds,
                     seconds=round(time.perf_counter() - start, 1),
                     **{k: result[k] for k in ("randomization", "robustness", "completeness", "verdicts")})
     record["plots"] = save_plots(store, result)

@@ -39,15 +39,20 @@ def _save(plt, fig) -> bytes:
 
 
 def randomization_plot(rows: list[dict]) -> bytes:
-    """Cascading randomization: abs-Spearman (solid) and signed Spearman (dashed) vs depth, per method."""
+    """Cascading randomization: abs-Spearman (solid) and signed Spearman (dashed) vs depth, per method; bands:
+    one standard deviation over the draws of random weights."""
     plt, fig, ax = _figure()
     for i, method in enumerate(dict.fromkeys(r["method"] for r in rows)):
         mine = sorted((r for r in rows if r["method"] == method and r["mode"] == "cascading"), key=lambda r: r["depth"])
         depths = [0] + [r["depth"] for r in mine]
         colour = f"C{i}"
-        ax.plot(depths, [1] + [r["spearman_abs"] for r in mine], "o-", color=colour, label=f"{method} |.|")
-        ax.plot(depths, [1] + [r["spearman_signed"] for r in mine], "s--", color=colour, alpha=0.6,
-                label=f"{method} signed")
+        for key, style, label in (("spearman_abs", "o-", "|.|"), ("spearman_signed", "s--", "signed")):
+            mean = [1.0] + [r[key] for r in mine]
+            sd = [0.0] + [(r.get("spread") or {}).get(key) or 0.0 for r in mine]
+            ax.plot(depths, mean, style, color=colour, alpha=1.0 if key == "spearman_abs" else 0.6,
+                    label=f"{method} {label}")
+            ax.fill_between(depths, [m - s for m, s in zip(mean, sd)], [m + s for m, s in zip(mean, sd)],
+                            color=colour, alpha=0.15, linewidth=0)
     ax.set_xlabel("layer groups randomized (top down)")
     ax.set_ylabel("Spearman to the original map")
     ax.axhline(0, color="grey", linewidth=0.8)
@@ -56,7 +61,8 @@ def randomization_plot(rows: list[dict]) -> bytes:
 
 
 def robustness_plot(rows: list[dict]) -> bytes:
-    """Top-k intersection vs radius per method (random noise solid, top-k attack dashed)."""
+    """Top-k intersection vs radius per method (random noise solid, top-k attack dashed); error bars: one
+    standard deviation over the noise draws."""
     plt, fig, ax = _figure()
     methods = list(dict.fromkeys(r["method"] for r in rows))
     for i, method in enumerate(methods):
@@ -64,8 +70,9 @@ def robustness_plot(rows: list[dict]) -> bytes:
             mine = sorted((r for r in rows if r["method"] == method and r["perturbation"].startswith(kind)),
                           key=lambda r: r["radius"])
             if mine:
-                ax.plot([r["radius"] for r in mine], [r["topk_intersection"] for r in mine], style, color=f"C{i}",
-                        label=f"{method} ({kind})")
+                sd = [(r.get("spread") or {}).get("topk_intersection") or 0.0 for r in mine]
+                ax.errorbar([r["radius"] for r in mine], [r["topk_intersection"] for r in mine], yerr=sd,
+                            fmt=style, color=f"C{i}", capsize=3, label=f"{method} ({kind})")
     ax.set_xlabel("perturbation radius")
     ax.set_ylabel("top-k intersection with the clean map")
     ax.set_ylim(0, 1.05)

@@ -115,7 +115,7 @@ def sanity_tables(record: dict[str, Any]) -> list[Table]:
     for column in ("method", "test", "", "reason"):
         verdicts.add_column(column)
     for v in record["verdicts"]:
-        mark = "[green]pass[/green]" if v["passed"] else "[red]fail[/red]"
+        mark = {True: "[green]pass[/green]", False: "[red]fail[/red]"}.get(v["passed"], "[yellow]unsure[/yellow]")
         verdicts.add_row(escape(v["method"]), escape(v["test"]), mark, escape(v["reason"]))
     tables.append(verdicts)
     specs = (("randomization", "Randomization: similarity to the original maps",
@@ -135,13 +135,14 @@ def _rows_table(title: str, rows: list[dict[str, Any]], columns: tuple[str, ...]
         table.add_column(column.replace("_", " "), justify="left" if column in ("method", "mode", "layer",
                                                                                "perturbation") else "right")
     for row in rows:
-        table.add_row(*(_fmt(row.get(c)) for c in columns))
+        table.add_row(*(_fmt(row.get(c), (row.get("spread") or {}).get(c) if row.get("draws", 1) > 1 else None)
+                        for c in columns))
     return table
 
 
-def _fmt(value: Any) -> str:
+def _fmt(value: Any, spread: float | None = None) -> str:
     if value is None:
         return "—"
     if isinstance(value, float):
-        return f"{value:.3f}"
+        return f"{value:.3f}" + (f" ± {spread:.3f}" if spread is not None else "")
     return escape(str(value))

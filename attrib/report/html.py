@@ -44,13 +44,23 @@ def render_report(record: dict[str, Any], run_dir: Path, max_inputs: int | None 
     env = jinja2.Environment(loader=jinja2.PackageLoader("attrib.report", "templates"),
                              autoescape=True, undefined=jinja2.StrictUndefined)
     env.filters["pct"] = lambda v: "—" if v is None else f"{100 * v:.2f}%"
-    env.globals.update(image=lambda rel: data_uri(run_dir, rel), num=lambda v: "—" if v is None else f"{v:.3f}",
+    env.globals.update(image=lambda rel: data_uri(run_dir, rel), num=_num, band=_band,
                        max_abs=lambda xs: max((abs(x) for x in xs), default=0.0) or 1.0,
                        relevance_bg=relevance_colour)
     inputs = record.get("inputs", [])
     shown = inputs if max_inputs is None else inputs[:max_inputs]
     return env.get_template(TEMPLATES[kind]).render(run=record, inputs=shown, n_inputs=len(inputs),
                                                     **(_diffroar_view(record) if kind == "diffroar" else {}))
+
+
+def _num(value: float | None) -> str:
+    return "—" if value is None else f"{value:.3f}"
+
+
+def _band(row: dict[str, Any], key: str) -> str:
+    """A value with its spread over draws ("0.150 ± 0.050"), as sanity records hold them."""
+    spread = (row.get("spread") or {}).get(key)
+    return _num(row.get(key)) + (f" ± {spread:.3f}" if spread is not None and row.get("draws", 1) > 1 else "")
 
 
 def _diffroar_view(record: dict[str, Any]) -> dict[str, Any]:

@@ -16,10 +16,12 @@ def test_json_schema(run_cli, tmp_path):
     data = parse_json(result)
     assert set(data) == {"randomization", "robustness", "completeness", "verdicts", "out_dir"}
     assert set(data["randomization"][0]) == {"method", "mode", "layer", "depth", "spearman_abs", "spearman_signed",
-                                             "ssim", "hog"}
+                                             "ssim", "hog", "spread", "draws"}
+    assert data["randomization"][0]["draws"] == 3 and set(data["randomization"][0]["spread"]) == {
+        "spearman_abs", "spearman_signed", "ssim", "hog"}
     assert {r["mode"] for r in data["randomization"]} == {"cascading", "independent", "data"}
     assert set(data["robustness"][0]) == {"method", "perturbation", "radius", "n_inputs", "topk_intersection",
-                                          "kendall_tau", "spearman", "cosine", "ssim"}
+                                          "kendall_tau", "spearman", "cosine", "ssim", "spread", "draws"}
     assert set(data["completeness"][0]) == {"method", "steps", "gap"}
     assert {(v["method"], v["test"]) for v in data["verdicts"]} >= {("gradient", "randomization"),
                                                                      ("integrated_gradients", "completeness")}

@@ -149,3 +149,28 @@ def test_softplus_copy_has_second_derivatives_where_relu_has_none():
         (h,) = torch.autograd.grad(g.pow(2).sum(), x, allow_unused=True)
         assert (h is not None and bool(h.abs().sum() > 1e-6)) == nonzero
     assert torch.allclose(smooth(x), net(x), atol=0.5)  # close to the original at beta = 10
+
+
+def test_randomization_verdicts_hold_across_command_seeds(digits):
+    """The gradient's full-randomization similarity is a mean over 3 weight draws with its spread, and the
+    verdict does not flip between seeds 0, 1 and 2."""
+    model, x = digits
+    verdicts = []
+    for seed in (0, 1, 2):
+        config = SanityConfig(["gradient"], tests=["randomization"], seed=seed)
+        out = run_sanity(model, x, config)
+        full = _row(out["randomization"], "gradient", mode="cascading", depth=4)
+        assert full["draws"] == 3 and full["spread"]["spearman_abs"] > 0 and config.draw_seeds[0] == 1000 * seed
+        (verdict,) = [v for v in out["verdicts"] if v["test"] == "randomization"]
+        assert "± " in verdict["reason"] and "3 draws" in verdict["reason"]
+        verdicts.append(verdict["passed"])
+    assert verdicts == [True, True, True]
+
+
+def test_judge_says_unsure_when_draws_straddle_the_threshold():
+    from attrib.evaluate.sanity import judge
+
+    assert judge(0.3, 0.1, 0.5, below=True) is True
+    assert judge(0.45, 0.1, 0.5, below=True) is None
+    assert judge(0.7, 0.1, 0.5, below=True) is False
+    assert judge(0.7, 0.1, 0.5, below=False) is True and judge(0.52, 0.05, 0.5, below=False) is None
