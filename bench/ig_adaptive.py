@@ -9,6 +9,7 @@ of the map against a 2048-node trapezoid reference (same target: the class predi
 
 from __future__ import annotations
 
+import statistics
 import time
 
 import torch
@@ -62,7 +63,7 @@ def main() -> None:
 def row(label: str, passes: list[int], res, ref) -> None:
     cells = [f"{p} / {g:.2%} / {e:.3f}" for p, g, e in zip(passes, res.completeness_gap.tolist(),
                                                           error(res.values, ref.values))]
-    print(f"| {label} | {' | '.join(cells)} | {sorted(passes)[len(passes) // 2]} |", flush=True)
+    print(f"| {label} | {' | '.join(cells)} | {statistics.median(passes):g} |", flush=True)
 
 
 if __name__ == "__main__":
