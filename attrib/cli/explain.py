@@ -29,8 +29,10 @@ Exit codes: 0 all inputs explained, 1 some inputs failed, 2 usage error."""
 @click.option("--precision", type=click.Choice(["fp32", "bf16"]), default="fp32", show_default=True)
 @click.option("--background", type=click.Path(exists=True, file_okay=False),
               help="Folder of reference images for expected_gradients [default: built-in set].")
-@click.option("--magnitude", is_flag=True,
-              help="Draw sum over channels of |attribution| (as the MoreauGrad paper) instead of signed maps.")
+@click.option("--view", type=click.Choice(["blend", "negative", "magnitude", "mask", "signed"]), default="blend",
+              show_default=True, help="Overlay style: blend (positive evidence over a dimmed image), negative, "
+                                      "magnitude (sum |a|, heatmaps too), mask (top 20% of the image), signed.")
+@click.option("--magnitude", is_flag=True, help="Same as --view magnitude (as the MoreauGrad paper draws maps).")
 @click.option("--force", is_flag=True, help="Redo inputs already done in --out.")
 @click.option("--no-images", is_flag=True, help="Write arrays and records only (no PNGs): for large runs.")
 @click.option("--limit", type=click.IntRange(1), help="Explain at most this many inputs.")
@@ -38,7 +40,8 @@ Exit codes: 0 all inputs explained, 1 some inputs failed, 2 usage error."""
 @click.option("--workers", type=click.IntRange(1), help="Threads decoding images ahead [default: min(4, CPUs)].")
 @common_options
 def explain(inputs, model_spec, weights, no_pretrained, trust_remote_code, methods, settings, target, top_k,
-            precision, background, magnitude, force, no_images, limit, batch_size, workers, common: Common) -> None:
+            precision, background, view, magnitude, force, no_images, limit, batch_size, workers,
+            common: Common) -> None:
     """Explain image classifiers' predictions with attribution methods.
 
     INPUTS are image files, folders or globs; with none, the built-in sample images are explained.
@@ -49,8 +52,8 @@ def explain(inputs, model_spec, weights, no_pretrained, trust_remote_code, metho
 
     options = job.Options(list(inputs), model_spec, weights, not no_pretrained, trust_remote_code,
                           list(methods) or ["integrated_gradients"], list(settings), target, top_k, common.seed,
-                          common.device, precision, background, magnitude, force, not no_images, limit, batch_size,
-                          workers)
+                          common.device, precision, background, "magnitude" if magnitude else view, force,
+                          not no_images, limit, batch_size, workers)
     run_job(common, job, options, View(show=_summary, json=job.json_view, exit_code=job.exit_code,
                                        on_item=_show_input))
 

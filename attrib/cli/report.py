@@ -10,24 +10,31 @@ from attrib.cli.ui import UI
 EPILOG = """\b
 Examples:
   attrib report attrib-runs/20261127-101500 -o report.html
-  attrib explain photos/ --out run1 && attrib report run1 -o run1.html"""
+  attrib explain photos/ --out run1 && attrib report run1 -o run1.html
+  attrib report run1 --png overview.png            the contact sheet only (inputs x methods)"""
 
 
 @click.command(epilog=EPILOG)
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
-@click.option("--output", "-o", default="report.html", show_default=True, type=click.Path(dir_okay=False),
-              help="Where to write the HTML file.")
+@click.option("--output", "-o", type=click.Path(dir_okay=False),
+              help="Where to write the HTML file [default: report.html, unless only --png is asked for].")
+@click.option("--png", "png_path", type=click.Path(dir_okay=False),
+              help="Explain runs: also write the contact sheet (inputs x methods) here.")
 @click.option("--max-inputs", default=200, show_default=True, type=click.IntRange(0),
               help="Explain runs: inputs shown (0: all); the rest stay in the run folder.")
 @click.option("--quiet", "-q", is_flag=True)
-def report(run_dir: str, output: str, max_inputs: int, quiet: bool) -> None:
-    """Write one self-contained HTML report for a run folder."""
+def report(run_dir: str, output: str | None, png_path: str | None, max_inputs: int, quiet: bool) -> None:
+    """Write one self-contained HTML report (and, with --png, a contact sheet) for a run folder."""
     from attrib.errors import AttribError
-    from attrib.report.html import write_report
+    from attrib.report.html import write_contact_sheet, write_report
 
     ui = UI(quiet=quiet)
     try:
-        write_report(run_dir, output, max_inputs or None)
+        if png_path:
+            write_contact_sheet(run_dir, png_path)
+            ui.info(f"wrote {png_path}")
+        if output or not png_path:
+            write_report(run_dir, output or "report.html", max_inputs or None)
+            ui.info(f"wrote {output or 'report.html'}")
     except AttribError as error:
         raise click.UsageError(str(error)) from None
-    ui.info(f"wrote {output}")

@@ -92,7 +92,7 @@ class Checker:
         self.strips = {m: [("original", clean[m][0])] for m in self.config.methods}
         draws: dict[tuple, list[dict]] = {}  # (method, mode, layer, depth) -> one mean row per draw
         for k, seed in enumerate(self.config.draw_seeds):
-            for mode in ("cascading", "independent"):
+            for mode in ("cascading", "independent")[:2 if k == 0 else 1]:  # independent: one draw (no verdict)
                 for group, depth, copy_ in randomized(self.module, groups, report, mode, seed):
                     self._compare_model(copy_, clean, (mode, group.label, depth), draws, strip=k == 0)
         if permuted is not None:
@@ -201,7 +201,7 @@ def n_explanations(config: SanityConfig, n_groups: int, data_randomization: bool
     total = m
     if "randomization" in config.tests:
         groups = min(n_groups, config.max_layers if not config.layers else len(config.layers))
-        total += m * (2 * groups * config.repeats + int(data_randomization))
+        total += m * (groups * (config.repeats + 1) + int(data_randomization))
     if "robustness" in config.tests:
         total += m * len(config.radii) * (config.repeats + 1) + int(ATTACK_METHOD not in config.methods)
     if "completeness" in config.tests:

@@ -55,7 +55,7 @@ class Options:
     device: str = "auto"
     precision: str = "fp32"
     background: str | None = None  # a folder of reference images for methods that need one
-    magnitude: bool = False  # render sum_c |a_c| maps instead of signed channel sums
+    view: str = "blend"  # the overlay's style: attrib.render.heatmap.VIEWS ("magnitude": |.| heatmaps too)
     force: bool = False
     images: bool = True  # write input / overlay / heatmap PNGs (False: arrays and records only)
     limit: int | None = None  # explain at most this many inputs
@@ -90,15 +90,23 @@ def prepare(options: Options, events: Events) -> Plan:
         raise UsageError(f"{model.name} takes {model.kind} inputs, not images; evaluate it with "
                          "`attrib diffroar` or `attrib sanity` on its data set")
     target = parse_class(options.target, model.labels)
+    _check_view(options.view)
     supplied, descriptions = supplies(names, model, events, folder=options.background, seed=options.seed)
     kwargs = {n: method_kwargs(n, overrides.get(n, {}), supplied) for n in names}
     methods = describe_methods(names, kwargs, descriptions)
     record = header(KIND, model=model.describe(), methods=methods, seed=options.seed, device=device,
                     precision=options.precision, target="pred" if target is None else target,
-                    view="magnitude" if options.magnitude else "signed", images=options.images,
+                    view=options.view, images=options.images,
                     background=descriptions.get("background"))
     events.info(f"model: {model.name}; methods: {', '.join(names)}; device: {device}")
     return Plan(model, names, kwargs, target, device, record)
+
+
+def _check_view(view: str) -> None:
+    from attrib.render.heatmap import VIEWS
+
+    if view not in VIEWS:
+        raise UsageError(f"unknown view {view!r}; choose from {', '.join(VIEWS)}")
 
 
 def rows_per_input(plan: Plan) -> int:
@@ -136,9 +144,21 @@ def run(options: Options, store: RunStore, events: Events | None = None) -> dict
     seconds = time.perf_counter() - start
     record["summary"] = {**stats, "inputs": len(sources), "seconds": round(seconds, 2),
                          "images_per_second": round(stats["done"] / seconds, 3) if stats["done"] else 0.0}
+    if options.images:
+        record["overview"] = write_overview(store)
     record["finished"] = now()
     store.write_record(record)
     return record
+
+
+def write_overview(store: RunStore, path: str = "overview.png") -> str | None:
+    """The run's contact sheet (inputs x methods), written into the run folder; its relative path."""
+    from attrib.render.contact import contact_sheet
+    from attrib.runs import load_run
+    from attrib.runs.atomic import png_bytes
+
+    sheet = contact_sheet(load_run(store.root).record, store.root)
+    return None if sheet is None else store.write_png(path, png_bytes(sheet))
 
 
 def _previous(store: RunStore, record: dict[str, Any]) -> dict[str, dict]:
@@ -306,22 +326,24 @@ def _finish(plan: Plan, item: dict, outcome, options: Options, store: RunStore, 
 
 def _summary(plan, item, method, result: dict, options: Options, store: RunStore, events: Events) -> dict[str, Any]:
     from attrib.evaluate.similarity import magnitude_map
-    from attrib.render.heatmap import overlay, render
+    from attrib.render.heatmap import render, view_image
 
     values, gap, target = result["values"], result["gap"], result["target"]
-    heat = render(magnitude_map(values), False) if options.magnitude else render(values, result["signed"])
+    magnitude = options.view == "magnitude"
+    heat = render(magnitude_map(values), False) if magnitude else render(values, result["signed"])
     if heat.warning:
         events.warning(f"{item['id']} / {method}: {heat.warning}")
     _warn_gap(events, f"{item['id']} / {method}", result)
     files = {"heatmap": None, "overlay": None}
     if options.images:
         files = {"heatmap": store.write_png(f"images/{item['id']}/{method}_heatmap.png", heat.image),
-                 "overlay": store.write_png(f"images/{item['id']}/{method}_overlay.png", overlay(item["view"], heat))}
+                 "overlay": store.write_png(f"images/{item['id']}/{method}_overlay.png",
+                                            view_image(item["view"], values, result["signed"], options.view))}
     return {"method": method, "target": target,
             "target_label": plan.model.labels[target] if target is not None else None,
             "completeness_gap": gap, "gap_stderr": result["gap_stderr"], "converged": result["converged"],
             "seconds": round(result["seconds"], 3), "passes": result["passes"],
-            "scale": heat.scale, "warning": heat.warning, **files}
+            "scale": heat.scale, "signed": heat.signed and not magnitude, "warning": heat.warning, **files}
 
 
 def _warn_gap(events: Events, where: str, result: dict) -> None:

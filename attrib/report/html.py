@@ -10,9 +10,15 @@ import base64
 from pathlib import Path
 from typing import Any
 
+from attrib.render.heatmap import colorbar_stops
 from attrib.runs.atomic import atomic_write_text
 from attrib.runs.store import RunError, load_run
 
+VIEW_NOTES = {"blend": "the positive evidence for the explained class, brighter where stronger",
+              "negative": "the evidence against the explained class, brighter where stronger",
+              "magnitude": "the attribution's magnitude, brighter where larger",
+              "mask": "the image kept where the positive evidence is in its top 20%",
+              "signed": "the signed heatmap blended over the image"}
 MAX_INPUTS = 200  # inputs shown in an explain report by default: a big run's report stays a few MB
 TEMPLATES = {"explain": "explain.html", "explain_text": "explain_text.html", "diffroar": "diffroar.html",
              "sanity": "sanity.html"}
@@ -23,6 +29,18 @@ def write_report(run_dir: str | Path, out_path: str | Path, max_inputs: int | No
     note saying how many there are; None shows all)."""
     record = load_run(run_dir).record
     atomic_write_text(out_path, render_report(record, Path(run_dir), max_inputs))
+
+
+def write_contact_sheet(run_dir: str | Path, out_path: str | Path) -> None:
+    """The contact sheet of an explain run (attrib.render.contact), written atomically as PNG."""
+    from attrib.render.contact import contact_sheet
+    from attrib.runs.atomic import atomic_write_png
+
+    record = load_run(run_dir).record
+    sheet = contact_sheet(record, Path(run_dir)) if record.get("kind") == "explain" else None
+    if sheet is None:
+        raise RunError(f"{run_dir}: no pictures to put on a contact sheet (not an explain run, or --no-images)")
+    atomic_write_png(out_path, sheet)
 
 
 def upgrade(record: dict[str, Any]) -> dict[str, Any]:
@@ -46,10 +64,11 @@ def render_report(record: dict[str, Any], run_dir: Path, max_inputs: int | None 
     env.filters["pct"] = lambda v: "—" if v is None else f"{100 * v:.2f}%"
     env.globals.update(image=lambda rel: data_uri(run_dir, rel), num=_num, band=_band,
                        max_abs=lambda xs: max((abs(x) for x in xs), default=0.0) or 1.0,
-                       relevance_bg=relevance_colour)
+                       relevance_bg=relevance_colour, colorbar=colorbar_stops)
     inputs = record.get("inputs", [])
     shown = inputs if max_inputs is None else inputs[:max_inputs]
     return env.get_template(TEMPLATES[kind]).render(run=record, inputs=shown, n_inputs=len(inputs),
+                                                    view_note=VIEW_NOTES.get(record.get("view"), "the chosen view"),
                                                     **(_diffroar_view(record) if kind == "diffroar" else {}))
 
 

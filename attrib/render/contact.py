@@ -1,0 +1,60 @@
+"""A contact sheet: one labelled picture of a whole explain run (inputs x methods), from its record and PNGs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from PIL import Image, ImageDraw, ImageFont
+
+CELL = 176  # thumbnail side in pixels
+LABEL = 34  # label strip under each row / above each column
+MAX_INPUTS = 12
+
+
+def contact_sheet(record: dict[str, Any], root: Path, max_inputs: int = MAX_INPUTS) -> Image.Image | None:
+    """Rows: the first ``max_inputs`` explained inputs; columns: the input as the model saw it, then each
+    method's overlay. None when the run wrote no pictures."""
+    methods = [m["method"] for m in record.get("methods", [])]
+    rows = [e for e in record.get("inputs", []) if e.get("status") == "ok" and e.get("view")][:max_inputs]
+    if not rows:
+        return None
+    font = _font(13)
+    sheet = Image.new("RGB", (CELL * (1 + len(methods)), LABEL + len(rows) * (CELL + LABEL)), "white")
+    draw = ImageDraw.Draw(sheet)
+    for c, title in enumerate(["input (as the model saw it)", *methods]):
+        draw.text((c * CELL + 4, 10), _fit(draw, title, font), fill="black", font=font)
+    for r, entry in enumerate(rows):
+        top = LABEL + r * (CELL + LABEL)
+        by_method = {a["method"]: a for a in entry.get("attributions", [])}
+        paths = [entry["view"], *(by_method.get(m, {}).get("overlay") for m in methods)]
+        for c, relative in enumerate(paths):
+            if relative and (root / relative).is_file():
+                sheet.paste(Image.open(root / relative).convert("RGB").resize((CELL - 4, CELL - 4)), (c * CELL + 2, top))
+        draw.text((4, top + CELL + 2), _fit(draw, _caption(entry), font, CELL * (1 + len(methods)) - 8),
+                  fill="black", font=font)
+    return sheet
+
+
+def _caption(entry: dict[str, Any]) -> str:
+    best = entry["predictions"][0] if entry.get("predictions") else None
+    explained = next((a for a in entry.get("attributions", []) if a.get("target_label")), None)
+    parts = [entry["name"]]
+    if best:
+        parts.append(f"predicted {best['label'].split(',')[0]} ({best['prob']:.2f})")
+    if explained and (not best or explained["target"] != best["index"]):
+        parts.append(f"explaining {explained['target_label'].split(',')[0]}")
+    return "  |  ".join(parts)
+
+
+def _fit(draw: ImageDraw.ImageDraw, text: str, font, width: int = CELL - 8) -> str:
+    while text and draw.textlength(text, font=font) > width:
+        text = text[:-2] + "…" if len(text) > 2 else ""
+    return text
+
+
+def _font(size: int):
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1
+        return ImageFont.load_default()

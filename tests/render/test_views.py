@@ -1,0 +1,100 @@
+"""Pictures land where the attribution is: a known blob, every view, degenerate maps, the contact sheet."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from attrib.render.heatmap import VIEWS, render, view_image
+
+CENTRE = (40, 92)  # (row, column) of the blob in a 128 x 128 image
+
+
+def _blob(sign=1.0, size=128):
+    rows, cols = np.indices((size, size))
+    bump = np.exp(-((rows - CENTRE[0]) ** 2 + (cols - CENTRE[1]) ** 2) / (2 * 6.0 ** 2))
+    noise = np.random.default_rng(0).normal(0, 0.02, (3, size, size))
+    return sign * np.repeat(bump[None] / 3, 3, axis=0) + noise
+
+
+def _photo(size=128):
+    rng = np.random.default_rng(1)
+    return Image.fromarray(rng.integers(60, 200, (size, size, 3), dtype=np.uint8))
+
+
+def _centroid(weights):
+    weights = np.clip(weights, 0, None)
+    rows, cols = np.indices(weights.shape)
+    return (rows * weights).sum() / weights.sum(), (cols * weights).sum() / weights.sum()
+
+
+def _heat(picture, reference):
+    """How far each pixel of a view moved from the same view of a zero map (the backdrop)."""
+    return np.abs(np.asarray(picture, float) - np.asarray(reference, float)).sum(axis=2)
+
+
+@pytest.mark.parametrize("view", ["blend", "magnitude", "signed"])
+def test_the_heat_of_an_overlay_lands_on_the_blob(view):
+    photo = _photo()
+    backdrop = view_image(photo, _blob() * 1e-9 + 1e-12, True, "blend") if view == "blend" else photo
+    picture = view_image(photo, _blob(), True, view)
+    heat = _heat(picture, np.asarray(photo.convert("L").convert("RGB"), float) * 0.45 + 40
+                 if view != "signed" else backdrop)
+    heat[heat < np.percentile(heat, 99 if view == "signed" else 95)] = 0  # signed: noise shows as speckle
+    row, col = _centroid(heat)
+    assert abs(row - CENTRE[0]) < 4 and abs(col - CENTRE[1]) < 4, (view, row, col)
+
+
+def test_mask_keeps_the_image_only_around_the_blob():
+    photo = _photo()
+    kept = np.asarray(view_image(photo, _blob(), True, "mask"), float).sum(axis=2) / np.asarray(photo, float).sum(2)
+    assert kept[CENTRE] > 0.9 and kept[5, 5] < 0.3 and abs(_centroid(kept > 0.5)[0] - CENTRE[0]) < 4
+
+
+def test_negative_evidence_shows_in_the_negative_view_only():
+    photo = _photo()
+    against = _blob(sign=-1.0)
+    shown = view_image(photo, against, True, "negative")
+    heat = _heat(shown, np.asarray(photo.convert("L").convert("RGB"), float) * 0.45 + 40)
+    heat[heat < np.percentile(heat, 95)] = 0
+    assert np.hypot(*(np.array(_centroid(heat)) - CENTRE)) < 4
+    signed = np.asarray(render(against, True).image, float)
+    assert signed[CENTRE][2] > signed[CENTRE][0] + 50  # blue where the evidence is against the class
+
+
+@pytest.mark.parametrize("values", [np.zeros((3, 32, 32)), np.full((3, 32, 32), np.nan)])
+@pytest.mark.parametrize("view", VIEWS)
+def test_degenerate_maps_are_hatched_in_every_view(values, view):
+    picture = np.asarray(view_image(_photo(32), values, True, view))
+    stripes = {tuple(picture[r, c]) for r, c in ((20, 20), (20, 22), (22, 22), (30, 30))}
+    assert picture.std() > 5 and not np.allclose(picture, picture[0, 0])  # never one solid colour
+    assert len(stripes) >= 1
+
+
+def test_unknown_view_is_refused():
+    with pytest.raises(ValueError, match="unknown view"):
+        view_image(_photo(), _blob(), True, "sparkles")
+
+
+def test_contact_sheet_of_a_run(run_cli_tiny, tmp_path):
+    out = run_cli_tiny
+    sheet = Image.open(out / "overview.png")
+    assert sheet.size[0] == 176 * 3 and sheet.size[1] > 176 * 2  # input + 2 methods, 2 rows
+    pixels = np.asarray(sheet)
+    assert pixels[40:200, 10:160].std() > 5  # the first thumbnail is a picture, not blank
+
+
+@pytest.fixture
+def run_cli_tiny(tmp_path):
+    from click.testing import CliRunner
+
+    from attrib.cli import main
+
+    for i, colour in enumerate([(200, 30, 30), (20, 180, 40)]):
+        Image.new("RGB", (64, 48), colour).save(tmp_path / f"im{i}.png")
+    out = tmp_path / "o"
+    result = CliRunner().invoke(main, ["explain", str(tmp_path), "-M", "timm:test_resnet", "--no-pretrained",
+                                       "-m", "gradient", "-m", "gxi", "--out", str(out), "-q"])
+    assert result.exit_code == 0, result.output
+    again = CliRunner().invoke(main, ["report", str(out), "--png", str(tmp_path / "again.png")])
+    assert again.exit_code == 0 and Image.open(tmp_path / "again.png").size == Image.open(out / "overview.png").size
+    return out
