@@ -33,7 +33,7 @@ class Attribution:
         seed: the seed the randomness came from.
         seconds: wall time of the attribution.
         device: where it ran.
-        precision: "fp32" or "bf16".
+        precision: "fp32", "tf32" or "bf16".
         extras: method-specific diagnostics (MoreauGrad: "objective", (B, n_iter), per iteration).
     """
 
@@ -67,7 +67,7 @@ def attribute(model: torch.nn.Module | Callable[[torch.Tensor], torch.Tensor], i
             outputs (rows, C) to (rows,) scalars.
         seed: seed of every random draw (noise, references, baselines); same seed, same result.
         device: where to compute; None means where the model's parameters are.
-        precision: "fp32", or "bf16" autocast (opt-in).
+        precision: "fp32" (true float32, TF32 off), "tf32" (TF32 tensor cores allowed on GPUs) or "bf16" autocast.
         chunk_size: rows per forward+backward chunk; None sizes chunks to a memory budget.
         progress: called with the number of rows finished after each chunk.
         fold_batchnorm: run eval-mode conv nets with BatchNorm folded into their convolutions (same function,

@@ -25,6 +25,7 @@ CPU_BUDGET_BYTES = 768 << 20  # activations saved for backward per chunk on the 
 CPU_MAX_CHUNK = 32  # measured: per-row time rises past ~32 rows on a 2-core CPU
 GPU_BUDGET_FRACTION = 0.5  # share of free GPU memory a chunk's saved activations may take
 GPU_MAX_CHUNK = 1024
+PRECISIONS = ("fp32", "tf32", "bf16")
 
 _ROW_BYTES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> {(shape, dtype, ...): bytes}
 
@@ -71,7 +72,9 @@ class Engine:
     Args:
         model: a ``torch.nn.Module`` or any callable mapping (B, ...) inputs to (B, C) outputs.
         device: where to compute; None means where the model's parameters are (CPU for plain callables).
-        precision: "fp32", or "bf16" for bfloat16 autocast (sums stay float32).
+        precision: "fp32" (true float32: TF32 matmuls and convolutions are switched off while the engine runs),
+            "tf32" (float32 with TF32 tensor cores allowed on GPUs), or "bf16" for bfloat16 autocast (sums stay
+            float32).
         chunk_size: rows per chunk; None chooses it from a memory budget.
         progress: called with the number of rows finished after each chunk.
     """
@@ -87,8 +90,8 @@ class Engine:
     _net: Callable[[torch.Tensor], torch.Tensor] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
-        if self.precision not in ("fp32", "bf16"):
-            raise ValueError(f"precision must be 'fp32' or 'bf16', got {self.precision!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if self.chunk_size is not None and (not isinstance(self.chunk_size, int) or self.chunk_size < 1):
             raise ValueError(f"chunk_size must be a positive integer or None, got {self.chunk_size!r}")
         self.device = torch.device(self.device) if self.device is not None else _model_device(self.model)
@@ -98,6 +101,7 @@ class Engine:
     # -- model preparation -------------------------------------------------------------------------------------
 
     def __enter__(self) -> "Engine":
+        self._restore.append(_set_tf32(self.precision == "tf32"))
         if isinstance(self.model, torch.nn.Module) and self.model.training:
             import warnings
             warnings.warn("the model is in training mode; call model.eval() so that batch statistics and "
@@ -310,6 +314,18 @@ def segment_sums(rows_input: torch.Tensor, values: torch.Tensor) -> list[tuple[i
     """
     inputs, counts = torch.unique_consecutive(rows_input, return_counts=True)
     return [(index, part.sum(dim=0)) for index, part in zip(inputs.tolist(), values.split(counts.tolist()))]
+
+
+def _set_tf32(allowed: bool) -> Callable[[], None]:
+    """Allow or forbid TF32 in CUDA matmuls and cuDNN convolutions; returns the function that restores the
+    previous settings (a no-op on machines without CUDA, where the flags do nothing)."""
+    before = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = allowed
+
+    def restore() -> None:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
+
+    return restore
 
 
 def _split(flat: torch.Tensor, per_input: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -61,7 +61,7 @@ def test_bad_ig_config(setup, config, match):
 
 @pytest.mark.parametrize("kwargs,match", [
     ({"seed": -1}, "seed must be a non-negative integer"),
-    ({"precision": "fp16"}, "precision must be 'fp32' or 'bf16'"),
+    ({"precision": "fp16"}, "precision must be one of fp32, tf32, bf16"),
     ({"chunk_size": 0}, "chunk_size must be a positive integer"),
     ({"noise_frac": -0.1}, "noise_frac must be >= 0"),
 ])

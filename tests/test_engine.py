@@ -103,3 +103,28 @@ def test_cuda_matches_cpu():
     cpu = attrib.attribute(net, x, "ig", n_steps=16)
     gpu = attrib.attribute(net, x, "ig", n_steps=16, device="cuda")
     assert gpu.device.startswith("cuda") and torch.allclose(cpu.values, gpu.values, atol=1e-4)
+
+
+@pytest.mark.parametrize("precision,inside", [("fp32", False), ("tf32", True), ("bf16", False)])
+def test_fp32_means_fp32_tf32_only_when_asked(precision, inside):
+    """The TF32 switch (a no-op on the CPU, where the flags do nothing) is set while attributing, then restored."""
+    seen = []
+
+    class Spy(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inner = small_convnet(torch.float32)
+
+        def forward(self, x):
+            seen.append((torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32))
+            return self.inner(x)
+
+    before = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = not inside
+    try:
+        attrib.attribute(Spy().eval(), torch.randn(1, 3, 12, 12), "gradient", precision=precision,
+                         fold_batchnorm=False)
+        assert seen and all(flags == (inside, inside) for flags in seen)
+        assert (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32) == (not inside, not inside)
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before

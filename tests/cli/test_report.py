@@ -48,7 +48,7 @@ def test_report_is_self_contained_and_escaped(report):
     parsed = Collector()
     parsed.feed(text)
     assert "script" not in parsed.tags and parsed.urls == []
-    assert len(parsed.srcs) == 1 + 2 and all(s.startswith("data:image/png;base64,") for s in parsed.srcs)
+    assert len(parsed.srcs) == 1 + 2 * 2 and all(s.startswith("data:image/png;base64,") for s in parsed.srcs)  # input + (overlay, heatmap) per method
     body = "".join(parsed.text)
     assert "a<img src=x onerror=alert(1)>&b.png" in body  # shown as text, not markup
     assert "a&lt;img src=x onerror=alert(1)&gt;&amp;b.png" in text and "not an image Pillow can read" in body
@@ -85,7 +85,7 @@ def test_report_renders_in_chromium(report, tmp_path):
     profile = tmp_path / "profile"
     dom = subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={profile}", "--virtual-time-budget=5000",
                           "--dump-dom", probe.as_uri()], capture_output=True, text=True, timeout=120).stdout
-    assert 'data-decoded="3/3"' in dom
+    assert 'data-decoded="5/5"' in dom
     shot = tmp_path / "shot.png"
     subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={profile}", f"--screenshot={shot}",
                     "--window-size=1200,900", (report / "report.html").as_uri()], capture_output=True, timeout=120)

@@ -1,0 +1,91 @@
+"""Every command on a GPU (`--device cuda`), end to end on small models; skipped without CUDA.
+
+Run them all, with the GPU benchmarks, by `bash bench/gpu_check.sh` on a machine with a card.
+"""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import attrib
+from tests.cli.conftest import TINY, parse_json
+
+pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
+
+
+def test_explain_and_report_on_cuda(run_cli, images, tmp_path):
+    out = tmp_path / "o"
+    result = run_cli("explain", images, *TINY, "-m", "ig", "-m", "sg", "-m", "eg", "-m", "mg", "--set", "n_steps=16",
+                     "--set", "n_samples=8", "--device", "cuda", "--out", out, "--json")
+    assert result.exit_code == 0, result.output
+    data = parse_json(result)
+    assert data["device"].startswith("cuda") and all(i["status"] == "ok" for i in data["inputs"])
+    assert run_cli("report", out, "-o", tmp_path / "r.html", "--png", tmp_path / "o.png").exit_code == 0
+
+
+def test_streaming_explain_on_cuda_matches_the_cpu(run_cli, tmp_path):
+    import timm
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(40):
+        Image.fromarray(rng.integers(0, 255, (48, 48, 3), dtype=np.uint8)).save(folder / f"{i:03d}.png")
+    torch.save(timm.create_model("test_resnet", pretrained=False).state_dict(), tmp_path / "w.pt")
+    runs = {}
+    for device in ("cpu", "cuda"):
+        out = tmp_path / device
+        result = run_cli("explain", folder, "-M", "timm:test_resnet", "--weights", tmp_path / "w.pt", "-m", "gradient",
+                         "--no-images", "--device", device, "--out", out, "-q")
+        assert result.exit_code == 0, result.output
+        runs[device] = attrib.load_run(out)
+    for entry in runs["cpu"].record["inputs"]:
+        a, b = runs["cpu"].arrays[(entry["id"], "gradient")], runs["cuda"].arrays[(entry["id"], "gradient")]
+        assert np.linalg.norm(a - b) <= 1e-3 * np.linalg.norm(a)
+
+
+def test_explain_text_on_cuda(run_cli, text_models, tmp_path):
+    result = run_cli("explain-text", "the movie was great", "-M", text_models["clf"], "--lm", text_models["lm"],
+                     "-m", "olm", "-m", "unk", "-m", "ig", "--n-samples", "8", "--n-steps", "8", "--device", "cuda",
+                     "--out", tmp_path, "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "run.json").read_text())["device"].startswith("cuda")
+
+
+def test_diffroar_and_its_workers_on_cuda(run_cli, tmp_path):
+    import subprocess
+    import sys
+
+    args = ["-M", "sample:synthetic-robust", "-m", "gradient", "--k", "0.5", "--n-train", "200", "--n-test", "100",
+            "--epochs", "2", "--device", "cuda"]
+    assert run_cli("diffroar", *args, "--out", tmp_path / "a", "--json").exit_code == 0
+    assert run_cli("diffroar", *args, "--out", tmp_path / "b", "--plan-only").exit_code == 0
+    jobs = sorted(str(p) for p in (tmp_path / "b" / "jobs").glob("*-s0.json"))
+    subprocess.run([sys.executable, "-m", "attrib.jobs.diffroar", *jobs], check=True, capture_output=True)
+    result = run_cli("diffroar", *args, "--out", tmp_path / "b", "--json")
+    assert result.exit_code == 0 and len(parse_json(result)["results"]) == 2
+
+
+def test_sanity_all_tests_on_cuda(run_cli, tmp_path):
+    result = run_cli("sanity", "-M", "sample:blockdigits-standard", "--n", "3", "-m", "gradient", "-m", "ig",
+                     "--set", "n_steps=8", "--max-layers", "2", "--repeats", "2", "--radii", "0.5",
+                     "--device", "cuda", "--out", tmp_path, "--json")
+    assert result.exit_code == 0, result.output
+    modes = {r["mode"] for r in parse_json(result)["randomization"]}
+    assert modes == {"cascading", "independent", "data"}
+
+
+def test_ig_fp32_agrees_between_cpu_and_gpu():
+    """fp32 means fp32: with TF32 off inside attribution, the CPU and the GPU give the same IG map."""
+    from attrib.data.images import load_sample
+    from attrib.models import load_model
+
+    model = load_model(None)
+    x = model.preprocess(load_sample("chelsea"))[None]
+    cpu = attrib.attribute(model.module, x, "ig", rule="gausslegendre", n_steps=32, device="cpu")
+    gpu = attrib.attribute(model.module, x, "ig", rule="gausslegendre", n_steps=32, device="cuda")
+    rel = (cpu.values - gpu.values).norm() / cpu.values.norm()
+    assert rel < 1e-4, float(rel)
