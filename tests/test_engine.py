@@ -128,3 +128,15 @@ def test_fp32_means_fp32_tf32_only_when_asked(precision, inside):
         assert (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32) == (not inside, not inside)
     finally:
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
+
+
+def test_gpu_chunk_policy_caps_memory_and_size():
+    """The GPU chunk rule, checked against a simulated card (no GPU needed)."""
+    from attrib.engine import GPU_MAX_CHUNK, gpu_chunk_rows
+
+    gib = 1 << 30
+    assert gpu_chunk_rows(10 << 20, free=140 * gib, total=141 * gib) == GPU_MAX_CHUNK  # small rows: capped
+    rows = gpu_chunk_rows(400 << 20, free=140 * gib, total=141 * gib, fraction=0.25)
+    assert rows % 8 == 0 and 2 * (400 << 20) * rows <= 0.25 * 141 * gib < 2 * (400 << 20) * (rows + 8)
+    assert gpu_chunk_rows(400 << 20, free=2 * gib, total=141 * gib) == 1  # a nearly full card: one row at a time
+    assert gpu_chunk_rows(1 << 20, free=gib, total=gib, fraction=0.01) == 5  # below 8: not rounded
