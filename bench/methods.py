@@ -26,6 +26,8 @@ import torch
 
 import attrib
 
+GL = "gausslegendre"  # captum's IG rule: the comparison uses the same fixed rule
+
 N = 50
 CHUNKS = (1, 4, 8, 16, 32)
 TUNE = (4, 8, 16, 25)
@@ -77,11 +79,11 @@ def captum_candidates(module, x, target, background) -> dict:
 
 
 def attrib_candidates(module, x, target, background) -> dict:
-    configs = {"ig": {"n_steps": N}, "smoothgrad": {"n_samples": N},
+    configs = {"ig": {"n_steps": N, "rule": GL}, "smoothgrad": {"n_samples": N},
                "eg": {"n_samples": N, "background": background}}
     out = {("attrib", m, None): lambda m=m: attrib.attribute(module, x, m, target=target, **configs[m])
            for m in configs}
-    out[("attrib", "ig", "unfolded")] = lambda: attrib.attribute(module, x, "ig", target=target, n_steps=N,
+    out[("attrib", "ig", "unfolded")] = lambda: attrib.attribute(module, x, "ig", target=target, n_steps=N, rule=GL,
                                                                  fold_batchnorm=False)
     return out
 
@@ -95,11 +97,11 @@ def peak_growth_mib(n_steps: int) -> float:
 
 def _peak_child(n_steps: int) -> None:
     module, x, target = load_embedded()
-    attrib.attribute(module, x, "ig", target=target, n_steps=2)  # warm up allocator and chunk probe
+    attrib.attribute(module, x, "ig", target=target, n_steps=2, rule=GL)  # warm up allocator and chunk probe
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")  # reset the peak-RSS mark (VmHWM) to the current RSS
     before = _status_mib("VmRSS")
-    attrib.attribute(module, x, "ig", target=target, n_steps=n_steps)
+    attrib.attribute(module, x, "ig", target=target, n_steps=n_steps, rule=GL)
     print(_status_mib("VmHWM") - before)
 
 
@@ -145,9 +147,9 @@ def bench_model(name, loader, reps):
                          attrib_unfolded=unfolded,
                          captum_tuned=tuned, captum_setting="default" if tuned_setting is None else
                          f"batch {tuned_setting}", attrib=ours, vs_bound=ours / bound, vs_captum_tuned=ours / tuned))
-    ours_ig = attrib.attribute(module, x, "ig", target=target, n_steps=N).values
+    ours_ig = attrib.attribute(module, x, "ig", target=target, n_steps=N, rule=GL).values
     cap_ig = candidates[("captum", "ig", None)]().detach()
-    f64_ig = attrib.attribute(module.double(), x.double(), "ig", target=target, n_steps=N).values
+    f64_ig = attrib.attribute(module.double(), x.double(), "ig", target=target, n_steps=N, rule=GL).values
     module.float()
     errors = {"attrib vs captum": _rel(ours_ig, cap_ig), "attrib vs float64": _rel(ours_ig, f64_ig),
               "captum vs float64": _rel(cap_ig, f64_ig)}
