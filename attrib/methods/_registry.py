@@ -168,7 +168,12 @@ class Registry(Mapping):
     def canonical(self, name: str, inputs: str | None = None) -> str:
         """The canonical name for a name or alias; ``inputs`` restricts to methods that take that kind."""
         key = str(name).strip().lower().replace("-", "_")
-        if key not in self._aliases or (inputs and self._specs[self._aliases[key]].inputs != inputs):
+        if key in self._aliases and inputs and self._specs[self._aliases[key]].inputs != inputs:
+            kind = self._specs[self._aliases[key]].inputs
+            where = "`attrib explain-text`" if kind == TEXT else "`attrib explain` or attrib.attribute"
+            raise UnknownMethodError(f"{name!r} explains {kind} inputs, not {inputs}s: use it with {where}; "
+                                     f"valid methods here: {self.names_with_aliases(inputs)}")
+        if key not in self._aliases:
             raise UnknownMethodError(f"unknown method {name!r}; valid methods: {self.names_with_aliases(inputs)}")
         return self._aliases[key]
 

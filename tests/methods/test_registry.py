@@ -108,3 +108,10 @@ def test_overwriting_a_registration_warns():
     with pytest.warns(UserWarning, match="registered again"):
         register_method("gradient", aliases=spec.aliases, config=spec.config, rows=spec.rows, cost=spec.cost,
                         summary=spec.summary, signed=spec.signed)(spec.fn)
+
+
+def test_a_method_of_the_other_input_kind_says_where_it_belongs():
+    with pytest.raises(attrib.UnknownMethodError, match="explains text inputs.*attrib explain-text"):
+        attrib.METHODS.canonical("olm", "tensor")
+    with pytest.raises(ValueError, match="explains text"):
+        attrib.attribute(lambda x: x, torch.zeros(1, 2), "olm_s")
