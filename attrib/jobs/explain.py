@@ -254,8 +254,8 @@ def _decode(plan: Plan, source, input_id: str) -> dict[str, Any]:
 
 
 def _explain_batch(plan: Plan, items: list[dict], options: Options, events: Events) -> list:
-    """Per item: (outputs row, {method: Attribution of that input}) or its error line. A failing batch is
-    retried one input at a time, so that one bad input fails alone."""
+    """Per item: (outputs row, {method: that input's share of the result, see _one}) or its error line.
+    A failing batch is retried one input at a time, so that one bad input fails alone."""
     if not items:
         return []
     try:

@@ -19,6 +19,7 @@ baseline is the node a = 0.
 
 from __future__ import annotations
 
+import bisect
 import math
 from dataclasses import dataclass, field
 
@@ -45,7 +46,7 @@ class Path:
         self.grads[alpha] = grad
         self.phi[alpha] = score
         self.dot[alpha] = float((self.delta * grad).sum())
-        self.nodes = sorted(self.grads)
+        bisect.insort(self.nodes, alpha)
 
     def panels(self) -> list[tuple[float, float]]:
         return list(zip(self.nodes[:-1], self.nodes[1:]))
@@ -78,14 +79,14 @@ class Path:
         return spread / norm if norm > 0 else 0.0
 
 
-def to_split(path: Path, budget: int, tol: float) -> list[float]:
+def to_split(path: Path, budget: int, gap_unmet: bool, map_unmet: bool) -> list[float]:
     """The midpoints of the panels to bisect next (at most ``budget``): for each target not yet met (the gap,
     the map's error), the panels holding the largest shares of it (bulk marking), largest first."""
     panels = path.panels()
     marked: dict[tuple[float, float], float] = {}
-    if path.gap() > tol:
+    if gap_unmet:
         _bulk(marked, [(abs(path.residual(a, b)), (a, b)) for a, b in panels])
-    if path.map_error() > MAP_TOL:
+    if map_unmet:
         _bulk(marked, [(path.indicator(a, b), (a, b)) for a, b in panels])
     order = sorted(marked, key=marked.get, reverse=True)
     return [(a + b) / 2 for a, b in order if b - a > 1e-9][:budget]
@@ -104,10 +105,11 @@ def _bulk(marked: dict, scored: list[tuple[float, tuple[float, float]]]) -> None
 
 def step(path: Path, tol: float, max_nodes: int) -> list[float]:
     """Decide the input's next round: new nodes to evaluate, or [] with ``path.state`` set when it is done."""
-    if path.gap() <= tol and path.map_error() <= MAP_TOL:
+    gap_unmet, map_unmet = path.gap() > tol, path.map_error() > MAP_TOL
+    if not (gap_unmet or map_unmet):
         path.state = "converged"
         return []
-    picks = to_split(path, max_nodes - len(path.nodes), tol)
+    picks = to_split(path, max_nodes - len(path.nodes), gap_unmet, map_unmet)
     if not picks:
         path.state = "budget"
     return picks

@@ -156,7 +156,10 @@ class LazyArrays(Mapping):
     def _legacy_keys(self) -> list[str]:
         if self._legacy is None:
             path = self.root / LEGACY_ARRAYS
-            self._legacy = list(np.load(path).files) if path.is_file() else []
+            self._legacy = []
+            if path.is_file():
+                with np.load(path) as data:
+                    self._legacy = list(data.files)
         return self._legacy
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
