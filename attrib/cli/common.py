@@ -76,6 +76,30 @@ def method_options(default_help: str) -> Callable[[Callable[..., Any]], Callable
     return decorate
 
 
+def executor_options(unit: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """--executor local|ray, --address, --gpus-per-UNIT, --cpus-per-UNIT; the command receives them as one
+    ``executor: ExecutorSpec`` argument (checked when the job starts)."""
+    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(command)
+        def wrapper(*args: Any, executor, address, gpus, cpus, **kwargs: Any) -> Any:
+            from attrib.executors import ExecutorSpec
+
+            return command(*args, executor=ExecutorSpec(executor, address, cpus, gpus), **kwargs)
+
+        for option in reversed((
+                click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+                             help="Where the work runs: this process, or a Ray cluster (pip install 'attrib[ray]')."),
+                click.option("--address", metavar="auto|HOST:PORT",
+                             help="Ray: attach to this cluster [default: start a local one for this command]."),
+                click.option(f"--gpus-per-{unit}", "gpus", type=click.FloatRange(0), default=0.0,
+                             help=f"Ray: GPUs per {unit} (fractions share a GPU) [default: 0, CPU only]."),
+                click.option(f"--cpus-per-{unit}", "cpus", type=click.FloatRange(0, min_open=True), default=1.0,
+                             show_default=True, help=f"Ray: CPUs per {unit} (torch threads in it)."))):
+            wrapper = option(wrapper)
+        return wrapper
+    return decorate
+
+
 class CliEvents:
     """A job's events on the terminal: progress bars by key, messages by level, items shown as they finish."""
 

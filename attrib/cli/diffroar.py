@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from attrib.cli.common import Common, View, common_options, method_options, run_job
+from attrib.cli.common import Common, View, common_options, executor_options, method_options, run_job
 from attrib.cli.ui import UI
 
 EPILOG = """\b
@@ -15,6 +15,8 @@ Examples:
   attrib diffroar -M sample:blockdigits-robust -m gradient -m ig --seeds 3
   attrib diffroar -M sample:synthetic-robust --dataset synthetic -m gradient --k 0.1 --seeds 3
   attrib diffroar -M timm:resnet18 --no-pretrained --dataset torchvision:CIFAR10 --data-dir ~/data --n-train 5000
+  attrib diffroar ... --executor ray      each retrain a Ray task on a local cluster (or --address auto)
+  attrib diffroar ... --executor ray --address HOST:PORT --gpus-per-job 0.25    four retrains per GPU
   attrib diffroar ... --plan-only        write the jobs; run them anywhere with
                                          python -m attrib.jobs.diffroar OUT/jobs/*.json
 Rerunning the same command into the same --out resumes: finished retrains are kept.
@@ -60,9 +62,10 @@ def _ints(ctx, param, value: str | None) -> list[int] | None:
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), help="Retrain learning rate [default: model's].")
 @click.option("--batch-size", type=click.IntRange(1), help="Retrain batch size [default: model's recipe].")
 @click.option("--plan-only", is_flag=True, help="Compute attributions and write the job files, then stop.")
+@executor_options("job")
 @common_options
 def diffroar(model_spec, weights, no_pretrained, dataset, classes, data_dir, n_train, n_test, methods, settings,
-             ks, seeds, epochs, lr, batch_size, plan_only, common: Common) -> None:
+             ks, seeds, epochs, lr, batch_size, plan_only, executor, common: Common) -> None:
     """Evaluate attribution methods by DiffROAR: retrain on the top-k vs the bottom-k coordinates.
 
     DiffROAR(method, k) = acc(top-k kept) - acc(bottom-k kept), each from a fresh model of the same
@@ -73,7 +76,7 @@ def diffroar(model_spec, weights, no_pretrained, dataset, classes, data_dir, n_t
 
     options = job.Options(model_spec, weights, not no_pretrained, dataset, classes, data_dir, n_train, n_test,
                           list(methods) or list(job.DEFAULT_METHODS), list(settings), ks, seeds, epochs, lr,
-                          batch_size, common.seed, common.device, plan_only)
+                          batch_size, common.seed, common.device, plan_only, executor)
     view = View(show=_plan_note if plan_only else _show, json=None if plan_only else job.json_view,
                 on_item=_job_done)
     run_job(common, job, options, view, prefix="diffroar-")

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from attrib.cli.common import Common, View, common_options, method_options, model_options, run_job
+from attrib.cli.common import Common, View, common_options, executor_options, method_options, model_options, \
+    run_job
 from attrib.cli.ui import UI
 
 EPILOG = """\b
@@ -16,6 +17,7 @@ Examples:
   attrib explain cat.jpg -m ig -m sg --set n_steps=100 --set sg.noise_frac=0.2
   attrib explain cat.jpg -M timm:resnet50 --weights resnet50.safetensors --target "tabby cat"
   attrib explain cat.jpg -m eg --background refs/ --html report.html
+  attrib explain photos/ --no-images --executor ray --address auto --gpus-per-worker 0.5
 Exit codes: 0 all inputs explained, 1 some inputs failed, 2 usage error."""
 
 
@@ -39,9 +41,10 @@ Exit codes: 0 all inputs explained, 1 some inputs failed, 2 usage error."""
 @click.option("--limit", type=click.IntRange(1), help="Explain at most this many inputs.")
 @click.option("--batch-size", type=click.IntRange(1), help="Images per engine call [default: sized to the engine].")
 @click.option("--workers", type=click.IntRange(1), help="Threads decoding images ahead [default: min(4, CPUs)].")
+@executor_options("worker")
 @common_options
 def explain(inputs, model_spec, weights, no_pretrained, trust_remote_code, methods, settings, target, top_k,
-            precision, background, view, magnitude, force, no_images, limit, batch_size, workers,
+            precision, background, view, magnitude, force, no_images, limit, batch_size, workers, executor,
             common: Common) -> None:
     """Explain image classifiers' predictions with attribution methods.
 
@@ -54,7 +57,7 @@ def explain(inputs, model_spec, weights, no_pretrained, trust_remote_code, metho
     options = job.Options(list(inputs), model_spec, weights, not no_pretrained, trust_remote_code,
                           list(methods) or ["integrated_gradients"], list(settings), target, top_k, common.seed,
                           common.device, precision, background, "magnitude" if magnitude else view, force,
-                          not no_images, limit, batch_size, workers)
+                          not no_images, limit, batch_size, workers, executor)
     run_job(common, job, options, View(show=_summary, json=job.json_view, exit_code=job.exit_code,
                                        on_item=_show_input))
 

@@ -6,9 +6,11 @@ Built-in samples (no input given): scikit-image's chelsea, coffee, rocket and as
 from __future__ import annotations
 
 import glob
+import io
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +37,7 @@ class ImageSource:
 
 def sample_sources() -> list[ImageSource]:
     """The built-in sample images."""
-    return [ImageSource(f"sample:{n}", lambda n=n: load_sample(n)) for n in SAMPLE_NAMES]
+    return [ImageSource(f"sample:{n}", partial(load_sample, n)) for n in SAMPLE_NAMES]
 
 
 def load_sample(name: str) -> Image.Image:
@@ -67,7 +69,7 @@ def expand_inputs(args: list[str]) -> list[ImageSource]:
 
 def _expand_one(arg: str) -> list[ImageSource]:
     if arg.startswith("sample:"):
-        return [ImageSource(arg, lambda: load_sample(arg[7:]))]
+        return [ImageSource(arg, partial(load_sample, arg[7:]))]
     path = Path(arg)
     if path.is_dir():
         files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
@@ -81,40 +83,64 @@ def _expand_one(arg: str) -> list[ImageSource]:
 
 
 def _file_source(path: Path) -> ImageSource:
-    return ImageSource(str(path), lambda: load_image(path), str(path))
+    return ImageSource(str(path), partial(load_image, path), str(path))
 
 
 def _failing(name: str, reason: str) -> ImageSource:
-    def fail() -> Image.Image:
-        raise InputError(f"{name}: {reason}")
-
-    return ImageSource(name, fail)
+    return ImageSource(name, partial(_fail, f"{name}: {reason}"))
 
 
-def load_image(path: str | Path) -> Image.Image:
-    """Decode an image file into RGB (EXIF orientation applied); InputError with the reason otherwise."""
-    path = Path(path)
+def _fail(message: str) -> Image.Image:
+    raise InputError(message)
+
+
+def portable(source: ImageSource) -> ImageSource:
+    """The same input with a file's bytes read here, so that another machine decodes it (no shared file
+    system); a file that cannot be read becomes a source that fails with the same one-line reason there."""
+    if source.path is None:
+        return source
+    try:
+        data = _check_file(Path(source.path)).read_bytes()
+    except InputError as error:
+        return ImageSource(source.name, partial(_fail, str(error)), source.path)
+    except OSError as error:
+        return _failing(source.name, error.strerror or str(error))
+    return ImageSource(source.name, partial(decode_image, data, source.path), source.path)
+
+
+def _check_file(path: Path) -> Path:
     if not path.exists():
         raise InputError(f"{path}: file not found")
     if path.is_dir():
         raise InputError(f"{path}: is a folder")
     if path.stat().st_size == 0:
         raise InputError(f"{path}: empty file (0 bytes)")
+    return path
+
+
+def load_image(path: str | Path) -> Image.Image:
+    """Decode an image file into RGB (EXIF orientation applied); InputError with the reason otherwise."""
+    path = _check_file(Path(path))
+    return decode_image(path, str(path))
+
+
+def decode_image(file: Path | bytes, name: str) -> Image.Image:
+    """Decode a file (or its bytes) into RGB, EXIF orientation applied; InputError naming ``name`` otherwise."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
+            with Image.open(io.BytesIO(file) if isinstance(file, bytes) else file) as image:
                 image.load()
                 image = ImageOps.exif_transpose(image)
                 return to_rgb(image)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise InputError(f"{path}: image too large (over {Image.MAX_IMAGE_PIXELS:,} pixels; "
+        raise InputError(f"{name}: image too large (over {Image.MAX_IMAGE_PIXELS:,} pixels; "
                          "possible decompression bomb)") from None
     except Image.UnidentifiedImageError:
-        raise InputError(f"{path}: not an image Pillow can read") from None
+        raise InputError(f"{name}: not an image Pillow can read") from None
     except (OSError, SyntaxError, ValueError) as error:
         reason = "truncated or corrupt image" if "truncated" in str(error) or "broken" in str(error) else str(error)
-        raise InputError(f"{path}: {reason.splitlines()[0] if reason else 'unreadable'}") from None
+        raise InputError(f"{name}: {reason.splitlines()[0] if reason else 'unreadable'}") from None
 
 
 def to_rgb(image: Image.Image) -> Image.Image:

@@ -13,6 +13,7 @@ attrib/jobs/diffroar.py.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -51,6 +52,7 @@ class DiffRoarConfig:
     batch_size: int | None = None
     attribution_seed: int = 0
     device: str = "cpu"
+    retrain_device: str | None = None  # where the retrains run (None: ``device``; a cluster's task device)
 
     @property
     def all_methods(self) -> list[str]:
@@ -76,7 +78,8 @@ def plan(config: DiffRoarConfig, recipe: Recipe, fill: float, attribution_files:
     """One job per (method, k, side, seed): everything a retrain needs, as plain data."""
     return [{"id": job_id(method, k, side, seed), "method": method, "k": k, "side": side, "seed": seed,
              "model": config.model, "dataset": config.dataset, "fill": fill,
-             "attributions": attribution_files.get(method), "recipe": recipe.to_dict(), "device": config.device}
+             "attributions": attribution_files.get(method), "recipe": recipe.to_dict(),
+             "device": config.retrain_device or config.device}
             for method in config.all_methods for k in config.ks for seed in range(config.seeds) for side in SIDES]
 
 
@@ -108,7 +111,17 @@ def retrain(job: dict, factory: Callable[[], torch.nn.Module], splits: dict[str,
     (train_x, train_y), (test_x, test_y) = masked["train"], masked["test"]
     train(model, train_x, train_y, Recipe(**job["recipe"]), seed=job["seed"])
     return {"job": job, "accuracy": accuracy(model, test_x, test_y), "train_accuracy": accuracy(model, train_x, train_y),
-            "seconds": round(time.perf_counter() - start, 2)}
+            "weights_sha256": weights_digest(model), "seconds": round(time.perf_counter() - start, 2)}
+
+
+def weights_digest(model: torch.nn.Module) -> str:
+    """SHA-256 of the trained state (names, shapes, dtypes and values in order): equal runs give equal digests."""
+    digest = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        tensor = tensor.detach().cpu()
+        digest.update(f"{name}:{tuple(tensor.shape)}:{tensor.dtype};".encode())
+        digest.update(tensor.contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
 
 
 def aggregate(results: list[dict]) -> list[dict]:

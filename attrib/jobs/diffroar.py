@@ -2,8 +2,11 @@
 are not done yet, the aggregate, the plot and run.json (the numbers are in attrib/evaluate/diffroar.py, the
 files in attrib/runs/diffroar.py).
 
-Each retrain job is independent: ``python -m attrib.jobs.diffroar OUT/jobs/*.json`` runs any subset, in any
-process or machine, and rerunning ``attrib diffroar`` into the same folder collects the results.
+Each retrain job is independent. The retrains run through an executor (attrib/executors): one after another in
+this process, or as Ray tasks on a cluster (``--executor ray``), each sent its job and attributions, so workers
+need no shared file system; the driver alone writes the result files (atomically, once per job), so a rerun
+resumes where a killed one stopped. By hand: ``python -m attrib.jobs.diffroar OUT/jobs/*.json`` runs any subset,
+in any process or machine, and rerunning ``attrib diffroar`` into the same folder collects the results.
 """
 
 from __future__ import annotations
@@ -17,12 +20,14 @@ from typing import Any
 
 from attrib.evaluate.diffroar import (CONTROL, DEFAULT_KS, DiffRoarConfig, attribute_split, check_compatible,
                                       epoch_seconds, null_block_share, plan, retrain, retrain_recipe)
+from attrib.executors import Executor, ExecutorSpec, make_executor
 from attrib.jobs.common import Events, describe_config, describe_methods, header, method_kwargs, now, \
     resolve_device, resolve_methods, supplies
 from attrib.runs import diffroar as files
 from attrib.runs.store import RunStore
 
 KIND = "diffroar"
+SPLITS = ("train", "test")
 DEFAULT_METHODS = ("gradient", "integrated_gradients", "smoothgrad")
 CONTROL_WARNING = 0.06  # |DiffROAR| of the random control above which retrain noise is too large to read
 
@@ -49,6 +54,7 @@ class Options:
     seed: int = 0
     device: str = "auto"
     plan_only: bool = False
+    executor: ExecutorSpec = field(default_factory=ExecutorSpec)  # where the retrains run
 
 
 @lru_cache(maxsize=4)
@@ -79,6 +85,7 @@ def prepare(options: Options, events: Events):
     names, overrides = resolve_methods(names, options.settings, inputs="tensor", supplied={"background"},
                                        where="attrib diffroar")
     device = resolve_device(options.device)
+    options.executor.check()
     events.info("loading model and data ...")
     model = load_model(options.model, weights=options.weights, pretrained=options.pretrained)
     name = options.dataset or model.card.get("dataset")
@@ -91,7 +98,8 @@ def prepare(options: Options, events: Events):
     data = dataset_of(spec)
     check_compatible(model, data)
     config = DiffRoarConfig(options.model, spec, names, overrides, list(options.ks), options.seeds, options.epochs,
-                            options.lr, options.batch_size, options.seed, device)
+                            options.lr, options.batch_size, options.seed, device,
+                            options.executor.device if options.executor.name != "local" else None)
     describe_methods(names, method_kwargs_all(config, model, data)[0])  # validates every option
     model.module.to(device)
     events.info(f"model: {model.name}; data: {name}; methods: {', '.join(config.all_methods)}; device: {device}")
@@ -108,12 +116,13 @@ def run(options: Options, store: RunStore, events: Events | None = None) -> dict
     """The whole evaluation into ``store``; returns the run record."""
     events = events or Events()
     model, config = prepare(options, events)
-    return evaluate(model, config, store, events, plan_only=options.plan_only)
+    return evaluate(model, config, store, events, plan_only=options.plan_only, executor=options.executor)
 
 
 def evaluate(model, config: DiffRoarConfig, store: RunStore, events: Events | None = None,
-             plan_only: bool = False) -> dict[str, Any]:
-    """Attributions, job files, pending retrains, aggregate (for an already loaded model)."""
+             plan_only: bool = False, executor: ExecutorSpec | None = None) -> dict[str, Any]:
+    """Attributions, job files, pending retrains (on ``executor``: local by default), aggregate (for an already
+    loaded model)."""
     events = events or Events()
     data = dataset_of(config.dataset)
     check_compatible(model, data)
@@ -126,11 +135,14 @@ def evaluate(model, config: DiffRoarConfig, store: RunStore, events: Events | No
     jobs = files.write_jobs(store, plan(config, recipe, data.fill_value(), paths))
     pending = [p for p in jobs if files.done_result(p) is None]
     _announce(config, model, data, recipe, len(jobs), len(pending), store, events)
-    if not plan_only:
+    if not plan_only and pending:
         events.task("main", "retrains", len(pending))
-        for path in pending:
-            events.item(run_job(path))
-            events.advance("main", 1)
+        with make_executor(executor) as running:
+            if running.remote:
+                events.info(f"retrains on the Ray cluster at {running.address}")
+            for result in run_pending(pending, store, data, running):
+                events.item(result)
+                events.advance("main", 1)
     results = [r for r in (files.done_result(p) for p in jobs) if r is not None]
     record = _record(model, config, data, recipe, results, started, len(jobs), kwargs, descriptions)
     record["null_block_share"] = _null_shares(store, config, data)
@@ -154,7 +166,7 @@ def _attributions(model, data, method, options, config, store, events, descripti
         return cached
     splits = {split: attribute_split(model.module, *data.split(split), method, options, config.attribution_seed,
                                      config.device, lambda n: events.advance("main", n))
-              for split in ("train", "test")}
+              for split in SPLITS}
     return files.save_attributions(store, method, stamp, splits)
 
 
@@ -169,15 +181,39 @@ def _announce(config, model, data, recipe, n_jobs, n_pending, store, events) -> 
                 f"{config.seeds} seeds{done}; {n_pending} to run, about {duration}")
 
 
+def run_pending(paths: list[Path], store: RunStore, data, executor: Executor):
+    """Each job's retrain on ``executor``; the driver writes each result file as it arrives; yields results."""
+    jobs = [files.read_job(p) for p in paths]
+    shared: dict[tuple, Any] = {}
+    for job in jobs:  # one copy of each attribution set, however many jobs use it
+        if _values_key(job) not in shared:
+            shared[_values_key(job)] = executor.share(_values(store.root, job, data))
+    calls = [(job, shared[_values_key(job)]) for job in jobs]
+    for index, result in executor.map_unordered(retrain_job, calls):
+        files.write_result(paths[index], result)
+        yield result
+
+
+def _values_key(job: dict) -> tuple:
+    """Jobs of one method share its attributions; the control's are drawn per seed."""
+    return job["method"], job["seed"] if job["method"] == CONTROL else None
+
+
+def _values(root: Path, job: dict, data) -> dict[str, Any]:
+    return {split: files.load_attributions(root, job, split, tuple(data.split(split)[0].shape)) for split in SPLITS}
+
+
+def retrain_job(job: dict, values: dict[str, Any]) -> dict:
+    """(anywhere) one retrain from its job and its attributions per split; the result (written by the caller)."""
+    data = dataset_of(job["dataset"])
+    return retrain(job, _architecture(job["model"]), {split: data.split(split) for split in SPLITS}, values)
+
+
 def run_job(job_path: str | Path) -> dict:
     """Run one retrain job file and write its result file next to it; returns the result."""
     job_path = Path(job_path)
     job = files.read_job(job_path)
-    data = dataset_of(job["dataset"])
-    splits = {split: data.split(split) for split in ("train", "test")}
-    values = {split: files.load_attributions(files.run_root(job_path), job, split, tuple(x.shape))
-              for split, (x, _) in splits.items()}
-    result = retrain(job, _architecture(job["model"]), splits, values)
+    result = retrain_job(job, _values(files.run_root(job_path), job, dataset_of(job["dataset"])))
     files.write_result(job_path, result)
     return result
 

@@ -7,6 +7,10 @@ committed as one line of ``inputs.jsonl`` in input order. Time and bytes written
 inputs and memory is flat. Results equal one-at-a-time runs: every input draws its random numbers with the
 same key (0), whatever batch it lands in. A bad input is recorded with its reason and the batch goes on; a
 re-run into the same folder skips what is committed (unless ``force``).
+
+With a Ray executor (``--executor ray``) shards of inputs (their bytes: no shared file system is needed) go to
+workers that hold the model, loaded once each (:class:`ShardWorker`); they return each input's record, arrays
+and PNG bytes (a :func:`bundle`), and this process writes the run folder exactly as a local run does.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from typing import Any
 import torch
 
 from attrib.errors import AttribError, UsageError, first_line
+from attrib.executors import ExecutorSpec, make_executor
 from attrib.jobs.common import (Events, describe_methods, header, method_kwargs, now, resolve_device,
                                 resolve_methods, supplies)
 from attrib.jobs.pipeline import OrderedFinisher, batches, prefetch
@@ -61,6 +66,7 @@ class Options:
     limit: int | None = None  # explain at most this many inputs
     batch_size: int | None = None  # images per engine call (None: sized from the engine's chunk)
     workers: int | None = None  # decoding threads (None: min(4, CPUs))
+    executor: ExecutorSpec = field(default_factory=ExecutorSpec)  # where the inputs are explained
 
 
 @dataclass
@@ -82,7 +88,8 @@ def prepare(options: Options, events: Events) -> Plan:
 
     names, overrides = resolve_methods(options.methods or ["integrated_gradients"], options.settings,
                                        inputs="tensor", supplied={"background"}, where="attrib explain")
-    device = resolve_device(options.device)
+    options.executor.check()
+    device = resolve_device(options.device) if options.executor.name == "local" else options.executor.device
     events.info("loading model ...")
     model = load_model(options.model, weights=options.weights, pretrained=options.pretrained,
                        trust_remote_code=options.trust_remote_code)
@@ -124,7 +131,8 @@ def run(options: Options, store: RunStore, events: Events | None = None) -> dict
     events = events or Events()
     plan = prepare(options, events)
     sources = expand_inputs(options.inputs)[:options.limit]
-    plan.model.module.to(plan.device).eval()
+    if options.executor.name == "local":
+        plan.model.module.to(plan.device).eval()
     previous = _previous(store, plan.record)
     record = plan.record
     store.write_record(record)
@@ -197,12 +205,13 @@ def batch_size(plan: Plan, options: Options) -> int:
 
     size = plan.model.preprocess.size
     like = torch.zeros(1, plan.model.preprocess.channels, *size)
-    rows = chunk_rows(plan.model.module, like, device=plan.device, precision=options.precision)
+    device = plan.device if options.executor.name == "local" else "cpu"  # (workers may hold more)
+    rows = chunk_rows(plan.model.module, like, device=device, precision=options.precision)
     return max(1, min(MAX_BATCH, math.ceil(CHUNKS_PER_BATCH * rows / max(1, rows_per_input(plan)))))
 
 
 def _stream(plan: Plan, todo: list, options: Options, store: RunStore, events: Events, stats: dict) -> None:
-    """Decode ahead, explain in batches, finish in the background, commit in order."""
+    """Explain ``todo`` here or on the executor's workers; commit each input in order as it is finished."""
     if not todo:
         return
     size = batch_size(plan, options)
@@ -215,24 +224,71 @@ def _stream(plan: Plan, todo: list, options: Options, store: RunStore, events: E
         events.advance("inputs", 1)
         events.item(entry)
 
+    if options.executor.name == "local":
+        _stream_here(plan, todo, options, store, events, commit, size)
+    else:
+        _stream_remote(plan, todo, options, store, events, commit, size)
+
+
+def _stream_here(plan: Plan, todo: list, options: Options, store: RunStore, events: Events, commit, size: int):
+    """Decode ahead, explain in batches, finish in the background, commit in order."""
     workers = options.workers or min(4, os.cpu_count() or 1)
     with ThreadPoolExecutor(workers) as decoders, ThreadPoolExecutor(2) as writers:
         finisher = OrderedFinisher(writers, commit, backlog=size)
         decoded = prefetch(decoders, todo, lambda item: _decode(plan, *item), ahead=size + workers)
         for batch in batches(decoded, size):
-            for item in batch:
-                if item["error"] is not None:
-                    finisher.done(_entry(item) | {"status": "error", "error": item["error"]})
-            ready = [item for item in batch if item["error"] is None]
-            outcomes = _explain_batch(plan, ready, options, events)
-            for item in ready:
-                item["x"] = None  # the batch is done with it
-            for item, outcome in zip(ready, outcomes):
+            for item, outcome in _outcomes(plan, batch, options, events):
                 if isinstance(outcome, str):
-                    finisher.done(_entry(item) | {"status": "error", "error": outcome})
+                    finisher.done(_failed(item, outcome))
                 else:
                     finisher.submit(_finish, plan, item, outcome, options, store, events)
         finisher.close()
+
+
+def _stream_remote(plan: Plan, todo: list, options: Options, store: RunStore, events: Events, commit, size: int):
+    """Shards of ``size`` inputs to the executor's workers; their bundles written here, in input order."""
+    from attrib.data.images import portable
+
+    init = (options, plan.methods, plan.kwargs, plan.target, plan.device)
+    shards = ([(portable(source), input_id) for source, input_id in shard] for shard in batches(todo, size))
+    with make_executor(options.executor) as executor:
+        events.info(f"explaining on the Ray cluster at {executor.address}")
+        for bundles in executor.map_ordered(ShardWorker, init, "explain", shards):
+            for finished in bundles:
+                commit(write_bundle(store, finished, events))
+            events.advance("rows", rows_per_input(plan) * len(bundles))
+
+
+class ShardWorker:
+    """(on a cluster worker) the model, loaded once; shards of inputs in, their bundles out, in order."""
+
+    def __init__(self, options: Options, methods: list[str], kwargs: dict, target: int | None, device: str) -> None:
+        from attrib.models import load_model
+
+        model = load_model(options.model, weights=options.weights, pretrained=options.pretrained,
+                           trust_remote_code=options.trust_remote_code)
+        model.module.to(device).eval()
+        self.plan, self.options = Plan(model, methods, kwargs, target, device, {}), options
+
+    def explain(self, shard: list[tuple]) -> list[dict[str, Any]]:
+        items = [_decode(self.plan, source, input_id) for source, input_id in shard]
+        return [{"entry": _failed(item, outcome)} if isinstance(outcome, str)
+                else bundle(self.plan, item, outcome, self.options)
+                for item, outcome in _outcomes(self.plan, items, self.options, Events())]
+
+
+def _outcomes(plan: Plan, batch: list[dict], options: Options, events: Events):
+    """Each decoded item of a batch with its outcome (see _explain_batch) or its error line, in order."""
+    ready = [item for item in batch if item["error"] is None]
+    outcomes = iter(_explain_batch(plan, ready, options, events))
+    for item in batch:
+        outcome = item["error"] if item["error"] is not None else next(outcomes)
+        item["x"] = None  # the batch is done with it
+        yield item, outcome
+
+
+def _failed(item: dict, error: str) -> dict[str, Any]:
+    return _entry(item) | {"status": "error", "error": error}
 
 
 def _entry(item: dict) -> dict[str, Any]:
@@ -312,51 +368,78 @@ def top_predictions(outputs: torch.Tensor, labels: list[str], k: int) -> list[di
 
 def _finish(plan: Plan, item: dict, outcome, options: Options, store: RunStore, events: Events) -> dict:
     """(in a background thread) render and write one input's files; its record."""
+    return write_bundle(store, bundle(plan, item, outcome, options), events)
+
+
+def bundle(plan: Plan, item: dict, outcome, options: Options) -> dict[str, Any]:
+    """One explained input, ready to write anywhere: its record, PNG bytes by relative path, arrays by method,
+    warnings."""
+    from attrib.runs.atomic import png_bytes
+
     outputs, results = outcome
-    entry = _entry(item)
+    entry, pngs, warnings = _entry(item), {}, []
     entry["predictions"] = top_predictions(outputs, plan.model.labels, options.top_k)
     if options.images:
-        entry["view"] = store.write_png(f"images/{item['id']}/input.png", item["view"])
+        entry["view"] = f"images/{item['id']}/input.png"
+        pngs[entry["view"]] = png_bytes(item["view"])
     for method, result in results.items():
-        entry["attributions"].append(_summary(plan, item, method, result, options, store, events))
-    store.write_arrays(item["id"], {method: result["values"] for method, result in results.items()})
+        summary, images = _summary(plan, item, method, result, options, warnings)
+        entry["attributions"].append(summary)
+        pngs.update(images)
     item["view"] = None
+    return {"entry": entry, "pngs": pngs, "warnings": warnings,
+            "arrays": {method: result["values"] for method, result in results.items()}}
+
+
+def write_bundle(store: RunStore, finished: dict[str, Any], events: Events) -> dict[str, Any]:
+    """Write a bundle's files into the run folder (before its record is committed); the record."""
+    entry = finished["entry"]
+    for relative, data in finished.get("pngs", {}).items():
+        store.write_png(relative, data)
+    if "arrays" in finished:
+        store.write_arrays(entry["id"], finished["arrays"])
+    for warning in finished.get("warnings", []):
+        events.warning(warning)
     return entry
 
 
-def _summary(plan, item, method, result: dict, options: Options, store: RunStore, events: Events) -> dict[str, Any]:
+def _summary(plan, item, method, result: dict, options: Options, warnings: list[str]) -> tuple[dict, dict]:
+    """One method's part of an input's record, and its PNGs (relative path -> bytes)."""
     from attrib.evaluate.similarity import magnitude_map
     from attrib.render.heatmap import render, view_image
+    from attrib.runs.atomic import png_bytes
 
     values, gap, target = result["values"], result["gap"], result["target"]
     magnitude = options.view == "magnitude"
     heat = render(magnitude_map(values), False) if magnitude else render(values, result["signed"])
     if heat.warning:
-        events.warning(f"{item['id']} / {method}: {heat.warning}")
-    _warn_gap(events, f"{item['id']} / {method}", result)
-    files = {"heatmap": None, "overlay": None}
+        warnings.append(f"{item['id']} / {method}: {heat.warning}")
+    warnings.extend(_gap_warnings(f"{item['id']} / {method}", result))
+    files, pngs = {"heatmap": None, "overlay": None}, {}
     if options.images:
-        files = {"heatmap": store.write_png(f"images/{item['id']}/{method}_heatmap.png", heat.image),
-                 "overlay": store.write_png(f"images/{item['id']}/{method}_overlay.png",
-                                            view_image(item["view"], values, result["signed"], options.view))}
+        files = {"heatmap": f"images/{item['id']}/{method}_heatmap.png",
+                 "overlay": f"images/{item['id']}/{method}_overlay.png"}
+        pngs = {files["heatmap"]: png_bytes(heat.image),
+                files["overlay"]: png_bytes(view_image(item["view"], values, result["signed"], options.view))}
     return {"method": method, "target": target,
             "target_label": plan.model.labels[target] if target is not None else None,
             "completeness_gap": gap, "gap_stderr": result["gap_stderr"], "converged": result["converged"],
             "seconds": round(result["seconds"], 3), "passes": result["passes"],
-            "scale": heat.scale, "signed": heat.signed and not magnitude, "warning": heat.warning, **files}
+            "scale": heat.scale, "signed": heat.signed and not magnitude, "warning": heat.warning, **files}, pngs
 
 
-def _warn_gap(events: Events, where: str, result: dict) -> None:
+def _gap_warnings(where: str, result: dict) -> list[str]:
     """Say when a map is not faithful: an adaptive rule that spent its budget first, or a gap over 5%."""
     gap = result["gap"]
     if result["converged"] is False:
-        events.warning(f"{where}: the adaptive rule spent its budget of {result['passes']} steps before reaching "
-                       f"tol {result['tol']:.1%}: completeness gap {gap:.2%}; raise n_steps (--set) for a "
-                       "more faithful map")
-    elif gap is not None and gap > GAP_WARNING:
+        return [f"{where}: the adaptive rule spent its budget of {result['passes']} steps before reaching "
+                f"tol {result['tol']:.1%}: completeness gap {gap:.2%}; raise n_steps (--set) for a "
+                "more faithful map"]
+    if gap is not None and gap > GAP_WARNING:
         noise = f" ± {result['gap_stderr']:.1%} (Monte Carlo)" if result["gap_stderr"] is not None else ""
-        events.warning(f"{where}: completeness gap {gap:.1%}{noise} > {GAP_WARNING:.0%}; raise n_steps / n_samples "
-                       "(--set) for a faithful map")
+        return [f"{where}: completeness gap {gap:.1%}{noise} > {GAP_WARNING:.0%}; raise n_steps / n_samples "
+                "(--set) for a faithful map"]
+    return []
 
 
 def json_view(record: dict[str, Any], out: Path) -> dict[str, Any]:

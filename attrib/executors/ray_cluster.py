@@ -1,0 +1,151 @@
+"""The Ray executor: tasks for independent calls, actors for stateful workers (imported only when chosen).
+
+Without an address a local cluster is started for the command and shut down after it; it binds to the loopback
+address only (checked: anything else is refused), with no dashboard and usage statistics off. With an address
+(``auto`` or HOST:PORT) attrib attaches to a running cluster and leaves it running. A task whose worker process
+dies (a crash, SIGKILL, a lost node) is retried by Ray up to MAX_RETRIES times; an exception raised by the
+task's own code is not retried (it would fail again) and reaches the driver.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from attrib.errors import UsageError
+from attrib.executors import ExecutorSpec
+
+MAX_RETRIES = 3
+IN_FLIGHT_PER_WORKER = 2  # shards queued on each worker (one computing, one ready to start)
+INSTALL_HINT = "--executor ray needs Ray: pip install 'attrib[ray]'"
+
+
+def import_ray(local: bool):
+    """ray, with usage statistics off (and, for a cluster we start, node addresses on the loopback)."""
+    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+    if local:  # Ray's single-machine mode: every service on the loopback address
+        os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    try:
+        import ray
+    except ImportError:
+        raise UsageError(INSTALL_HINT) from None
+    if local:
+        from ray._private import ray_constants
+
+        ray_constants.ENABLE_RAY_CLUSTER = False  # the same switch, should ray have been imported before
+    return ray
+
+
+def is_loopback(address: str) -> bool:
+    host = address.rsplit(":", 1)[0].strip("[]")
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def _run(fn: Callable[..., Any], threads: int, *args: Any) -> Any:
+    """(in a Ray worker) ``fn(*args)`` with torch limited to the task's CPUs."""
+    import torch
+
+    torch.set_num_threads(threads)
+    return fn(*args)
+
+
+class _Worker:
+    """(a Ray actor) one stateful worker, built once, with torch limited to its CPUs."""
+
+    def __init__(self, worker_class: type, threads: int, init_args: tuple) -> None:
+        import torch
+
+        torch.set_num_threads(threads)
+        self.worker = worker_class(*init_args)
+
+    def call(self, method: str, item: Any) -> Any:
+        return getattr(self.worker, method)(item)
+
+
+class RayExecutor:
+    name, remote = "ray", True
+
+    def __init__(self, spec: ExecutorSpec) -> None:
+        self.spec = spec
+        self.threads = max(1, int(spec.cpus))
+        self.ray = import_ray(local=spec.address is None)
+        self.owned = False
+        if not self.ray.is_initialized():
+            self._connect()
+        self.address = self.ray.get_runtime_context().gcs_address
+
+    def _connect(self) -> None:
+        ray = self.ray
+        quiet = {"log_to_driver": False, "logging_level": "warning"}
+        if self.spec.address is not None:
+            ray.init(address=self.spec.address, **quiet)
+            return
+        context = ray.init(include_dashboard=False, **quiet)
+        self.owned = True
+        if not is_loopback(context.address_info["node_ip_address"]):
+            self.close()
+            raise UsageError("the local Ray cluster did not bind to the loopback address; start one with "
+                             "`ray start --head --node-ip-address 127.0.0.1` and pass --address")
+
+    def share(self, obj: Any) -> Any:
+        return self.ray.put(obj)
+
+    def map_unordered(self, fn: Callable[..., Any], calls: Iterable[tuple]) -> Iterator[tuple[int, Any]]:
+        task = self.ray.remote(_run).options(num_cpus=self.spec.cpus, num_gpus=self.spec.gpus,
+                                             max_retries=MAX_RETRIES, retry_exceptions=False)
+        pending = {task.remote(fn, self.threads, *args): i for i, args in enumerate(calls)}
+        try:
+            while pending:
+                done, _ = self.ray.wait(list(pending), num_returns=1)
+                index = pending.pop(done[0])
+                yield index, self.ray.get(done[0])
+        finally:
+            for ref in pending:
+                self.ray.cancel(ref, force=True)
+
+    def map_ordered(self, worker_class: type, init_args: tuple, method: str,
+                    items: Iterable[Any]) -> Iterator[Any]:
+        actor = self.ray.remote(_Worker).options(num_cpus=self.spec.cpus, num_gpus=self.spec.gpus,
+                                                 max_restarts=MAX_RETRIES, max_task_retries=MAX_RETRIES)
+        workers = [actor.remote(worker_class, self.threads, init_args) for _ in range(self.worker_count())]
+        window: deque = deque()
+        try:
+            for i, item in enumerate(items):
+                window.append(workers[i % len(workers)].call.remote(method, item))
+                if len(window) >= IN_FLIGHT_PER_WORKER * len(workers):
+                    yield self.ray.get(window.popleft())
+            while window:
+                yield self.ray.get(window.popleft())
+        finally:
+            for worker in workers:
+                self.ray.kill(worker)
+
+    def worker_count(self) -> int:
+        """The user's count, else as many workers as the cluster's CPUs (and GPUs) hold at once."""
+        if self.spec.workers:
+            return self.spec.workers
+        resources = self.ray.cluster_resources()
+        fits = int(resources.get("CPU", 1) // self.spec.cpus)
+        if self.spec.gpus:
+            fits = min(fits, int(resources.get("GPU", 0) // self.spec.gpus))
+        if fits < 1:
+            raise UsageError(f"the Ray cluster at {self.address} has no room for a worker with "
+                             f"{self.spec.cpus:g} CPUs and {self.spec.gpus:g} GPUs")
+        return fits
+
+    def close(self) -> None:
+        if self.owned and self.ray.is_initialized():
+            self.ray.shutdown()
+        self.owned = False
+
+    def __enter__(self) -> "RayExecutor":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
