@@ -89,6 +89,12 @@ def test_the_method_registry_is_a_leaf():
     assert _reachable("attrib.methods._registry") <= {"attrib.errors"}
 
 
+def test_executors_know_nothing_of_the_jobs_they_run():
+    assert _reachable("attrib.executors") <= {"attrib.errors", "attrib.executors.base", "attrib.executors.ray_cluster"}
+    ray_users = sorted(m for m, path in MODULES.items() if re.search(r"^\s*(import ray|from ray)", path.read_text(), re.M))
+    assert ray_users == ["attrib.executors.ray_cluster"]  # Ray is imported in one place, only when chosen
+
+
 def test_random_streams_are_distinct_and_named():
     values = [s.value for s in Stream]
     assert len(values) == len(set(values))

@@ -16,11 +16,10 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from attrib.errors import UsageError
-from attrib.executors import ExecutorSpec
+from attrib.executors.base import INSTALL_HINT, ExecutorSpec
 
 MAX_RETRIES = 3
 IN_FLIGHT_PER_WORKER = 2  # shards queued on each worker (one computing, one ready to start)
-INSTALL_HINT = "--executor ray needs Ray: pip install 'attrib[ray]'"
 
 
 def import_ray(local: bool):

@@ -20,7 +20,7 @@ from typing import Any
 
 from attrib.evaluate.diffroar import (CONTROL, DEFAULT_KS, DiffRoarConfig, attribute_split, check_compatible,
                                       epoch_seconds, null_block_share, plan, retrain, retrain_recipe)
-from attrib.executors import Executor, ExecutorSpec, make_executor
+from attrib.executors import Executor, ExecutorSpec, executor_for
 from attrib.jobs.common import Events, describe_config, describe_methods, header, method_kwargs, now, \
     resolve_device, resolve_methods, supplies
 from attrib.runs import diffroar as files
@@ -120,9 +120,9 @@ def run(options: Options, store: RunStore, events: Events | None = None) -> dict
 
 
 def evaluate(model, config: DiffRoarConfig, store: RunStore, events: Events | None = None,
-             plan_only: bool = False, executor: ExecutorSpec | None = None) -> dict[str, Any]:
-    """Attributions, job files, pending retrains (on ``executor``: local by default), aggregate (for an already
-    loaded model)."""
+             plan_only: bool = False, executor: ExecutorSpec | Executor | None = None) -> dict[str, Any]:
+    """Attributions, job files, pending retrains (on ``executor``, a spec or an executor: local by default),
+    aggregate (for an already loaded model)."""
     events = events or Events()
     data = dataset_of(config.dataset)
     check_compatible(model, data)
@@ -137,7 +137,7 @@ def evaluate(model, config: DiffRoarConfig, store: RunStore, events: Events | No
     _announce(config, model, data, recipe, len(jobs), len(pending), store, events)
     if not plan_only and pending:
         events.task("main", "retrains", len(pending))
-        with make_executor(executor) as running:
+        with executor_for(executor) as running:
             if running.remote:
                 events.info(f"retrains on the Ray cluster at {running.address}")
             for result in run_pending(pending, store, data, running):

@@ -1,0 +1,224 @@
+"""The Ray executor against the local one, on one session-scoped loopback cluster (see conftest.py):
+same DiffROAR results (weights digests included) and the same explain run folder; retries after a crashed or
+SIGKILLed worker; a killed driver's rerun runs only the missing jobs; GPU shares reach the tasks."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from attrib.evaluate.diffroar import DiffRoarConfig
+from attrib.executors import ExecutorSpec
+from attrib.jobs import diffroar, explain
+from attrib.jobs.common import Events
+from attrib.models import load_model
+from attrib.runs import RunStore
+from tests.executors import ray_helpers
+
+pytestmark = pytest.mark.usefixtures("ray_cluster")
+SYNTHETIC = {"name": "synthetic", "n_train": 400, "n_test": 200}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _helpers_by_value():
+    """Workers cannot import the tests: send the helpers' code with the calls."""
+    import ray.cloudpickle
+
+    ray.cloudpickle.register_pickle_by_value(ray_helpers)
+    yield
+    ray.cloudpickle.unregister_pickle_by_value(ray_helpers)
+
+
+def _ray(**kwargs):
+    from attrib.executors.ray_cluster import RayExecutor
+
+    return RayExecutor(ExecutorSpec("ray", **kwargs))
+
+
+class _Wrapping:
+    """A Ray executor whose every call goes through ``wrap(fn, *args)`` (crash and kill injection)."""
+
+    def __init__(self, wrap):
+        self.inner, self.wrap = _ray(), wrap
+        self.name, self.remote, self.address, self.share = "ray", True, self.inner.address, self.inner.share
+
+    def map_unordered(self, fn, calls):
+        return self.inner.map_unordered(partial(self.wrap, fn), calls)
+
+
+def _config(ks=(0.5,), seeds=1, epochs=3, device="cpu"):
+    return DiffRoarConfig("sample:synthetic-standard", SYNTHETIC, ["gradient"], ks=list(ks), seeds=seeds,
+                          epochs=epochs, device=device, retrain_device="cpu")
+
+
+def _evaluate(out, executor, config=None):
+    config = config or _config()
+    return diffroar.evaluate(load_model(config.model), config, RunStore(out), Events(), executor=executor)
+
+
+def _results(out: Path) -> dict[str, dict]:
+    """Every result file of a run, without its timing."""
+    results = {}
+    for path in sorted((out / "jobs").glob("*.result.json")):
+        result = json.loads(path.read_text())
+        result.pop("seconds")
+        results[path.name] = result
+    return results
+
+
+def _leftovers(out: Path) -> list[Path]:
+    return [p for p in out.rglob("*") if p.name.endswith(".tmp")]
+
+
+def test_the_cluster_is_a_private_loopback_one(ray_cluster):
+    import ray
+
+    resources = ray.cluster_resources()
+    assert resources["CPU"] == 2 and resources["GPU"] == 2
+    assert os.environ["RAY_USAGE_STATS_ENABLED"] == "0"
+    assert _ray().address.startswith("127.0.0.1:")
+
+
+def test_diffroar_on_ray_equals_the_local_run_weights_included(tmp_path):
+    config = _config(ks=(0.1, 0.5), seeds=2)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the tasks' thread count: identical arithmetic
+    try:
+        local = _evaluate(tmp_path / "local", ExecutorSpec(), config)
+    finally:
+        torch.set_num_threads(threads)
+    remote = _evaluate(tmp_path / "ray", _ray(), config)
+    assert local["complete"] and remote["complete"] and local["jobs"] == 16
+    a, b = _results(tmp_path / "local"), _results(tmp_path / "ray")
+    assert len(a) == 16 and a == b
+    assert len({r["weights_sha256"] for r in a.values()}) == 16  # every retrain is its own model
+    assert local["results"] == remote["results"]
+
+
+def test_a_job_whose_worker_crashes_is_retried_and_written_once(tmp_path):
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    record = _evaluate(tmp_path / "run", _Wrapping(partial(ray_helpers.crash_once, str(marks),
+                                                           "gradient-k0.5-top-s0")))
+    assert (marks / "gradient-k0.5-top-s0.crashed").exists()  # the first attempt did die
+    assert record["complete"] and record["jobs_done"] == record["jobs"] == 4
+    assert sorted(p.name for p in (tmp_path / "run/jobs").glob("gradient-k0.5-top-s0*")) == \
+        ["gradient-k0.5-top-s0.json", "gradient-k0.5-top-s0.result.json"]
+    assert _leftovers(tmp_path / "run") == []
+
+
+def test_a_worker_killed_mid_job_is_retried(tmp_path):
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    job = "random-k0.5-bottom-s0"
+    killer = threading.Thread(target=lambda: ray_helpers.kill_when_written(marks / f"{job}.pid"), daemon=True)
+    killer.start()
+    record = _evaluate(tmp_path / "run", _Wrapping(partial(ray_helpers.hang_once, str(marks), job)))
+    killer.join(timeout=5)
+    assert not killer.is_alive()
+    assert record["complete"] and len(_results(tmp_path / "run")) == 4
+    assert _leftovers(tmp_path / "run") == []
+
+
+def test_a_killed_driver_reruns_only_the_missing_jobs(tmp_path, ray_cluster):
+    out = tmp_path / "run"
+    command = [sys.executable, "-m", "attrib", "diffroar", "-M", "sample:synthetic-standard", "-d", "synthetic",
+               "--n-train", "400", "--n-test", "200", "-m", "gradient", "--k", "0.1,0.3,0.5", "--seeds", "2",
+               "--epochs", "20", "--executor", "ray", "--address", ray_cluster.address_info["gcs_address"],
+               "--cpus-per-job", "1", "--out", str(out), "-q"]
+    driver = subprocess.Popen(command, env={**os.environ, "HF_HUB_OFFLINE": "1"}, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while len(list(out.glob("jobs/*.result.json"))) < 2 and driver.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    finished = driver.poll()
+    driver.send_signal(signal.SIGKILL)
+    assert finished is None, driver.communicate()[1][-2000:]
+    driver.wait()
+    first = {p.name: p.stat().st_mtime_ns for p in out.glob("jobs/*.result.json")}
+    assert 2 <= len(first) < 24, "the driver should die part-way"
+
+    seen = []
+
+    class Seen(Events):
+        def item(self, result):
+            seen.append(result["job"]["id"] + ".result.json")
+
+    options = diffroar.Options("sample:synthetic-standard", dataset="synthetic", n_train=400, n_test=200,
+                               methods=["gradient"], ks=[0.1, 0.3, 0.5], seeds=2, epochs=20, device="cpu",
+                               executor=ExecutorSpec("ray", ray_cluster.address_info["gcs_address"]))
+    record = diffroar.run(options, RunStore(out), Seen())
+    assert record["complete"] and record["jobs"] == 24
+    assert sorted(seen) == sorted(set(_results(out)) - set(first))  # only the missing ones ran
+    assert {name: (out / "jobs" / name).stat().st_mtime_ns for name in first} == first  # none rewritten
+    assert _leftovers(out) == []
+
+
+def _images(folder: Path, n: int = 6) -> Path:
+    from PIL import Image
+
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        Image.fromarray(rng.integers(0, 255, (40 + 8 * i, 56, 3), dtype=np.uint8)).save(folder / f"im{i}.png")
+    (folder / "broken.png").write_bytes(b"not an image")
+    return folder
+
+
+def _run_folder(out: Path) -> tuple[list[dict], dict[str, dict[str, np.ndarray]], list[str]]:
+    entries = [json.loads(line) for line in (out / "inputs.jsonl").read_text().splitlines()]
+    for entry in entries:
+        for a in entry["attributions"]:
+            a.pop("seconds")
+    arrays = {p.name: dict(np.load(p)) for p in sorted((out / "arrays").glob("*.npz"))}
+    files = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file() and p.name != "run.json")
+    return entries, arrays, files
+
+
+def test_explain_on_ray_writes_the_local_run_folder(tmp_path):
+    images = _images(tmp_path / "images")
+    options = dict(inputs=[str(images)], methods=["gradient", "smoothgrad"], settings=["sg.n_samples=3"],
+                   device="cpu", batch_size=2)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        explain.run(explain.Options(**options), RunStore(tmp_path / "local"))
+    finally:
+        torch.set_num_threads(threads)
+    record = explain.run(explain.Options(**options, executor=ExecutorSpec("ray", workers=2)),
+                         RunStore(tmp_path / "ray"))
+    assert record["summary"]["done"] == 6 and record["summary"]["failed"] == 1
+    local, remote = _run_folder(tmp_path / "local"), _run_folder(tmp_path / "ray")
+    assert local[0] == remote[0]  # the records, in input order, the broken file's error included
+    assert local[1].keys() == remote[1].keys() and len(local[1]) == 6
+    for name in local[1]:
+        for method, values in local[1][name].items():
+            assert np.array_equal(values, remote[1][name][method])
+    assert local[2] == remote[2]  # the same files (PNGs, overview, arrays, inputs.jsonl)
+    assert (tmp_path / "ray/images/im0.png/gradient_overlay.png").read_bytes() == \
+        (tmp_path / "local/images/im0.png/gradient_overlay.png").read_bytes()
+
+
+def test_gpu_shares_reach_the_tasks(tmp_path):
+    whole = tmp_path / "whole"
+    whole.mkdir()
+    with _ray(gpus=1.0, cpus=0.5) as executor:
+        seen = dict(executor.map_unordered(ray_helpers.devices_together, [(str(whole), i, 2) for i in range(2)]))
+    assert sorted(device for device, _ in seen.values()) == ["0", "1"]  # one whole GPU each
+
+    halves = tmp_path / "halves"
+    halves.mkdir()
+    with _ray(gpus=0.5, cpus=0.5) as executor:
+        seen = dict(executor.map_unordered(ray_helpers.devices_together, [(str(halves), i, 4) for i in range(4)]))
+    assert Counter(device for device, _ in seen.values()) == {"0": 2, "1": 2}  # two jobs on each device
+    assert all(threads == 1 for _, threads in seen.values())
