@@ -103,7 +103,7 @@ class RayExecutor:
             while pending:
                 done, _ = self.ray.wait(list(pending), num_returns=1)
                 index = pending.pop(done[0])
-                yield index, self.ray.get(done[0])
+                yield index, self._get(done[0])
         finally:
             for ref in pending:
                 self.ray.cancel(ref, force=True)
@@ -118,12 +118,21 @@ class RayExecutor:
             for i, item in enumerate(items):
                 window.append(workers[i % len(workers)].call.remote(method, item))
                 if len(window) >= IN_FLIGHT_PER_WORKER * len(workers):
-                    yield self.ray.get(window.popleft())
+                    yield self._get(window.popleft())
             while window:
-                yield self.ray.get(window.popleft())
+                yield self._get(window.popleft())
         finally:
             for worker in workers:
                 self.ray.kill(worker)
+
+    def _get(self, ref: Any) -> Any:
+        """A call's value; an exception the work itself raised comes back as itself, not wrapped by Ray."""
+        try:
+            return self.ray.get(ref)
+        except self.ray.exceptions.RayTaskError as error:
+            if isinstance(error.cause, Exception):
+                raise error.cause from None
+            raise
 
     def worker_count(self) -> int:
         """The user's count, else as many workers as the cluster's CPUs (and GPUs) hold at once."""

@@ -222,3 +222,9 @@ def test_gpu_shares_reach_the_tasks(tmp_path):
         seen = dict(executor.map_unordered(ray_helpers.devices_together, [(str(halves), i, 4) for i in range(4)]))
     assert Counter(device for device, _ in seen.values()) == {"0": 2, "1": 2}  # two jobs on each device
     assert all(threads == 1 for _, threads in seen.values())
+
+
+def test_an_error_raised_by_the_work_reaches_the_driver_as_itself():
+    with _ray() as executor:
+        with pytest.raises(ValueError, match="invalid literal"):
+            list(executor.map_unordered(int, [("12",), ("twelve",)]))
