@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
 # Everything that needs a GPU, in one command (about 8 minutes on one card):
 #   bash bench/gpu_check.sh
-# 1. the `gpu` tests: every command end to end with --device cuda, CPU/GPU agreement in fp32;
-# 2. bench/scale.py on the card: `attrib explain` images/s for 100 and 1,000 images, IG, --no-images.
+# 1. the `gpu` tests: every command end to end with --device cuda, CPU/GPU agreement in fp32, the random
+#    generator's numbers on the card equal to the CPU's;
+# 2. bench/gpu.py: attrib vs captum vs the bound (resnet50, efficientnet_lite0, vit_base_patch16_224; fp32 and
+#    bf16; IG-50 and SmoothGrad-50; batch 32), peak memory and allocator retries;
+# 3. bench/scale.py on the card: `attrib explain` images/s for 100 and 500 images, IG, --no-images.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export HF_HUB_OFFLINE=1
 python -c "import torch; assert torch.cuda.is_available(), 'no CUDA device here'; print(torch.cuda.get_device_name(0))" \
   || exit 2
 status=0
-timeout 360 python -m pytest -q -m gpu -p no:cacheprovider || status=1
-timeout 240 python bench/scale.py --device cuda --method integrated_gradients --sizes 100,1000 --ig-sizes "" \
+timeout 200 python -m pytest -q -m gpu -p no:cacheprovider || status=1
+timeout 200 python bench/gpu.py --reps 1 || status=1
+timeout 80 python bench/scale.py --device cuda --method integrated_gradients --sizes 100,500 --ig-sizes "" \
   --no-images || status=1
 exit $status

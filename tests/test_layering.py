@@ -100,6 +100,6 @@ def test_random_streams_are_distinct_and_named():
     assert len(values) == len(set(values))
     derived = {Stream.MOREAUGRAD_NOISE + MOREAUGRAD_STRIDE * k for k in range(1, 100_000)}
     assert not derived & set(values)
-    literal = re.compile(r"(?:generator|row_generators)\(\s*\w+,\s*\d")  # a stream id written as a number
+    literal = re.compile(r"(?:generator|row_keys)\(\s*\w+,\s*\d")  # a stream id written as a number
     offenders = [str(p) for p in MODULES.values() if literal.search(p.read_text())]
     assert not offenders, f"stream ids must come from attrib.rng.Stream: {offenders}"

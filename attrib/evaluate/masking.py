@@ -11,7 +11,7 @@ import math
 import numpy as np
 import torch
 
-from attrib.rng import Stream, generator
+from attrib.rng import Stream, row_keys, uniform
 
 SPLITS = {"train": 0, "test": 1}
 
@@ -27,7 +27,7 @@ def keep_mask(attributions: torch.Tensor, k: float, side: str, seed: int, split:
     if side not in ("top", "bottom"):
         raise ValueError(f"side must be 'top' or 'bottom', not {side!r}")
     scores = attributions.detach().abs().flatten(1).double().cpu().numpy()
-    ties = torch.rand(scores.shape, generator=generator(seed, Stream.MASK_TIES, SPLITS[split]), dtype=torch.float64).numpy()
+    ties = _draws(seed, Stream.MASK_TIES, split, scores.shape, torch.float64).numpy()
     order = np.lexsort((ties, scores), axis=-1)  # ascending by |a|, ties in random order
     n = n_kept(k, scores.shape[1])
     chosen = order[:, -n:] if side == "top" else order[:, :n]
@@ -50,4 +50,10 @@ def mass_share(attributions: torch.Tensor, region: torch.Tensor) -> torch.Tensor
 
 def random_attributions(shape: tuple[int, ...], seed: int, split: str) -> torch.Tensor:
     """The control: i.i.d. uniform scores, a fresh draw per seed and split."""
-    return torch.rand(shape, generator=generator(seed, Stream.MASK_RANDOM, SPLITS[split]))
+    return _draws(seed, Stream.MASK_RANDOM, split, shape, torch.float32)
+
+
+def _draws(seed: int, stream: Stream, split: str, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
+    """Uniforms of ``shape``: row i keyed by (seed, stream, split, example i)."""
+    keys = row_keys(seed, stream, torch.full((shape[0],), SPLITS[split]), torch.arange(shape[0]))
+    return uniform(keys, math.prod(shape[1:]), dtype).reshape(shape)

@@ -44,6 +44,7 @@ class Context:
             import torch
 
             self.keys = torch.arange(len(self.inputs))
+        self.keys = self.keys.to(self.inputs.device)  # rows are indexed on the compute device
 
 
 @dataclass

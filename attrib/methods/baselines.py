@@ -14,7 +14,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from attrib.rng import Stream, generator
+from attrib.rng import Stream, row_keys, uniform
 
 BASELINE_NAMES = ("zero", "blur", "uniform")
 
@@ -62,12 +62,11 @@ def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
 
 
 def _uniform(x: torch.Tensor, seed: int, keys: torch.Tensor) -> torch.Tensor:
-    rows = []
-    for key, xb in zip(keys.tolist(), x):
-        low, high = float(xb.min()), float(xb.max())
-        u = torch.rand(xb.shape, generator=generator(seed, Stream.UNIFORM_BASELINE, key), dtype=x.dtype)
-        rows.append(low + (high - low) * u)
-    return torch.stack(rows).to(x.device)
+    """Per input, uniform noise over that input's own value range (drawn on x's device)."""
+    flat = x.reshape(len(x), -1)
+    low, high = flat.min(dim=1, keepdim=True).values, flat.max(dim=1, keepdim=True).values
+    u = uniform(row_keys(seed, Stream.UNIFORM_BASELINE, keys.to(x.device)), flat.shape[1], x.dtype)
+    return (low + (high - low) * u).view_as(x)
 
 
 def _broadcast(baseline: torch.Tensor, x: torch.Tensor) -> torch.Tensor:

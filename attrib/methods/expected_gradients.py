@@ -5,7 +5,7 @@
 
 In expectation sum_i EG_i = F(x) - E_{x'~D} F(x'); the gap is reported against the mean over the whole
 background set, with its Monte Carlo standard error (``extras["gap_stderr"]``) so that noise can be told from a
-bad estimate. Each (reference, alpha) pair is drawn from the row's own generator (see attrib/rng.py).
+bad estimate. Each (reference, alpha) pair is drawn from the row's own counter-based key (see attrib/rng.py).
 cost = n_samples x (forward + input-backward) per input, plus one forward per background input.
 """
 
@@ -17,7 +17,7 @@ import torch
 
 from attrib.engine import Rows
 from attrib.methods._registry import Context, MethodOutput, register_method
-from attrib.rng import Stream, row_generators
+from attrib.rng import Stream, integers, row_keys, uniform
 
 
 @dataclass(frozen=True)
@@ -57,10 +57,9 @@ def expected_gradients(ctx: Context, config: EGConfig) -> MethodOutput:
     shape = (-1,) + (1,) * (x.ndim - 1)
 
     def points(b: torch.Tensor, r: torch.Tensor):
-        gens = row_generators(ctx.seed, Stream.EG_PAIRS, ctx.keys[b], r)
-        refs = torch.tensor([int(torch.randint(len(background), (1,), generator=g)) for g in gens])
-        alphas = torch.stack([torch.rand((), generator=g, dtype=x.dtype) for g in gens]).to(x.device)
-        ref = background[refs.to(x.device)]
+        keys = row_keys(ctx.seed, Stream.EG_PAIRS, ctx.keys[b], r)
+        alphas = uniform(keys, 1, x.dtype, offset=1)[:, 0]
+        ref = background[integers(keys, len(background))]
         return ref + alphas.view(shape) * (x[b] - ref), x[b] - ref
 
     def reduce(grad: torch.Tensor, delta: torch.Tensor, b: torch.Tensor, r: torch.Tensor):

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 from attrib.engine import Rows
 from attrib.methods._registry import Context, MethodOutput, register_method
-from attrib.rng import MOREAUGRAD_STRIDE, Stream, row_generators, row_normal
+from attrib.rng import MOREAUGRAD_STRIDE, Stream, normal, row_keys
 
 PRESETS = {
     "paper": dict(lr=0.1, n_samples=32, n_iter=300, average_last=100, warm_start=False, antithetic=False,
@@ -179,8 +179,8 @@ def _mean_gradient(ctx, config, x, d, sigma, shape, iteration):
         if config.noise_frac == 0:
             return x[b] + d[b], None
         pair = r // 2 if config.antithetic else r
-        gens = row_generators(ctx.seed, Stream.MOREAUGRAD_NOISE + MOREAUGRAD_STRIDE * key, ctx.keys[b], pair)
-        noise = row_normal(gens, tuple(x.shape[1:]), x.dtype).to(x.device)
+        keys = row_keys(ctx.seed, Stream.MOREAUGRAD_NOISE + MOREAUGRAD_STRIDE * key, ctx.keys[b], pair)
+        noise = normal(keys, tuple(x.shape[1:]), x.dtype)
         if config.antithetic:
             noise = noise * (1 - 2 * (r % 2)).to(x.dtype).view(shape)
         return x[b] + d[b] + sigma[b].view(shape) * noise, None

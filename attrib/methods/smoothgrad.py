@@ -15,7 +15,7 @@ import torch
 
 from attrib.engine import Rows, Sums
 from attrib.methods._registry import Context, MethodOutput, register_method
-from attrib.rng import Stream, row_generators, row_normal
+from attrib.rng import Stream, normal, row_keys
 
 
 @dataclass(frozen=True)
@@ -44,8 +44,8 @@ def noisy_gradient_sums(ctx: Context, config: SmoothGradConfig) -> tuple[torch.T
     shape = (-1,) + (1,) * (x.ndim - 1)
 
     def points(b: torch.Tensor, r: torch.Tensor):
-        noise = row_normal(row_generators(ctx.seed, Stream.SMOOTHGRAD_NOISE, ctx.keys[b], r), tuple(x.shape[1:]), x.dtype)
-        return x[b] + sigma[b].view(shape) * noise.to(x.device), None
+        noise = normal(row_keys(ctx.seed, Stream.SMOOTHGRAD_NOISE, ctx.keys[b], r), tuple(x.shape[1:]), x.dtype)
+        return x[b] + sigma[b].view(shape) * noise, None
 
     def reduce(grad: torch.Tensor, aux: None, b: torch.Tensor, r: torch.Tensor):
         return grad, grad * grad

@@ -1,0 +1,205 @@
+"""Benchmark on a GPU: attrib vs captum vs the forward+input-backward bound, side by side in one process.
+
+    python bench/gpu.py                      # the card: resnet50, efficientnet_lite0, vit_base_patch16_224
+    python bench/gpu.py --device cpu --models resnet18 --batch 2 --steps 4    # a dry run of the script
+
+For each timm model (pretrained=False, a batch of 32 images at 224 px) and precision (fp32; bf16 autocast):
+  bound    = rows x the best per-row time of one forward + input-backward over chunk sizes (channels_last);
+  captum   = IG (gausslegendre, as attrib's fixed rule below) and NoiseTunnel(Saliency) SmoothGrad, at their
+             defaults and at their best internal_batch_size / nt_samples_batch_size;
+  attrib   = attrib.attribute at its automatic chunk size, and at fixed chunk sizes (auto should be within
+             10% of the best fixed one).
+Throughput is images/s, best of --reps runs after a warm-up. Each attrib and captum candidate reports its peak
+memory and the allocator's retries during its runs (num_alloc_retries must stay 0). IG values are checked
+against captum's (relative L2), fp32 and bf16.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import time
+from collections.abc import Callable
+
+import torch
+
+import attrib
+
+GL = "gausslegendre"
+MODELS = ("resnet50", "efficientnet_lite0", "vit_base_patch16_224")
+BOUND_CHUNKS = (32, 64, 128, 256)
+ATTRIB_CHUNKS = (64, 128, 256)
+CAPTUM_BATCHES = (64, 256)
+NT_BATCHES = (8, 16)
+
+
+def sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def measure(fn: Callable[[], object], device: str, reps: int) -> dict:
+    """Best seconds over ``reps`` runs after a warm-up, peak memory (GiB) and allocator retries."""
+    fn()
+    sync(device)
+    cuda = device.startswith("cuda")
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+        retries = torch.cuda.memory_stats().get("num_alloc_retries", 0)
+    best = float("inf")
+    for _ in range(reps):
+        start = time.perf_counter()
+        fn()
+        sync(device)
+        best = min(best, time.perf_counter() - start)
+    out = {"seconds": best, "peak_gib": None, "retries": None}
+    if cuda:
+        out["peak_gib"] = torch.cuda.max_memory_allocated() / 2 ** 30
+        out["retries"] = torch.cuda.memory_stats().get("num_alloc_retries", 0) - retries
+    return out
+
+
+def autocast(device: str, precision: str):
+    return torch.autocast(device.split(":")[0], dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
+def bound(module, x, target, device, precision, reps, rows_needed: int) -> tuple[float, int]:
+    """Seconds for ``rows_needed`` rows at the best per-row chunk size (forward + input-backward only)."""
+    best = (float("inf"), 0)
+    for n in BOUND_CHUNKS:
+        rows = x[:1].expand(n, -1, -1, -1).contiguous(memory_format=torch.channels_last)
+
+        def step(rows=rows):
+            points = rows.detach().requires_grad_(True)
+            with autocast(device, precision):
+                score = module(points)[:, target].float().sum()
+            torch.autograd.grad(score, points)
+
+        try:
+            seconds = measure(step, device, reps)["seconds"]
+        except torch.OutOfMemoryError:
+            torch.cuda.empty_cache()
+            break
+        best = min(best, (seconds / n * rows_needed, n))
+    return best
+
+
+def captum_runs(module, x, targets, device, precision, steps) -> dict:
+    from captum.attr import IntegratedGradients, NoiseTunnel, Saliency
+
+    ig, nt = IntegratedGradients(module), NoiseTunnel(Saliency(module))
+    flat = x.flatten(1)
+    sigma = float(0.15 * (flat.max(1).values - flat.min(1).values).mean())
+    out = {}
+    for b in (None, *CAPTUM_BATCHES):
+        def run_ig(b=b):
+            with autocast(device, precision):
+                return ig.attribute(x, target=targets, n_steps=steps, method="gausslegendre", internal_batch_size=b)
+        out[("captum", "ig", b)] = run_ig
+    for b in (None, *NT_BATCHES):
+        def run_sg(b=b):
+            with autocast(device, precision):
+                return nt.attribute(x, nt_type="smoothgrad", nt_samples=steps, stdevs=sigma, target=targets,
+                                    nt_samples_batch_size=b, abs=False)
+        out[("captum", "smoothgrad", b)] = run_sg
+    return out
+
+
+def attrib_runs(module, x, targets, device, precision, steps) -> dict:
+    out = {}
+    for chunk in (None, *ATTRIB_CHUNKS):
+        out[("attrib", "ig", chunk)] = lambda c=chunk: attrib.attribute(
+            module, x, "ig", target=targets, n_steps=steps, rule=GL, device=device, precision=precision,
+            chunk_size=c)
+        out[("attrib", "smoothgrad", chunk)] = lambda c=chunk: attrib.attribute(
+            module, x, "smoothgrad", target=targets, n_samples=steps, device=device, precision=precision,
+            chunk_size=c)
+    return out
+
+
+def bench(name: str, args) -> list[dict]:
+    import timm
+
+    torch.manual_seed(0)
+    module = timm.create_model(name, pretrained=False).eval().to(args.device)
+    x = torch.randn(args.batch, 3, 224, 224, generator=torch.Generator().manual_seed(0)).to(args.device)
+    with torch.no_grad():
+        targets = module(x).argmax(1).tolist()
+    rows = []
+    for precision in args.precisions:
+        seconds, chunk = bound(module, x, targets[0], args.device, precision, args.reps, args.batch * args.steps)
+        candidates = {**captum_runs(module, x, targets, args.device, precision, args.steps),
+                      **attrib_runs(module, x, targets, args.device, precision, args.steps)}
+        results = {}
+        for key, fn in candidates.items():
+            try:
+                results[key] = measure(fn, args.device, args.reps)
+            except torch.OutOfMemoryError:
+                torch.cuda.empty_cache()
+                results[key] = None
+        for method in ("ig", "smoothgrad"):
+            rows.append(_row(name, precision, method, results, seconds, chunk, args.batch))
+        rows[-2]["ig_vs_captum"] = _agreement(candidates, precision)
+    return rows
+
+
+def _agreement(candidates: dict, precision: str) -> float:
+    ours = candidates[("attrib", "ig", None)]().values.float()
+    theirs = candidates[("captum", "ig", None)]().detach().float().cpu()
+    return float((ours - theirs).norm() / theirs.norm())
+
+
+def _row(model, precision, method, results, bound_seconds, bound_chunk, batch) -> dict:
+    def rate(r):
+        return None if r is None else batch / r["seconds"]
+
+    captum = {k[2]: r for k, r in results.items() if k[:2] == ("captum", method) and r is not None}
+    ours = {k[2]: r for k, r in results.items() if k[:2] == ("attrib", method) and r is not None}
+    tuned_key = min(captum, key=lambda k: captum[k]["seconds"])
+    fixed = {k: r for k, r in ours.items() if k is not None}
+    best_fixed = min(fixed, key=lambda k: fixed[k]["seconds"]) if fixed else None
+    auto = ours.get(None)
+    return {"model": model, "precision": precision, "method": method,
+            "bound": batch / bound_seconds, "bound_chunk": bound_chunk,
+            "captum_default": rate(captum.get(None)), "captum_best": rate(captum[tuned_key]),
+            "captum_setting": tuned_key, "attrib": rate(auto),
+            "attrib_best_fixed": rate(fixed.get(best_fixed)), "best_chunk": best_fixed,
+            "peak_gib": auto and auto["peak_gib"], "retries": auto and auto["retries"],
+            "captum_peak_gib": captum[tuned_key]["peak_gib"]}
+
+
+def fmt(value, digits=1) -> str:
+    return "" if value is None else f"{value:.{digits}f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--models", default=",".join(MODELS))
+    parser.add_argument("--precisions", default="fp32,bf16")
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--steps", type=int, default=50)
+    parser.add_argument("--reps", type=int, default=2)
+    args = parser.parse_args()
+    args.precisions = args.precisions.split(",")
+    card = torch.cuda.get_device_name(0) if args.device.startswith("cuda") else platform.processor() or "CPU"
+    print(f"# bench/gpu.py — {card}, torch {torch.__version__}, {time.strftime('%Y-%m-%d')}; batch {args.batch}, "
+          f"{args.steps} steps/samples; images/s (higher is better)")
+    print("| model | precision | method | bound | captum default | captum best (setting) | attrib auto | "
+          "attrib best fixed (chunk) | attrib / captum best | auto / best fixed | peak GiB (captum) | "
+          "alloc retries | IG vs captum |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for name in args.models.split(","):
+        for r in bench(name, args):
+            ratio = r["attrib"] / r["captum_best"] if r["attrib"] else None
+            auto = r["attrib"] / r["attrib_best_fixed"] if r["attrib"] and r["attrib_best_fixed"] else None
+            print(f"| {r['model']} | {r['precision']} | {r['method']}-{args.steps} | {fmt(r['bound'])} "
+                  f"(chunk {r['bound_chunk']}) | {fmt(r['captum_default'])} | {fmt(r['captum_best'])} "
+                  f"({r['captum_setting'] or 'default'}) | {fmt(r['attrib'])} | {fmt(r['attrib_best_fixed'])} "
+                  f"({r['best_chunk']}) | {fmt(ratio, 2)} | {fmt(auto, 2)} | {fmt(r['peak_gib'], 2)} "
+                  f"({fmt(r['captum_peak_gib'], 2)}) | {r['retries']} | {fmt(r.get('ig_vs_captum'), 4) if r.get('ig_vs_captum') is not None else ''} |",
+                  flush=True)
+
+
+if __name__ == "__main__":
+    main()
