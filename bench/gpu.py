@@ -125,6 +125,9 @@ def bench(name: str, args) -> list[dict]:
     x = torch.randn(args.batch, 3, 224, 224, generator=torch.Generator().manual_seed(0)).to(args.device)
     with torch.no_grad():
         targets = module(x).argmax(1).tolist()
+    overhead = first_call_overhead(module, x, targets, args.device)
+    print(f"<!-- {name}: first attrib call costs {overhead:.2f} s more than the next (folding, probing) -->",
+          flush=True)
     rows = []
     for precision in args.precisions:
         seconds, chunk = bound(module, x, targets[0], args.device, precision, args.reps, args.batch * args.steps)
@@ -141,6 +144,17 @@ def bench(name: str, args) -> list[dict]:
             rows.append(_row(name, precision, method, results, seconds, chunk, args.batch))
         rows[-2]["ig_vs_captum"] = _agreement(candidates, precision)
     return rows
+
+
+def first_call_overhead(module, x, targets, device: str) -> float:
+    """Seconds the first attribute() call on a fresh model spends beyond the second (folding, chunk probing)."""
+    times = []
+    for _ in range(2):
+        start = time.perf_counter()
+        attrib.attribute(module, x, "gradient", target=targets, device=device)
+        sync(device)
+        times.append(time.perf_counter() - start)
+    return times[0] - times[1]
 
 
 def _agreement(candidates: dict, precision: str) -> float:

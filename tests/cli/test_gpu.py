@@ -89,3 +89,20 @@ def test_ig_fp32_agrees_between_cpu_and_gpu():
     gpu = attrib.attribute(model.module, x, "ig", rule="gausslegendre", n_steps=32, device="cuda")
     rel = (cpu.values - gpu.values).norm() / cpu.values.norm()
     assert rel < 1e-4, float(rel)
+
+
+@pytest.mark.parametrize("method, config", [("smoothgrad", {"n_samples": 16}),
+                                            ("expected_gradients", {"n_samples": 16}),
+                                            ("integrated_gradients", {"baseline": "uniform", "n_steps": 16,
+                                                                      "rule": "gausslegendre"})])
+def test_random_methods_draw_the_same_numbers_on_cpu_and_gpu(method, config):
+    """The counter-based generator runs on the card and draws the CPU's numbers: the maps agree in fp32."""
+    torch.manual_seed(0)
+    module = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.ReLU(), torch.nn.Flatten(),
+                                 torch.nn.Linear(8 * 30 * 30, 4)).eval()
+    x = torch.randn(3, 3, 32, 32)
+    extra = {"background": torch.randn(5, 3, 32, 32)} if method == "expected_gradients" else {}
+    cpu = attrib.attribute(module, x, method, target=1, device="cpu", **config, **extra)
+    gpu = attrib.attribute(module, x, method, target=1, device="cuda", **config, **extra)
+    rel = (cpu.values - gpu.values).norm() / cpu.values.norm()
+    assert rel < 1e-4, float(rel)
