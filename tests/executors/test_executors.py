@@ -53,13 +53,13 @@ def test_bad_executor_choices_are_usage_errors(spec, message):
         make_executor(spec)
 
 
-def test_without_ray_the_executor_says_how_to_install_it(monkeypatch):
+def test_without_ray_the_executor_says_how_to_install_it(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
     with pytest.raises(UsageError) as error:
         make_executor(ExecutorSpec("ray"))
     assert str(error.value) == INSTALL_HINT == "--executor ray needs Ray: pip install 'attrib[ray]'"
     result = CliRunner().invoke(main, ["diffroar", "-M", "sample:synthetic-standard", "-m", "gradient", "--k", "0.5",
-                                       "--epochs", "1", "--executor", "ray", "--out", "unused"])
+                                       "--epochs", "1", "--executor", "ray", "--out", str(tmp_path)])
     assert result.exit_code == 2 and "pip install 'attrib[ray]'" in result.output
     assert "Traceback" not in result.output and "loading model" not in result.output  # said before any work
 
