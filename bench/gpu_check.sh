@@ -5,7 +5,9 @@
 #    generator's numbers on the card equal to the CPU's;
 # 2. bench/gpu.py: attrib vs captum vs the bound (resnet50, efficientnet_lite0, vit_base_patch16_224; fp32 and
 #    bf16; IG-50 and SmoothGrad-50; batch 32), peak memory and allocator retries;
-# 3. bench/scale.py on the card: `attrib explain` images/s for 100 and 500 images, IG, --no-images.
+# 3. bench/scale.py on the card: `attrib explain` images/s for 100 and 500 images, IG, --no-images;
+# 4. with RAY_BENCH=1 (and attrib[ray] installed; a few more minutes): bench/ray_diffroar.py, DiffROAR on
+#    sample:blockdigits-robust locally vs on a local Ray cluster with --gpus-per-job 0.25.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export HF_HUB_OFFLINE=1
@@ -16,4 +18,7 @@ timeout 200 python -m pytest -q -m gpu -p no:cacheprovider || status=1
 timeout 200 python bench/gpu.py --reps 1 || status=1
 timeout 80 python bench/scale.py --device cuda --method integrated_gradients --sizes 100,500 --ig-sizes "" \
   --no-images || status=1
+if [ "${RAY_BENCH:-0}" = 1 ]; then
+  timeout 600 python bench/ray_diffroar.py || status=1
+fi
 exit $status

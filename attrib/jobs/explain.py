@@ -90,6 +90,9 @@ def prepare(options: Options, events: Events) -> Plan:
                                        inputs="tensor", supplied={"background"}, where="attrib explain")
     options.executor.check()
     device = resolve_device(options.device) if options.executor.name == "local" else options.executor.device
+    if options.executor.name != "local" and options.device not in ("auto", device):
+        raise UsageError(f"with --executor ray the workers' device follows --gpus-per-worker ({device} here), "
+                         f"not --device {options.device}")
     events.info("loading model ...")
     model = load_model(options.model, weights=options.weights, pretrained=options.pretrained,
                        trust_remote_code=options.trust_remote_code)
