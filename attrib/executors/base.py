@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import socket
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -33,11 +34,25 @@ class ExecutorSpec:
             raise UsageError("CPUs per task must be > 0, GPUs per task >= 0, workers >= 1")
         if self.name == "ray" and not _installed("ray"):
             raise UsageError(INSTALL_HINT)
+        if self.name == "ray" and self.address is not None:
+            check_reachable(self.address)
 
     @property
     def device(self) -> str:
         """The device a task computes on: a GPU share means the (one) GPU the cluster gave it."""
         return "cuda" if self.gpus > 0 else "cpu"
+
+
+def check_reachable(address: str, timeout: float = 5.0) -> None:
+    """A HOST:PORT address must accept a connection (Ray itself would retry for minutes); "auto" is Ray's."""
+    if address == "auto" or ":" not in address:
+        return
+    host, port = address.rsplit(":", 1)
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except (OSError, ValueError) as error:
+        reason = getattr(error, "strerror", None) or str(error) or type(error).__name__
+        raise UsageError(f"cannot reach a Ray cluster at {address}: {reason}") from None
 
 
 def _installed(module: str) -> bool:

@@ -73,7 +73,7 @@ class RayExecutor:
     def __init__(self, spec: ExecutorSpec) -> None:
         self.spec = spec
         self.threads = max(1, int(spec.cpus))
-        self.ray = import_ray(local=spec.address is None)
+        self.ray = import_ray(local=spec.address is None or is_loopback(spec.address))
         self.owned = False
         if not self.ray.is_initialized():
             self._connect()

@@ -74,3 +74,17 @@ def test_cluster_options_without_ray_are_refused_in_one_line(tmp_path):
                                                ("10.0.0.2:6379", False), ("192.0.2.2:1234", False)])
 def test_loopback_addresses_are_recognised(address, loopback):
     assert is_loopback(address) is loopback
+
+
+def test_an_unreachable_cluster_is_one_line_before_any_work(tmp_path):
+    import socket
+
+    with socket.socket() as free:  # a loopback port nobody listens on
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    with pytest.raises(UsageError, match=f"cannot reach a Ray cluster at 127.0.0.1:{port}"):
+        ExecutorSpec("ray", address=f"127.0.0.1:{port}").check()
+    result = CliRunner().invoke(main, ["explain", "--executor", "ray", "--address", f"127.0.0.1:{port}",
+                                       "--out", str(tmp_path / "x")])
+    assert result.exit_code == 2 and "cannot reach a Ray cluster" in result.output
+    assert "loading model" not in result.output
