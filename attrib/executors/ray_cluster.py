@@ -13,18 +13,22 @@ import ipaddress
 import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
-from attrib.errors import UsageError
+from attrib.errors import UsageError, first_line
 from attrib.executors.base import INSTALL_HINT, ExecutorSpec
 
 MAX_RETRIES = 3
+AUTH_MODE = "RAY_AUTH_MODE"
 IN_FLIGHT_PER_WORKER = 2  # shards queued on each worker (one computing, one ready to start)
 
 
-def import_ray(local: bool):
-    """ray, with usage statistics off (and, for a cluster we start, node addresses on the loopback)."""
+def import_ray(local: bool, attach: bool = False):
+    """ray, with usage statistics off; node addresses on the loopback for a cluster we start or a loopback
+    address; when attaching, the token Ray saved presented."""
     os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+    token = attach and _use_token_if_any()
     if local:  # Ray's single-machine mode: every service on the loopback address
         os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
     try:
@@ -35,6 +39,10 @@ def import_ray(local: bool):
         from ray._private import ray_constants
 
         ray_constants.ENABLE_RAY_CLUSTER = False  # the same switch, should ray have been imported before
+    if token:
+        from ray._raylet import Config
+
+        Config.initialize("")  # Ray caches its auth mode at import: make it see the variable set above
     return ray
 
 
@@ -44,6 +52,17 @@ def is_loopback(address: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return host == "localhost"
+
+
+def _use_token_if_any() -> bool:
+    """Present the token Ray's own commands saved (or RAY_AUTH_TOKEN[_PATH]) when attaching: clusters started by
+    `ray start` use token authentication by default. An explicit RAY_AUTH_MODE is left alone."""
+    token = os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH") or \
+        (Path.home() / ".ray" / "auth_token").is_file()
+    if token and AUTH_MODE not in os.environ:
+        os.environ[AUTH_MODE] = "token"
+        return True
+    return False
 
 
 def _run(fn: Callable[..., Any], threads: int, *args: Any) -> Any:
@@ -73,7 +92,8 @@ class RayExecutor:
     def __init__(self, spec: ExecutorSpec) -> None:
         self.spec = spec
         self.threads = max(1, int(spec.cpus))
-        self.ray = import_ray(local=spec.address is None or is_loopback(spec.address))
+        self.ray = import_ray(local=spec.address is None or is_loopback(spec.address),
+                              attach=spec.address is not None)
         self.owned = False
         if not self.ray.is_initialized():
             self._connect()
@@ -83,7 +103,12 @@ class RayExecutor:
         ray = self.ray
         quiet = {"log_to_driver": False, "logging_level": "warning"}
         if self.spec.address is not None:
-            ray.init(address=self.spec.address, **quiet)
+            try:
+                ray.init(address=self.spec.address, **quiet)
+            except ConnectionError as error:
+                raise UsageError(f"could not attach to the Ray cluster at {self.spec.address}: {first_line(error)} "
+                                 f"(a cluster with token authentication needs {AUTH_MODE}=token and its token in "
+                                 "~/.ray/auth_token or RAY_AUTH_TOKEN)") from None
             return
         context = ray.init(include_dashboard=False, **quiet)
         self.owned = True

@@ -136,7 +136,8 @@ def test_a_killed_driver_reruns_only_the_missing_jobs(tmp_path, ray_cluster):
                "--n-train", "400", "--n-test", "200", "-m", "gradient", "--k", "0.1,0.3,0.5", "--seeds", "2",
                "--epochs", "20", "--executor", "ray", "--address", ray_cluster.address_info["gcs_address"],
                "--cpus-per-job", "1", "--out", str(out), "-q"]
-    env = {k: v for k, v in os.environ.items() if k != "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"}  # a fresh shell's
+    env = {k: v for k, v in os.environ.items()  # a fresh shell's: attrib finds the loopback mode and the token
+           if k not in ("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "RAY_AUTH_MODE")}
     driver = subprocess.Popen(command, env={**env, "HF_HUB_OFFLINE": "1"}, stdout=subprocess.DEVNULL,
                               stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
