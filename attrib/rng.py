@@ -42,6 +42,7 @@ class Stream(IntEnum):
 
 
 MOREAUGRAD_STRIDE = 7919
+GENERATOR = "splitmix64-counter/1"  # recorded in every run: a run drawn by another generator is not resumed
 
 
 def check_seed(seed: int) -> int:

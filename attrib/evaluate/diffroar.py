@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from attrib.errors import AttribError
+from attrib.rng import GENERATOR
 from attrib.evaluate.masking import apply_mask, keep_mask, mass_share
 from attrib.training import Recipe, accuracy, init_seeded, train
 
@@ -79,7 +80,7 @@ def plan(config: DiffRoarConfig, recipe: Recipe, fill: float, attribution_files:
     return [{"id": job_id(method, k, side, seed), "method": method, "k": k, "side": side, "seed": seed,
              "model": config.model, "dataset": config.dataset, "fill": fill,
              "attributions": attribution_files.get(method), "recipe": recipe.to_dict(),
-             "device": config.retrain_device or config.device}
+             "device": config.retrain_device or config.device, "random": GENERATOR}
             for method in config.all_methods for k in config.ks for seed in range(config.seeds) for side in SIDES]
 
 

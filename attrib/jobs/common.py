@@ -44,8 +44,10 @@ def header(kind: str, *, model: dict[str, Any], methods: list[dict[str, Any]], s
     """The record header every run kind starts with."""
     from attrib import __version__
 
+    from attrib.rng import GENERATOR
+
     return {"kind": kind, "attrib_version": __version__, "model": model, "methods": methods, "seed": seed,
-            "device": device, "precision": precision,
+            "random": GENERATOR, "device": device, "precision": precision,
             "versions": {"python": platform.python_version(), "torch": torch.__version__},
             "started": now(), **extra}
 

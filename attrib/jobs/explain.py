@@ -189,7 +189,7 @@ def _previous(store: RunStore, record: dict[str, Any]) -> dict[str, dict]:
 
 def _compatible(old: dict[str, Any], new: dict[str, Any]) -> bool:
     """Whether an earlier run's results can be reused: same model, target, seed, precision and configs."""
-    keys = ("model", "target", "seed", "precision")
+    keys = ("model", "target", "seed", "precision", "random")
     if not old or old.get("kind") != KIND or any(old.get(k) != new.get(k) for k in keys):
         return False
     old_cfg = {m["method"]: m["config"] for m in old.get("methods", [])}
