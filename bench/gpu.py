@@ -203,8 +203,11 @@ def main() -> None:
           "attrib best fixed (chunk) | attrib / captum best | auto / best fixed | peak GiB (captum) | "
           "alloc retries | IG vs captum |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    everything = []
     for name in args.models.split(","):
-        for r in bench(name, args):
+        rows = bench(name, args)
+        everything.extend(rows)
+        for r in rows:
             ratio = r["attrib"] / r["captum_best"] if r["attrib"] else None
             auto = r["attrib"] / r["attrib_best_fixed"] if r["attrib"] and r["attrib_best_fixed"] else None
             print(f"| {r['model']} | {r['precision']} | {r['method']}-{args.steps} | {fmt(r['bound'])} "
@@ -213,6 +216,34 @@ def main() -> None:
                   f"({r['best_chunk']}) | {fmt(ratio, 2)} | {fmt(auto, 2)} | {fmt(r['peak_gib'], 2)} "
                   f"({fmt(r['captum_peak_gib'], 2)}) | {r['retries']} | {fmt(r.get('ig_vs_captum'), 4) if r.get('ig_vs_captum') is not None else ''} |",
                   flush=True)
+    print()
+    for line in goals(everything):
+        print(line)
+
+
+def goals(rows: list[dict]) -> list[str]:
+    """The issue's goals, each with the measured number and ok / MISSED."""
+    out = []
+
+    def check(what: str, value: float | None, bound: float, above: bool = True) -> None:
+        met = value is not None and (value >= bound if above else value <= bound)
+        shown = "n/a" if value is None else f"{value:.2f}"
+        out.append(f"- {what}: {shown} ({'>=' if above else '<='} {bound:g}) {'ok' if met else 'MISSED'}")
+
+    for r in rows:
+        where = f"{r['model']} {r['precision']} {r['method']}"
+        check(f"{where}: attrib / captum best", r["attrib"] and r["attrib"] / r["captum_best"], 1.3)
+        check(f"{where}: auto / best fixed chunk", r["attrib"] and r["attrib_best_fixed"] and
+              r["attrib"] / r["attrib_best_fixed"], 0.9)
+        if r["retries"] is not None:
+            check(f"{where}: allocator retries", r["retries"], 0, above=False)
+    by = {(r["model"], r["precision"], r["method"]): r for r in rows}
+    for (model, precision, method), r in by.items():
+        fp32 = by.get((model, "fp32", method))
+        if precision == "bf16" and fp32 and model in ("resnet50", "vit_base_patch16_224"):
+            check(f"{model} {method}: bf16 / fp32 throughput", r["attrib"] and fp32["attrib"] and
+                  r["attrib"] / fp32["attrib"], 1.3)
+    return out
 
 
 if __name__ == "__main__":
