@@ -26,7 +26,7 @@ def make_executor(spec: ExecutorSpec | None = None) -> Executor:
     """The executor ``spec`` names (checked); a Ray one connects or starts its cluster here."""
     spec = spec or ExecutorSpec()
     spec.check()
-    if spec.name == "local":
+    if not spec.remote:
         return LocalExecutor()
     from attrib.executors.ray_cluster import RayExecutor
 

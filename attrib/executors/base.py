@@ -38,6 +38,11 @@ class ExecutorSpec:
             check_reachable(self.address)
 
     @property
+    def remote(self) -> bool:
+        """Whether the work leaves this process (on a cluster's workers)."""
+        return self.name != "local"
+
+    @property
     def device(self) -> str:
         """The device a task computes on: a GPU share means the (one) GPU the cluster gave it."""
         return "cuda" if self.gpus > 0 else "cpu"

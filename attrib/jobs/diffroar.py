@@ -99,7 +99,7 @@ def prepare(options: Options, events: Events):
     check_compatible(model, data)
     config = DiffRoarConfig(options.model, spec, names, overrides, list(options.ks), options.seeds, options.epochs,
                             options.lr, options.batch_size, options.seed, device,
-                            options.executor.device if options.executor.name != "local" else None)
+                            options.executor.device if options.executor.remote else None)
     describe_methods(names, method_kwargs_all(config, model, data)[0])  # validates every option
     model.module.to(device)
     events.info(f"model: {model.name}; data: {name}; methods: {', '.join(config.all_methods)}; device: {device}")

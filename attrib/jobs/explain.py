@@ -89,8 +89,8 @@ def prepare(options: Options, events: Events) -> Plan:
     names, overrides = resolve_methods(options.methods or ["integrated_gradients"], options.settings,
                                        inputs="tensor", supplied={"background"}, where="attrib explain")
     options.executor.check()
-    device = resolve_device(options.device) if options.executor.name == "local" else options.executor.device
-    if options.executor.name != "local" and options.device not in ("auto", device):
+    device = options.executor.device if options.executor.remote else resolve_device(options.device)
+    if options.executor.remote and options.device not in ("auto", device):
         raise UsageError(f"with --executor ray the workers' device follows --gpus-per-worker ({device} here), "
                          f"not --device {options.device}")
     events.info("loading model ...")
@@ -134,7 +134,7 @@ def run(options: Options, store: RunStore, events: Events | None = None) -> dict
     events = events or Events()
     plan = prepare(options, events)
     sources = expand_inputs(options.inputs)[:options.limit]
-    if options.executor.name == "local":
+    if not options.executor.remote:
         plan.model.module.to(plan.device).eval()
     previous = _previous(store, plan.record)
     record = plan.record
@@ -200,25 +200,27 @@ def _covers(previous: dict, methods: list[str]) -> bool:
     return {a["method"] for a in previous.get("attributions", [])} >= set(methods)
 
 
-def batch_size(plan: Plan, options: Options) -> int:
-    """Images per engine call: the user's, else enough rows for CHUNKS_PER_BATCH full engine chunks."""
+def batch_size(plan: Plan, options: Options, per_input: int) -> int:
+    """Images per engine call: the user's, else enough rows for CHUNKS_PER_BATCH full engine chunks
+    (``per_input``: the rows one input costs)."""
     if options.batch_size:
         return options.batch_size
     from attrib.api import chunk_rows
 
     size = plan.model.preprocess.size
     like = torch.zeros(1, plan.model.preprocess.channels, *size)
-    device = plan.device if options.executor.name == "local" else "cpu"  # (workers may hold more)
+    device = "cpu" if options.executor.remote else plan.device  # (workers may hold more)
     rows = chunk_rows(plan.model.module, like, device=device, precision=options.precision)
-    return max(1, min(MAX_BATCH, math.ceil(CHUNKS_PER_BATCH * rows / max(1, rows_per_input(plan)))))
+    return max(1, min(MAX_BATCH, math.ceil(CHUNKS_PER_BATCH * rows / max(1, per_input))))
 
 
 def _stream(plan: Plan, todo: list, options: Options, store: RunStore, events: Events, stats: dict) -> None:
     """Explain ``todo`` here or on the executor's workers; commit each input in order as it is finished."""
     if not todo:
         return
-    size = batch_size(plan, options)
-    events.task("rows", "passes", rows_per_input(plan) * len(todo))
+    per_input = rows_per_input(plan)
+    size = batch_size(plan, options, per_input)
+    events.task("rows", "passes", per_input * len(todo))
     events.detail(f"{size} images per engine call")
 
     def commit(entry: dict) -> None:
@@ -227,10 +229,10 @@ def _stream(plan: Plan, todo: list, options: Options, store: RunStore, events: E
         events.advance("inputs", 1)
         events.item(entry)
 
-    if options.executor.name == "local":
-        _stream_here(plan, todo, options, store, events, commit, size)
+    if options.executor.remote:
+        _stream_remote(plan, todo, options, store, events, commit, size, per_input)
     else:
-        _stream_remote(plan, todo, options, store, events, commit, size)
+        _stream_here(plan, todo, options, store, events, commit, size)
 
 
 def _stream_here(plan: Plan, todo: list, options: Options, store: RunStore, events: Events, commit, size: int):
@@ -248,7 +250,8 @@ def _stream_here(plan: Plan, todo: list, options: Options, store: RunStore, even
         finisher.close()
 
 
-def _stream_remote(plan: Plan, todo: list, options: Options, store: RunStore, events: Events, commit, size: int):
+def _stream_remote(plan: Plan, todo: list, options: Options, store: RunStore, events: Events, commit, size: int,
+                   per_input: int):
     """Shards of ``size`` inputs to the executor's workers; their bundles written here, in input order."""
     from attrib.data.images import portable
 
@@ -259,7 +262,7 @@ def _stream_remote(plan: Plan, todo: list, options: Options, store: RunStore, ev
         for bundles in executor.map_ordered(ShardWorker, init, "explain", shards):
             for finished in bundles:
                 commit(write_bundle(store, finished, events))
-            events.advance("rows", rows_per_input(plan) * len(bundles))
+            events.advance("rows", per_input * len(bundles))
 
 
 class ShardWorker:

@@ -9,8 +9,9 @@ and, for the map itself, an error indicator  v = (h/4) || d * (g(b) - g(a)) ||_1
 rounds bisect, for each target not yet met, the panels holding the largest shares of it (|r| for the gap, v for
 the map; the fewest panels holding MARK_FRACTION of the total: bulk marking), reusing every evaluation (nested
 nodes), until the input's relative gap |sum r| / |phi(1) - phi(0)| is at most ``tol`` and its indicator sum
-at most MAP_TOL times the map's L1 norm, or the budget of nodes is spent (flagged). All inputs of a batch are refined together: each round is one engine call over the new nodes
-of the inputs still refining, so chunks stay full and converged inputs drop out.
+at most MAP_TOL times the map's L1 norm, or the budget of nodes is spent (flagged). All inputs of a batch are
+refined together: each round is one engine call over the new nodes of the inputs still refining, so chunks
+stay full and converged inputs drop out.
 
 Every decision depends on the input's own numbers only: results do not depend on the batch or the chunking.
 cost = the nodes used per input (at most the budget) x (forward + input-backward); no extra forward: F at the

@@ -63,10 +63,6 @@ class IGConfig:
         if self.blur_sigma_frac < 0:
             raise ValueError(f"blur_sigma_frac must be >= 0, got {self.blur_sigma_frac}")
 
-    @property
-    def steps(self) -> int:
-        return self.n_steps
-
 
 def quadrature(rule: str, n: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Nodes a_k in [0, 1] and weights w_k (float64) of an n-point fixed rule for integrals over [0, 1]."""
@@ -83,7 +79,7 @@ def quadrature(rule: str, n: int) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.from_numpy(alphas), torch.from_numpy(weights)
 
 
-@register_method("integrated_gradients", aliases=("ig",), config=IGConfig, rows=lambda c: c.steps,
+@register_method("integrated_gradients", aliases=("ig",), config=IGConfig, rows=lambda c: c.n_steps,
                  cost="n_steps x (forward + input-backward) (adaptive: at most n_steps)",
                  summary="path integral of gradients from a baseline",
                  reference=True, knob="n_steps", budget={"n_steps": 32}, smoke={"n_steps": 6})
@@ -92,7 +88,7 @@ def integrated_gradients(ctx: Context, config: IGConfig) -> MethodOutput:
     base = make_baseline(config.baseline, x, ctx.seed, config.blur_sigma_frac, ctx.keys)
     if config.rule == "adaptive":
         return _adaptive(ctx, base, config)
-    alphas, weights = (t.to(x.device, x.dtype) for t in quadrature(config.rule, config.steps))
+    alphas, weights = (t.to(x.device, x.dtype) for t in quadrature(config.rule, config.n_steps))
     delta = x - base
     shape = (-1,) + (1,) * (x.ndim - 1)
 
@@ -102,7 +98,7 @@ def integrated_gradients(ctx: Context, config: IGConfig) -> MethodOutput:
     def reduce(grad: torch.Tensor, aux: None, b: torch.Tensor, r: torch.Tensor):
         return (weights[r].view(shape).to(grad.dtype) * grad,)
 
-    sums = ctx.engine.accumulate(Rows(config.steps, points, reduce), len(x), ctx.target, x[:1])
+    sums = ctx.engine.accumulate(Rows(config.n_steps, points, reduce), len(x), ctx.target, x[:1])
     reference = ctx.engine.scores(base, ctx.target, torch.arange(len(x), device=x.device))
     return MethodOutput(delta * sums.terms[0], reference)
 
@@ -112,11 +108,11 @@ def _adaptive(ctx: Context, base: torch.Tensor, config: IGConfig) -> MethodOutpu
     x = ctx.inputs
     delta = x - base
     paths = [adaptive.Path(delta[i]) for i in range(len(x))]
-    todo = {i: adaptive.start_grid(config.start_steps, config.steps) for i in range(len(x))}
+    todo = {i: adaptive.start_grid(config.start_steps, config.n_steps) for i in range(len(x))}
     while todo:
         _evaluate(ctx, base, delta, paths, todo)
         todo = {i: new for i, path in enumerate(paths) if path.state == "refining"
-                for new in [adaptive.step(path, config.tol, config.steps)] if new}
+                for new in [adaptive.step(path, config.tol, config.n_steps)] if new}
     values = torch.stack([p.delta * p.integral() for p in paths])
     reference = torch.tensor([p.phi[0.0] for p in paths], dtype=values.dtype, device=x.device)
     extras = {"steps": torch.tensor([len(p.nodes) for p in paths]),
