@@ -354,7 +354,8 @@ def _one(result, b: int) -> dict[str, Any]:
             "target": result.target[b] if result.target else None, "seconds": result.seconds / len(result.values),
             "passes": passes, "converged": bool(extras["converged"][b]) if "converged" in extras else None,
             "gap_stderr": float(extras["gap_stderr"][b]) if "gap_stderr" in extras else None,
-            "tol": result.config.get("tol")}
+            "map_error": float(extras["map_error"][b]) if "map_error" in extras else None,
+            "tol": result.config.get("tol"), "match_steps": result.config.get("match_steps")}
 
 
 def _failure(name: str, error: BaseException, events: Events) -> str:
@@ -430,6 +431,7 @@ def _summary(plan, item, method, result: dict, options: Options, warnings: list[
     return {"method": method, "target": target,
             "target_label": plan.model.labels[target] if target is not None else None,
             "completeness_gap": gap, "gap_stderr": result["gap_stderr"], "converged": result["converged"],
+            "map_error": result["map_error"],
             "seconds": round(result["seconds"], 3), "passes": result["passes"],
             "scale": heat.scale, "signed": heat.signed and not magnitude, "warning": heat.warning, **files}, pngs
 
@@ -438,9 +440,12 @@ def _gap_warnings(where: str, result: dict) -> list[str]:
     """Say when a map is not faithful: an adaptive rule that spent its budget first, or a gap over 5%."""
     gap = result["gap"]
     if result["converged"] is False:
-        return [f"{where}: the adaptive rule spent its budget of {result['passes']} steps before reaching "
-                f"tol {result['tol']:.1%}: completeness gap {gap:.2%}; raise n_steps (--set) for a "
-                "more faithful map"]
+        goal = f"a gap within tol {result['tol']:.1%}"
+        if result["match_steps"]:
+            goal += f" and a map as accurate as {result['match_steps']}-step Gauss-Legendre's"
+        return [f"{where}: the adaptive rule spent its budget of {result['passes']} steps before reaching {goal}: "
+                f"completeness gap {gap:.2%}, estimated map error {result['map_error']:.1%}; raise n_steps (--set) "
+                "for a more faithful map"]
     if gap is not None and gap > GAP_WARNING:
         noise = f" ± {result['gap_stderr']:.1%} (Monte Carlo)" if result["gap_stderr"] is not None else ""
         return [f"{where}: completeness gap {gap:.1%}{noise} > {GAP_WARNING:.0%}; raise n_steps / n_samples "

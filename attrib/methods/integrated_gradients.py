@@ -5,7 +5,7 @@
 
 Completeness: sum_i IG_i = F(x) - F(x'); the gap is reported for every input. The default rule, "adaptive",
 refines a nested trapezoid grid where the gap and the map's error are made until the gap is within ``tol``
-(attrib/methods/adaptive.py); fixed rules (Gauss-Legendre, Riemann, trapezoid) use exactly ``n_steps`` points.
+and the map's estimated error is no larger than ``match_steps``-point Gauss-Legendre's (attrib/methods/adaptive.py); fixed rules (Gauss-Legendre, Riemann, trapezoid) use exactly ``n_steps`` points.
 cost = n_steps x (forward + input-backward) per input (adaptive: at most n_steps), plus, for fixed rules, one
 forward at the baseline.
 """
@@ -35,8 +35,10 @@ class IGConfig:
         rule: "adaptive" (nested trapezoid refined until the completeness gap is within tol), or a fixed rule:
             "gausslegendre" (exact for polynomials of degree 2 n_steps - 1), "riemann_left", "riemann_right",
             "riemann_middle", or "trapezoid" (a true trapezoid rule whose weights sum to 1; needs n_steps >= 2).
-        tol: adaptive rule: the relative completeness gap to reach (the map is refined too, until its error
-            indicator says it is as accurate as 200-step Gauss-Legendre's; attrib/methods/adaptive.py).
+        tol: adaptive rule: the relative completeness gap to reach.
+        match_steps: adaptive rule: the map is refined too, until its estimated error is no larger than a fixed
+            Gauss-Legendre rule's with this many points (default 200; 0: the gap alone), or under tol / 2
+            (attrib/methods/adaptive.py).
         start_steps: adaptive rule: panels of the uniform grid it starts from.
         blur_sigma_frac: for the "blur" baseline, sigma as a fraction of the image's larger side.
     """
@@ -45,6 +47,7 @@ class IGConfig:
     baseline: str | torch.Tensor = "zero"
     rule: str = "adaptive"
     tol: float = 0.01
+    match_steps: int = 200
     start_steps: int = 8
     blur_sigma_frac: float = 0.1
 
@@ -59,6 +62,8 @@ class IGConfig:
             raise ValueError(f"the {self.rule} rule needs n_steps >= 2")
         if not self.tol > 0 or not isinstance(self.start_steps, int) or self.start_steps < 1:
             raise ValueError("tol must be > 0 and start_steps a positive integer")
+        if not isinstance(self.match_steps, int) or self.match_steps < 0:
+            raise ValueError(f"match_steps must be an integer >= 0, got {self.match_steps!r}")
         check_baseline(self.baseline)
         if self.blur_sigma_frac < 0:
             raise ValueError(f"blur_sigma_frac must be >= 0, got {self.blur_sigma_frac}")
@@ -107,7 +112,7 @@ def _adaptive(ctx: Context, base: torch.Tensor, config: IGConfig) -> MethodOutpu
     """Rounds of nested refinement for all inputs together (see attrib/methods/adaptive.py)."""
     x = ctx.inputs
     delta = x - base
-    paths = [adaptive.Path(delta[i]) for i in range(len(x))]
+    paths = [adaptive.Path(delta[i], config.match_steps, config.tol / 2) for i in range(len(x))]
     todo = {i: adaptive.start_grid(config.start_steps, config.n_steps) for i in range(len(x))}
     while todo:
         _evaluate(ctx, base, delta, paths, todo)
@@ -116,7 +121,8 @@ def _adaptive(ctx: Context, base: torch.Tensor, config: IGConfig) -> MethodOutpu
     values = torch.stack([p.delta * p.integral() for p in paths])
     reference = torch.tensor([p.phi[0.0] for p in paths], dtype=values.dtype, device=x.device)
     extras = {"steps": torch.tensor([len(p.nodes) for p in paths]),
-              "converged": torch.tensor([p.state == "converged" for p in paths])}
+              "converged": torch.tensor([p.state == "converged" for p in paths]),
+              "map_error": torch.tensor([p.map_error() for p in paths])}
     return MethodOutput(values, reference, extras)
 
 

@@ -49,23 +49,97 @@ def test_a_tighter_tolerance_reaches_it():
     assert rel < 0.05  # the same map as a fine fixed rule
 
 
+def _refine(path, grad, phi, tol=1e-2, budget=256, start=8):
+    """Run the adaptive rule on a path given as functions of a; the estimated error variance after each round."""
+    for a in adaptive.start_grid(start, budget):
+        path.add(a, grad(a), phi(a))
+    sums = []
+    while path.state == "refining":
+        sums.append(sum(path.errors()[0]))
+        for a in adaptive.step(path, tol, budget):
+            path.add(a, grad(a), phi(a))
+    sums.append(sum(path.errors()[0]))
+    return sums
+
+
 def test_refinement_never_increases_the_indicator_sum():
-    """A path whose gradient is monotone in each coordinate (here tanh along the path): bisecting a panel can
-    only shrink its |g(b) - g(a)| share, so the indicator sum falls round after round."""
+    """A smooth path (tanh along it): each round's bisections shrink the estimated error variance, and the rule
+    stops once the map's estimate is under the floor and the gap within tol."""
     w, d = torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64), torch.ones(3, dtype=torch.float64)
     grad = lambda a: w * math.tanh(6 * (a - 0.37))  # noqa: E731
     phi = lambda a: float((w * d).sum()) * math.log(math.cosh(6 * (a - 0.37))) / 6  # noqa: E731
     path = adaptive.Path(d)
-    for a in adaptive.start_grid(4, 64):
-        path.add(a, grad(a), phi(a))
-    sums = []
-    while path.state == "refining":
-        sums.append(sum(path.indicator(a, b) for a, b in path.panels()))
-        for a in adaptive.step(path, 1e-4, 64):
-            path.add(a, grad(a), phi(a))
-    sums.append(sum(path.indicator(a, b) for a, b in path.panels()))
-    assert all(later <= earlier + 1e-12 for earlier, later in zip(sums, sums[1:])) and len(sums) > 3
-    assert path.state == "converged" and path.gap() <= 1e-4
+    sums = _refine(path, grad, phi, tol=1e-4, budget=128)
+    assert all(later <= earlier for earlier, later in zip(sums, sums[1:])) and len(sums) > 3
+    assert path.state == "converged" and path.gap() <= 1e-4 and path.map_error() <= path.floor
+    exact = w * (math.log(math.cosh(6 * 0.63)) - math.log(math.cosh(6 * 0.37))) / 6
+    assert torch.allclose(path.integral(), exact, rtol=1e-3)
+
+
+class RoughPath:
+    """A gradient that jumps at many random places along the path (denser near the baseline) and relaxes
+    between jumps, as a ReLU network's wanders; its integral and F are exact in closed form."""
+
+    def __init__(self, pixels=400, jumps=3000, relax=0.05, seed=0):
+        gen = torch.Generator().manual_seed(seed)
+        self.at, _ = torch.sort(torch.rand(jumps, generator=gen, dtype=torch.float64) ** 2)
+        self.size = torch.randn(jumps, pixels, generator=gen, dtype=torch.float64) / math.sqrt(jumps)
+        self.start = 0.1 * torch.randn(pixels, generator=gen, dtype=torch.float64)
+        self.d, self.relax = torch.ones(pixels, dtype=torch.float64), relax
+
+    def grad(self, a):
+        on = self.at <= a
+        return self.start + (torch.exp((self.at[on] - a) / self.relax)[:, None] * self.size[on]).sum(0)
+
+    def integral(self, a=1.0):
+        on = self.at <= a
+        kept = self.relax * (1 - torch.exp((self.at[on] - a) / self.relax))
+        return a * self.start + (kept[:, None] * self.size[on]).sum(0)
+
+    def phi(self, a):
+        return float(self.integral(a).sum())
+
+
+def _rel(estimate, exact):
+    return float((estimate - exact).abs().sum() / exact.abs().sum())
+
+
+def test_on_a_rough_path_the_map_is_as_accurate_as_the_matched_rule():
+    """The map's error estimate is close to its true error, and the rule stops when its map is as accurate as
+    the matched Gauss-Legendre rule's (the model's claim)."""
+    from attrib.methods.integrated_gradients import quadrature
+
+    nodes, weights = quadrature("gausslegendre", 200)
+    for seed in range(3):
+        rough = RoughPath(seed=seed)
+        exact = rough.integral()
+        path = adaptive.Path(rough.d, match_steps=200)
+        _refine(path, rough.grad, rough.phi, budget=400)
+        assert path.state == "converged" and path.gap() <= 1e-2
+        error = _rel(path.integral(), exact)
+        assert 0.5 < path.map_error() / error < 2
+        gauss = sum(w * rough.grad(float(a)) for a, w in zip(nodes, weights))
+        assert error <= 1.1 * _rel(gauss, exact)
+
+
+def test_match_steps_trades_passes_for_accuracy():
+    rough = RoughPath(seed=7)
+    runs = {}
+    for match in (0, 50, 200):
+        path = adaptive.Path(rough.d, match_steps=match)
+        _refine(path, rough.grad, rough.phi, budget=1000)
+        runs[match] = (len(path.nodes), _rel(path.integral(), rough.integral()))
+    assert runs[0][0] < runs[50][0] < runs[200][0]
+    assert runs[200][1] < runs[50][1] < runs[0][1]
+
+
+def test_the_roughness_is_zero_where_the_gradient_is_linear_along_the_path():
+    path = adaptive.Path(torch.ones(2, dtype=torch.float64))
+    for a in (0.0, 0.25, 0.5, 1.0):
+        path.add(a, torch.tensor([2 * a, 1 - a], dtype=torch.float64), 0.0)
+    assert path.variances() == [0.0, 0.0, 0.0]
+    path.add(0.75, torch.tensor([1.0, 0.0], dtype=torch.float64), 0.0)  # off the line by (-0.5, -0.25)
+    assert all(v > 0 for v in path.variances()[1:])
 
 
 @pytest.mark.parametrize("chunk", [1, 5, 10_000])
@@ -87,7 +161,9 @@ def test_a_spent_budget_is_flagged():
 
 def test_explain_warns_when_the_budget_runs_out(run_cli_images):
     result = run_cli_images("-m", "ig", "--set", "n_steps=6", "--set", "tol=0.000001")
-    assert "spent its budget of 6 steps before reaching tol" in " ".join(result.output.split())
+    said = " ".join(result.output.split())
+    assert "spent its budget of 6 steps before reaching a gap within tol 0.0%" in said
+    assert "estimated map error" in said
 
 
 def test_eg_reports_the_monte_carlo_error_of_its_gap():
