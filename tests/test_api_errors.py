@@ -50,6 +50,9 @@ def test_missing_background(setup):
     ({"n_steps": 0}, "n_steps must be a positive integer"),
     ({"rule": "simpson"}, "unknown rule 'simpson'"),
     ({"rule": "trapezoid", "n_steps": 1}, "trapezoid rule needs n_steps >= 2"),
+    ({"n_steps": 2}, "adaptive rule needs n_steps >= 3"),
+    ({"start_steps": 1}, "start_steps an integer >= 2"),
+    ({"match_steps": -1}, "match_steps must be an integer >= 0"),
     ({"baseline": "black"}, "unknown baseline 'black'"),
     ({"baseline": torch.zeros(4, 4)}, "does not broadcast"),
 ])

@@ -462,7 +462,8 @@ def json_view(record: dict[str, Any], out: Path) -> dict[str, Any]:
 
     def files(entry: dict) -> list[dict]:
         return [{"method": a["method"], "target": a["target"], "target_label": a.get("target_label"),
-                 "completeness_gap": a["completeness_gap"], "seconds": a["seconds"],
+                 "completeness_gap": a["completeness_gap"], "seconds": a["seconds"], "passes": a.get("passes"),
+                 "converged": a.get("converged"), "map_error": a.get("map_error"),
                  "overlay": path(a["overlay"]), "heatmap": path(a["heatmap"])}
                 for a in entry.get("attributions", [])]
 

@@ -58,10 +58,11 @@ class IGConfig:
             object.__setattr__(self, "n_steps", DEFAULT_STEPS.get(self.rule, 50))
         if not isinstance(self.n_steps, int) or self.n_steps < 1:
             raise ValueError(f"n_steps must be a positive integer, got {self.n_steps!r}")
-        if self.rule in ("trapezoid", "adaptive") and self.n_steps < 2:
-            raise ValueError(f"the {self.rule} rule needs n_steps >= 2")
-        if not self.tol > 0 or not isinstance(self.start_steps, int) or self.start_steps < 1:
-            raise ValueError("tol must be > 0 and start_steps a positive integer")
+        least = {"trapezoid": 2, "adaptive": 3}.get(self.rule, 1)  # adaptive: an interior node shows roughness
+        if self.n_steps < least:
+            raise ValueError(f"the {self.rule} rule needs n_steps >= {least}")
+        if not self.tol > 0 or not isinstance(self.start_steps, int) or self.start_steps < 2:
+            raise ValueError("tol must be > 0 and start_steps an integer >= 2")
         if not isinstance(self.match_steps, int) or self.match_steps < 0:
             raise ValueError(f"match_steps must be an integer >= 0, got {self.match_steps!r}")
         check_baseline(self.baseline)

@@ -122,7 +122,7 @@ def test_a_model_independent_method_fails_randomization(digits):
 def test_completeness_gap_falls_with_steps(digits):
     model, x = digits
     rows = run_sanity(model, x, SanityConfig(["integrated_gradients"], tests=["completeness"],
-                                             steps=[2, 8, 64]))["completeness"]
+                                             steps=[3, 8, 64]))["completeness"]
     gaps = [r["gap"] for r in rows]
     assert gaps[0] > gaps[1] > gaps[2] and gaps[2] < 0.05
 
