@@ -5,7 +5,8 @@
 
 Completeness: sum_i IG_i = F(x) - F(x'); the gap is reported for every input. The default rule, "adaptive",
 refines a nested trapezoid grid where the gap and the map's error are made until the gap is within ``tol``
-and the map's estimated error is no larger than ``match_steps``-point Gauss-Legendre's (attrib/methods/adaptive.py); fixed rules (Gauss-Legendre, Riemann, trapezoid) use exactly ``n_steps`` points.
+and the map's estimated error is no larger than ``match_steps``-point Gauss-Legendre's
+(attrib/methods/adaptive.py); fixed rules (Gauss-Legendre, Riemann, trapezoid) use exactly ``n_steps`` points.
 cost = n_steps x (forward + input-backward) per input (adaptive: at most n_steps), plus, for fixed rules, one
 forward at the baseline.
 """
