@@ -52,7 +52,7 @@ def test_report_is_self_contained_and_escaped(report):
     body = "".join(parsed.text)
     assert "a<img src=x onerror=alert(1)>&b.png" in body  # shown as text, not markup
     assert "a&lt;img src=x onerror=alert(1)&gt;&amp;b.png" in text and "not an image Pillow can read" in body
-    for needle in ("integrated_gradients", "n_steps=4", "completeness gap", "seed", "torch"):
+    for needle in ("integrated_gradients", "n_steps=4", "completeness gap", "estimated map error", "seed", "torch"):
         assert needle in body
 
 
