@@ -124,12 +124,13 @@ class Path:
         total, norm = sum(self.errors()[0]), self.map_norm()
         return math.sqrt(total) / norm if norm > 0 else (0.0 if total == 0 else math.inf)
 
-    def map_target(self) -> float:
-        """The error variance to reach: the matched rule's estimate, or the floor's, whichever is larger (no
-        target for the map when match_steps is 0)."""
+    def targets(self) -> tuple[list[float], float]:
+        """Per panel, its error variance; and the total to bring them down to: the matched rule's estimate, or
+        the floor's, whichever is larger (inf, no target for the map, when match_steps is 0)."""
+        ours, theirs = self.errors()
         if not self.match_steps:
-            return math.inf
-        return max(self.errors()[1], (self.floor * self.map_norm()) ** 2)
+            return ours, math.inf
+        return ours, max(theirs, (self.floor * self.map_norm()) ** 2)
 
 
 def gl_spacing_squared(a: float, b: float, n: int) -> float:
@@ -183,7 +184,7 @@ def _mark(marked: dict, chosen: list[tuple[float, tuple[float, float]]]) -> None
 def step(path: Path, tol: float, max_nodes: int) -> list[float]:
     """Decide the input's next round: new nodes to evaluate, or [] with ``path.state`` set when it is done."""
     gap_unmet = path.gap() > tol
-    errors, target = path.errors()[0], path.map_target()
+    errors, target = path.targets()
     if not gap_unmet and sum(errors) <= target:
         path.state = "converged"
         return []

@@ -33,7 +33,8 @@ class IGConfig:
         n_steps: quadrature points along the path: fixed rules use exactly this many (default 50, as the
             official code); the adaptive rule at most this many (default 256).
         baseline: "zero", "blur", "uniform" or a tensor broadcastable to the inputs (see methods/baselines.py).
-        rule: "adaptive" (nested trapezoid refined until the completeness gap is within tol), or a fixed rule:
+        rule: "adaptive" (nested trapezoid refined until the completeness gap is within tol and the map is as
+            accurate as match_steps-point Gauss-Legendre's, by its own estimate), or a fixed rule:
             "gausslegendre" (exact for polynomials of degree 2 n_steps - 1), "riemann_left", "riemann_right",
             "riemann_middle", or "trapezoid" (a true trapezoid rule whose weights sum to 1; needs n_steps >= 2).
         tol: adaptive rule: the relative completeness gap to reach.

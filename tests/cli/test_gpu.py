@@ -106,3 +106,21 @@ def test_random_methods_draw_the_same_numbers_on_cpu_and_gpu(method, config):
     gpu = attrib.attribute(module, x, method, target=1, device="cuda", **config, **extra)
     rel = (cpu.values - gpu.values).norm() / cpu.values.norm()
     assert rel < 1e-4, float(rel)
+
+
+def test_adaptive_ig_makes_the_same_decisions_on_cpu_and_gpu():
+    """The default rule refines on the card as on the CPU (float64: the same nodes, the same map), and the
+    gap it reports there is the true one."""
+    from tests.toys import small_convnet
+
+    net = small_convnet()
+    x = torch.randn(3, 3, 12, 12, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    cpu = attrib.attribute(net, x, "ig", target=[0, 1, 2], n_steps=64, device="cpu")
+    gpu = attrib.attribute(net, x, "ig", target=[0, 1, 2], n_steps=64, device="cuda")
+    assert gpu.extras["steps"].tolist() == cpu.extras["steps"].tolist()
+    assert torch.allclose(gpu.values.double(), cpu.values.double(), rtol=1e-5, atol=1e-8)
+    assert torch.allclose(gpu.extras["map_error"], cpu.extras["map_error"], rtol=1e-5)
+    with torch.no_grad():
+        f = net(x)[torch.arange(3), torch.arange(3)] - net(torch.zeros_like(x))[torch.arange(3), torch.arange(3)]
+    true_gap = (gpu.values.double().flatten(1).sum(1) - f).abs() / f.abs()
+    assert torch.allclose(gpu.completeness_gap.double(), true_gap, rtol=1e-4, atol=1e-6)
