@@ -7,7 +7,9 @@
 - Robustness (Ghorbani et al.; Wang & Kong 2022): random perturbations of a given norm and the top-k attack
   (attrib/evaluate/robustness.py), keeping the predicted label; top-k intersection, Kendall's tau-b, Spearman,
   cosine and SSIM between clean and perturbed magnitude maps.
-- Completeness: |sum of attributions - (F(x) - F(x'))| / |F(x) - F(x')| for IG (n_steps) and EG (n_samples).
+- Completeness: |sum of attributions - (F(x) - F(x'))| / |F(x) - F(x')| for IG (n_steps) and EG (n_samples),
+  at several budgets and at the method's default (the verdict's), with passes used, the share of inputs an
+  adaptive rule converged on, and EG's Monte Carlo error.
 Values are averaged over inputs. Verdicts compare them with the thresholds in ``THRESHOLDS``.
 """
 
@@ -142,15 +144,16 @@ class Checker:
         return rows
 
     def completeness(self) -> list[dict]:
-        """Mean completeness gap per path method and budget."""
+        """Per path method and budget (``steps`` and the method's own default, the verdict's): mean gap over the
+        inputs, passes used, the share of inputs an adaptive rule converged on, and the Monte Carlo error."""
         rows = []
         for method in path_methods(self.config.methods) or [DEFAULT_PATH_METHOD]:
-            for steps in self.config.steps:
-                gap = self._gap(method, steps)
-                rows.append({"method": method, "steps": steps, "gap": gap})
+            default = default_budget(method, self.config.configs.get(method, {}))
+            for steps in completeness_budgets(method, self.config):
+                rows.append({"method": method, "steps": steps, "default": steps == default, **self._gap(method, steps)})
         return rows
 
-    def _gap(self, method: str, steps: int) -> float:
+    def _gap(self, method: str, steps: int) -> dict[str, float | None]:
         from attrib.api import attribute
 
         from attrib.methods import METHODS
@@ -159,7 +162,24 @@ class Checker:
         result = attribute(self.module, self.x, method, None, seed=self.config.seed, device=self.config.device,
                            **options)
         self.advance(method)
-        return float(result.completeness_gap.abs().mean())
+        extras, n = result.extras, len(self.x)
+        return {"gap": float(result.completeness_gap.abs().mean()), "passes": result.passes / n,
+                "converged": float(extras["converged"].float().mean()) if "converged" in extras else None,
+                "gap_stderr": float(extras["gap_stderr"].pow(2).sum().sqrt()) / n if "gap_stderr" in extras else None}
+
+
+def default_budget(method: str, options: dict[str, Any]) -> int:
+    """The method's own default for its cost knob under the user's other options (IG: 256 for the adaptive
+    rule's budget, 50 for a fixed rule)."""
+    from attrib.methods import METHODS
+
+    spec = METHODS[method]
+    return getattr(spec.config(**{k: v for k, v in options.items() if k != spec.knob}), spec.knob)
+
+
+def completeness_budgets(method: str, config: SanityConfig) -> list[int]:
+    """The budgets the completeness test runs a path method at: ``config.steps`` and its default."""
+    return sorted(set(config.steps) | {default_budget(method, config.configs.get(method, {}))})
 
 
 def compare_maps(a: np.ndarray, b: np.ndarray) -> dict[str, float | None]:
@@ -205,7 +225,7 @@ def n_explanations(config: SanityConfig, n_groups: int, data_randomization: bool
     if "robustness" in config.tests:
         total += m * len(config.radii) * (config.repeats + 1) + int(ATTACK_METHOD not in config.methods)
     if "completeness" in config.tests:
-        total += len(config.steps) * max(1, len(path_methods(config.methods)))
+        total += sum(len(completeness_budgets(m, config)) for m in path_methods(config.methods) or [DEFAULT_PATH_METHOD])
     return total
 
 
@@ -297,16 +317,24 @@ def _robustness_verdict(method: str, rows: list[dict], config: SanityConfig) -> 
 
 
 def _completeness_verdict(method: str, rows: list[dict]) -> dict:
-    limit = THRESHOLDS["completeness"]
-    last = max(rows, key=lambda r: r["steps"])
-    first = min(rows, key=lambda r: r["steps"])
+    """Judged at the method's default budget (the largest in records without one; EG: unsure while its gap is
+    within one Monte Carlo error of the limit); the smallest budget's gap for contrast."""
     from attrib.methods import METHODS
 
+    limit = THRESHOLDS["completeness"]
+    last = next((r for r in rows if r.get("default")), max(rows, key=lambda r: r["steps"]))
+    first = min(rows, key=lambda r: r["steps"])
     unit = METHODS[method].knob.replace("n_", "")
-    passed = last["gap"] <= limit
-    text = (f"gap {last['gap']:.1%} at {last['steps']} {unit} (pass: <= {limit:.0%}); "
-            f"{first['gap']:.1%} at {first['steps']}")
-    return {"method": method, "test": "completeness", "passed": passed, "reason": text}
+    stderr = last.get("gap_stderr")
+    noise = f" ± {stderr:.1%} (Monte Carlo error)" if stderr is not None else ""
+    where = f"its default {last['steps']} {unit}" if last.get("default") else f"{last['steps']} {unit}"
+    rule = f"pass: gap + error < {limit:.0%}, fail: gap - error >= {limit:.0%}" if stderr is not None \
+        else f"pass: < {limit:.0%}"
+    if last.get("converged") is not None:
+        rule = f"{last['passes']:.0f} passes on average, {last['converged']:.0%} of inputs converged; {rule}"
+    text = f"gap {last['gap']:.1%}{noise} at {where} ({rule}); {first['gap']:.1%} at {first['steps']}"
+    return {"method": method, "test": "completeness", "passed": judge(last["gap"], stderr or 0.0, limit, below=True),
+            "reason": text}
 
 
 def with_budget(methods: list[str], configs: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:

@@ -122,20 +122,27 @@ def sanity_tables(record: dict[str, Any]) -> list[Table]:
               ("method", "mode", "layer", "depth", "spearman_abs", "spearman_signed", "ssim", "hog")),
              ("robustness", "Robustness: similarity of clean and perturbed maps",
               ("method", "perturbation", "radius", "topk_intersection", "kendall_tau", "spearman", "cosine", "ssim")),
-             ("completeness", "Completeness gap (mean over inputs)", ("method", "steps", "gap")))
+             ("completeness", "Completeness gap (mean over inputs)",
+              ("method", "steps", "default", "passes", "converged", "gap", "gap_stderr")))
     for key, title, columns in specs:
         if record[key]:
             tables.append(_rows_table(title, record[key], columns))
     return tables
 
 
+FORMATS = {"passes": "{:.0f}", "converged": "{:.0%}", "gap": "{:.2%}", "gap_stderr": "{:.2%}"}  # else _fmt's
+
+
 def _rows_table(title: str, rows: list[dict[str, Any]], columns: tuple[str, ...]) -> Table:
+    """One row per record; a column no record has a value for is left out."""
+    columns = tuple(c for c in columns if any(row.get(c) is not None for row in rows))
     table = Table(title=title, title_justify="left", show_edge=False)
     for column in columns:
         table.add_column(column.replace("_", " "), justify="left" if column in ("method", "mode", "layer",
                                                                                "perturbation") else "right")
     for row in rows:
-        table.add_row(*(_fmt(row.get(c), (row.get("spread") or {}).get(c) if row.get("draws", 1) > 1 else None)
+        table.add_row(*(FORMATS[c].format(row[c]) if c in FORMATS and isinstance(row.get(c), float)
+                        else _fmt(row.get(c), (row.get("spread") or {}).get(c) if row.get("draws", 1) > 1 else None)
                         for c in columns))
     return table
 
@@ -143,6 +150,8 @@ def _rows_table(title: str, rows: list[dict[str, Any]], columns: tuple[str, ...]
 def _fmt(value: Any, spread: float | None = None) -> str:
     if value is None:
         return "—"
+    if isinstance(value, bool):
+        return "yes" if value else ""
     if isinstance(value, float):
         return f"{value:.3f}" + (f" ± {spread:.3f}" if spread is not None else "")
     return escape(str(value))

@@ -1,8 +1,12 @@
 """attrib sanity: --json schema, test selection, bad inputs, usage errors, the HTML section."""
 
+import io
 import json
 
 from PIL import Image
+from rich.console import Console
+
+from attrib.render.terminal import sanity_tables
 
 from tests.cli.conftest import parse_json
 
@@ -22,7 +26,7 @@ def test_json_schema(run_cli, tmp_path):
     assert {r["mode"] for r in data["randomization"]} == {"cascading", "independent", "data"}
     assert set(data["robustness"][0]) == {"method", "perturbation", "radius", "n_inputs", "topk_intersection",
                                           "kendall_tau", "spearman", "cosine", "ssim", "spread", "draws"}
-    assert set(data["completeness"][0]) == {"method", "steps", "gap"}
+    assert set(data["completeness"][0]) == {"method", "steps", "default", "passes", "converged", "gap", "gap_stderr"}
     assert {(v["method"], v["test"]) for v in data["verdicts"]} >= {("gradient", "randomization"),
                                                                      ("integrated_gradients", "completeness")}
     assert all(set(v) == {"method", "test", "passed", "reason"} for v in data["verdicts"])
@@ -30,13 +34,20 @@ def test_json_schema(run_cli, tmp_path):
         assert (tmp_path / name).is_file()
     html = (tmp_path / "r.html").read_text()
     assert "Verdicts" in html and html.count("data:image/png;base64,") == 3 and "<script" not in html
+    assert "<td>256 (default)</td>" in html and "<th>converged</th>" in html  # the completeness table
 
 
 def test_tests_can_be_selected(run_cli, tmp_path):
     result = run_cli("sanity", *SAMPLE, "-m", "ig", "--tests", "completeness", "--out", tmp_path, "--json")
     data = parse_json(result)
     assert result.exit_code == 0 and data["randomization"] == [] and data["robustness"] == []
-    assert [r["steps"] for r in data["completeness"]] == [8, 16, 32, 64]
+    assert [r["steps"] for r in data["completeness"]] == [8, 16, 32, 64, 256]  # 256: the adaptive rule's budget
+    assert [r["default"] for r in data["completeness"]] == [False] * 4 + [True]
+    console = Console(width=120, record=True, file=io.StringIO())
+    for table in sanity_tables(json.loads((tmp_path / "run.json").read_text())):
+        console.print(table)
+    text = console.export_text()  # the terminal's table: IG's columns, not EG's Monte Carlo error
+    assert "Completeness gap" in text and "converged" in text and "100%" in text and "gap stderr" not in text
 
 
 def test_a_bad_image_fails_alone(run_cli, tmp_path):

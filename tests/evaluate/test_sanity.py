@@ -7,7 +7,7 @@ import torch
 from attrib.data.datasets import load_dataset
 from attrib.evaluate import similarity as sim
 from attrib.evaluate.randomization import layer_groups, randomized, reinitialise, select
-from attrib.evaluate.sanity import SanityConfig, run_sanity, with_budget
+from attrib.evaluate.sanity import SanityConfig, _completeness_verdict, n_explanations, run_sanity, with_budget
 from attrib.models import load_model
 
 
@@ -119,12 +119,47 @@ def test_a_model_independent_method_fails_randomization(digits):
         METHODS._aliases.pop("edges_test")
 
 
-def test_completeness_gap_falls_with_steps(digits):
+def test_completeness_gap_falls_with_steps_and_the_default_is_judged(digits):
     model, x = digits
-    rows = run_sanity(model, x, SanityConfig(["integrated_gradients"], tests=["completeness"],
-                                             steps=[3, 8, 64]))["completeness"]
+    config = SanityConfig(["integrated_gradients"], tests=["completeness"], steps=[3, 8, 64])
+    calls = []
+    out = run_sanity(model, x, config, advance=calls.append)
+    rows = out["completeness"]
+    assert len(calls) == n_explanations(config, 4, False)  # the progress bar reaches its total (clean maps + 4)
+    assert [r["steps"] for r in rows] == [3, 8, 64, 256] and [r["default"] for r in rows] == [False] * 3 + [True]
     gaps = [r["gap"] for r in rows]
     assert gaps[0] > gaps[1] > gaps[2] and gaps[2] < 0.05
+    default = rows[-1]  # the adaptive rule at its default budget: converged on every input, within its tol
+    assert default["converged"] == 1.0 and 3 <= default["passes"] < 256 and default["gap"] <= 0.01
+    assert rows[0]["passes"] == 3 and rows[0]["converged"] == 0.0 and all(r["gap_stderr"] is None for r in rows)
+    verdict = _row(out["verdicts"], "integrated_gradients", test="completeness")
+    assert verdict["passed"] is True and "at its default 256 steps" in verdict["reason"]
+    assert f"{default['passes']:.0f} passes on average, 100% of inputs converged" in verdict["reason"]
+
+
+def test_completeness_verdict_accounts_for_monte_carlo_error():
+    def verdict(gap, stderr, **extra):
+        rows = [{"method": "expected_gradients", "steps": 8, "gap": 0.3, "gap_stderr": 0.1},
+                {"method": "expected_gradients", "steps": 64, "gap": gap, "gap_stderr": stderr, **extra}]
+        return _completeness_verdict("expected_gradients", rows)
+
+    assert verdict(0.064, 0.043, default=True)["passed"] is None  # 2.1%-10.7% straddles the 5% limit
+    assert verdict(0.02, 0.01, default=True)["passed"] is True
+    assert verdict(0.2, 0.05, default=True)["passed"] is False
+    assert "6.4% ± 4.3% (Monte Carlo error) at its default 64 samples" in verdict(0.064, 0.043, default=True)["reason"]
+    legacy = _completeness_verdict("integrated_gradients", [{"method": "integrated_gradients", "steps": s, "gap": g}
+                                                            for s, g in ((8, 0.2), (64, 0.03))])
+    assert legacy["passed"] is True and legacy["reason"].startswith("gap 3.0% at 64 steps (pass: < 5%)")
+
+
+def test_expected_gradients_completeness_rows_carry_their_monte_carlo_error(digits):
+    model, x = digits
+    background = load_dataset("blockdigits").train_x[:16]
+    config = SanityConfig(["expected_gradients"], configs={"expected_gradients": {"background": background}},
+                          tests=["completeness"], steps=[8, 32])
+    rows = run_sanity(model, x, config)["completeness"]
+    assert [r["steps"] for r in rows] == [8, 32, 64] and rows[-1]["default"] and rows[-1]["converged"] is None
+    assert all(r["gap_stderr"] > 0 for r in rows) and rows[0]["gap_stderr"] > rows[-1]["gap_stderr"]
 
 
 def test_vector_models_get_the_metrics_that_apply():
