@@ -69,7 +69,7 @@ def error(values: torch.Tensor, reference: torch.Tensor) -> list[float]:
 
 
 def main(holdout: bool = False) -> None:
-    fixed, adaptive = (FIXED[3:4], ADAPTIVE[:1]) if holdout else (FIXED, ADAPTIVE)
+    fixed, adaptive = ([("gausslegendre", 200)], [("adaptive (default)", {})]) if holdout else (FIXED, ADAPTIVE)
     for title, module, x, names in holdout_cases() if holdout else cases():
         target = attrib.predict(module, x).argmax(1).tolist()
         start = time.perf_counter()

@@ -148,8 +148,8 @@ class Checker:
         inputs, passes used, the share of inputs an adaptive rule converged on, and the Monte Carlo error."""
         rows = []
         for method in path_methods(self.config.methods) or [DEFAULT_PATH_METHOD]:
-            default = default_budget(method, self.config.configs.get(method, {}))
-            for steps in completeness_budgets(method, self.config):
+            budgets, default = completeness_budgets(method, self.config)
+            for steps in budgets:
                 rows.append({"method": method, "steps": steps, "default": steps == default, **self._gap(method, steps)})
         return rows
 
@@ -177,9 +177,11 @@ def default_budget(method: str, options: dict[str, Any]) -> int:
     return getattr(spec.config(**{k: v for k, v in options.items() if k != spec.knob}), spec.knob)
 
 
-def completeness_budgets(method: str, config: SanityConfig) -> list[int]:
-    """The budgets the completeness test runs a path method at: ``config.steps`` and its default."""
-    return sorted(set(config.steps) | {default_budget(method, config.configs.get(method, {}))})
+def completeness_budgets(method: str, config: SanityConfig) -> tuple[list[int], int]:
+    """The budgets the completeness test runs a path method at (``config.steps`` and its default), and that
+    default."""
+    default = default_budget(method, config.configs.get(method, {}))
+    return sorted(set(config.steps) | {default}), default
 
 
 def compare_maps(a: np.ndarray, b: np.ndarray) -> dict[str, float | None]:
@@ -225,7 +227,8 @@ def n_explanations(config: SanityConfig, n_groups: int, data_randomization: bool
     if "robustness" in config.tests:
         total += m * len(config.radii) * (config.repeats + 1) + int(ATTACK_METHOD not in config.methods)
     if "completeness" in config.tests:
-        total += sum(len(completeness_budgets(m, config)) for m in path_methods(config.methods) or [DEFAULT_PATH_METHOD])
+        methods = path_methods(config.methods) or [DEFAULT_PATH_METHOD]
+        total += sum(len(completeness_budgets(m, config)[0]) for m in methods)
     return total
 
 
