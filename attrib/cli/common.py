@@ -122,6 +122,11 @@ class CliEvents:
             extra = {"description": description} if description else {}
             self.progress.update(self.tasks[key], advance=n, **extra)
 
+    def shrink(self, key: str, n: int) -> None:
+        if key in self.tasks and n > 0 and self.totals.get(key) is not None:
+            self.totals[key] -= n
+            self.progress.update(self.tasks[key], total=self.totals[key])
+
     def item(self, entry: dict) -> None:
         if self.on_item is not None:
             self.on_item(self.ui, entry, self.totals)

@@ -16,7 +16,9 @@ class Events:
     """How a job reports progress and messages. Every method is optional (the defaults do nothing); the command
     line implements them with progress bars and coloured lines.
 
-    A *task* is a progress bar: ``task(key, description, total)`` (re)starts it, ``advance(key, n)`` moves it.
+    A *task* is a progress bar: ``task(key, description, total)`` (re)starts it, ``advance(key, n)`` moves it,
+    ``shrink(key, n)`` takes from its total work that turned out not to be needed (an adaptive rule that
+    converged under its budget).
     """
 
     def info(self, text: str) -> None: ...
@@ -30,6 +32,8 @@ class Events:
     def task(self, key: str, description: str, total: int | None) -> None: ...
 
     def advance(self, key: str, n: int = 1, description: str | None = None) -> None: ...
+
+    def shrink(self, key: str, n: int) -> None: ...
 
     def item(self, entry: dict[str, Any]) -> None:
         """One unit of work (an input, a text, a retrain) finished; ``entry`` is its record."""

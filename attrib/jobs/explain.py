@@ -120,10 +120,15 @@ def _check_view(view: str) -> None:
 
 
 def rows_per_input(plan: Plan) -> int:
-    """Forward + input-backward rows one input costs with these methods (for progress bars)."""
+    """Forward + input-backward rows one input may cost with these methods (a progress bar's first total; an
+    adaptive rule's budget, which the bar gives back as inputs converge under it)."""
+    return sum(_budget(plan, m) for m in plan.methods)
+
+
+def _budget(plan: Plan, method: str) -> int:
     from attrib.methods import METHODS
 
-    return sum(METHODS[m].rows(METHODS[m].make_config(**plan.kwargs[m])) for m in plan.methods)
+    return METHODS[method].rows(METHODS[method].make_config(**plan.kwargs[method]))
 
 
 def run(options: Options, store: RunStore, events: Events | None = None) -> dict[str, Any]:
@@ -201,16 +206,23 @@ def _covers(previous: dict, methods: list[str]) -> bool:
 
 
 def batch_size(plan: Plan, options: Options, per_input: int) -> int:
-    """Images per engine call: the user's, else enough rows for CHUNKS_PER_BATCH full engine chunks
-    (``per_input``: the rows one input costs)."""
+    """Images per engine call: the user's, else enough rows for CHUNKS_PER_BATCH full engine chunks.
+
+    On a CPU the rows that count are ``per_input`` (all an input costs): a call of a few rows costs about the
+    same per row as a full chunk there (bench/RESULTS.md), so fewer images are held at once. On a GPU a small
+    call wastes the card, and a method that works in rounds (adaptive IG) sends each input's rows a few at a
+    time, so the rows of one call count, and the method sending the fewest sets the batch."""
     if options.batch_size:
         return options.batch_size
     from attrib.api import chunk_rows
+    from attrib.methods import METHODS
 
     size = plan.model.preprocess.size
     like = torch.zeros(1, plan.model.preprocess.channels, *size)
     device = "cpu" if options.executor.remote else plan.device  # (workers may hold more)
     rows = chunk_rows(plan.model.module, like, device=device, precision=options.precision)
+    if device.startswith("cuda"):
+        per_input = min(METHODS[m].rows_per_call(METHODS[m].make_config(**plan.kwargs[m])) for m in plan.methods)
     return max(1, min(MAX_BATCH, math.ceil(CHUNKS_PER_BATCH * rows / max(1, per_input))))
 
 
@@ -260,9 +272,11 @@ def _stream_remote(plan: Plan, todo: list, options: Options, store: RunStore, ev
     with make_executor(options.executor) as executor:
         events.info(f"explaining on the Ray cluster at {executor.address}")
         for bundles in executor.map_ordered(ShardWorker, init, "explain", shards):
+            used = sum(a["passes"] or 0 for finished in bundles for a in finished["entry"]["attributions"])
             for finished in bundles:
                 commit(write_bundle(store, finished, events))
-            events.advance("rows", per_input * len(bundles))
+            events.advance("rows", used)
+            events.shrink("rows", per_input * len(bundles) - used)
 
 
 class ShardWorker:
@@ -342,6 +356,7 @@ def _attribute_all(plan: Plan, x: torch.Tensor, options: Options, events: Events
                                         progress=lambda n: events.advance("rows", n), **plan.kwargs[method])
         except (RuntimeError, ValueError) as error:  # e.g. an input size this model cannot take
             raise MethodFailed(f"{method} failed: {first_line(error)}") from error
+        events.shrink("rows", _budget(plan, method) * len(x) - results[method].passes)
     return [(outputs[b].clone(), {m: _one(r, b) for m, r in results.items()}) for b in range(len(x))]
 
 

@@ -99,6 +99,8 @@ class MethodSpec:
         knob: the option that sets its cost (n_steps, n_samples), if any.
         budget: reduced options for reports that recompute every map many times (``attrib sanity``).
         smoke: the smallest options that still exercise the method (registry-wide tests, quick runs).
+        call_rows: for a method that works in rounds (adaptive IG), about the rows one input sends to each
+            engine call, for a config (None: ``rows``, all in one call); callers size batches by it.
     """
 
     name: str
@@ -116,6 +118,11 @@ class MethodSpec:
     knob: str | None = None
     budget: Mapping[str, Any] = field(default_factory=dict)
     smoke: Mapping[str, Any] = field(default_factory=dict)
+    call_rows: Callable[[Any], int] | None = None
+
+    def rows_per_call(self, config: Any) -> int:
+        """About the rows one input sends to one engine call under ``config`` (see ``call_rows``)."""
+        return (self.call_rows or self.rows)(config)
 
     def is_signed(self, config: Any) -> bool:
         """Whether this method's values, under ``config``, are signed."""
@@ -206,7 +213,7 @@ def register_method(name: str, *, config: type, cost: str, rows: Callable[[Any],
                     aliases: tuple[str, ...] = (), signed: bool | Callable[[Any], bool] = True,
                     stochastic: bool = False, inputs: str = TENSOR, needs: tuple[str, ...] = (),
                     reference: bool = False, knob: str | None = None, budget: Mapping[str, Any] | None = None,
-                    smoke: Mapping[str, Any] | None = None):
+                    smoke: Mapping[str, Any] | None = None, call_rows: Callable[[Any], int] | None = None):
     """Decorator registering a method function under ``name`` and ``aliases`` (see :class:`MethodSpec`)."""
     unknown = set(needs) - set(NEEDS)
     if unknown:
@@ -214,7 +221,7 @@ def register_method(name: str, *, config: type, cost: str, rows: Callable[[Any],
 
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
         METHODS.add(MethodSpec(name, fn, config, tuple(aliases), signed, cost, rows, stochastic, summary, inputs,
-                               tuple(needs), reference, knob, dict(budget or {}), dict(smoke or {})))
+                               tuple(needs), reference, knob, dict(budget or {}), dict(smoke or {}), call_rows))
         return fn
 
     return decorate

@@ -45,40 +45,58 @@ import torch
 
 MARK_FRACTION = 0.2  # bulk marking: split the fewest panels holding this share of an unmet target's total
 KEPT = 0.25  # the share of its error variance a bisected panel keeps (two halves of h^3 / 8 each)
+ROUGH_GROUP = 32  # interior nodes whose roughness is computed in one batch (bounds the temporaries)
 
 
 @dataclass
 class Path:
-    """One input's nested grid: nodes (sorted), and per node the gradient, F, and <d, g>."""
+    """One input's nested grid: nodes (sorted), and per node F, <d, g> and d * g (rows of one tensor on the
+    compute device, so that each round's bookkeeping is a few batched operations, not a few per node)."""
 
     delta: torch.Tensor
     match_steps: int = 200  # the Gauss-Legendre rule whose estimated error the map must match (0: none)
     floor: float = 0.005  # an estimated relative map error under this counts as converged whatever the rule says
     nodes: list[float] = field(default_factory=list)
-    grads: dict[float, torch.Tensor] = field(default_factory=dict)
     phi: dict[float, float] = field(default_factory=dict)
-    dot: dict[float, float] = field(default_factory=dict)
-    _rough: dict[tuple[float, float, float], float] = field(default_factory=dict)  # (l, m, r) -> S(m), cached
     state: str = "refining"  # "converged" | "budget"
+    _terms: GrowingRows = field(default_factory=lambda: GrowingRows())  # d * g(a) per node
+    _row: dict[float, int] = field(default_factory=dict)  # node -> its row in _terms
+    _dot: dict[float, float] = field(default_factory=dict)  # node -> <d, g>, filled in by _sync
+    _rough: dict[tuple[float, float, float], float] = field(default_factory=dict)  # (l, m, r) -> S(m), cached
+    _norm: tuple[int, float] = (0, 0.0)  # (nodes, ||map||_1) when last computed
 
     def add(self, alpha: float, grad: torch.Tensor, score: float) -> None:
-        self.grads[alpha] = grad
-        self.phi[alpha] = score
-        self.dot[alpha] = float((self.delta * grad).sum())
-        bisect.insort(self.nodes, alpha)
+        self.add_many([alpha], grad.unsqueeze(0), [score])
+
+    def add_many(self, alphas: list[float], grads: torch.Tensor, scores: list[float]) -> None:
+        """New nodes ``alphas`` with their gradients (k, *delta.shape) and F values."""
+        for alpha, row, score in zip(alphas, self._terms.append(self.delta * grads), scores):
+            self._row[alpha], self.phi[alpha] = row, score
+            bisect.insort(self.nodes, alpha)
+
+    def _sync(self) -> None:
+        """<d, g> of the nodes added since the last call, in one reduction (the rows at the end of _terms)."""
+        pending = len(self._row) - len(self._dot)
+        if pending:
+            dots = self._terms.view()[-pending:].flatten(1).sum(1).tolist()
+            fresh = [a for a, r in self._row.items() if r >= len(self._row) - pending]
+            self._dot.update(zip(sorted(fresh, key=self._row.get), dots))
 
     def panels(self) -> list[tuple[float, float]]:
         return list(zip(self.nodes[:-1], self.nodes[1:]))
 
     def residual(self, a: float, b: float) -> float:
-        return self.phi[b] - self.phi[a] - (b - a) / 2 * (self.dot[a] + self.dot[b])
+        self._sync()
+        return self.phi[b] - self.phi[a] - (b - a) / 2 * (self._dot[a] + self._dot[b])
 
-    def integral(self) -> torch.Tensor:
-        """Trapezoid rule over the current nodes: sum_k w_k g(a_k)."""
-        total = torch.zeros_like(self.delta)
+    def map(self) -> torch.Tensor:
+        """The attribution map by the trapezoid rule over the current nodes: d * sum_k w_k g(a_k)."""
+        weights = [0.0] * len(self._row)
         for a, b in self.panels():
-            total += (b - a) / 2 * (self.grads[a] + self.grads[b])
-        return total
+            weights[self._row[a]] += (b - a) / 2
+            weights[self._row[b]] += (b - a) / 2
+        terms = self._terms.view()
+        return torch.tensordot(torch.tensor(weights, dtype=terms.dtype, device=terms.device), terms, dims=1)
 
     def gap(self) -> float:
         """|sum of panel residuals| / |phi(1) - phi(0)| (inf when phi(1) = phi(0) and the residual is not 0)."""
@@ -86,21 +104,31 @@ class Path:
         scale = abs(self.phi[1.0] - self.phi[0.0])
         return total / scale if scale > 0 else (0.0 if total == 0 else math.inf)
 
-    def roughness(self, left: float, mid: float, right: float) -> float:
-        """S(mid): the path's roughness at an interior node, summed over pixels (see the module docstring)."""
-        key = (left, mid, right)
-        if key not in self._rough:
-            h_l, h_r = mid - left, right - mid
-            line = (h_r * self.grads[left] + h_l * self.grads[right]) / (h_l + h_r)
-            spread = math.sqrt(h_l * h_r / (h_l + h_r))
-            self._rough[key] = math.sqrt(math.pi / 2) * float((self.delta * (self.grads[mid] - line)).abs().sum()) \
-                / spread
-        return self._rough[key]
+    def roughness(self) -> dict[float, float]:
+        """S(m) at every interior node m: the path's roughness there, summed over pixels (see the module
+        docstring); the triples (l, m, r) not seen before are computed together, ROUGH_GROUP at a time."""
+        triples = list(zip(self.nodes[:-2], self.nodes[1:-1], self.nodes[2:]))
+        missing = [t for t in triples if t not in self._rough]
+        for start in range(0, len(missing), ROUGH_GROUP):
+            group = missing[start:start + ROUGH_GROUP]
+            self._rough.update(zip(group, self._roughness(group)))
+        return {m: self._rough[(l, m, r)] for l, m, r in triples}
+
+    def _roughness(self, triples: list[tuple[float, float, float]]) -> list[float]:
+        """S(m) of each (l, m, r): || d g(m) - (h_r d g(l) + h_l d g(r)) / (h_l + h_r) ||_1, scaled; batched."""
+        h_l = torch.tensor([m - l for l, m, _ in triples], dtype=torch.float64)
+        h_r = torch.tensor([r - m for _, m, r in triples], dtype=torch.float64)
+        left, mid, right = ([self._row[a] for a in column] for column in zip(*triples))
+        off_line = self._terms.take(mid).flatten(1)
+        weight = lambda h: (-h / (h_l + h_r)).to(off_line).unsqueeze(1)  # noqa: E731
+        off_line.addcmul_(self._terms.take(left).flatten(1), weight(h_r))
+        off_line.addcmul_(self._terms.take(right).flatten(1), weight(h_l))
+        spread = (h_l * h_r / (h_l + h_r)).sqrt()
+        return (math.sqrt(math.pi / 2) * off_line.abs_().sum(1).double().cpu() / spread).tolist()
 
     def variances(self) -> list[float]:
         """Per panel, S^2 of the model: the mean roughness of its end nodes, squared."""
-        nodes = self.nodes
-        rough = {m: self.roughness(l, m, r) for l, m, r in zip(nodes[:-2], nodes[1:-1], nodes[2:])}
+        rough = self.roughness()
         out = []
         for a, b in self.panels():
             known = [rough[n] for n in (a, b) if n in rough]
@@ -117,7 +145,9 @@ class Path:
         return ours, theirs
 
     def map_norm(self) -> float:
-        return float((self.delta * self.integral()).abs().sum())
+        if self._norm[0] != len(self.nodes):
+            self._norm = (len(self.nodes), float(self.map().abs().sum()))
+        return self._norm[1]
 
     def map_error(self) -> float:
         """The map's estimated relative L1 error (0 for an exact map, inf for a zero map that is not exact)."""
@@ -131,6 +161,31 @@ class Path:
         if not self.match_steps:
             return ours, math.inf
         return ours, max(theirs, (self.floor * self.map_norm()) ** 2)
+
+
+class GrowingRows:
+    """GrowingRows appended in blocks to one tensor whose storage doubles as it fills (amortised copies)."""
+
+    def __init__(self) -> None:
+        self.data: torch.Tensor | None = None
+        self.size = 0
+
+    def append(self, rows: torch.Tensor) -> range:
+        need = self.size + len(rows)
+        if self.data is None or need > len(self.data):
+            grown = rows.new_empty((max(need, 16, 2 * self.size), *rows.shape[1:]))
+            if self.data is not None:
+                grown[:self.size] = self.data[:self.size]
+            self.data = grown
+        self.data[self.size:need] = rows
+        added, self.size = range(self.size, need), need
+        return added
+
+    def view(self) -> torch.Tensor:
+        return self.data[:self.size]
+
+    def take(self, rows: list[int]) -> torch.Tensor:
+        return self.data.index_select(0, torch.tensor(rows, device=self.data.device))
 
 
 def gl_spacing_squared(a: float, b: float, n: int) -> float:

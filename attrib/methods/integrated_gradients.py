@@ -13,6 +13,7 @@ forward at the baseline.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -90,7 +91,8 @@ def quadrature(rule: str, n: int) -> tuple[torch.Tensor, torch.Tensor]:
 @register_method("integrated_gradients", aliases=("ig",), config=IGConfig, rows=lambda c: c.n_steps,
                  cost="n_steps x (forward + input-backward) (adaptive: at most n_steps)",
                  summary="path integral of gradients from a baseline",
-                 reference=True, knob="n_steps", budget={"n_steps": 32}, smoke={"n_steps": 6})
+                 reference=True, knob="n_steps", budget={"n_steps": 32}, smoke={"n_steps": 6},
+                 call_rows=lambda c: min(c.start_steps + 1, c.n_steps) if c.rule == "adaptive" else c.n_steps)
 def integrated_gradients(ctx: Context, config: IGConfig) -> MethodOutput:
     x = ctx.inputs
     base = make_baseline(config.baseline, x, ctx.seed, config.blur_sigma_frac, ctx.keys)
@@ -121,7 +123,7 @@ def _adaptive(ctx: Context, base: torch.Tensor, config: IGConfig) -> MethodOutpu
         _evaluate(ctx, base, delta, paths, todo)
         todo = {i: new for i, path in enumerate(paths) if path.state == "refining"
                 for new in [adaptive.step(path, config.tol, config.n_steps)] if new}
-    values = torch.stack([p.delta * p.integral() for p in paths])
+    values = torch.stack([p.map() for p in paths])
     reference = torch.tensor([p.phi[0.0] for p in paths], dtype=values.dtype, device=x.device)
     extras = {"steps": torch.tensor([len(p.nodes) for p in paths]),
               "converged": torch.tensor([p.state == "converged" for p in paths]),
@@ -140,9 +142,12 @@ def _evaluate(ctx: Context, base: torch.Tensor, delta: torch.Tensor, paths: list
         return base[b] + alphas[r].view(shape) * delta[b], None
 
     def consume(b: torch.Tensor, r: torch.Tensor, grads: torch.Tensor, scores: torch.Tensor, aux: None) -> None:
-        for k, grad, score in zip(r.tolist(), grads.to(delta.dtype), scores.tolist()):
-            i, alpha = rows[k]
-            paths[i].add(alpha, grad, score)
+        grads, scores, start = grads.to(delta.dtype), scores.tolist(), 0
+        for i, group in itertools.groupby(r.tolist(), key=lambda k: rows[k][0]):  # rows come grouped by input
+            alphas = [rows[k][1] for k in group]
+            stop = start + len(alphas)
+            paths[i].add_many(alphas, grads[start:stop], scores[start:stop])
+            start = stop
 
     ctx.engine.each_row(owners, torch.arange(len(rows), device=delta.device), points, ctx.target, ctx.inputs[:1],
                         consume)

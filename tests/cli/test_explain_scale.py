@@ -110,3 +110,51 @@ def test_resume_after_sigkill_redoes_nothing_finished(run_cli, tmp_path):
     assert summary["skipped"] == len(committed) and summary["done"] == 120 - len(committed)
     assert not list(out.rglob(".*.tmp"))  # nothing half-written is left
     assert len(attrib.load_run(out).record["inputs"]) == 120
+
+
+def test_the_passes_bar_ends_at_the_passes_adaptive_ig_used(tmp_path):
+    """The bar starts at the budget (256 per input) and gives back what each converged input did not use, so
+    it ends full, at the passes actually run."""
+    from attrib.jobs import explain
+    from attrib.jobs.common import Events
+    from attrib.runs import RunStore
+
+    bar = {}
+
+    class Bar(Events):
+        def task(self, key, description, total):
+            bar[key] = [0, total]
+
+        def advance(self, key, n=1, description=None):
+            bar[key][0] += n
+
+        def shrink(self, key, n):
+            bar[key][1] -= n
+
+    options = explain.Options(inputs=[str(_images(tmp_path / "in", 3))], model="timm:test_resnet",
+                              pretrained=False, device="cpu", batch_size=2, images=False)
+    explain.run(options, RunStore(tmp_path / "out"), Bar())
+    used = sum(a["passes"] for e in attrib.load_run(tmp_path / "out").record["inputs"] for a in e["attributions"])
+    assert bar["rows"] == [used, used] and used < 3 * 256
+
+
+def test_on_a_gpu_batches_fill_the_chunks_of_each_round(monkeypatch):
+    """Adaptive IG sends about start_steps + 1 rows per input to each engine call, so on a GPU its batches are
+    sized by those (chunks stay full round after round), not by its budget; on a CPU by the whole input."""
+    from types import SimpleNamespace
+
+    import attrib.api
+    from attrib.jobs import explain
+
+    monkeypatch.setattr(attrib.api, "chunk_rows", lambda *args, **kwargs: 256)
+    model = SimpleNamespace(module=None, preprocess=SimpleNamespace(size=(8, 8), channels=3))
+
+    def size(device, methods, **settings):
+        plan = explain.Plan(model, methods, {m: settings for m in methods}, None, device, {})
+        return explain.batch_size(plan, explain.Options(), explain.rows_per_input(plan))
+
+    assert size("cuda", ["integrated_gradients"]) == 57  # 2 chunks of 256 rows / 9 rows per round
+    assert size("cuda", ["integrated_gradients"], start_steps=16) == 31
+    assert size("cpu", ["integrated_gradients"]) == 2  # 2 chunks / the budget of 256 rows
+    assert size("cuda", ["integrated_gradients"], rule="gausslegendre", n_steps=64) == 8
+    assert size("cuda", ["integrated_gradients", "smoothgrad"]) == 57  # the method sending the fewest rows
