@@ -59,7 +59,7 @@ class Path:
     nodes: list[float] = field(default_factory=list)
     phi: dict[float, float] = field(default_factory=dict)
     state: str = "refining"  # "converged" | "budget"
-    _terms: GrowingRows = field(default_factory=lambda: GrowingRows())  # d * g(a) per node
+    _terms: GrowingRows = field(default_factory=GrowingRows)  # d * g(a) per node
     _row: dict[float, int] = field(default_factory=dict)  # node -> its row in _terms
     _dot: dict[float, float] = field(default_factory=dict)  # node -> <d, g>, filled in by _sync
     _rough: dict[tuple[float, float, float], float] = field(default_factory=dict)  # (l, m, r) -> S(m), cached
@@ -164,7 +164,7 @@ class Path:
 
 
 class GrowingRows:
-    """GrowingRows appended in blocks to one tensor whose storage doubles as it fills (amortised copies)."""
+    """Rows appended in blocks to one tensor whose storage doubles as it fills (amortised copies)."""
 
     def __init__(self) -> None:
         self.data: torch.Tensor | None = None
