@@ -48,6 +48,31 @@ KEPT = 0.25  # the share of its error variance a bisected panel keeps (two halve
 ROUGH_GROUP = 32  # interior nodes whose roughness is computed in one batch (bounds the temporaries)
 
 
+class GrowingRows:
+    """Rows appended in blocks to one tensor whose storage doubles as it fills (amortised copies)."""
+
+    def __init__(self) -> None:
+        self.data: torch.Tensor | None = None
+        self.size = 0
+
+    def append(self, rows: torch.Tensor) -> range:
+        need = self.size + len(rows)
+        if self.data is None or need > len(self.data):
+            grown = rows.new_empty((max(need, 16, 2 * self.size), *rows.shape[1:]))
+            if self.data is not None:
+                grown[:self.size] = self.data[:self.size]
+            self.data = grown
+        self.data[self.size:need] = rows
+        added, self.size = range(self.size, need), need
+        return added
+
+    def view(self) -> torch.Tensor:
+        return self.data[:self.size]
+
+    def take(self, rows: list[int]) -> torch.Tensor:
+        return self.data.index_select(0, torch.tensor(rows, device=self.data.device))
+
+
 @dataclass
 class Path:
     """One input's nested grid: nodes (sorted), and per node F, <d, g> and d * g (rows of one tensor on the
@@ -79,8 +104,7 @@ class Path:
         pending = len(self._row) - len(self._dot)
         if pending:
             dots = self._terms.view()[-pending:].flatten(1).sum(1).tolist()
-            fresh = [a for a, r in self._row.items() if r >= len(self._row) - pending]
-            self._dot.update(zip(sorted(fresh, key=self._row.get), dots))
+            self._dot.update(zip(list(self._row)[-pending:], dots))  # (dicts keep insertion order: row order)
 
     def panels(self) -> list[tuple[float, float]]:
         return list(zip(self.nodes[:-1], self.nodes[1:]))
@@ -161,31 +185,6 @@ class Path:
         if not self.match_steps:
             return ours, math.inf
         return ours, max(theirs, (self.floor * self.map_norm()) ** 2)
-
-
-class GrowingRows:
-    """Rows appended in blocks to one tensor whose storage doubles as it fills (amortised copies)."""
-
-    def __init__(self) -> None:
-        self.data: torch.Tensor | None = None
-        self.size = 0
-
-    def append(self, rows: torch.Tensor) -> range:
-        need = self.size + len(rows)
-        if self.data is None or need > len(self.data):
-            grown = rows.new_empty((max(need, 16, 2 * self.size), *rows.shape[1:]))
-            if self.data is not None:
-                grown[:self.size] = self.data[:self.size]
-            self.data = grown
-        self.data[self.size:need] = rows
-        added, self.size = range(self.size, need), need
-        return added
-
-    def view(self) -> torch.Tensor:
-        return self.data[:self.size]
-
-    def take(self, rows: list[int]) -> torch.Tensor:
-        return self.data.index_select(0, torch.tensor(rows, device=self.data.device))
 
 
 def gl_spacing_squared(a: float, b: float, n: int) -> float:
