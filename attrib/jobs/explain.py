@@ -131,6 +131,12 @@ def _budget(plan: Plan, method: str) -> int:
     return METHODS[method].rows(METHODS[method].make_config(**plan.kwargs[method]))
 
 
+def _call_rows(plan: Plan, method: str) -> int:
+    from attrib.methods import METHODS
+
+    return METHODS[method].rows_per_call(METHODS[method].make_config(**plan.kwargs[method]))
+
+
 def run(options: Options, store: RunStore, events: Events | None = None) -> dict[str, Any]:
     """Explain every input with every method into ``store``; returns the run record (header and summary;
     the inputs' records are in the store: ``attrib.load_run``)."""
@@ -211,19 +217,26 @@ def batch_size(plan: Plan, options: Options, per_input: int) -> int:
     On a CPU the rows that count are ``per_input`` (all an input costs): a call of a few rows costs about the
     same per row as a full chunk there (bench/RESULTS.md), so fewer images are held at once. On a GPU a small
     call wastes the card, and a method that works in rounds (adaptive IG) sends each input's rows a few at a
-    time, so the rows of one call count, and the method sending the fewest sets the batch."""
+    time, so the rows of one call count, and the method sending the fewest sets the batch (at most as many
+    images as the rows such a method keeps fit in the engine's share of the card)."""
     if options.batch_size:
         return options.batch_size
     from attrib.api import chunk_rows
-    from attrib.methods import METHODS
 
     size = plan.model.preprocess.size
     like = torch.zeros(1, plan.model.preprocess.channels, *size)
     device = "cpu" if options.executor.remote else plan.device  # (workers may hold more)
     rows = chunk_rows(plan.model.module, like, device=device, precision=options.precision)
+    most = MAX_BATCH
     if device.startswith("cuda"):
-        per_input = min(METHODS[m].rows_per_call(METHODS[m].make_config(**plan.kwargs[m])) for m in plan.methods)
-    return max(1, min(MAX_BATCH, math.ceil(CHUNKS_PER_BATCH * rows / max(1, per_input))))
+        per_input = min(_call_rows(plan, m) for m in plan.methods)
+        kept = max((_budget(plan, m) for m in plan.methods if _call_rows(plan, m) < _budget(plan, m)), default=0)
+        if kept:  # a method in rounds keeps up to its budget of input-sized rows per image until it is done
+            from attrib.engine import GPU_MEMORY_FRACTION
+
+            card = torch.cuda.mem_get_info(torch.device(device))[1]
+            most = min(most, int(GPU_MEMORY_FRACTION * card // (kept * like.numel() * like.element_size())))
+    return max(1, min(most, math.ceil(CHUNKS_PER_BATCH * rows / max(1, per_input))))
 
 
 def _stream(plan: Plan, todo: list, options: Options, store: RunStore, events: Events, stats: dict) -> None:

@@ -143,10 +143,14 @@ def test_on_a_gpu_batches_fill_the_chunks_of_each_round(monkeypatch):
     sized by those (chunks stay full round after round), not by its budget; on a CPU by the whole input."""
     from types import SimpleNamespace
 
+    import torch
+
     import attrib.api
     from attrib.jobs import explain
 
     monkeypatch.setattr(attrib.api, "chunk_rows", lambda *args, **kwargs: 256)
+    card = 80 << 30
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (card, card))
     model = SimpleNamespace(module=None, preprocess=SimpleNamespace(size=(8, 8), channels=3))
 
     def size(device, methods, **settings):
@@ -158,3 +162,8 @@ def test_on_a_gpu_batches_fill_the_chunks_of_each_round(monkeypatch):
     assert size("cpu", ["integrated_gradients"]) == 2  # 2 chunks / the budget of 256 rows
     assert size("cuda", ["integrated_gradients"], rule="gausslegendre", n_steps=64) == 8
     assert size("cuda", ["integrated_gradients", "smoothgrad"]) == 57  # the method sending the fewest rows
+    card = 1 << 20  # the rows kept (256 per image of 3 x 8 x 8 floats) must fit in a quarter of the card
+    assert size("cuda", ["integrated_gradients"]) == (1 << 18) // (256 * 3 * 8 * 8 * 4) == 1
+    card = 10 << 20
+    assert size("cuda", ["integrated_gradients"]) == 13
+    assert size("cuda", ["integrated_gradients"], rule="gausslegendre", n_steps=64) == 8  # keeps no rows
