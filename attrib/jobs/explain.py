@@ -122,19 +122,16 @@ def _check_view(view: str) -> None:
 def rows_per_input(plan: Plan) -> int:
     """Forward + input-backward rows one input may cost with these methods (a progress bar's first total; an
     adaptive rule's budget, which the bar gives back as inputs converge under it)."""
-    return sum(_budget(plan, m) for m in plan.methods)
+    return sum(_rows(plan, m) for m in plan.methods)
 
 
-def _budget(plan: Plan, method: str) -> int:
+def _rows(plan: Plan, method: str, per_call: bool = False) -> int:
+    """Rows one input may cost with ``method`` (its budget), or about those it sends to one engine call."""
     from attrib.methods import METHODS
 
-    return METHODS[method].rows(METHODS[method].make_config(**plan.kwargs[method]))
-
-
-def _call_rows(plan: Plan, method: str) -> int:
-    from attrib.methods import METHODS
-
-    return METHODS[method].rows_per_call(METHODS[method].make_config(**plan.kwargs[method]))
+    spec = METHODS[method]
+    config = spec.make_config(**plan.kwargs[method])
+    return spec.rows_per_call(config) if per_call else spec.rows(config)
 
 
 def run(options: Options, store: RunStore, events: Events | None = None) -> dict[str, Any]:
@@ -229,8 +226,9 @@ def batch_size(plan: Plan, options: Options, per_input: int) -> int:
     rows = chunk_rows(plan.model.module, like, device=device, precision=options.precision)
     most = MAX_BATCH
     if device.startswith("cuda"):
-        per_input = min(_call_rows(plan, m) for m in plan.methods)
-        kept = max((_budget(plan, m) for m in plan.methods if _call_rows(plan, m) < _budget(plan, m)), default=0)
+        per_input = min(_rows(plan, m, per_call=True) for m in plan.methods)
+        kept = max((_rows(plan, m) for m in plan.methods if _rows(plan, m, per_call=True) < _rows(plan, m)),
+                   default=0)
         if kept:  # a method in rounds keeps up to its budget of input-sized rows per image until it is done
             from attrib.engine import GPU_MEMORY_FRACTION
 
@@ -369,7 +367,7 @@ def _attribute_all(plan: Plan, x: torch.Tensor, options: Options, events: Events
                                         progress=lambda n: events.advance("rows", n), **plan.kwargs[method])
         except (RuntimeError, ValueError) as error:  # e.g. an input size this model cannot take
             raise MethodFailed(f"{method} failed: {first_line(error)}") from error
-        events.shrink("rows", _budget(plan, method) * len(x) - results[method].passes)
+        events.shrink("rows", _rows(plan, method) * len(x) - results[method].passes)
     return [(outputs[b].clone(), {m: _one(r, b) for m, r in results.items()}) for b in range(len(x))]
 
 

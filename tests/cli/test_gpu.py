@@ -124,3 +124,21 @@ def test_adaptive_ig_makes_the_same_decisions_on_cpu_and_gpu():
         f = net(x)[torch.arange(3), torch.arange(3)] - net(torch.zeros_like(x))[torch.arange(3), torch.arange(3)]
     true_gap = (gpu.values.double().flatten(1).sum(1) - f).abs() / f.abs()
     assert torch.allclose(gpu.completeness_gap.double(), true_gap, rtol=1e-4, atol=1e-6)
+
+
+def test_adaptive_ig_batches_are_sized_by_its_rounds_on_the_card():
+    """On a card, `attrib explain`'s batch for adaptive IG counts the 9 rows of a round, not the budget of 256,
+    within the memory cap; the passes bar still ends at the passes run (see test_explain_scale)."""
+    import math
+
+    from attrib.api import chunk_rows
+    from attrib.jobs import explain
+    from attrib.jobs.common import Events
+
+    options = explain.Options(model="timm:test_resnet", pretrained=False, device="cuda")
+    plan = explain.prepare(options, Events())
+    like = torch.zeros(1, plan.model.preprocess.channels, *plan.model.preprocess.size)
+    chunk = chunk_rows(plan.model.module, like, device="cuda")
+    size = explain.batch_size(plan, options, explain.rows_per_input(plan))
+    assert size == min(explain.MAX_BATCH, math.ceil(explain.CHUNKS_PER_BATCH * chunk / 9))
+    assert size > math.ceil(explain.CHUNKS_PER_BATCH * chunk / 256)
