@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import glob
 import io
+import re
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -139,7 +140,8 @@ def decode_image(file: Path | bytes, name: str) -> Image.Image:
     except Image.UnidentifiedImageError:
         raise InputError(f"{name}: not an image Pillow can read") from None
     except (OSError, SyntaxError, ValueError) as error:
-        reason = "truncated or corrupt image" if "truncated" in str(error) or "broken" in str(error) else str(error)
+        text = str(error)
+        reason = "truncated or corrupt image" if re.search("truncated|broken", text, re.I) else text
         raise InputError(f"{name}: {reason.splitlines()[0] if reason else 'unreadable'}") from None
 
 

@@ -102,23 +102,38 @@ def explain_one(classifier, lm, item: TextItem, position: int, settings: Setting
     words = split_words(item.text)
     if not words:
         raise TextInputError(f"{item.name}: empty text (no words to explain)")
+    text, words, cut = _readable(item, words, [classifier] + ([lm] if lm is not None else []))
     unique = _Unique()
-    original = unique.add(item.text)
-    ctx = TextContext(item.text, words, position, settings.seed, classifier, lm, unique.add)
+    original = unique.add(text)
+    ctx = TextContext(text, words, position, settings.seed, classifier, lm, unique.add)
     plans = {m: METHODS[m].fn(ctx, METHODS[m].make_config(**settings.config(m)))
              for m in settings.methods if METHODS[m].inputs == TEXT}
     probs = classifier.probabilities(unique.texts)
     target = _target(item, settings, probs[original], classifier.labels)
     scores = {m: fn(probs, original)[:, target].tolist() for m, fn in plans.items()}
     for method in (m for m in settings.methods if m not in plans):
-        scores[method] = gradient_scores(classifier, item.text, words, method, target, settings).tolist()
+        scores[method] = gradient_scores(classifier, text, words, method, target, settings).tolist()
     labels = classifier.labels
     top = int(probs[original].argmax())
     return {"name": item.name, "text": item.text, "words": [w.text for w in words], "status": "ok", "error": None,
             "prediction": {"index": top, "label": labels[top], "prob": float(probs[original, top])},
             "target": target, "target_label": labels[target], "target_prob": float(probs[original, target]),
-            "scores": {m: scores[m] for m in settings.methods}, "candidates": len(unique.index),
+            "scores": {m: scores[m] for m in settings.methods}, "candidates": len(unique.index), "cut": cut,
             "seconds": round(time.perf_counter() - start, 3)}
+
+
+def _readable(item: TextItem, words: list[Word], models: list) -> tuple[str, list[Word], dict | None]:
+    """The text the models read whole (cut after the last word within every model's token limit), its words,
+    and what was cut (None when nothing was): explaining words a model never sees would give them 0."""
+    from attrib.models.text_models import words_within
+
+    fit = words_within(models, item.text, words)
+    if fit == len(words):
+        return item.text, words, None
+    if fit == 0:
+        raise TextInputError(f"{item.name}: its first word is longer than the models' token limit")
+    limit = min(m.max_tokens for m in models if getattr(m, "max_tokens", None))
+    return item.text[:words[fit - 1].end], words[:fit], {"words": len(words), "explained": fit, "tokens": limit}
 
 
 def _target(item: TextItem, settings: Settings, p: torch.Tensor, labels: list[str]) -> int:
@@ -192,6 +207,7 @@ def run(options: Options, store: RunStore, events: Events | None = None) -> dict
         try:
             entry = explain_one(classifier, lm, item, position, settings)
             _warn_vanishing(events, entry, warned)
+            _warn_cut(events, entry)
         except TextInputError as error:
             entry = {"name": item.name, "text": item.text, "status": "error", "error": str(error)}
         record["texts"].append(entry)
@@ -212,12 +228,19 @@ def _warn_vanishing(events: Events, entry: dict, warned: set[str]) -> None:
                        "that LayerNorm their embeddings; use gradient_x_input or integrated_gradients")
 
 
+def _warn_cut(events: Events, entry: dict) -> None:
+    if entry["cut"]:
+        cut = entry["cut"]
+        events.warning(f"{entry['name']}: explained its first {cut['explained']} of {cut['words']} words only: the "
+                       f"models read at most {cut['tokens']} tokens (the rest would score 0)")
+
+
 def json_view(record: dict[str, Any], out: Path) -> dict[str, Any]:
     """The ``--json`` object."""
     def entry(e: dict) -> dict:
         if e["status"] != "ok":
             return {"text": e["text"], "error": e["error"]}
-        return {k: e[k] for k in ("text", "words", "prediction", "target", "scores")}
+        return {k: e[k] for k in ("text", "words", "prediction", "target", "scores", "cut")}
 
     return {"texts": [entry(e) for e in record["texts"]], "correlations": record["correlations"],
             "out_dir": str(out.resolve())}

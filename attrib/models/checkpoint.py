@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pickle
+import re
+import warnings
 from pathlib import Path
 
 import torch
@@ -16,20 +19,36 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise ModelError(f"weights file not found: {path}")
     try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            state = load_file(str(path))
-        else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
+        state = _load(path)
     except Exception as error:  # noqa: BLE001 - any decoding failure is a malformed file for the user
-        raise ModelError(f"cannot read weights {path}: {first_line(error)}") from None
+        raise ModelError(f"cannot read weights {path}: {_reason(error)}") from None
     for key in ("state_dict", "model", "model_state_dict"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ModelError(f"weights {path} do not hold a state dict of tensors")
     return state
+
+
+def _load(path: Path) -> object:
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(str(path))
+    with warnings.catch_warnings():  # torch's notes on pickle protocols are not the user's business
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def _reason(error: Exception) -> str:
+    """Why a checkpoint could not be read, in the user's terms (torch's own text suggests unsafe loading)."""
+    found = re.search(r"Unsupported global: GLOBAL (\S+)", str(error))
+    if isinstance(error, pickle.UnpicklingError) and found:
+        return (f"it holds pickled Python objects ({found[1]}), not only tensors (a whole saved model?); attrib "
+                "never runs pickled code: save model.state_dict() with torch.save, or use .safetensors")
+    unsupported = re.search(r"Unsupported [^\n.]*", str(error))  # the unpickler's reason, not its advice
+    detail = unsupported[0] if unsupported else first_line(error, 120).split(". ")[0]
+    return f"not a PyTorch checkpoint or safetensors file ({type(error).__name__}: {detail})"
 
 
 def load_state_dict(module: torch.nn.Module, path: str | Path) -> None:

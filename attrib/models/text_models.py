@@ -55,13 +55,16 @@ class TextClassifier:
     batch_size: int = 64
     device: str = "cpu"
 
+    def __post_init__(self) -> None:
+        self.max_tokens = token_limit(self.model, self.tokenizer)
+
     @property
     def labels(self) -> list[str]:
         id2label = getattr(self.model.config, "id2label", None) or {}
         return [str(id2label.get(i, f"class {i}")) for i in range(self.model.config.num_labels)]
 
     def encode(self, texts: list[str]) -> dict[str, torch.Tensor]:
-        batch = self.tokenizer(texts, padding=True, truncation=True, return_tensors="pt")
+        batch = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_tokens, return_tensors="pt")
         return {k: v.to(self.device) for k, v in batch.items()}
 
     @torch.inference_mode()
@@ -75,7 +78,8 @@ class TextClassifier:
 
     def token_words(self, text: str, words: list[Word]) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         """The encoded text and, per token, the index of the word it lies in (-1 for special tokens)."""
-        batch = self.tokenizer([text], truncation=True, return_tensors="pt", return_offsets_mapping=True)
+        batch = self.tokenizer([text], truncation=True, max_length=self.max_tokens, return_tensors="pt",
+                               return_offsets_mapping=True)
         offsets = batch.pop("offset_mapping")[0].tolist()
         owner = [_word_at(words, start, end) for start, end in offsets]
         return {k: v.to(self.device) for k, v in batch.items()}, torch.tensor(owner)
@@ -117,6 +121,7 @@ class MaskedLM:
             raise ModelError(f"{self.name} has no mask token: --lm must be a masked language model")
         self._allowed = allowed_replacements(self.tokenizer)
         self._strings: dict[int, str] = {}
+        self.max_tokens = token_limit(self.model, self.tokenizer)
 
     @torch.inference_mode()
     def word_distributions(self, text: str, words: list[Word]) -> tuple[torch.Tensor, "Vocab"]:
@@ -125,7 +130,7 @@ class MaskedLM:
         rows = []
         for start in range(0, len(masked), self.batch_size):
             batch = self.tokenizer(masked[start:start + self.batch_size], padding=True, truncation=True,
-                                   return_tensors="pt").to(self.device)
+                                   max_length=self.max_tokens, return_tensors="pt").to(self.device)
             logits = self.model(**batch).logits
             first_mask = (batch["input_ids"] == self.tokenizer.mask_token_id).int().argmax(1)
             rows.append(logits[torch.arange(len(first_mask)), first_mask].float().cpu())
@@ -148,6 +153,28 @@ class Vocab:
 
     def __getitem__(self, token_id: int) -> str:
         return self.lm.string(token_id)
+
+
+def token_limit(model, tokenizer) -> int:
+    """The most tokens (special ones included) the model reads: its tokenizer's limit, else its position table's."""
+    limits = [getattr(model.config, "max_position_embeddings", None) or 10**9]
+    if tokenizer.model_max_length < 10**6:  # tokenizers without a limit say 1e30
+        limits.append(tokenizer.model_max_length)
+    return min(limits)
+
+
+def words_within(models, text: str, words: list[Word]) -> int:
+    """How many of ``text``'s leading words every model in ``models`` reads whole: the words that end before the
+    first token past a model's ``max_tokens`` (models without one read everything)."""
+    fit = len(words)
+    for model in (m for m in models if getattr(m, "max_tokens", None)):
+        tokenizer = model.tokenizer
+        offsets = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True,
+                            verbose=False)["offset_mapping"]
+        room = model.max_tokens - tokenizer.num_special_tokens_to_add(pair=False)
+        if len(offsets) > room:
+            fit = min(fit, sum(w.end <= offsets[max(room, 0)][0] for w in words))
+    return fit
 
 
 def allowed_replacements(tokenizer) -> torch.Tensor:

@@ -74,6 +74,8 @@ def text_panel(entry: dict[str, Any]) -> Table:
 
     title = (f"{escape(entry['name'])}: predicted {escape(entry['prediction']['label'])} "
              f"({entry['prediction']['prob']:.3f}); explaining {escape(entry['target_label'])}")
+    if entry.get("cut"):
+        title += f" (its first {entry['cut']['explained']} of {entry['cut']['words']} words: the token limit)"
     table = Table(title=title, title_justify="left", show_edge=False, show_header=False)
     table.add_column("method", no_wrap=True)
     table.add_column("words")

@@ -13,7 +13,7 @@ def test_json_schema_and_run_folder(run_cli, text_models, tmp_path):
     data = parse_json(result)
     assert set(data) == {"texts", "correlations", "out_dir"} and len(data["texts"]) == 2
     first = data["texts"][0]
-    assert set(first) == {"text", "words", "prediction", "target", "scores"}
+    assert set(first) == {"text", "words", "prediction", "target", "scores", "cut"} and first["cut"] is None
     assert first["words"] == ["the", "movie", "was", "great"] and set(first["prediction"]) == {"index", "label", "prob"}
     assert set(first["scores"]) == {"olm", "olm_s", "unk"} and all(len(v) == 4 for v in first["scores"].values())
     assert set(data["correlations"]["olm"]) == {"olm_s", "unk"}
@@ -62,3 +62,22 @@ def test_vanishing_embedding_gradient_is_warned(run_cli, text_models, tmp_path):
     result = run_cli("explain-text", "the movie was great", "-M", text_models["clf"], "-m", "gradient", "-m", "ig",
                      "--n-steps", "8", "--out", tmp_path)
     assert result.exit_code == 0 and "gradient scores are ~0" in result.output
+
+
+def test_text_past_the_token_limit_is_cut_at_a_word_and_warned(run_cli, text_models, tmp_path):
+    from transformers import AutoTokenizer
+
+    long = " ".join(["the movie was great"] * 30)  # 120 words, one token each; the models read 64 tokens
+    result = run_cli("explain-text", long, "a dull film", "-M", text_models["clf"], "--lm", text_models["lm"],
+                     "-m", "olm", "-m", "ig", "--n-samples", "4", "--n-steps", "4", "--out", tmp_path, "--json",
+                     "--html", tmp_path / "r.html")
+    assert result.exit_code == 0, result.output
+    first, second = parse_json(result)["texts"]
+    cut = first["cut"]
+    assert cut["words"] == 120 and cut["tokens"] == 64 and second["cut"] is None
+    assert len(first["words"]) == cut["explained"] and all(len(s) == cut["explained"] for s in first["scores"].values())
+    tokenizer = AutoTokenizer.from_pretrained(text_models["clf"])
+    count = lambda n: len(tokenizer(" ".join(long.split()[:n]))["input_ids"])  # noqa: E731
+    assert count(cut["explained"]) <= 64 < count(cut["explained"] + 1)  # every word that fits, and no more
+    assert f"explained its first {cut['explained']} of 120 words" in result.stderr
+    assert "only its first" in (tmp_path / "r.html").read_text()

@@ -46,8 +46,11 @@ def test_bad_files_have_one_line_reasons(tmp_path, monkeypatch):
     good = tmp_path / "good.png"
     Image.new("RGB", (64, 64), (1, 2, 3)).save(good)
     (tmp_path / "cut.png").write_bytes(good.read_bytes()[:60])
+    Image.new("RGB", (64, 64), (1, 2, 3)).save(tmp_path / "whole.jpg")
+    (tmp_path / "cut.jpg").write_bytes((tmp_path / "whole.jpg").read_bytes()[:300])  # "Truncated File Read"
     cases = {"missing.png": "file not found", "empty.png": "empty file (0 bytes)",
-             "text.jpg": "not an image Pillow can read", "cut.png": "truncated or corrupt"}
+             "text.jpg": "not an image Pillow can read", "cut.png": "truncated or corrupt",
+             "cut.jpg": "truncated or corrupt"}
     for name, reason in cases.items():
         with pytest.raises(InputError) as err:
             load_image(tmp_path / name)

@@ -133,3 +133,19 @@ def test_gradient_x_input_is_summed_over_dimensions_and_subwords(tiny):
     per_token = (grad * embeddings)[0].sum(-1)
     expected = [float(per_token[owner == i].sum()) for i in range(len(words))]
     assert (owner == 0).sum() > 1 and scores == pytest.approx(expected, rel=1e-4, abs=1e-9)
+
+
+def test_the_tightest_token_limit_of_classifier_and_lm_decides_the_cut(tiny):
+    from attrib.models.text_models import words_within
+
+    classifier, lm = tiny
+    text = " ".join(["great fun"] * 40)  # 80 words, one token each
+    words = split_words(text)
+    assert (classifier.max_tokens, lm.max_tokens) == (64, 64)  # the configs' position tables (no tokenizer limit)
+    assert words_within([classifier], text, words) == 62  # [CLS] + 62 words + [SEP]
+    lm.max_tokens = 20
+    try:
+        assert words_within([classifier, lm], text, words) == 18
+        assert words_within([classifier, lm], "great fun", split_words("great fun")) == 2
+    finally:
+        lm.max_tokens = 64
