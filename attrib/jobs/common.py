@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import platform
 import time
+import traceback
 from typing import Any
 
 import torch
 
-from attrib.errors import UsageError
+from attrib.errors import AttribError, UsageError, first_line
 
 
 class Events:
@@ -37,6 +38,14 @@ class Events:
 
     def item(self, entry: dict[str, Any]) -> None:
         """One unit of work (an input, a text, a retrain) finished; ``entry`` is its record."""
+
+
+def failure_line(name: str, error: BaseException, events: Events) -> str:
+    """One line for a failed input; the traceback goes to the detail channel (-v) when it is unexpected."""
+    if isinstance(error, (AttribError, RuntimeError, ValueError)):
+        return f"{name}: {first_line(error)}"
+    events.detail("".join(traceback.format_exception(error)))
+    return f"{name}: unexpected {type(error).__name__}: {first_line(error)} (run with -v for the traceback)"
 
 
 def now() -> str:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import math
 import os
 import time
-import traceback
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +27,7 @@ import torch
 
 from attrib.errors import AttribError, UsageError, first_line
 from attrib.executors import ExecutorSpec, make_executor
-from attrib.jobs.common import (Events, describe_methods, header, method_kwargs, now, resolve_device,
+from attrib.jobs.common import (Events, describe_methods, failure_line, header, method_kwargs, now, resolve_device,
                                 resolve_methods, supplies)
 from attrib.jobs.pipeline import OrderedFinisher, batches, prefetch
 from attrib.runs.store import RunStore, slug
@@ -350,7 +349,7 @@ def _explain_batch(plan: Plan, items: list[dict], options: Options, events: Even
         return _attribute_all(plan, x, options, events)
     except Exception as error:  # noqa: BLE001 - retried per input below; one input's failure stays its own
         if len(items) == 1:
-            return [_failure(items[0]["source"].name, error, events)]
+            return [failure_line(items[0]["source"].name, error, events)]
         return [_explain_batch(plan, [item], options, events)[0] for item in items]
 
 
@@ -382,14 +381,6 @@ def _one(result, b: int) -> dict[str, Any]:
             "gap_stderr": float(extras["gap_stderr"][b]) if "gap_stderr" in extras else None,
             "map_error": float(extras["map_error"][b]) if "map_error" in extras else None,
             "tol": result.config.get("tol"), "match_steps": result.config.get("match_steps")}
-
-
-def _failure(name: str, error: BaseException, events: Events) -> str:
-    """One line for a failed input; the traceback goes to the detail channel (-v) when it is unexpected."""
-    if isinstance(error, (AttribError, RuntimeError, ValueError)):
-        return f"{name}: {first_line(error)}"
-    events.detail("".join(traceback.format_exception(error)))
-    return f"{name}: unexpected {type(error).__name__}: {first_line(error)} (run with -v for the traceback)"
 
 
 def top_predictions(outputs: torch.Tensor, labels: list[str], k: int) -> list[dict[str, Any]]:

@@ -19,7 +19,7 @@ import torch
 
 from attrib.data.text import TextInputError, TextItem, Word, split_words
 from attrib.errors import UsageError
-from attrib.jobs.common import Events, describe_methods, header, now, resolve_device
+from attrib.jobs.common import Events, describe_methods, failure_line, header, now, resolve_device
 from attrib.methods import METHODS, TEXT, TextContext, check_needs
 from attrib.runs.store import RunStore
 
@@ -210,6 +210,9 @@ def run(options: Options, store: RunStore, events: Events | None = None) -> dict
             _warn_cut(events, entry)
         except TextInputError as error:
             entry = {"name": item.name, "text": item.text, "status": "error", "error": str(error)}
+        except Exception as error:  # noqa: BLE001 - one text's failure stays its own; the rest go on
+            entry = {"name": item.name, "text": item.text, "status": "error",
+                     "error": failure_line(item.name, error, events)}
         record["texts"].append(entry)
         store.write_record(record)
         events.advance("texts", 1)

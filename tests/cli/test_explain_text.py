@@ -81,3 +81,21 @@ def test_text_past_the_token_limit_is_cut_at_a_word_and_warned(run_cli, text_mod
     assert count(cut["explained"]) <= 64 < count(cut["explained"] + 1)  # every word that fits, and no more
     assert f"explained its first {cut['explained']} of 120 words" in result.stderr
     assert "only its first" in (tmp_path / "r.html").read_text()
+
+
+def test_a_text_the_model_fails_on_fails_alone(run_cli, text_models, tmp_path, monkeypatch):
+    from attrib.models.text_models import TextClassifier
+
+    real = TextClassifier.probabilities
+
+    def flaky(self, texts):
+        if any("boom" in t for t in texts):
+            raise RuntimeError("CUDA out of memory (simulated)\nsecond line")
+        return real(self, texts)
+
+    monkeypatch.setattr(TextClassifier, "probabilities", flaky)
+    result = run_cli("explain-text", "a boom film", "the movie was great", "-M", text_models["clf"], "-m", "unk",
+                     "--out", tmp_path, "--json")
+    assert result.exit_code == 1, result.output
+    first, second = parse_json(result)["texts"]
+    assert first["error"] == "text 1: CUDA out of memory (simulated)" and "scores" in second
