@@ -33,9 +33,18 @@ def default_background(preprocess: Preprocess, seed: int = 0) -> tuple[torch.Ten
 
 
 def folder_background(folder: str, preprocess: Preprocess) -> tuple[torch.Tensor, str]:
-    """Every image under ``folder``, preprocessed; InputError naming the first unreadable one."""
+    """Every image under ``folder``, preprocessed; one InputError counting the unreadable ones and naming the
+    first (a reference set is not silently changed: the user fixes or removes them)."""
     sources = expand_inputs([folder])
-    images = [preprocess(source.load()) for source in sources]  # raises InputError on a bad file
+    images, bad = [], []
+    for source in sources:
+        try:
+            images.append(preprocess(source.load()))
+        except InputError as error:
+            bad.append(str(error))
+    if bad:
+        raise InputError(f"background {folder}: {len(bad)} of {len(sources)} files cannot be read, e.g. {bad[0]}; "
+                         "fix or remove them")
     if not images:
         raise InputError(f"{folder}: no background images")
     return torch.stack(images), f"{len(images)} images from {folder}"

@@ -147,6 +147,12 @@ def test_expected_gradients_background_is_named(run_cli, images, tmp_path):
     data = parse_json(result)
     assert data["background"] == f"2 images from {images}"
     assert abs(data["inputs"][0]["attributions"][0]["completeness_gap"]) < 10
+    (images / "broken.png").write_bytes(b"")
+    (images / "notes.jpg").write_text("not an image")
+    result = run_cli("explain", images / "im0.png", *TINY, "-m", "eg", "--background", images, "--out", tmp_path / "c")
+    assert result.exit_code == 2 and not (tmp_path / "c").exists()
+    assert f"background {images}: 2 of 4 files cannot be read, e.g. {images / 'broken.png'}: empty file" in \
+        " ".join(result.output.split())
 
 
 def test_sample_model_kind(run_cli, images, tmp_path):
