@@ -84,6 +84,13 @@ def load_dataset(name: str, *, seed: int = 0, classes: list[int] | None = None, 
         data = _folder(Path(key[7:]).expanduser(), seed)
     else:
         raise DatasetError(f"unknown data set {name!r}; use one of: {', '.join(DATASET_NAMES)}")
+    if classes is not None and len(set(classes)) < 2:
+        raise DatasetError(f"classes {classes}: keep at least two (with one class, "
+                           "every retrained model is trivially right)")
+    unknown = sorted(set(classes or ()) - set(range(len(data.labels))))
+    if unknown:
+        raise DatasetError(f"{data.name} has classes 0..{len(data.labels) - 1}; "
+                           f"{', '.join(map(str, unknown))} {'is not one' if len(unknown) == 1 else 'are not'}")
     data = _subset(data, classes if not key.startswith("blockdigits") else None, n_train, n_test, seed)
     data.spec = spec
     return data

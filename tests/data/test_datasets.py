@@ -46,6 +46,12 @@ def test_blockdigits_top_and_class_subset():
     assert 300 < len(data.train_y) + len(data.test_y) < 400
     with pytest.raises(DatasetError, match="classes 0..9"):
         load_dataset("blockdigits", classes=[11])
+    with pytest.raises(DatasetError, match="blockdigits has classes 0..9; 42 is not one"):
+        load_dataset("blockdigits", classes=[0, 42])  # one real class does not hide a typo
+    with pytest.raises(DatasetError, match="synthetic has classes 0..1; 2, 5 are not"):
+        load_dataset("synthetic", classes=[1, 2, 5], n_train=20, n_test=10)
+    with pytest.raises(DatasetError, match=r"classes \[3, 3\]: keep at least two"):
+        load_dataset("blockdigits", classes=[3, 3])
 
 
 def test_synthetic_is_the_papers_coordinate_data():
