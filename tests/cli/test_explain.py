@@ -40,7 +40,8 @@ def test_default_run_explains_the_samples(run_cli, tmp_path):
         assert 0 < run["map_error"] < 0.05
     assert "warning:" not in result.output.lower()
     for key in ("overlay", "heatmap"):
-        assert Image.open(ig[key]).size == (224, 224)
+        with Image.open(ig[key]) as image:
+            assert image.size == (224, 224)
     record = json.loads((out / "run.json").read_text())
     assert record["model"]["name"].startswith("default") and record["seed"] == 0
     config = record["methods"][0]["config"]

@@ -33,9 +33,10 @@ def test_integrated_gradients_matches_captum(resnet, images, rule):
 
 def test_saliency_and_input_x_gradient_match_captum(resnet, images):
     grad = attrib.attribute(resnet, images, "gradient", target=2, abs=True).values
-    assert _rel(grad, captum_attr.Saliency(resnet).attribute(images, target=2)) < 1e-5
+    assert _rel(grad, captum_attr.Saliency(resnet).attribute(images.clone().requires_grad_(), target=2)) < 1e-5
     gxi = attrib.attribute(resnet, images, "gradient_x_input", target=2).values
-    assert _rel(gxi, captum_attr.InputXGradient(resnet).attribute(images, target=2)) < 1e-5
+    assert _rel(gxi, captum_attr.InputXGradient(resnet).attribute(images.clone().requires_grad_(),
+                                                                          target=2)) < 1e-5
 
 
 def test_expected_gradients_agrees_with_gradientshap_in_distribution(resnet, images):
