@@ -51,9 +51,10 @@ def _reason(error: Exception) -> str:
     return f"not a PyTorch checkpoint or safetensors file ({type(error).__name__}: {detail})"
 
 
-def load_state_dict(module: torch.nn.Module, path: str | Path) -> None:
-    """Load a file's state dict into ``module`` strictly; a mismatch is one ModelError line."""
-    state = read_state_dict(path)
+def load_state_dict(module: torch.nn.Module, path: str | Path, state: dict[str, torch.Tensor] | None = None) -> None:
+    """Load a file's state dict (or ``state``, already read from it) into ``module`` strictly; a mismatch is
+    one ModelError line."""
+    state = read_state_dict(path) if state is None else state
     try:
         module.load_state_dict(state, strict=True)
     except RuntimeError as error:

@@ -6,7 +6,7 @@ from functools import partial
 from pathlib import Path
 
 from attrib.models.base import Model, ModelError
-from attrib.models.checkpoint import load_state_dict
+from attrib.models.checkpoint import load_state_dict, read_state_dict
 from attrib.models.preprocess import Preprocess
 from attrib.models.registry import register_loader
 
@@ -20,29 +20,53 @@ def load_timm(name: str, *, weights: str | Path | None = None, pretrained: bool 
         hint = f"; similar: {', '.join(close)}" if close else ""
         raise ModelError(f"unknown timm model {name!r}{hint}")
     use_hub = pretrained and weights is None
+    state = read_state_dict(weights) if weights is not None else None
+    shape = checkpoint_shape(name, state) if state is not None else {}
     try:
-        module = timm.create_model(name, pretrained=use_hub)
+        module = timm.create_model(name, pretrained=use_hub, **shape)
     except Exception as error:  # noqa: BLE001 - hub and network errors come in many types
         if use_hub:
             raise ModelError(f"cannot download pretrained weights for timm:{name} ({type(error).__name__}); "
                              "offline? use --weights FILE for a local state dict or --no-pretrained") from None
         raise ModelError(f"cannot create timm:{name}: {error}") from None
-    if weights is not None:
-        load_state_dict(module, weights)
-    factory = partial(timm.create_model, name, pretrained=False, num_classes=module.num_classes,
-                      in_chans=timm_preprocess(module).channels)
-    return Model(module.eval(), timm_preprocess(module), _labels(module), "image", f"timm:{name}", factory)
+    if state is not None:
+        load_state_dict(module, weights, state)
+    in_chans = shape.get("in_chans", 3)
+    factory = partial(timm.create_model, name, pretrained=False, num_classes=module.num_classes, in_chans=in_chans)
+    return Model(module.eval(), timm_preprocess(module, in_chans), _labels(module), "image", f"timm:{name}", factory)
 
 
-def timm_preprocess(module) -> Preprocess:
-    """Preprocessing from the model's timm data config."""
+def checkpoint_shape(name: str, state: dict) -> dict[str, int]:
+    """``num_classes`` and ``in_chans`` of a checkpoint (a fine-tuned head, a grayscale stem), read from the
+    weights of the layers timm names as the architecture's classifier and first convolution."""
+    from timm.models import get_pretrained_cfg
+
+    cfg = get_pretrained_cfg(name)
+    shape = {}
+    for layer, dim, arg in ((getattr(cfg, "classifier", None), 0, "num_classes"),
+                            (getattr(cfg, "first_conv", None), 1, "in_chans")):
+        layer = layer[0] if isinstance(layer, (tuple, list)) else layer
+        weight = state.get(f"{layer}.weight") if layer else None
+        if weight is not None and weight.dim() > dim:
+            shape[arg] = int(weight.shape[dim])
+    if shape.get("in_chans", 3) not in (1, 3):
+        raise ModelError(f"timm:{name}: the weights take {shape['in_chans']} input channels; attrib feeds RGB "
+                         "(3) or grayscale (1) images")
+    return shape
+
+
+def timm_preprocess(module, in_chans: int = 3) -> Preprocess:
+    """Preprocessing from the model's timm data config; a grayscale model (``in_chans`` 1) takes the mean of
+    the RGB statistics (timm's pretrained configs describe RGB)."""
     from timm.data import resolve_data_config
 
     cfg = resolve_data_config({}, model=module)
     _, height, width = cfg["input_size"]
-    return Preprocess(size=(height, width), crop_pct=float(cfg.get("crop_pct", 0.875)),
-                      mean=tuple(cfg["mean"]), std=tuple(cfg["std"]),
-                      interpolation=cfg.get("interpolation", "bicubic"), channels=cfg["input_size"][0])
+    mean, std = tuple(cfg["mean"]), tuple(cfg["std"])
+    if in_chans == 1:
+        mean, std = (sum(mean) / len(mean),), (sum(std) / len(std),)
+    return Preprocess(size=(height, width), crop_pct=float(cfg.get("crop_pct", 0.875)), mean=mean, std=std,
+                      interpolation=cfg.get("interpolation", "bicubic"), channels=in_chans)
 
 
 def _labels(module) -> list[str]:

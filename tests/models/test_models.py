@@ -67,6 +67,24 @@ def test_timm_with_local_weights(tmp_path, suffix):
         assert torch.equal(model.module.state_dict()[key], value)
 
 
+@pytest.mark.parametrize("in_chans", [1, 3])
+def test_fine_tuned_timm_weights_set_the_head_and_the_stem(tmp_path, in_chans):
+    import timm
+    from PIL import Image
+
+    torch.manual_seed(3)
+    source = timm.create_model("test_resnet", pretrained=False, num_classes=5, in_chans=in_chans).eval()
+    torch.save(source.state_dict(), tmp_path / "tuned.pt")
+    model = load_model("timm:test_resnet", weights=tmp_path / "tuned.pt")
+    assert model.labels == [f"class {i}" for i in range(5)] and model.preprocess.channels == in_chans
+    x = model.preprocess(Image.new("RGB", (40, 30), (90, 120, 200))).unsqueeze(0)
+    assert x.shape[1] == in_chans and torch.equal(model.module(x), source(x))
+    fresh = model.factory()  # DiffROAR retrains this architecture: the same head and stem
+    assert fresh.num_classes == 5 and fresh.state_dict()["conv1.0.weight"].shape[1] == in_chans
+    if in_chans == 1:  # the RGB statistics averaged for the one channel
+        assert model.preprocess.mean == (sum(source.pretrained_cfg["mean"]) / 3,)
+
+
 def test_malformed_and_mismatched_weights(tmp_path):
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"garbage, not a checkpoint")
@@ -78,6 +96,11 @@ def test_malformed_and_mismatched_weights(tmp_path):
         load_model("timm:test_resnet", weights=other)
     with pytest.raises(ModelError, match="weights file not found"):
         load_model("timm:test_resnet", weights=tmp_path / "nope.pt")
+    import timm
+
+    torch.save(timm.create_model("test_resnet", in_chans=4).state_dict(), tmp_path / "rgba.pt")
+    with pytest.raises(ModelError, match="take 4 input channels; attrib feeds RGB"):
+        load_model("timm:test_resnet", weights=tmp_path / "rgba.pt")
 
 
 def test_pickled_code_is_never_run(tmp_path, capsys):
