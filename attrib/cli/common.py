@@ -55,12 +55,14 @@ def common_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def model_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """--model/-M SPEC, --weights FILE, --no-pretrained."""
+    """--model/-M SPEC, --weights FILE, --no-pretrained, --labels FILE."""
     for option in reversed((
             click.option("--model", "-M", "model_spec", default=None, metavar="SPEC", help=MODEL_HELP),
             click.option("--weights", type=click.Path(dir_okay=False),
                          help="Local state dict (.pt/.pth/.safetensors)."),
-            click.option("--no-pretrained", is_flag=True, help="timm: random weights instead of downloading."))):
+            click.option("--no-pretrained", is_flag=True, help="timm: random weights instead of downloading."),
+            click.option("--labels", "labels", type=click.Path(dir_okay=False), metavar="FILE",
+                         help="Class names: one per line, a JSON list or {index: name}."))):
         command = option(command)
     return command
 

@@ -43,7 +43,7 @@ Exit codes: 0 all inputs explained, 1 some inputs failed, 2 usage error."""
 @click.option("--workers", type=click.IntRange(1), help="Threads decoding images ahead [default: min(4, CPUs)].")
 @executor_options("worker")
 @common_options
-def explain(inputs, model_spec, weights, no_pretrained, trust_remote_code, methods, settings, target, top_k,
+def explain(inputs, model_spec, weights, no_pretrained, labels, trust_remote_code, methods, settings, target, top_k,
             precision, background, view, magnitude, force, no_images, limit, batch_size, workers, executor,
             common: Common) -> None:
     """Explain image classifiers' predictions with attribution methods.
@@ -57,7 +57,7 @@ def explain(inputs, model_spec, weights, no_pretrained, trust_remote_code, metho
     options = job.Options(list(inputs), model_spec, weights, not no_pretrained, trust_remote_code,
                           list(methods) or ["integrated_gradients"], list(settings), target, top_k, common.seed,
                           common.device, precision, background, "magnitude" if magnitude else view, force,
-                          not no_images, limit, batch_size, workers, executor)
+                          not no_images, limit, batch_size, workers, executor, labels=labels)
     run_job(common, job, options, View(show=_summary, json=job.json_view, exit_code=job.exit_code,
                                        on_item=_show_input))
 

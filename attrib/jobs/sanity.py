@@ -42,6 +42,7 @@ class Options:
     repeats: int | None = None  # draws of random weights / noise (None: the library default)
     seed: int = 0
     device: str = "auto"
+    labels: str | None = None  # a file naming the model's classes (default: the model's own names)
 
 
 def _prepare(options: Options, events: Events):
@@ -55,7 +56,7 @@ def _prepare(options: Options, events: Events):
         raise UsageError(f"unknown test {unknown[0]!r}; choose from {', '.join(TESTS)}")
     device = resolve_device(options.device)
     events.info("loading model and inputs ...")
-    model = load_model(options.model, weights=options.weights, pretrained=options.pretrained)
+    model = load_model(options.model, weights=options.weights, pretrained=options.pretrained, labels=options.labels)
     x, input_names, errors = sanity_inputs(model, options.inputs, options.dataset, options.n_inputs)
     for error in errors:
         events.error(error)

@@ -6,11 +6,13 @@ loader. ``attrib.models`` imports the built-in loader modules, so that ``load_mo
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from attrib.errors import first_line
 from attrib.models.base import Model, ModelError
 
 Loader = Callable[..., Model]  # loader(rest_of_spec, *, weights, pretrained, trust_remote_code) -> Model
@@ -33,10 +35,47 @@ def register_loader(prefix: str, loader: Loader, matches: Callable[[str], bool] 
 
 
 def load_model(spec: str | None = None, *, weights: str | Path | None = None, pretrained: bool = True,
-               trust_remote_code: bool = False) -> Model:
-    """Resolve a model spec into a :class:`Model` in eval mode (specs: ``attrib models``)."""
+               trust_remote_code: bool = False, labels: str | Path | None = None) -> Model:
+    """Resolve a model spec into a :class:`Model` in eval mode (specs: ``attrib models``); ``labels``: a file
+    naming its classes (see :func:`read_labels`)."""
+    model = _load(spec, weights=weights, pretrained=pretrained, trust_remote_code=trust_remote_code)
+    if labels is not None:
+        model.labels = read_labels(labels, model.n_classes)
+    return model
+
+
+def read_labels(path: str | Path, n_classes: int) -> list[str]:
+    """Class names from a file: one per line, a JSON list, or a JSON object {index: name} (as Hugging Face's
+    id2label); exactly ``n_classes`` of them, else one ModelError line."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise ModelError(f"cannot read labels {path}: {getattr(error, 'strerror', None) or error}") from None
+    names = _parse_labels(text, path)
+    if len(names) != n_classes:
+        raise ModelError(f"labels {path}: {len(names)} names for a model with {n_classes} classes")
+    return names
+
+
+def _parse_labels(text: str, path: Path) -> list[str]:
+    if path.suffix.lower() != ".json":
+        return [line.strip() for line in text.strip().splitlines()]
+    try:
+        data = json.loads(text)
+        if isinstance(data, dict):
+            data = [data[key] for key in sorted(data, key=int)]
+            if sorted(map(int, json.loads(text))) != list(range(len(data))):
+                raise ValueError("its keys are not 0..N-1")
+        if not isinstance(data, list):
+            raise ValueError("expected a list of names or an object {index: name}")
+    except (ValueError, TypeError) as error:
+        raise ModelError(f"labels {path}: {first_line(error)}") from None
+    return [str(name) for name in data]
+
+
+def _load(spec: str | None, **options: Any) -> Model:
     spec = (spec or DEFAULT).strip()
-    options: dict[str, Any] = dict(weights=weights, pretrained=pretrained, trust_remote_code=trust_remote_code)
     if spec == DEFAULT and DEFAULT in LOADERS:
         return LOADERS[DEFAULT].loader("", **options)
     prefix, sep, rest = spec.partition(":")

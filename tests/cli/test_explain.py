@@ -203,3 +203,21 @@ def test_moreaugrad_and_magnitude_view(run_cli, images, tmp_path):
     assert {m["method"]: m["config"]["preset"] for m in record["methods"]} == {"moreaugrad": "fast",
                                                                               "moreaugrad_sparse": "fast"}
     assert attrib.load_run(tmp_path / "o").record["inputs"][0]["attributions"][0]["passes"] == 6
+
+
+def test_fine_tuned_weights_with_a_labels_file(run_cli, images, tmp_path):
+    import timm
+    import torch
+
+    torch.save(timm.create_model("test_resnet", num_classes=3).state_dict(), tmp_path / "tuned.pt")
+    (tmp_path / "labels.txt").write_text("normal\npneumonia\ncovid\n")
+    model = ["-M", "timm:test_resnet", "--weights", tmp_path / "tuned.pt", "--labels", tmp_path / "labels.txt"]
+    result = run_cli("explain", images / "im0.png", *model, "-m", "gradient", "--target", "Pneumonia",
+                     "--out", tmp_path / "a", "--json")
+    assert result.exit_code == 0, result.output
+    entry = parse_json(result)["inputs"][0]
+    assert {p["label"] for p in entry["predictions"]} == {"normal", "pneumonia", "covid"}
+    assert entry["attributions"][0]["target"] == 1
+    (tmp_path / "labels.txt").write_text("normal\npneumonia\n")
+    result = run_cli("explain", images / "im0.png", *model, "-m", "gradient", "--out", tmp_path / "b")
+    assert result.exit_code == 2 and "2 names for a model with 3 classes" in result.output

@@ -155,3 +155,20 @@ def test_preprocess_view_is_what_the_model_sees():
     assert view.size == (48, 32)
     x = pre.tensor(view)
     assert x.shape == (3, 32, 48) and torch.allclose(x[:, 0, 0], torch.tensor([2.0, -2.0, (128 / 255 - 0.5) / 0.25]), atol=1e-5)
+
+
+def test_labels_file_names_the_classes(tmp_path):
+    from attrib.models.registry import read_labels
+
+    (tmp_path / "l.txt").write_text("normal\npneumonia\n covid \n\n")
+    (tmp_path / "l.json").write_text('["normal", "pneumonia", "covid"]')
+    (tmp_path / "id2label.json").write_text('{"2": "covid", "0": "normal", "1": "pneumonia"}')
+    for name in ("l.txt", "l.json", "id2label.json"):
+        assert read_labels(tmp_path / name, 3) == ["normal", "pneumonia", "covid"]
+    (tmp_path / "gap.json").write_text('{"0": "a", "2": "c", "3": "d"}')
+    (tmp_path / "broken.json").write_text('["a", ')
+    cases = {"l.txt": (4, "3 names for a model with 4 classes"), "gap.json": (3, "keys are not 0..N-1"),
+             "broken.json": (2, "labels .*broken.json: Expecting value"), "none.txt": (3, "cannot read labels")}
+    for name, (n, message) in cases.items():
+        with pytest.raises(ModelError, match=message):
+            read_labels(tmp_path / name, n)
