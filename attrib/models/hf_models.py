@@ -23,9 +23,13 @@ class LogitsOnly(torch.nn.Module):
         return self.inner(pixel_values=pixel_values).logits
 
 
-def load_hf(name: str, *, trust_remote_code: bool = False, **_: object) -> Model:
+def load_hf(name: str, *, trust_remote_code: bool = False, weights: object = None, **_: object) -> Model:
     """Load model + image processor; remote code runs only when ``trust_remote_code`` is set."""
     from transformers import AutoImageProcessor, AutoModelForImageClassification
+
+    if weights is not None:
+        raise ModelError(f"--weights is for timm and sample models; a Hugging Face model ({name}) loads its own: "
+                         "pass a folder saved with save_pretrained")
 
     try:
         module = AutoModelForImageClassification.from_pretrained(name, trust_remote_code=trust_remote_code)

@@ -34,7 +34,7 @@ def register_loader(prefix: str, loader: Loader, matches: Callable[[str], bool] 
     LOADERS[prefix] = LoaderEntry(prefix, loader, matches)
 
 
-def load_model(spec: str | None = None, *, weights: str | Path | None = None, pretrained: bool = True,
+def load_model(spec: str | Path | None = None, *, weights: str | Path | None = None, pretrained: bool = True,
                trust_remote_code: bool = False, labels: str | Path | None = None) -> Model:
     """Resolve a model spec into a :class:`Model` in eval mode (specs: ``attrib models``); ``labels``: a file
     naming its classes (see :func:`read_labels`)."""
@@ -75,7 +75,7 @@ def _parse_labels(text: str, path: Path) -> list[str]:
 
 
 def _load(spec: str | None, **options: Any) -> Model:
-    spec = (spec or DEFAULT).strip()
+    spec = str(spec or DEFAULT).strip()  # a local folder may come as a Path
     if spec == DEFAULT and DEFAULT in LOADERS:
         return LOADERS[DEFAULT].loader("", **options)
     prefix, sep, rest = spec.partition(":")

@@ -27,12 +27,21 @@ def register_sample(name: str, description: str, loader: Callable[[], Model]) ->
     SAMPLES[name] = (description, loader)
 
 
-def load_sample(name: str, **_: object) -> Model:
-    """Load a sample model by name."""
+def load_sample(name: str, *, weights: object = None, **_: object) -> Model:
+    """Load a sample model by name (with ``weights``: a local state dict of its architecture instead)."""
     known = samples()
     if name not in known:
         raise ModelError(f"unknown sample model {name!r}; available: {', '.join(sorted(known))}")
-    return known[name][1]()
+    model = known[name][1]()
+    if weights is not None:
+        from attrib.models.checkpoint import load_state_dict
+
+        load_state_dict(model.module, weights)
+        keep = ("description", "dataset", "dataset_args", "architecture", "arch_kwargs", "recipe", "labels",
+                "preprocess")  # what holds for any weights of the architecture; not the shipped ones' scores
+        model.name = f"{model.name} + {weights}"
+        model.card = {k: v for k, v in model.card.items() if k in keep} | {"weights": str(weights)}
+    return model
 
 
 register_loader("sample", load_sample)

@@ -172,3 +172,16 @@ def test_labels_file_names_the_classes(tmp_path):
     for name, (n, message) in cases.items():
         with pytest.raises(ModelError, match=message):
             read_labels(tmp_path / name, n)
+
+
+def test_weights_for_sample_and_hugging_face_models(tmp_path, tiny_vit_folder):
+    shipped = load_model("sample:blockdigits-standard")
+    torch.manual_seed(0)
+    fresh = shipped.factory()
+    torch.save(fresh.state_dict(), tmp_path / "mine.pt")
+    mine = load_model("sample:blockdigits-standard", weights=tmp_path / "mine.pt")
+    x = torch.rand(2, 1, 56, 28)
+    assert torch.equal(mine.module(x), fresh.eval()(x)) and not torch.equal(mine.module(x), shipped.module(x))
+    assert mine.card["dataset"] == "blockdigits" and "test_accuracy" not in mine.card  # not the shipped scores
+    with pytest.raises(ModelError, match="--weights is for timm and sample models"):
+        load_model(tiny_vit_folder, weights=tmp_path / "mine.pt")  # a Path spec works too
