@@ -10,6 +10,7 @@ import base64
 from pathlib import Path
 from typing import Any
 
+from attrib.errors import first_line
 from attrib.render.heatmap import colorbar_stops
 from attrib.runs.atomic import atomic_write_text
 from attrib.runs.store import RunError, load_run
@@ -67,9 +68,13 @@ def render_report(record: dict[str, Any], run_dir: Path, max_inputs: int | None 
                        relevance_bg=relevance_colour, colorbar=colorbar_stops)
     inputs = record.get("inputs", [])
     shown = inputs if max_inputs is None else inputs[:max_inputs]
-    return env.get_template(TEMPLATES[kind]).render(run=record, inputs=shown, n_inputs=len(inputs),
-                                                    view_note=VIEW_NOTES.get(record.get("view"), "the chosen view"),
-                                                    **(_diffroar_view(record) if kind == "diffroar" else {}))
+    try:
+        return env.get_template(TEMPLATES[kind]).render(
+            run=record, inputs=shown, n_inputs=len(inputs), view_note=VIEW_NOTES.get(record.get("view"), "the "
+            "chosen view"), **(_diffroar_view(record) if kind == "diffroar" else {}))
+    except (jinja2.UndefinedError, KeyError, TypeError, ValueError, AttributeError) as error:
+        raise RunError(f"{run_dir}/run.json is not a complete {kind} record ({first_line(error)}); was it "
+                       "edited, or cut short?") from None
 
 
 def _num(value: float | None) -> str:

@@ -65,6 +65,8 @@ class RunStore:
             record = json.loads(path.read_text())
         except (OSError, ValueError) as error:
             raise RunError(f"{path}: not a readable run record ({error})") from None
+        if not isinstance(record, dict):
+            raise RunError(f"{path}: not a run record (a JSON {type(record).__name__}, not an object)")
         if "kind" not in record:  # attrib 0.1 explain runs said "command"
             record["kind"] = record.pop("command", "explain")
         return record

@@ -60,6 +60,16 @@ def test_report_of_a_non_run_folder_is_a_usage_error(run_cli, tmp_path):
     result = run_cli("report", tmp_path, "-o", tmp_path / "r.html")
     assert result.exit_code == 2 and "not an attrib run directory" in result.output
     assert not (tmp_path / "r.html").exists()
+    cases = {'{"kind": "explain"': "not a readable run record", "[1, 2]": "not a run record (a JSON list",
+             '{"kind": "sanity"}': "is not a complete sanity record ('dict object' has no attribute 'model')",
+             '{"kind": "explain", "model": {"name": "m"}, "methods": [], "inputs": [{"status": "ok"}]}':
+             "is not a complete explain record"}
+    for text, message in cases.items():  # run_cli lets exceptions through: a traceback fails the test
+        (tmp_path / "run.json").write_text(text)
+        result = run_cli("report", tmp_path, "-o", tmp_path / "r.html")
+        assert result.exit_code == 2 and message in " ".join(result.output.split()), (text, result.output)
+        assert not (tmp_path / "r.html").exists()
+        assert run_cli("report", tmp_path, "--png", tmp_path / "r.png").exit_code == 2
 
 
 def test_report_never_reads_outside_the_run_folder(tmp_path):
