@@ -46,7 +46,7 @@ def _ints(ctx, param, value: str | None) -> list[int] | None:
 @click.option("--model", "-M", "model_spec", default="sample:blockdigits-standard", show_default=True,
               metavar="SPEC", help="Model under evaluation (sample:NAME or timm:NAME; its architecture is retrained).")
 @click.option("--weights", type=click.Path(dir_okay=False), help="Local state dict for a timm or sample model.")
-@click.option("--no-pretrained", is_flag=True, help="timm: random weights instead of downloading.")
+@click.option("--no-pretrained", is_flag=True, help="timm, Hugging Face: random weights (the architecture only).")
 @click.option("--dataset", "-d", default=None, metavar="NAME",
               help="blockdigits, blockdigits-top, synthetic, torchvision:NAME, folder:PATH "
                    "[default: the sample model's own data set].")

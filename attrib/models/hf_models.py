@@ -23,16 +23,21 @@ class LogitsOnly(torch.nn.Module):
         return self.inner(pixel_values=pixel_values).logits
 
 
-def load_hf(name: str, *, trust_remote_code: bool = False, weights: object = None, **_: object) -> Model:
-    """Load model + image processor; remote code runs only when ``trust_remote_code`` is set."""
-    from transformers import AutoImageProcessor, AutoModelForImageClassification
+def load_hf(name: str, *, trust_remote_code: bool = False, weights: object = None, pretrained: bool = True,
+            **_: object) -> Model:
+    """Load model + image processor (``pretrained`` False: the architecture from its config, randomly
+    initialised); remote code runs only when ``trust_remote_code`` is set."""
+    from transformers import AutoConfig, AutoImageProcessor, AutoModelForImageClassification
 
     if weights is not None:
         raise ModelError(f"--weights is for timm and sample models; a Hugging Face model ({name}) loads its own: "
                          "pass a folder saved with save_pretrained")
-
     try:
-        module = AutoModelForImageClassification.from_pretrained(name, trust_remote_code=trust_remote_code)
+        if pretrained:
+            module = AutoModelForImageClassification.from_pretrained(name, trust_remote_code=trust_remote_code)
+        else:
+            config = AutoConfig.from_pretrained(name, trust_remote_code=trust_remote_code)
+            module = AutoModelForImageClassification.from_config(config, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as error:
         raise ModelError(f"cannot load Hugging Face model {name!r}: {first_line(error)} (offline? pass a local "
                          "folder saved with save_pretrained)") from None

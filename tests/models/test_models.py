@@ -45,6 +45,11 @@ def test_hf_local_folder(tiny_vit_folder):
         model = load_model(spec)
         assert model.labels == ["ant", "bee", "cat <b>"] and model.preprocess.squash
         _check(model, 3, (32, 32))
+    torch.manual_seed(1)  # (the folder's weights were drawn with seed 0)
+    trained, random = load_model(tiny_vit_folder), load_model(tiny_vit_folder, pretrained=False)
+    assert random.labels == trained.labels and random.preprocess == trained.preprocess  # the same architecture
+    x = trained.preprocess(Image.new("RGB", (50, 40), (120, 30, 200)))[None]
+    assert not torch.allclose(random.module(x), trained.module(x))  # but not the saved weights
 
 
 def test_hf_hub_offline_is_one_line():
