@@ -23,6 +23,27 @@ class LogitsOnly(torch.nn.Module):
         return self.inner(pixel_values=pixel_values).logits
 
 
+def from_pretrained_checked(auto, name: str, task: str, **kwargs):
+    """``auto.from_pretrained(name)``, refusing a checkpoint that lacks some of the model's parameters (a base
+    model or another task's model loaded as ``task``, e.g. "an image classifier": transformers would initialise the head at random and
+    the explanations would explain noise). transformers' own load report is replaced by that one line."""
+    from transformers.utils import logging
+
+    verbosity = logging.get_verbosity()
+    logging.set_verbosity_error()
+    try:
+        module, info = auto.from_pretrained(name, output_loading_info=True, **kwargs)
+    finally:
+        logging.set_verbosity(verbosity)
+    parameters = dict(module.named_parameters())
+    missing = sorted(k for k in info.get("missing_keys", ()) if k in parameters)
+    if missing:
+        more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+        raise ModelError(f"{name} is not {task} checkpoint: it has no weights for {', '.join(missing[:3])}{more} "
+                         f"(loaded as {task}, they would be random)")
+    return module
+
+
 def load_hf(name: str, *, trust_remote_code: bool = False, weights: object = None, pretrained: bool = True,
             **_: object) -> Model:
     """Load model + image processor (``pretrained`` False: the architecture from its config, randomly
@@ -34,7 +55,8 @@ def load_hf(name: str, *, trust_remote_code: bool = False, weights: object = Non
                          "pass a folder saved with save_pretrained")
     try:
         if pretrained:
-            module = AutoModelForImageClassification.from_pretrained(name, trust_remote_code=trust_remote_code)
+            module = from_pretrained_checked(AutoModelForImageClassification, name, "an image classifier",
+                                             trust_remote_code=trust_remote_code)
         else:
             config = AutoConfig.from_pretrained(name, trust_remote_code=trust_remote_code)
             module = AutoModelForImageClassification.from_config(config, trust_remote_code=trust_remote_code)

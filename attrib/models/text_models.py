@@ -21,8 +21,11 @@ import torch
 from attrib.data.text import Word, replace_word
 from attrib.errors import first_line
 from attrib.models.base import ModelError
+from attrib.models.hf_models import from_pretrained_checked
 
 DEFAULT_LM = "bert-base-uncased"
+TASKS = {"AutoModelForSequenceClassification": "a sequence classifier",
+         "AutoModelForMaskedLM": "a masked language model"}
 _SPECIAL = re.compile(r"^(\[.*\]|<.*>)$")
 
 
@@ -35,7 +38,7 @@ def _load(kind: str, spec: str, trust_remote_code: bool):
     transformers.utils.logging.disable_progress_bar()  # attrib draws its own progress
     try:
         tokenizer = transformers.AutoTokenizer.from_pretrained(name, trust_remote_code=trust_remote_code)
-        model = auto.from_pretrained(name, trust_remote_code=trust_remote_code)
+        model = from_pretrained_checked(auto, name, TASKS[kind], trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as error:
         where = "the folder" if Path(name).is_dir() else "the Hugging Face hub (offline?)"
         raise ModelError(f"cannot load {name!r} as {kind[12:]} from {where}: {first_line(error, 160)}; pass a local folder "

@@ -51,7 +51,11 @@ def test_usage_errors_are_one_line(run_cli, text_models, tmp_path):
              (["-M", text_models["clf"], "-m", "unk"], "no texts"),
              (["hi", "-M", text_models["clf"], "-m", "unk", "--target", "neutral"], "unknown target label"),
              (["hi", "-M", "org/not-cached-model", "-m", "unk"], "pass a local folder"),
-             (["hi", "-M", text_models["clf"]], "pass a local folder")]  # default LM bert-base-uncased, offline
+             (["hi", "-M", text_models["clf"]], "pass a local folder"),  # default LM bert-base-uncased, offline
+             (["hi", "-M", text_models["lm"], "-m", "unk"],  # an LM's head is not a classifier's: never random
+              "is not a sequence classifier checkpoint: it has no weights for bert.pooler.dense.bias"),
+             (["hi", "-M", text_models["clf"], "--lm", text_models["clf"]],
+              "is not a masked language model checkpoint: it has no weights for cls.predictions")]
     for args, message in cases:
         result = run_cli("explain-text", *args, "--out", tmp_path / "x")
         assert result.exit_code == 2, (args, result.output)

@@ -52,6 +52,16 @@ def test_hf_local_folder(tiny_vit_folder):
     assert not torch.allclose(random.module(x), trained.module(x))  # but not the saved weights
 
 
+def test_hf_checkpoint_without_a_classifier_head_is_refused(tmp_path):
+    from transformers import ViTConfig, ViTModel
+
+    ViTModel(ViTConfig(image_size=32, patch_size=8, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                       intermediate_size=32)).save_pretrained(tmp_path / "base")
+    with pytest.raises(ModelError, match="is not an image classifier checkpoint: it has no weights for classifier"):
+        load_model(str(tmp_path / "base"))
+    assert load_model(str(tmp_path / "base"), pretrained=False).n_classes == 2  # random on purpose: allowed
+
+
 def test_hf_hub_offline_is_one_line():
     with pytest.raises(ModelError, match="cannot load Hugging Face model 'someone/missing-model'.*local folder"):
         load_model("hf:someone/missing-model")
