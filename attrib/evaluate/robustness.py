@@ -97,6 +97,14 @@ def _magnitudes(values: torch.Tensor) -> torch.Tensor:
     return values.abs().sum(1) if values.ndim == 4 else values.abs()
 
 
+def _twice_differentiable():
+    """Attention through the math kernel: the fused ones (flash, memory-efficient) have no double backward,
+    which the attack's gradient of a gradient needs (transformers' ViT, DeiT, ... use them by default)."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    return sdpa_kernel([SDPBackend.MATH])
+
+
 def topk_attack(model: torch.nn.Module, x: torch.Tensor, labels: torch.Tensor, clean: torch.Tensor,
                 radius: float, norm: str, *, fraction: float = 0.1, steps: int = 20,
                 beta: float = 10.0) -> torch.Tensor:
@@ -107,11 +115,12 @@ def topk_attack(model: torch.nn.Module, x: torch.Tensor, labels: torch.Tensor, c
     best = x.clone()
     delta = torch.zeros_like(x)
     for _ in range(steps):
-        point = (x + delta).requires_grad_(True)
-        score = smooth(point).gather(1, labels[:, None].to(x.device)).sum()
-        (grad,) = torch.autograd.grad(score, point, create_graph=True)
-        mass = (_magnitudes(grad) * region).flatten(1).sum()
-        (direction,) = torch.autograd.grad(mass, point)
+        with _twice_differentiable():
+            point = (x + delta).requires_grad_(True)
+            score = smooth(point).gather(1, labels[:, None].to(x.device)).sum()
+            (grad,) = torch.autograd.grad(score, point, create_graph=True)
+            mass = (_magnitudes(grad) * region).flatten(1).sum()
+            (direction,) = torch.autograd.grad(mass, point)
         move = direction.sign() if norm == "linf" else direction / _norms(direction)
         delta = project(delta.detach() - step * move, radius, norm)
         with torch.no_grad():

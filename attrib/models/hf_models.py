@@ -29,12 +29,15 @@ def from_pretrained_checked(auto, name: str, task: str, **kwargs):
     the explanations would explain noise). transformers' own load report is replaced by that one line."""
     from transformers.utils import logging
 
-    verbosity = logging.get_verbosity()
+    verbosity, bars = logging.get_verbosity(), logging.is_progress_bar_enabled()
     logging.set_verbosity_error()
+    logging.disable_progress_bar()  # attrib draws its own progress
     try:
         module, info = auto.from_pretrained(name, output_loading_info=True, **kwargs)
     finally:
         logging.set_verbosity(verbosity)
+        if bars:
+            logging.enable_progress_bar()
     parameters = dict(module.named_parameters())
     missing = sorted(k for k in info.get("missing_keys", ()) if k in parameters)
     if missing:

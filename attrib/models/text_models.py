@@ -35,7 +35,6 @@ def _load(kind: str, spec: str, trust_remote_code: bool):
 
     name = spec[3:] if spec.startswith("hf:") else spec
     auto = getattr(transformers, kind)
-    transformers.utils.logging.disable_progress_bar()  # attrib draws its own progress
     try:
         tokenizer = transformers.AutoTokenizer.from_pretrained(name, trust_remote_code=trust_remote_code)
         model = from_pretrained_checked(auto, name, TASKS[kind], trust_remote_code=trust_remote_code)

@@ -209,3 +209,17 @@ def test_judge_says_unsure_when_draws_straddle_the_threshold():
     assert judge(0.45, 0.1, 0.5, below=True) is None
     assert judge(0.7, 0.1, 0.5, below=True) is False
     assert judge(0.7, 0.1, 0.5, below=False) is True and judge(0.52, 0.05, 0.5, below=False) is None
+
+
+def test_the_top_k_attack_runs_through_fused_attention(tmp_path):
+    """transformers' ViT attends with torch's fused kernels, which have no double backward; the attack needs one."""
+    from transformers import ViTConfig, ViTForImageClassification
+
+    torch.manual_seed(0)
+    ViTForImageClassification(ViTConfig(image_size=16, patch_size=8, hidden_size=16, num_hidden_layers=1,
+                                        num_attention_heads=2, intermediate_size=32, num_labels=3)).save_pretrained(
+        tmp_path / "vit")
+    model = load_model(str(tmp_path / "vit"))
+    x = torch.rand(2, 3, 16, 16)
+    out = run_sanity(model, x, SanityConfig(["gradient"], tests=["robustness"], radii=[0.5], attack_steps=2))
+    assert {r["perturbation"] for r in out["robustness"]} == {"random l2", "top-k attack l2"}
