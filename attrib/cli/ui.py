@@ -5,7 +5,6 @@ rich honours NO_COLOR; progress bars are shown only on a terminal and never with
 
 from __future__ import annotations
 
-import json
 import sys
 from contextlib import contextmanager
 from typing import Any, Iterator
@@ -43,7 +42,9 @@ class UI:
             self.out.print(renderable)
 
     def emit_json(self, obj: Any) -> None:
-        sys.stdout.write(json.dumps(obj, indent=2, default=str) + "\n")
+        from attrib.runs.atomic import json_text
+
+        sys.stdout.write(json_text(obj, indent=2) + "\n")
         sys.stdout.flush()
 
     @property

@@ -374,9 +374,11 @@ def _attribute_all(plan: Plan, x: torch.Tensor, options: Options, events: Events
 def _one(result, b: int) -> dict[str, Any]:
     """What finishing one input needs of a batch's Attribution (copies: the batch's tensors can be freed)."""
     gap = None if result.completeness_gap is None else float(result.completeness_gap[b])
+    undefined = gap is not None and not math.isfinite(gap)  # F(x) = F(baseline): a gap relative to 0
     extras = result.extras
     passes = int(extras["steps"][b]) if "steps" in extras else result.passes // len(result.values)
-    return {"values": result.values[b].numpy().copy(), "signed": result.signed, "gap": gap,
+    return {"values": result.values[b].numpy().copy(), "signed": result.signed,
+            "gap": None if undefined else gap, "gap_undefined": undefined, "budget": result.config.get("n_steps"),
             "target": result.target[b] if result.target else None, "seconds": result.seconds / len(result.values),
             "passes": passes, "converged": bool(extras["converged"][b]) if "converged" in extras else None,
             "gap_stderr": float(extras["gap_stderr"][b]) if "gap_stderr" in extras else None,
@@ -455,15 +457,20 @@ def _summary(plan, item, method, result: dict, options: Options, warnings: list[
 
 
 def _gap_warnings(where: str, result: dict) -> list[str]:
-    """Say when a map is not faithful: an adaptive rule that spent its budget first, or a gap over 5%."""
+    """Say when a map is not faithful: an adaptive rule that spent its budget first, or a gap over 5%; and when
+    the gap is undefined (F(x) = F(baseline) at the compute precision)."""
     gap = result["gap"]
+    if result["gap_undefined"]:
+        return [f"{where}: F(x) equals F(baseline) for the explained class at this precision, so the completeness "
+                "gap (relative to their difference) is undefined and cannot vouch for the map"]
     if result["converged"] is False:
         goal = f"a gap within tol {result['tol']:.1%}"
         if result["match_steps"]:
             goal += f" and a map as accurate as {result['match_steps']}-step Gauss-Legendre's"
-        return [f"{where}: the adaptive rule spent its budget of {result['passes']} steps before reaching {goal}: "
-                f"completeness gap {gap:.2%}, estimated map error {result['map_error']:.1%}; raise n_steps (--set) "
-                "for a more faithful map"]
+        spent = (f"spent its budget of {result['passes']} steps" if result["passes"] >= (result["budget"] or 0)
+                 else f"stopped after {result['passes']} steps (its panels reached the narrowest width)")
+        return [f"{where}: the adaptive rule {spent} before reaching {goal}: completeness gap {gap:.2%}, "
+                f"estimated map error {result['map_error']:.1%}; raise n_steps (--set) for a more faithful map"]
     if gap is not None and gap > GAP_WARNING:
         noise = f" ± {result['gap_stderr']:.1%} (Monte Carlo)" if result["gap_stderr"] is not None else ""
         return [f"{where}: completeness gap {gap:.1%}{noise} > {GAP_WARNING:.0%}; raise n_steps / n_samples "

@@ -27,8 +27,10 @@ Starting from a uniform grid, rounds bisect, for each target not yet met, the pa
 shares of it (bulk marking: the fewest panels holding MARK_FRACTION of |r|'s total for the gap, of the sum of
 sqrt(e) for the map), but for the map no more panels than the model predicts are needed (a bisected panel
 keeps a quarter of its e), reusing every evaluation (nested nodes), until both targets are met or the budget
-of nodes is spent (flagged). All inputs of a batch are refined together: each round is one engine call over
-the new nodes of the inputs still refining, so chunks stay full and converged inputs drop out.
+of nodes is spent (flagged). When F(x) = F(x') exactly (at the compute precision) the relative gap is
+undefined (reported as inf) and the map's target alone decides. All inputs of a batch are refined together:
+each round is one engine call over the new nodes of the inputs still refining, so chunks stay full and
+converged inputs drop out.
 
 Every decision depends on the input's own numbers only: results do not depend on the batch or the chunking.
 cost = the nodes used per input (at most the budget) x (forward + input-backward); no extra forward: F at the
@@ -127,6 +129,11 @@ class Path:
         total = abs(sum(self.residual(a, b) for a, b in self.panels()))
         scale = abs(self.phi[1.0] - self.phi[0.0])
         return total / scale if scale > 0 else (0.0 if total == 0 else math.inf)
+
+    def gap_defined(self) -> bool:
+        """False when F(x) = F(x') exactly (at the compute precision): no refinement can bring a gap relative to
+        0 within a tolerance, so the rule refines for the map alone."""
+        return self.phi[1.0] != self.phi[0.0]
 
     def roughness(self) -> dict[float, float]:
         """S(m) at every interior node m: the path's roughness there, summed over pixels (see the module
@@ -237,7 +244,7 @@ def _mark(marked: dict, chosen: list[tuple[float, tuple[float, float]]]) -> None
 
 def step(path: Path, tol: float, max_nodes: int) -> list[float]:
     """Decide the input's next round: new nodes to evaluate, or [] with ``path.state`` set when it is done."""
-    gap_unmet = path.gap() > tol
+    gap_unmet = path.gap_defined() and path.gap() > tol
     errors, target = path.targets()
     if not gap_unmet and sum(errors) <= target:
         path.state = "converged"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -41,7 +42,23 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 
 
 def atomic_write_json(path: str | Path, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, default=json_default) + "\n")
+    atomic_write_text(path, json_text(obj, indent=2) + "\n")
+
+
+def json_text(obj: Any, **kwargs: Any) -> str:
+    """Strict JSON (what every parser reads): NaN and infinities become null; numpy scalars and paths plain."""
+    return json.dumps(finite(obj), default=json_default, allow_nan=False, **kwargs)
+
+
+def finite(obj: Any) -> Any:
+    """``obj`` with every non-finite float (at any depth of dicts, lists and tuples) replaced by None."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite(v) for v in obj]
+    return obj
 
 
 def png_bytes(image) -> bytes:
@@ -63,7 +80,7 @@ def atomic_write_npz(path: str | Path, arrays: dict[str, np.ndarray]) -> None:
 
 def json_default(obj: Any) -> Any:
     if isinstance(obj, np.generic):
-        return obj.item()
+        return finite(obj.item())
     if isinstance(obj, Path):
         return str(obj)
     return repr(obj)

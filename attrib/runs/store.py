@@ -24,7 +24,7 @@ import numpy as np
 
 from attrib.errors import AttribError
 from attrib.runs.atomic import atomic_write_bytes, atomic_write_json, atomic_write_npz, atomic_write_png, \
-    json_default
+    json_text
 
 RUN_JSON = "run.json"
 INPUTS = "inputs.jsonl"
@@ -78,7 +78,7 @@ class RunStore:
         """Commit one input's record: a single appended line (its files must already be written)."""
         self.root.mkdir(parents=True, exist_ok=True)
         with open(self.root / INPUTS, "a", encoding="utf-8") as f:
-            f.write(json.dumps(entry, default=json_default) + "\n")
+            f.write(json_text(entry) + "\n")
 
     def read_inputs(self) -> list[dict[str, Any]]:
         """Every committed input's latest record, in the order inputs were first committed."""

@@ -159,6 +159,28 @@ def test_a_spent_budget_is_flagged():
     assert res.passes == 24  # no extra forward: F at the baseline is the node a = 0
 
 
+class _Level(torch.nn.Module):
+    """F(z) = z0 - z1 + (z0^3 - z0) / 10: F(1, 1) = F(0, 0) = 0 exactly, attributions (1, -1)."""
+
+    def forward(self, z):
+        return z[:, :1] - z[:, 1:2] + 0.1 * (z[:, :1] ** 3 - z[:, :1])
+
+
+def test_equal_end_values_leave_the_gap_undefined_and_the_map_converges_alone():
+    from attrib.jobs.explain import _gap_warnings, _one
+
+    res = attrib.attribute(_Level().eval(), torch.ones(1, 2, dtype=torch.float64), "ig", target=0, baseline="zero")
+    assert math.isinf(res.completeness_gap.item())  # |sum - 0| / 0: no refinement can bring it within tol
+    assert res.extras["converged"].item() and res.extras["steps"].item() == 9  # the map alone decided
+    assert torch.allclose(res.values.double(), torch.tensor([[1.0, -1.0]], dtype=torch.float64), atol=2e-3)
+    entry = _one(res, 0)
+    assert entry["gap"] is None and entry["gap_undefined"]
+    (said,) = _gap_warnings("x / ig", entry)
+    assert "F(x) equals F(baseline)" in said and "undefined" in said
+    stalled = {**entry, "gap_undefined": False, "gap": 0.3, "converged": False, "passes": 30, "budget": 256}
+    assert "stopped after 30 steps (its panels reached the narrowest width)" in _gap_warnings("x / ig", stalled)[0]
+
+
 def test_explain_warns_when_the_budget_runs_out(run_cli_images):
     result = run_cli_images("-m", "ig", "--set", "n_steps=6", "--set", "tol=0.000001")
     said = " ".join(result.output.split())

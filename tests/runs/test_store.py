@@ -72,3 +72,17 @@ def test_slugs_are_safe_and_unique():
     assert slug("photos/cat 1.jpg", taken) == "cat_1.jpg"
     assert slug("other/cat 1.jpg", taken) == "cat_1.jpg-2"
     assert slug("../..", taken) == "input"
+
+
+def test_records_are_strict_json_with_null_for_non_finite_numbers(tmp_path):
+    def strict(text):
+        return json.loads(text, parse_constant=lambda name: pytest.fail(f"{name} in JSON"))
+
+    record = {"gap": float("inf"), "rows": [{"r": float("nan")}, (np.float32("-inf"), np.float64(2.5))],
+              "n": np.int64(3), "ok": 0.5}
+    expected = {"gap": None, "rows": [{"r": None}, [None, 2.5]], "n": 3, "ok": 0.5}
+    atomic_write_json(tmp_path / "r.json", record)
+    assert strict((tmp_path / "r.json").read_text()) == expected
+    store = RunStore(tmp_path / "run")
+    store.append_input({"id": "a", **record})
+    assert strict((tmp_path / "run" / "inputs.jsonl").read_text()) == {"id": "a", **expected}
