@@ -29,7 +29,7 @@ def parse_overrides(methods: list[str], items: list[str]) -> dict[str, dict[str,
             valid = sorted({f for n in targets for f in _fields(n)})
             raise UsageError(f"unknown option {field!r} for {', '.join(targets)}; valid: {', '.join(valid)}")
         for name in hits:
-            out[name][field] = coerce(_fields(name)[field], text.strip(), field)
+            out[name][field] = coerce(_fields(name)[field], text.strip(), f"{name}.{field}")
     return out
 
 
@@ -46,14 +46,16 @@ def coerce(field: dataclasses.Field, text: str, name: str) -> Any:
     try:
         if isinstance(default, bool):
             if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
-                raise UsageError
+                raise ValueError(text)
             return text.lower() in ("true", "1", "yes")
         if isinstance(default, int):
             return int(text)
         if isinstance(default, float):
             return float(text)
     except ValueError:
-        raise UsageError(f"option {name} expects a {type(default).__name__}, got {text!r}") from None
+        kind = "true or false" if isinstance(default, bool) else "an integer" if isinstance(default, int) else \
+            "a number"
+        raise UsageError(f"option {name} expects {kind}, got {text!r}") from None
     if isinstance(default, str):
         return text
     raise UsageError(f"option {name} cannot be set from the command line")
