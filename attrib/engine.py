@@ -97,6 +97,10 @@ class Engine:
         if self.chunk_size is not None and (not isinstance(self.chunk_size, int) or self.chunk_size < 1):
             raise ValueError(f"chunk_size must be a positive integer or None, got {self.chunk_size!r}")
         self.device = torch.device(self.device) if self.device is not None else _model_device(self.model)
+        if self.device.type == "cuda" and not (torch.cuda.is_available() and
+                                               (self.device.index or 0) < torch.cuda.device_count()):
+            raise ValueError(f"device {str(self.device)!r} requested but this machine has "
+                             f"{torch.cuda.device_count() if torch.cuda.is_available() else 'no'} CUDA devices")
         self.channels_last = isinstance(self.model, torch.nn.Module) and any(
             isinstance(m, torch.nn.Conv2d) for m in self.model.modules())
 

@@ -67,6 +67,7 @@ def test_bad_ig_config(setup, config, match):
     ({"precision": "fp16"}, "precision must be one of fp32, tf32, bf16"),
     ({"chunk_size": 0}, "chunk_size must be a positive integer"),
     ({"noise_frac": -0.1}, "noise_frac must be >= 0"),
+    ({"device": "cuda:63"}, "device 'cuda:63' requested but this machine has (no|[0-9]+) CUDA devices"),
 ])
 def test_bad_run_options(setup, kwargs, match):
     model, x = setup
