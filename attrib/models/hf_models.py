@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import torch
-
+import re
 from pathlib import Path
+
+import torch
 
 from attrib.errors import first_line
 from attrib.models.base import Model, ModelError
@@ -64,6 +65,10 @@ def load_hf(name: str, *, trust_remote_code: bool = False, weights: object = Non
             config = AutoConfig.from_pretrained(name, trust_remote_code=trust_remote_code)
             module = AutoModelForImageClassification.from_config(config, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as error:
+        kind = re.search(r"configuration_(\w+)\.", str(error)) if "Unrecognized configuration" in str(error) else None
+        if kind:
+            raise ModelError(f"{name} is a {kind[1]} model, which transformers has no image classifier for "
+                             "(a text classifier? explain it with `attrib explain-text`)") from None
         raise ModelError(f"cannot load Hugging Face model {name!r}: {first_line(error)} (offline? pass a local "
                          "folder saved with save_pretrained)") from None
     try:

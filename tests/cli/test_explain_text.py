@@ -103,3 +103,9 @@ def test_a_text_the_model_fails_on_fails_alone(run_cli, text_models, tmp_path, m
     assert result.exit_code == 1, result.output
     first, second = parse_json(result)["texts"]
     assert first["error"] == "text 1: CUDA out of memory (simulated)" and "scores" in second
+
+
+def test_a_text_classifier_given_to_image_commands_points_to_explain_text(run_cli, text_models, images, tmp_path):
+    for command in ("explain", "sanity"):
+        result = run_cli(command, images / "im0.png", "-M", text_models["clf"], "--out", tmp_path / command)
+        assert result.exit_code == 2 and "is a bert model" in result.output and "attrib explain-text" in result.output
