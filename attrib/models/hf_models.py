@@ -48,6 +48,14 @@ def from_pretrained_checked(auto, name: str, task: str, **kwargs):
     return module
 
 
+def wrong_kind(error: Exception, name: str, task: str, hint: str) -> None:
+    """Raise one clear ModelError when ``error`` is transformers saying the checkpoint's architecture has no
+    ``task`` class (a text model given as an image classifier, ...); return otherwise."""
+    found = re.search(r"configuration_(\w+)\.", str(error)) if "Unrecognized configuration" in str(error) else None
+    if found:
+        raise ModelError(f"{name} is a {found[1]} model: transformers cannot load it as {task} ({hint})") from None
+
+
 def load_hf(name: str, *, trust_remote_code: bool = False, weights: object = None, pretrained: bool = True,
             **_: object) -> Model:
     """Load model + image processor (``pretrained`` False: the architecture from its config, randomly
@@ -65,10 +73,7 @@ def load_hf(name: str, *, trust_remote_code: bool = False, weights: object = Non
             config = AutoConfig.from_pretrained(name, trust_remote_code=trust_remote_code)
             module = AutoModelForImageClassification.from_config(config, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as error:
-        kind = re.search(r"configuration_(\w+)\.", str(error)) if "Unrecognized configuration" in str(error) else None
-        if kind:
-            raise ModelError(f"{name} is a {kind[1]} model, which transformers has no image classifier for "
-                             "(a text classifier? explain it with `attrib explain-text`)") from None
+        wrong_kind(error, name, "an image classifier", "a text classifier? explain it with `attrib explain-text`")
         raise ModelError(f"cannot load Hugging Face model {name!r}: {first_line(error)} (offline? pass a local "
                          "folder saved with save_pretrained)") from None
     try:

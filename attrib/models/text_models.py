@@ -21,11 +21,13 @@ import torch
 from attrib.data.text import Word, replace_word
 from attrib.errors import first_line
 from attrib.models.base import ModelError
-from attrib.models.hf_models import from_pretrained_checked
+from attrib.models.hf_models import from_pretrained_checked, wrong_kind
 
 DEFAULT_LM = "bert-base-uncased"
 TASKS = {"AutoModelForSequenceClassification": "a sequence classifier",
          "AutoModelForMaskedLM": "a masked language model"}
+HINTS = {"AutoModelForSequenceClassification": "an image classifier? explain it with `attrib explain`",
+         "AutoModelForMaskedLM": "--lm takes a masked language model such as bert-base-uncased"}
 _SPECIAL = re.compile(r"^(\[.*\]|<.*>)$")
 
 
@@ -36,9 +38,10 @@ def _load(kind: str, spec: str, trust_remote_code: bool):
     name = spec[3:] if spec.startswith("hf:") else spec
     auto = getattr(transformers, kind)
     try:
-        tokenizer = transformers.AutoTokenizer.from_pretrained(name, trust_remote_code=trust_remote_code)
         model = from_pretrained_checked(auto, name, TASKS[kind], trust_remote_code=trust_remote_code)
+        tokenizer = transformers.AutoTokenizer.from_pretrained(name, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as error:
+        wrong_kind(error, name, TASKS[kind], HINTS[kind])
         where = "the folder" if Path(name).is_dir() else "the Hugging Face hub (offline?)"
         raise ModelError(f"cannot load {name!r} as {kind[12:]} from {where}: {first_line(error, 160)}; pass a local folder "
                          "saved with save_pretrained instead") from None

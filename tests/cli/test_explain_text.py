@@ -109,3 +109,13 @@ def test_a_text_classifier_given_to_image_commands_points_to_explain_text(run_cl
     for command in ("explain", "sanity"):
         result = run_cli(command, images / "im0.png", "-M", text_models["clf"], "--out", tmp_path / command)
         assert result.exit_code == 2 and "is a bert model" in result.output and "attrib explain-text" in result.output
+    from transformers import ViTConfig, ViTForImageClassification
+
+    ViTForImageClassification(ViTConfig(image_size=16, patch_size=8, hidden_size=16, num_hidden_layers=1,
+                                        num_attention_heads=2, intermediate_size=32)).save_pretrained(tmp_path / "vit")
+    for args, message in ((["-M", tmp_path / "vit", "-m", "unk"], "cannot load it as a sequence classifier (an "
+                           "image classifier? explain it with `attrib explain`)"),
+                          (["-M", text_models["clf"], "--lm", tmp_path / "vit"], "cannot load it as a masked language "
+                           "model (--lm takes a masked language model")):
+        result = run_cli("explain-text", "hi", *args, "--out", tmp_path / "t")
+        assert result.exit_code == 2 and "is a vit model" in result.output and message in result.output
