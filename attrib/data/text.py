@@ -68,18 +68,33 @@ def read_texts(texts: list[str], file: str | None = None, column: str | None = N
     if suffix in (".csv", ".tsv", ".jsonl", ".json") or column is not None:
         rows = _table_rows(path, suffix)
         return items + _column_items(path, rows, column, label_column)
-    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    lines = _read(path).splitlines()
     return items + [TextItem(f"{path.name}:{n}", line) for n, line in enumerate(lines, 1) if line.strip()]
 
 
+def _read(path: Path) -> str:
+    """The file as UTF-8 text (a byte-order mark dropped); one line naming the first bad byte otherwise."""
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise TextInputError(f"{path}: not UTF-8 text (byte {error.object[error.start]:#04x} at offset "
+                             f"{error.start}); save it as UTF-8") from None
+
+
 def _table_rows(path: Path, suffix: str) -> list[dict]:
-    text = path.read_text(encoding="utf-8", errors="replace")
-    if suffix in (".jsonl", ".json"):
-        try:
-            return [json.loads(line) for line in text.splitlines() if line.strip()]
-        except json.JSONDecodeError as error:
-            raise TextInputError(f"{path}: not JSON lines ({error.msg} at line {error.lineno})") from None
-    return list(csv.DictReader(text.splitlines(), delimiter="\t" if suffix == ".tsv" else ","))
+    text = _read(path)
+    if suffix not in (".jsonl", ".json"):
+        return list(csv.DictReader(text.splitlines(), delimiter="\t" if suffix == ".tsv" else ","))
+    rows = []
+    for n, line in enumerate(text.splitlines(), 1):
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as error:
+                raise TextInputError(f"{path}:{n}: not a JSON line ({error.msg})") from None
+            if not isinstance(rows[-1], dict):
+                raise TextInputError(f"{path}:{n}: not a JSON object (each line must be one, e.g. {{\"text\": ...}})")
+    return rows
 
 
 def _column_items(path: Path, rows: list[dict], column: str | None, label_column: str | None) -> list[TextItem]:

@@ -1,6 +1,7 @@
 """Words and text inputs."""
 
 import json
+import re
 
 import pytest
 
@@ -37,3 +38,16 @@ def test_read_texts_from_lines_csv_and_jsonl(tmp_path):
         read_texts([], str(tmp_path / "b.csv"))
     with pytest.raises(TextInputError, match="file not found"):
         read_texts([], str(tmp_path / "nope.txt"))
+
+
+def test_bad_text_files_name_the_line_or_the_byte(tmp_path):
+    (tmp_path / "d.jsonl").write_text('{"t": "ok"}\nnot json\n')
+    (tmp_path / "e.jsonl").write_text('{"t": "ok"}\n\n[1, 2]\n')
+    (tmp_path / "f.txt").write_bytes(b"fine\n\xff\xfe bad")
+    (tmp_path / "g.csv").write_bytes("\ufefftext\nh\u00e9llo\n".encode("utf-8"))  # a byte-order mark, dropped
+    cases = {"d.jsonl": "d.jsonl:2: not a JSON line (Expecting value)", "e.jsonl": "e.jsonl:3: not a JSON object",
+             "f.txt": "f.txt: not UTF-8 text (byte 0xff at offset 5); save it as UTF-8"}
+    for name, message in cases.items():
+        with pytest.raises(TextInputError, match=re.escape(message)):
+            read_texts([], str(tmp_path / name), "t" if name.endswith("jsonl") else None)
+    assert [i.text for i in read_texts([], str(tmp_path / "g.csv"), "text")] == ["h\u00e9llo"]
