@@ -4,6 +4,7 @@ runner for the command tail (UI, run folder, the job, the terminal view, HTML, J
 from __future__ import annotations
 
 import functools
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -155,11 +156,19 @@ def run_job(common: Common, job: Any, options: Any, view: View, prefix: str = ""
 
     ui = UI(quiet=common.quiet, verbose=common.verbose, json_mode=common.json_mode)
     out = Path(common.out_dir or Path("attrib-runs") / time.strftime(f"{prefix}%Y%m%d-%H%M%S"))
+    check_writable(out)
+    if common.html_path:
+        check_writable(Path(common.html_path), "the report", folder=False)
     try:
         with ui.progress() as progress:
             record = job.run(options, RunStore(out), CliEvents(ui, progress, view.on_item))
     except AttribError as error:
         raise click.UsageError(first_line(error, limit=2000)) from None
+    except OSError as error:
+        if error.filename is None or not Path(error.filename).is_relative_to(out):
+            raise
+        ui.error(f"cannot write the run folder: {error.strerror or error}: {error.filename}")
+        sys.exit(1)
     except Exception as error:  # noqa: BLE001 - the last line of defence: one line, not a traceback
         if common.verbose:
             raise
@@ -173,8 +182,25 @@ def run_job(common: Common, job: Any, options: Any, view: View, prefix: str = ""
     sys.exit(view.exit_code(record))
 
 
+def check_writable(path: Path, what: str = "the run folder", folder: bool = True) -> None:
+    """A usage error, before any work, when ``path`` (a folder, or a file with ``folder`` False) cannot be
+    created or written; checked on the nearest folder that exists, so that nothing is created here."""
+    if not folder and path.is_dir():
+        raise click.UsageError(f"cannot write {what} {path}: it is a folder")
+    start = path if folder else path.absolute().parent
+    existing = next(p for p in (start, *start.absolute().parents) if p.exists())
+    if not existing.is_dir():
+        raise click.UsageError(f"cannot write {what} {path}: {existing} is a file")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise click.UsageError(f"cannot write {what} {path}: {existing} is not writable")
+
+
 def write_html(ui: UI, out: Path, html_path: str) -> None:
     from attrib.report.html import write_report
 
-    write_report(out, html_path)
+    try:
+        write_report(out, html_path)
+    except OSError as error:
+        ui.error(f"cannot write the report {html_path}: {error.strerror or error} (the run is in {out})")
+        sys.exit(1)
     ui.info(f"wrote {html_path}")

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
+from attrib.cli.common import check_writable
 from attrib.cli.ui import UI
 
 
@@ -29,12 +32,17 @@ def report(run_dir: str, output: str | None, png_path: str | None, max_inputs: i
     from attrib.report.html import write_contact_sheet, write_report
 
     ui = UI(quiet=quiet)
-    try:
-        if png_path:
-            write_contact_sheet(run_dir, png_path)
-            ui.info(f"wrote {png_path}")
-        if output or not png_path:
-            write_report(run_dir, output or "report.html", max_inputs or None)
-            ui.info(f"wrote {output or 'report.html'}")
-    except AttribError as error:
-        raise click.UsageError(str(error)) from None
+    writes = [(png_path, lambda: write_contact_sheet(run_dir, png_path))] if png_path else []
+    if output or not png_path:
+        writes.append((output or "report.html", lambda: write_report(run_dir, output or "report.html",
+                                                                     max_inputs or None)))
+    for path, _ in writes:
+        check_writable(Path(path), "the output", folder=False)
+    for path, write in writes:
+        try:
+            write()
+        except AttribError as error:
+            raise click.UsageError(str(error)) from None
+        except OSError as error:  # the output's folder: missing rights, a full disk
+            raise click.UsageError(f"cannot write {path}: {error.strerror or error}") from None
+        ui.info(f"wrote {path}")

@@ -224,3 +224,22 @@ def test_fine_tuned_weights_with_a_labels_file(run_cli, images, tmp_path):
     (tmp_path / "labels.txt").write_text("normal\npneumonia\n")
     result = run_cli("explain", images / "im0.png", *model, "-m", "gradient", "--out", tmp_path / "b")
     assert result.exit_code == 2 and "2 names for a model with 3 classes" in result.output
+
+
+def test_an_unwritable_run_folder_is_one_line(run_cli, images, tmp_path, monkeypatch):
+    result = run_cli("explain", images / "im0.png", *TINY, "-m", "gradient", "--out", images / "im0.png" / "run")
+    assert result.exit_code == 2 and f"{images / 'im0.png'} is a file" in result.output
+    result = run_cli("explain", images / "im0.png", *TINY, "-m", "gradient", "--out", tmp_path / "h",
+                     "--html", images / "im0.png" / "r.html")
+    assert result.exit_code == 2 and "cannot write the report" in result.output and not (tmp_path / "h").exists()
+
+    from attrib.runs import RunStore
+
+    def refuse(self, record):
+        raise PermissionError(13, "Permission denied", str(self.root / "run.json"))
+
+    monkeypatch.setattr(RunStore, "write_record", refuse)
+    result = run_cli("explain", images / "im0.png", *TINY, "-m", "gradient", "--out", tmp_path / "o")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert f"cannot write the run folder: Permission denied: {tmp_path / 'o' / 'run.json'}" in \
+        " ".join(result.output.split())

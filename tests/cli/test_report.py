@@ -72,6 +72,14 @@ def test_report_of_a_non_run_folder_is_a_usage_error(run_cli, tmp_path):
         assert run_cli("report", tmp_path, "--png", tmp_path / "r.png").exit_code == 2
 
 
+def test_report_to_an_unwritable_place_is_one_line(run_cli, report, tmp_path):
+    (tmp_path / "file").write_text("x")
+    result = run_cli("report", report / "run", "-o", tmp_path / "file" / "r.html")
+    said = " ".join(result.output.split())
+    assert result.exit_code == 2 and f"cannot write the output {tmp_path / 'file' / 'r.html'}: {tmp_path / 'file'} is" \
+        " a file" in said
+
+
 def test_report_never_reads_outside_the_run_folder(tmp_path):
     from attrib.report.html import data_uri
 
