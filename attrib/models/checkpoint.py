@@ -58,5 +58,24 @@ def load_state_dict(module: torch.nn.Module, path: str | Path, state: dict[str, 
     try:
         module.load_state_dict(state, strict=True)
     except RuntimeError as error:
+        inner = unwrapped(state)
+        if inner is not state:
+            try:
+                module.load_state_dict(inner, strict=True)
+                return
+            except RuntimeError:
+                pass
         text = str(error).replace("\n", " ").replace("\t", "")
         raise ModelError(f"weights {path} do not fit the model: {text[:300]}") from None
+
+
+WRAPPERS = ("module.", "_orig_mod.", "model.")  # DataParallel / DDP, torch.compile, Lightning and the like
+
+
+def unwrapped(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``state`` without the key prefix a training wrapper adds (when every key has it; repeatedly), or
+    ``state`` itself when there is none. Tried only after the keys as saved do not fit."""
+    for prefix in WRAPPERS:
+        if state and all(key.startswith(prefix) for key in state):
+            return unwrapped({key[len(prefix):]: value for key, value in state.items()})
+    return state

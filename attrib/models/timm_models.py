@@ -6,7 +6,7 @@ from functools import partial
 from pathlib import Path
 
 from attrib.models.base import Model, ModelError
-from attrib.models.checkpoint import load_state_dict, read_state_dict
+from attrib.models.checkpoint import load_state_dict, read_state_dict, unwrapped
 from attrib.models.preprocess import Preprocess
 from attrib.models.registry import register_loader
 
@@ -42,6 +42,7 @@ def checkpoint_shape(name: str, state: dict) -> dict[str, int]:
     from timm.models import get_pretrained_cfg
 
     cfg = get_pretrained_cfg(name)
+    state = {**unwrapped(state), **state}  # the keys as saved win; a wrapper's prefix is looked through
     shape = {}
     for layer, dim, arg in ((getattr(cfg, "classifier", None), 0, "num_classes"),
                             (getattr(cfg, "first_conv", None), 1, "in_chans")):

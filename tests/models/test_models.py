@@ -200,3 +200,16 @@ def test_weights_for_sample_and_hugging_face_models(tmp_path, tiny_vit_folder):
     assert mine.card["dataset"] == "blockdigits" and "test_accuracy" not in mine.card  # not the shipped scores
     with pytest.raises(ModelError, match="--weights is for timm and sample models"):
         load_model(tiny_vit_folder, weights=tmp_path / "mine.pt")  # a Path spec works too
+
+
+@pytest.mark.parametrize("prefix", ["module.", "_orig_mod.module.", "model."])
+def test_weights_saved_through_a_training_wrapper_load(tmp_path, prefix):
+    import timm
+
+    torch.manual_seed(4)
+    source = timm.create_model("test_resnet", pretrained=False, num_classes=7).eval()
+    torch.save({"state_dict": {prefix + k: v for k, v in source.state_dict().items()}}, tmp_path / "w.pt")
+    model = load_model("timm:test_resnet", weights=tmp_path / "w.pt")
+    assert model.n_classes == 7
+    for key, value in source.state_dict().items():
+        assert torch.equal(model.module.state_dict()[key], value)
