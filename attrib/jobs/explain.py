@@ -144,7 +144,7 @@ def run(options: Options, store: RunStore, events: Events | None = None) -> dict
     sources = expand_inputs(options.inputs)[:options.limit]
     if not options.executor.remote:
         plan.model.module.to(plan.device).eval()
-    previous = _previous(store, plan.record)
+    previous = _previous(store, plan.record, events)
     record = plan.record
     store.write_record(record)
     taken = {e["id"] for e in previous.values()}
@@ -180,10 +180,15 @@ def write_overview(store: RunStore, path: str = "overview.png") -> str | None:
     return None if sheet is None else store.write_png(path, png_bytes(sheet))
 
 
-def _previous(store: RunStore, record: dict[str, Any]) -> dict[str, dict]:
-    """The committed inputs of an earlier compatible run in this folder (else none, and the folder starts over)."""
+def _previous(store: RunStore, record: dict[str, Any], events: Events) -> dict[str, dict]:
+    """The committed inputs of an earlier compatible run in this folder (else none, and the folder starts over,
+    which a warning says when it held results)."""
     old = store.read_record()
-    if not _compatible(old, record):
+    changed = _differences(old, record)
+    if changed:
+        if old and store.read_inputs():
+            events.warning(f"{store.root} held a run with other settings ({', '.join(changed)}); starting it over: "
+                           "its results are replaced (use another --out to keep them)")
         store.reset_inputs()
         return {}
     store.repair_inputs()
@@ -195,13 +200,15 @@ def _previous(store: RunStore, record: dict[str, Any]) -> dict[str, dict]:
     return committed
 
 
-def _compatible(old: dict[str, Any], new: dict[str, Any]) -> bool:
-    """Whether an earlier run's results can be reused: same model, target, seed, precision and configs."""
-    keys = ("model", "target", "seed", "precision", "random")
-    if not old or old.get("kind") != KIND or any(old.get(k) != new.get(k) for k in keys):
-        return False
+def _differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """What keeps an earlier run's results from being reused ([]: nothing): the kind of run, model, target,
+    seed, precision, random generator, or the options of a method both runs have."""
+    if not old:
+        return ["no run"]
+    changed = [k for k in ("kind", "model", "target", "seed", "precision", "random") if old.get(k) != new.get(k)]
     old_cfg = {m["method"]: m["config"] for m in old.get("methods", [])}
-    return all(old_cfg.get(m["method"], m["config"]) == m["config"] for m in new["methods"])
+    return changed + [f"{m['method']} options" for m in new["methods"]
+                      if old_cfg.get(m["method"], m["config"]) != m["config"]]
 
 
 def _covers(previous: dict, methods: list[str]) -> bool:

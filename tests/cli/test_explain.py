@@ -139,8 +139,11 @@ def test_resume_skips_done_inputs_and_force_redoes(run_cli, images, tmp_path):
                                                                                     "gradient"]
     stamp = png.stat().st_mtime_ns
     forced = run_cli("explain", images, *FAST, "-m", "ig", "-m", "gradient", "--out", out, "--force")
-    assert forced.exit_code == 0 and png.stat().st_mtime_ns != stamp
+    assert forced.exit_code == 0 and png.stat().st_mtime_ns != stamp and "held a run" not in forced.output
     assert not [p for p in out.rglob("*.tmp")]
+    other = run_cli("explain", images, *FAST, "--seed", "3", "--out", out)  # other settings: starts over, said
+    assert other.exit_code == 0 and "held a run with other settings (seed); starting it over" in \
+        " ".join(other.output.split())
 
 
 def test_expected_gradients_background_is_named(run_cli, images, tmp_path):
