@@ -24,6 +24,7 @@ from attrib.methods import METHODS, TEXT, TextContext, check_needs
 from attrib.runs.store import RunStore
 
 KIND = "explain_text"
+SAVE_EVERY = 5.0  # seconds between saves of the record during a run (a crash loses at most this much work)
 DEFAULT_METHODS = ("olm", "olm_s")
 SUPPLIED = {"lm"}
 
@@ -203,6 +204,7 @@ def run(options: Options, store: RunStore, events: Events | None = None) -> dict
                     score="softmax probability of the target class")
     events.task("texts", "texts", len(items))
     warned: set[str] = set()
+    saved = time.monotonic()
     for position, item in enumerate(items):
         try:
             entry = explain_one(classifier, lm, item, position, settings)
@@ -214,7 +216,9 @@ def run(options: Options, store: RunStore, events: Events | None = None) -> dict
             entry = {"name": item.name, "text": item.text, "status": "error",
                      "error": failure_line(item.name, error, events)}
         record["texts"].append(entry)
-        store.write_record(record)
+        if time.monotonic() - saved >= SAVE_EVERY:  # not per text: rewriting the growing record is quadratic
+            store.write_record(record)
+            saved = time.monotonic()
         events.advance("texts", 1)
         events.item(entry)
     record["correlations"] = mean_pairwise_pearson([e["scores"] for e in record["texts"] if e["status"] == "ok"])
