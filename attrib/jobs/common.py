@@ -148,7 +148,8 @@ def resolve_background(model, *, folder: str | None = None, seed: int = 0, data:
 
     1. ``folder``: every image under it, preprocessed like the inputs;
     2. ``data`` (the training inputs of the job's data set): 64 of them drawn with ``seed``;
-    3. an RGB image model: the built-in set (sample images, blurred copies, uniform noise; attrib/data/backgrounds);
+    3. an RGB or grayscale image model: the built-in set (sample images, blurred copies, uniform noise;
+       attrib/data/backgrounds);
     4. ``fallback`` (the explained inputs themselves).
     """
     from attrib.data.backgrounds import default_background, folder_background
@@ -158,7 +159,7 @@ def resolve_background(model, *, folder: str | None = None, seed: int = 0, data:
     if data is not None:
         pick = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))[:64]
         return data[pick], f"64 training examples (seed {seed})"
-    if model.kind == "image" and model.preprocess is not None and model.preprocess.channels == 3:
+    if model.kind == "image" and model.preprocess is not None and model.preprocess.channels in (1, 3):
         return default_background(model.preprocess, seed)
     if fallback is not None:
         return fallback, "the explained inputs"

@@ -101,7 +101,8 @@ def prepare(options: Options, events: Events) -> Plan:
                          "`attrib diffroar` or `attrib sanity` on its data set")
     target = parse_class(options.target, model.labels)
     _check_view(options.view)
-    supplied, descriptions = supplies(names, model, events, folder=options.background, seed=options.seed)
+    supplied, descriptions = supplies(names, model, events, folder=options.background, seed=options.seed,
+                                      data=None if options.background else _own_data(model, names))
     kwargs = {n: method_kwargs(n, overrides.get(n, {}), supplied) for n in names}
     methods = describe_methods(names, kwargs, descriptions)
     record = header(KIND, model=model.describe(), methods=methods, seed=options.seed, device=device,
@@ -117,6 +118,18 @@ def _check_view(view: str) -> None:
 
     if view not in VIEWS:
         raise UsageError(f"unknown view {view!r}; choose from {', '.join(VIEWS)}")
+
+
+def _own_data(model, names: list[str]) -> torch.Tensor | None:
+    """A sample model's training inputs (its card names the data set): Expected Gradients' natural reference
+    set for it; None for other models or when no method needs one."""
+    from attrib.methods import METHODS
+
+    if not model.card.get("dataset") or not any("background" in METHODS[n].needs for n in names):
+        return None
+    from attrib.data.datasets import load_dataset
+
+    return load_dataset(model.card["dataset"], **model.card.get("dataset_args", {})).train_x
 
 
 def rows_per_input(plan: Plan) -> int:

@@ -246,3 +246,18 @@ def test_an_unwritable_run_folder_is_one_line(run_cli, images, tmp_path, monkeyp
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert f"cannot write the run folder: Permission denied: {tmp_path / 'o' / 'run.json'}" in \
         " ".join(result.output.split())
+
+
+def test_expected_gradients_default_references_for_sample_and_grayscale_models(run_cli, images, tmp_path):
+    import timm
+    import torch
+
+    result = run_cli("explain", images / "im0.png", "-M", "sample:blockdigits-standard", "-m", "eg", "--set",
+                     "n_samples=4", "--out", tmp_path / "a", "--json")
+    assert result.exit_code == 0, result.output
+    assert parse_json(result)["background"] == "64 training examples (seed 0)"  # the model's own data set
+    torch.save(timm.create_model("test_resnet", in_chans=1, num_classes=3).state_dict(), tmp_path / "gray.pt")
+    result = run_cli("explain", images / "im0.png", "-M", "timm:test_resnet", "--weights", tmp_path / "gray.pt",
+                     "-m", "eg", "--set", "n_samples=4", "--out", tmp_path / "b", "--json")
+    assert result.exit_code == 0, result.output
+    assert parse_json(result)["background"].startswith("built-in: 4 sample images")  # in grayscale
