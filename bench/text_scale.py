@@ -4,7 +4,7 @@
     python bench/text_scale.py --sizes 100,1000 --method olm
 
 Texts are 12 words drawn (seeded) from a small vocabulary; the classifier and masked LM are tiny BERTs built
-offline (a WordPiece vocabulary trained here, as the tests do), so the numbers show attrib's own overhead per
+offline by the tests' builder (tests/text_fixtures.py), so the numbers show attrib's own overhead per
 text (scoring, records, writing), not a real model's cost. Each size runs in a fresh `attrib explain-text`
 process. Printed side by side: seconds, texts/s, the marginal seconds per text between consecutive sizes and
 their ratio to the first (1.0: linear).
@@ -21,29 +21,11 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: tests/ builds the models
+from tests.text_fixtures import build_text_models  # noqa: E402
+
 WORDS = ("the movie was great and the acting was good a dull boring film with bad jokes fun loved it plot is "
          "thin but music fine what terrible waste of time an excellent moving story cast").split()
-
-
-def tiny_models(root: Path) -> dict[str, str]:
-    """A tiny BERT classifier and masked LM, saved with save_pretrained (as tests/text_fixtures.py builds)."""
-    import torch
-    from tokenizers import BertWordPieceTokenizer
-    from transformers import BertConfig, BertForMaskedLM, BertForSequenceClassification, BertTokenizerFast
-
-    trainer = BertWordPieceTokenizer(lowercase=True)
-    trainer.train_from_iterator([" ".join(WORDS)] * 4, vocab_size=200, min_frequency=1, limit_alphabet=100)
-    trainer.save_model(str(root))
-    tokenizer = BertTokenizerFast.from_pretrained(str(root))
-    config = dict(vocab_size=len(tokenizer), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                  intermediate_size=32, max_position_embeddings=64)
-    torch.manual_seed(0)
-    paths = {}
-    for name, cls, extra in (("lm", BertForMaskedLM, {}), ("clf", BertForSequenceClassification, {"num_labels": 2})):
-        cls(BertConfig(**config, **extra)).eval().save_pretrained(root / name)
-        tokenizer.save_pretrained(root / name)
-        paths[name] = str(root / name)
-    return paths
 
 
 def run(texts: Path, out: Path, models: dict[str, str], method: str) -> float:
@@ -63,7 +45,7 @@ def main() -> None:
     rng = random.Random(0)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        models = tiny_models(root)
+        models = build_text_models(root, [" ".join(WORDS)] * 4, vocab_size=200)
         rows, first = [], None
         for n in sizes:
             texts = root / f"t{n}.txt"

@@ -9,14 +9,14 @@ CORPUS = ["the movie was great and the acting was good", "a dull , boring film w
           "what a terrible waste of time", "an excellent and moving story", "the cast is great"] * 4
 
 
-@pytest.fixture(scope="session")
-def text_models(tmp_path_factory):
+def build_text_models(root, corpus=CORPUS, vocab_size=300):
+    """A tiny BERT masked LM ("lm") and classifier ("clf", labels negative / positive) with a WordPiece vocabulary
+    trained on ``corpus``, saved under ``root``; their folders by name."""
     from tokenizers import BertWordPieceTokenizer
     from transformers import BertConfig, BertForMaskedLM, BertForSequenceClassification, BertTokenizerFast
 
-    root = tmp_path_factory.mktemp("text_models")
     trainer = BertWordPieceTokenizer(lowercase=True)
-    trainer.train_from_iterator(CORPUS, vocab_size=300, min_frequency=1, limit_alphabet=100)
+    trainer.train_from_iterator(corpus, vocab_size=vocab_size, min_frequency=1, limit_alphabet=100)
     trainer.save_model(str(root))
     tokenizer = BertTokenizerFast.from_pretrained(str(root))
     config = dict(vocab_size=len(tokenizer), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
@@ -32,3 +32,8 @@ def text_models(tmp_path_factory):
         tokenizer.save_pretrained(root / name)
         paths[name] = str(root / name)
     return paths
+
+
+@pytest.fixture(scope="session")
+def text_models(tmp_path_factory):
+    return build_text_models(tmp_path_factory.mktemp("text_models"))
