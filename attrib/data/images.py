@@ -71,6 +71,8 @@ def expand_inputs(args: list[str]) -> list[ImageSource]:
 def _expand_one(arg: str) -> list[ImageSource]:
     if arg.startswith("sample:"):
         return [ImageSource(arg, partial(load_sample, arg[7:]))]
+    if re.match(r"^[a-z][a-z0-9+.-]*://", arg, re.I):
+        return [_failing(arg, "attrib reads local files only (no downloads): save the image and give its path")]
     path = Path(arg)
     if path.is_dir():
         files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)

@@ -67,6 +67,9 @@ def test_expand_folders_globs_and_missing(tmp_path):
         Image.new("RGB", (8, 8)).save(tmp_path / rel) if rel.endswith(("png", "jpg")) else \
             (tmp_path / rel).write_text("x")
     (tmp_path / "empty").mkdir()
+    (url,) = expand_inputs(["https://example.com/cat.jpg"])
+    with pytest.raises(InputError, match="https://example.com/cat.jpg: attrib reads local files only"):
+        url.load()
     names = [s.name for s in expand_inputs([str(tmp_path / "a"), str(tmp_path / "a" / "*.png"),
                                             str(tmp_path / "nomatch*.png"), str(tmp_path / "empty")])]
     assert names == [str(tmp_path / "a/1.png"), str(tmp_path / "a/b/2.jpg"), str(tmp_path / "nomatch*.png"),
