@@ -61,7 +61,8 @@ def model_options(command: Callable[..., Any]) -> Callable[..., Any]:
             click.option("--model", "-M", "model_spec", default=None, metavar="SPEC", help=MODEL_HELP),
             click.option("--weights", type=click.Path(dir_okay=False),
                          help="Local state dict (.pt/.pth/.safetensors)."),
-            click.option("--no-pretrained", is_flag=True, help="timm, Hugging Face: random weights (the architecture only)."),
+            click.option("--no-pretrained", is_flag=True,
+                         help="timm, Hugging Face: random weights (the architecture only)."),
             click.option("--labels", "labels", type=click.Path(dir_okay=False), metavar="FILE",
                          help="Class names: one per line, a JSON list or {index: name}."))):
         command = option(command)

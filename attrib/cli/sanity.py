@@ -51,8 +51,8 @@ def _radii(ctx, param, value: str | None) -> list[float] | None:
 @click.option("--repeats", type=click.IntRange(1),
               help="Draws of random weights and of noise; values are mean ± sd over them [default: 3].")
 @common_options
-def sanity(inputs, model_spec, weights, no_pretrained, labels, methods, settings, tests, layers, max_layers, radii, norm,
-           dataset, n_inputs, repeats, common: Common) -> None:
+def sanity(inputs, model_spec, weights, no_pretrained, labels, methods, settings, tests, layers, max_layers, radii,
+           norm, dataset, n_inputs, repeats, common: Common) -> None:
     """Check whether attribution maps depend on the model, survive small perturbations, and add up.
 
     Three parts (--tests): model-parameter randomization (cascading and independent; data randomization for

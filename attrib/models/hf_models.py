@@ -26,8 +26,9 @@ class LogitsOnly(torch.nn.Module):
 
 def from_pretrained_checked(auto, name: str, task: str, **kwargs):
     """``auto.from_pretrained(name)``, refusing a checkpoint that lacks some of the model's parameters (a base
-    model or another task's model loaded as ``task``, e.g. "an image classifier": transformers would initialise the head at random and
-    the explanations would explain noise). transformers' own load report is replaced by that one line."""
+    model or another task's model loaded as ``task``, e.g. "an image classifier": transformers would initialise
+    the head at random and the explanations would explain noise). transformers' own load report is replaced by
+    that one line."""
     from transformers.utils import logging
 
     verbosity, bars = logging.get_verbosity(), logging.is_progress_bar_enabled()

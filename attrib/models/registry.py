@@ -64,9 +64,10 @@ def _parse_labels(text: str, path: Path) -> list[str]:
     try:
         data = json.loads(text)
         if isinstance(data, dict):
-            data = [data[key] for key in sorted(data, key=int)]
-            if sorted(map(int, json.loads(text))) != list(range(len(data))):
+            index = {int(key): name for key, name in data.items()}
+            if sorted(index) != list(range(len(index))):
                 raise ValueError("its keys are not 0..N-1")
+            data = [index[i] for i in range(len(index))]
         if not isinstance(data, list):
             raise ValueError("expected a list of names or an object {index: name}")
     except (ValueError, TypeError) as error:
