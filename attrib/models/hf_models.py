@@ -88,8 +88,12 @@ def load_hf(name: str, *, trust_remote_code: bool = False, weights: object = Non
 def _preprocess(processor, module) -> Preprocess:
     size = getattr(module.config, "image_size", 224)
     height = width = size if isinstance(size, int) else size[0]
+    channels = getattr(module.config, "num_channels", 3)
+    if channels not in (1, 3):
+        raise ModelError(f"the model takes {channels} input channels; attrib feeds RGB (3) or grayscale (1) images")
     if processor is None:
-        return Preprocess(size=(height, width), crop_pct=1.0, mean=(0.5,) * 3, std=(0.5,) * 3, squash=True)
+        return Preprocess(size=(height, width), crop_pct=1.0, mean=(0.5,) * channels, std=(0.5,) * channels,
+                          squash=True, channels=channels)
     proc_size = getattr(processor, "size", None) or {}
     crop = getattr(processor, "crop_size", None) or {}
     if getattr(processor, "do_center_crop", False) and crop:
@@ -99,10 +103,17 @@ def _preprocess(processor, module) -> Preprocess:
     else:
         height, width = proc_size.get("height", height), proc_size.get("width", width)
         crop_pct, squash = 1.0, True
-    mean = tuple(getattr(processor, "image_mean", None) or (0.5,) * 3)
-    std = tuple(getattr(processor, "image_std", None) or (0.5,) * 3)
+    mean = _per_channel(getattr(processor, "image_mean", None), channels)
+    std = _per_channel(getattr(processor, "image_std", None), channels)
     return Preprocess(size=(height, width), crop_pct=crop_pct, mean=mean, std=std, interpolation="bilinear",
-                      squash=squash)
+                      squash=squash, channels=channels)
+
+
+def _per_channel(values, channels: int) -> tuple[float, ...]:
+    """A processor's mean or std for ``channels`` channels (0.5 when it gives none; one value for all, or the
+    mean of RGB statistics for a grayscale model)."""
+    values = [float(v) for v in (values if isinstance(values, (list, tuple)) else [values])] if values else [0.5]
+    return tuple(values) if len(values) == channels else (sum(values) / len(values),) * channels
 
 
 register_loader("hf", load_hf, matches=lambda spec: Path(spec).is_dir())

@@ -52,6 +52,19 @@ def test_hf_local_folder(tiny_vit_folder):
     assert not torch.allclose(random.module(x), trained.module(x))  # but not the saved weights
 
 
+def test_hf_grayscale_model_gets_grayscale_inputs(tmp_path):
+    from transformers import ViTConfig, ViTForImageClassification, ViTImageProcessor
+
+    ViTForImageClassification(ViTConfig(image_size=28, patch_size=7, num_channels=1, hidden_size=16, num_labels=10,
+                                        num_hidden_layers=1, num_attention_heads=2, intermediate_size=32)
+                              ).save_pretrained(tmp_path / "gray")
+    ViTImageProcessor(size={"height": 28, "width": 28}, image_mean=[0.5, 0.4, 0.3],  # RGB statistics: averaged
+                      image_std=[0.2, 0.2, 0.2]).save_pretrained(tmp_path / "gray")
+    model = load_model(str(tmp_path / "gray"))
+    assert model.preprocess.channels == 1 and model.preprocess.mean == pytest.approx((0.4,))
+    _check(model, 10, (28, 28))
+
+
 def test_hf_checkpoint_without_a_classifier_head_is_refused(tmp_path):
     from transformers import ViTConfig, ViTModel
 
