@@ -171,6 +171,26 @@ def _hatch_pattern(shape: tuple[int, int]) -> np.ndarray:
 
 
 def _hatched(shape: tuple[int, int], note: str) -> Image.Image:
+    """A hatched panel with ``note`` wrapped to its width; on a panel too small for a word, the hatch alone
+    (never a word cut off)."""
     image = Image.fromarray(_hatch_pattern(shape))
-    ImageDraw.Draw(image).text((4, 4), note, fill=(0, 0, 0))
+    draw = ImageDraw.Draw(image)
+    lines = _wrap(draw, note, image.width - 8)
+    line_height = 12
+    if len(lines) * line_height + 4 <= image.height:
+        for i, line in enumerate(lines):
+            draw.text((4, 4 + i * line_height), line, fill=(0, 0, 0))
     return image
+
+
+def _wrap(draw: ImageDraw.ImageDraw, text: str, width: int) -> list[str]:
+    """``text`` in lines no wider than ``width`` pixels, broken between words ([] when a word is too wide)."""
+    lines: list[str] = []
+    for word in text.split():
+        if draw.textlength(word) > width:
+            return []
+        if lines and draw.textlength(f"{lines[-1]} {word}") <= width:
+            lines[-1] += f" {word}"
+        else:
+            lines.append(word)
+    return lines

@@ -40,6 +40,16 @@ def test_degenerate_maps_are_hatched_with_a_warning(fill, reason):
     assert len(np.unique(np.asarray(heat.image).reshape(-1, 3), axis=0)) > 1  # not a solid colour
 
 
+def test_the_note_on_a_hatched_panel_is_whole_or_absent():
+    def text_pixels(size):  # the hatch is two greys; the note is drawn in black
+        image = np.asarray(render(np.zeros((3, *size)), signed=True).image)
+        return int((image.sum(axis=2) < 100).sum())
+
+    assert text_pixels((224, 224)) > 50  # "attribution is all zero" fits
+    assert text_pixels((64, 64)) > 50  # wrapped over lines
+    assert text_pixels((28, 28)) == 0  # no word fits: the hatch alone, never a word cut off
+
+
 def test_partial_nan_is_flagged():
     values = np.ones((8, 8))
     values[0, 0] = np.nan
