@@ -199,7 +199,7 @@ def _previous(store: RunStore, record: dict[str, Any], events: Events) -> dict[s
     old = store.read_record()
     changed = _differences(old, record)
     if changed:
-        if old and store.read_inputs():
+        if old and store.has_inputs():
             events.warning(f"{store.root} held a run with other settings ({', '.join(changed)}); starting it over: "
                            "its results are replaced (use another --out to keep them)")
         store.reset_inputs()

@@ -80,6 +80,11 @@ class RunStore:
         with open(self.root / INPUTS, "a", encoding="utf-8") as f:
             f.write(json_text(entry) + "\n")
 
+    def has_inputs(self) -> bool:
+        """Whether any input has been committed (without reading them)."""
+        path = self.root / INPUTS
+        return path.is_file() and path.stat().st_size > 0
+
     def read_inputs(self) -> list[dict[str, Any]]:
         """Every committed input's latest record, in the order inputs were first committed."""
         latest: dict[str, dict[str, Any]] = {}
