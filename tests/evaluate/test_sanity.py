@@ -211,8 +211,12 @@ def test_judge_says_unsure_when_draws_straddle_the_threshold():
     assert judge(0.7, 0.1, 0.5, below=False) is True and judge(0.52, 0.05, 0.5, below=False) is None
 
 
-def test_the_top_k_attack_runs_through_fused_attention(tmp_path):
-    """transformers' ViT attends with torch's fused kernels, which have no double backward; the attack needs one."""
+@pytest.mark.parametrize("device", [
+    "cpu", pytest.param("cuda", marks=[pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(),
+                                                                           reason="needs CUDA")])])
+def test_the_top_k_attack_runs_through_fused_attention(tmp_path, device):
+    """transformers' ViT attends with torch's fused kernels (flash ones on a card), which have no double backward;
+    the attack needs one."""
     from transformers import ViTConfig, ViTForImageClassification
 
     torch.manual_seed(0)
@@ -221,5 +225,6 @@ def test_the_top_k_attack_runs_through_fused_attention(tmp_path):
         tmp_path / "vit")
     model = load_model(str(tmp_path / "vit"))
     x = torch.rand(2, 3, 16, 16)
-    out = run_sanity(model, x, SanityConfig(["gradient"], tests=["robustness"], radii=[0.5], attack_steps=2))
+    out = run_sanity(model, x, SanityConfig(["gradient"], tests=["robustness"], radii=[0.5], attack_steps=2,
+                                            device=device))
     assert {r["perturbation"] for r in out["robustness"]} == {"random l2", "top-k attack l2"}
