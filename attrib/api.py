@@ -150,6 +150,7 @@ def _check_inputs(inputs: Any) -> torch.Tensor:
         raise TypeError(f"inputs must be floating point, got {inputs.dtype}")
     if not torch.isfinite(inputs).all():
         raise ValueError("inputs contain NaN or infinite values")
+    inputs = inputs.detach()
     return inputs if inputs.dtype in (torch.float32, torch.float64) else inputs.float()
 
 

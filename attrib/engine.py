@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -96,7 +96,7 @@ class Engine:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if self.chunk_size is not None and (not isinstance(self.chunk_size, int) or self.chunk_size < 1):
             raise ValueError(f"chunk_size must be a positive integer or None, got {self.chunk_size!r}")
-        self.device = torch.device(self.device) if self.device is not None else _model_device(self.model)
+        self.device = _device(self.device) if self.device is not None else _model_device(self.model)
         if self.device.type == "cuda" and not (torch.cuda.is_available() and
                                                (self.device.index or 0) < torch.cuda.device_count()):
             raise ValueError(f"device {str(self.device)!r} requested but this machine has "
@@ -242,8 +242,8 @@ class Engine:
         net = self._network(x[:1].detach())
         if self.precision == "bf16":
             with torch.autocast(self.device.type, dtype=torch.bfloat16):
-                return net(x)
-        return net(x)
+                return as_logits(net(x))
+        return as_logits(net(x))
 
     def _layout(self, x: torch.Tensor) -> torch.Tensor:
         if self.channels_last and x.ndim == 4:
@@ -350,6 +350,24 @@ def _split(flat: torch.Tensor, per_input: int) -> tuple[torch.Tensor, torch.Tens
 
 def _acc_dtype(x: torch.Tensor) -> torch.dtype:
     return torch.float64 if x.dtype == torch.float64 else torch.float32
+
+
+def as_logits(out: Any) -> torch.Tensor:
+    """The model's output as a tensor: itself, or the ``logits`` of a Hugging Face output or a dict."""
+    if isinstance(out, torch.Tensor):
+        return out
+    logits = out.get("logits") if isinstance(out, Mapping) else getattr(out, "logits", None)
+    if isinstance(logits, torch.Tensor):
+        return logits
+    raise TypeError(f"the model returned a {type(out).__name__}, not a tensor of shape (B, C); wrap it so that it "
+                    "returns one, e.g. lambda x: model(x)[0]")
+
+
+def _device(spec: Any) -> torch.device:
+    try:
+        return torch.device(spec)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(f"unknown device {str(spec)!r}; use cpu, cuda, cuda:N or mps") from err
 
 
 def _model_device(model: Any) -> torch.device:

@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from attrib.engine import as_logits
+
 TOLERANCE = 1e-3  # relative drift of the outputs that rejects a folded copy
 
 _CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> (fingerprint, folded copy or None)
@@ -156,7 +158,7 @@ def _fused(conv: nn.Conv2d, mean, var, weight, bias, eps: float) -> nn.Conv2d:
 @torch.no_grad()
 def _agrees(model: nn.Module, folded: nn.Module, probe: torch.Tensor) -> bool:
     try:
-        expected, got = model(probe).float(), folded(probe).float()
+        expected, got = as_logits(model(probe)).float(), as_logits(folded(probe)).float()
     except Exception:  # noqa: BLE001
         return False
     if expected.shape != got.shape:

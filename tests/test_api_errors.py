@@ -68,6 +68,7 @@ def test_bad_ig_config(setup, config, match):
     ({"chunk_size": 0}, "chunk_size must be a positive integer"),
     ({"noise_frac": -0.1}, "noise_frac must be >= 0"),
     ({"device": "cuda:63"}, "device 'cuda:63' requested but this machine has (no|[0-9]+) CUDA devices"),
+    ({"device": "tpu"}, "unknown device 'tpu'; use cpu, cuda, cuda:N or mps"),
 ])
 def test_bad_run_options(setup, kwargs, match):
     model, x = setup
@@ -95,3 +96,28 @@ def test_detached_model_is_reported(setup):
 
     with pytest.raises(RuntimeError, match="does not depend on its input through autograd"):
         attrib.attribute(frozen, x, "gradient", target=0)
+
+
+def test_tuple_output_is_reported(setup):
+    model, x = setup
+    with pytest.raises(TypeError, match=r"the model returned a tuple, not a tensor of shape \(B, C\); wrap it"):
+        attrib.attribute(lambda z: (model(z),), x, "gradient")
+
+
+def test_logits_of_dict_and_hf_outputs_are_used(setup):
+    """A Hugging Face model passed as it is returns an output object: its logits are the outputs."""
+    from transformers.modeling_outputs import ImageClassifierOutput
+
+    model, x = setup
+    expected = attrib.attribute(model, x, "ig", seed=0, n_steps=16).values
+    for wrap in (lambda z: {"logits": model(z)}, lambda z: ImageClassifierOutput(logits=model(z))):
+        got = attrib.attribute(wrap, x, "ig", seed=0, n_steps=16)
+        assert torch.equal(got.values, expected)
+        assert torch.equal(attrib.predict(wrap, x), attrib.predict(model, x))
+
+
+def test_inputs_that_require_grad_give_plain_values(setup):
+    model, x = setup
+    res = attrib.attribute(model, x.clone().requires_grad_(True), "ig", seed=0, n_steps=16)
+    assert not res.values.requires_grad
+    assert torch.equal(res.values, attrib.attribute(model, x, "ig", seed=0, n_steps=16).values)

@@ -45,6 +45,21 @@ def test_fold_keeps_the_function_and_skips_shared_outputs():
     assert torch.allclose(folded(x), model(x), atol=1e-5)
 
 
+def test_a_model_returning_its_logits_in_a_dict_is_folded_too():
+    class Dict(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inner = Residual()
+
+        def forward(self, x):
+            return {"logits": self.inner(x)}
+
+    model = _randomise_bn(Dict())
+    x = torch.randn(2, 3, 8, 8)
+    folded = fold_batchnorm(model, x)
+    assert folded is not None and torch.allclose(folded(x)["logits"], model(x)["logits"], atol=1e-5)
+
+
 @pytest.mark.parametrize("method", ["ig", "gradient", "smoothgrad"])
 def test_attributions_match_the_unfolded_model(method):
     timm = pytest.importorskip("timm")
