@@ -13,6 +13,12 @@ from dataclasses import asdict, dataclass
 import torch
 import torch.nn.functional as F
 
+from attrib.errors import AttribError
+
+
+class TrainingDiverged(AttribError):
+    """The loss became NaN or infinite: the weights are garbage and so would be every accuracy from them."""
+
 
 @dataclass(frozen=True)
 class Recipe:
@@ -92,6 +98,7 @@ def train(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, recipe: Reci
     """Train ``model`` in place with Adam on cross-entropy (adversarially when ``recipe.eps`` > 0)."""
     generator = torch.Generator().manual_seed(seed)
     optimizer = torch.optim.Adam(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+    finite = torch.ones((), dtype=torch.bool, device=next(model.parameters()).device)
     for epoch in range(recipe.epochs):
         attack = recipe.attack(recipe.eps * min(1.0, (epoch + 1) / (recipe.warmup_epochs + 1)))
         model.train()
@@ -104,9 +111,13 @@ def train(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, recipe: Reci
                 xb = attack(model, xb, yb, generator)
                 model.train()
             loss = F.cross_entropy(model(xb), yb)
+            finite &= loss.detach().isfinite()  # read once an epoch: no device sync per step
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+        if not bool(finite):
+            raise TrainingDiverged(f"training diverged in epoch {epoch + 1} of {recipe.epochs}: the loss became NaN "
+                                   f"or infinite at learning rate {recipe.lr:g}; try a lower --lr")
         if on_epoch is not None:
             on_epoch(epoch)
     return model.eval()

@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from attrib.training import PGD, Recipe, accuracy, init_seeded, robust_accuracy, train
+from attrib.training import PGD, Recipe, TrainingDiverged, accuracy, init_seeded, robust_accuracy, train
 
 
 def _net():
@@ -56,3 +56,10 @@ def test_standard_training_learns(data):
     x, y = data
     model = train(init_seeded(_net, 0), x, y, Recipe(epochs=40, lr=1e-2, batch_size=32))
     assert accuracy(model, x, y) > 0.9
+
+
+def test_a_diverging_run_is_an_error_not_an_accuracy(data):
+    """A NaN loss gives NaN weights, whose accuracy would be read as a result; it is one clear error instead."""
+    x, y = data
+    with pytest.raises(TrainingDiverged, match="diverged in epoch 1 of 3: .* learning rate 1e\\+30; try a lower --lr"):
+        train(init_seeded(_net, 0), x * 1e30, y, Recipe(epochs=3, lr=1e30, batch_size=32))
