@@ -72,4 +72,5 @@ def _show(ui: UI, record: dict, out: Path) -> None:
 
     for table in sanity_tables(record):
         ui.show(table)
-    ui.info(f"{len(record['inputs'])} inputs checked in {record['seconds']:.0f} s; wrote {out}/run.json and plots")
+    n = len(record['inputs'])
+    ui.info(f"{n} input{'s' if n != 1 else ''} checked in {record['seconds']:.0f} s; wrote {out}/run.json and plots")

@@ -51,7 +51,9 @@ def _prepare(options: Options, events: Events):
 
     names, overrides = resolve_methods(options.methods or list(DEFAULT_METHODS), options.settings,
                                        inputs="tensor", supplied={"background"}, where="attrib sanity")
-    unknown = [t for t in options.tests if t not in TESTS]
+    unknown = [t for t in options.tests or [] if t not in TESTS]
+    if not options.tests:
+        raise UsageError(f"no test to run; choose from {', '.join(TESTS)}")
     if unknown:
         raise UsageError(f"unknown test {unknown[0]!r}; choose from {', '.join(TESTS)}")
     device = resolve_device(options.device)

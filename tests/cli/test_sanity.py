@@ -63,6 +63,7 @@ def test_a_bad_image_fails_alone(run_cli, tmp_path):
 
 def test_usage_errors(run_cli, tmp_path):
     cases = [(["--tests", "speed"], "unknown test 'speed'"),
+             (["--tests", ""], "no test to run; choose from randomization"),
              (["--layers", "head"], "unknown layer 'head'"),
              (["-m", "nosuch"], "unknown method"),
              (["--radii", "-1"], "radii must be positive"),
