@@ -128,9 +128,8 @@ def _check_outputs(outputs: torch.Tensor) -> tuple[int, int]:
 
 def parse_class(text: str, labels: list[str]) -> int | None:
     """Resolve a user's class: "pred" -> None, an index, or a label name (case-insensitive, any comma-separated
-    synonym of ImageNet-style labels); ValueError with suggestions on a miss."""
-    import difflib
-
+    synonym of ImageNet-style labels); UsageError with suggestions on a miss, and with the candidates when a
+    name belongs to several classes (ImageNet has two "crane"s)."""
     text = str(text).strip()
     if text.lower() in ("pred", "predicted", ""):
         return None
@@ -140,12 +139,24 @@ def parse_class(text: str, labels: list[str]) -> int | None:
             raise UsageError(f"target {index} is out of range: the model has {len(labels)} classes "
                              f"(valid indices 0..{len(labels) - 1})")
         return index
-    names: dict[str, int] = {}
+    names: dict[str, list[int]] = {}
     for i, label in enumerate(labels):
-        for name in [label, *label.split(",")]:
-            names.setdefault(name.strip().lower(), i)
-    if text.lower() in names:
-        return names[text.lower()]
-    close = difflib.get_close_matches(text.lower(), list(names), n=3, cutoff=0.6)
-    hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        for name in {label.strip().lower(), *(part.strip().lower() for part in label.split(","))}:
+            names.setdefault(name, []).append(i)
+    found = names.get(text.lower())
+    if found and len(found) > 1:
+        listed = ", ".join(f"{i} ({labels[i]})" for i in found)
+        raise UsageError(f"target label {text!r} names {len(found)} classes: {listed}; give the class index")
+    if found:
+        return found[0]
+    hint = _suggestions(text.lower(), names)
     raise UsageError(f"unknown target label {text!r}{hint} (use pred, a class index or a label name)")
+
+
+def _suggestions(text: str, names: dict[str, list[int]]) -> str:
+    """Up to five names holding the word (a 'cat' finds 'tabby cat'), else up to three that look alike."""
+    import difflib
+
+    holding = [name for name in names if "," not in name and text in name.split()][:5]
+    close = holding or difflib.get_close_matches(text, list(names), n=3, cutoff=0.6)
+    return f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""

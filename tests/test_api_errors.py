@@ -121,3 +121,23 @@ def test_inputs_that_require_grad_give_plain_values(setup):
     res = attrib.attribute(model, x.clone().requires_grad_(True), "ig", seed=0, n_steps=16)
     assert not res.values.requires_grad
     assert torch.equal(res.values, attrib.attribute(model, x, "ig", seed=0, n_steps=16).values)
+
+
+@pytest.mark.parametrize("text,expected", [("pred", None), ("2", 2), ("Tabby Cat", 0), ("tabby", 0), ("bird", 1)])
+def test_class_names_resolve(text, expected):
+    from attrib.targets import parse_class
+
+    assert parse_class(text, ["tabby, tabby cat", "crane, bird", "crane", "tiger cat"]) == expected
+
+
+@pytest.mark.parametrize("text,match", [
+    ("crane", r"target label 'crane' names 2 classes: 1 \(crane, bird\), 2 \(crane\); give the class index"),
+    ("cat", r"unknown target label 'cat'; did you mean 'tabby cat', 'tiger cat'\?"),
+    ("tabby kat", r"did you mean 'tabby cat'"),
+    ("4", r"target 4 is out of range: the model has 4 classes"),
+])
+def test_class_names_that_do_not_resolve(text, match):
+    from attrib.targets import parse_class
+
+    with pytest.raises(attrib.AttribError, match=match):
+        parse_class(text, ["tabby, tabby cat", "crane, bird", "crane", "tiger cat"])

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from attrib.cli.common import Common, View, common_options, executor_options, method_options, run_job
+from attrib.cli.common import Common, View, common_options, counted, executor_options, method_options, run_job
 from attrib.cli.ui import UI
 
 EPILOG = """\b
@@ -97,5 +97,5 @@ def _show(ui: UI, record: dict, out: Path) -> None:
     ui.show(diffroar_table(record))
     if record["null_block_share"]:
         ui.show(share_table(record["null_block_share"]))
-    ui.info(f"model test accuracy {record['model_test_accuracy']:.3f}; {record['jobs']} retrains took "
+    ui.info(f"model test accuracy {record['model_test_accuracy']:.3f}; {counted(record['jobs'], 'retrain')} took "
             f"{record['retrain_seconds']:.0f} s; wrote {out}/run.json and {out}/{record.get('plot', '')}")

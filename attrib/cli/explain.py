@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from attrib.cli.common import Common, View, common_options, executor_options, method_options, model_options, \
-    run_job
+from attrib.cli.common import Common, View, common_options, counted, executor_options, method_options, \
+    model_options, run_job
 from attrib.cli.ui import UI
 
 EPILOG = """\b
@@ -79,6 +79,7 @@ def _show_input(ui: UI, entry: dict, totals: dict) -> None:
 def _summary(ui: UI, record: dict, out: Path) -> None:
     s = record["summary"]
     skipped = f", {s['skipped']} already done" if s["skipped"] else ""
-    ui.info(f"{s['done']} explained{skipped}, {s['failed']} failed of {s['inputs']} inputs in {s['seconds']:.1f} s "
+    ui.info(f"{s['done']} explained{skipped}, {s['failed']} failed of {counted(s['inputs'], 'input')} "
+            f"in {s['seconds']:.1f} s "
             f"({s['images_per_second']:.2f} images/s); wrote {out}/run.json, inputs.jsonl, arrays/"
             + ("" if record.get("images") is False else " and images/"))

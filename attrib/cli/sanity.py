@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from attrib.cli.common import Common, View, common_options, method_options, model_options, run_job
+from attrib.cli.common import Common, View, common_options, counted, method_options, model_options, run_job
 from attrib.cli.ui import UI
 
 EPILOG = """\b
@@ -72,5 +72,5 @@ def _show(ui: UI, record: dict, out: Path) -> None:
 
     for table in sanity_tables(record):
         ui.show(table)
-    n = len(record['inputs'])
-    ui.info(f"{n} input{'s' if n != 1 else ''} checked in {record['seconds']:.0f} s; wrote {out}/run.json and plots")
+    ui.info(f"{counted(len(record['inputs']), 'input')} checked in {record['seconds']:.0f} s; "
+            f"wrote {out}/run.json and plots")
