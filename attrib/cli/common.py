@@ -144,6 +144,7 @@ class View:
     json: Callable[[dict, Path], Any] | None = None
     exit_code: Callable[[dict], int] = lambda record: 0
     on_item: Callable[[UI, dict, dict], None] | None = None  # (ui, finished item, task totals)
+    resumes: bool = False  # the job skips work its run folder already holds
 
 
 def run_job(common: Common, job: Any, options: Any, view: View, prefix: str = "") -> None:
@@ -165,6 +166,10 @@ def run_job(common: Common, job: Any, options: Any, view: View, prefix: str = ""
             record = job.run(options, RunStore(out), CliEvents(ui, progress, view.on_item))
     except AttribError as error:
         raise click.UsageError(first_line(error, limit=2000)) from None
+    except KeyboardInterrupt:
+        ui.error(f"interrupted; what finished is kept in {out}: the same command goes on from there" if view.resumes
+                 else "interrupted")
+        sys.exit(130)
     except OSError as error:
         if error.filename is None or not Path(error.filename).is_relative_to(out):
             raise

@@ -59,7 +59,7 @@ def explain(inputs, model_spec, weights, no_pretrained, labels, trust_remote_cod
                           common.device, precision, background, "magnitude" if magnitude else view, force,
                           not no_images, limit, batch_size, workers, executor, labels=labels)
     run_job(common, job, options, View(show=_summary, json=job.json_view, exit_code=job.exit_code,
-                                       on_item=_show_input))
+                                       on_item=_show_input, resumes=True))
 
 
 TABLES_UP_TO = 20  # inputs; larger runs show errors, the progress bar and the summary (-v: every table)

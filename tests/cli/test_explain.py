@@ -261,3 +261,24 @@ def test_expected_gradients_default_references_for_sample_and_grayscale_models(r
                      "-m", "eg", "--set", "n_samples=4", "--out", tmp_path / "b", "--json")
     assert result.exit_code == 0, result.output
     assert parse_json(result)["background"].startswith("built-in: 4 sample images")  # in grayscale
+
+
+def test_an_interrupted_run_keeps_what_finished_and_goes_on(run_cli, images, tmp_path, monkeypatch):
+    from attrib.runs import RunStore
+
+    append = RunStore.append_input
+
+    def interrupt_after_one(self, entry):
+        append(self, entry)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(RunStore, "append_input", interrupt_after_one)
+    result = run_cli("explain", images, *TINY, "-m", "gradient", "--out", tmp_path / "o", "--batch-size", "1")
+    assert result.exit_code == 130 and "Traceback" not in result.output
+    said = " ".join(result.output.split())
+    assert f"interrupted; what finished is kept in {tmp_path / 'o'}: the same command goes on from there" in said
+    monkeypatch.setattr(RunStore, "append_input", append)
+    result = run_cli("explain", images, *TINY, "-m", "gradient", "--out", tmp_path / "o", "--batch-size", "1",
+                     "--json")
+    assert result.exit_code == 0, result.output
+    assert parse_json(result)["summary"]["skipped"] == 1
