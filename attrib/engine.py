@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import os
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
-from attrib.targets import Target
+from attrib.targets import Target, as_logits
 
 Points = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, Any]]
 Reduce = Callable[[torch.Tensor, Any, torch.Tensor, torch.Tensor], tuple[torch.Tensor, ...]]
@@ -350,17 +350,6 @@ def _split(flat: torch.Tensor, per_input: int) -> tuple[torch.Tensor, torch.Tens
 
 def _acc_dtype(x: torch.Tensor) -> torch.dtype:
     return torch.float64 if x.dtype == torch.float64 else torch.float32
-
-
-def as_logits(out: Any) -> torch.Tensor:
-    """The model's output as a tensor: itself, or the ``logits`` of a Hugging Face output or a dict."""
-    if isinstance(out, torch.Tensor):
-        return out
-    logits = out.get("logits") if isinstance(out, Mapping) else getattr(out, "logits", None)
-    if isinstance(logits, torch.Tensor):
-        return logits
-    raise TypeError(f"the model returned a {type(out).__name__}, not a tensor of shape (B, C); wrap it so that it "
-                    "returns one, e.g. lambda x: model(x)[0]")
 
 
 def _device(spec: Any) -> torch.device:

@@ -20,3 +20,8 @@ def first_line(error: BaseException, limit: int = 200) -> str:
     """The first line of an exception's message (its type name when the message is empty)."""
     lines = str(error).strip().strip('"').splitlines()
     return lines[0][:limit] if lines else type(error).__name__
+
+
+def counted(n: int, noun: str) -> str:
+    """'1 input', '3 inputs': a count in a message."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"

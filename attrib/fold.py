@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from attrib.engine import as_logits
+from attrib.targets import as_logits
 
 TOLERANCE = 1e-3  # relative drift of the outputs that rejects a folded copy
 

@@ -7,7 +7,7 @@ resolved once, at the explained inputs, into one class index per input; every ro
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -112,6 +112,17 @@ def make_target(spec: TargetSpec) -> Target:
     if callable(spec):
         return CallableTarget(spec)
     raise TypeError(f"target must be None, an int, a sequence of ints or a callable, not {type(spec).__name__}")
+
+
+def as_logits(out: Any) -> torch.Tensor:
+    """The model's output as a tensor: itself, or the ``logits`` of a Hugging Face output or a dict."""
+    if isinstance(out, torch.Tensor):
+        return out
+    logits = out.get("logits") if isinstance(out, Mapping) else getattr(out, "logits", None)
+    if isinstance(logits, torch.Tensor):
+        return logits
+    raise TypeError(f"the model returned a {type(out).__name__}, not a tensor of shape (B, C); wrap it so that it "
+                    "returns one, e.g. lambda x: model(x)[0]")
 
 
 def _as_int(value: Any) -> int:

@@ -210,8 +210,3 @@ def write_html(ui: UI, out: Path, html_path: str) -> None:
         ui.error(f"cannot write the report {html_path}: {error.strerror or error} (the run is in {out})")
         sys.exit(1)
     ui.info(f"wrote {html_path}")
-
-
-def counted(n: int, noun: str) -> str:
-    """'1 input', '3 inputs'."""
-    return f"{n} {noun}{'' if n == 1 else 's'}"

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import click
 
-from attrib.cli.common import Common, View, common_options, counted, executor_options, method_options, \
+from attrib.cli.common import Common, View, common_options, executor_options, method_options, \
     model_options, run_job
 from attrib.cli.ui import UI
+from attrib.errors import counted
 
 EPILOG = """\b
 Examples:

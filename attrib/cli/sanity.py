@@ -6,8 +6,9 @@ from pathlib import Path
 
 import click
 
-from attrib.cli.common import Common, View, common_options, counted, method_options, model_options, run_job
+from attrib.cli.common import Common, View, common_options, method_options, model_options, run_job
 from attrib.cli.ui import UI
+from attrib.errors import counted
 
 EPILOG = """\b
 Examples:

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from attrib.data.text import TextInputError, TextItem, Word, split_words
-from attrib.errors import UsageError
+from attrib.errors import UsageError, counted
 from attrib.jobs.common import Events, describe_methods, failure_line, header, now, resolve_device
 from attrib.methods import METHODS, TEXT, TextContext, check_needs
 from attrib.runs.store import RunStore
@@ -186,7 +186,7 @@ def _load(options: Options, events: Events):
     settings = Settings(names, options.n_samples, options.n_steps, options.seed,
                         parse_class(options.target, classifier.labels))
     events.info(f"classifier: {classifier.name}; LM: {lm.name if lm else '—'}; methods: {', '.join(names)}; "
-                f"{len(items)} texts")
+                f"{counted(len(items), 'text')}")
     return classifier, lm, settings, items, device
 
 

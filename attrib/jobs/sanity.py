@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from attrib.errors import UsageError
+from attrib.errors import UsageError, counted
 from attrib.evaluate.sanity import TESTS, THRESHOLDS, SanityConfig, default_radii, n_explanations, run_sanity, \
     with_budget
 from attrib.jobs.common import Events, describe_methods, header, method_kwargs, now, resolve_device, \
@@ -74,7 +74,7 @@ def _prepare(options: Options, events: Events):
         from attrib.evaluate.randomization import layer_groups, select
 
         select(layer_groups(model.module), options.layers, None)
-    events.info(f"model: {model.name}; {len(x)} inputs; methods: {', '.join(names)}; tests: "
+    events.info(f"model: {model.name}; {counted(len(x), 'input')}; methods: {', '.join(names)}; tests: "
                 f"{', '.join(config.tests)}; radii: {', '.join(f'{r:g}' for r in config.radii)} ({config.norm})")
     return model, x, input_names, errors, config, methods
 
