@@ -7,6 +7,7 @@ import functools
 import os
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -162,7 +163,8 @@ def run_job(common: Common, job: Any, options: Any, view: View, prefix: str = ""
     if common.html_path:
         check_writable(Path(common.html_path), "the report", folder=False)
     try:
-        with ui.progress() as progress:
+        with ui.progress() as progress, warnings.catch_warnings():
+            warnings.showwarning = _shown_by(ui, warnings.showwarning)
             record = job.run(options, RunStore(out), CliEvents(ui, progress, view.on_item))
     except AttribError as error:
         raise click.UsageError(first_line(error, limit=2000)) from None
@@ -186,6 +188,19 @@ def run_job(common: Common, job: Any, options: Any, view: View, prefix: str = ""
     if common.json_mode and view.json is not None:
         ui.emit_json(view.json(record, out))
     sys.exit(view.exit_code(record))
+
+
+def _shown_by(ui: UI, default: Callable[..., None]) -> Callable[..., None]:
+    """attrib's own Python warnings (a model in training mode, an image processor attrib only approximates) as
+    the command's warning lines; anything else as Python shows it."""
+    package = Path(__file__).parents[1]
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        if Path(filename).is_relative_to(package):
+            ui.warn(str(message))
+        else:
+            default(message, category, filename, lineno, file, line)
+    return show
 
 
 def check_writable(path: Path, what: str = "the run folder", folder: bool = True) -> None:

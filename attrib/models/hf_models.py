@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
+import warnings
 from pathlib import Path
 
 import torch
 
 from attrib.errors import first_line
 from attrib.models.base import Model, ModelError
+from attrib.models.hf_processor import mismatch, processor_preprocess
 from attrib.models.preprocess import Preprocess
 from attrib.models.registry import register_loader
 
@@ -82,7 +84,12 @@ def load_hf(name: str, *, trust_remote_code: bool = False, weights: object = Non
     except (OSError, ValueError):
         processor = None
     labels = [str(module.config.id2label.get(i, f"class {i}")) for i in range(module.config.num_labels)]
-    return Model(LogitsOnly(module).eval(), _preprocess(processor, module), labels, "image", f"hf:{name}")
+    preprocess = _preprocess(processor, module)
+    differs = mismatch(processor, preprocess) if processor is not None else None
+    if differs:
+        warnings.warn(f"{name}: {differs} ({type(processor).__name__} has resizing rules attrib does not "
+                      "follow); predictions and maps may differ a little from the processor's", stacklevel=2)
+    return Model(LogitsOnly(module).eval(), preprocess, labels, "image", f"hf:{name}")
 
 
 def _preprocess(processor, module) -> Preprocess:
@@ -94,26 +101,7 @@ def _preprocess(processor, module) -> Preprocess:
     if processor is None:
         return Preprocess(size=(height, width), crop_pct=1.0, mean=(0.5,) * channels, std=(0.5,) * channels,
                           squash=True, channels=channels)
-    proc_size = getattr(processor, "size", None) or {}
-    crop = getattr(processor, "crop_size", None) or {}
-    if getattr(processor, "do_center_crop", False) and crop:
-        height, width = crop.get("height", height), crop.get("width", width)
-        short = proc_size.get("shortest_edge", min(height, width))
-        crop_pct, squash = min(height, width) / short, False
-    else:
-        height, width = proc_size.get("height", height), proc_size.get("width", width)
-        crop_pct, squash = 1.0, True
-    mean = _per_channel(getattr(processor, "image_mean", None), channels)
-    std = _per_channel(getattr(processor, "image_std", None), channels)
-    return Preprocess(size=(height, width), crop_pct=crop_pct, mean=mean, std=std, interpolation="bilinear",
-                      squash=squash, channels=channels)
-
-
-def _per_channel(values, channels: int) -> tuple[float, ...]:
-    """A processor's mean or std for ``channels`` channels (0.5 when it gives none; one value for all, or the
-    mean of RGB statistics for a grayscale model)."""
-    values = [float(v) for v in (values if isinstance(values, (list, tuple)) else [values])] if values else [0.5]
-    return tuple(values) if len(values) == channels else (sum(values) / len(values),) * channels
+    return processor_preprocess(processor, height, width, channels)
 
 
 register_loader("hf", load_hf, matches=lambda spec: Path(spec).is_dir())

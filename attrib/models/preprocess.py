@@ -25,7 +25,10 @@ class Preprocess:
         mean, std: per-channel normalisation of [0, 1] pixel values.
         interpolation: "bilinear", "bicubic", "nearest" or "lanczos".
         channels: 3 for RGB models, 1 for grayscale.
-        squash: resize straight to ``size`` ignoring the aspect ratio (as many Hugging Face processors do).
+        squash: resize straight to ``size`` / ``crop_pct`` ignoring the aspect ratio (as many Hugging Face
+            processors do), then centre-crop to ``size``.
+        crop_offset: "round" places an odd spare pixel of the crop as torchvision (timm) does, "floor" as
+            Hugging Face processors do.
     """
 
     size: tuple[int, int] = (224, 224)
@@ -35,19 +38,29 @@ class Preprocess:
     interpolation: str = "bicubic"
     channels: int = 3
     squash: bool = False
+    crop_offset: str = "round"
 
     def view(self, image: Image.Image) -> Image.Image:
-        """Resize the shorter side to size / crop_pct, then centre-crop to ``size``."""
+        """Resize (the shorter side to size / crop_pct, or squashed to size / crop_pct), then centre-crop to
+        ``size``; sizes are truncated as torchvision (timm) and Hugging Face processors truncate them."""
         image = image.convert("RGB" if self.channels == 3 else "L")
         height, width = self.size
         resample = _RESAMPLE.get(self.interpolation, Image.Resampling.BICUBIC)
-        if self.squash:
+        if self.squash and self.crop_pct >= 1:
             return image.resize((width, height), resample)
-        scale = max(height, width) / self.crop_pct / min(image.size)
-        new = (max(width, math.floor(image.width * scale + 0.5)), max(height, math.floor(image.height * scale + 0.5)))
+        if self.squash:
+            new = (int(width / self.crop_pct), int(height / self.crop_pct))
+        else:
+            short = int(max(height, width) / self.crop_pct)
+            scale = short / min(image.size)
+            new = (short if image.width <= image.height else max(width, int(image.width * scale)),
+                   short if image.height < image.width else max(height, int(image.height * scale)))
         image = image.resize(new, resample)
-        left, top = (new[0] - width) // 2, (new[1] - height) // 2
+        left, top = self._offset(new[0] - width), self._offset(new[1] - height)
         return image.crop((left, top, left + width, top + height))
+
+    def _offset(self, spare: int) -> int:
+        return spare // 2 if self.crop_offset == "floor" else int(round(spare / 2.0))
 
     def tensor(self, view: Image.Image) -> torch.Tensor:
         """Normalise a view (already resized and cropped) into a (C, H, W) float32 tensor."""

@@ -282,3 +282,18 @@ def test_an_interrupted_run_keeps_what_finished_and_goes_on(run_cli, images, tmp
                      "--json")
     assert result.exit_code == 0, result.output
     assert parse_json(result)["summary"]["skipped"] == 1
+
+
+def test_a_processor_attrib_only_approximates_is_a_warning_line(run_cli, images, tmp_path):
+    from transformers import LevitImageProcessor, ViTConfig, ViTForImageClassification
+
+    ViTForImageClassification(ViTConfig(image_size=32, patch_size=8, hidden_size=16, num_hidden_layers=1,
+                                        num_attention_heads=2, intermediate_size=32, num_labels=3)
+                              ).save_pretrained(tmp_path / "m")
+    LevitImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(
+        tmp_path / "m")  # LeViT's own rule: resize to 256/224 of the shortest edge, then crop
+    result = run_cli("explain", images / "im0.png", "-M", tmp_path / "m", "-m", "gradient", "--out", tmp_path / "o")
+    said = " ".join(result.output.split())
+    assert result.exit_code == 0, result.output
+    assert "warning: " in said and "differ from its processor's by" in said and "LevitImageProcessor" in said
+    assert "UserWarning" not in said

@@ -1,0 +1,69 @@
+"""attrib feeds a model the inputs its own pipeline would: timm's eval transform, a Hugging Face processor."""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from attrib.models.hf_processor import mismatch, processor_preprocess
+from attrib.models.timm_models import timm_preprocess
+
+
+def _pictures():
+    """Two pictures whose resized long side is fractional and whose crop has an odd spare pixel."""
+    rng = np.random.default_rng(0)
+    for size in ((451, 300), (640, 427)):
+        rows, cols = np.mgrid[0:size[1], 0:size[0]]
+        smooth = np.stack([rows / size[1], cols / size[0], (rows + cols) % 37 / 37], axis=-1) * 200
+        yield Image.fromarray((smooth + rng.integers(0, 55, smooth.shape)).astype(np.uint8))
+
+
+@pytest.mark.parametrize("arch", ["efficientnet_lite0", "convnext_atto", "vit_tiny_patch16_224", "inception_v3"])
+def test_timm_models_get_timm_eval_transform_exactly(arch):
+    timm = pytest.importorskip("timm")
+    from timm.data import create_transform, resolve_data_config
+
+    module = timm.create_model(arch, pretrained=False)
+    theirs, ours = create_transform(**resolve_data_config({}, model=module)), timm_preprocess(module)
+    for picture in _pictures():
+        assert torch.allclose(ours(picture), theirs(picture), atol=1e-5)
+
+
+def _processors():
+    import transformers as t
+
+    return {
+        "vit (squash)": t.ViTImageProcessor(),
+        "deit (squash 256, crop 224)": t.DeiTImageProcessor(),
+        "beit (bicubic)": t.BeitImageProcessor(),
+        "convnext 224 (shortest edge / crop_pct)": t.ConvNextImageProcessor(size={"shortest_edge": 224}),
+        "convnext 384 (squash)": t.ConvNextImageProcessor(),
+        "poolformer (crop_pct 0.9)": t.PoolFormerImageProcessor(),
+        "clip (shortest edge, crop)": t.CLIPImageProcessor(),
+        "mobilenetv2 (256 -> 224)": t.MobileNetV2ImageProcessor(),
+        "no normalisation": t.ViTImageProcessor(do_normalize=False),
+        "no rescaling": t.ViTImageProcessor(do_rescale=False),
+        "rescale offset": t.EfficientNetImageProcessor(size={"height": 224, "width": 224}, rescale_offset=True,
+                                                       include_top=False),
+    }
+
+
+@pytest.mark.parametrize("name", list(_processors()))
+def test_hugging_face_processors_are_reproduced(name):
+    processor = _processors()[name]
+    pre = processor_preprocess(processor, 224, 224, 3)
+    gray_level = 1 / 255 / min(pre.std)  # one step of 8-bit pixels in the model's input space
+    for picture in _pictures():
+        theirs = torch.as_tensor(processor(picture, return_tensors="np")["pixel_values"][0])
+        ours = pre(picture)
+        assert ours.shape == theirs.shape
+        gaps = (ours - theirs).abs() / gray_level  # their float resize vs PIL's 8-bit one: a level here and there
+        assert float(gaps.max()) <= 2.01 and float(gaps.mean()) < 0.05, (float(gaps.max()), float(gaps.mean()))
+    assert mismatch(processor, pre) is None
+
+
+def test_a_processor_with_rules_of_its_own_is_flagged():
+    from transformers import LevitImageProcessor
+
+    processor = LevitImageProcessor()  # resizes to 256/224 of its shortest edge before the crop
+    assert "differ from its processor's by" in mismatch(processor, processor_preprocess(processor, 224, 224, 3))
