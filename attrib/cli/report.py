@@ -32,6 +32,8 @@ def report(run_dir: str, output: str | None, png_path: str | None, max_inputs: i
     from attrib.report.html import write_contact_sheet, write_report
 
     ui = UI(quiet=quiet)
+    if output and Path(output).suffix.lower() in (".png", ".jpg", ".jpeg"):
+        raise click.UsageError(f"-o writes the HTML report, not a picture ({output}); the contact sheet is --png FILE")
     writes = [(png_path, lambda: write_contact_sheet(run_dir, png_path))] if png_path else []
     if output or not png_path:
         writes.append((output or "report.html", lambda: write_report(run_dir, output or "report.html",

@@ -78,6 +78,9 @@ def test_report_to_an_unwritable_place_is_one_line(run_cli, report, tmp_path):
     said = " ".join(result.output.split())
     assert result.exit_code == 2 and f"cannot write the output {tmp_path / 'file' / 'r.html'}: {tmp_path / 'file'} is" \
         " a file" in said
+    result = run_cli("report", report / "run", "-o", tmp_path / "sheet.png")
+    assert result.exit_code == 2 and "the contact sheet is --png FILE" in " ".join(result.output.split())
+    assert not (tmp_path / "sheet.png").exists()
 
 
 def test_report_never_reads_outside_the_run_folder(tmp_path):
