@@ -8,18 +8,24 @@ from attrib.cli.ui import UI
 
 
 @click.command()
+@click.argument("names", nargs=-1, metavar="[NAME]...")
 @click.option("--json", "json_mode", is_flag=True, help="Print as JSON.")
-def methods(json_mode: bool) -> None:
-    """List attribution methods: names, aliases, options (defaults, units) and cost."""
+def methods(names: tuple[str, ...], json_mode: bool) -> None:
+    """List attribution methods (or only those NAMEd): names, aliases, options (defaults, units) and cost."""
     from rich.table import Table
 
+    from attrib.errors import AttribError
     from attrib.methods import METHODS, describe_options
 
     ui = UI(json_mode=json_mode)
+    try:
+        specs = [METHODS[n] for n in names] if names else list(METHODS.values())
+    except AttribError as error:
+        raise click.UsageError(str(error).strip('"')) from None
     rows = [{"method": s.name, "aliases": list(s.aliases), "inputs": s.inputs, "needs": list(s.needs),
              "signed": s.signed if isinstance(s.signed, bool) else "depends on options", "stochastic": s.stochastic,
              "cost_per_input": s.cost, "summary": s.summary, "options": describe_options(s.config, s.needs)}
-            for s in METHODS.values()]
+            for s in specs]
     if json_mode:
         ui.emit_json(rows)
         return

@@ -195,6 +195,10 @@ def test_methods_listing(run_cli):
     assert rows["expected_gradients"]["options"][0]["default"] == "required"
     text = run_cli("methods").output
     assert "integrated_gradients" in text and "(ig)" in text and "n_steps (auto)" in text and "tol (0.01)" in text
+    result = run_cli("methods", "sg", "IG", "--json")
+    assert [r["method"] for r in json.loads(result.stdout)] == ["smoothgrad", "integrated_gradients"]
+    result = run_cli("methods", "nosuch")
+    assert result.exit_code == 2 and "unknown method 'nosuch'; valid methods: gradient" in result.output
 
 
 def test_moreaugrad_and_magnitude_view(run_cli, images, tmp_path):
