@@ -66,15 +66,21 @@ def header(kind: str, *, model: dict[str, Any], methods: list[dict[str, Any]], s
 
 
 def resolve_device(name: str) -> str:
-    """"auto" -> "cuda" when available, else "cpu"; validates explicit CUDA devices."""
+    """"auto" -> "cuda" when available, else "cpu"; an explicit device must exist on this machine."""
     if name == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise UsageError(f"device {name!r} requested but CUDA is not available here (use --device cpu or auto)")
     try:
-        torch.device(name)
-    except RuntimeError as error:
-        raise UsageError(f"unknown device {name!r}: {error}") from None
+        device = torch.device(name)
+    except RuntimeError:
+        raise UsageError(f"unknown device {name!r}; use auto, cpu, cuda, cuda:N or mps") from None
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if device.type == "cuda" and not count:
+        raise UsageError(f"device {name!r} requested but CUDA is not available here (use --device cpu or auto)")
+    if device.type == "cuda" and (device.index or 0) >= count:
+        raise UsageError(f"device {name!r} requested but this machine has {count} CUDA device(s): cuda:0.."
+                         f"cuda:{count - 1}")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise UsageError(f"device {name!r} requested but MPS is not available here (use --device cpu or auto)")
     return name
 
 

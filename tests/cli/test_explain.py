@@ -83,12 +83,15 @@ def test_target_by_label_name(run_cli, images, tmp_path):
     (["--set", "tol=1%"], "option integrated_gradients.tol expects a number, got '1%'"),
     (["--set", "nonsense"], "--set expects KEY=VALUE"),
     (["--device", "cuda:0"], "CUDA is not available"),
+    (["--device", "tpu"], "unknown device 'tpu'; use auto, cpu, cuda, cuda:N or mps"),
+    (["--device", "mps"], "device 'mps' requested but MPS is not available here"),
     (["-M", "timm:not_a_model"], "unknown timm model 'not_a_model'"),
     (["-M", "banana"], "unknown model spec 'banana'"),
 ])
 def test_usage_errors_exit_2_with_one_line(run_cli, images, tmp_path, args, message):
-    if "cuda" in args and __import__("torch").cuda.is_available():
-        pytest.skip("CUDA is available here")
+    torch = __import__("torch")
+    if ("cuda:0" in args and torch.cuda.is_available()) or ("mps" in args and torch.backends.mps.is_available()):
+        pytest.skip("the device is available here")
     base = [a for a in FAST if a not in ("-M", "timm:test_resnet")] if "-M" in args else FAST
     result = run_cli("explain", images, *base, *args, "--out", tmp_path / "o")
     assert result.exit_code == 2
