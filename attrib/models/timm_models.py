@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from functools import partial
 from pathlib import Path
 
@@ -57,8 +58,10 @@ def checkpoint_shape(name: str, state: dict) -> dict[str, int]:
 
 
 def timm_preprocess(module, in_chans: int = 3) -> Preprocess:
-    """Preprocessing from the model's timm data config; a grayscale model (``in_chans`` 1) takes the mean of
-    the RGB statistics (timm's pretrained configs describe RGB)."""
+    """Preprocessing from the model's timm data config, as timm's eval transform does it (crop_mode "center":
+    shorter side to size / crop_pct, centre crop; "squash": both sides to size / crop_pct, centre crop); a
+    grayscale model (``in_chans`` 1) takes the mean of the RGB statistics (timm's pretrained configs describe
+    RGB)."""
     from timm.data import resolve_data_config
 
     cfg = resolve_data_config({}, model=module)
@@ -66,8 +69,12 @@ def timm_preprocess(module, in_chans: int = 3) -> Preprocess:
     mean, std = tuple(cfg["mean"]), tuple(cfg["std"])
     if in_chans == 1:
         mean, std = (sum(mean) / len(mean),), (sum(std) / len(std),)
+    mode = cfg.get("crop_mode", "center")
+    if mode not in ("center", "squash"):
+        warnings.warn(f"timm's crop_mode {mode!r} (resize the longest side, pad) is approximated by a centre crop",
+                      stacklevel=2)
     return Preprocess(size=(height, width), crop_pct=float(cfg.get("crop_pct", 0.875)), mean=mean, std=std,
-                      interpolation=cfg.get("interpolation", "bicubic"), channels=in_chans)
+                      interpolation=cfg.get("interpolation", "bicubic"), channels=in_chans, squash=mode == "squash")
 
 
 def _labels(module) -> list[str]:

@@ -18,7 +18,8 @@ def _pictures():
         yield Image.fromarray((smooth + rng.integers(0, 55, smooth.shape)).astype(np.uint8))
 
 
-@pytest.mark.parametrize("arch", ["efficientnet_lite0", "convnext_atto", "vit_tiny_patch16_224", "inception_v3"])
+@pytest.mark.parametrize("arch", ["efficientnet_lite0", "convnext_atto", "vit_tiny_patch16_224", "inception_v3",
+                                  "convnextv2_nano.fcmae_ft_in22k_in1k_384"])  # the last: crop_mode "squash"
 def test_timm_models_get_timm_eval_transform_exactly(arch):
     timm = pytest.importorskip("timm")
     from timm.data import create_transform, resolve_data_config
