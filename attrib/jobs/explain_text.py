@@ -5,7 +5,8 @@ sentence of a text goes into one deduplicated list that the classifier scores in
 identical candidates are scored once and weighted by their counts. Tensor methods (gradient, gradient_x_input,
 integrated_gradients, ...) run through ``attrib.attribute`` on the input embeddings (IG from the zero
 embedding) and are summed over embedding dimensions and over the sub-word tokens of each word. All scores
-explain the softmax probability of the target class.
+explain the target class's score as the model's head is read: its softmax probability (a sigmoid for a
+multi-label model, the output itself for a one-output model).
 """
 
 from __future__ import annotations
@@ -109,7 +110,7 @@ def explain_one(classifier, lm, item: TextItem, position: int, settings: Setting
     ctx = TextContext(text, words, position, settings.seed, classifier, lm, unique.add)
     plans = {m: METHODS[m].fn(ctx, METHODS[m].make_config(**settings.config(m)))
              for m in settings.methods if METHODS[m].inputs == TEXT}
-    probs = classifier.probabilities(unique.texts)
+    probs = classifier.scores(unique.texts)
     target = _target(item, settings, probs[original], classifier.labels)
     scores = {m: fn(probs, original)[:, target].tolist() for m, fn in plans.items()}
     for method in (m for m in settings.methods if m not in plans):
@@ -152,15 +153,14 @@ def _target(item: TextItem, settings: Settings, p: torch.Tensor, labels: list[st
 
 def gradient_scores(classifier, text: str, words: list[Word], method: str, target: int,
                     settings: Settings) -> torch.Tensor:
-    """Per-word sums of an embedding-gradient attribution of the target's probability."""
+    """Per-word sums of an embedding-gradient attribution of the target's score."""
     from attrib.api import attribute
-    from attrib.targets import ClassProb
 
     if not hasattr(classifier, "embedding_forward"):
         raise UsageError(f"{method} needs a Hugging Face classifier with input embeddings")
     batch, owner = classifier.token_words(text, words)
     embeddings, forward = classifier.embedding_forward(batch)
-    values = attribute(forward, embeddings, method, ClassProb(target), seed=settings.seed,
+    values = attribute(forward, embeddings, method, classifier.target(target), seed=settings.seed,
                        **settings.config(method)).values[0]
     per_token = values.sum(-1)
     keep = owner >= 0
@@ -201,7 +201,7 @@ def run(options: Options, store: RunStore, events: Events | None = None) -> dict
                     methods=describe_methods(settings.methods, {m: settings.config(m) for m in settings.methods}),
                     seed=settings.seed, device=device, lm=lm.name if lm else None, n_samples=settings.n_samples,
                     n_steps=settings.n_steps, target=settings.target, texts=[], correlations={},
-                    score="softmax probability of the target class")
+                    score=f"{classifier.score_name} of the target class")
     events.task("texts", "texts", len(items))
     warned: set[str] = set()
     saved = time.monotonic()
@@ -229,7 +229,7 @@ def run(options: Options, store: RunStore, events: Events | None = None) -> dict
 
 def _warn_vanishing(events: Events, entry: dict, warned: set[str]) -> None:
     scores = entry["scores"].get("gradient")
-    if scores and "gradient" not in warned and max(map(abs, scores)) < 1e-6 * max(entry["target_prob"], 1e-12):
+    if scores and "gradient" not in warned and max(map(abs, scores)) < 1e-6 * max(abs(entry["target_prob"]), 1e-12):
         warned.add("gradient")
         events.warning("gradient scores are ~0: summed over embedding dimensions, the gradient vanishes for models "
                        "that LayerNorm their embeddings; use gradient_x_input or integrated_gradients")

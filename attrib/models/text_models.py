@@ -1,7 +1,9 @@
 """Hugging Face text models behind two small interfaces the text methods use.
 
-``TextClassifier.probabilities(texts)`` scores strings (batched, inference mode); ``.embedding_forward`` gives
-the gradient methods a function of the input embeddings. ``MaskedLM.word_distributions(text, words)`` gives,
+``TextClassifier.scores(texts)`` scores strings (batched, inference mode) as the model's head is meant to be
+read: softmax probabilities, sigmoid probabilities for a multi-label model, the raw output of a one-output
+(regression) model; ``.target(c)`` is the same score as a target for the gradient methods, and
+``.embedding_forward`` gives them a function of the input embeddings. ``MaskedLM.word_distributions(text, words)`` gives,
 for each word, the LM's distribution over replacement words when that word is masked.
 
 Replacement vocabulary (a documented choice): only whole-word vocabulary entries can be drawn. Special tokens,
@@ -72,14 +74,36 @@ class TextClassifier:
         batch = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_tokens, return_tensors="pt")
         return {k: v.to(self.device) for k, v in batch.items()}
 
+    @property
+    def score_kind(self) -> str:
+        """How the head's outputs are read: "softmax", "sigmoid" (multi-label) or "output" (one output)."""
+        if getattr(self.model.config, "problem_type", None) == "multi_label_classification":
+            return "sigmoid"
+        return "output" if self.model.config.num_labels == 1 else "softmax"
+
+    @property
+    def score_name(self) -> str:
+        return {"softmax": "softmax probability", "sigmoid": "sigmoid probability (a multi-label model)",
+                "output": "output (a one-output model)"}[self.score_kind]
+
     @torch.inference_mode()
-    def probabilities(self, texts: list[str]) -> torch.Tensor:
-        """Softmax class probabilities (len(texts), C), in float32 on the CPU."""
+    def scores(self, texts: list[str]) -> torch.Tensor:
+        """Each class's score (len(texts), C), in float32 on the CPU (see ``score_kind``)."""
         out = []
         for start in range(0, len(texts), self.batch_size):
             logits = self.model(**self.encode(texts[start:start + self.batch_size])).logits
-            out.append(logits.float().softmax(-1).cpu())
+            out.append(_read(logits.float(), self.score_kind).cpu())
         return torch.cat(out) if out else torch.empty(0, len(self.labels))
+
+    def target(self, index: int):
+        """Class ``index``'s score as a target of the model's logits, for the gradient methods."""
+        from attrib.targets import ClassLogit, ClassProb
+
+        if self.score_kind == "softmax":
+            return ClassProb(index)
+        if self.score_kind == "output":
+            return ClassLogit(index)
+        return lambda logits: logits[:, index].float().sigmoid()
 
     def token_words(self, text: str, words: list[Word]) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         """The encoded text and, per token, the index of the word it lies in (-1 for special tokens)."""
@@ -100,6 +124,10 @@ class TextClassifier:
             return self.model(inputs_embeds=e, **expanded).logits
 
         return embeddings, forward
+
+
+def _read(logits: torch.Tensor, kind: str) -> torch.Tensor:
+    return logits.softmax(-1) if kind == "softmax" else logits.sigmoid() if kind == "sigmoid" else logits
 
 
 def _word_at(words: list[Word], start: int, end: int) -> int:

@@ -34,7 +34,7 @@ class KeywordClassifier:
     def __init__(self):
         self.scored = []
 
-    def probabilities(self, texts):
+    def scores(self, texts):
         self.scored.extend(texts)
         pos = torch.tensor([1 / (1 + math.exp(1.5 - 3 * t.split().count("great"))) for t in texts])
         return torch.stack([1 - pos, pos], 1)
@@ -59,7 +59,7 @@ def test_point_mass_on_another_word_is_occlusion_with_it(tiny):
     classifier, _ = tiny
     scores = _scores(classifier, PointMassLM("dull"), ["olm", "olm_s"], n_samples=5)
     words = split_words(TEXT)
-    p = classifier.probabilities([TEXT] + [replace_word(TEXT, w, "dull") for w in words])
+    p = classifier.scores([TEXT] + [replace_word(TEXT, w, "dull") for w in words])
     target = int(p[0].argmax())
     expected = (p[0, target] - p[1:, target]).tolist()
     assert scores["olm"] == pytest.approx(expected, abs=1e-7)
@@ -149,3 +149,37 @@ def test_the_tightest_token_limit_of_classifier_and_lm_decides_the_cut(tiny):
         assert words_within([classifier, lm], "great fun", split_words("great fun")) == 2
     finally:
         lm.max_tokens = 64
+
+
+@pytest.mark.parametrize("extra,kind", [({"num_labels": 1, "problem_type": "regression"}, "output"),
+                                        ({"num_labels": 3, "problem_type": "multi_label_classification"}, "sigmoid")])
+def test_heads_read_as_they_are_meant(tmp_path, text_models, extra, kind):
+    """A one-output model's softmax is 1 whatever the text (every word would score 0); a multi-label model's
+    classes are independent sigmoids."""
+    from transformers import BertForSequenceClassification
+
+    from attrib.jobs import explain_text
+    from attrib.runs import RunStore
+
+    torch.manual_seed(0)
+    base = BertForSequenceClassification.from_pretrained(text_models["clf"])
+    config = base.config
+    config.update({"id2label": {i: f"c{i}" for i in range(extra["num_labels"])},
+                   "label2id": {f"c{i}": i for i in range(extra["num_labels"])}, **extra})
+    BertForSequenceClassification(config).eval().save_pretrained(tmp_path / "m")
+    __import__("transformers").AutoTokenizer.from_pretrained(text_models["clf"]).save_pretrained(tmp_path / "m")
+    classifier = load_text_classifier(str(tmp_path / "m"))
+    assert classifier.score_kind == kind
+    with torch.no_grad():
+        logits = classifier.model(**classifier.encode([TEXT])).logits
+    expected = logits if kind == "output" else logits.sigmoid()
+    assert torch.allclose(classifier.scores([TEXT]), expected, atol=1e-6)
+    options = explain_text.Options([TEXT], model=str(tmp_path / "m"), lm=text_models["lm"],
+                                   methods=["unk", "gradient_x_input"])
+    record = explain_text.run(options, RunStore(tmp_path / "run"))
+    entry = record["texts"][0]
+    assert record["score"].startswith("output" if kind == "output" else "sigmoid probability")
+    assert entry["status"] == "ok" and entry["target_prob"] == pytest.approx(float(expected[0, entry["target"]]))
+    if kind == "output":  # softmax over one output: every score was exactly 0
+        assert max(abs(v) for v in entry["scores"]["unk"]) > 1e-6
+        assert max(abs(v) for v in entry["scores"]["gradient_x_input"]) > 1e-6
