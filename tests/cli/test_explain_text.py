@@ -95,14 +95,14 @@ def test_text_past_the_token_limit_is_cut_at_a_word_and_warned(run_cli, text_mod
 def test_a_text_the_model_fails_on_fails_alone(run_cli, text_models, tmp_path, monkeypatch):
     from attrib.models.text_models import TextClassifier
 
-    real = TextClassifier.probabilities
+    real = TextClassifier.scores
 
     def flaky(self, texts):
         if any("boom" in t for t in texts):
             raise RuntimeError("CUDA out of memory (simulated)\nsecond line")
         return real(self, texts)
 
-    monkeypatch.setattr(TextClassifier, "probabilities", flaky)
+    monkeypatch.setattr(TextClassifier, "scores", flaky)
     result = run_cli("explain-text", "a boom film", "the movie was great", "-M", text_models["clf"], "-m", "unk",
                      "--out", tmp_path, "--json")
     assert result.exit_code == 1, result.output
