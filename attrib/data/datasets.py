@@ -239,8 +239,9 @@ def _torchvision_labels(name: str) -> list[str]:
 
 
 def _folder(root: Path, seed: int, size: int = 64) -> Dataset:
-    """An ImageFolder tree at ``size`` px; unreadable images are skipped and listed in ``skipped``."""
-    from attrib.data.images import InputError, load_image
+    """An ImageFolder tree at ``size`` px (image files only); unreadable images are left out, each with its
+    one-line reason in ``skipped``."""
+    from attrib.data.images import IMAGE_SUFFIXES, InputError, load_image
 
     if not root.is_dir():
         raise DatasetError(f"folder data set {root} does not exist or is not a folder")
@@ -255,13 +256,13 @@ def _folder(root: Path, seed: int, size: int = 64) -> Dataset:
         xs, ys = [], []
         for label, name in enumerate(classes):
             for path in sorted((part / name).rglob("*")) if (part / name).is_dir() else []:
-                if not path.is_file():
+                if not path.is_file() or path.suffix.lower() not in IMAGE_SUFFIXES:
                     continue
                 try:
                     xs.append(preprocess(load_image(str(path))))
                     ys.append(label)
-                except InputError:
-                    skipped.append(str(path))
+                except InputError as error:
+                    skipped.append(str(error))
         if not xs:
             raise DatasetError(f"{part} holds no readable images")
         tensors.append((torch.stack(xs), torch.tensor(ys)))

@@ -29,6 +29,7 @@ from attrib.runs.store import RunStore
 KIND = "diffroar"
 SPLITS = ("train", "test")
 DEFAULT_METHODS = ("gradient", "integrated_gradients", "smoothgrad")
+CHANCE_MARGIN = 0.02  # accuracies within this of the majority-class rate count as chance
 CONTROL_WARNING = 0.06  # |DiffROAR| of the random control above which retrain noise is too large to read
 
 
@@ -58,15 +59,23 @@ class Options:
 
 
 @lru_cache(maxsize=4)
-def _dataset(spec_json: str):
+def _dataset(spec_json: str, _version: tuple = ()):
     from attrib.data.datasets import load_dataset
 
     return load_dataset(**json.loads(spec_json))
 
 
 def dataset_of(spec: dict[str, Any]):
-    """The (cached) data set for a spec dict."""
-    return _dataset(json.dumps(spec, sort_keys=True))
+    """The (cached) data set for a spec dict; an image folder is read again once its files change."""
+    return _dataset(json.dumps(spec, sort_keys=True), _folder_version(str(spec.get("name", ""))))
+
+
+def _folder_version(name: str) -> tuple:
+    """(files, latest change) of a folder data set's tree: what the cache must see to notice an edit."""
+    if not name.startswith("folder:"):
+        return ()
+    stats = [p.stat() for p in Path(name[7:]).expanduser().rglob("*")]
+    return len(stats), max((st.st_mtime_ns for st in stats), default=0)
 
 
 @lru_cache(maxsize=4)
@@ -96,6 +105,8 @@ def prepare(options: Options, events: Events):
     spec = {"name": name, "seed": 0, "classes": options.classes, "data_dir": options.data_dir,
             "n_train": options.n_train, "n_test": options.n_test}
     data = dataset_of(spec)
+    for line in data.skipped:
+        events.error(f"left out of the data set: {line}")
     check_compatible(model, data)
     config = DiffRoarConfig(options.model, spec, names, overrides, list(options.ks), options.seeds, options.epochs,
                             options.lr, options.batch_size, options.seed, device,
@@ -152,6 +163,7 @@ def evaluate(model, config: DiffRoarConfig, store: RunStore, events: Events | No
         record["plot"] = store.write_png("diffroar.png", diffroar_plot(record["results"],
                                                                         f"{model.name} on {data.name}"))
     _warn_control(record, events)
+    _warn_chance(record, data, events)
     store.write_record(record)
     return record
 
@@ -236,6 +248,20 @@ def _warn_control(record: dict, events: Events) -> None:
                            "here; use more --seeds or --epochs before trusting differences of this size")
 
 
+def _warn_chance(record: dict, data, events: Events) -> None:
+    """Accuracies at chance (the majority class's share of the test set) make every DiffROAR noise."""
+    import torch
+
+    chance = float(torch.bincount(data.test_y).max()) / len(data.test_y)
+    if record["model_test_accuracy"] <= chance + CHANCE_MARGIN:
+        events.warning(f"the evaluated model's test accuracy is {record['model_test_accuracy']:.3f}, chance is "
+                       f"{chance:.3f}: its attributions explain a model that has not learned {data.name}")
+    best = max((max(r["acc_top"], r["acc_bottom"]) for r in record["results"]), default=None)
+    if best is not None and best <= chance + CHANCE_MARGIN:
+        events.warning(f"no retrained model beat chance (best test accuracy {best:.3f}, chance {chance:.3f}): "
+                       "DiffROAR compares noise here; train longer (--epochs) or check --lr and the data")
+
+
 def _record(model, config, data, recipe, results, started, n_jobs, kwargs, descriptions) -> dict:
     from attrib.evaluate.diffroar import aggregate
     from attrib.training import accuracy
@@ -247,12 +273,17 @@ def _record(model, config, data, recipe, results, started, n_jobs, kwargs, descr
     record.update({
         "started": started, "finished": now(),
         "dataset": {**data.spec, "name": data.name, "n_train": len(data.train_y), "n_test": len(data.test_y),
-                    "input_shape": list(data.input_shape), "fill": data.fill_value()},
+                    "input_shape": list(data.input_shape), "fill": data.fill_value(), "left_out": data.skipped},
         "model_test_accuracy": accuracy(model.module, data.test_x, data.test_y), "config": config_record,
         "retrain_recipe": recipe.to_dict(), "target": "true label logit", "results": aggregate(results),
         "jobs": n_jobs, "jobs_done": len(results), "complete": len(results) == n_jobs,
         "retrain_seconds": round(sum(r["seconds"] for r in results), 1)})
     return record
+
+
+def exit_code(record: dict[str, Any]) -> int:
+    """1 when some of the data set's images could not be read (the evaluation ran without them), else 0."""
+    return 1 if record["dataset"].get("left_out") else 0
 
 
 def json_view(record: dict[str, Any], out: Path) -> dict[str, Any]:

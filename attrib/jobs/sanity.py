@@ -143,7 +143,8 @@ def sanity_inputs(model, paths: list[str], dataset: str | None, n: int) -> tuple
     if dataset:
         own = dataset == model.card.get("dataset")
         data = load_dataset(dataset, **(model.card.get("dataset_args", {}) if own else {}))
-        return data.test_x[:n], [f"{data.name} test #{i}" for i in range(min(n, len(data.test_y)))], []
+        return data.test_x[:n], [f"{data.name} test #{i}" for i in range(min(n, len(data.test_y)))], \
+            [f"left out of the data set: {line}" for line in data.skipped]
     if model.preprocess is None:
         raise UsageError(f"{model.name} does not take images; give --dataset")
     xs, names, errors = [], [], []

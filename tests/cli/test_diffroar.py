@@ -89,3 +89,33 @@ def test_timm_architecture_on_an_image_folder(run_cli, tmp_path):
     assert result.exit_code == 0, result.output
     data = parse_json(result)
     assert data["dataset"].startswith("folder:") and len(data["results"]) == 2 and "null_block_share" not in data
+    (tmp_path / "data" / "red" / "broken.png").write_bytes(b"not a png")
+    result = run_cli("diffroar", "-M", "timm:test_resnet", "--no-pretrained", "--dataset",
+                     f"folder:{tmp_path / 'data'}", "-m", "gradient", "--k", "0.5", "--epochs", "1", "--out",
+                     tmp_path / "run2")
+    said = "".join(result.output.split())  # a long path may be wrapped anywhere
+    assert result.exit_code == 1 and "error:leftoutofthedataset:" in said and "broken.png:notanimage" in said
+    assert "DiffROAR" in said  # the evaluation ran without it
+
+
+def test_accuracies_at_chance_are_warned_about():
+    import torch
+
+    from attrib.jobs.common import Events
+    from attrib.jobs.diffroar import _warn_chance
+
+    class Said(Events):
+        def __init__(self):
+            self.lines = []
+
+        def warning(self, text):
+            self.lines.append(text)
+
+    data = type("D", (), {"test_y": torch.tensor([0, 0, 0, 1]), "name": "d"})()  # majority class: 0.75
+    learned = {"model_test_accuracy": 0.9, "results": [{"acc_top": 0.9, "acc_bottom": 0.6}]}
+    events = Said()
+    _warn_chance(learned, data, events)
+    assert events.lines == []
+    _warn_chance({"model_test_accuracy": 0.76, "results": [{"acc_top": 0.75, "acc_bottom": 0.5}]}, data, events)
+    assert len(events.lines) == 2 and "chance is 0.750" in events.lines[0]
+    assert "no retrained model beat chance (best test accuracy 0.750" in events.lines[1]
