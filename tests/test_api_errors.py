@@ -141,3 +141,24 @@ def test_class_names_that_do_not_resolve(text, match):
 
     with pytest.raises(attrib.AttribError, match=match):
         parse_class(text, ["tabby, tabby cat", "crane, bird", "crane", "tiger cat"])
+
+
+@pytest.mark.parametrize("method,kwargs,match", [
+    ("eg", {"background": torch.randint(0, 255, (4, 3, 12, 12), dtype=torch.uint8)},
+     "background must be floating point, in the same space as the inputs; got torch.uint8"),
+    ("eg", {"background": torch.full((4, 3, 12, 12), float("inf"))}, "background contains NaN or infinite values"),
+    ("ig", {"baseline": torch.full((1, 3, 12, 12), float("nan"))}, "baseline contains NaN or infinite values"),
+    ("ig", {"baseline": torch.zeros(3, 12, 12, dtype=torch.long)}, "baseline must be floating point"),
+])
+def test_references_in_another_space_are_refused(setup, method, kwargs, match):
+    model, x = setup
+    with pytest.raises(ValueError, match=match):
+        attrib.attribute(model, x, method, n_steps=8, **kwargs) if method == "ig" else \
+            attrib.attribute(model, x, method, n_samples=4, **kwargs)
+
+
+def test_a_baseline_that_requires_grad_gives_plain_results(setup):
+    model, x = setup
+    res = attrib.attribute(model, x, "ig", baseline=torch.zeros(1, 3, 12, 12, dtype=x.dtype).requires_grad_(),
+                           n_steps=8)
+    assert not res.values.requires_grad and not res.completeness_gap.requires_grad

@@ -69,9 +69,20 @@ def _uniform(x: torch.Tensor, seed: int, keys: torch.Tensor) -> torch.Tensor:
     return (low + (high - low) * u).view_as(x)
 
 
+def as_reference(tensor: torch.Tensor, x: torch.Tensor, what: str) -> torch.Tensor:
+    """A user's baseline or background on x's device and dtype, detached; a ValueError for integer tensors
+    (pixels in 0..255, not the model's input space) and NaN or infinite values (they would make NaN maps)."""
+    if not tensor.is_floating_point():
+        raise ValueError(f"{what} must be floating point, in the same space as the inputs; got {tensor.dtype}")
+    if not torch.isfinite(tensor).all():
+        raise ValueError(f"{what} contains NaN or infinite values")
+    return tensor.detach().to(x.device, x.dtype)
+
+
 def _broadcast(baseline: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    baseline = as_reference(baseline, x, "baseline")
     try:
-        return torch.broadcast_to(baseline.to(x.device, x.dtype), x.shape).clone()
+        return torch.broadcast_to(baseline, x.shape).clone()
     except RuntimeError:
         raise ValueError(f"baseline of shape {tuple(baseline.shape)} does not broadcast to the inputs' shape "
                          f"{tuple(x.shape)}") from None

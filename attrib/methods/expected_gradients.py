@@ -17,6 +17,7 @@ import torch
 
 from attrib.engine import Rows
 from attrib.methods._registry import Context, MethodOutput, register_method
+from attrib.methods.baselines import as_reference
 from attrib.rng import Stream, integers, row_keys, uniform
 
 
@@ -44,7 +45,7 @@ def check_background(background: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     if tuple(background.shape[1:]) != tuple(x.shape[1:]):
         raise ValueError(f"background must have shape (N, {', '.join(map(str, x.shape[1:]))}) to match the "
                          f"inputs; got {tuple(background.shape)}")
-    return background.to(x.device, x.dtype)
+    return as_reference(background, x, "background")
 
 
 @register_method("expected_gradients", aliases=("eg",), config=EGConfig, rows=lambda c: c.n_samples,
