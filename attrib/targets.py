@@ -125,6 +125,20 @@ def as_logits(out: Any) -> torch.Tensor:
                     "returns one, e.g. lambda x: model(x)[0]")
 
 
+SCORE_KINDS = {"softmax": "softmax probability", "sigmoid": "sigmoid probability (a multi-label model)",
+               "output": "output (a one-output model)"}
+
+
+def score_kind(n_outputs: int, multi_label: bool = False) -> str:
+    """How a classifier's outputs are read: "softmax", "sigmoid" (multi-label) or "output" (one output)."""
+    return "sigmoid" if multi_label else "output" if n_outputs == 1 else "softmax"
+
+
+def read_scores(logits: torch.Tensor, kind: str, dim: int = -1) -> torch.Tensor:
+    """Logits read as ``kind`` says: softmax along ``dim``, element-wise sigmoid, or as they are."""
+    return logits.softmax(dim) if kind == "softmax" else logits.sigmoid() if kind == "sigmoid" else logits
+
+
 def _as_int(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int | torch.Tensor):
         raise TypeError(f"target classes must be ints, got {value!r}")

@@ -406,9 +406,12 @@ def _one(result, b: int) -> dict[str, Any]:
             "tol": result.config.get("tol"), "match_steps": result.config.get("match_steps")}
 
 
-def top_predictions(outputs: torch.Tensor, labels: list[str], k: int) -> list[dict[str, Any]]:
-    """The top-k classes of one output row, with labels and softmax probabilities."""
-    probs = outputs.float().softmax(dim=0)
+def top_predictions(outputs: torch.Tensor, labels: list[str], k: int, kind: str = "softmax") -> list[dict[str, Any]]:
+    """The top-k classes of one output row, with labels and scores read as ``kind`` says (softmax
+    probabilities; sigmoid ones for a multi-label model; a one-output model's output)."""
+    from attrib.targets import read_scores
+
+    probs = read_scores(outputs.float(), kind, dim=0)
     values, indices = probs.topk(min(k, len(probs)))
     return [{"index": int(i), "label": labels[int(i)], "prob": float(v)} for v, i in zip(values, indices)]
 
@@ -425,7 +428,7 @@ def bundle(plan: Plan, item: dict, outcome, options: Options) -> dict[str, Any]:
 
     outputs, results = outcome
     entry, pngs, warnings = _entry(item), {}, []
-    entry["predictions"] = top_predictions(outputs, plan.model.labels, options.top_k)
+    entry["predictions"] = top_predictions(outputs, plan.model.labels, options.top_k, plan.model.score_kind)
     if options.images:
         entry["view"] = f"images/{item['id']}/input.png"
         pngs[entry["view"]] = png_bytes(item["view"])

@@ -25,6 +25,7 @@ class Model:
         factory: builds a freshly initialised module of the same architecture (DiffROAR's retraining, data
             randomization); None when the spec cannot say how.
         card: what is known of how the model was trained (sample models: data set, recipe, accuracies).
+        multi_label: the classes are independent (read through a sigmoid, not a softmax).
     """
 
     module: torch.nn.Module
@@ -34,17 +35,28 @@ class Model:
     name: str
     factory: Callable[[], torch.nn.Module] | None = None
     card: dict[str, Any] = field(default_factory=dict)
+    multi_label: bool = False
 
     @property
     def n_classes(self) -> int:
         return len(self.labels)
 
+    @property
+    def score_kind(self) -> str:
+        """How predictions are shown: "softmax", "sigmoid" (multi-label) or "output" (a one-output model)."""
+        from attrib.targets import score_kind
+
+        return score_kind(self.n_classes, self.multi_label)
+
     def describe(self) -> dict[str, Any]:
         """The model as run records hold it."""
-        out: dict[str, Any] = {"name": self.name, "kind": self.kind, "n_classes": self.n_classes}
+        out: dict[str, Any] = {"name": self.name, "kind": self.kind, "n_classes": self.n_classes,
+                               "scores": self.score_kind}
         if self.preprocess is not None:
-            out.update(input_size=list(self.preprocess.size), mean=list(self.preprocess.mean),
-                       std=list(self.preprocess.std))
+            pre = self.preprocess
+            out.update(input_size=list(pre.size), mean=list(pre.mean), std=list(pre.std),
+                       resize={"crop_pct": pre.crop_pct, "squash": pre.squash, "interpolation": pre.interpolation,
+                               "crop_offset": pre.crop_offset})
         if self.card:
             out["card"] = self.card
         return out

@@ -51,6 +51,11 @@ def from_pretrained_checked(auto, name: str, task: str, **kwargs):
     return module
 
 
+def multi_label(config) -> bool:
+    """Whether a transformers config describes independent (sigmoid) classes."""
+    return getattr(config, "problem_type", None) == "multi_label_classification"
+
+
 def wrong_kind(error: Exception, name: str, task: str, hint: str) -> None:
     """Raise one clear ModelError when ``error`` is transformers saying the checkpoint's architecture has no
     ``task`` class (a text model given as an image classifier, ...); return otherwise."""
@@ -89,7 +94,8 @@ def load_hf(name: str, *, trust_remote_code: bool = False, weights: object = Non
     if differs:
         warnings.warn(f"{name}: {differs} ({type(processor).__name__} has resizing rules attrib does not "
                       "follow); predictions and maps may differ a little from the processor's", stacklevel=2)
-    return Model(LogitsOnly(module).eval(), preprocess, labels, "image", f"hf:{name}")
+    return Model(LogitsOnly(module).eval(), preprocess, labels, "image", f"hf:{name}",
+                 multi_label=multi_label(module.config))
 
 
 def _preprocess(processor, module) -> Preprocess:

@@ -23,7 +23,8 @@ import torch
 from attrib.data.text import Word, replace_word
 from attrib.errors import first_line
 from attrib.models.base import ModelError
-from attrib.models.hf_models import from_pretrained_checked, wrong_kind
+from attrib.models.hf_models import from_pretrained_checked, multi_label, wrong_kind
+from attrib.targets import SCORE_KINDS, read_scores, score_kind
 
 DEFAULT_LM = "bert-base-uncased"
 TASKS = {"AutoModelForSequenceClassification": "a sequence classifier",
@@ -77,14 +78,11 @@ class TextClassifier:
     @property
     def score_kind(self) -> str:
         """How the head's outputs are read: "softmax", "sigmoid" (multi-label) or "output" (one output)."""
-        if getattr(self.model.config, "problem_type", None) == "multi_label_classification":
-            return "sigmoid"
-        return "output" if self.model.config.num_labels == 1 else "softmax"
+        return score_kind(self.model.config.num_labels, multi_label(self.model.config))
 
     @property
     def score_name(self) -> str:
-        return {"softmax": "softmax probability", "sigmoid": "sigmoid probability (a multi-label model)",
-                "output": "output (a one-output model)"}[self.score_kind]
+        return SCORE_KINDS[self.score_kind]
 
     @torch.inference_mode()
     def scores(self, texts: list[str]) -> torch.Tensor:
@@ -92,7 +90,7 @@ class TextClassifier:
         out = []
         for start in range(0, len(texts), self.batch_size):
             logits = self.model(**self.encode(texts[start:start + self.batch_size])).logits
-            out.append(_read(logits.float(), self.score_kind).cpu())
+            out.append(read_scores(logits.float(), self.score_kind).cpu())
         return torch.cat(out) if out else torch.empty(0, len(self.labels))
 
     def target(self, index: int):
@@ -124,10 +122,6 @@ class TextClassifier:
             return self.model(inputs_embeds=e, **expanded).logits
 
         return embeddings, forward
-
-
-def _read(logits: torch.Tensor, kind: str) -> torch.Tensor:
-    return logits.softmax(-1) if kind == "softmax" else logits.sigmoid() if kind == "sigmoid" else logits
 
 
 def _word_at(words: list[Word], start: int, end: int) -> int:

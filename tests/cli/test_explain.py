@@ -304,3 +304,29 @@ def test_a_processor_attrib_only_approximates_is_a_warning_line(run_cli, images,
     assert result.exit_code == 0, result.output
     assert "warning: " in said and "differ from its processor's by" in said and "LevitImageProcessor" in said
     assert "UserWarning" not in said
+
+
+@pytest.mark.parametrize("extra,kind", [({"problem_type": "multi_label_classification"}, "sigmoid"),
+                                        ({"num_labels": 1}, "output"), ({}, "softmax")])
+def test_predictions_are_read_as_the_head_is_meant(run_cli, images, tmp_path, extra, kind):
+    """A one-output model's softmax is 1 whatever the image; a multi-label model's classes are independent."""
+    import torch
+    from transformers import ViTConfig, ViTForImageClassification, ViTImageProcessor
+
+    config = {"num_labels": 3, **extra}
+    torch.manual_seed(0)
+    model = ViTForImageClassification(ViTConfig(image_size=32, patch_size=8, hidden_size=16, num_hidden_layers=1,
+                                                num_attention_heads=2, intermediate_size=32, **config)).eval()
+    model.save_pretrained(tmp_path / "m")
+    processor = ViTImageProcessor(size={"height": 32, "width": 32})
+    processor.save_pretrained(tmp_path / "m")
+    result = run_cli("explain", images / "im0.png", "-M", tmp_path / "m", "-m", "gradient", "--out", tmp_path / "o",
+                     "--json")
+    assert result.exit_code == 0, result.output
+    record = parse_json(result)
+    with torch.no_grad():
+        logits = model(**processor(Image.open(images / "im0.png"), return_tensors="pt")).logits[0]
+    expected = {"sigmoid": logits.sigmoid(), "output": logits, "softmax": logits.softmax(0)}[kind]
+    assert json.loads((tmp_path / "o" / "run.json").read_text())["model"]["scores"] == kind
+    top = record["inputs"][0]["predictions"][0]
+    assert top["prob"] == pytest.approx(float(expected.max()), abs=1e-4)
