@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+WHOLE_RESIZE_PIXELS = 4_000_000  # above this the crop's region alone is resized (equal to within one 8-bit level)
 _RESAMPLE = {"bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.BICUBIC,
              "nearest": Image.Resampling.NEAREST, "lanczos": Image.Resampling.LANCZOS}
 
@@ -55,9 +56,12 @@ class Preprocess:
             scale = short / min(image.size)
             new = (short if image.width <= image.height else max(width, int(image.width * scale)),
                    short if image.height < image.width else max(height, int(image.height * scale)))
-        image = image.resize(new, resample)
         left, top = self._offset(new[0] - width), self._offset(new[1] - height)
-        return image.crop((left, top, left + width, top + height))
+        if new[0] * new[1] > WHOLE_RESIZE_PIXELS:  # a long strip (a 5000 x 3 panorama would be 426,666 px wide):
+            sx, sy = new[0] / image.width, new[1] / image.height  # resize only the part the crop keeps
+            box = (left / sx, top / sy, (left + width) / sx, (top + height) / sy)
+            return image.resize((width, height), resample, box=box)
+        return image.resize(new, resample).crop((left, top, left + width, top + height))
 
     def _offset(self, spare: int) -> int:
         return spare // 2 if self.crop_offset == "floor" else int(round(spare / 2.0))

@@ -68,3 +68,19 @@ def test_a_processor_with_rules_of_its_own_is_flagged():
 
     processor = LevitImageProcessor()  # resizes to 256/224 of its shortest edge before the crop
     assert "differ from its processor's by" in mismatch(processor, processor_preprocess(processor, 224, 224, 3))
+
+
+def test_a_long_strip_resizes_only_what_the_crop_keeps(monkeypatch):
+    """A 900 x 5 strip resized whole would be 46,080 x 256 px; only the crop's region is resized, to the same
+    pixels as the whole resize."""
+    import attrib.models.preprocess as module
+    from attrib.models.preprocess import Preprocess
+
+    strip = Image.fromarray(np.random.default_rng(0).integers(0, 255, (5, 900, 3), dtype=np.uint8))
+    pre = Preprocess()
+    cropped = np.asarray(pre.view(strip), dtype=int)
+    monkeypatch.setattr(module, "WHOLE_RESIZE_PIXELS", 10 ** 12)
+    whole = np.asarray(pre.view(strip), dtype=int)
+    assert cropped.shape == (224, 224, 3) and np.abs(cropped - whole).max() <= 1
+    monkeypatch.undo()
+    assert pre.view(Image.new("RGB", (40_000, 2))).size == (224, 224)  # 1.3 Gpx if resized whole
