@@ -50,9 +50,9 @@ class Preprocess:
         if self.squash and self.crop_pct >= 1:
             return image.resize((width, height), resample)
         if self.squash:
-            new = (int(width / self.crop_pct), int(height / self.crop_pct))
+            new = (_floor(width / self.crop_pct), _floor(height / self.crop_pct))
         else:
-            short = int(max(height, width) / self.crop_pct)
+            short = _floor(max(height, width) / self.crop_pct)
             scale = short / min(image.size)
             new = (short if image.width <= image.height else max(width, int(image.width * scale)),
                    short if image.height < image.width else max(height, int(image.height * scale)))
@@ -78,3 +78,9 @@ class Preprocess:
 
     def __call__(self, image: Image.Image) -> torch.Tensor:
         return self.tensor(self.view(image))
+
+
+def _floor(size: float) -> int:
+    """floor, as timm and torchvision size a resize, forgiving float error: a crop_pct that is a ratio of two
+    sizes (400 -> 224 is 0.56) gives 399.99999999999994 for 400."""
+    return int(size + 1e-9)

@@ -84,3 +84,14 @@ def test_a_long_strip_resizes_only_what_the_crop_keeps(monkeypatch):
     assert cropped.shape == (224, 224, 3) and np.abs(cropped - whole).max() <= 1
     monkeypatch.undo()
     assert pre.view(Image.new("RGB", (40_000, 2))).size == (224, 224)  # 1.3 Gpx if resized whole
+
+
+def test_a_crop_that_is_a_ratio_of_two_sizes_is_exact():
+    from transformers import DeiTImageProcessor
+
+    processor = DeiTImageProcessor(size={"height": 400, "width": 400}, crop_size={"height": 224, "width": 224})
+    pre = processor_preprocess(processor, 224, 224, 3)  # crop_pct 0.56: 224 / 0.56 is 399.99999999999994
+    for picture in _pictures():
+        theirs = torch.as_tensor(processor(picture, return_tensors="np")["pixel_values"][0])
+        gaps = (pre(picture) - theirs).abs() / (1 / 255 / min(pre.std))
+        assert float(gaps.max()) <= 2.01 and float(gaps.mean()) < 0.05
