@@ -110,6 +110,8 @@ def prepare(options: Options, events: Events) -> Plan:
                     view=options.view, images=options.images,
                     background=descriptions.get("background"))
     events.info(f"model: {model.name}; methods: {', '.join(names)}; device: {device}")
+    if options.precision == "tf32" and not device.startswith("cuda"):
+        events.warning(f"--precision tf32 changes CUDA matrix products only; on {device} this run is fp32")
     return Plan(model, names, kwargs, target, device, record)
 
 

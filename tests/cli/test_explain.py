@@ -330,3 +330,11 @@ def test_predictions_are_read_as_the_head_is_meant(run_cli, images, tmp_path, ex
     assert json.loads((tmp_path / "o" / "run.json").read_text())["model"]["scores"] == kind
     top = record["inputs"][0]["predictions"][0]
     assert top["prob"] == pytest.approx(float(expected.max()), abs=1e-4)
+
+
+def test_tf32_off_a_card_says_it_is_fp32(run_cli, images, tmp_path):
+    result = run_cli("explain", images / "im0.png", *TINY, "-m", "gradient", "--precision", "tf32", "--device",
+                     "cpu", "--out", tmp_path / "o")
+    said = " ".join(result.output.split())
+    assert result.exit_code == 0 and "warning: --precision tf32 changes CUDA matrix products only; on cpu this " \
+        "run is fp32" in said
