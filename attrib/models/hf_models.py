@@ -91,6 +91,10 @@ def load_hf(name: str, *, trust_remote_code: bool = False, weights: object = Non
     labels = [str(module.config.id2label.get(i, f"class {i}")) for i in range(module.config.num_labels)]
     preprocess = _preprocess(processor, module)
     differs = mismatch(processor, preprocess) if processor is not None else None
+    if processor is None:
+        warnings.warn(f"{name} has no image processor (preprocessor_config.json): attrib squashes images to "
+                      f"{preprocess.size[0]} x {preprocess.size[1]} and normalises with mean = std = 0.5; save the "
+                      "model's processor beside it if it was trained otherwise", stacklevel=2)
     if differs:
         warnings.warn(f"{name}: {differs} ({type(processor).__name__} has resizing rules attrib does not "
                       "follow); predictions and maps may differ a little from the processor's", stacklevel=2)

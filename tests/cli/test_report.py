@@ -110,4 +110,5 @@ def test_report_renders_in_chromium(report, tmp_path):
     shot = tmp_path / "shot.png"
     subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={profile}", f"--screenshot={shot}",
                     "--window-size=1200,900", (report / "report.html").as_uri()], capture_output=True, timeout=120)
-    assert Image.open(shot).size == (1200, 900)
+    with Image.open(shot) as picture:
+        assert picture.size == (1200, 900)

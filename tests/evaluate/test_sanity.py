@@ -223,7 +223,8 @@ def test_the_top_k_attack_runs_through_fused_attention(tmp_path, device):
     ViTForImageClassification(ViTConfig(image_size=16, patch_size=8, hidden_size=16, num_hidden_layers=1,
                                         num_attention_heads=2, intermediate_size=32, num_labels=3)).save_pretrained(
         tmp_path / "vit")
-    model = load_model(str(tmp_path / "vit"))
+    with pytest.warns(UserWarning, match="has no image processor"):
+        model = load_model(str(tmp_path / "vit"))
     x = torch.rand(2, 3, 16, 16)
     out = run_sanity(model, x, SanityConfig(["gradient"], tests=["robustness"], radii=[0.5], attack_steps=2,
                                             device=device))

@@ -52,6 +52,17 @@ def test_hf_local_folder(tiny_vit_folder):
     assert not torch.allclose(random.module(x), trained.module(x))  # but not the saved weights
 
 
+def test_hf_model_without_a_processor_says_what_attrib_assumes(tmp_path, tiny_vit_folder):
+    import shutil
+
+    shutil.copytree(tiny_vit_folder, tmp_path / "bare")
+    (tmp_path / "bare" / "preprocessor_config.json").unlink()
+    with pytest.warns(UserWarning, match=r"has no image processor .* squashes images to 32 x 32 and normalises with "
+                                         r"mean = std = 0.5"):
+        model = load_model(str(tmp_path / "bare"))
+    assert model.preprocess.squash and model.preprocess.mean == (0.5, 0.5, 0.5)
+
+
 def test_hf_grayscale_model_gets_grayscale_inputs(tmp_path):
     from transformers import ViTConfig, ViTForImageClassification, ViTImageProcessor
 
@@ -72,7 +83,8 @@ def test_hf_checkpoint_without_a_classifier_head_is_refused(tmp_path):
                        intermediate_size=32)).save_pretrained(tmp_path / "base")
     with pytest.raises(ModelError, match="is not an image classifier checkpoint: it has no weights for classifier"):
         load_model(str(tmp_path / "base"))
-    assert load_model(str(tmp_path / "base"), pretrained=False).n_classes == 2  # random on purpose: allowed
+    with pytest.warns(UserWarning, match="has no image processor"):
+        assert load_model(str(tmp_path / "base"), pretrained=False).n_classes == 2  # random on purpose: allowed
 
 
 def test_hf_hub_offline_is_one_line():

@@ -96,5 +96,6 @@ def run_cli_tiny(tmp_path):
                                        "-m", "gradient", "-m", "gxi", "--out", str(out), "-q"])
     assert result.exit_code == 0, result.output
     again = CliRunner().invoke(main, ["report", str(out), "--png", str(tmp_path / "again.png")])
-    assert again.exit_code == 0 and Image.open(tmp_path / "again.png").size == Image.open(out / "overview.png").size
+    with Image.open(tmp_path / "again.png") as sheet, Image.open(out / "overview.png") as overview:
+        assert again.exit_code == 0 and sheet.size == overview.size
     return out
