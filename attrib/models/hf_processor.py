@@ -93,7 +93,9 @@ def _normalisation(processor: Any, channels: int) -> tuple[tuple[float, ...], tu
 def per_channel(values: Any, channels: int) -> tuple[float, ...]:
     """A processor's mean or std for ``channels`` channels (0.5 when it gives none; one value for all, or the
     mean of RGB statistics for a grayscale model)."""
-    values = [0.5] if values is None else [float(v) for v in (values if isinstance(values, (list, tuple)) else [values])]
+    if values is None:
+        values = [0.5]
+    values = [float(v) for v in (values if isinstance(values, (list, tuple)) else [values])]
     return tuple(values) if len(values) == channels else (sum(values) / len(values),) * channels
 
 

@@ -3,8 +3,8 @@
 ``TextClassifier.scores(texts)`` scores strings (batched, inference mode) as the model's head is meant to be
 read: softmax probabilities, sigmoid probabilities for a multi-label model, the raw output of a one-output
 (regression) model; ``.target(c)`` is the same score as a target for the gradient methods, and
-``.embedding_forward`` gives them a function of the input embeddings. ``MaskedLM.word_distributions(text, words)`` gives,
-for each word, the LM's distribution over replacement words when that word is masked.
+``.embedding_forward`` gives them a function of the input embeddings. ``MaskedLM.word_distributions(text,
+words)`` gives, for each word, the LM's distribution over replacement words when that word is masked.
 
 Replacement vocabulary (a documented choice): only whole-word vocabulary entries can be drawn. Special tokens,
 "[unusedN]"/"<...>" entries, WordPiece continuations ("##ing") and, for BPE/SentencePiece vocabularies, pieces
@@ -24,7 +24,7 @@ from attrib.data.text import Word, replace_word
 from attrib.errors import first_line
 from attrib.models.base import ModelError
 from attrib.models.hf_models import from_pretrained_checked, multi_label, wrong_kind
-from attrib.targets import SCORE_KINDS, read_scores, score_kind
+from attrib.targets import SCORE_KINDS, ClassLogit, ClassProb, read_scores, score_kind
 
 DEFAULT_LM = "bert-base-uncased"
 TASKS = {"AutoModelForSequenceClassification": "a sequence classifier",
@@ -95,8 +95,6 @@ class TextClassifier:
 
     def target(self, index: int):
         """Class ``index``'s score as a target of the model's logits, for the gradient methods."""
-        from attrib.targets import ClassLogit, ClassProb
-
         if self.score_kind == "softmax":
             return ClassProb(index)
         if self.score_kind == "output":
