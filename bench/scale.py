@@ -4,7 +4,7 @@
     python bench/scale.py --device cuda --method ig --sizes 100,1000 --no-images   on a GPU
 
 Images are 256 x 256 JPEG crops of the four scikit-image samples (seeded), explained by the default model in a
-fresh `attrib explain` process each (peak RSS from /usr/bin/time). Printed side by side: seconds, images/s,
+fresh `attrib explain` process each (its peak RSS, from getrusage). Printed side by side: seconds, images/s,
 the marginal seconds per image between consecutive sizes, their ratio, and the method's own cost per image in a
 batch of 32 (`attrib.attribute`, after a warm-up), so that the overhead of decoding, rendering and writing shows.
 """
@@ -37,13 +37,22 @@ def make_images(folder: Path, n: int, seed: int = 0) -> Path:
 
 def run_explain(folder: Path, out: Path, method: str, device: str, extra: list[str]) -> tuple[float, float]:
     """(wall seconds, peak RSS in MB) of one `attrib explain` process."""
-    command = ["/usr/bin/time", "-f", "%e %M", sys.executable, "-m", "attrib", "explain", str(folder), "-m", method,
+    command = [sys.executable, "-c", TIMED, sys.executable, "-m", "attrib", "explain", str(folder), "-m", method,
                "--device", device, "--out", str(out), "-q", *extra]
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode not in (0, 1):
         raise SystemExit(done.stderr[-2000:])
     seconds, kbytes = done.stderr.strip().splitlines()[-1].split()
     return float(seconds), int(kbytes) / 1024
+
+
+# What /usr/bin/time -f "%e %M" prints (wall seconds, the child's peak RSS in KiB), where that program is missing.
+TIMED = """import resource, subprocess, sys, time
+start = time.perf_counter()
+code = subprocess.run(sys.argv[1:]).returncode
+print(f"{time.perf_counter() - start:.2f} {resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}", file=sys.stderr)
+sys.exit(code)
+"""
 
 
 def batch_cost(method: str, device: str, rows: int = 64) -> float:
