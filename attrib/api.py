@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from attrib.engine import Engine
+from attrib.engine import Engine, has_tensors
 from attrib.errors import UsageError
 from attrib.methods import METHODS, TENSOR, Context
 from attrib.rng import check_seed
@@ -66,7 +66,8 @@ def attribute(model: torch.nn.Module | Callable[[torch.Tensor], torch.Tensor], i
         target: None (the predicted class), a class index, one index per input, or a callable mapping the
             outputs (rows, C) to (rows,) scalars.
         seed: seed of every random draw (noise, references, baselines); same seed, same result.
-        device: where to compute; None means where the model's parameters are.
+        device: where to compute; None means where the model's parameters are (for a plain callable, or a
+            module without parameters, where the inputs are).
         precision: "fp32" (true float32, TF32 off), "tf32" (TF32 tensor cores allowed on GPUs) or "bf16" autocast.
         chunk_size: rows per forward+backward chunk; None sizes chunks to a memory budget.
         progress: called with the number of rows finished after each chunk.
@@ -87,8 +88,8 @@ def attribute(model: torch.nn.Module | Callable[[torch.Tensor], torch.Tensor], i
     x = _check_inputs(inputs)
     seed = check_seed(seed)
     start = time.perf_counter()
-    with Engine(model, device=device, precision=precision, chunk_size=chunk_size, progress=progress,
-                fold_batchnorm=fold_batchnorm) as engine:
+    with Engine(model, device=_where(model, x, device), precision=precision, chunk_size=chunk_size,
+                progress=progress, fold_batchnorm=fold_batchnorm) as engine:
         x = x.to(engine.device)
         outputs = engine.outputs(x)
         tgt = make_target(target)
@@ -114,15 +115,25 @@ def predict(model: torch.nn.Module | Callable[[torch.Tensor], torch.Tensor], inp
     """The model's outputs (B, C) at ``inputs``, float32 on the CPU, by the same forward path that
     :func:`attribute` resolves its targets with (so "the predicted class" means the same class in both)."""
     x = _check_inputs(inputs)
-    with Engine(model, device=device, precision=precision, fold_batchnorm=fold_batchnorm) as engine:
+    with Engine(model, device=_where(model, x, device), precision=precision,
+                fold_batchnorm=fold_batchnorm) as engine:
         return engine.outputs(x.to(engine.device)).detach().float().cpu()
 
 
 def chunk_rows(model: torch.nn.Module | Callable[[torch.Tensor], torch.Tensor], like: torch.Tensor, *,
                device: torch.device | str | None = None, precision: str = "fp32") -> int:
     """Rows (forward + input-backward) per chunk :func:`attribute` runs for inputs shaped like ``like``."""
-    with Engine(model, device=device, precision=precision) as engine:
-        return engine.chunk_rows(_check_inputs(like))
+    like = _check_inputs(like)
+    with Engine(model, device=_where(model, like, device), precision=precision) as engine:
+        return engine.chunk_rows(like)
+
+
+def _where(model: object, x: torch.Tensor, device: torch.device | str | None) -> torch.device | str | None:
+    """The device asked for; else None (the engine then takes the model's) unless the model holds no tensors,
+    in which case the inputs' device: a closure over a GPU model, given GPU inputs, runs on the GPU."""
+    if device is not None or has_tensors(model):
+        return device
+    return x.device
 
 
 def completeness_gap(values: torch.Tensor, expected: torch.Tensor) -> torch.Tensor:

@@ -79,6 +79,9 @@ class Engine:
             float32).
         chunk_size: rows per chunk; None chooses it from a memory budget.
         progress: called with the number of rows finished after each chunk.
+        pad_shapes: pad partial chunks to a few fixed sizes (:func:`padded_rows`); None means on CUDA devices,
+            where every new batch shape costs cuDNN new plans (MEASURED), and adaptive methods' chunks would
+            otherwise come in many sizes.
     """
 
     model: Callable[[torch.Tensor], torch.Tensor]
@@ -87,6 +90,7 @@ class Engine:
     chunk_size: int | None = None
     progress: Callable[[int], None] | None = None
     fold_batchnorm: bool = True
+    pad_shapes: bool | None = None
     passes: int = 0
     _restore: list = field(default_factory=list, repr=False)
     _net: Callable[[torch.Tensor], torch.Tensor] | None = field(default=None, repr=False)
@@ -101,6 +105,8 @@ class Engine:
                                                (self.device.index or 0) < torch.cuda.device_count()):
             raise ValueError(f"device {str(self.device)!r} requested but this machine has "
                              f"{torch.cuda.device_count() if torch.cuda.is_available() else 'no'} CUDA devices")
+        if self.pad_shapes is None:
+            self.pad_shapes = _pads(self.device)
         self.channels_last = isinstance(self.model, torch.nn.Module) and any(
             isinstance(m, torch.nn.Conv2d) for m in self.model.modules())
 
@@ -165,10 +171,10 @@ class Engine:
         """Model outputs (B, C) for inputs x, as float32 (float64 for float64 inputs), no gradient."""
         parts: list[torch.Tensor] = []
 
-        def work(start: int, stop: int) -> None:
+        def work(start: int, stop: int, size: int) -> None:
             with torch.inference_mode():
-                out = self._forward(self._layout(x[start:stop].to(self.device)))
-            parts.append(out.to(_acc_dtype(x)).clone())
+                out = self._forward(self._layout(self._pad(x[start:stop].to(self.device), size)))
+            parts.append(out[:stop - start].to(_acc_dtype(x)).clone())
 
         self._run_chunks(len(x), 4 * self._max_chunk(x[:1]), work)
         return torch.cat(parts)
@@ -213,22 +219,22 @@ class Engine:
         different numbers of rows (adaptive methods); chunks are filled across inputs."""
         total = len(rows_input)
 
-        def work(start: int, stop: int) -> None:
+        def work(start: int, stop: int, size: int) -> None:
             b, r = rows_input[start:stop], rows_index[start:stop]
-            grads, row_scores, aux = self._grad_chunk(points, b, r, target)
+            grads, row_scores, aux = self._grad_chunk(points, b, r, target, size)
             consume(b, r, grads, row_scores, aux)
             self.passes += stop - start
             if self.progress is not None:
                 self.progress(stop - start)
 
         if total:
-            self._run_chunks(total, self._chunk_size(total, like), work)
+            self._run_chunks(total, self._max_chunk(like), work)
 
-    def _grad_chunk(self, points_fn: Points, b: torch.Tensor, r: torch.Tensor, target: Target):
+    def _grad_chunk(self, points_fn: Points, b: torch.Tensor, r: torch.Tensor, target: Target, size: int):
         points, aux = points_fn(b, r)
-        points = self._layout(points.to(self.device)).detach().requires_grad_(True)
+        points = self._layout(self._pad(points.to(self.device), size)).detach().requires_grad_(True)
         with torch.enable_grad():
-            out = self._forward(points)
+            out = self._forward(points)[:len(b)]
             score = target.score(out, b)
             if not score.requires_grad:
                 raise RuntimeError("the model's output does not depend on its input through autograd "
@@ -236,7 +242,15 @@ class Engine:
             (grad,) = torch.autograd.grad(score.sum(), points, allow_unused=True)
         if grad is None:
             grad = torch.zeros_like(points)
-        return grad.detach().contiguous(), score.detach(), aux
+        return grad[:len(b)].detach().contiguous(), score.detach(), aux
+
+    def _pad(self, x: torch.Tensor, size: int) -> torch.Tensor:
+        """``x`` with copies of its last row appended up to :func:`padded_rows` (when the engine pads shapes);
+        the copies' outputs are dropped and they add nothing to the score that is differentiated."""
+        rows = padded_rows(len(x), size) if self.pad_shapes else len(x)
+        if rows == len(x):
+            return x
+        return torch.cat([x, x[-1:].expand(rows - len(x), *x.shape[1:])])
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         net = self._network(x[:1].detach())
@@ -252,13 +266,13 @@ class Engine:
 
     # -- chunking ----------------------------------------------------------------------------------------------
 
-    def _run_chunks(self, total: int, size: int, work: Callable[[int, int], None]) -> None:
-        """Call ``work(start, stop)`` over consecutive row ranges, halving ``size`` on out-of-memory."""
+    def _run_chunks(self, total: int, size: int, work: Callable[[int, int, int], None]) -> None:
+        """Call ``work(start, stop, size)`` over consecutive row ranges, halving ``size`` on out-of-memory."""
         start = 0
         while start < total:
             stop = min(start + size, total)
             try:
-                work(start, stop)
+                work(start, stop, size)
             except Exception as error:
                 if not is_oom(error) or size == 1:
                     raise
@@ -272,19 +286,14 @@ class Engine:
         caller's chunk_size): callers batch enough inputs to keep the chunks full."""
         return self._max_chunk(like[:1].detach().to(self.device))
 
-    def _chunk_size(self, total: int, like: torch.Tensor) -> int:
-        """The chunk: the user's size, else the memory budget's (so peak memory does not depend on the total)."""
-        if self.chunk_size is not None:
-            return self.chunk_size
-        return max(1, min(total, self._max_chunk(like)))
-
     def _max_chunk(self, one_row: torch.Tensor) -> int:
         if self.chunk_size is not None:
             return self.chunk_size
         per_row = max(1, self._row_bytes(one_row))
         if self.device.type == "cuda":
             free, total = torch.cuda.mem_get_info(self.device)
-            return gpu_chunk_rows(per_row, free, total)
+            cached = torch.cuda.memory_reserved(self.device) - torch.cuda.memory_allocated(self.device)
+            return gpu_chunk_rows(per_row, free + cached, total)  # memory PyTorch caches but no tensor holds is ours
         return int(min(CPU_MAX_CHUNK, max(1, CPU_BUDGET_BYTES // per_row)))
 
     def _row_bytes(self, one_row: torch.Tensor) -> int:
@@ -320,6 +329,17 @@ def segment_sums(rows_input: torch.Tensor, values: torch.Tensor) -> list[tuple[i
     """
     inputs, counts = torch.unique_consecutive(rows_input, return_counts=True)
     return [(index, part.sum(dim=0)) for index, part in zip(inputs.tolist(), values.split(counts.tolist()))]
+
+
+def padded_rows(n: int, size: int) -> int:
+    """Rows a chunk of ``n`` runs with when shapes are padded: a full chunk as it is, a partial one padded to
+    the next power of two from 8, at most ``size``; a run then meets at most about log2(size) batch shapes."""
+    if n >= size:
+        return n
+    rows = 8
+    while rows < n:
+        rows *= 2
+    return min(rows, size)
 
 
 def gpu_chunk_rows(row_bytes: int, free: int, total: int, fraction: float | None = None) -> int:
@@ -360,12 +380,24 @@ def _device(spec: Any) -> torch.device:
 
 
 def _model_device(model: Any) -> torch.device:
-    if isinstance(model, torch.nn.Module):
-        for p in model.parameters():
-            return p.device
-        for b in model.buffers():
-            return b.device
+    for t in _tensors(model):
+        return t.device
     return torch.device("cpu")
+
+
+def _pads(device: torch.device) -> bool:
+    return device.type == "cuda"
+
+
+def has_tensors(model: Any) -> bool:
+    """True for a module with at least one parameter or buffer (its device is then the model's device)."""
+    return next(_tensors(model), None) is not None
+
+
+def _tensors(model: Any):
+    if isinstance(model, torch.nn.Module):
+        yield from model.parameters()
+        yield from model.buffers()
 
 
 def _storages(model: Any) -> set[int]:

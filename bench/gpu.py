@@ -3,7 +3,8 @@
     python bench/gpu.py                      # the card: resnet50, efficientnet_lite0, vit_base_patch16_224
     python bench/gpu.py --device cpu --models resnet18 --batch 2 --steps 4    # a dry run of the script
 
-For each timm model (pretrained=False, a batch of 32 images at 224 px) and precision (fp32; bf16 autocast):
+For each timm model (pretrained=False, a batch of 32 images at 224 px) and precision (fp32, true float32 in all
+three: TF32 off; tf32; bf16 autocast):
   bound    = rows x the best per-row time of one forward + input-backward over chunk sizes (channels_last);
   captum   = IG (gausslegendre, as attrib's fixed rule below) and NoiseTunnel(Saliency) SmoothGrad, at their
              defaults and at their best internal_batch_size / nt_samples_batch_size;
@@ -130,6 +131,8 @@ def bench(name: str, args) -> list[dict]:
           flush=True)
     rows = []
     for precision in args.precisions:
+        # captum and the bound under attrib's TF32 rule: off in fp32 (PyTorch allows it in cuDNN by default), on in tf32
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = precision == "tf32"
         seconds, chunk = bound(module, x, targets[0], args.device, precision, args.reps, args.batch * args.steps)
         candidates = {**captum_runs(module, x, targets, args.device, precision, args.steps),
                       **attrib_runs(module, x, targets, args.device, precision, args.steps)}
@@ -190,7 +193,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--models", default=",".join(MODELS))
-    parser.add_argument("--precisions", default="fp32,bf16")
+    parser.add_argument("--precisions", default="fp32,bf16", help="of fp32, tf32, bf16")
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--reps", type=int, default=2)

@@ -62,8 +62,53 @@ def test_auto_chunk_does_not_grow_with_rows():
     x = torch.randn(1, 3, 12, 12)
     with Engine(net) as engine:
         most = engine._max_chunk(x)
-        assert engine._chunk_size(50, x) <= most and engine._chunk_size(400, x) <= most
-        assert engine._chunk_size(3, x) == 3
+    for samples in (3, 50, 400):
+        seen = []
+        attrib.attribute(net, x, "smoothgrad", n_samples=samples, progress=seen.append)
+        assert max(seen) == min(most, samples) and sum(seen) == samples
+
+
+def test_padded_rows_are_few_shapes_within_the_chunk():
+    from attrib.engine import padded_rows
+
+    for size in (1, 4, 7, 8, 100, 256):
+        shapes = {padded_rows(n, size) for n in range(1, size + 1)}
+        assert all(n <= padded_rows(n, size) <= max(size, n) for n in range(1, 2 * size))
+        assert all(padded_rows(n, size) <= max(8, 2 * n) for n in range(1, size + 1))
+        assert len(shapes) <= 2 + size.bit_length() - 3 if size > 8 else len(shapes) <= 2
+
+
+def test_padding_partial_chunks_changes_no_result(monkeypatch):
+    """The padded rows (copies of a chunk's last row) cost compute only: adaptive IG, whose chunks come in many
+    sizes, gives the same map, gap and passes, and the model sees only the few padded batch sizes."""
+    import attrib.engine as engine_module
+
+    net, x = small_convnet(), torch.randn(3, 3, 12, 12, generator=torch.Generator().manual_seed(4),
+                                          dtype=torch.float64)
+    sizes = []
+
+    def model(rows):
+        sizes.append(len(rows))
+        return net(rows)
+
+    plain = attrib.attribute(model, x, "ig", target=[0, 1, 2], chunk_size=64, tol=1e-6)
+    unpadded = set(sizes)
+    sizes.clear()
+    monkeypatch.setattr(engine_module, "_pads", lambda device: True)
+    padded = attrib.attribute(model, x, "ig", target=[0, 1, 2], chunk_size=64, tol=1e-6)
+    assert len(unpadded) > 4 and set(sizes) <= {8, 16, 32, 64}
+    assert padded.passes == plain.passes
+    assert torch.allclose(padded.values, plain.values, rtol=1e-12, atol=1e-14)
+    assert torch.allclose(padded.completeness_gap, plain.completeness_gap, rtol=1e-9, atol=1e-14)
+
+
+def test_a_model_without_tensors_runs_where_its_inputs_are():
+    from attrib.api import _where
+
+    x = torch.zeros(2, 3, device="meta")
+    assert _where(lambda t: t, x, None) == x.device and _where(torch.nn.ReLU(), x, None) == x.device
+    assert _where(torch.nn.Linear(3, 2), x, None) is None  # the engine takes the parameters' device
+    assert _where(lambda t: t, x, "cpu") == "cpu"
 
 
 def test_plain_callable_and_callable_target():

@@ -78,17 +78,22 @@ def test_sanity_all_tests_on_cuda(run_cli, tmp_path):
     assert modes == {"cascading", "independent", "data"}
 
 
-def test_ig_fp32_agrees_between_cpu_and_gpu():
-    """fp32 means fp32: with TF32 off inside attribution, the CPU and the GPU give the same IG map."""
+def test_ig_fp32_is_as_accurate_on_the_gpu_as_on_the_cpu():
+    """fp32 means fp32: with TF32 off inside attribution, the card's IG map is as close to the float64 map as
+    the CPU's (both about 7e-4 off on EfficientNet-Lite0, measured; TF32 would be 3-8% off)."""
+    import copy
+
     from attrib.data.images import load_sample
     from attrib.models import load_model
 
     model = load_model(None)
     x = model.preprocess(load_sample("chelsea"))[None]
-    cpu = attrib.attribute(model.module, x, "ig", rule="gausslegendre", n_steps=32, device="cpu")
-    gpu = attrib.attribute(model.module, x, "ig", rule="gausslegendre", n_steps=32, device="cuda")
-    rel = (cpu.values - gpu.values).norm() / cpu.values.norm()
-    assert rel < 1e-4, float(rel)
+    maps = {device: attrib.attribute(model.module, x, "ig", rule="gausslegendre", n_steps=32, device=device).values
+            for device in ("cpu", "cuda")}
+    exact = attrib.attribute(copy.deepcopy(model.module).double(), x.double(), "ig", rule="gausslegendre",
+                             n_steps=32, device="cuda").values.double()
+    error = {device: float((m.double() - exact).norm() / exact.norm()) for device, m in maps.items()}
+    assert error["cuda"] < max(2 * error["cpu"], 1e-5) and error["cuda"] < 3e-3, error
 
 
 @pytest.mark.parametrize("method, config", [("smoothgrad", {"n_samples": 16}),
