@@ -208,7 +208,9 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     everything = []
     for name in args.models.split(","):
+        start = time.perf_counter()
         rows = bench(name, args)
+        print(f"<!-- {name}: {time.perf_counter() - start:.0f} s -->", flush=True)
         everything.extend(rows)
         for r in rows:
             ratio = r["attrib"] / r["captum_best"] if r["attrib"] else None
@@ -217,8 +219,7 @@ def main() -> None:
                   f"(chunk {r['bound_chunk']}) | {fmt(r['captum_default'])} | {fmt(r['captum_best'])} "
                   f"({r['captum_setting'] or 'default'}) | {fmt(r['attrib'])} | {fmt(r['attrib_best_fixed'])} "
                   f"({r['best_chunk']}) | {fmt(ratio, 2)} | {fmt(auto, 2)} | {fmt(r['peak_gib'], 2)} "
-                  f"({fmt(r['captum_peak_gib'], 2)}) | {r['retries']} | {fmt(r.get('ig_vs_captum'), 4) if r.get('ig_vs_captum') is not None else ''} |",
-                  flush=True)
+                  f"({fmt(r['captum_peak_gib'], 2)}) | {r['retries']} | {fmt(r.get('ig_vs_captum'), 4)} |", flush=True)
     print()
     for line in goals(everything):
         print(line)

@@ -3,7 +3,7 @@
     python bench/gpu_shapes.py                               # on the card
     python bench/gpu_shapes.py --device cpu --models resnet18 --size 64    # a dry run of the script
 
-For each timm model (pretrained=False, 224 px): after a warm-up call of 8 rows, `gradient` calls at row counts
+For each timm model (pretrained=False, 224 px): after a first call of 8 rows (timed), `gradient` calls at row counts
 never seen before, each timed (padding off: each is a new shape; on: they share the padded shape); then IG's
 default (adaptive) rule on a few images, whose rounds come in many sizes, timed on its first run and again.
 """
@@ -25,19 +25,23 @@ def timed(fn) -> float:
     return time.perf_counter() - start
 
 
-def shapes(name: str, device: str, pad: bool, rows: list[int], images: int, size: int) -> str:
+def shapes(name: str, device: str, pad: bool, rows: list[int], images: int, size: int) -> None:
+    """Print each timing as soon as it is measured (a run cut short still says what it found)."""
     import timm
 
     engine_module._pads = lambda _: pad
     module = timm.create_model(name, pretrained=False).eval()
-    g = torch.Generator().manual_seed(int(pad))
-    x = torch.randn(max(rows + [8, images]), 3, size, size, generator=g)
-    timed(lambda: attrib.attribute(module, x[:8], "gradient", target=0, device=device))
-    each = [timed(lambda n=n: attrib.attribute(module, x[:n], "gradient", target=0, device=device)) for n in rows]
-    first = timed(lambda: attrib.attribute(module, x[:images], "ig", target=0, device=device))
-    again = timed(lambda: attrib.attribute(module, x[:images], "ig", target=0, device=device))
-    return (f"| {name} | {'on' if pad else 'off'} | " + " / ".join(f"{t:.2f}" for t in each) +
-            f" | {first:.1f} | {again:.1f} |")
+    x = torch.randn(max(rows + [8, images]), 3, size, size, generator=torch.Generator().manual_seed(int(pad)))
+    print(f"| {name} | {'on' if pad else 'off'} | ", end="", flush=True)
+    warm = timed(lambda: attrib.attribute(module, x[:8], "gradient", target=0, device=device))
+    print(f"{warm:.2f} |", end="", flush=True)
+    for n in rows:
+        print(f" {timed(lambda n=n: attrib.attribute(module, x[:n], 'gradient', target=0, device=device)):.2f}",
+              end="", flush=True)
+    for _ in range(2):
+        print(f" | {timed(lambda: attrib.attribute(module, x[:images], 'ig', target=0, device=device)):.1f}",
+              end="", flush=True)
+    print(" |", flush=True)
 
 
 def main() -> None:
@@ -49,12 +53,12 @@ def main() -> None:
     args = parser.parse_args()
     card = torch.cuda.get_device_name(0) if args.device.startswith("cuda") else "CPU"
     print(f"# bench/gpu_shapes.py — {card}, torch {torch.__version__}, {time.strftime('%Y-%m-%d')}; seconds")
-    print("| model | padding | gradient at 9 / 10 / 11 / 12 rows, each a new row count | IG default, "
-          f"{args.images} images, first run | again |")
-    print("|---|---|---|---|---|")
+    print("| model | padding | first call, 8 rows | gradient at 9, 10, 11, 12 rows (each a row count not met "
+          f"before) | IG default, {args.images} images, first run | again |")
+    print("|---|---|---|---|---|---|")
     for name in args.models.split(","):
         for pad in (False, True):
-            print(shapes(name, args.device, pad, [9, 10, 11, 12], args.images, args.size), flush=True)
+            shapes(name, args.device, pad, [9, 10, 11, 12], args.images, args.size)
 
 
 if __name__ == "__main__":
