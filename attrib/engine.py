@@ -108,8 +108,7 @@ class Engine:
                              f"{torch.cuda.device_count() if torch.cuda.is_available() else 'no'} CUDA devices")
         if self.pad_shapes is None:
             self.pad_shapes = _pads(self.device)
-        self.channels_last = isinstance(self.model, torch.nn.Module) and any(
-            isinstance(m, torch.nn.Conv2d) for m in self.model.modules())
+        self.channels_last = _channels_last(self.model)
 
     # -- model preparation -------------------------------------------------------------------------------------
 
@@ -384,6 +383,11 @@ def _model_device(model: Any) -> torch.device:
     for t in _tensors(model):
         return t.device
     return torch.device("cpu")
+
+
+def _channels_last(model: Any) -> bool:
+    """Conv nets run channels_last (measured faster on the CPU, and in bf16 on a GPU)."""
+    return isinstance(model, torch.nn.Module) and any(isinstance(m, torch.nn.Conv2d) for m in model.modules())
 
 
 def _pads(device: torch.device) -> bool:

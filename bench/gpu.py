@@ -9,7 +9,8 @@ three: TF32 off; tf32; bf16 autocast):
   captum   = IG (gausslegendre, as attrib's fixed rule below) and NoiseTunnel(Saliency) SmoothGrad, at their
              defaults and at their best internal_batch_size / nt_samples_batch_size;
   attrib   = attrib.attribute at its automatic chunk size, and at fixed chunk sizes (auto should be within
-             10% of the best fixed one).
+             10% of the best fixed one); and at the automatic size with conv nets left NCHW (captum's layout)
+             instead of channels_last.
 Throughput is images/s, best of --reps runs after a warm-up. Each attrib and captum candidate reports its peak
 memory and the allocator's retries during its runs (num_alloc_retries must stay 0). IG values are checked
 against captum's (relative L2), fp32 and bf16.
@@ -25,11 +26,12 @@ from collections.abc import Callable
 import torch
 
 import attrib
+import attrib.engine as engine_module
 
 GL = "gausslegendre"
 MODELS = ("resnet50", "efficientnet_lite0", "vit_base_patch16_224")
 BOUND_CHUNKS = (32, 64, 128, 256)
-ATTRIB_CHUNKS = (64, 128, 256)
+ATTRIB_CHUNKS = (64, 128, 256, 512)
 CAPTUM_BATCHES = (64, 256)
 NT_BATCHES = (8, 16)
 
@@ -106,8 +108,22 @@ def captum_runs(module, x, targets, device, precision, steps) -> dict:
     return out
 
 
+def nchw(fn: Callable[[], object]) -> Callable[[], object]:
+    """``fn`` with the engine's channels_last conversion switched off (captum's layout), to compare layouts."""
+    def run():
+        default, engine_module._channels_last = engine_module._channels_last, lambda model: False
+        try:
+            return fn()
+        finally:
+            engine_module._channels_last = default
+    return run
+
+
 def attrib_runs(module, x, targets, device, precision, steps) -> dict:
     out = {}
+    for method, config in (("ig", {"n_steps": steps, "rule": GL}), ("smoothgrad", {"n_samples": steps})):
+        out[("attrib-nchw", method, None)] = nchw(lambda m=method, c=config: attrib.attribute(
+            module, x, m, target=targets, device=device, precision=precision, **c))
     for chunk in (None, *ATTRIB_CHUNKS):
         out[("attrib", "ig", chunk)] = lambda c=chunk: attrib.attribute(
             module, x, "ig", target=targets, n_steps=steps, rule=GL, device=device, precision=precision,
@@ -181,6 +197,7 @@ def _row(model, precision, method, results, bound_seconds, bound_chunk, batch) -
             "captum_default": rate(captum.get(None)), "captum_best": rate(captum[tuned_key]),
             "captum_setting": tuned_key, "attrib": rate(auto),
             "attrib_best_fixed": rate(fixed.get(best_fixed)), "best_chunk": best_fixed,
+            "attrib_nchw": rate(results.get(("attrib-nchw", method, None))),
             "peak_gib": auto and auto["peak_gib"], "retries": auto and auto["retries"],
             "captum_peak_gib": captum[tuned_key]["peak_gib"]}
 
@@ -203,9 +220,9 @@ def main() -> None:
     print(f"# bench/gpu.py — {card}, torch {torch.__version__}, {time.strftime('%Y-%m-%d')}; batch {args.batch}, "
           f"{args.steps} steps/samples; images/s (higher is better)")
     print("| model | precision | method | bound | captum default | captum best (setting) | attrib auto | "
-          "attrib best fixed (chunk) | attrib / captum best | auto / best fixed | peak GiB (captum) | "
-          "alloc retries | IG vs captum |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "attrib best fixed (chunk) | attrib NCHW auto | attrib / captum best | auto / best fixed | "
+          "peak GiB (captum) | alloc retries | IG vs captum |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     everything = []
     for name in args.models.split(","):
         start = time.perf_counter()
@@ -218,8 +235,9 @@ def main() -> None:
             print(f"| {r['model']} | {r['precision']} | {r['method']}-{args.steps} | {fmt(r['bound'])} "
                   f"(chunk {r['bound_chunk']}) | {fmt(r['captum_default'])} | {fmt(r['captum_best'])} "
                   f"({r['captum_setting'] or 'default'}) | {fmt(r['attrib'])} | {fmt(r['attrib_best_fixed'])} "
-                  f"({r['best_chunk']}) | {fmt(ratio, 2)} | {fmt(auto, 2)} | {fmt(r['peak_gib'], 2)} "
-                  f"({fmt(r['captum_peak_gib'], 2)}) | {r['retries']} | {fmt(r.get('ig_vs_captum'), 4)} |", flush=True)
+                  f"({r['best_chunk']}) | {fmt(r['attrib_nchw'])} | {fmt(ratio, 2)} | {fmt(auto, 2)} | "
+                  f"{fmt(r['peak_gib'], 2)} ({fmt(r['captum_peak_gib'], 2)}) | {r['retries']} | "
+                  f"{fmt(r.get('ig_vs_captum'), 4)} |", flush=True)
     print()
     for line in goals(everything):
         print(line)

@@ -1,16 +1,19 @@
-"""What a batch shape never seen before costs on a GPU, with the engine's shape padding off and on.
+"""What a batch size met for the first time costs on a GPU, and which setting removes that cost.
 
     python bench/gpu_shapes.py                               # on the card
     python bench/gpu_shapes.py --device cpu --models resnet18 --size 64    # a dry run of the script
 
-For each timm model (pretrained=False, 224 px): after a first call of 8 rows (timed), `gradient` calls at row counts
-never seen before, each timed (padding off: each is a new shape; on: they share the padded shape); then IG's
-default (adaptive) rule on a few images, whose rounds come in many sizes, timed on its first run and again.
+For each timm model (pretrained=False, 224 px) and setting, `gradient` calls, each timed: a first call of 8 rows,
+then two row counts not met before (padding off: each is a new batch shape), then three row counts that the
+engine's padding turns into one new shape (of 32, 64, 128 and 256 rows in the four settings). Settings: the
+engine's default (channels_last, cuDNN's heuristics), NCHW, cudnn.benchmark, and cuDNN off. Each number is
+printed as it is measured, so a run cut short still says what it found. Seconds.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import time
 
 import torch
@@ -18,29 +21,46 @@ import torch
 import attrib
 import attrib.engine as engine_module
 
+SETTINGS = ("default", "nchw", "benchmark", "no-cudnn")
 
-def timed(fn) -> float:
+
+@contextlib.contextmanager
+def setting(name: str):
+    default = engine_module._channels_last
+    flags = torch.backends.cudnn.benchmark, torch.backends.cudnn.enabled
+    if name == "nchw":
+        engine_module._channels_last = lambda model: False
+    torch.backends.cudnn.benchmark = name == "benchmark"
+    torch.backends.cudnn.enabled = name != "no-cudnn"
+    try:
+        yield
+    finally:
+        engine_module._channels_last = default
+        torch.backends.cudnn.benchmark, torch.backends.cudnn.enabled = flags
+
+
+def timed(module, x: torch.Tensor, device: str, pad: bool) -> str:
+    engine_module._pads = lambda _: pad
     start = time.perf_counter()
-    fn()  # attribute() returns CPU tensors, so the card has finished
-    return time.perf_counter() - start
+    attrib.attribute(module, x, "gradient", target=0, device=device)  # returns CPU tensors: the card has finished
+    return f"{time.perf_counter() - start:.2f}"
 
 
-def shapes(name: str, device: str, pad: bool, rows: list[int], images: int, size: int) -> None:
-    """Print each timing as soon as it is measured (a run cut short still says what it found)."""
+def shapes(name: str, device: str, which: str, i: int, size: int) -> None:
+    """Setting number ``i`` meets row counts, and a padded shape, that no earlier setting met."""
     import timm
 
-    engine_module._pads = lambda _: pad
+    first, padded = 9 + 2 * i, 2 ** (5 + i)
     module = timm.create_model(name, pretrained=False).eval()
-    x = torch.randn(max(rows + [8, images]), 3, size, size, generator=torch.Generator().manual_seed(int(pad)))
-    print(f"| {name} | {'on' if pad else 'off'} | ", end="", flush=True)
-    warm = timed(lambda: attrib.attribute(module, x[:8], "gradient", target=0, device=device))
-    print(f"{warm:.2f} |", end="", flush=True)
-    for n in rows:
-        print(f" {timed(lambda n=n: attrib.attribute(module, x[:n], 'gradient', target=0, device=device)):.2f}",
-              end="", flush=True)
-    for _ in range(2):
-        print(f" | {timed(lambda: attrib.attribute(module, x[:images], 'ig', target=0, device=device)):.1f}",
-              end="", flush=True)
+    x = torch.randn(padded, 3, size, size, generator=torch.Generator().manual_seed(0))
+    print(f"| {name} | {which} | ", end="", flush=True)
+    with setting(which):
+        print(timed(module, x[:8], device, False), end=" | ", flush=True)
+        for n in (first, first + 1):
+            print(timed(module, x[:n], device, False), end=" ", flush=True)
+        print("|", end="", flush=True)
+        for n in (padded - 3, padded - 2, padded - 1):
+            print(" " + timed(module, x[:n], device, True), end="", flush=True)
     print(" |", flush=True)
 
 
@@ -48,17 +68,17 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--models", default="efficientnet_lite0,resnet50")
-    parser.add_argument("--images", type=int, default=8)
+    parser.add_argument("--settings", default=",".join(SETTINGS))
     parser.add_argument("--size", type=int, default=224)
     args = parser.parse_args()
     card = torch.cuda.get_device_name(0) if args.device.startswith("cuda") else "CPU"
     print(f"# bench/gpu_shapes.py — {card}, torch {torch.__version__}, {time.strftime('%Y-%m-%d')}; seconds")
-    print("| model | padding | first call, 8 rows | gradient at 9, 10, 11, 12 rows (each a row count not met "
-          f"before) | IG default, {args.images} images, first run | again |")
-    print("|---|---|---|---|---|---|")
+    print("| model | setting | first call, 8 rows | two new row counts, no padding | three row counts padded to "
+          "one new shape |")
+    print("|---|---|---|---|---|")
     for name in args.models.split(","):
-        for pad in (False, True):
-            shapes(name, args.device, pad, [9, 10, 11, 12], args.images, args.size)
+        for i, which in enumerate(args.settings.split(",")):
+            shapes(name, args.device, which, i, args.size)
 
 
 if __name__ == "__main__":
