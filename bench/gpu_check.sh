@@ -17,8 +17,8 @@ cd "$(dirname "$0")/.."
 export HF_HUB_OFFLINE=1
 PY=${PYTHON:-$(command -v python3 || command -v python)}
 "$PY" -c "import torch, timm, transformers; assert torch.cuda.is_available(), 'no CUDA device here'
-print(torch.cuda.get_device_name(0), 'torch', torch.__version__, 'timm', timm.__version__,
-      'transformers', transformers.__version__)" || exit 2
+print(torch.cuda.get_device_name(0), 'torch', torch.__version__, 'cuDNN', torch.backends.cudnn.version(),
+      'timm', timm.__version__, 'transformers', transformers.__version__)" || exit 2
 status=0
 models=resnet50,efficientnet_lite0
 [ "${GPU_VIT:-0}" = 1 ] && models=$models,vit_base_patch16_224
