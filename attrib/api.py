@@ -63,8 +63,8 @@ def attribute(model: torch.nn.Module | Callable[[torch.Tensor], torch.Tensor], i
         model: a ``torch.nn.Module`` (put it in eval mode) or any callable mapping (B, ...) to (B, C) scores.
         inputs: a (B, ...) float tensor, in the model's input space (already normalised).
         method: a name or alias from ``attrib.METHODS``.
-        target: None (the predicted class), a class index, one index per input, or a callable mapping the
-            outputs (rows, C) to (rows,) scalars.
+        target: None (the predicted class), a class index, one index per input (a list, or an integer
+            tensor or numpy array), or a callable mapping the outputs (rows, C) to (rows,) scalars.
         seed: seed of every random draw (noise, references, baselines); same seed, same result.
         device: where to compute; None means where the model's parameters are (for a plain callable, or a
             module without parameters, where the inputs are).

@@ -7,9 +7,11 @@ resolved once, at the explained inputs, into one class index per input; every ro
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import torch
 
 from attrib.errors import UsageError
@@ -101,12 +103,14 @@ def make_target(spec: TargetSpec) -> Target:
         return type(spec)(spec.index) if type(spec) is not Predicted else Predicted()
     if isinstance(spec, Target):
         return spec
-    if isinstance(spec, bool):
+    if isinstance(spec, bool | np.bool_):
         raise TypeError("target must be None, an int, a sequence of ints or a callable, not a bool")
-    if isinstance(spec, int):
-        return ClassLogit(spec)
-    if isinstance(spec, torch.Tensor):
-        return ClassLogit(spec.reshape(-1).tolist())
+    if isinstance(spec, numbers.Integral):  # numpy's integers too
+        return ClassLogit(int(spec))
+    if isinstance(spec, torch.Tensor | np.ndarray):
+        if spec.ndim == 0:
+            return ClassLogit(_as_int(spec.item()))
+        return ClassLogit([_as_int(i) for i in spec.reshape(-1).tolist()])
     if isinstance(spec, Sequence) and not isinstance(spec, str):
         return ClassLogit([_as_int(i) for i in spec])
     if callable(spec):
@@ -140,7 +144,10 @@ def read_scores(logits: torch.Tensor, kind: str, dim: int = -1) -> torch.Tensor:
 
 
 def _as_int(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | torch.Tensor):
+    """An int from an int, a numpy integer or a 0-d integer tensor; anything else (bools, floats) is refused."""
+    if isinstance(value, torch.Tensor | np.ndarray) and value.ndim == 0:
+        value = value.item()
+    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Integral):
         raise TypeError(f"target classes must be ints, got {value!r}")
     return int(value)
 

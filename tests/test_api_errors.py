@@ -1,5 +1,6 @@
 """Bad arguments raise one clear error naming what is wrong."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -26,11 +27,26 @@ def test_unknown_method_lists_valid_names(setup):
     ([0, 1, 2], "3 classes for 2 inputs"),
     ("cat", "target must be"),
     (True, "not a bool"),
+    (np.bool_(True), "not a bool"),
+    (1.0, "not float"),
+    (torch.tensor([1.0, 2.0]), "target classes must be ints, got 1.0"),  # was silently class 1 and 2
+    (np.array([0.5, 1.5]), "target classes must be ints, got 0.5"),
+    ([True, False], "target classes must be ints, got True"),
 ])
 def test_wrong_target(setup, target, match):
     model, x = setup
     with pytest.raises((ValueError, TypeError), match=match):
         attrib.attribute(model, x, "gradient", target=target)
+
+
+@pytest.mark.parametrize("target", [np.int64(2), torch.tensor(2), np.array(2), np.array([2, 2]),
+                                    [np.int32(2), torch.tensor(2)], torch.tensor([[2], [2]])])
+def test_numpy_and_tensor_targets_are_classes(setup, target):
+    """A label taken from a numpy array or a tensor (y[i], y[:2]) is the class it names."""
+    model, x = setup
+    result = attrib.attribute(model, x, "gradient", target=target)
+    assert result.target == [2, 2]
+    assert torch.equal(result.values, attrib.attribute(model, x, "gradient", target=2).values)
 
 
 def test_wrong_background_shape(setup):
