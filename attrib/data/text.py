@@ -1,8 +1,9 @@
 """Text inputs and the unit of text attribution: the word.
 
 Words are maximal runs of letters/digits/underscore, with inner apostrophes or hyphens kept ("don't",
-"well-made"); every other non-space character (punctuation, symbols) is a unit of its own. Each unit keeps its
-character span, so replacing or deleting a unit edits the original string and leaves the rest untouched.
+"well-made"); every other non-space character (punctuation, symbols) is a unit of its own, except invisible
+ones (format and control characters: zero-width spaces and joiners, soft hyphens), which are no unit. Each unit
+keeps its character span, so replacing or deleting a unit edits the original string and leaves the rest untouched.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import csv
 import json
 import re
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,7 +42,11 @@ class TextItem:
 
 def split_words(text: str) -> list[Word]:
     """The text's units with their character spans."""
-    return [Word(m.group(), m.start(), m.end()) for m in WORD.finditer(text)]
+    return [Word(m.group(), m.start(), m.end()) for m in WORD.finditer(text) if not _invisible(m.group())]
+
+
+def _invisible(unit: str) -> bool:
+    return all(unicodedata.category(c) in ("Cf", "Cc") for c in unit)
 
 
 def replace_word(text: str, word: Word, replacement: str) -> str:

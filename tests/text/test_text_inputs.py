@@ -12,6 +12,8 @@ def test_words_keep_punctuation_as_units_and_inner_apostrophes():
     assert [w.text for w in split_words("It wasn't bad -- really, well-made!")] == \
         ["It", "wasn't", "bad", "-", "-", "really", ",", "well-made", "!"]
     assert split_words("   ") == []
+    assert split_words("\u200b\u200b \ufeff") == []  # invisible characters are no units (a text of them is empty)
+    assert [w.text for w in split_words("co\u00adoperate\u200bnow")] == ["co", "operate", "now"]
 
 
 def test_replace_and_delete_edit_only_the_word():
