@@ -55,18 +55,21 @@ sys.exit(code)
 """
 
 
-def batch_cost(method: str, device: str, rows: int = 64) -> float:
-    """Seconds per image of the method alone, on a batch of about ``rows`` rows (best of 3 after a warm-up)."""
+def batch_cost(method: str, device: str) -> float:
+    """Seconds per image of the method alone (best of 3 after a warm-up on the same batch, so that a GPU has met
+    its shapes): on a batch of about 64 rows on the CPU, and of `attrib explain`'s largest batch on a GPU."""
     import torch
 
     import attrib
+    from attrib.jobs.explain import MAX_BATCH
     from attrib.models import load_model
 
     model = load_model(None)
     spec = attrib.METHODS[method]
-    n = max(2, rows // spec.rows(spec.make_config()))
+    rows = 64 if device == "cpu" else 1 << 14
+    n = min(MAX_BATCH, max(2, rows // spec.rows(spec.make_config())))
     x = torch.randn(n, 3, 224, 224)
-    attrib.attribute(model.module, x[:2], method, device=device)
+    attrib.attribute(model.module, x, method, device=device)
     best = float("inf")
     for _ in range(3):
         start = time.perf_counter()
