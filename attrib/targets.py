@@ -138,6 +138,14 @@ def score_kind(n_outputs: int, multi_label: bool = False) -> str:
     return "sigmoid" if multi_label else "output" if n_outputs == 1 else "softmax"
 
 
+def decisions(outputs: torch.Tensor) -> torch.Tensor:
+    """The label a classifier gives each input (B, C) -> (B,): the arg-max class, or for a one-output model the
+    side of zero its output falls on (1 where output > 0: a binary classifier's logit)."""
+    if outputs.shape[1] == 1:
+        return (outputs[:, 0] > 0).long()
+    return outputs.argmax(1)
+
+
 def read_scores(logits: torch.Tensor, kind: str, dim: int = -1) -> torch.Tensor:
     """Logits read as ``kind`` says: softmax along ``dim``, element-wise sigmoid, or as they are."""
     return logits.softmax(dim) if kind == "softmax" else logits.sigmoid() if kind == "sigmoid" else logits

@@ -18,6 +18,7 @@ import copy
 import torch
 
 from attrib.rng import Stream, generator
+from attrib.targets import decisions
 
 
 def _norms(t: torch.Tensor) -> torch.Tensor:
@@ -42,9 +43,10 @@ def random_direction(shape: tuple[int, ...], radius: float, norm: str, seed: int
 
 
 @torch.no_grad()
-def random_perturbations(model: torch.nn.Module, x: torch.Tensor, labels: torch.Tensor, radius: float, norm: str,
+def random_perturbations(model: torch.nn.Module, x: torch.Tensor, decided: torch.Tensor, radius: float, norm: str,
                          seed: int, tries: int = 10) -> tuple[torch.Tensor, torch.Tensor]:
-    """(perturbed inputs, kept) where kept[i] says input i found a label-preserving perturbation."""
+    """(perturbed inputs, kept) where kept[i] says input i found a perturbation that keeps its label
+    ``decided[i]`` (see ``attrib.targets.decisions``)."""
     out, kept = x.clone(), torch.zeros(len(x), dtype=torch.bool)
     for attempt in range(tries):
         todo = (~kept).nonzero()[:, 0]
@@ -53,7 +55,7 @@ def random_perturbations(model: torch.nn.Module, x: torch.Tensor, labels: torch.
         deltas = torch.stack([random_direction(tuple(x.shape[1:]), radius, norm, seed, int(i) * 1000 + attempt)
                               for i in todo]).to(x)
         candidate = x[todo] + deltas
-        same = model(candidate).argmax(1).cpu() == labels[todo].cpu()
+        same = decisions(model(candidate)).cpu() == decided[todo].cpu()
         out[todo[same]] = candidate[same]
         kept[todo[same]] = True
     return out, kept
@@ -108,8 +110,11 @@ def _twice_differentiable():
 def topk_attack(model: torch.nn.Module, x: torch.Tensor, labels: torch.Tensor, clean: torch.Tensor,
                 radius: float, norm: str, *, fraction: float = 0.1, steps: int = 20,
                 beta: float = 10.0) -> torch.Tensor:
-    """Label-preserving inputs within ``radius`` of ``x`` whose gradient mass leaves the clean top-k set."""
+    """Label-preserving inputs within ``radius`` of ``x`` whose gradient mass leaves the clean top-k set;
+    ``labels`` are the explained classes (output columns)."""
     smooth = softplus_copy(model, beta)
+    with torch.no_grad():
+        decided = decisions(model(x))
     region = top_mask(clean, fraction).to(x.device)
     step = 2.5 * radius / steps
     best = x.clone()
@@ -124,6 +129,6 @@ def topk_attack(model: torch.nn.Module, x: torch.Tensor, labels: torch.Tensor, c
         move = direction.sign() if norm == "linf" else direction / _norms(direction)
         delta = project(delta.detach() - step * move, radius, norm)
         with torch.no_grad():
-            same = model(x + delta).argmax(1) == labels.to(x.device)
+            same = decisions(model(x + delta)) == decided
         best[same] = (x + delta)[same]
     return best.detach()

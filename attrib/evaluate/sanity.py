@@ -25,6 +25,7 @@ import torch
 from attrib.evaluate import similarity as sim
 from attrib.evaluate.randomization import layer_groups, randomized, select
 from attrib.evaluate.robustness import random_perturbations, topk_attack
+from attrib.targets import decisions
 
 TESTS = ("randomization", "robustness", "completeness")
 THRESHOLDS = {"randomization": 0.5, "robustness": 0.5, "completeness": 0.05}
@@ -74,7 +75,8 @@ class Checker:
         self.advance = advance  # called after each map with the method's name
         self.module = model.module.to(config.device).eval()
         with torch.no_grad():
-            self.labels = self.module(self.x).argmax(1)
+            outputs = self.module(self.x)
+        self.labels, self.decided = outputs.argmax(1), decisions(outputs)  # explained classes; labels to keep
 
     def explain(self, module: torch.nn.Module, x: torch.Tensor, method: str, **extra: Any) -> np.ndarray:
         from attrib.api import attribute
@@ -116,7 +118,7 @@ class Checker:
         if gradient is None:
             gradient = self.explain(self.module, self.x, ATTACK_METHOD)
         for radius in self.config.radii:
-            noise = [random_perturbations(self.module, self.x, self.labels, radius, self.config.norm, seed)
+            noise = [random_perturbations(self.module, self.x, self.decided, radius, self.config.norm, seed)
                      for seed in self.config.draw_seeds]
             attacked = topk_attack(self.module, self.x, self.labels, torch.from_numpy(gradient).to(self.x), radius,
                                    self.config.norm, fraction=self.config.fraction, steps=self.config.attack_steps)

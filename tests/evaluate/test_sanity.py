@@ -229,3 +229,35 @@ def test_the_top_k_attack_runs_through_fused_attention(tmp_path, device):
     out = run_sanity(model, x, SanityConfig(["gradient"], tests=["robustness"], radii=[0.5], attack_steps=2,
                                             device=device))
     assert {r["perturbation"] for r in out["robustness"]} == {"random l2", "top-k attack l2"}
+
+
+def test_perturbations_keep_a_one_output_models_decision():
+    """A one-output classifier's label is the side of zero its logit falls on (arg-max would always be column 0,
+    so every perturbation would 'keep' it): random draws and the attack's iterates that flip the sign are
+    dropped, those that keep it are used."""
+    from attrib.evaluate.robustness import random_perturbations, topk_attack
+    from attrib.targets import decisions
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 16), torch.nn.ReLU(), torch.nn.Linear(16, 1))
+    x = torch.randn(40, 1, 4, 4, requires_grad=True)
+    (grad,) = torch.autograd.grad(net(x).sum(), x)
+    x = x.detach()
+    with torch.no_grad():
+        logit = net(x)[:, 0]
+    decided = decisions(net(x))
+    assert decided.tolist() == (logit > 0).long().tolist()
+    assert decisions(torch.tensor([[0.1, 2.0, -1.0]])).tolist() == [1]
+
+    radius = float((logit.abs() / grad.flatten(1).norm(dim=1)).median()) * 4  # random l2 steps flip some signs
+    points, kept = random_perturbations(net, x, decided, radius, "l2", seed=0, tries=1)
+    with torch.no_grad():
+        moved = net(points)[:, 0]
+    assert 0 < int(kept.sum()) < len(x)  # some draws flipped the sign and were refused
+    assert bool(((moved > 0) == (logit > 0)).all())  # refused inputs stay where they were
+    assert torch.equal(points[~kept], x[~kept])
+
+    attacked = topk_attack(net, x, torch.zeros(len(x), dtype=torch.long), torch.randn(40, 1, 4, 4), radius * 3,
+                           "l2", steps=4)
+    with torch.no_grad():
+        assert bool(((net(attacked)[:, 0] > 0) == (logit > 0)).all())
