@@ -109,7 +109,7 @@ def make_target(spec: TargetSpec) -> Target:
         return ClassLogit(int(spec))
     if isinstance(spec, torch.Tensor | np.ndarray):
         if spec.ndim == 0:
-            return ClassLogit(_as_int(spec.item()))
+            return ClassLogit(_as_int(spec))
         return ClassLogit([_as_int(i) for i in spec.reshape(-1).tolist()])
     if isinstance(spec, Sequence) and not isinstance(spec, str):
         return ClassLogit([_as_int(i) for i in spec])

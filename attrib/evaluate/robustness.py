@@ -107,14 +107,12 @@ def _twice_differentiable():
     return sdpa_kernel([SDPBackend.MATH])
 
 
-def topk_attack(model: torch.nn.Module, x: torch.Tensor, labels: torch.Tensor, clean: torch.Tensor,
-                radius: float, norm: str, *, fraction: float = 0.1, steps: int = 20,
+def topk_attack(model: torch.nn.Module, x: torch.Tensor, labels: torch.Tensor, decided: torch.Tensor,
+                clean: torch.Tensor, radius: float, norm: str, *, fraction: float = 0.1, steps: int = 20,
                 beta: float = 10.0) -> torch.Tensor:
-    """Label-preserving inputs within ``radius`` of ``x`` whose gradient mass leaves the clean top-k set;
-    ``labels`` are the explained classes (output columns)."""
+    """Inputs within ``radius`` of ``x`` that keep their labels ``decided`` (``attrib.targets.decisions``) and
+    whose gradient mass for the classes ``labels`` (output columns) leaves the clean top-k set."""
     smooth = softplus_copy(model, beta)
-    with torch.no_grad():
-        decided = decisions(model(x))
     region = top_mask(clean, fraction).to(x.device)
     step = 2.5 * radius / steps
     best = x.clone()
@@ -129,6 +127,6 @@ def topk_attack(model: torch.nn.Module, x: torch.Tensor, labels: torch.Tensor, c
         move = direction.sign() if norm == "linf" else direction / _norms(direction)
         delta = project(delta.detach() - step * move, radius, norm)
         with torch.no_grad():
-            same = decisions(model(x + delta)) == decided
+            same = decisions(model(x + delta)) == decided.to(x.device)
         best[same] = (x + delta)[same]
     return best.detach()

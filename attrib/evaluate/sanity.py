@@ -120,8 +120,9 @@ class Checker:
         for radius in self.config.radii:
             noise = [random_perturbations(self.module, self.x, self.decided, radius, self.config.norm, seed)
                      for seed in self.config.draw_seeds]
-            attacked = topk_attack(self.module, self.x, self.labels, torch.from_numpy(gradient).to(self.x), radius,
-                                   self.config.norm, fraction=self.config.fraction, steps=self.config.attack_steps)
+            attacked = topk_attack(self.module, self.x, self.labels, self.decided,
+                                   torch.from_numpy(gradient).to(self.x), radius, self.config.norm,
+                                   fraction=self.config.fraction, steps=self.config.attack_steps)
             for name, draws in ((f"random {self.config.norm}", noise),
                                 (f"top-k attack {self.config.norm}", [(attacked, torch.ones(len(self.x), dtype=bool))])):
                 rows += self._compare_points(clean, draws, name, radius)

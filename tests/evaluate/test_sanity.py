@@ -257,7 +257,7 @@ def test_perturbations_keep_a_one_output_models_decision():
     assert bool(((moved > 0) == (logit > 0)).all())  # refused inputs stay where they were
     assert torch.equal(points[~kept], x[~kept])
 
-    attacked = topk_attack(net, x, torch.zeros(len(x), dtype=torch.long), torch.randn(40, 1, 4, 4), radius * 3,
-                           "l2", steps=4)
+    attacked = topk_attack(net, x, torch.zeros(len(x), dtype=torch.long), decided, torch.randn(40, 1, 4, 4),
+                           radius * 3, "l2", steps=4)
     with torch.no_grad():
         assert bool(((net(attacked)[:, 0] > 0) == (logit > 0)).all())
