@@ -57,6 +57,8 @@ class Model:
             out.update(input_size=list(pre.size), mean=list(pre.mean), std=list(pre.std),
                        resize={"crop_pct": pre.crop_pct, "squash": pre.squash, "interpolation": pre.interpolation,
                                "crop_offset": pre.crop_offset})
+            if pre.pad:  # only then: earlier runs' records stay equal and their folders resume
+                out["resize"]["pad"] = True
         if self.card:
             out["card"] = self.card
         return out

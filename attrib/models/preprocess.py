@@ -30,6 +30,8 @@ class Preprocess:
             processors do), then centre-crop to ``size``.
         crop_offset: "round" places an odd spare pixel of the crop as torchvision (timm) does, "floor" as
             Hugging Face processors do.
+        pad: timm's crop_mode "border": the longer side to size / crop_pct keeping the aspect ratio, padded with
+            the mean colour to at least ``size``, then centre-cropped to ``size``.
     """
 
     size: tuple[int, int] = (224, 224)
@@ -40,6 +42,7 @@ class Preprocess:
     channels: int = 3
     squash: bool = False
     crop_offset: str = "round"
+    pad: bool = False
 
     def view(self, image: Image.Image) -> Image.Image:
         """Resize (the shorter side to size / crop_pct, or squashed to size / crop_pct), then centre-crop to
@@ -49,6 +52,8 @@ class Preprocess:
         resample = _RESAMPLE.get(self.interpolation, Image.Resampling.BICUBIC)
         if self.squash and self.crop_pct >= 1:
             return image.resize((width, height), resample)
+        if self.pad:
+            return self._letterbox(image, resample)
         if self.squash:
             new = (_floor(width / self.crop_pct), _floor(height / self.crop_pct))
         else:
@@ -62,6 +67,18 @@ class Preprocess:
             box = (left / sx, top / sy, (left + width) / sx, (top + height) / sy)
             return image.resize((width, height), resample, box=box)
         return image.resize(new, resample).crop((left, top, left + width, top + height))
+
+    def _letterbox(self, image: Image.Image, resample) -> Image.Image:
+        """timm's "border" mode: resize so that the image fits in size / crop_pct, pad, centre-crop."""
+        height, width = self.size
+        ratio = max(image.height / _floor(height / self.crop_pct), image.width / _floor(width / self.crop_pct))
+        image = image.resize((round(image.width / ratio), round(image.height / ratio)), resample)
+        fill = tuple(round(255 * m) for m in self.mean)
+        canvas = Image.new(image.mode, (max(width, image.width), max(height, image.height)),
+                           fill if image.mode == "RGB" else fill[0])
+        canvas.paste(image, ((canvas.width - image.width) // 2, (canvas.height - image.height) // 2))
+        left, top = self._offset(canvas.width - width), self._offset(canvas.height - height)
+        return canvas.crop((left, top, left + width, top + height))
 
     def _offset(self, spare: int) -> int:
         return spare // 2 if self.crop_offset == "floor" else int(round(spare / 2.0))

@@ -59,7 +59,8 @@ def checkpoint_shape(name: str, state: dict) -> dict[str, int]:
 
 def timm_preprocess(module, in_chans: int = 3) -> Preprocess:
     """Preprocessing from the model's timm data config, as timm's eval transform does it (crop_mode "center":
-    shorter side to size / crop_pct, centre crop; "squash": both sides to size / crop_pct, centre crop); a
+    shorter side to size / crop_pct, centre crop; "squash": both sides to size / crop_pct, centre crop;
+    "border": longer side to size / crop_pct, padded with the mean colour, centre crop); a
     grayscale model (``in_chans`` 1) takes the mean of the RGB statistics (timm's pretrained configs describe
     RGB)."""
     from timm.data import resolve_data_config
@@ -69,12 +70,12 @@ def timm_preprocess(module, in_chans: int = 3) -> Preprocess:
     mean, std = tuple(cfg["mean"]), tuple(cfg["std"])
     if in_chans == 1:
         mean, std = (sum(mean) / len(mean),), (sum(std) / len(std),)
-    mode = cfg.get("crop_mode", "center")
-    if mode not in ("center", "squash"):
-        warnings.warn(f"timm's crop_mode {mode!r} (resize the longest side, pad) is approximated by a centre crop",
-                      stacklevel=2)
+    mode = cfg.get("crop_mode") or "center"
+    if mode not in ("center", "squash", "border"):
+        warnings.warn(f"timm's crop_mode {mode!r} is unknown to attrib: approximated by a centre crop", stacklevel=2)
     return Preprocess(size=(height, width), crop_pct=float(cfg.get("crop_pct", 0.875)), mean=mean, std=std,
-                      interpolation=cfg.get("interpolation", "bicubic"), channels=in_chans, squash=mode == "squash")
+                      interpolation=cfg.get("interpolation", "bicubic"), channels=in_chans, squash=mode == "squash",
+                      pad=mode == "border")
 
 
 def _labels(module) -> list[str]:

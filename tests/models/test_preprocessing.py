@@ -30,6 +30,23 @@ def test_timm_models_get_timm_eval_transform_exactly(arch):
         assert torch.allclose(ours(picture), theirs(picture), atol=1e-5)
 
 
+@pytest.mark.parametrize("crop_pct", [0.95, 1.0])
+def test_timm_border_mode_is_reproduced(crop_pct):
+    """crop_mode "border" (a few timm ViTs): the longer side fitted, the rest padded with the mean colour."""
+    timm = pytest.importorskip("timm")
+    from timm.data import create_transform, resolve_data_config
+
+    overlay = {"crop_mode": "border", "crop_pct": crop_pct}
+    module = timm.create_model("resnet18", pretrained=False, pretrained_cfg_overlay=overlay)
+    theirs, ours = create_transform(**resolve_data_config({}, model=module)), timm_preprocess(module)
+    assert ours.pad
+    tall = Image.fromarray(np.random.default_rng(1).integers(0, 255, (500, 90, 3), dtype=np.uint8))
+    for picture in [*_pictures(), tall]:
+        mine = ours(picture)
+        assert torch.allclose(mine, theirs(picture), atol=1e-5)
+    assert torch.allclose(mine[:, :, 0], torch.zeros(3, 224), atol=0.01)  # the mean colour normalises to ~0
+
+
 def _processors():
     import transformers as t
 
