@@ -39,6 +39,9 @@ def load_model(spec: str | Path | None = None, *, weights: str | Path | None = N
     """Resolve a model spec into a :class:`Model` in eval mode (specs: ``attrib models``); ``labels``: a file
     naming its classes (see :func:`read_labels`)."""
     model = _load(spec, weights=weights, pretrained=pretrained, trust_remote_code=trust_remote_code)
+    if model.n_classes == 0:
+        raise ModelError(f"{model.name} has no classifier head (0 classes: a feature extractor or backbone); attrib "
+                         "explains classifiers: give --weights with a fine-tuned head, or a classification model")
     if labels is not None:
         model.labels = read_labels(labels, model.n_classes)
     return model

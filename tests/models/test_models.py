@@ -87,6 +87,16 @@ def test_hf_checkpoint_without_a_classifier_head_is_refused(tmp_path):
         assert load_model(str(tmp_path / "base"), pretrained=False).n_classes == 2  # random on purpose: allowed
 
 
+def test_timm_backbone_without_a_head_is_refused_unless_weights_give_one(tmp_path):
+    """269 of timm's pretrained tags are feature extractors (num_classes 0): one line, not an IndexError."""
+    import timm
+
+    with pytest.raises(ModelError, match="timm:convnextv2_atto.fcmae has no classifier head.*--weights"):
+        load_model("timm:convnextv2_atto.fcmae", pretrained=False)
+    torch.save(timm.create_model("convnextv2_atto", num_classes=4).state_dict(), tmp_path / "tuned.pt")
+    assert load_model("timm:convnextv2_atto.fcmae", weights=tmp_path / "tuned.pt").n_classes == 4
+
+
 def test_hf_hub_offline_is_one_line():
     with pytest.raises(ModelError, match="cannot load Hugging Face model 'someone/missing-model'.*local folder"):
         load_model("hf:someone/missing-model")
