@@ -73,5 +73,5 @@ def _show(ui: UI, record: dict, out: Path) -> None:
 
     for table in sanity_tables(record):
         ui.show(table)
-    ui.info(f"{counted(len(record['inputs']), 'input')} checked in {record['seconds']:.0f} s; "
+    ui.info(f"{counted(len(record['inputs']), 'input')} checked in {record['seconds']:.1f} s; "
             f"wrote {out}/run.json and plots")
