@@ -163,6 +163,8 @@ def _as_int(value: Any) -> int:
 def _check_outputs(outputs: torch.Tensor) -> tuple[int, int]:
     if outputs.ndim != 2:
         raise ValueError(f"class targets need model outputs of shape (B, C); got {tuple(outputs.shape)}")
+    if outputs.shape[1] == 0:
+        raise ValueError("the model returns no classes (outputs of shape (B, 0)): a backbone without a head?")
     return outputs.shape[0], outputs.shape[1]
 
 

@@ -120,6 +120,12 @@ def test_tuple_output_is_reported(setup):
         attrib.attribute(lambda z: (model(z),), x, "gradient")
 
 
+def test_a_model_with_no_classes_is_reported(setup):
+    model, x = setup
+    with pytest.raises(ValueError, match=r"the model returns no classes \(outputs of shape \(B, 0\)\)"):
+        attrib.attribute(lambda z: model(z)[:, :0], x, "ig")
+
+
 def test_logits_of_dict_and_hf_outputs_are_used(setup):
     """A Hugging Face model passed as it is returns an output object: its logits are the outputs."""
     from transformers.modeling_outputs import ImageClassifierOutput
