@@ -42,6 +42,8 @@ def folder_background(folder: str, preprocess: Preprocess) -> tuple[torch.Tensor
             images.append(preprocess(source.load()))
         except InputError as error:
             bad.append(str(error))
+    if bad and len(sources) == 1:  # one file, or a folder without images
+        raise InputError(f"background {bad[0]}")
     if bad:
         raise InputError(f"background {folder}: {len(bad)} of {len(sources)} files cannot be read, e.g. {bad[0]}; "
                          "fix or remove them")

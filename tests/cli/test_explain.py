@@ -163,6 +163,11 @@ def test_expected_gradients_background_is_named(run_cli, images, tmp_path):
     assert result.exit_code == 2 and not (tmp_path / "c").exists()
     assert f"background {images}: 2 of 4 files cannot be read, e.g. {images / 'broken.png'}: empty file" in \
         " ".join(result.output.split())
+    (tmp_path / "empty").mkdir()
+    result = run_cli("explain", images / "im0.png", *TINY, "-m", "eg", "--background", tmp_path / "empty",
+                     "--out", tmp_path / "d")
+    assert result.exit_code == 2
+    assert f"background {tmp_path / 'empty'}: folder holds no image files" in " ".join(result.output.split())
 
 
 def test_sample_model_kind(run_cli, images, tmp_path):
