@@ -25,3 +25,10 @@ def first_line(error: BaseException, limit: int = 200) -> str:
 def counted(n: int, noun: str) -> str:
     """'1 input', '3 inputs': a count in a message."""
     return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def duration(seconds: float) -> str:
+    """'0.4 s', '12 s', '2.5 min': a span of time in a message, short spans to a tenth of a second."""
+    if seconds < 10:
+        return f"{seconds:.1f} s"
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"

@@ -8,7 +8,7 @@ import click
 
 from attrib.cli.common import Common, View, common_options, executor_options, method_options, run_job
 from attrib.cli.ui import UI
-from attrib.errors import counted
+from attrib.errors import counted, duration
 
 EPILOG = """\b
 Examples:
@@ -99,4 +99,4 @@ def _show(ui: UI, record: dict, out: Path) -> None:
     if record["null_block_share"]:
         ui.show(share_table(record["null_block_share"]))
     ui.info(f"model test accuracy {record['model_test_accuracy']:.3f}; {counted(record['jobs'], 'retrain')} took "
-            f"{record['retrain_seconds']:.0f} s; wrote {out}/run.json and {out}/{record.get('plot', '')}")
+            f"{duration(record['retrain_seconds'])}; wrote {out}/run.json and {out}/{record.get('plot', '')}")

@@ -9,7 +9,7 @@ import click
 from attrib.cli.common import Common, View, common_options, executor_options, method_options, \
     model_options, run_job
 from attrib.cli.ui import UI
-from attrib.errors import counted
+from attrib.errors import counted, duration
 
 EPILOG = """\b
 Examples:
@@ -81,6 +81,6 @@ def _summary(ui: UI, record: dict, out: Path) -> None:
     s = record["summary"]
     skipped = f", {s['skipped']} already done" if s["skipped"] else ""
     ui.info(f"{s['done']} explained{skipped}, {s['failed']} failed of {counted(s['inputs'], 'input')} "
-            f"in {s['seconds']:.1f} s "
+            f"in {duration(s['seconds'])} "
             f"({s['images_per_second']:.2f} images/s); wrote {out}/run.json, inputs.jsonl, arrays/"
             + ("" if record.get("images") is False else " and images/"))

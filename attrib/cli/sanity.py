@@ -8,7 +8,7 @@ import click
 
 from attrib.cli.common import Common, View, common_options, method_options, model_options, run_job
 from attrib.cli.ui import UI
-from attrib.errors import counted
+from attrib.errors import counted, duration
 
 EPILOG = """\b
 Examples:
@@ -73,5 +73,5 @@ def _show(ui: UI, record: dict, out: Path) -> None:
 
     for table in sanity_tables(record):
         ui.show(table)
-    ui.info(f"{counted(len(record['inputs']), 'input')} checked in {record['seconds']:.1f} s; "
+    ui.info(f"{counted(len(record['inputs']), 'input')} checked in {duration(record['seconds'])}; "
             f"wrote {out}/run.json and plots")

@@ -90,6 +90,12 @@ def test_attrib_errors_are_the_user_errors():
     assert issubclass(UsageError, ValueError)  # library callers catching ValueError keep working
 
 
+def test_durations_give_short_spans_to_a_tenth_and_long_ones_in_minutes():
+    from attrib.errors import duration
+
+    assert [duration(s) for s in (0.04, 3.26, 12.4, 89.4, 150)] == ["0.0 s", "3.3 s", "12 s", "89 s", "2.5 min"]
+
+
 def test_old_run_folders_still_render(run_cli, images, tmp_path):
     out = tmp_path / "run"
     assert run_cli("explain", images, *TINY, "-m", "gradient", "--out", out, "-q").exit_code == 0
