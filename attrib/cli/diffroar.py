@@ -84,7 +84,7 @@ def diffroar(model_spec, weights, no_pretrained, dataset, classes, data_dir, n_t
 
 
 def _job_done(ui: UI, result: dict, totals: dict) -> None:
-    ui.detail(f"{result['job']['id']}: accuracy {result['accuracy']:.3f} ({result['seconds']} s)")
+    ui.detail(f"{result['job']['id']}: accuracy {result['accuracy']:.3f} ({duration(result['seconds'])})")
 
 
 def _plan_note(ui: UI, record: dict, out: Path) -> None:
