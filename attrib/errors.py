@@ -2,7 +2,8 @@
 
 Every error a user can cause (a bad option, an unknown model or method, an unreadable file) derives from
 :class:`AttribError`; the command line catches these and nothing broader. ``UsageError`` is also a
-``ValueError`` so that library callers who catch ``ValueError`` keep working.
+``ValueError`` so that library callers who catch ``ValueError`` keep working. The wording helpers below
+(``first_line``, ``counted``, ``duration``) keep the commands' messages alike.
 """
 
 from __future__ import annotations
