@@ -1,24 +1,35 @@
 """Atomic writes: a temp file in the same folder, flushed to disk, then renamed over the target, so a reader
-(or a crash, even SIGKILL) never sees a half-written file and no temp file is left behind."""
+(or a crash, even SIGKILL) never sees a half-written file. A temp file is named after its writer
+(``.NAME.HOST-PID.RANDOM.tmp``), so that the one a killed process left behind can be told from one that a live
+process (say a DiffROAR worker sharing the folder) is still writing, and swept (:func:`sweep_unfinished`)."""
 
 from __future__ import annotations
 
 import io
 import json
 import math
+import hashlib
 import os
+import re
+import socket
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+_HOST = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+_TEMP = re.compile(r"\.(?P<host>[0-9a-f]{8})-(?P<pid>[0-9]+)\.[^.]+\.tmp$")
+ABANDONED_AFTER_S = 24 * 3600  # a temp file untouched this long is abandoned, whoever wrote it
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically (temp file in the same folder, fsync, rename)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{_HOST}-{os.getpid()}.",
+                                suffix=".tmp")
     try:
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the file the usual permissions
         with os.fdopen(fd, "wb") as f:
@@ -29,6 +40,40 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def sweep_unfinished(root: str | Path) -> list[Path]:
+    """Remove the temp files under ``root`` of atomic writes that will never finish (their writer was killed
+    between creating and renaming them, even by SIGKILL); the removed paths. Kept: those of live processes on this
+    machine, and those of other machines (a shared folder) touched in the last day."""
+    removed = []
+    for tmp in Path(root).rglob(".*.tmp"):
+        try:
+            if _abandoned(tmp):
+                tmp.unlink(missing_ok=True)
+                removed.append(tmp)
+        except FileNotFoundError:  # renamed into place while we looked
+            pass
+    return removed
+
+
+def _abandoned(tmp: Path) -> bool:
+    tag = _TEMP.search(tmp.name)
+    if tag is None:  # not named after its writer (an older attrib wrote it)
+        return True
+    if tag["host"] == _HOST and os.name == "posix":
+        return not _alive(int(tag["pid"]))
+    return time.time() - tmp.stat().st_mtime > ABANDONED_AFTER_S
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: no signal, only the check that the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, another user's
+        return True
+    return True
 
 
 def _umask() -> int:

@@ -24,7 +24,7 @@ import numpy as np
 
 from attrib.errors import AttribError
 from attrib.runs.atomic import atomic_write_bytes, atomic_write_json, atomic_write_npz, atomic_write_png, \
-    json_text
+    json_text, sweep_unfinished
 
 RUN_JSON = "run.json"
 INPUTS = "inputs.jsonl"
@@ -100,14 +100,17 @@ class RunStore:
     def repair_inputs(self) -> None:
         """Undo what a crash (even SIGKILL) left behind: temp files of unfinished atomic writes, and a last line
         of inputs.jsonl that was cut short (everything before it stays)."""
-        for tmp in self.root.rglob(".*.tmp"):
-            tmp.unlink(missing_ok=True)
+        self.sweep_unfinished()
         path = self.root / INPUTS
         if path.is_file():
             data = path.read_bytes()
             if data and not data.endswith(b"\n"):
                 with open(path, "r+b") as f:
                     f.truncate(data.rfind(b"\n") + 1)
+
+    def sweep_unfinished(self) -> None:
+        """Remove the temp files of atomic writes a killed process left (a live writer's stay)."""
+        sweep_unfinished(self.root)
 
     def reset_inputs(self) -> None:
         """Forget the committed inputs (a new, incompatible run into the same folder)."""

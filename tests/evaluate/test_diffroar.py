@@ -74,9 +74,11 @@ def test_jobs_are_independent_files_and_a_rerun_resumes(tmp_path):
     result_file = one.with_name(one.name.replace(".json", ".result.json"))
     kept = json.loads(result_file.read_text())
     result_file.unlink()
+    abandoned = result_file.with_name(f".{result_file.name}.k3j4.tmp")  # a killed run's unfinished write
+    abandoned.write_text('{"accur')
     started.clear()
     again = _synthetic(tmp_path, "synthetic-robust", seeds=2, events=events)
-    assert ("retrains", 1) in started  # only the missing retrain ran
+    assert ("retrains", 1) in started and not abandoned.exists()  # only the missing retrain ran; swept
     assert again["results"] == first["results"] and done_result(one)["accuracy"] == kept["accuracy"]
     result_file.unlink()
     worker = subprocess.run([sys.executable, "-m", "attrib.jobs.diffroar", str(one)], capture_output=True,

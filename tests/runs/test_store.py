@@ -1,14 +1,26 @@
 """Atomic writes and the run store: per-input arrays, lazy loading, folders from attrib 0.1."""
 
+import json
 import os
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
 
-import json
-
 from attrib.runs import RunError, RunStore, load_run, slug
-from attrib.runs.atomic import atomic_write_bytes, atomic_write_json, atomic_write_npz
+from attrib.runs.atomic import ABANDONED_AFTER_S, atomic_write_bytes, atomic_write_json, atomic_write_npz, \
+    sweep_unfinished
+
+# a writer stuck between creating its temp file and renaming it over the target
+_STUCK_WRITER = """
+import os, sys, time
+from attrib.runs.atomic import atomic_write_bytes
+os.fsync = lambda fd: time.sleep(600)
+atomic_write_bytes(sys.argv[1], b"half")
+"""
 
 
 def test_atomic_write_leaves_no_partial_file_on_failure(tmp_path, monkeypatch):
@@ -23,6 +35,34 @@ def test_atomic_write_leaves_no_partial_file_on_failure(tmp_path, monkeypatch):
         atomic_write_json(target, {"a": 2})
     assert target.read_text().strip().endswith("}") and '"a": 1' in target.read_text()
     assert [p.name for p in tmp_path.iterdir()] == ["out.json"]
+
+
+@pytest.mark.skipif(os.name != "posix", reason="tells live writers by their process id")
+def test_the_sweep_removes_a_killed_writers_temp_file_and_keeps_a_live_ones(tmp_path):
+    writer = subprocess.Popen([sys.executable, "-c", _STUCK_WRITER, str(tmp_path / "result.json")])
+    try:
+        deadline = time.monotonic() + 60
+        while not list(tmp_path.glob(".result.json.*.tmp")) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        [tmp] = list(tmp_path.glob(".result.json.*.tmp"))
+        assert f"-{writer.pid}." in tmp.name
+        assert sweep_unfinished(tmp_path) == [] and tmp.exists()  # its writer is still at work
+    finally:
+        writer.send_signal(signal.SIGKILL)
+        writer.wait()
+    assert sweep_unfinished(tmp_path) == [tmp] and list(tmp_path.iterdir()) == []
+
+
+def test_the_sweep_judges_other_machines_temp_files_by_age_and_untagged_ones_as_abandoned(tmp_path):
+    (tmp_path / "jobs").mkdir()
+    fresh, old = tmp_path / "jobs" / ".a.json.0123abcd-7.xyz.tmp", tmp_path / "jobs" / ".b.json.0123abcd-7.xyz.tmp"
+    untagged = tmp_path / ".run.json.k3j4.tmp"
+    for path in (fresh, old, untagged):
+        path.write_bytes(b"half")
+    stale = time.time() - ABANDONED_AFTER_S - 60
+    os.utime(old, (stale, stale))
+    assert sorted(sweep_unfinished(tmp_path)) == sorted([old, untagged])
+    assert fresh.exists()
 
 
 def test_written_files_have_normal_permissions(tmp_path):
