@@ -5,10 +5,10 @@ process (say a DiffROAR worker sharing the folder) is still writing, and swept (
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import math
-import hashlib
 import os
 import re
 import socket
@@ -19,7 +19,17 @@ from typing import Any
 
 import numpy as np
 
-_HOST = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+
+def _machine() -> str:
+    """This machine and process-id namespace, hashed (containers can share a host name, not process ids)."""
+    try:
+        namespace = os.readlink("/proc/self/ns/pid")
+    except OSError:
+        namespace = ""
+    return hashlib.sha256(f"{socket.gethostname()} {namespace}".encode()).hexdigest()[:8]
+
+
+_HOST = _machine()
 _TEMP = re.compile(r"\.(?P<host>[0-9a-f]{8})-(?P<pid>[0-9]+)\.[^.]+\.tmp$")
 ABANDONED_AFTER_S = 24 * 3600  # a temp file untouched this long is abandoned, whoever wrote it
 
@@ -45,7 +55,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
 def sweep_unfinished(root: str | Path) -> list[Path]:
     """Remove the temp files under ``root`` of atomic writes that will never finish (their writer was killed
     between creating and renaming them, even by SIGKILL); the removed paths. Kept: those of live processes on this
-    machine, and those of other machines (a shared folder) touched in the last day."""
+    machine (POSIX), and any other touched in the last day (another machine's, on a shared folder)."""
     removed = []
     for tmp in Path(root).rglob(".*.tmp"):
         try:
