@@ -98,9 +98,8 @@ class RunStore:
         return list(latest.values())
 
     def repair_inputs(self) -> None:
-        """Undo what a crash (even SIGKILL) left behind: temp files of unfinished atomic writes, and a last line
-        of inputs.jsonl that was cut short (everything before it stays)."""
-        self.sweep_unfinished()
+        """Undo what a crash (even SIGKILL) left in inputs.jsonl: a last line cut short (everything before it
+        stays). Its temp files go with :meth:`sweep_unfinished`."""
         path = self.root / INPUTS
         if path.is_file():
             data = path.read_bytes()

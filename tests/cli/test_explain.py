@@ -144,9 +144,12 @@ def test_resume_skips_done_inputs_and_force_redoes(run_cli, images, tmp_path):
     forced = run_cli("explain", images, *FAST, "-m", "ig", "-m", "gradient", "--out", out, "--force")
     assert forced.exit_code == 0 and png.stat().st_mtime_ns != stamp and "held a run" not in forced.output
     assert not [p for p in out.rglob("*.tmp")]
+    abandoned = out / "images" / "im0.png" / ".gradient_overlay.png.k3j4.tmp"  # a killed run's unfinished write
+    abandoned.write_bytes(b"\x89PNG")
     other = run_cli("explain", images, *FAST, "--seed", "3", "--out", out)  # other settings: starts over, said
     assert other.exit_code == 0 and "held a run with other settings (seed); starting it over" in \
         " ".join(other.output.split())
+    assert not abandoned.exists()
 
 
 def test_expected_gradients_background_is_named(run_cli, images, tmp_path):
