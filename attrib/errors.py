@@ -18,9 +18,9 @@ class UsageError(AttribError, ValueError):
 
 
 def first_line(error: BaseException, limit: int = 200) -> str:
-    """The first line of an exception's message (its type name when the message is empty)."""
+    """The first line of an exception's message without its closing full stop (its type name when empty)."""
     lines = str(error).strip().strip('"').splitlines()
-    return lines[0][:limit] if lines else type(error).__name__
+    return lines[0][:limit].rstrip(". ") if lines else type(error).__name__
 
 
 def counted(n: int, noun: str) -> str:

@@ -17,8 +17,8 @@ def load_timm(name: str, *, weights: str | Path | None = None, pretrained: bool 
     import timm
 
     if not timm.is_model(name.split(".")[0]):
-        close = timm.list_models(f"*{name.split('.')[0][:6]}*")[:5]
-        hint = f"; similar: {', '.join(close)}" if close else ""
+        close = _similar_names(name.split(".")[0])
+        hint = f"; did you mean {', '.join(close)}?" if close else " (see timm.list_models())"
         raise ModelError(f"unknown timm model {name!r}{hint}")
     use_hub = pretrained and weights is None
     state = read_state_dict(weights) if weights is not None else None
@@ -35,6 +35,15 @@ def load_timm(name: str, *, weights: str | Path | None = None, pretrained: bool 
     in_chans = shape.get("in_chans", 3)
     factory = partial(timm.create_model, name, pretrained=False, num_classes=module.num_classes, in_chans=in_chans)
     return Model(module.eval(), timm_preprocess(module, in_chans), _labels(module), "image", f"timm:{name}", factory)
+
+
+def _similar_names(base: str) -> list[str]:
+    """Up to five timm architectures whose names hold the typed one, else up to five that look alike."""
+    import difflib
+
+    import timm
+
+    return timm.list_models(f"*{base}*")[:5] or difflib.get_close_matches(base, timm.list_models(), n=5, cutoff=0.7)
 
 
 def checkpoint_shape(name: str, state: dict) -> dict[str, int]:

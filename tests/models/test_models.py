@@ -171,6 +171,10 @@ def test_pickled_code_is_never_run(tmp_path, capsys):
 def test_unknown_specs():
     with pytest.raises(ModelError, match="unknown timm model 'resnet_nope'"):
         load_model("timm:resnet_nope")
+    with pytest.raises(ModelError, match=r"unknown timm model 'resnt18'; did you mean resnet18\b"):
+        load_model("timm:resnt18")  # a typo: names that look alike
+    with pytest.raises(ModelError, match=r"did you mean mobilenetv3_\w+"):
+        load_model("timm:mobilenetv3")  # a family: names that hold it
     with pytest.raises(ModelError, match="unknown model spec 'banana'"):
         load_model("banana")
     with pytest.raises(ModelError, match="unknown sample model 'nope'"):
