@@ -4,6 +4,11 @@
                                              timm architectures (2 images each at 128 px); about 12 minutes
     python bench/ig_adaptive.py --holdout    six other scikit-image pictures that were never used to design
                                              or tune the rule: GL-200 and the default only; about 10 minutes
+    python bench/ig_adaptive.py --oracle [--holdout]
+                                             where the default rule stops against where a perfect stop would
+                                             (the first round whose map is as accurate as GL-200's, the rule's
+                                             refinement carried on past its own stop when needed), and how far
+                                             the rule's two error estimates are from the truth
 
 For each image and rule: passes (forward + input-backward rows), the completeness gap, and the relative L1 error
 of the map against a 2048-node trapezoid reference (same target: the class predicted at the image); for the
@@ -12,6 +17,7 @@ adaptive rule also its own estimate of that error.
 
 from __future__ import annotations
 
+import math
 import statistics
 import sys
 import time
@@ -19,6 +25,7 @@ import time
 import torch
 
 import attrib
+from attrib.methods import adaptive
 
 FIXED = [("gausslegendre", 32), ("gausslegendre", 50), ("gausslegendre", 100), ("gausslegendre", 200),
          ("trapezoid", 50), ("trapezoid", 200)]
@@ -93,7 +100,43 @@ def row(label: str, passes: list[int], res, ref, estimates: list[float] | None =
     print(f"| {label} | {' | '.join(cells)} | {statistics.median(passes):g} |", flush=True)
 
 
+def oracle(holdout: bool = False) -> None:
+    print("| picture | GL-200's error | rule: passes / error | its estimate / true error "
+          "| its estimate of GL-200's error / true | perfect stop: passes |\n|---|---|---|---|---|---|")
+    _, module, x, names = (holdout_cases() if holdout else cases())[0]
+    target = attrib.predict(module, x).argmax(1).tolist()
+    ref = attrib.attribute(module, x, "ig", target=target, rule="trapezoid", n_steps=REFERENCE_NODES).values
+    gl = error(attrib.attribute(module, x, "ig", target=target, rule="gausslegendre", n_steps=200).values, ref)
+    shipped_step = adaptive.step
+    for i, name in enumerate(names):
+        log, stop = [], []  # per round: (nodes, true error, own estimate, GL-200 estimate); the rule's own stop
+
+        def step(path: adaptive.Path, tol: float, max_nodes: int) -> list[float]:
+            ours, theirs = path.errors()
+            current, norm = path.map(), path.map_norm()
+            log.append((len(path.nodes), float((current - ref[i]).abs().sum() / ref[i].abs().sum()),
+                        math.sqrt(sum(ours)) / norm, math.sqrt(theirs) / norm))
+            picks = shipped_step(path, tol, max_nodes)
+            if not picks and path.state == "converged" and log[-1][1] > gl[i]:  # carry on to GL-200's error
+                stop[:] = stop or [log[-1]]
+                path.state = "refining"
+                picks = adaptive.to_split(path, max_nodes - len(path.nodes), False, ours, 0.95 * sum(ours))
+            return picks
+
+        adaptive.step = step
+        try:
+            attrib.attribute(module, x[i:i + 1], "ig", target=target[i])
+        finally:
+            adaptive.step = shipped_step
+        nodes, true, own, theirs = stop[0] if stop else log[-1]
+        perfect = next((n for n, t, *_ in log if t <= gl[i]), None)
+        print(f"| {name} | {gl[i]:.4f} | {nodes} / {true:.4f} | {own / true:.2f} | {theirs / gl[i]:.2f} "
+              f"| {perfect} |", flush=True)
+
+
 if __name__ == "__main__":
+    if "--oracle" in sys.argv[1:]:
+        sys.exit(oracle(holdout="--holdout" in sys.argv[1:]))
     print("cells: passes / completeness gap / relative L1 error of the map against the reference "
           "(adaptive: and the rule's own estimate of it)")
     main(holdout="--holdout" in sys.argv[1:])
