@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from attrib.engine import Engine, has_tensors
+from attrib.engine import Engine, has_tensors, model_dtype
 from attrib.errors import UsageError
 from attrib.methods import METHODS, TENSOR, Context
 from attrib.rng import check_seed
@@ -61,7 +61,8 @@ def attribute(model: torch.nn.Module | Callable[[torch.Tensor], torch.Tensor], i
 
     Args:
         model: a ``torch.nn.Module`` (put it in eval mode) or any callable mapping (B, ...) to (B, C) scores.
-        inputs: a (B, ...) float tensor, in the model's input space (already normalised).
+        inputs: a (B, ...) float tensor, in the model's input space (already normalised); cast to the dtype of
+            the model's parameters.
         method: a name or alias from ``attrib.METHODS``.
         target: None (the predicted class), a class index, one index per input (a list, or an integer
             tensor or numpy array), or a callable mapping the outputs (rows, C) to (rows,) scalars.
@@ -90,7 +91,7 @@ def attribute(model: torch.nn.Module | Callable[[torch.Tensor], torch.Tensor], i
     start = time.perf_counter()
     with Engine(model, device=_where(model, x, device), precision=precision, chunk_size=chunk_size,
                 progress=progress, fold_batchnorm=fold_batchnorm) as engine:
-        x = x.to(engine.device)
+        x = x.to(engine.device, model_dtype(model) or x.dtype)
         outputs = engine.outputs(x)
         tgt = make_target(target)
         classes = tgt.resolve(outputs)
@@ -117,7 +118,7 @@ def predict(model: torch.nn.Module | Callable[[torch.Tensor], torch.Tensor], inp
     x = _check_inputs(inputs)
     with Engine(model, device=_where(model, x, device), precision=precision,
                 fold_batchnorm=fold_batchnorm) as engine:
-        return engine.outputs(x.to(engine.device)).detach().float().cpu()
+        return engine.outputs(x.to(engine.device, model_dtype(model) or x.dtype)).detach().float().cpu()
 
 
 def chunk_rows(model: torch.nn.Module | Callable[[torch.Tensor], torch.Tensor], like: torch.Tensor, *,
@@ -125,7 +126,7 @@ def chunk_rows(model: torch.nn.Module | Callable[[torch.Tensor], torch.Tensor], 
     """Rows (forward + input-backward) per chunk :func:`attribute` runs for inputs shaped like ``like``."""
     like = _check_inputs(like)
     with Engine(model, device=_where(model, like, device), precision=precision) as engine:
-        return engine.chunk_rows(like)
+        return engine.chunk_rows(like.to(dtype=model_dtype(model) or like.dtype))
 
 
 def _where(model: object, x: torch.Tensor, device: torch.device | str | None) -> torch.device | str | None:

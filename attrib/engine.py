@@ -399,6 +399,13 @@ def has_tensors(model: Any) -> bool:
     return next(_tensors(model), None) is not None
 
 
+def model_dtype(model: Any) -> torch.dtype | None:
+    """The floating dtype of a module's parameters and buffers when they share one, else None: inputs are cast
+    to it (float64 arrays from numpy fed to a float32 model, or the reverse, are the model's inputs all the same)."""
+    dtypes = {t.dtype for t in _tensors(model) if t.is_floating_point()}
+    return dtypes.pop() if len(dtypes) == 1 else None
+
+
 def _tensors(model: Any):
     if isinstance(model, torch.nn.Module):
         yield from model.parameters()

@@ -104,6 +104,17 @@ def test_bad_inputs(setup, inputs, match):
         attrib.attribute(model, inputs, "gradient")
 
 
+@pytest.mark.parametrize("model_dtype,input_dtype", [(torch.float32, torch.float64), (torch.float64, torch.float32)])
+def test_inputs_are_cast_to_the_models_dtype(model_dtype, input_dtype):
+    """float64 arrays from numpy given to a float32 model (or the reverse) are the model's inputs all the same."""
+    model, x = small_convnet(model_dtype), torch.randn(2, 3, 12, 12)  # float32 values: exact in both dtypes
+    got = attrib.attribute(model, x.to(input_dtype), "ig", seed=0, rule="gausslegendre", n_steps=16)
+    expected = attrib.attribute(model, x.to(model_dtype), "ig", seed=0, rule="gausslegendre", n_steps=16)
+    assert torch.equal(got.values, expected.values)
+    assert torch.equal(got.completeness_gap, expected.completeness_gap)
+    assert torch.equal(attrib.predict(model, x.to(input_dtype)), attrib.predict(model, x.to(model_dtype)))
+
+
 def test_detached_model_is_reported(setup):
     _, x = setup
 
