@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from attrib.engine import Engine, has_tensors, model_dtype
+from attrib.engine import Engine, has_tensors, is_oom, model_dtype
 from attrib.errors import UsageError
 from attrib.methods import METHODS, TENSOR, Context
 from attrib.rng import check_seed
@@ -92,7 +92,7 @@ def attribute(model: torch.nn.Module | Callable[[torch.Tensor], torch.Tensor], i
     with Engine(model, device=_where(model, x, device), precision=precision, chunk_size=chunk_size,
                 progress=progress, fold_batchnorm=fold_batchnorm) as engine:
         x = x.to(engine.device, model_dtype(model) or x.dtype)
-        outputs = engine.outputs(x)
+        outputs = _outputs(engine, x)
         tgt = make_target(target)
         classes = tgt.resolve(outputs)
         result = spec.fn(Context(engine, x, tgt, seed, _keys(input_keys, len(x))), cfg)
@@ -118,7 +118,7 @@ def predict(model: torch.nn.Module | Callable[[torch.Tensor], torch.Tensor], inp
     x = _check_inputs(inputs)
     with Engine(model, device=_where(model, x, device), precision=precision,
                 fold_batchnorm=fold_batchnorm) as engine:
-        return engine.outputs(x.to(engine.device, model_dtype(model) or x.dtype)).detach().float().cpu()
+        return _outputs(engine, x.to(engine.device, model_dtype(model) or x.dtype)).detach().float().cpu()
 
 
 def chunk_rows(model: torch.nn.Module | Callable[[torch.Tensor], torch.Tensor], like: torch.Tensor, *,
@@ -127,6 +127,19 @@ def chunk_rows(model: torch.nn.Module | Callable[[torch.Tensor], torch.Tensor], 
     like = _check_inputs(like)
     with Engine(model, device=_where(model, like, device), precision=precision) as engine:
         return engine.chunk_rows(like.to(dtype=model_dtype(model) or like.dtype))
+
+
+def _outputs(engine: Engine, x: torch.Tensor) -> torch.Tensor:
+    """The model's outputs at x; a model that fails on them says what shape it was given (and, for shapes one
+    input alone has, that inputs are batched)."""
+    try:
+        return engine.outputs(x)
+    except RuntimeError as error:
+        if is_oom(error):
+            raise
+        hint = (f" (read as a batch of {len(x)}; one input needs a batch dimension: x.unsqueeze(0))"
+                if x.ndim in (1, 3) else "")
+        raise RuntimeError(f"the model failed on inputs of shape {tuple(x.shape)}{hint}: {error}") from error
 
 
 def _where(model: object, x: torch.Tensor, device: torch.device | str | None) -> torch.device | str | None:

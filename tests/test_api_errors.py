@@ -115,6 +115,14 @@ def test_inputs_are_cast_to_the_models_dtype(model_dtype, input_dtype):
     assert torch.equal(attrib.predict(model, x.to(input_dtype)), attrib.predict(model, x.to(model_dtype)))
 
 
+def test_a_model_that_fails_on_the_inputs_names_their_shape(setup):
+    model, x = setup
+    with pytest.raises(RuntimeError, match=r"inputs of shape \(3, 12, 12\) \(read as a batch of 3; .*unsqueeze"):
+        attrib.attribute(model, x[0], "gradient")  # one image without its batch dimension
+    with pytest.raises(RuntimeError, match=r"inputs of shape \(2, 12, 12, 3\): Given groups"):
+        attrib.predict(model, x.permute(0, 2, 3, 1))  # channels last in the tensor's own layout
+
+
 def test_detached_model_is_reported(setup):
     _, x = setup
 
