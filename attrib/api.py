@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from attrib.engine import Engine, has_tensors, is_oom, model_dtype
+from attrib.engine import Engine, has_tensors, is_oom
 from attrib.errors import UsageError
 from attrib.methods import METHODS, TENSOR, Context
 from attrib.rng import check_seed
@@ -91,7 +91,7 @@ def attribute(model: torch.nn.Module | Callable[[torch.Tensor], torch.Tensor], i
     start = time.perf_counter()
     with Engine(model, device=_where(model, x, device), precision=precision, chunk_size=chunk_size,
                 progress=progress, fold_batchnorm=fold_batchnorm) as engine:
-        x = x.to(engine.device, model_dtype(model) or x.dtype)
+        x = engine.place(x)
         outputs = _outputs(engine, x)
         tgt = make_target(target)
         classes = tgt.resolve(outputs)
@@ -118,7 +118,7 @@ def predict(model: torch.nn.Module | Callable[[torch.Tensor], torch.Tensor], inp
     x = _check_inputs(inputs)
     with Engine(model, device=_where(model, x, device), precision=precision,
                 fold_batchnorm=fold_batchnorm) as engine:
-        return _outputs(engine, x.to(engine.device, model_dtype(model) or x.dtype)).detach().float().cpu()
+        return _outputs(engine, engine.place(x)).detach().float().cpu()
 
 
 def chunk_rows(model: torch.nn.Module | Callable[[torch.Tensor], torch.Tensor], like: torch.Tensor, *,
@@ -126,7 +126,7 @@ def chunk_rows(model: torch.nn.Module | Callable[[torch.Tensor], torch.Tensor], 
     """Rows (forward + input-backward) per chunk :func:`attribute` runs for inputs shaped like ``like``."""
     like = _check_inputs(like)
     with Engine(model, device=_where(model, like, device), precision=precision) as engine:
-        return engine.chunk_rows(like.to(dtype=model_dtype(model) or like.dtype))
+        return engine.chunk_rows(engine.place(like))
 
 
 def _outputs(engine: Engine, x: torch.Tensor) -> torch.Tensor:

@@ -110,6 +110,11 @@ class Engine:
             self.pad_shapes = _pads(self.device)
         self.channels_last = _channels_last(self.model)
 
+    def place(self, x: torch.Tensor) -> torch.Tensor:
+        """Inputs on the engine's device, in the dtype of the model's parameters when they share one (float64
+        arrays from numpy fed to a float32 model, or the reverse, are the model's inputs all the same)."""
+        return x.to(self.device, _floating_dtype(self.model) or x.dtype)
+
     # -- model preparation -------------------------------------------------------------------------------------
 
     def __enter__(self) -> "Engine":
@@ -399,9 +404,8 @@ def has_tensors(model: Any) -> bool:
     return next(_tensors(model), None) is not None
 
 
-def model_dtype(model: Any) -> torch.dtype | None:
-    """The floating dtype of a module's parameters and buffers when they share one, else None: inputs are cast
-    to it (float64 arrays from numpy fed to a float32 model, or the reverse, are the model's inputs all the same)."""
+def _floating_dtype(model: Any) -> torch.dtype | None:
+    """The floating dtype of a module's parameters and buffers when they share one, else None."""
     dtypes = {t.dtype for t in _tensors(model) if t.is_floating_point()}
     return dtypes.pop() if len(dtypes) == 1 else None
 
