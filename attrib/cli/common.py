@@ -216,6 +216,14 @@ def check_writable(path: Path, what: str = "the run folder", folder: bool = True
         raise click.UsageError(f"cannot write {what} {path}: {existing} is not writable")
 
 
+def wrote(out: Path, *names: str) -> str:
+    """'wrote OUT/a, b and c/' naming only what the run folder holds: a run whose inputs all failed wrote no
+    arrays or pictures, and the summary line must not say it did."""
+    held = [name for name in names if name and (out / name).exists()]
+    listed = ", ".join(held[:-1]) + " and " + held[-1] if len(held) > 1 else "".join(held)
+    return f"wrote {out}/{listed}"
+
+
 def write_html(ui: UI, out: Path, html_path: str) -> None:
     from attrib.report.html import write_report
 

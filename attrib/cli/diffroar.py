@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from attrib.cli.common import Common, View, common_options, executor_options, method_options, run_job
+from attrib.cli.common import Common, View, common_options, executor_options, method_options, run_job, wrote
 from attrib.cli.ui import UI
 from attrib.errors import counted, duration
 
@@ -99,4 +99,4 @@ def _show(ui: UI, record: dict, out: Path) -> None:
     if record["null_block_share"]:
         ui.show(share_table(record["null_block_share"]))
     ui.info(f"model test accuracy {record['model_test_accuracy']:.3f}; {counted(record['jobs'], 'retrain')} took "
-            f"{duration(record['retrain_seconds'])}; wrote {out}/run.json and {out}/{record.get('plot', '')}")
+            f"{duration(record['retrain_seconds'])}; " + wrote(out, "run.json", record.get("plot", "")))

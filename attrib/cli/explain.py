@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from attrib.cli.common import Common, View, common_options, executor_options, method_options, \
-    model_options, run_job
+    model_options, run_job, wrote
 from attrib.cli.ui import UI
 from attrib.errors import counted, duration
 
@@ -82,5 +82,5 @@ def _summary(ui: UI, record: dict, out: Path) -> None:
     skipped = f", {s['skipped']} already done" if s["skipped"] else ""
     ui.info(f"{s['done']} explained{skipped}, {s['failed']} failed of {counted(s['inputs'], 'input')} "
             f"in {duration(s['seconds'])} "
-            f"({s['images_per_second']:.2f} images/s); wrote {out}/run.json, inputs.jsonl, arrays/"
-            + ("" if record.get("images") is False else " and images/"))
+            f"({s['images_per_second']:.2f} images/s); "
+            + wrote(out, "run.json", "inputs.jsonl", "arrays/", "images/", "overview.png"))

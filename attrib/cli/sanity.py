@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from attrib.cli.common import Common, View, common_options, method_options, model_options, run_job
+from attrib.cli.common import Common, View, common_options, method_options, model_options, run_job, wrote
 from attrib.cli.ui import UI
 from attrib.errors import counted, duration
 
@@ -74,4 +74,4 @@ def _show(ui: UI, record: dict, out: Path) -> None:
     for table in sanity_tables(record):
         ui.show(table)
     ui.info(f"{counted(len(record['inputs']), 'input')} checked in {duration(record['seconds'])}; "
-            f"wrote {out}/run.json and plots")
+            + wrote(out, "run.json", *record.get("plots", {}).values()))

@@ -128,6 +128,15 @@ def test_bad_inputs_are_reported_and_the_rest_runs(run_cli, images, tmp_path, mo
     assert len(errors) == len(bad) and "Traceback" not in result.output
 
 
+def test_the_summary_names_only_what_the_run_folder_holds(run_cli, images, tmp_path):
+    (tmp_path / "empty.png").write_bytes(b"")
+    failed = run_cli("explain", tmp_path / "empty.png", *FAST, "--out", tmp_path / "a")
+    assert failed.exit_code == 1 and not (tmp_path / "a" / "arrays").exists()
+    assert f"wrote {tmp_path / 'a'}/run.json and inputs.jsonl" in " ".join(failed.stderr.split())
+    done = run_cli("explain", images / "im0.png", *FAST, "--out", tmp_path / "b", "--no-images")
+    assert done.exit_code == 0 and "inputs.jsonl and arrays/" in " ".join(done.stderr.split())
+
+
 def test_resume_skips_done_inputs_and_force_redoes(run_cli, images, tmp_path):
     out = tmp_path / "o"
     first = run_cli("explain", images, *FAST, "--out", out)
