@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from attrib.errors import first_line
+from attrib.errors import counted, first_line
 from attrib.models.base import ModelError
 
 
@@ -65,8 +65,24 @@ def load_state_dict(module: torch.nn.Module, path: str | Path, state: dict[str, 
                 return
             except RuntimeError:
                 pass
-        text = str(error).replace("\n", " ").replace("\t", "")
-        raise ModelError(f"weights {path} do not fit the model: {text[:300]}") from None
+        why = mismatch(module.state_dict(), inner) or " ".join(str(error).split())[:300]
+        raise ModelError(f"weights {path} do not fit the model: {why}") from None
+
+
+def mismatch(expected: dict[str, torch.Tensor], found: dict[str, torch.Tensor], shown: int = 2) -> str:
+    """How a file's state dict differs from a module's, counted with a few examples, e.g. '1 key missing
+    (fc.weight); 1 shape differs (fc.bias: file [5], model [1000]) (...)'; empty when keys and shapes agree."""
+    def part(items: list[str], noun: str, verb: str) -> str:
+        listed = ", ".join(items[:shown]) + (", ..." if len(items) > shown else "")
+        return f"{counted(len(items), noun)} {verb} ({listed})" if items else ""
+
+    shapes = [f"{key}: file {list(found[key].shape)}, model {list(value.shape)}" for key, value in expected.items()
+              if key in found and found[key].shape != value.shape]
+    parts = [part([key for key in expected if key not in found], "key", "missing"),
+             part([key for key in found if key not in expected], "key", "not in the model"),
+             part(shapes, "shape", "differs" if len(shapes) == 1 else "differ")]
+    told = "; ".join(text for text in parts if text)
+    return f"{told} (saved from another architecture or head?)" if told else ""
 
 
 WRAPPERS = ("module.", "_orig_mod.", "model.")  # DataParallel / DDP, torch.compile, Lightning and the like

@@ -6,6 +6,7 @@ from PIL import Image
 
 import attrib
 from attrib.models import ModelError, load_model
+from attrib.models.checkpoint import load_state_dict
 from attrib.models.preprocess import Preprocess
 
 
@@ -142,7 +143,8 @@ def test_malformed_and_mismatched_weights(tmp_path):
         load_model("timm:test_resnet", weights=bad)
     other = tmp_path / "other.pt"
     torch.save({"fc.weight": torch.zeros(3, 3)}, other)
-    with pytest.raises(ModelError, match="do not fit the model"):
+    with pytest.raises(ModelError, match=r"do not fit the model: \d+ keys missing \(conv1\.0\.weight, conv1\.1\.weight, "
+                       r"\.\.\.\); 1 shape differs \(fc\.weight: file \[3, 3\], model \[3, \d+\]\)"):
         load_model("timm:test_resnet", weights=other)
     with pytest.raises(ModelError, match="weights file not found"):
         load_model("timm:test_resnet", weights=tmp_path / "nope.pt")
@@ -151,6 +153,24 @@ def test_malformed_and_mismatched_weights(tmp_path):
     torch.save(timm.create_model("test_resnet", in_chans=4).state_dict(), tmp_path / "rgba.pt")
     with pytest.raises(ModelError, match="take 4 input channels; attrib feeds RGB"):
         load_model("timm:test_resnet", weights=tmp_path / "rgba.pt")
+
+
+def test_a_mismatch_is_counted_with_examples_in_one_line(tmp_path):
+    import timm
+
+    state = timm.create_model("test_resnet", num_classes=5).state_dict()
+    del state["conv1.0.weight"]
+    state["extra.weight"] = torch.zeros(2)
+    torch.save(state, tmp_path / "head.pt")  # 5 classes read from fc.weight; the stem's first conv is gone
+    with pytest.raises(ModelError) as caught:
+        load_model("timm:test_resnet", weights=tmp_path / "head.pt")
+    message = str(caught.value)
+    assert "\n" not in message and message.endswith("(saved from another architecture or head?)")
+    assert "1 key missing (conv1.0.weight); 1 key not in the model (extra.weight)" in message
+    torch.save(timm.create_model("test_resnet", num_classes=5).state_dict(), tmp_path / "five.pt")
+    with pytest.raises(ModelError, match=r"2 shapes differ \(fc\.weight: file \[5, (\d+)\], model \[3, \1\], fc\.bias: "
+                                         r"file \[5\], model \[3\]\) \(saved from another architecture or head\?\)$"):
+        load_state_dict(timm.create_model("test_resnet", num_classes=3), tmp_path / "five.pt")
 
 
 def test_pickled_code_is_never_run(tmp_path, capsys):
