@@ -114,6 +114,17 @@ def test_report_to_an_unwritable_place_is_one_line(run_cli, report, tmp_path):
     assert not (tmp_path / "sheet.png").exists()
 
 
+def test_pictures_gone_from_the_run_folder_are_said_not_shown_broken(run_cli, report):
+    shutil.rmtree(report / "run" / "images")
+    result = run_cli("report", report / "run", "-o", report / "bare.html")
+    assert result.exit_code == 0, result.output
+    parsed = Collector()
+    parsed.feed((report / "bare.html").read_text())
+    assert parsed.srcs == []  # no <img src=""> that a browser draws as a broken picture
+    body = " ".join("".join(parsed.text).split())
+    assert body.count("(pictures missing from the run folder: images/") == 2  # one per method
+
+
 def test_report_never_reads_outside_the_run_folder(tmp_path):
     from attrib.report.html import data_uri
 

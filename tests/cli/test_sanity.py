@@ -35,6 +35,11 @@ def test_json_schema(run_cli, tmp_path):
     html = (tmp_path / "r.html").read_text()
     assert "Verdicts" in html and html.count("data:image/png;base64,") == 3 and "<script" not in html
     assert "<td>256 (default)</td>" in html and "<th>converged</th>" in html  # the completeness table
+    (tmp_path / "robustness.png").unlink()  # a plot gone from the run folder is named, not drawn broken
+    assert run_cli("report", tmp_path, "-o", tmp_path / "bare.html").exit_code == 0
+    html = (tmp_path / "bare.html").read_text()
+    assert html.count("data:image/png;base64,") == 2 and 'src=""' not in html
+    assert "(plot missing from the run folder: robustness.png)" in html
 
 
 def test_tests_can_be_selected(run_cli, tmp_path):
