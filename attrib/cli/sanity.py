@@ -24,16 +24,18 @@ def _list(ctx, param, value: str | None) -> list[str] | None:
     return [v.strip() for v in value.split(",") if v.strip()] if value else None
 
 
-def _radii(ctx, param, value: str | None) -> list[float] | None:
+def _radii(ctx, param, value: str | None) -> list[float | str] | None:
+    """Numbers, or "N%" entries (of the inputs' median norm: resolved by the job, which sees the inputs)."""
     if not value:
         return None
+    radii = [v.strip() for v in value.split(",") if v.strip()]
     try:
-        radii = sorted({float(v) for v in value.split(",") if v.strip()})
+        numbers = [float(r.removesuffix("%")) for r in radii]
     except ValueError:
-        raise click.BadParameter(f"expected comma-separated radii like 0.5,1, got {value!r}") from None
-    if not radii or radii[0] <= 0:
-        raise click.BadParameter("radii must be positive")
-    return radii
+        raise click.BadParameter(f"expected comma-separated radii like 0.5,1 or 2%,5%, got {value!r}") from None
+    if not numbers or not all(0 < n < float("inf") for n in numbers):  # nan fails too
+        raise click.BadParameter("radii must be positive and finite")
+    return [r if r.endswith("%") else n for r, n in zip(radii, numbers)]
 
 
 @click.command(epilog=EPILOG)
@@ -45,7 +47,8 @@ def _radii(ctx, param, value: str | None) -> list[float] | None:
 @click.option("--layers", callback=_list, metavar="A,B", help="Layer groups to randomize (default: spread out).")
 @click.option("--max-layers", default=None, type=click.IntRange(2),
               help="Layer groups reported when --layers is not given [default: 4].")
-@click.option("--radii", callback=_radii, metavar="R1,R2", help="Perturbation radii [default: 2%,5% of |x|].")
+@click.option("--radii", callback=_radii, metavar="R1,R2", help="Perturbation radii: absolute, or N% of the inputs' median norm (l2: |x|, linf: max |x_i|) "
+              "[default: 2%,5%].")
 @click.option("--norm", type=click.Choice(["l2", "linf"]), default="l2", show_default=True)
 @click.option("--dataset", "-d", metavar="NAME", help="Take inputs from this data set's test split.")
 @click.option("--n", "n_inputs", default=8, show_default=True, type=click.IntRange(1), help="Inputs from --dataset.")

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from attrib.errors import UsageError
 from attrib.evaluate import similarity as sim
 from attrib.evaluate.randomization import layer_groups, randomized, select
 from attrib.evaluate.robustness import random_perturbations, topk_attack
@@ -351,7 +352,17 @@ def with_budget(methods: list[str], configs: dict[str, dict[str, Any]]) -> dict[
     return {m: {**METHODS[m].budget, **configs.get(m, {})} for m in methods}
 
 
-def default_radii(x: torch.Tensor, fractions: tuple[float, ...] = (0.02, 0.05)) -> list[float]:
-    """Perturbation radii as fractions of the inputs' median l2 norm, rounded to two significant digits."""
-    median = float(x.flatten(1).norm(dim=1).median())
-    return [float(f"{f * median:.2g}") for f in fractions]
+DEFAULT_RADII = ("2%", "5%")
+
+
+def resolve_radii(given: list[float | str] | None, x: torch.Tensor, norm: str) -> list[float]:
+    """Perturbation radii, sorted: numbers as given, "N%" entries as N% of the inputs' median norm in ``norm``
+    (l2: |x|_2; linf: max |x_i|), rounded to two significant digits; None: DEFAULT_RADII."""
+    flat = x.flatten(1)
+    median = float((flat.norm(dim=1) if norm == "l2" else flat.abs().amax(dim=1)).median())
+    radii = {float(f"{float(r[:-1]) / 100 * median:.2g}") if isinstance(r, str) else float(r)
+             for r in (DEFAULT_RADII if given is None else given)}
+    if not radii or min(radii) <= 0:
+        raise UsageError(f"perturbation radii must be positive, got {', '.join(map(str, given or DEFAULT_RADII))} "
+                         f"(median |x| in {norm}: {median:.3g})")
+    return sorted(radii)

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from attrib.errors import UsageError, counted
-from attrib.evaluate.sanity import TESTS, THRESHOLDS, SanityConfig, default_radii, n_explanations, run_sanity, \
+from attrib.evaluate.sanity import TESTS, THRESHOLDS, SanityConfig, resolve_radii, n_explanations, run_sanity, \
     with_budget
 from attrib.jobs.common import Events, describe_methods, header, method_kwargs, now, resolve_device, \
     resolve_methods, supplies
@@ -35,7 +35,7 @@ class Options:
     tests: list[str] = field(default_factory=lambda: list(TESTS))
     layers: list[str] | None = None
     max_layers: int | None = None
-    radii: list[float] | None = None
+    radii: list[float | str] | None = None  # absolute, or "N%" of the inputs' median norm (None: 2%, 5%)
     norm: str = "l2"
     dataset: str | None = None
     n_inputs: int = 8
@@ -68,7 +68,7 @@ def _prepare(options: Options, events: Events):
     configs = with_budget(names, {n: method_kwargs(n, overrides.get(n, {}), supplied) for n in names})
     methods = describe_methods(names, configs, descriptions)  # validates every option
     extra = {k: v for k, v in (("max_layers", options.max_layers), ("repeats", options.repeats)) if v is not None}
-    config = SanityConfig(names, configs, list(options.tests), options.layers, radii=options.radii or default_radii(x),
+    config = SanityConfig(names, configs, list(options.tests), options.layers, radii=resolve_radii(options.radii, x, options.norm),
                           norm=options.norm, seed=options.seed, device=device, **extra)
     if options.layers:
         from attrib.evaluate.randomization import layer_groups, select

@@ -66,12 +66,23 @@ def test_a_bad_image_fails_alone(run_cli, tmp_path):
     assert record["inputs"] == [str(tmp_path / "ok.png")]
 
 
+def test_radii_may_be_percentages_of_the_inputs_norm(run_cli, tmp_path):
+    result = run_cli("sanity", *SAMPLE, "-m", "gradient", "--tests", "robustness", "--repeats", "1", "--radii",
+                     "5%,0.3", "--norm", "linf", "--out", tmp_path, "--json")
+    assert result.exit_code == 0, result.output
+    record = json.loads((tmp_path / "run.json").read_text())
+    assert record["radii"] == [0.05, 0.3] and record["norm"] == "linf"  # blockdigits pixels peak at 1
+    assert {r["radius"] for r in parse_json(result)["robustness"]} == {0.05, 0.3}
+
+
 def test_usage_errors(run_cli, tmp_path):
     cases = [(["--tests", "speed"], "unknown test 'speed'"),
              (["--tests", ""], "no test to run; choose from randomization"),
              (["--layers", "head"], "unknown layer 'head'"),
              (["-m", "nosuch"], "unknown method"),
              (["--radii", "-1"], "radii must be positive"),
+             (["--radii", "nan,0.5"], "radii must be positive and finite"),
+             (["--radii", "5%%"], "expected comma-separated radii like 0.5,1 or 2%,5%, got '5%%'"),
              (["--dataset", "nope"], "unknown data set")]
     for args, message in cases:
         result = run_cli("sanity", *SAMPLE, *args, "--out", tmp_path / "x")

@@ -7,7 +7,9 @@ import torch
 from attrib.data.datasets import load_dataset
 from attrib.evaluate import similarity as sim
 from attrib.evaluate.randomization import layer_groups, randomized, reinitialise, select
-from attrib.evaluate.sanity import SanityConfig, _completeness_verdict, n_explanations, run_sanity, with_budget
+from attrib.errors import UsageError
+from attrib.evaluate.sanity import SanityConfig, _completeness_verdict, n_explanations, resolve_radii, run_sanity, \
+    with_budget
 from attrib.models import load_model
 
 
@@ -261,3 +263,14 @@ def test_perturbations_keep_a_one_output_models_decision():
                            radius * 3, "l2", steps=4)
     with torch.no_grad():
         assert bool(((net(attacked)[:, 0] > 0) == (logit > 0)).all())
+
+
+def test_radii_in_percent_are_of_the_median_norm_in_the_chosen_norm():
+    x = torch.zeros(3, 2, 4, 4)
+    x[0, 0, 0, 0], x[1, 0, :2, :2], x[2] = 5.0, 2.0, 0.5  # l2 norms 5, 4, 4; max |x_i| 5, 2, 0.5
+    assert resolve_radii(None, x, "l2") == [0.08, 0.2]  # 2% and 5% of the median l2 norm, 4
+    assert resolve_radii(None, x, "linf") == [0.04, 0.1]  # of the median max |x_i|, 2: not of the l2 norm
+    assert resolve_radii(["10%", 0.5, "12.5%"], x, "l2") == [0.4, 0.5]  # sorted, duplicates merged
+    assert resolve_radii([0.123], x, "linf") == [0.123]  # numbers as given
+    with pytest.raises(UsageError, match=r"must be positive, got 2%, 5% \(median \|x\| in l2: 0\)"):
+        resolve_radii(None, torch.zeros(2, 3), "l2")
