@@ -8,6 +8,7 @@ import click
 
 from attrib.cli.common import Common, View, common_options, run_job
 from attrib.cli.ui import UI
+from attrib.errors import counted
 
 EPILOG = """\b
 Examples:
@@ -66,4 +67,4 @@ def _summary(ui: UI, record: dict, out: Path) -> None:
     ok = [e for e in record["texts"] if e["status"] == "ok"]
     if len(record["methods"]) > 1 and ok:
         ui.show(correlation_table(record["correlations"], len(ok)))
-    ui.info(f"{len(ok)}/{len(record['texts'])} texts explained; wrote {out}/run.json")
+    ui.info(f"{len(ok)} of {counted(len(record['texts']), 'text')} explained; wrote {out}/run.json")

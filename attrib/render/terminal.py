@@ -7,6 +7,8 @@ from typing import Any
 from rich.markup import escape
 from rich.table import Table
 
+from attrib.errors import counted
+
 
 def input_table(entry: dict[str, Any]) -> Table:
     """One input: its top predictions, then per method the target, completeness gap and time."""
@@ -99,8 +101,8 @@ def _relevance_style(value: float) -> str:
 def correlation_table(table: dict[str, dict[str, float | None]], n_texts: int) -> Table:
     """Pearson correlation between methods, averaged over texts."""
     methods = list(table)
-    out = Table(title=f"Pearson correlation between methods (mean over {n_texts} texts)", title_justify="left",
-                show_edge=False)
+    out = Table(title=f"Pearson correlation between methods (mean over {counted(n_texts, 'text')})",
+                title_justify="left", show_edge=False)
     out.add_column("")
     for m in methods:
         out.add_column(escape(m), justify="right")

@@ -36,6 +36,14 @@ def test_empty_text_fails_alone_and_exits_1(run_cli, text_models, tmp_path):
     assert "&lt;script&gt;x&lt;/script&gt; fine" in html and "<script>" not in html  # the text line, escaped
 
 
+def test_the_summary_counts_texts_in_words(run_cli, text_models, tmp_path):
+    result = run_cli("explain-text", "good fun", " ", "-M", text_models["clf"], "-m", "unk", "-m", "delete",
+                     "--out", tmp_path / "o")
+    said = " ".join(result.output.split())
+    assert result.exit_code == 1 and f"1 of 2 texts explained; wrote {tmp_path / 'o'}/run.json" in said
+    assert "(mean over 1 text)" in said
+
+
 def test_gold_labels_from_a_csv_column(run_cli, text_models, tmp_path):
     table = tmp_path / "d.csv"
     table.write_text("sentence,label\ngreat fun,positive\nboring,negative\nok,nonsense\n")
