@@ -65,11 +65,11 @@ def load_state_dict(module: torch.nn.Module, path: str | Path, state: dict[str, 
                 return
             except RuntimeError:
                 pass
-        why = mismatch(module.state_dict(), inner) or " ".join(str(error).split())[:300]
+        why = differences(module.state_dict(), inner) or " ".join(str(error).split())[:300]
         raise ModelError(f"weights {path} do not fit the model: {why}") from None
 
 
-def mismatch(expected: dict[str, torch.Tensor], found: dict[str, torch.Tensor], shown: int = 2) -> str:
+def differences(expected: dict[str, torch.Tensor], found: dict[str, torch.Tensor], shown: int = 2) -> str:
     """How a file's state dict differs from a module's, counted with a few examples, e.g. '1 key missing
     (fc.weight); 1 shape differs (fc.bias: file [5], model [1000]) (...)'; empty when keys and shapes agree."""
     def part(items: list[str], noun: str, verb: str) -> str:

@@ -64,6 +64,14 @@ def wrong_kind(error: Exception, name: str, task: str, hint: str) -> None:
         raise ModelError(f"{name} is a {found[1]} model: transformers cannot load it as {task} ({hint})") from None
 
 
+def check_folder(name: str) -> None:
+    """One clear ModelError when ``name`` is a local folder that holds no saved model (transformers would say
+    "Unrecognized model" and attrib would guess the hub was offline)."""
+    if Path(name).is_dir() and not (Path(name) / "config.json").is_file():
+        raise ModelError(f"{name} is a folder but not a Hugging Face model saved with save_pretrained (it has no "
+                         "config.json)")
+
+
 def load_hf(name: str, *, trust_remote_code: bool = False, weights: object = None, pretrained: bool = True,
             **_: object) -> Model:
     """Load model + image processor (``pretrained`` False: the architecture from its config, randomly
@@ -73,6 +81,7 @@ def load_hf(name: str, *, trust_remote_code: bool = False, weights: object = Non
     if weights is not None:
         raise ModelError(f"--weights is for timm and sample models; a Hugging Face model ({name}) loads its own: "
                          "pass a folder saved with save_pretrained")
+    check_folder(name)
     try:
         if pretrained:
             module = from_pretrained_checked(AutoModelForImageClassification, name, "an image classifier",

@@ -23,7 +23,7 @@ import torch
 from attrib.data.text import Word, replace_word
 from attrib.errors import first_line
 from attrib.models.base import ModelError
-from attrib.models.hf_models import from_pretrained_checked, multi_label, wrong_kind
+from attrib.models.hf_models import check_folder, from_pretrained_checked, multi_label, wrong_kind
 from attrib.targets import SCORE_KINDS, ClassLogit, ClassProb, read_scores, score_kind
 
 DEFAULT_LM = "bert-base-uncased"
@@ -40,6 +40,7 @@ def _load(kind: str, spec: str, trust_remote_code: bool):
 
     name = spec[3:] if spec.startswith("hf:") else spec
     auto = getattr(transformers, kind)
+    check_folder(name)
     try:
         model = from_pretrained_checked(auto, name, TASKS[kind], trust_remote_code=trust_remote_code)
         tokenizer = transformers.AutoTokenizer.from_pretrained(name, trust_remote_code=trust_remote_code)

@@ -201,6 +201,20 @@ def test_unknown_specs():
         load_model("sample:nope")
 
 
+def test_a_folder_or_file_that_is_no_model_says_what_it_is(tmp_path):
+    from attrib.models.text_models import load_masked_lm, load_text_classifier
+
+    (tmp_path / "notes.txt").write_text("x")  # a folder of something else: not a hub id, not a saved model
+    for load in (load_model, load_text_classifier, load_masked_lm):
+        with pytest.raises(ModelError, match=rf"^{tmp_path} is a folder but not a Hugging Face model saved with "
+                                             r"save_pretrained \(it has no config.json\)$"):
+            load(str(tmp_path))
+    torch.save({"w": torch.zeros(1)}, tmp_path / "tuned.pt")
+    with pytest.raises(ModelError, match=r"is a file; a state dict needs its architecture: --model timm:NAME "
+                                         r"--weights .*tuned\.pt"):
+        load_model(tmp_path / "tuned.pt")
+
+
 def test_timm_pretrained_offline_suggests_local_weights(monkeypatch):
     import timm
 
