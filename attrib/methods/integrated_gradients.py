@@ -64,8 +64,10 @@ class IGConfig:
         least = {"trapezoid": 2, "adaptive": 3}.get(self.rule, 1)  # adaptive: an interior node shows roughness
         if self.n_steps < least:
             raise ValueError(f"the {self.rule} rule needs n_steps >= {least}")
-        if not self.tol > 0 or not isinstance(self.start_steps, int) or self.start_steps < 2:
-            raise ValueError("tol must be > 0 and start_steps an integer >= 2")
+        if not self.tol > 0:
+            raise ValueError(f"tol must be > 0, got {self.tol!r}")
+        if not isinstance(self.start_steps, int) or self.start_steps < 2:
+            raise ValueError(f"start_steps must be an integer >= 2, got {self.start_steps!r}")
         if not isinstance(self.match_steps, int) or self.match_steps < 0:
             raise ValueError(f"match_steps must be an integer >= 0, got {self.match_steps!r}")
         check_baseline(self.baseline)

@@ -78,10 +78,12 @@ class MoreauGradConfig:
             raise ValueError(f"average must be 'iterates' or 'gradients', got {self.average!r}")
         if self.antithetic and self.n_samples % 2:
             raise ValueError("antithetic noise needs an even n_samples")
-        if not (self.rho > 0 and self.lr > 0 and self.noise_frac >= 0):
-            raise ValueError("rho and lr must be > 0 and noise_frac >= 0")
-        if getattr(self, "eta", 0.0) < 0:
-            raise ValueError("eta must be >= 0")
+        for key in ("rho", "lr"):
+            if not getattr(self, key) > 0:  # nan fails too
+                raise ValueError(f"{key} must be > 0, got {getattr(self, key)!r}")
+        for key in ("noise_frac", "eta"):
+            if not getattr(self, key, 0.0) >= 0:
+                raise ValueError(f"{key} must be >= 0, got {getattr(self, key)!r}")
         if getattr(self, "group_size", 1) < 1:
             raise ValueError("group_size must be a positive integer")
 

@@ -97,7 +97,9 @@ def test_presets_and_cost():
     ({"preset": "slow"}, "unknown preset"),
     ({"n_iter": 5, "average_last": 10}, "cannot exceed n_iter"),
     ({"n_samples": 3}, "antithetic noise needs an even n_samples"),
-    ({"rho": 0.0}, "rho and lr must be > 0"),
+    ({"rho": 0.0}, r"^moreaugrad: rho must be > 0, got 0\.0$"),
+    ({"lr": float("nan")}, r"^moreaugrad: lr must be > 0, got nan$"),
+    ({"noise_frac": -0.1}, r"^moreaugrad: noise_frac must be >= 0, got -0\.1$"),
 ])
 def test_bad_options(config, match):
     with pytest.raises(ValueError, match=match):
