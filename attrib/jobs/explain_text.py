@@ -176,7 +176,8 @@ def _load(options: Options, events: Events):
     names = canonical_methods(options.methods or list(DEFAULT_METHODS))
     items = read_texts(options.texts, options.file, options.column, options.label_column)
     if not items:
-        raise UsageError("no texts: give them as arguments or with --file")
+        raise UsageError(f"no texts: {options.file} holds none" if options.file else
+                         "no texts: give them as arguments or with --file")
     device = resolve_device(options.device)
     events.info("loading models ...")
     classifier = load_text_classifier(options.model, trust_remote_code=options.trust_remote_code,

@@ -55,8 +55,11 @@ def test_gold_labels_from_a_csv_column(run_cli, text_models, tmp_path):
 
 
 def test_usage_errors_are_one_line(run_cli, text_models, tmp_path):
+    (tmp_path / "blank.txt").write_text("\n  \n")
     cases = [(["hi", "-M", text_models["clf"], "-m", "lime"], "unknown text method 'lime'"),
-             (["-M", text_models["clf"], "-m", "unk"], "no texts"),
+             (["-M", text_models["clf"], "-m", "unk"], "no texts: give them as arguments or with --file"),
+             (["--file", tmp_path / "blank.txt", "-M", text_models["clf"], "-m", "unk"],
+              f"no texts: {tmp_path / 'blank.txt'} holds none"),
              (["hi", "-M", text_models["clf"], "-m", "unk", "--target", "neutral"], "unknown target label"),
              (["hi", "-M", "org/not-cached-model", "-m", "unk"], "pass a local folder"),
              (["hi", "-M", text_models["clf"]], "pass a local folder"),  # default LM bert-base-uncased, offline
@@ -67,7 +70,7 @@ def test_usage_errors_are_one_line(run_cli, text_models, tmp_path):
     for args, message in cases:
         result = run_cli("explain-text", *args, "--out", tmp_path / "x")
         assert result.exit_code == 2, (args, result.output)
-        assert message in result.output and "Traceback" not in result.output
+        assert message in " ".join(result.output.split()) and "Traceback" not in result.output
 
 
 def test_vanishing_embedding_gradient_is_warned(run_cli, text_models, tmp_path):
