@@ -51,7 +51,8 @@ def load_sample(name: str) -> Image.Image:
 
 
 def expand_inputs(args: list[str]) -> list[ImageSource]:
-    """Files, folders (recursively, image suffixes only), globs and ``sample:NAME``; order kept, no duplicates.
+    """Files, folders (recursively, image suffixes only, hidden files skipped as globs skip them), globs and
+    ``sample:NAME``; order kept, no duplicates.
 
     An argument that matches nothing still yields a source whose loading fails with a clear message, so a
     batch reports it and goes on.
@@ -75,7 +76,8 @@ def _expand_one(arg: str) -> list[ImageSource]:
         return [_failing(arg, "attrib reads local files only (no downloads): save the image and give its path")]
     path = Path(arg)
     if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+                       and not _hidden(p.relative_to(path)))
         if not files:
             return [_failing(arg, "folder holds no image files")]
         return [_file_source(p) for p in files]
@@ -83,6 +85,12 @@ def _expand_one(arg: str) -> list[ImageSource]:
         matches = sorted(Path(p) for p in glob.glob(arg, recursive=True) if Path(p).is_file())
         return [_file_source(p) for p in matches] or [_failing(arg, "no files match this pattern")]
     return [_file_source(path)]
+
+
+def _hidden(relative: Path) -> bool:
+    """Whether a file under a folder is hidden, as globs treat it: its name or a folder on the way starts with a
+    dot (macOS's ._cat.png resource forks, .ipynb_checkpoints/, .thumbnails/)."""
+    return any(part.startswith(".") for part in relative.parts)
 
 
 def _file_source(path: Path) -> ImageSource:

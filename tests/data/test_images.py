@@ -1,5 +1,7 @@
 """Image decoding: every Pillow mode becomes RGB; each bad file gets one clear reason."""
 
+import glob
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -59,6 +61,16 @@ def test_bad_files_have_one_line_reasons(tmp_path, monkeypatch):
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
     with pytest.raises(InputError, match="too large.*decompression bomb"):
         load_image(good)
+
+
+def test_a_folder_skips_hidden_files_as_a_glob_does(tmp_path):
+    root = tmp_path / ".photos"  # the folder given may itself be hidden: only what lies under it counts
+    for rel in ("cat.png", "._cat.png", ".ipynb_checkpoints/cat-checkpoint.png", "sub/dog.png"):
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (8, 8)).save(root / rel, format="PNG")
+    names = [s.name for s in expand_inputs([str(root)])]
+    assert names == [str(root / "cat.png"), str(root / "sub/dog.png")]
+    assert sorted(names) == sorted(glob.glob(str(root / "**" / "*.png"), recursive=True))
 
 
 def test_expand_folders_globs_and_missing(tmp_path):
