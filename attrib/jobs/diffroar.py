@@ -18,7 +18,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from attrib.errors import duration
+from attrib.errors import counted, duration
 from attrib.evaluate.diffroar import (CONTROL, DEFAULT_KS, DiffRoarConfig, attribute_split, check_compatible,
                                       epoch_seconds, null_block_share, plan, retrain, retrain_recipe)
 from attrib.executors import Executor, ExecutorSpec, executor_for
@@ -190,8 +190,8 @@ def _announce(config, model, data, recipe, n_jobs, n_pending, store, events) -> 
         seconds = 1.2 * epoch_seconds(model.factory, data.train_x, data.train_y, recipe, config.device) * \
             recipe.epochs * n_pending
     done = f" ({n_jobs - n_pending} already done in {store.root})" if n_pending < n_jobs else ""
-    events.info(f"{n_jobs} retrains = {len(config.all_methods)} methods x {len(config.ks)} k x 2 sides x "
-                f"{config.seeds} seeds{done}; {n_pending} to run, about {duration(seconds)}")
+    events.info(f"{n_jobs} retrains = {counted(len(config.all_methods), 'method')} x {len(config.ks)} k x 2 sides x "
+                f"{counted(config.seeds, 'seed')}{done}; {n_pending} to run, about {duration(seconds)}")
 
 
 def run_pending(paths: list[Path], store: RunStore, data, executor: Executor):

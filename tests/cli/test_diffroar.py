@@ -24,7 +24,7 @@ def test_json_schema_and_run_folder(run_cli, tmp_path):
         assert abs(r["diffroar"] - (r["acc_top"] - r["acc_bottom"])) < 1e-9
     assert (out / "run.json").is_file() and (out / "diffroar.png").is_file()
     assert len(list((out / "jobs").glob("*.result.json"))) == 8
-    assert "8 retrains = 2 methods x 2 k x 2 sides x 1 seeds" in result.stderr
+    assert "8 retrains = 2 methods x 2 k x 2 sides x 1 seed" in result.stderr
     html = (tmp_path / "r.html").read_text()
     assert "DiffROAR" in html and "data:image/png;base64," in html and "<script" not in html
 
