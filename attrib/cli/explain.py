@@ -49,8 +49,8 @@ def explain(inputs, model_spec, weights, no_pretrained, labels, trust_remote_cod
             common: Common) -> None:
     """Explain image classifiers' predictions with attribution methods.
 
-    INPUTS are image files, folders (searched recursively; hidden files skipped) or globs; with none, the
-    built-in sample images are explained.
+    INPUTS are image files, folders (searched recursively, leaving out hidden files and attrib's own run
+    folders) or globs; with none, the built-in sample images are explained.
     Each input x method gets an overlay and a heatmap PNG; raw values go to arrays/<input>.npz and
     everything else to run.json in the run folder.
     """

@@ -239,14 +239,14 @@ def _torchvision_labels(name: str) -> list[str]:
 
 
 def _folder(root: Path, seed: int, size: int = 64) -> Dataset:
-    """An ImageFolder tree at ``size`` px (image files only); unreadable images are left out, each with its
-    one-line reason in ``skipped``."""
-    from attrib.data.images import IMAGE_SUFFIXES, InputError, load_image
+    """An ImageFolder tree at ``size`` px (image files only; hidden files and folders, as .ipynb_checkpoints/, are
+    no class and no example); unreadable images are left out, each with its one-line reason in ``skipped``."""
+    from attrib.data.images import InputError, image_files, load_image
 
     if not root.is_dir():
         raise DatasetError(f"folder data set {root} does not exist or is not a folder")
     parts = [root / "train", root / "test"] if (root / "train").is_dir() and (root / "test").is_dir() else [root]
-    classes = sorted(p.name for p in parts[0].iterdir() if p.is_dir())
+    classes = sorted(p.name for p in parts[0].iterdir() if p.is_dir() and not p.name.startswith("."))
     if not classes:
         raise DatasetError(f"{parts[0]} has no class subfolders (expected FOLDER/CLASS/image.png)")
     preprocess = Preprocess(size=(size, size), crop_pct=1.0, mean=(0.5,) * 3, std=(0.5,) * 3, squash=True)
@@ -255,9 +255,7 @@ def _folder(root: Path, seed: int, size: int = 64) -> Dataset:
     for part in parts:
         xs, ys = [], []
         for label, name in enumerate(classes):
-            for path in sorted((part / name).rglob("*")) if (part / name).is_dir() else []:
-                if not path.is_file() or path.suffix.lower() not in IMAGE_SUFFIXES:
-                    continue
+            for path in image_files(part / name) if (part / name).is_dir() else []:
                 try:
                     xs.append(preprocess(load_image(str(path))))
                     ys.append(label)

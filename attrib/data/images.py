@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import glob
 import io
+import os
 import re
 import warnings
 from collections.abc import Callable
@@ -51,8 +52,8 @@ def load_sample(name: str) -> Image.Image:
 
 
 def expand_inputs(args: list[str]) -> list[ImageSource]:
-    """Files, folders (recursively, image suffixes only, hidden files skipped as globs skip them), globs and
-    ``sample:NAME``; order kept, no duplicates.
+    """Files, folders (recursively, image suffixes only; see :func:`image_files`), globs and ``sample:NAME``;
+    order kept, no duplicates.
 
     An argument that matches nothing still yields a source whose loading fails with a clear message, so a
     batch reports it and goes on.
@@ -76,8 +77,7 @@ def _expand_one(arg: str) -> list[ImageSource]:
         return [_failing(arg, "attrib reads local files only (no downloads): save the image and give its path")]
     path = Path(arg)
     if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-                       and not _hidden(p.relative_to(path)))
+        files = image_files(path)
         if not files:
             return [_failing(arg, "folder holds no image files")]
         return [_file_source(p) for p in files]
@@ -87,10 +87,18 @@ def _expand_one(arg: str) -> list[ImageSource]:
     return [_file_source(path)]
 
 
-def _hidden(relative: Path) -> bool:
-    """Whether a file under a folder is hidden, as globs treat it: its name or a folder on the way starts with a
-    dot (macOS's ._cat.png resource forks, .ipynb_checkpoints/, .thumbnails/)."""
-    return any(part.startswith(".") for part in relative.parts)
+def image_files(folder: Path) -> list[Path]:
+    """Image files under ``folder``, recursively, sorted. Left out: hidden files and folders, as globs leave them
+    (macOS's ._cat.png, .ipynb_checkpoints/), and attrib's own run folders (``attrib explain .`` run twice
+    must not explain the first run's overlays)."""
+    from attrib.runs.store import is_run_folder
+
+    found = []
+    for root, folders, names in os.walk(folder):
+        here = Path(root)
+        folders[:] = sorted(f for f in folders if not f.startswith(".") and not is_run_folder(here / f))
+        found += [here / n for n in names if not n.startswith(".") and Path(n).suffix.lower() in IMAGE_SUFFIXES]
+    return sorted(found)
 
 
 def _file_source(path: Path) -> ImageSource:

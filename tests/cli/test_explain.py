@@ -355,3 +355,24 @@ def test_tf32_off_a_card_says_it_is_fp32(run_cli, images, tmp_path):
     said = " ".join(result.output.split())
     assert result.exit_code == 0 and "warning: --precision tf32 changes CUDA matrix products only; on cpu this " \
         "run is fp32" in said
+
+
+def test_a_folder_explained_twice_leaves_out_the_first_runs_pictures(run_cli, tmp_path):
+    from attrib.data.images import expand_inputs
+
+    Image.new("RGB", (32, 32), (200, 90, 10)).save(tmp_path / "photo.png")
+    for _ in range(2):  # `attrib explain .` twice, its runs under ./attrib-runs
+        result = run_cli("explain", tmp_path, *TINY, "-m", "gradient", "--out", tmp_path / "attrib-runs" / "run",
+                         "--force", "--json")
+        assert result.exit_code == 0 and [i["path"] for i in parse_json(result)["inputs"]] == [
+            str(tmp_path / "photo.png")]
+    assert len(list((tmp_path / "attrib-runs").rglob("*.png"))) >= 3  # pictures that would have been explained
+    killed = tmp_path / "killed"  # a run cut short before its run.json: inputs.jsonl marks it
+    (killed / "images").mkdir(parents=True)
+    (killed / "inputs.jsonl").write_text("")
+    Image.new("RGB", (8, 8)).save(killed / "images" / "input.png")
+    (tmp_path / "other").mkdir()  # another tool's run.json does not hide a folder
+    (tmp_path / "other" / "run.json").write_text('{"tool": "x"}')
+    Image.new("RGB", (8, 8)).save(tmp_path / "other" / "p.png")
+    assert [s.name for s in expand_inputs([str(tmp_path)])] == [str(tmp_path / "other" / "p.png"),
+                                                              str(tmp_path / "photo.png")]

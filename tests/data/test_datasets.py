@@ -110,6 +110,9 @@ def test_folder_dataset_splits_and_skips_bad_files(tmp_path):
             Image.new("RGB", (40, 30), colour).save(tmp_path / label / f"{i}.png")
     (tmp_path / "dog" / "broken.png").write_bytes(b"not a png")
     (tmp_path / "dog" / "notes.txt").write_text("not an image file: not read")
+    (tmp_path / ".ipynb_checkpoints").mkdir()  # hidden: no class, and no examples
+    (tmp_path / "dog" / "._0.png").write_bytes(b"a macOS resource fork")
+    Image.new("RGB", (40, 30)).save(tmp_path / ".ipynb_checkpoints" / "0.png")
     data = load_dataset(f"folder:{tmp_path}", seed=3)
     assert data.labels == ["cat", "dog"] and len(data.train_y) + len(data.test_y) == 10
     assert data.train_x.shape[1:] == (3, 64, 64) and len(data.test_y) == 2
