@@ -41,7 +41,8 @@ class MoreauGradConfig:
         lr: proximal-gradient step size (paper 0.1, fast 0.2; any lr < 2 / (L + 1 / rho) has the same fixed point).
         n_samples: noise samples per iteration (paper 32, fast 16).
         n_iter: iterations (paper 300, fast 60).
-        average_last: iterations averaged at the end (paper 100, fast 45).
+        average_last: iterations averaged at the end (paper 100, fast 45; with n_iter given and this left out,
+            the preset's share of n_iter: a third, three quarters).
         warm_start: start at d = -rho x the first iteration's mean gradient instead of 0 (both presets: no; it
             helps only where the logit is nearly linear over the noise scale).
         antithetic: draw noise in pairs (e, -e) (fast: yes).
@@ -66,7 +67,11 @@ class MoreauGradConfig:
     def __post_init__(self) -> None:
         if self.preset not in PRESETS:
             raise ValueError(f"unknown preset {self.preset!r}; use one of {', '.join(PRESETS)}")
-        for key, value in PRESETS[self.preset].items():
+        preset = PRESETS[self.preset]
+        if self.average_last is None and isinstance(self.n_iter, int) and self.n_iter >= 1:  # the preset's share
+            object.__setattr__(self, "average_last", max(1, round(self.n_iter * preset["average_last"] /
+                                                                  preset["n_iter"])))
+        for key, value in preset.items():
             if getattr(self, key) is None:
                 object.__setattr__(self, key, value)
         for key in ("n_samples", "n_iter", "average_last"):

@@ -88,6 +88,9 @@ def test_presets_and_cost():
     assert (fast.n_iter, fast.n_samples, fast.average, fast.antithetic) == (60, 16, "gradients", True)
     assert spec.rows(paper) == 9600 and spec.rows(fast) <= 960
     assert spec.make_config(n_iter=7, average_last=2).n_samples == PRESETS["fast"]["n_samples"]
+    # n_iter alone keeps the preset's averaged share (fast 45 of 60, paper 100 of 300) instead of failing
+    assert [spec.make_config(n_iter=n).average_last for n in (1, 4, 60, 120)] == [1, 3, 45, 90]
+    assert spec.make_config(preset="paper", n_iter=30).average_last == 10
     assert attrib.METHODS["moreaugrad_sparse"].make_config().eta == 5e-3
     group = attrib.METHODS["moreaugrad_group"].make_config()
     assert (group.eta, group.group_size) == (5e-2, 14)
