@@ -15,7 +15,7 @@ Examples:
   attrib sanity                                   embedded model, its sample images, four methods
   attrib sanity -M sample:blockdigits-standard    a sample model on 8 of its test images (+ data randomization)
   attrib sanity cat.jpg -M timm:resnet50 -m ig -m gradient --tests randomization --layers fc,layer4.1
-  attrib sanity -M sample:blockdigits-robust --tests robustness --radii 0.5,1 --norm linf
+  attrib sanity -M sample:blockdigits-robust --tests robustness --radii 5%,0.3 --norm linf  (5% of max |x_i|, and 0.3)
 Maps are computed at a reduced budget (each method's own, e.g. ig 32 steps, smoothgrad 16 samples); --set wins.
 Exit codes: 0 report written, 1 some inputs could not be read, 2 usage error."""
 
