@@ -33,15 +33,13 @@ LEGACY_ARRAYS = "attributions.npz"  # attrib 0.1: one archive for the whole run
 
 
 def is_run_folder(path: Path) -> bool:
-    """Whether ``path`` is a folder attrib wrote a run into: its run.json names the attrib version, or it holds
-    inputs.jsonl (a run killed before its first record)."""
+    """Whether ``path`` is a folder attrib wrote a run into: its run.json (written before any result) names the
+    attrib version."""
     try:
         with open(path / RUN_JSON, "rb") as file:
-            if b'"attrib_version"' in file.read(4096):
-                return True
+            return b'"attrib_version"' in file.read(4096)
     except OSError:
-        pass
-    return (path / INPUTS).is_file()
+        return False
 
 
 class RunError(AttribError):

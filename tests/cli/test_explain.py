@@ -367,10 +367,6 @@ def test_a_folder_explained_twice_leaves_out_the_first_runs_pictures(run_cli, tm
         assert result.exit_code == 0 and [i["path"] for i in parse_json(result)["inputs"]] == [
             str(tmp_path / "photo.png")]
     assert len(list((tmp_path / "attrib-runs").rglob("*.png"))) >= 3  # pictures that would have been explained
-    killed = tmp_path / "killed"  # a run cut short before its run.json: inputs.jsonl marks it
-    (killed / "images").mkdir(parents=True)
-    (killed / "inputs.jsonl").write_text("")
-    Image.new("RGB", (8, 8)).save(killed / "images" / "input.png")
     (tmp_path / "other").mkdir()  # another tool's run.json does not hide a folder
     (tmp_path / "other" / "run.json").write_text('{"tool": "x"}')
     Image.new("RGB", (8, 8)).save(tmp_path / "other" / "p.png")
