@@ -164,8 +164,9 @@ def evaluate(model, config: DiffRoarConfig, store: RunStore, events: Events | No
 
         record["plot"] = store.write_png("diffroar.png", diffroar_plot(record["results"],
                                                                         f"{model.name} on {data.name}"))
-    _warn_control(record, events)
-    _warn_chance(record, data, events)
+    record["warnings"] = _control_warnings(record) + _chance_warnings(record, data)  # the report shows them too
+    for warning in record["warnings"]:
+        events.warning(warning)
     store.write_record(record)
     return record
 
@@ -242,25 +243,26 @@ def _null_shares(store: RunStore, config: DiffRoarConfig, data) -> dict[str, flo
             for m in config.all_methods}
 
 
-def _warn_control(record: dict, events: Events) -> None:
-    for r in record["results"]:
-        if r["method"] == CONTROL and abs(r["diffroar"]) > CONTROL_WARNING:
-            events.warning(f"the random control is {r['diffroar']:+.3f} at k = {r['k']:g}: retrain noise is large "
-                           "here; use more --seeds or --epochs before trusting differences of this size")
+def _control_warnings(record: dict) -> list[str]:
+    return [f"the random control is {r['diffroar']:+.3f} at k = {r['k']:g}: retrain noise is large here; use more "
+            "--seeds or --epochs before trusting differences of this size"
+            for r in record["results"] if r["method"] == CONTROL and abs(r["diffroar"]) > CONTROL_WARNING]
 
 
-def _warn_chance(record: dict, data, events: Events) -> None:
+def _chance_warnings(record: dict, data) -> list[str]:
     """Accuracies at chance (the majority class's share of the test set) make every DiffROAR noise."""
     import torch
 
     chance = float(torch.bincount(data.test_y).max()) / len(data.test_y)
+    said = []
     if record["model_test_accuracy"] <= chance + CHANCE_MARGIN:
-        events.warning(f"the evaluated model's test accuracy is {record['model_test_accuracy']:.3f}, chance is "
-                       f"{chance:.3f}: its attributions explain a model that has not learned {data.name}")
+        said.append(f"the evaluated model's test accuracy is {record['model_test_accuracy']:.3f}, chance is "
+                    f"{chance:.3f}: its attributions explain a model that has not learned {data.name}")
     best = max((max(r["acc_top"], r["acc_bottom"]) for r in record["results"]), default=None)
     if best is not None and best <= chance + CHANCE_MARGIN:
-        events.warning(f"no retrained model beat chance (best test accuracy {best:.3f}, chance {chance:.3f}): "
-                       "DiffROAR compares noise here; train longer (--epochs) or check --lr and the data")
+        said.append(f"no retrained model beat chance (best test accuracy {best:.3f}, chance {chance:.3f}): "
+                    "DiffROAR compares noise here; train longer (--epochs) or check --lr and the data")
+    return said
 
 
 def _record(model, config, data, recipe, results, started, n_jobs, kwargs, descriptions) -> dict:
@@ -293,7 +295,7 @@ def json_view(record: dict[str, Any], out: Path) -> dict[str, Any]:
             "results": [{k: r[k] for k in ("method", "k", "diffroar", "std", "acc_top", "acc_bottom")}
                         for r in record["results"]],
             **({"null_block_share": record["null_block_share"]} if record["null_block_share"] else {}),
-            "out_dir": str(out.resolve())}
+            "warnings": record.get("warnings", []), "out_dir": str(out.resolve())}
 
 
 def main(argv: list[str]) -> int:

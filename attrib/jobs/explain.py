@@ -465,9 +465,8 @@ def _summary(plan, item, method, result: dict, options: Options, warnings: list[
     values, gap, target = result["values"], result["gap"], result["target"]
     magnitude = options.view == "magnitude"
     heat = render(magnitude_map(values), False) if magnitude else render(values, result["signed"])
-    if heat.warning:
-        warnings.append(f"{item['id']} / {method}: {heat.warning}")
-    warnings.extend(_gap_warnings(f"{item['id']} / {method}", result))
+    notes = ([heat.warning] if heat.warning else []) + _gap_warnings(result)  # for the terminal and the record
+    warnings.extend(f"{item['id']} / {method}: {note}" for note in notes)
     files, pngs = {"heatmap": None, "overlay": None}, {}
     if options.images:
         files = {"heatmap": f"images/{item['id']}/{method}_heatmap.png",
@@ -477,17 +476,17 @@ def _summary(plan, item, method, result: dict, options: Options, warnings: list[
     return {"method": method, "target": target,
             "target_label": plan.model.labels[target] if target is not None else None,
             "completeness_gap": gap, "gap_stderr": result["gap_stderr"], "converged": result["converged"],
-            "map_error": result["map_error"],
-            "seconds": round(result["seconds"], 3), "passes": result["passes"],
-            "scale": heat.scale, "signed": heat.signed and not magnitude, "warning": heat.warning, **files}, pngs
+            "map_error": result["map_error"], "seconds": round(result["seconds"], 3), "passes": result["passes"],
+            "scale": heat.scale, "signed": heat.signed and not magnitude, "warning": "; ".join(notes) or None,
+            **files}, pngs
 
 
-def _gap_warnings(where: str, result: dict) -> list[str]:
+def _gap_warnings(result: dict) -> list[str]:
     """Say when a map is not faithful: an adaptive rule that spent its budget first, or a gap over 5%; and when
     the gap is undefined (F(x) = F(baseline) at the compute precision)."""
     gap = result["gap"]
     if result["gap_undefined"]:
-        return [f"{where}: F(x) equals F(baseline) for the explained class at this precision, so the completeness "
+        return ["F(x) equals F(baseline) for the explained class at this precision, so the completeness "
                 "gap (relative to their difference) is undefined and cannot vouch for the map"]
     if result["converged"] is False:
         goal = f"a gap within tol {result['tol']:.1%}"
@@ -495,11 +494,11 @@ def _gap_warnings(where: str, result: dict) -> list[str]:
             goal += f" and a map as accurate as {result['match_steps']}-step Gauss-Legendre's"
         spent = (f"spent its budget of {result['passes']} steps" if result["passes"] >= (result["budget"] or 0)
                  else f"stopped after {result['passes']} steps (its panels reached the narrowest width)")
-        return [f"{where}: the adaptive rule {spent} before reaching {goal}: completeness gap {gap:.2%}, "
+        return [f"the adaptive rule {spent} before reaching {goal}: completeness gap {gap:.2%}, "
                 f"estimated map error {result['map_error']:.1%}; raise n_steps (--set) for a more faithful map"]
     if gap is not None and gap > GAP_WARNING:
         noise = f" ± {result['gap_stderr']:.1%} (Monte Carlo)" if result["gap_stderr"] is not None else ""
-        return [f"{where}: completeness gap {gap:.1%}{noise} > {GAP_WARNING:.0%}; raise n_steps / n_samples "
+        return [f"completeness gap {gap:.1%}{noise} > {GAP_WARNING:.0%}; raise n_steps / n_samples "
                 "(--set) for a faithful map"]
     return []
 
@@ -513,8 +512,9 @@ def json_view(record: dict[str, Any], out: Path) -> dict[str, Any]:
 
     def files(entry: dict) -> list[dict]:
         return [{"method": a["method"], "target": a["target"], "target_label": a.get("target_label"),
-                 "completeness_gap": a["completeness_gap"], "seconds": a["seconds"], "passes": a.get("passes"),
-                 "converged": a.get("converged"), "map_error": a.get("map_error"),
+                 "completeness_gap": a["completeness_gap"], "gap_stderr": a.get("gap_stderr"),
+                 "seconds": a["seconds"], "passes": a.get("passes"), "converged": a.get("converged"),
+                 "map_error": a.get("map_error"), "warning": a.get("warning"),
                  "overlay": path(a["overlay"]), "heatmap": path(a["heatmap"])}
                 for a in entry.get("attributions", [])]
 

@@ -203,14 +203,14 @@ def run(options: Options, store: RunStore, events: Events | None = None) -> dict
                     methods=describe_methods(settings.methods, {m: settings.config(m) for m in settings.methods}),
                     seed=settings.seed, device=device, lm=lm.name if lm else None, n_samples=settings.n_samples,
                     n_steps=settings.n_steps, target=settings.target, texts=[], correlations={},
-                    score=f"{classifier.score_name} of the target class")
+                    score=f"{classifier.score_name} of the target class", warnings=[])
     events.task("texts", "texts", len(items))
     warned: set[str] = set()
     saved = time.monotonic()
     for position, item in enumerate(items):
         try:
             entry = explain_one(classifier, lm, item, position, settings)
-            _warn_vanishing(events, entry, warned)
+            _warn_vanishing(events, entry, warned, record["warnings"])
             _warn_cut(events, entry)
         except TextInputError as error:
             entry = {"name": item.name, "text": item.text, "status": "error", "error": str(error)}
@@ -229,12 +229,14 @@ def run(options: Options, store: RunStore, events: Events | None = None) -> dict
     return record
 
 
-def _warn_vanishing(events: Events, entry: dict, warned: set[str]) -> None:
+def _warn_vanishing(events: Events, entry: dict, warned: set[str], kept: list[str]) -> None:
+    """Once per run, into ``kept`` (the record's warnings, for the report) and to the terminal."""
     scores = entry["scores"].get("gradient")
     if scores and "gradient" not in warned and max(map(abs, scores)) < 1e-6 * max(abs(entry["target_prob"]), 1e-12):
         warned.add("gradient")
-        events.warning("gradient scores are ~0: summed over embedding dimensions, the gradient vanishes for models "
-                       "that LayerNorm their embeddings; use gradient_x_input or integrated_gradients")
+        kept.append("gradient scores are ~0: summed over embedding dimensions, the gradient vanishes for models "
+                    "that LayerNorm their embeddings; use gradient_x_input or integrated_gradients")
+        events.warning(kept[-1])
 
 
 def _warn_cut(events: Events, entry: dict) -> None:

@@ -15,7 +15,7 @@ def test_json_schema_and_run_folder(run_cli, tmp_path):
     result = run_cli("diffroar", *SYN, "--out", out, "--json", "--html", tmp_path / "r.html")
     assert result.exit_code == 0, result.output
     data = parse_json(result)
-    assert set(data) == {"model", "dataset", "results", "out_dir"}  # no null block on synthetic
+    assert set(data) == {"model", "dataset", "results", "warnings", "out_dir"}  # no null block on synthetic
     assert data["model"] == "sample:synthetic-robust" and data["dataset"] == "synthetic"
     assert {(r["method"], r["k"]) for r in data["results"]} == {(m, k) for m in ("gradient", "random")
                                                                 for k in (0.1, 0.5)}
@@ -27,6 +27,14 @@ def test_json_schema_and_run_folder(run_cli, tmp_path):
     assert "8 retrains = 2 methods x 2 k x 2 sides x 1 seed" in result.stderr
     html = (tmp_path / "r.html").read_text()
     assert "DiffROAR" in html and "data:image/png;base64," in html and "<script" not in html
+    record = json.loads((out / "run.json").read_text())
+    assert record["warnings"] == data["warnings"]  # what the terminal warned of, kept for the report
+    assert all(" ".join(w.split()) in " ".join(result.stderr.split()) for w in data["warnings"])
+    record["warnings"] = ["the random control is +0.300 at k = 0.1: <retrain noise>"]  # as the terminal said it
+    (out / "run.json").write_text(json.dumps(record))
+    assert run_cli("report", out, "-o", tmp_path / "w.html").exit_code == 0
+    html = (tmp_path / "w.html").read_text()
+    assert "warning: the random control is +0.300 at k = 0.1: &lt;retrain noise&gt;" in html
 
 
 def test_blockdigits_json_has_null_block_shares(run_cli, tmp_path):
@@ -101,21 +109,11 @@ def test_timm_architecture_on_an_image_folder(run_cli, tmp_path):
 def test_accuracies_at_chance_are_warned_about():
     import torch
 
-    from attrib.jobs.common import Events
-    from attrib.jobs.diffroar import _warn_chance
-
-    class Said(Events):
-        def __init__(self):
-            self.lines = []
-
-        def warning(self, text):
-            self.lines.append(text)
+    from attrib.jobs.diffroar import _chance_warnings
 
     data = type("D", (), {"test_y": torch.tensor([0, 0, 0, 1]), "name": "d"})()  # majority class: 0.75
     learned = {"model_test_accuracy": 0.9, "results": [{"acc_top": 0.9, "acc_bottom": 0.6}]}
-    events = Said()
-    _warn_chance(learned, data, events)
-    assert events.lines == []
-    _warn_chance({"model_test_accuracy": 0.76, "results": [{"acc_top": 0.75, "acc_bottom": 0.5}]}, data, events)
-    assert len(events.lines) == 2 and "chance is 0.750" in events.lines[0]
-    assert "no retrained model beat chance (best test accuracy 0.750" in events.lines[1]
+    assert _chance_warnings(learned, data) == []
+    said = _chance_warnings({"model_test_accuracy": 0.76, "results": [{"acc_top": 0.75, "acc_bottom": 0.5}]}, data)
+    assert len(said) == 2 and "chance is 0.750" in said[0]
+    assert "no retrained model beat chance (best test accuracy 0.750" in said[1]

@@ -75,8 +75,10 @@ def test_usage_errors_are_one_line(run_cli, text_models, tmp_path):
 
 def test_vanishing_embedding_gradient_is_warned(run_cli, text_models, tmp_path):
     result = run_cli("explain-text", "the movie was great", "-M", text_models["clf"], "-m", "gradient", "-m", "ig",
-                     "--n-steps", "8", "--out", tmp_path)
+                     "--n-steps", "8", "--out", tmp_path, "--html", tmp_path / "r.html")
     assert result.exit_code == 0 and "gradient scores are ~0" in result.output
+    (kept,) = json.loads((tmp_path / "run.json").read_text())["warnings"]  # for a reader of the report alone
+    assert kept.startswith("gradient scores are ~0") and f"warning: {kept}" in (tmp_path / "r.html").read_text()
 
 
 def test_text_past_the_token_limit_is_cut_at_a_word_and_warned(run_cli, text_models, tmp_path):

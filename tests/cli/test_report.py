@@ -55,6 +55,9 @@ def test_report_is_self_contained_and_escaped(report):
     assert "a&lt;img src=x onerror=alert(1)&gt;&amp;b.png" in text and "not an image Pillow can read" in body
     for needle in ("integrated_gradients", "n_steps=4", "completeness gap", "estimated map error", "seed", "torch"):
         assert needle in body
+    # the terminal's warnings travel with the report: a reader of the file alone learns the map is not faithful
+    said = " ".join(body.split())
+    assert "the adaptive rule spent its budget of 4 steps before reaching a gap within tol 1.0%" in said
 
 
 def test_report_pictures_are_the_run_folders_in_fewer_bytes(tmp_path):
