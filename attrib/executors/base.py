@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import re
 import socket
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -50,8 +51,11 @@ class ExecutorSpec:
 
 def check_reachable(address: str, timeout: float = 5.0) -> None:
     """A HOST:PORT address must accept a connection (Ray itself would retry for minutes); "auto" is Ray's."""
-    if address == "auto" or ":" not in address:
+    if address == "auto":
         return
+    if not re.fullmatch(r"(\[[0-9a-fA-F:.]+\]|[^\s:/\[\]]+):[0-9]{1,5}", address):
+        raise UsageError(f"--address takes auto or HOST:PORT (the head's Ray port, e.g. 10.0.0.5:6379), got "
+                         f"{address!r}")
     host, port = address.rsplit(":", 1)
     try:
         socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()

@@ -1,6 +1,7 @@
 """The executor seam without a cluster: the local executor, the checks on what a user asks for, and the one-line
 install hint when Ray is missing."""
 
+import re
 import sys
 
 import pytest
@@ -88,3 +89,6 @@ def test_an_unreachable_cluster_is_one_line_before_any_work(tmp_path):
                                        "--out", str(tmp_path / "x")])
     assert result.exit_code == 2 and "cannot reach a Ray cluster" in result.output
     assert "loading model" not in result.output
+    for malformed in ("nonsense", "ray://127.0.0.1:10001", "127.0.0.1:port", "127.0.0.1:1234567"):
+        with pytest.raises(UsageError, match=rf"--address takes auto or HOST:PORT .*, got '{re.escape(malformed)}'"):
+            ExecutorSpec("ray", address=malformed).check()  # no connection tried, no Ray error passed through
