@@ -47,7 +47,8 @@ def _radii(ctx, param, value: str | None) -> list[float | str] | None:
 @click.option("--layers", callback=_list, metavar="A,B", help="Layer groups to randomize (default: spread out).")
 @click.option("--max-layers", default=None, type=click.IntRange(2),
               help="Layer groups reported when --layers is not given [default: 4].")
-@click.option("--radii", callback=_radii, metavar="R1,R2", help="Perturbation radii: absolute, or N% of the inputs' median norm (l2: |x|, linf: max |x_i|) "
+@click.option("--radii", callback=_radii, metavar="R1,R2",
+              help="Perturbation radii: absolute, or N% of the inputs' median norm (l2: |x|, linf: max |x_i|) "
               "[default: 2%,5%].")
 @click.option("--norm", type=click.Choice(["l2", "linf"]), default="l2", show_default=True)
 @click.option("--dataset", "-d", metavar="NAME", help="Take inputs from this data set's test split.")

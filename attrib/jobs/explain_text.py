@@ -205,12 +205,11 @@ def run(options: Options, store: RunStore, events: Events | None = None) -> dict
                     n_steps=settings.n_steps, target=settings.target, texts=[], correlations={},
                     score=f"{classifier.score_name} of the target class", warnings=[])
     events.task("texts", "texts", len(items))
-    warned: set[str] = set()
     saved = time.monotonic()
     for position, item in enumerate(items):
         try:
             entry = explain_one(classifier, lm, item, position, settings)
-            _warn_vanishing(events, entry, warned, record["warnings"])
+            _warn_vanishing(events, entry, record["warnings"])
             _warn_cut(events, entry)
         except TextInputError as error:
             entry = {"name": item.name, "text": item.text, "status": "error", "error": str(error)}
@@ -229,14 +228,16 @@ def run(options: Options, store: RunStore, events: Events | None = None) -> dict
     return record
 
 
-def _warn_vanishing(events: Events, entry: dict, warned: set[str], kept: list[str]) -> None:
+VANISHING = ("gradient scores are ~0: summed over embedding dimensions, the gradient vanishes for models that "
+             "LayerNorm their embeddings; use gradient_x_input or integrated_gradients")
+
+
+def _warn_vanishing(events: Events, entry: dict, kept: list[str]) -> None:
     """Once per run, into ``kept`` (the record's warnings, for the report) and to the terminal."""
     scores = entry["scores"].get("gradient")
-    if scores and "gradient" not in warned and max(map(abs, scores)) < 1e-6 * max(abs(entry["target_prob"]), 1e-12):
-        warned.add("gradient")
-        kept.append("gradient scores are ~0: summed over embedding dimensions, the gradient vanishes for models "
-                    "that LayerNorm their embeddings; use gradient_x_input or integrated_gradients")
-        events.warning(kept[-1])
+    if scores and VANISHING not in kept and max(map(abs, scores)) < 1e-6 * max(abs(entry["target_prob"]), 1e-12):
+        kept.append(VANISHING)
+        events.warning(VANISHING)
 
 
 def _warn_cut(events: Events, entry: dict) -> None:

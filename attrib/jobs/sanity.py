@@ -68,8 +68,9 @@ def _prepare(options: Options, events: Events):
     configs = with_budget(names, {n: method_kwargs(n, overrides.get(n, {}), supplied) for n in names})
     methods = describe_methods(names, configs, descriptions)  # validates every option
     extra = {k: v for k, v in (("max_layers", options.max_layers), ("repeats", options.repeats)) if v is not None}
-    config = SanityConfig(names, configs, list(options.tests), options.layers, radii=resolve_radii(options.radii, x, options.norm),
-                          norm=options.norm, seed=options.seed, device=device, **extra)
+    radii = resolve_radii(options.radii, x, options.norm)
+    config = SanityConfig(names, configs, list(options.tests), options.layers, radii=radii, norm=options.norm,
+                          seed=options.seed, device=device, **extra)
     if options.layers:
         from attrib.evaluate.randomization import layer_groups, select
 
