@@ -16,6 +16,7 @@ from typing import Any
 import click
 
 from attrib.cli.ui import UI
+from attrib.errors import counted
 
 MODEL_HELP = "timm:NAME, hf:ORG/NAME, a local HF folder, sample:NAME; default: embedded EfficientNet-Lite0."
 
@@ -106,6 +107,9 @@ def executor_options(unit: str) -> Callable[[Callable[..., Any]], Callable[..., 
     return decorate
 
 
+WARNINGS_SHOWN = 20  # a large run's warnings past these are counted, not printed (-v prints every one)
+
+
 class CliEvents:
     """A job's events on the terminal: progress bars by key, messages by level, items shown as they finish."""
 
@@ -113,7 +117,21 @@ class CliEvents:
         self.ui, self.progress, self.on_item = ui, progress, on_item
         self.tasks: dict[str, Any] = {}
         self.totals: dict[str, int | None] = {}
-        self.info, self.detail, self.warning, self.error = ui.info, ui.detail, ui.warn, ui.error
+        self.warned = 0
+        self.info, self.detail, self.error = ui.info, ui.detail, ui.error
+
+    def warning(self, text: str) -> None:
+        self.warned += 1
+        if self.ui.verbose or self.warned <= WARNINGS_SHOWN:
+            self.ui.warn(text)
+
+    def held_back(self) -> str | None:
+        """The line that counts the warnings not printed, if any."""
+        hidden = 0 if self.ui.verbose else self.warned - WARNINGS_SHOWN
+        if hidden <= 0:
+            return None
+        return (f"{counted(hidden, 'more warning')} not shown (-v shows every one; explain keeps each map's in "
+                "inputs.jsonl and the HTML report)")
 
     def task(self, key: str, description: str, total: int | None) -> None:
         self.totals[key] = total
@@ -165,7 +183,8 @@ def run_job(common: Common, job: Any, options: Any, view: View, prefix: str = ""
     try:
         with ui.progress() as progress, warnings.catch_warnings():
             warnings.showwarning = _shown_by(ui, warnings.showwarning)
-            record = job.run(options, RunStore(out), CliEvents(ui, progress, view.on_item))
+            events = CliEvents(ui, progress, view.on_item)
+            record = job.run(options, RunStore(out), events)
     except AttribError as error:
         raise click.UsageError(first_line(error, limit=2000)) from None
     except KeyboardInterrupt:
@@ -182,6 +201,8 @@ def run_job(common: Common, job: Any, options: Any, view: View, prefix: str = ""
             raise
         ui.error(f"unexpected {type(error).__name__}: {first_line(error)} (run with -v for the traceback)")
         sys.exit(1)
+    if events.held_back():
+        ui.warn(events.held_back())
     view.show(ui, record, out)
     if common.html_path:
         write_html(ui, out, common.html_path)

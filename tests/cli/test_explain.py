@@ -375,3 +375,18 @@ def test_a_folder_explained_twice_leaves_out_the_first_runs_pictures(run_cli, tm
     Image.new("RGB", (8, 8)).save(tmp_path / "other" / "p.png")
     assert [s.name for s in expand_inputs([str(tmp_path)])] == [str(tmp_path / "other" / "p.png"),
                                                               str(tmp_path / "photo.png")]
+
+
+def test_a_large_runs_warnings_past_twenty_are_counted_not_printed(run_cli, tmp_path):
+    from attrib.cli.common import WARNINGS_SHOWN
+
+    for i in range(WARNINGS_SHOWN + 5):  # IG with a budget of 4 steps warns on every map
+        Image.new("RGB", (24, 24), (10 * i, 90, 200 - 5 * i)).save(tmp_path / f"{i:02d}.png")
+    for verbose, printed in (([], WARNINGS_SHOWN), (["-v"], WARNINGS_SHOWN + 5)):
+        result = run_cli("explain", tmp_path, *FAST, "-m", "ig", "--no-images", "--force", "--out", tmp_path / "o",
+                         *verbose)
+        said = " ".join(result.stderr.split())
+        assert result.exit_code == 0 and said.count("the adaptive rule spent its budget of 4 steps") == printed
+        assert ("5 more warnings not shown (-v shows every one" in said) is not verbose
+    kept = [entry["attributions"][0]["warning"] for entry in attrib.load_run(tmp_path / "o").record["inputs"]]
+    assert len(kept) == WARNINGS_SHOWN + 5 and all("spent its budget of 4 steps" in w for w in kept)
