@@ -201,8 +201,8 @@ def run_job(common: Common, job: Any, options: Any, view: View, prefix: str = ""
             raise
         ui.error(f"unexpected {type(error).__name__}: {first_line(error)} (run with -v for the traceback)")
         sys.exit(1)
-    if events.held_back():
-        ui.warn(events.held_back())
+    if held := events.held_back():
+        ui.warn(held)
     view.show(ui, record, out)
     if common.html_path:
         write_html(ui, out, common.html_path)
