@@ -18,6 +18,8 @@ import click
 from attrib.cli.ui import UI
 from attrib.errors import counted
 
+NO_PRETRAINED_HELP = ("timm, Hugging Face: random weights (the architecture only; the same fixed-seed draw on "
+                      "every run).")
 MODEL_HELP = "timm:NAME, hf:ORG/NAME, a local HF folder, sample:NAME; default: embedded EfficientNet-Lite0."
 
 
@@ -64,7 +66,7 @@ def model_options(command: Callable[..., Any]) -> Callable[..., Any]:
             click.option("--weights", type=click.Path(dir_okay=False),
                          help="Local state dict (.pt/.pth/.safetensors)."),
             click.option("--no-pretrained", is_flag=True,
-                         help="timm, Hugging Face: random weights (the architecture only)."),
+                         help=NO_PRETRAINED_HELP),
             click.option("--labels", "labels", type=click.Path(dir_okay=False), metavar="FILE",
                          help="Class names: one per line, a JSON list or {index: name}."))):
         command = option(command)

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from attrib.cli.common import Common, View, common_options, executor_options, method_options, run_job, wrote
+from attrib.cli.common import (NO_PRETRAINED_HELP, Common, View, common_options, executor_options, method_options,
+                               run_job, wrote)
 from attrib.cli.ui import UI
 from attrib.errors import counted, duration
 
@@ -47,7 +48,7 @@ def _ints(ctx, param, value: str | None) -> list[int] | None:
 @click.option("--model", "-M", "model_spec", default="sample:blockdigits-standard", show_default=True,
               metavar="SPEC", help="Model under evaluation (sample:NAME or timm:NAME; its architecture is retrained).")
 @click.option("--weights", type=click.Path(dir_okay=False), help="Local state dict for a timm or sample model.")
-@click.option("--no-pretrained", is_flag=True, help="timm, Hugging Face: random weights (the architecture only).")
+@click.option("--no-pretrained", is_flag=True, help=NO_PRETRAINED_HELP)
 @click.option("--dataset", "-d", default=None, metavar="NAME",
               help="blockdigits, blockdigits-top, synthetic, torchvision:NAME, folder:PATH "
                    "[default: the sample model's own data set].")

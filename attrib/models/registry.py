@@ -7,10 +7,13 @@ loader. ``attrib.models`` imports the built-in loader modules, so that ``load_mo
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import torch
 
 from attrib.errors import first_line
 from attrib.models.base import Model, ModelError
@@ -27,6 +30,7 @@ class LoaderEntry:
 
 LOADERS: dict[str, LoaderEntry] = {}
 DEFAULT = "default"
+RANDOM_WEIGHTS_SEED = 1234  # --no-pretrained models are initialised from this seed (not 0: a common seed)
 
 
 def register_loader(prefix: str, loader: Loader, matches: Callable[[str], bool] | None = None) -> None:
@@ -38,13 +42,26 @@ def load_model(spec: str | Path | None = None, *, weights: str | Path | None = N
                trust_remote_code: bool = False, labels: str | Path | None = None) -> Model:
     """Resolve a model spec into a :class:`Model` in eval mode (specs: ``attrib models``); ``labels``: a file
     naming its classes (see :func:`read_labels`)."""
-    model = _load(spec, weights=weights, pretrained=pretrained, trust_remote_code=trust_remote_code)
+    with _seeded(not pretrained and weights is None):
+        model = _load(spec, weights=weights, pretrained=pretrained, trust_remote_code=trust_remote_code)
     if model.n_classes == 0:
         raise ModelError(f"{model.name} has no classifier head (0 classes: a feature extractor or backbone); attrib "
                          "explains classifiers: give --weights with a fine-tuned head, or a classification model")
     if labels is not None:
         model.labels = read_labels(labels, model.n_classes)
     return model
+
+
+@contextmanager
+def _seeded(random_weights: bool) -> Iterator[None]:
+    """Random weights (``pretrained=False``) drawn from a fixed seed on a forked generator: the same model on
+    every run and every Ray worker, and the caller's own random state left as it was."""
+    if not random_weights:
+        yield
+        return
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(RANDOM_WEIGHTS_SEED)
+        yield
 
 
 def read_labels(path: str | Path, n_classes: int) -> list[str]:

@@ -171,7 +171,8 @@ def test_expected_gradients_background_is_named(run_cli, images, tmp_path):
                      "--out", tmp_path / "b", "--json")
     data = parse_json(result)
     assert data["background"] == f"2 images from {images}"
-    assert abs(data["inputs"][0]["attributions"][0]["completeness_gap"]) < 10
+    eg = data["inputs"][0]["attributions"][0]
+    assert abs(eg["completeness_gap"]) <= 4 * eg["gap_stderr"]  # Monte Carlo noise (the input is one background)
     (images / "broken.png").write_bytes(b"")
     (images / "notes.jpg").write_text("not an image")
     result = run_cli("explain", images / "im0.png", *TINY, "-m", "eg", "--background", images, "--out", tmp_path / "c")

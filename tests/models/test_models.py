@@ -41,12 +41,24 @@ def test_timm_without_pretrained(name, size):
     _check(model, 1000, size)
 
 
+def test_random_weights_are_the_same_on_every_load_and_leave_the_callers_generator_alone(tiny_vit_folder):
+    """--no-pretrained: a rerun, and every Ray worker, must explain the same random model."""
+    for spec in ("timm:test_resnet", str(tiny_vit_folder)):
+        torch.manual_seed(5)
+        first = load_model(spec, pretrained=False).module.state_dict()
+        after_first = torch.rand(3)
+        torch.manual_seed(6)
+        second = load_model(spec, pretrained=False).module.state_dict()
+        assert all(torch.equal(first[key], second[key]) for key in first)
+        torch.manual_seed(5)
+        assert torch.equal(torch.rand(3), after_first)  # loading drew nothing from the caller's generator
+
+
 def test_hf_local_folder(tiny_vit_folder):
     for spec in (str(tiny_vit_folder), f"hf:{tiny_vit_folder}"):
         model = load_model(spec)
         assert model.labels == ["ant", "bee", "cat <b>"] and model.preprocess.squash
         _check(model, 3, (32, 32))
-    torch.manual_seed(1)  # (the folder's weights were drawn with seed 0)
     trained, random = load_model(tiny_vit_folder), load_model(tiny_vit_folder, pretrained=False)
     assert random.labels == trained.labels and random.preprocess == trained.preprocess  # the same architecture
     x = trained.preprocess(Image.new("RGB", (50, 40), (120, 30, 200)))[None]
