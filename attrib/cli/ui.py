@@ -23,18 +23,23 @@ class UI:
 
     def info(self, text: str) -> None:
         if not self.quiet:
-            self.err.print(escape(text))
+            self._message(escape(text))
 
     def detail(self, text: str) -> None:
         if self.verbose and not self.quiet:
-            self.err.print(f"[dim]{escape(text)}[/dim]")
+            self._message(f"[dim]{escape(text)}[/dim]")
 
     def warn(self, text: str) -> None:
         if not self.quiet:
-            self.err.print(f"[yellow]warning:[/yellow] {escape(text)}")
+            self._message(f"[yellow]warning:[/yellow] {escape(text)}")
 
     def error(self, text: str) -> None:
-        self.err.print(f"[red]error:[/red] {escape(text)}")
+        self._message(f"[red]error:[/red] {escape(text)}")
+
+    def _message(self, markup: str) -> None:
+        """One message, one line in a log or pipe (rich would break it at 80 columns there, and a grep for
+        'error:' would miss the rest); a terminal wraps it at words."""
+        self.err.print(markup, soft_wrap=not self.err.is_terminal)
 
     def show(self, renderable: Any) -> None:
         """Data for the reader (tables): stdout, unless --json or --quiet."""

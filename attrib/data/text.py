@@ -87,28 +87,40 @@ def _read(path: Path) -> str:
                              f"{error.start}); save it as UTF-8") from None
 
 
-def _table_rows(path: Path, suffix: str) -> list[dict]:
-    text = _read(path)
+def _table_rows(path: Path, suffix: str) -> list[tuple[int, dict]]:
+    """(line number, row): the line a CSV row starts on (after its header; a quoted text may span lines) or
+    a JSONL row's line, so that ``FILE:N`` names a line as it does for a file of plain lines."""
+    lines = _read(path).splitlines(keepends=True)  # a quoted text keeps its line breaks
     if suffix not in (".jsonl", ".json"):
-        return list(csv.DictReader(text.splitlines(), delimiter="\t" if suffix == ".tsv" else ","))
+        reader = csv.DictReader(lines, delimiter="\t" if suffix == ".tsv" else ",")
+        rows, end = [], (reader.fieldnames, reader.line_num)[1]
+        for row in reader:
+            start = end + 1
+            while start < reader.line_num and not lines[start - 1].strip():  # blank lines DictReader skipped
+                start += 1
+            rows.append((start, row))
+            end = reader.line_num
+        return rows
     rows = []
-    for n, line in enumerate(text.splitlines(), 1):
+    for n, line in enumerate(lines, 1):
         if line.strip():
             try:
-                rows.append(json.loads(line))
+                rows.append((n, json.loads(line)))
             except json.JSONDecodeError as error:
                 raise TextInputError(f"{path}:{n}: not a JSON line ({error.msg})") from None
-            if not isinstance(rows[-1], dict):
+            if not isinstance(rows[-1][1], dict):
                 raise TextInputError(f"{path}:{n}: not a JSON object (each line must be one, e.g. {{\"text\": ...}})")
     return rows
 
 
-def _column_items(path: Path, rows: list[dict], column: str | None, label_column: str | None) -> list[TextItem]:
+def _column_items(path: Path, rows: list[tuple[int, dict]], column: str | None,
+                  label_column: str | None) -> list[TextItem]:
     if column is None:
         raise TextInputError(f"{path}: say which column holds the text with --column")
-    if rows and column not in rows[0]:
-        raise TextInputError(f"{path}: no column {column!r}; columns: {', '.join(map(str, rows[0]))}")
-    if rows and label_column is not None and label_column not in rows[0]:
-        raise TextInputError(f"{path}: no label column {label_column!r}; columns: {', '.join(map(str, rows[0]))}")
+    first = rows[0][1] if rows else {}
+    if rows and column not in first:
+        raise TextInputError(f"{path}: no column {column!r}; columns: {', '.join(map(str, first))}")
+    if rows and label_column is not None and label_column not in first:
+        raise TextInputError(f"{path}: no label column {label_column!r}; columns: {', '.join(map(str, first))}")
     return [TextItem(f"{path.name}:{n}", str(row.get(column) or ""),
-                     None if label_column is None else str(row[label_column])) for n, row in enumerate(rows, 1)]
+                     None if label_column is None else str(row[label_column])) for n, row in rows]

@@ -5,19 +5,27 @@ from __future__ import annotations
 from typing import Any
 
 from rich.markup import escape
+from rich.console import Group
 from rich.table import Table
+from rich.text import Text
 
 from attrib.errors import counted
 
 
-def input_table(entry: dict[str, Any]) -> Table:
+def titled(title: str, table: Table) -> Group:
+    """The title (rich markup) on its own line above the table: as a table's own title rich wraps it to the
+    table's width, which broke a short text's header after every word."""
+    return Group(Text.from_markup(title, style="table.title"), table)
+
+
+def input_table(entry: dict[str, Any]) -> Group:
     """One input: its top predictions, then per method the target, completeness gap and time."""
     title = escape(entry["name"]) + (" [dim](already done)[/dim]" if entry.get("skipped") else "")
-    table = Table(title=title, title_justify="left", show_edge=False)
+    table = Table(show_edge=False)
     if entry["status"] != "ok":
         table.add_column("error", style="red")
         table.add_row(escape(str(entry["error"])))
-        return table
+        return titled(title, table)
     for column in ("", "class", "prob / target", "gap", "time"):
         table.add_column(column)
     for rank, p in enumerate(entry["predictions"], 1):
@@ -26,15 +34,15 @@ def input_table(entry: dict[str, Any]) -> Table:
         gap = "" if a["completeness_gap"] is None else f"{a['completeness_gap']:.2%}"
         target = "" if a["target"] is None else escape(f"{a['target_label']} ({a['target']})")
         table.add_row(f"[bold]{escape(a['method'])}[/bold]", target, "", gap, f"{a['seconds']:.2f}s")
-    return table
+    return titled(title, table)
 
 
-def diffroar_table(record: dict[str, Any]) -> Table:
+def diffroar_table(record: dict[str, Any]) -> Group:
     """DiffROAR per method (rows) and k (columns): mean +- std over seeds, with acc(top) / acc(bottom)."""
     rows = record["results"]
     ks = sorted({r["k"] for r in rows})
     title = f"DiffROAR — {escape(record['model']['name'])} on {escape(record['dataset']['name'])}"
-    table = Table(title=title, title_justify="left", show_edge=False)
+    table = Table(show_edge=False)
     table.add_column("method", no_wrap=True)
     for k in ks:
         table.add_column(f"k={k:g}", justify="right", no_wrap=True)
@@ -45,7 +53,7 @@ def diffroar_table(record: dict[str, Any]) -> Table:
             cells.append("" if r is None else _cell(r))
         table.add_row(escape(method), *cells)
     table.caption = "DiffROAR (± std over seeds); dim: acc(top-k kept)/acc(bottom-k kept)"
-    return table
+    return titled(title, table)
 
 
 def _cell(r: dict[str, Any]) -> str:
@@ -58,27 +66,24 @@ def _signed_style(value: float) -> str:
     return f"[{color}]{value:+.3f}[/{color}]"
 
 
-def share_table(shares: dict[str, float]) -> Table:
+def share_table(shares: dict[str, float]) -> Group:
     """blockdigits: share of |attribution| on the null block per method (0.5 = no preference)."""
-    table = Table(title="Share of |attribution| on the null block (test set; lower = less leakage)",
-                  title_justify="left", show_edge=False)
+    table = Table(show_edge=False)
     table.add_column("method")
     table.add_column("null-block share", justify="right")
     for method, value in shares.items():
         table.add_row(escape(method), f"{value:.3f}")
-    return table
+    return titled("Share of |attribution| on the null block (test set; lower = less leakage)", table)
 
 
-def text_panel(entry: dict[str, Any]) -> Table:
+def text_panel(entry: dict[str, Any]) -> Group:
     """One text: per method, the words coloured by relevance (red raises the target's probability, blue lowers
     it; scaled per method by the largest |score|), then the scores."""
-    from rich.text import Text
-
     title = (f"{escape(entry['name'])}: predicted {escape(entry['prediction']['label'])} "
              f"({entry['prediction']['prob']:.3f}); explaining {escape(entry['target_label'])}")
     if entry.get("cut"):
         title += f" (its first {entry['cut']['explained']} of {entry['cut']['words']} words: the token limit)"
-    table = Table(title=title, title_justify="left", show_edge=False, show_header=False)
+    table = Table(show_edge=False, show_header=False)
     table.add_column("method", no_wrap=True)
     table.add_column("words")
     for method, scores in entry["scores"].items():
@@ -88,7 +93,7 @@ def text_panel(entry: dict[str, Any]) -> Table:
             line.append(word, style=_relevance_style(score / scale))
             line.append(" ")
         table.add_row(escape(method), line)
-    return table
+    return titled(title, table)
 
 
 def _relevance_style(value: float) -> str:
@@ -98,30 +103,29 @@ def _relevance_style(value: float) -> str:
     return f"black on {colour}"
 
 
-def correlation_table(table: dict[str, dict[str, float | None]], n_texts: int) -> Table:
+def correlation_table(table: dict[str, dict[str, float | None]], n_texts: int) -> Group:
     """Pearson correlation between methods, averaged over texts."""
     methods = list(table)
-    out = Table(title=f"Pearson correlation between methods (mean over {counted(n_texts, 'text')})",
-                title_justify="left", show_edge=False)
+    out = Table(show_edge=False)
     out.add_column("")
     for m in methods:
         out.add_column(escape(m), justify="right")
     for a in methods:
         out.add_row(escape(a), *("1" if a == b else "—" if table[a].get(b) is None else f"{table[a][b]:.2f}"
                                  for b in methods))
-    return out
+    return titled(f"Pearson correlation between methods (mean over {counted(n_texts, 'text')})", out)
 
 
-def sanity_tables(record: dict[str, Any]) -> list[Table]:
+def sanity_tables(record: dict[str, Any]) -> list[Group]:
     """Verdicts first, then the numbers behind them."""
     tables = []
-    verdicts = Table(title="Verdicts", title_justify="left", show_edge=False)
+    verdicts = Table(show_edge=False)
     for column in ("method", "test", "", "reason"):
         verdicts.add_column(column)
     for v in record["verdicts"]:
         mark = {True: "[green]pass[/green]", False: "[red]fail[/red]"}.get(v["passed"], "[yellow]unsure[/yellow]")
         verdicts.add_row(escape(v["method"]), escape(v["test"]), mark, escape(v["reason"]))
-    tables.append(verdicts)
+    tables.append(titled("Verdicts", verdicts))
     specs = (("randomization", "Randomization: similarity to the original maps",
               ("method", "mode", "layer", "depth", "spearman_abs", "spearman_signed", "ssim", "hog")),
              ("robustness", "Robustness: similarity of clean and perturbed maps",
@@ -137,10 +141,10 @@ def sanity_tables(record: dict[str, Any]) -> list[Table]:
 FORMATS = {"passes": "{:.0f}", "converged": "{:.0%}", "gap": "{:.2%}", "gap_stderr": "{:.2%}"}  # else _fmt's
 
 
-def _rows_table(title: str, rows: list[dict[str, Any]], columns: tuple[str, ...]) -> Table:
+def _rows_table(title: str, rows: list[dict[str, Any]], columns: tuple[str, ...]) -> Group:
     """One row per record; a column no record has a value for is left out."""
     columns = tuple(c for c in columns if any(row.get(c) is not None for row in rows))
-    table = Table(title=title, title_justify="left", show_edge=False)
+    table = Table(show_edge=False)
     for column in columns:
         table.add_column(column.replace("_", " "), justify="left" if column in ("method", "mode", "layer",
                                                                                "perturbation") else "right")
@@ -148,7 +152,7 @@ def _rows_table(title: str, rows: list[dict[str, Any]], columns: tuple[str, ...]
         table.add_row(*(FORMATS[c].format(row[c]) if c in FORMATS and isinstance(row.get(c), float)
                         else _fmt(row.get(c), (row.get("spread") or {}).get(c) if row.get("draws", 1) > 1 else None)
                         for c in columns))
-    return table
+    return titled(title, table)
 
 
 def _fmt(value: Any, spread: float | None = None) -> str:

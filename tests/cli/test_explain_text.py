@@ -52,6 +52,12 @@ def test_gold_labels_from_a_csv_column(run_cli, text_models, tmp_path):
     texts = parse_json(result)["texts"]
     assert result.exit_code == 1 and [t.get("target") for t in texts[:2]] == [1, 0]
     assert "gold label: unknown target label 'nonsense'" in texts[2]["error"]
+    result = run_cli("explain-text", "--file", table, "--column", "sentence", "--label-column", "label",
+                     "-M", text_models["clf"], "-m", "unk", "--out", tmp_path / "p")
+    lines = result.output.splitlines()  # a log's lines: each message and each text's header unbroken
+    assert "error: d.csv:4: gold label: unknown target label 'nonsense' (use pred, a class index or a label " \
+        "name)" in lines
+    assert "d.csv:3: predicted " in "\n".join(lines) and any(line.endswith("explaining positive") for line in lines)
 
 
 def test_usage_errors_are_one_line(run_cli, text_models, tmp_path):
@@ -70,7 +76,8 @@ def test_usage_errors_are_one_line(run_cli, text_models, tmp_path):
     for args, message in cases:
         result = run_cli("explain-text", *args, "--out", tmp_path / "x")
         assert result.exit_code == 2, (args, result.output)
-        assert message in " ".join(result.output.split()) and "Traceback" not in result.output
+        assert any(message in line for line in result.output.splitlines()), (args, result.output)  # unbroken
+        assert "Traceback" not in result.output
 
 
 def test_vanishing_embedding_gradient_is_warned(run_cli, text_models, tmp_path):

@@ -42,6 +42,17 @@ def test_read_texts_from_lines_csv_and_jsonl(tmp_path):
         read_texts([], str(tmp_path / "nope.txt"))
 
 
+def test_every_text_from_a_file_is_named_by_its_line(tmp_path):
+    """FILE:N is a line number for plain lines, CSV (the line a row starts on) and JSONL alike."""
+    (tmp_path / "a.txt").write_text("one\n\nthree\n")
+    (tmp_path / "b.csv").write_text('sentence,label\n"good,\nfun",positive\n\nbad,0\n')
+    (tmp_path / "c.jsonl").write_text('{"t": "a"}\n\n{"t": "b"}\n')
+    assert [i.name for i in read_texts([], str(tmp_path / "a.txt"))] == ["a.txt:1", "a.txt:3"]
+    rows = read_texts([], str(tmp_path / "b.csv"), "sentence", "label")
+    assert [(r.name, r.text) for r in rows] == [("b.csv:2", "good,\nfun"), ("b.csv:5", "bad")]  # break kept
+    assert [i.name for i in read_texts([], str(tmp_path / "c.jsonl"), "t")] == ["c.jsonl:1", "c.jsonl:3"]
+
+
 def test_bad_text_files_name_the_line_or_the_byte(tmp_path):
     (tmp_path / "d.jsonl").write_text('{"t": "ok"}\nnot json\n')
     (tmp_path / "e.jsonl").write_text('{"t": "ok"}\n\n[1, 2]\n')
