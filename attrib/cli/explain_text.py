@@ -27,17 +27,22 @@ Exit codes: 0 all texts explained, 1 some texts failed, 2 usage error."""
               help="Masked LM for olm/olm_s: hub id or local folder [default: bert-base-uncased].")
 @click.option("--method", "-m", "methods", multiple=True, metavar="NAME",
               help="olm, olm_s, unk, delete, gradient, gradient_x_input, ig, ... (repeatable; default olm, olm_s).")
+@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
+              help="Method option (repeatable; wins over --n-samples/--n-steps); METHOD.KEY=VALUE for one "
+                   "method only.")
 @click.option("--file", "text_file", type=click.Path(dir_okay=False), help="Texts: one per line, or CSV/JSONL.")
 @click.option("--column", help="CSV/JSONL column holding the text.")
 @click.option("--label-column", help="CSV/JSONL column with each row's gold label (the explained class).")
 @click.option("--target", default="pred", show_default=True, help="pred, a class index, or a label name.")
-@click.option("--n-samples", default=100, show_default=True, type=click.IntRange(1), help="LM draws per word.")
-@click.option("--n-steps", default=100, show_default=True, type=click.IntRange(1), help="IG steps.")
+@click.option("--n-samples", default=100, show_default=True, type=click.IntRange(1),
+              help="n_samples of every method (OLM: LM draws per word).")
+@click.option("--n-steps", default=100, show_default=True, type=click.IntRange(1),
+              help="n_steps of every method (IG's steps).")
 @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1), help="Sentences per forward.")
 @click.option("--trust-remote-code", is_flag=True, help="Allow the model repos' own code to run.")
 @common_options
-def explain_text(texts, model_spec, lm_spec, methods, text_file, column, label_column, target, n_samples, n_steps,
-                 batch_size, trust_remote_code, common: Common) -> None:
+def explain_text(texts, model_spec, lm_spec, methods, settings, text_file, column, label_column, target, n_samples,
+                 n_steps, batch_size, trust_remote_code, common: Common) -> None:
     """Explain a text classifier's predictions word by word (OLM, OLM-S, occlusion, gradients).
 
     TEXTS are given as arguments or with --file. Each word (punctuation is a word of its own) gets one
@@ -46,8 +51,8 @@ def explain_text(texts, model_spec, lm_spec, methods, text_file, column, label_c
     from attrib.jobs import explain_text as job
 
     options = job.Options(list(texts), text_file, column, label_column, model_spec, lm_spec,
-                          list(methods) or list(job.DEFAULT_METHODS), target, n_samples, n_steps, common.seed,
-                          batch_size, common.device, trust_remote_code)
+                          list(methods) or list(job.DEFAULT_METHODS), list(settings), target, n_samples, n_steps,
+                          common.seed, batch_size, common.device, trust_remote_code)
     run_job(common, job, options, View(show=_summary, json=job.json_view, exit_code=job.exit_code,
                                        on_item=_show_text), prefix="text-")
 

@@ -39,13 +39,15 @@ class Settings:
     n_steps: int = 100
     seed: int = 0
     target: int | None = None
+    overrides: dict[str, dict[str, Any]] = field(default_factory=dict)  # --set, per method
 
     def config(self, method: str) -> dict[str, Any]:
-        """The method's options: --n-samples / --n-steps where it has them (IG from the zero embedding)."""
+        """The method's options: --n-samples / --n-steps where it has them (IG from the zero embedding), then
+        the method's --set items."""
         fields = METHODS[method].option_names()
         values = {"n_samples": self.n_samples, "n_steps": self.n_steps, "baseline": "zero",
                   "rule": "gausslegendre"}  # the OLM paper's baselines: fixed-step IG
-        return {k: v for k, v in values.items() if k in fields}
+        return {**{k: v for k, v in values.items() if k in fields}, **self.overrides.get(method, {})}
 
 
 @dataclass
@@ -59,6 +61,7 @@ class Options:
     model: str = ""
     lm: str | None = None
     methods: list[str] = field(default_factory=lambda: list(DEFAULT_METHODS))
+    settings: list[str] = field(default_factory=list)  # --set KEY=VALUE / METHOD.KEY=VALUE items
     target: str = "pred"
     n_samples: int = 100
     n_steps: int = 100
@@ -170,10 +173,12 @@ def gradient_scores(classifier, text: str, words: list[Word], method: str, targe
 def _load(options: Options, events: Events):
     """Texts, classifier, LM and settings, validated before any work."""
     from attrib.data.text import read_texts
+    from attrib.methods.options import parse_overrides
     from attrib.models.text_models import load_masked_lm, load_text_classifier
     from attrib.targets import parse_class
 
     names = canonical_methods(options.methods or list(DEFAULT_METHODS))
+    overrides = parse_overrides(names, options.settings)
     items = read_texts(options.texts, options.file, options.column, options.label_column)
     if not items:
         raise UsageError(f"no texts: {options.file} holds none" if options.file else
@@ -185,7 +190,7 @@ def _load(options: Options, events: Events):
     needs_lm = any("lm" in METHODS[n].needs for n in names)
     lm = load_masked_lm(options.lm, trust_remote_code=options.trust_remote_code, device=device) if needs_lm else None
     settings = Settings(names, options.n_samples, options.n_steps, options.seed,
-                        parse_class(options.target, classifier.labels))
+                        parse_class(options.target, classifier.labels), overrides)
     events.info(f"classifier: {classifier.name}; LM: {lm.name if lm else '—'}; methods: {', '.join(names)}; "
                 f"{counted(len(items), 'text')}")
     return classifier, lm, settings, items, device

@@ -144,3 +144,22 @@ def test_a_text_classifier_given_to_image_commands_points_to_explain_text(run_cl
                            "model (--lm takes a masked language model")):
         result = run_cli("explain-text", "hi", *args, "--out", tmp_path / "t")
         assert result.exit_code == 2 and "is a vit model" in result.output and message in result.output
+
+
+def test_set_gives_a_method_its_options_and_refuses_bad_ones(run_cli, text_models, tmp_path):
+    common = ["great fun", "-M", text_models["clf"], "-m", "sg", "-m", "ig", "--n-steps", "50",
+              "--set", "sg.n_samples=3", "--set", "noise_frac=0.3", "--json"]
+    result = run_cli("explain-text", *common, "--set", "ig.n_steps=7", "--out", tmp_path / "a")
+    assert result.exit_code == 0
+    configs = {m["method"]: m["config"] for m in json.loads((tmp_path / "a" / "run.json").read_text())["methods"]}
+    assert configs["smoothgrad"]["n_samples"] == 3 and configs["smoothgrad"]["noise_frac"] == 0.3
+    assert configs["integrated_gradients"]["n_steps"] == 7  # --set wins over --n-steps
+    a = parse_json(result)["texts"][0]["scores"]
+    result = run_cli("explain-text", *common, "--set", "ig.n_steps=8", "--out", tmp_path / "b")
+    b = parse_json(result)["texts"][0]["scores"]
+    assert a["smoothgrad"] == b["smoothgrad"] and a["integrated_gradients"] != b["integrated_gradients"]
+    for bad, message in ((["--set", "bogus=1"], "unknown option 'bogus'"),
+                         (["--set", "ig.n_steps=0"], "n_steps must be a positive integer, got 0")):
+        result = run_cli("explain-text", "great fun", "-M", text_models["clf"], "-m", "ig", *bad, "--out",
+                         tmp_path / "c")
+        assert result.exit_code == 2 and message in result.output and not (tmp_path / "c").exists()
