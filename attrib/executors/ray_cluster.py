@@ -74,15 +74,22 @@ def _run(fn: Callable[..., Any], threads: int, *args: Any) -> Any:
 
 
 class _Worker:
-    """(a Ray actor) one stateful worker, built once, with torch limited to its CPUs."""
+    """(a Ray actor) one stateful worker, built on its first call, with torch limited to its CPUs."""
 
-    def __init__(self, worker_class: type, threads: int, init_args: tuple) -> None:
+    def __init__(self, worker_class: type, threads: int) -> None:
         import torch
 
         torch.set_num_threads(threads)
-        self.worker = worker_class(*init_args)
+        self.worker_class, self.worker = worker_class, None
 
-    def call(self, method: str, item: Any) -> Any:
+    def call(self, method: str, item: Any, shared_args: list) -> Any:
+        """``shared_args``: [a reference to the worker's arguments], nested so that Ray does not fetch them for
+        every call; read once, also by a worker Ray restarted after a crash (its constructor arguments would
+        have to outlive the run in the object store, which Ray warns about at every start)."""
+        if self.worker is None:
+            import ray
+
+            self.worker = self.worker_class(*ray.get(shared_args[0]))
         return getattr(self.worker, method)(item)
 
 
@@ -101,7 +108,7 @@ class RayExecutor:
 
     def _connect(self) -> None:
         ray = self.ray
-        quiet = {"log_to_driver": False, "logging_level": "warning"}
+        quiet = {"log_to_driver": False, "logging_level": "error"}
         if self.spec.address is not None:
             try:
                 ray.init(address=self.spec.address, **quiet)
@@ -137,18 +144,27 @@ class RayExecutor:
                     items: Iterable[Any]) -> Iterator[Any]:
         actor = self.ray.remote(_Worker).options(num_cpus=self.spec.cpus, num_gpus=self.spec.gpus,
                                                  max_restarts=MAX_RETRIES, max_task_retries=MAX_RETRIES)
-        workers = [actor.remote(worker_class, self.threads, init_args) for _ in range(self.worker_count())]
+        shared = [self.ray.put(init_args)]  # once in the object store, for every worker
+        workers = [actor.remote(worker_class, self.threads) for _ in range(self.worker_count())]
         window: deque = deque()
         try:
             for i, item in enumerate(items):
-                window.append(workers[i % len(workers)].call.remote(method, item))
+                window.append(workers[i % len(workers)].call.remote(method, item, shared))
                 if len(window) >= IN_FLIGHT_PER_WORKER * len(workers):
-                    yield self._get(window.popleft())
+                    yield self._next(window)
             while window:
-                yield self._get(window.popleft())
+                yield self._next(window)
         finally:
+            for ref in window:  # stopped early (an error, Ctrl-C): calls cancelled, not retried on killed workers
+                self.ray.cancel(ref)
             for worker in workers:
                 self.ray.kill(worker)
+
+    def _next(self, window: deque) -> Any:
+        """The oldest call's value, the call left in ``window`` until it has one (to be cancelled otherwise)."""
+        value = self._get(window[0])
+        window.popleft()
+        return value
 
     def _get(self, ref: Any) -> Any:
         """A call's value; an exception the work itself raised comes back as itself, not wrapped by Ray."""

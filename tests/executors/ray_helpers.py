@@ -50,3 +50,18 @@ def devices_together(folder: str, index: int, expected: int):
             raise TimeoutError("the calls did not run at the same time")
         time.sleep(0.05)
     return os.environ.get("CUDA_VISIBLE_DEVICES"), torch.get_num_threads()
+
+
+class ScaledWorker:
+    """A stateful worker built from a (large) argument; its first call at item ``crash_at`` kills its process
+    once (marked in ``marks``), so Ray restarts it and the call runs again on a new one."""
+
+    def __init__(self, weights: torch.Tensor, marks: str, crash_at: int) -> None:
+        self.weights, self.marks, self.crash_at, self.pid = weights, Path(marks), crash_at, os.getpid()
+
+    def scale(self, item: int) -> tuple[float, int]:
+        mark = self.marks / "crashed"
+        if item == self.crash_at and not mark.exists():
+            mark.write_text(str(os.getpid()))
+            os._exit(1)
+        return float(self.weights.sum()) * item, self.pid

@@ -226,6 +226,14 @@ def test_gpu_shares_reach_the_tasks(tmp_path):
     assert all(threads == 1 for _, threads in seen.values())
 
 
+def test_a_stateful_worker_that_crashes_is_rebuilt_from_the_shared_arguments(tmp_path):
+    weights = torch.ones(300_000)  # 1.2 MB: held in the object store, not copied into each worker's constructor
+    with _ray(workers=2) as executor:
+        out = list(executor.map_ordered(ray_helpers.ScaledWorker, (weights, str(tmp_path), 3), "scale", range(8)))
+    assert [value for value, _ in out] == [300_000.0 * i for i in range(8)]  # all, in order, the crashed one too
+    assert out[3][1] != int((tmp_path / "crashed").read_text())  # item 3 was answered by the restarted worker
+
+
 def test_an_error_raised_by_the_work_reaches_the_driver_as_itself():
     with _ray() as executor:
         with pytest.raises(ValueError, match="invalid literal"):
