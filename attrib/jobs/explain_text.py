@@ -25,7 +25,8 @@ from attrib.methods import METHODS, TEXT, TextContext, check_needs
 from attrib.runs.store import RunStore
 
 KIND = "explain_text"
-SAVE_EVERY = 5.0  # seconds between saves of the record during a run (a crash loses at most this much work)
+SAVE_EVERY = 5.0  # seconds between saves of the record during a run (a crash loses at most this much work) ...
+SAVE_SHARE = 0.1  # ... or more, so that saving the growing record takes at most this share of the run
 DEFAULT_METHODS = ("olm", "olm_s")
 SUPPLIED = {"lm"}
 
@@ -210,7 +211,7 @@ def run(options: Options, store: RunStore, events: Events | None = None) -> dict
                     n_steps=settings.n_steps, target=settings.target, texts=[], correlations={},
                     score=f"{classifier.score_name} of the target class", warnings=[])
     events.task("texts", "texts", len(items))
-    saved = time.monotonic()
+    saved, cost = time.monotonic(), 0.0
     for position, item in enumerate(items):
         try:
             entry = explain_one(classifier, lm, item, position, settings)
@@ -222,15 +223,24 @@ def run(options: Options, store: RunStore, events: Events | None = None) -> dict
             entry = {"name": item.name, "text": item.text, "status": "error",
                      "error": failure_line(item.name, error, events)}
         record["texts"].append(entry)
-        if time.monotonic() - saved >= SAVE_EVERY:  # not per text: rewriting the growing record is quadratic
+        if save_due(time.monotonic() - saved, cost):  # not per text: rewriting the growing record is quadratic
+            start = time.monotonic()
             store.write_record(record)
             saved = time.monotonic()
+            cost = saved - start
         events.advance("texts", 1)
         events.item(entry)
     record["correlations"] = mean_pairwise_pearson([e["scores"] for e in record["texts"] if e["status"] == "ok"])
     record["finished"] = now()
     store.write_record(record)
     return record
+
+
+def save_due(since_saved: float, last_cost: float) -> bool:
+    """Whether to save the record again: ``SAVE_EVERY`` seconds after the last save, or later when saves got
+    slow (50,000 texts: seconds each), so that saving stays within ``SAVE_SHARE`` of the time and a long file
+    of texts takes time linear in its length."""
+    return since_saved >= max(SAVE_EVERY, last_cost / SAVE_SHARE)
 
 
 VANISHING = ("gradient scores are ~0: summed over embedding dimensions, the gradient vanishes for models that "
