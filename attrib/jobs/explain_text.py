@@ -266,11 +266,11 @@ def json_view(record: dict[str, Any], out: Path) -> dict[str, Any]:
     """The ``--json`` object."""
     def entry(e: dict) -> dict:
         if e["status"] != "ok":
-            return {"text": e["text"], "error": e["error"]}
-        return {k: e[k] for k in ("text", "words", "prediction", "target", "scores", "cut")}
+            return {"name": e["name"], "text": e["text"], "error": e["error"]}
+        return {k: e[k] for k in ("name", "text", "words", "prediction", "target", "scores", "cut")}
 
     return {"texts": [entry(e) for e in record["texts"]], "correlations": record["correlations"],
-            "out_dir": str(out.resolve())}
+            "warnings": record.get("warnings", []), "out_dir": str(out.resolve())}
 
 
 def exit_code(record: dict[str, Any]) -> int:

@@ -11,9 +11,10 @@ def test_json_schema_and_run_folder(run_cli, text_models, tmp_path):
                      "--out", tmp_path, "--json", "--html", tmp_path / "r.html")
     assert result.exit_code == 0, result.output
     data = parse_json(result)
-    assert set(data) == {"texts", "correlations", "out_dir"} and len(data["texts"]) == 2
+    assert set(data) == {"texts", "correlations", "warnings", "out_dir"} and len(data["texts"]) == 2
     first = data["texts"][0]
-    assert set(first) == {"text", "words", "prediction", "target", "scores", "cut"} and first["cut"] is None
+    assert set(first) == {"name", "text", "words", "prediction", "target", "scores", "cut"} and first["cut"] is None
+    assert [t["name"] for t in data["texts"]] == ["text 1", "text 2"] and data["warnings"] == []
     assert first["words"] == ["the", "movie", "was", "great"] and set(first["prediction"]) == {"index", "label", "prob"}
     assert set(first["scores"]) == {"olm", "olm_s", "unk"} and all(len(v) == 4 for v in first["scores"].values())
     assert set(data["correlations"]["olm"]) == {"olm_s", "unk"}
@@ -30,7 +31,8 @@ def test_empty_text_fails_alone_and_exits_1(run_cli, text_models, tmp_path):
                      "-m", "unk", "-m", "delete", "--out", tmp_path / "o", "--json", "--html", tmp_path / "r.html")
     assert result.exit_code == 1
     texts = parse_json(result)["texts"]
-    assert texts[0] == {"text": "  ", "error": "text 1: empty text (no words to explain)"}
+    assert texts[0] == {"name": "text 1", "text": "  ", "error": "text 1: empty text (no words to explain)"}
+    assert texts[2]["name"] == "t.txt:1"
     assert len(texts) == 3 and "scores" in texts[1] and "scores" in texts[2]
     html = (tmp_path / "r.html").read_text()
     assert "&lt;script&gt;x&lt;/script&gt; fine" in html and "<script>" not in html  # the text line, escaped
