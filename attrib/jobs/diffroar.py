@@ -18,7 +18,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from attrib.errors import counted, duration
+from attrib.errors import AttribError, counted, duration, first_line
 from attrib.evaluate.diffroar import (CONTROL, DEFAULT_KS, DiffRoarConfig, attribute_split, check_compatible,
                                       epoch_seconds, null_block_share, plan, retrain, retrain_recipe)
 from attrib.executors import Executor, ExecutorSpec, executor_for
@@ -298,13 +298,37 @@ def json_view(record: dict[str, Any], out: Path) -> dict[str, Any]:
             "warnings": record.get("warnings", []), "out_dir": str(out.resolve())}
 
 
+USAGE = "usage: python -m attrib.jobs.diffroar OUT/jobs/*.json  (job files that `attrib diffroar --plan-only` wrote)"
+
+
 def main(argv: list[str]) -> int:
-    """Run the given job files (a worker: ``python -m attrib.jobs.diffroar OUT/jobs/*.json``)."""
-    for path in (Path(p) for p in argv if not p.endswith(".result.json")):
-        if files.done_result(path) is None:
+    """Run the given job files (a worker: ``python -m attrib.jobs.diffroar OUT/jobs/*.json``); a job that cannot
+    run is one ``error:`` line and the others still run. Exit code: 0 all done, 1 some failed, 2 no job files."""
+    paths = [Path(p) for p in argv if not p.endswith(".result.json")]
+    if not paths:
+        print(USAGE, file=sys.stderr)
+        return 2
+    failed = 0
+    for path in paths:
+        try:
+            if files.done_result(path) is not None:
+                print(f"{path.stem}: already done", flush=True)
+                continue
             result = run_job(path)
             print(f"{path.stem}: accuracy {result['accuracy']:.4f} ({result['seconds']} s)", flush=True)
-    return 0
+        except Exception as error:  # noqa: BLE001 - one job's failure stays its own; the rest go on
+            print(f"error: {path}: {_job_error(error)}", file=sys.stderr, flush=True)
+            failed += 1
+    return 1 if failed else 0
+
+
+def _job_error(error: Exception) -> str:
+    if isinstance(error, OSError):
+        return error.strerror or first_line(error)
+    if isinstance(error, (json.JSONDecodeError, KeyError, TypeError)):
+        return f"not a job file of attrib diffroar ({type(error).__name__}: {first_line(error)})"
+    return first_line(error) if isinstance(error, (AttribError, RuntimeError, ValueError)) else \
+        f"unexpected {type(error).__name__}: {first_line(error)}"
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 from tests.cli.conftest import parse_json
 
@@ -55,6 +56,17 @@ def test_plan_only_then_workers_then_collect(run_cli, tmp_path):
     collect = run_cli("diffroar", *SYN, "--out", tmp_path, "--json")
     assert collect.exit_code == 0 and "0 to run" in collect.stderr
     assert len(parse_json(collect)["results"]) == 4
+    (tmp_path / "jobs" / "bad.json").write_text("{")
+    worker = subprocess.run([sys.executable, "-m", "attrib.jobs.diffroar", str(tmp_path / "gone.json"),
+                             str(tmp_path / "jobs" / "bad.json"), jobs[0]], capture_output=True, text=True)
+    assert worker.returncode == 1 and "Traceback" not in worker.stderr  # a bad job file is one line; the rest run
+    assert worker.stderr.splitlines() == [f"error: {tmp_path / 'gone.json'}: No such file or directory",
+                                          f"error: {tmp_path / 'jobs' / 'bad.json'}: not a job file of attrib "
+                                          "diffroar (JSONDecodeError: Expecting property name enclosed in double "
+                                          "quotes: line 1 column 2 (char 1))"]
+    assert worker.stdout == f"{Path(jobs[0]).stem}: already done\n"
+    worker = subprocess.run([sys.executable, "-m", "attrib.jobs.diffroar"], capture_output=True, text=True)
+    assert worker.returncode == 2 and worker.stderr.startswith("usage: python -m attrib.jobs.diffroar")
 
 
 def test_usage_errors_exit_2_with_one_line(run_cli, tmp_path):
