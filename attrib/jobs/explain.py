@@ -159,7 +159,7 @@ def run(options: Options, store: RunStore, events: Events | None = None) -> dict
     sources = expand_inputs(options.inputs)[:options.limit]
     if not options.executor.remote:
         plan.model.module.to(plan.device).eval()
-    store.sweep_unfinished()  # what a killed earlier run into this folder was writing
+    store.open(KIND)  # not another kind's folder; what a killed earlier run here was writing, swept
     previous = _previous(store, plan.record, events)
     record = plan.record
     store.write_record(record)

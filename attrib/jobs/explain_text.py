@@ -203,7 +203,7 @@ def run(options: Options, store: RunStore, events: Events | None = None) -> dict
 
     events = events or Events()
     classifier, lm, settings, items, device = _load(options, events)
-    store.sweep_unfinished()  # what a killed earlier run into this folder was writing
+    store.open(KIND)  # not another kind's folder; what a killed earlier run here was writing, swept
     record = header(KIND, model={"name": classifier.name, "kind": "text", "n_classes": len(classifier.labels),
                                  "labels": classifier.labels},
                     methods=describe_methods(settings.methods, {m: settings.config(m) for m in settings.methods}),

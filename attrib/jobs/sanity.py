@@ -86,7 +86,7 @@ def run(options: Options, store: RunStore, events: Events | None = None) -> dict
 
     events = events or Events()
     model, x, input_names, errors, config, methods = _prepare(options, events)
-    store.sweep_unfinished()  # what a killed earlier run into this folder was writing
+    store.open(KIND)  # not another kind's folder; what a killed earlier run here was writing, swept
     start = time.perf_counter()
     permuted = None
     if "randomization" in config.tests and model.card.get("recipe"):

@@ -117,6 +117,16 @@ class RunStore:
                 with open(path, "r+b") as f:
                     f.truncate(data.rfind(b"\n") + 1)
 
+    def open(self, kind: str) -> None:
+        """Start (or go on with) a run of ``kind`` here: refused in one line when the folder holds another kind
+        of run (their files would mix, and this run's record would replace that one's); then the temp files a
+        killed earlier run left are swept."""
+        held = self.read_record().get("kind")
+        if held is not None and held != kind:
+            raise RunError(f"{self.root} holds an attrib {held} run; write this {kind} run to another folder "
+                           "(--out)")
+        self.sweep_unfinished()
+
     def sweep_unfinished(self) -> None:
         """Remove the temp files of atomic writes a killed process left (a live writer's stay)."""
         sweep_unfinished(self.root)

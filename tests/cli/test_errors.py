@@ -120,3 +120,21 @@ def test_old_sanity_records_still_render(run_cli, tmp_path):
     (out / "run.json").write_text(json.dumps(record))
     assert run_cli("report", out, "-o", tmp_path / "r.html").exit_code == 0
     assert "integrated_gradients (n_steps=32" in (tmp_path / "r.html").read_text()
+
+
+def test_a_run_folder_of_another_kind_is_refused_untouched(run_cli, images, text_models, tmp_path):
+    """Writing one kind of run into another's folder would mix their files and replace its record."""
+    out = tmp_path / "run"
+    assert run_cli("explain", images / "im0.png", *TINY, "-m", "gradient", "--out", out, "-q").exit_code == 0
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    for command in (["sanity", "-M", "sample:blockdigits-standard", "-m", "gradient", "--tests", "completeness"],
+                    ["diffroar", "-M", "sample:synthetic-standard", "-m", "gradient"],
+                    ["explain-text", "good fun", "-M", text_models["clf"], "-m", "unk"]):
+        result = run_cli(*command, "--out", out)
+        assert result.exit_code == 2, result.output
+        kind = "explain_text" if command[0] == "explain-text" else command[0]
+        assert f"{out} holds an attrib explain run; write this {kind} run to another folder (--out)" in \
+            " ".join(result.output.split())
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    again = run_cli("explain", images / "im1.png", *TINY, "-m", "gradient", "--out", out, "-q")
+    assert again.exit_code == 0  # the same kind goes on
