@@ -34,6 +34,29 @@ def build_text_models(root, corpus=CORPUS, vocab_size=300):
     return paths
 
 
+def build_roberta_models(root, corpus=CORPUS, vocab_size=400, positions=64):
+    """A tiny RoBERTa masked LM and classifier (byte-level BPE: word starts marked "Ġ"; a position table with a
+    padding row, so ``positions`` + 2 rows) whose tokenizer sets no length limit; their folders by name."""
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import RobertaConfig, RobertaForMaskedLM, RobertaForSequenceClassification, RobertaTokenizerFast
+
+    trainer = ByteLevelBPETokenizer()
+    trainer.train_from_iterator(corpus, vocab_size=vocab_size, min_frequency=1,
+                                special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"])
+    trainer.save_model(str(root))
+    tokenizer = RobertaTokenizerFast.from_pretrained(str(root))
+    config = dict(vocab_size=len(tokenizer), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                  intermediate_size=32, max_position_embeddings=positions + 2, pad_token_id=1)
+    torch.manual_seed(0)
+    paths = {}
+    for name, cls, extra in (("lm", RobertaForMaskedLM, {}),
+                             ("clf", RobertaForSequenceClassification, {"num_labels": 2})):
+        cls(RobertaConfig(**config, **extra)).eval().save_pretrained(root / name)
+        tokenizer.save_pretrained(root / name)
+        paths[name] = str(root / name)
+    return paths
+
+
 @pytest.fixture(scope="session")
 def text_models(tmp_path_factory):
     return build_text_models(tmp_path_factory.mktemp("text_models"))

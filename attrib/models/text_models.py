@@ -146,6 +146,9 @@ class MaskedLM:
         if self.tokenizer.mask_token is None:
             raise ModelError(f"{self.name} has no mask token: --lm must be a masked language model")
         self._allowed = allowed_replacements(self.tokenizer)
+        if not self._allowed.any():
+            raise ModelError(f"{self.name}: no entry of its vocabulary can replace a whole word (all are special "
+                             "tokens or word pieces): --lm must be a masked language model with a word vocabulary")
         self._strings: dict[int, str] = {}
         self.max_tokens = token_limit(self.model, self.tokenizer)
 
@@ -183,10 +186,19 @@ class Vocab:
 
 def token_limit(model, tokenizer) -> int:
     """The most tokens (special ones included) the model reads: its tokenizer's limit, else its position table's."""
-    limits = [getattr(model.config, "max_position_embeddings", None) or 10**9]
+    limits = [position_limit(model) or 10**9]
     if tokenizer.model_max_length < 10**6:  # tokenizers without a limit say 1e30
         limits.append(tokenizer.model_max_length)
     return min(limits)
+
+
+def position_limit(model) -> int | None:
+    """The positions the model's table holds: a table with a padding row numbers positions after it (RoBERTa
+    and its kin: 514 rows, padding index 1, 512 positions); else the config's max_position_embeddings."""
+    table = getattr(getattr(model.base_model, "embeddings", None), "position_embeddings", None)
+    if isinstance(table, torch.nn.Embedding):
+        return table.num_embeddings - (0 if table.padding_idx is None else table.padding_idx + 1)
+    return getattr(model.config, "max_position_embeddings", None)
 
 
 def words_within(models, text: str, words: list[Word]) -> int:

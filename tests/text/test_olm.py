@@ -151,6 +151,33 @@ def test_the_tightest_token_limit_of_classifier_and_lm_decides_the_cut(tiny):
         lm.max_tokens = 64
 
 
+def test_roberta_reads_positions_after_its_padding_row_and_draws_whole_words(tmp_path):
+    """RoBERTa numbers positions from padding_idx + 1: a table of 66 rows holds 64 positions. Reading the config's
+    66 failed every text past 64 tokens ("index 66 is out of bounds")."""
+    from tests.text_fixtures import build_roberta_models
+
+    paths = build_roberta_models(tmp_path)
+    classifier, lm = load_text_classifier(paths["clf"]), load_masked_lm(paths["lm"])
+    assert (classifier.max_tokens, lm.max_tokens) == (64, 64)
+    text = " ".join(["great fun"] * 40)  # 80 words, one token each
+    entry = explain_one(classifier, lm, TextItem("t", text), 0, TextOptions(["olm", "unk", "delete"], n_samples=5))
+    assert entry["cut"] == {"words": 80, "explained": 62, "tokens": 64} and len(entry["scores"]["olm"]) == 62
+    allowed = [lm.string(i) for i in range(len(lm.tokenizer)) if lm._allowed[i]]
+    assert "great" in allowed and all(word and " " not in word for word in allowed)  # "Ġgreat" read as a word
+
+
+def test_an_lm_without_whole_words_is_refused_in_one_line(tmp_path):
+    from transformers import BertTokenizerFast
+
+    from attrib.models.base import ModelError
+    from attrib.models.text_models import MaskedLM
+
+    (tmp_path / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "##a", "##b"]))
+    tokenizer = BertTokenizerFast(vocab_file=str(tmp_path / "vocab.txt"))
+    with pytest.raises(ModelError, match="no entry of its vocabulary can replace a whole word"):
+        MaskedLM(None, tokenizer, "pieces-only")
+
+
 @pytest.mark.parametrize("extra,kind", [({"num_labels": 1, "problem_type": "regression"}, "output"),
                                         ({"num_labels": 3, "problem_type": "multi_label_classification"}, "sigmoid")])
 def test_heads_read_as_they_are_meant(tmp_path, text_models, extra, kind):
