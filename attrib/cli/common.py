@@ -165,7 +165,10 @@ class View:
     json: Callable[[dict, Path], Any] | None = None
     exit_code: Callable[[dict], int] = lambda record: 0
     on_item: Callable[[UI, dict, dict], None] | None = None  # (ui, finished item, task totals)
-    resumes: bool = False  # the job skips work its run folder already holds
+    interrupted: str = "interrupted"  # what Ctrl-C leaves, said with the run folder as {out}
+
+
+RESUMES = "interrupted; what finished is kept in {out}: the same command goes on from there"
 
 
 def run_job(common: Common, job: Any, options: Any, view: View, prefix: str = "") -> None:
@@ -190,8 +193,7 @@ def run_job(common: Common, job: Any, options: Any, view: View, prefix: str = ""
     except AttribError as error:
         raise click.UsageError(first_line(error, limit=2000)) from None
     except KeyboardInterrupt:
-        ui.error(f"interrupted; what finished is kept in {out}: the same command goes on from there" if view.resumes
-                 else "interrupted")
+        ui.error(view.interrupted.format(out=out))
         sys.exit(130)
     except OSError as error:
         if error.filename is None or not Path(error.filename).is_relative_to(out):

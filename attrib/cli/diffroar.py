@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from attrib.cli.common import (NO_PRETRAINED_HELP, Common, View, common_options, executor_options, method_options,
-                               run_job, wrote)
+from attrib.cli.common import (NO_PRETRAINED_HELP, RESUMES, Common, View, common_options, executor_options,
+                               method_options, run_job, wrote)
 from attrib.cli.ui import UI
 from attrib.errors import counted, duration
 
@@ -80,7 +80,7 @@ def diffroar(model_spec, weights, no_pretrained, dataset, classes, data_dir, n_t
                           list(methods) or list(job.DEFAULT_METHODS), list(settings), ks, seeds, epochs, lr,
                           batch_size, common.seed, common.device, plan_only, executor)
     view = View(show=_plan_note if plan_only else _show, json=None if plan_only else job.json_view,
-                exit_code=job.exit_code, on_item=_job_done, resumes=True)
+                exit_code=job.exit_code, on_item=_job_done, interrupted=RESUMES)
     run_job(common, job, options, view, prefix="diffroar-")
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from attrib.cli.common import Common, View, common_options, executor_options, method_options, \
+from attrib.cli.common import RESUMES, Common, View, common_options, executor_options, method_options, \
     model_options, run_job, wrote
 from attrib.cli.ui import UI
 from attrib.errors import counted, duration
@@ -61,7 +61,7 @@ def explain(inputs, model_spec, weights, no_pretrained, labels, trust_remote_cod
                           common.device, precision, background, "magnitude" if magnitude else view, force,
                           not no_images, limit, batch_size, workers, executor, labels=labels)
     run_job(common, job, options, View(show=_summary, json=job.json_view, exit_code=job.exit_code,
-                                       on_item=_show_input, resumes=True))
+                                       on_item=_show_input, interrupted=RESUMES))
 
 
 TABLES_UP_TO = 20  # inputs; larger runs show errors, the progress bar and the summary (-v: every table)

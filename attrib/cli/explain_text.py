@@ -17,6 +17,7 @@ Examples:
   attrib explain-text --file reviews.txt --model ./my-classifier --lm ./my-bert -m olm -m unk -m ig
   attrib explain-text --file dev.csv --column sentence --label-column label --model ./clf --lm ./bert
 Exit codes: 0 all texts explained, 1 some texts failed, 2 usage error."""
+INTERRUPTED = "interrupted; the texts explained so far are in {out}/run.json (rerunning starts over)"
 
 
 @click.command(epilog=EPILOG)
@@ -54,7 +55,7 @@ def explain_text(texts, model_spec, lm_spec, methods, settings, text_file, colum
                           list(methods) or list(job.DEFAULT_METHODS), list(settings), target, n_samples, n_steps,
                           common.seed, batch_size, common.device, trust_remote_code)
     run_job(common, job, options, View(show=_summary, json=job.json_view, exit_code=job.exit_code,
-                                       on_item=_show_text), prefix="text-")
+                                       on_item=_show_text, interrupted=INTERRUPTED), prefix="text-")
 
 
 def _show_text(ui: UI, entry: dict, totals: dict) -> None:

@@ -211,6 +211,20 @@ def run(options: Options, store: RunStore, events: Events | None = None) -> dict
                     n_steps=settings.n_steps, target=settings.target, texts=[], correlations={},
                     score=f"{classifier.score_name} of the target class", warnings=[])
     events.task("texts", "texts", len(items))
+    try:
+        _explain_all(items, classifier, lm, settings, record, store, events)
+    except KeyboardInterrupt:  # what was explained is kept (the record has no "finished")
+        store.write_record(record)
+        raise
+    record["correlations"] = mean_pairwise_pearson([e["scores"] for e in record["texts"] if e["status"] == "ok"])
+    record["finished"] = now()
+    store.write_record(record)
+    return record
+
+
+def _explain_all(items: list[TextItem], classifier, lm, settings: Settings, record: dict[str, Any],
+                 store: RunStore, events: Events) -> None:
+    """Each text into ``record["texts"]``, the record saved as it grows (see :func:`save_due`)."""
     saved, cost = time.monotonic(), 0.0
     for position, item in enumerate(items):
         try:
@@ -230,10 +244,6 @@ def run(options: Options, store: RunStore, events: Events | None = None) -> dict
             cost = saved - start
         events.advance("texts", 1)
         events.item(entry)
-    record["correlations"] = mean_pairwise_pearson([e["scores"] for e in record["texts"] if e["status"] == "ok"])
-    record["finished"] = now()
-    store.write_record(record)
-    return record
 
 
 def save_due(since_saved: float, last_cost: float) -> bool:

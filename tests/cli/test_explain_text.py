@@ -167,3 +167,23 @@ def test_set_gives_a_method_its_options_and_refuses_bad_ones(run_cli, text_model
         result = run_cli("explain-text", "great fun", "-M", text_models["clf"], "-m", "ig", *bad, "--out",
                          tmp_path / "c")
         assert result.exit_code == 2 and message in result.output and not (tmp_path / "c").exists()
+
+
+def test_ctrl_c_keeps_the_texts_explained_so_far(run_cli, text_models, tmp_path, monkeypatch):
+    from attrib.models.text_models import TextClassifier
+
+    real = TextClassifier.scores
+
+    def interrupted(self, texts):
+        if any("stop" in t for t in texts):
+            raise KeyboardInterrupt
+        return real(self, texts)
+
+    monkeypatch.setattr(TextClassifier, "scores", interrupted)
+    result = run_cli("explain-text", "great fun", "a dull film", "stop here", "good", "-M", text_models["clf"],
+                     "-m", "unk", "--out", tmp_path / "o")
+    assert result.exit_code == 130
+    said = " ".join(result.output.split())
+    assert f"interrupted; the texts explained so far are in {tmp_path / 'o'}/run.json (rerunning starts over)" in said
+    record = json.loads((tmp_path / "o" / "run.json").read_text())
+    assert [t["text"] for t in record["texts"]] == ["great fun", "a dull film"] and "finished" not in record
