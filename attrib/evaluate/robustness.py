@@ -1,7 +1,8 @@
 """Perturbations for attribution-robustness checks (Ghorbani et al. 2019; Wang & Kong 2022).
 
 Every perturbed input keeps the model's predicted label: random perturbations are redrawn (up to ``tries``
-times) until it does, and the top-k attack keeps its last label-preserving iterate.
+times) until it does, and the top-k attack takes only label-preserving steps (halving an input's step when one
+would change its label). An input for which neither finds such a point is reported as not kept.
 
 The top-k attack pushes gradient mass out of the clean map's top-k set: it descends
 D(x') = sum over the clean top-k positions of |grad_x' f_c(x')| (channels summed) with signed (l_inf) or
@@ -109,14 +110,18 @@ def _twice_differentiable():
 
 def topk_attack(model: torch.nn.Module, x: torch.Tensor, labels: torch.Tensor, decided: torch.Tensor,
                 clean: torch.Tensor, radius: float, norm: str, *, fraction: float = 0.1, steps: int = 20,
-                beta: float = 10.0) -> torch.Tensor:
-    """Inputs within ``radius`` of ``x`` that keep their labels ``decided`` (``attrib.targets.decisions``) and
-    whose gradient mass for the classes ``labels`` (output columns) leaves the clean top-k set."""
+                beta: float = 10.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """(attacked inputs, found): points within ``radius`` of ``x`` that keep their labels ``decided``
+    (``attrib.targets.decisions``) and whose gradient mass for the classes ``labels`` (output columns) leaves the
+    clean top-k set; found[i] says input i moved at all (else it is returned as it was, and must not be scored:
+    its map would match the clean one trivially). A step that would change an input's label is not taken: the
+    input stays at its last label-keeping point and its step is halved, so a larger ball never makes the
+    attack weaker by overshooting the decision boundary."""
     smooth = softplus_copy(model, beta)
     region = top_mask(clean, fraction).to(x.device)
-    step = 2.5 * radius / steps
-    best = x.clone()
+    step = torch.full((len(x),) + (1,) * (x.ndim - 1), 2.5 * radius / steps, device=x.device, dtype=x.dtype)
     delta = torch.zeros_like(x)
+    found = torch.zeros(len(x), dtype=torch.bool, device=x.device)
     for _ in range(steps):
         with _twice_differentiable():
             point = (x + delta).requires_grad_(True)
@@ -125,8 +130,10 @@ def topk_attack(model: torch.nn.Module, x: torch.Tensor, labels: torch.Tensor, d
             mass = (_magnitudes(grad) * region).flatten(1).sum()
             (direction,) = torch.autograd.grad(mass, point)
         move = direction.sign() if norm == "linf" else direction / _norms(direction)
-        delta = project(delta.detach() - step * move, radius, norm)
+        candidate = project(delta.detach() - step * move, radius, norm)
         with torch.no_grad():
-            same = decisions(model(x + delta)) == decided.to(x.device)
-        best[same] = (x + delta)[same]
-    return best.detach()
+            same = decisions(model(x + candidate)) == decided.to(x.device)
+        delta[same] = candidate[same]
+        step[~same] /= 2
+        found |= same
+    return (x + delta).detach(), found.cpu()

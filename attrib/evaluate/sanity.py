@@ -124,9 +124,8 @@ class Checker:
             attacked = topk_attack(self.module, self.x, self.labels, self.decided,
                                    torch.from_numpy(gradient).to(self.x), radius, self.config.norm,
                                    fraction=self.config.fraction, steps=self.config.attack_steps)
-            for name, draws in ((f"random {self.config.norm}", noise),
-                                (f"top-k attack {self.config.norm}", [(attacked, torch.ones(len(self.x), dtype=bool))])):
-                rows += self._compare_points(clean, draws, name, radius)
+            rows += self._compare_points(clean, noise, f"random {self.config.norm}", radius)
+            rows += self._compare_points(clean, [attacked], f"top-k attack {self.config.norm}", radius)
         return rows
 
     def _compare_points(self, clean, draws: list, name: str, radius: float) -> list[dict]:
@@ -319,7 +318,8 @@ def _robustness_verdict(method: str, rows: list[dict], config: SanityConfig) -> 
     rule = f"pass: mean - sd >= {limit}" if noise is not None and noise.get("draws", 1) > 1 else f"pass: >= {limit}"
     text = (f"{'unsure — ' if passed is None else ''}top-{config.fraction:.0%} intersection {shown} under random "
             f"{config.norm} noise of radius {radius:g} ({rule}); "
-            f"{'—' if attack is None else format(attack['topk_intersection'], '.2f')} under the top-k attack")
+            + ("the top-k attack found no step that keeps a label" if attack is None else
+               f"{attack['topk_intersection']:.2f} under the top-k attack"))
     return [{"method": method, "test": "robustness", "passed": passed, "reason": text}]
 
 

@@ -259,10 +259,45 @@ def test_perturbations_keep_a_one_output_models_decision():
     assert bool(((moved > 0) == (logit > 0)).all())  # refused inputs stay where they were
     assert torch.equal(points[~kept], x[~kept])
 
-    attacked = topk_attack(net, x, torch.zeros(len(x), dtype=torch.long), decided, torch.randn(40, 1, 4, 4),
-                           radius * 3, "l2", steps=4)
+    attacked, found = topk_attack(net, x, torch.zeros(len(x), dtype=torch.long), decided, torch.randn(40, 1, 4, 4),
+                                  radius * 3, "l2", steps=4)
     with torch.no_grad():
         assert bool(((net(attacked)[:, 0] > 0) == (logit > 0)).all())
+    assert bool(found.any()) and torch.equal(attacked[~found], x[~found])  # unmoved inputs are said to be
+    assert bool(((attacked - x).flatten(1).norm(dim=1) <= radius * 3 * (1 + 1e-5)).all())
+
+
+def test_the_attack_never_scores_an_input_it_could_not_move():
+    """Every first step of size 2.5 r / steps crosses the boundary of this linear classifier: before, the
+    attack returned the clean inputs and scored them as perfectly robust (top-k intersection 1.00 at the larger
+    radius, below 0.5 at the smaller). Halving an input's step when it would flip the label finds points
+    inside the ball that keep it, and a larger ball does no worse."""
+    from attrib.evaluate.robustness import topk_attack
+    from attrib.targets import decisions
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 8), torch.nn.Softplus(), torch.nn.Linear(8, 2))
+    x = torch.randn(6, 1, 4, 4)
+    with torch.no_grad():
+        logits = net(x)
+    margin = float((logits[:, 0] - logits[:, 1]).abs().min())
+    decided = decisions(logits)
+    clean = torch.randn(6, 1, 4, 4)
+    for radius in (margin * 50, margin * 500):
+        attacked, found = topk_attack(net, x, decided, decided, clean, radius, "l2", steps=4)
+        with torch.no_grad():
+            assert torch.equal(decisions(net(attacked)), decided)
+        assert bool(found.all()) and not torch.equal(attacked, x)
+
+
+def test_an_attack_that_moves_no_input_gives_no_row_and_says_so():
+    from attrib.evaluate.sanity import _robustness_verdict
+
+    config = SanityConfig(["gradient"], tests=["robustness"], radii=[0.5])
+    noise = {"method": "gradient", "perturbation": "random l2", "radius": 0.5, "topk_intersection": 0.8,
+             "spread": {}, "draws": 1}
+    (verdict,) = _robustness_verdict("gradient", [noise], config)
+    assert verdict["reason"].endswith("the top-k attack found no step that keeps a label")
 
 
 def test_radii_in_percent_are_of_the_median_norm_in_the_chosen_norm():
