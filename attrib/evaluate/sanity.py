@@ -312,14 +312,17 @@ def _robustness_verdict(method: str, rows: list[dict], config: SanityConfig) -> 
     at = {r["perturbation"].split()[0]: r for r in mine if r["radius"] == radius}
     limit = THRESHOLDS["robustness"]
     noise, attack = at.get("random"), at.get("top-k")
-    passed = False if noise is None else judge(noise["topk_intersection"],
-                                               noise["spread"].get("topk_intersection") or 0.0, limit, below=False)
-    shown = "—" if noise is None else _band(noise, "topk_intersection")
-    rule = f"pass: mean - sd >= {limit}" if noise is not None and noise.get("draws", 1) > 1 else f"pass: >= {limit}"
-    text = (f"{'unsure — ' if passed is None else ''}top-{config.fraction:.0%} intersection {shown} under random "
-            f"{config.norm} noise of radius {radius:g} ({rule}); "
-            + ("the top-k attack found no step that keeps a label" if attack is None else
-               f"{attack['topk_intersection']:.2f} under the top-k attack"))
+    attacked = ("the top-k attack found no step that keeps a label" if attack is None else
+                f"{attack['topk_intersection']:.2f} under the top-k attack")
+    if noise is None:  # nothing to judge: no draw kept any input's label at this radius
+        return [{"method": method, "test": "robustness", "passed": None,
+                 "reason": f"unsure — no draw of random {config.norm} noise of radius {radius:g} kept an input's "
+                           f"label (a smaller --radii?); {attacked}"}]
+    passed = judge(noise["topk_intersection"], noise["spread"].get("topk_intersection") or 0.0, limit, below=False)
+    rule = f"pass: mean - sd >= {limit}" if noise.get("draws", 1) > 1 else f"pass: >= {limit}"
+    text = (f"{'unsure — ' if passed is None else ''}top-{config.fraction:.0%} intersection "
+            f"{_band(noise, 'topk_intersection')} under random {config.norm} noise of radius {radius:g} ({rule}); "
+            f"{attacked}")
     return [{"method": method, "test": "robustness", "passed": passed, "reason": text}]
 
 

@@ -298,6 +298,10 @@ def test_an_attack_that_moves_no_input_gives_no_row_and_says_so():
              "spread": {}, "draws": 1}
     (verdict,) = _robustness_verdict("gradient", [noise], config)
     assert verdict["reason"].endswith("the top-k attack found no step that keeps a label")
+    attack = {**noise, "perturbation": "top-k attack l2", "topk_intersection": 0.3}
+    (verdict,) = _robustness_verdict("gradient", [attack], config)  # no random draw kept a label: nothing to judge
+    assert verdict["passed"] is None and verdict["reason"].startswith("unsure — no draw of random l2 noise of "
+                                                                      "radius 0.5 kept an input's label")
 
 
 def test_radii_in_percent_are_of_the_median_norm_in_the_chosen_norm():
