@@ -146,8 +146,9 @@ def _rows_table(title: str, rows: list[dict[str, Any]], columns: tuple[str, ...]
     columns = tuple(c for c in columns if any(row.get(c) is not None for row in rows))
     table = Table(show_edge=False)
     for column in columns:
-        table.add_column(column.replace("_", " "), justify="left" if column in ("method", "mode", "layer",
-                                                                               "perturbation") else "right")
+        widest = max(len(str(row.get(column))) for row in rows) if column == "method" else None
+        table.add_column(column.replace("_", " "), min_width=widest,  # a method's name is never cut short
+                         justify="left" if column in ("method", "mode", "layer", "perturbation") else "right")
     for row in rows:
         table.add_row(*(FORMATS[c].format(row[c]) if c in FORMATS and isinstance(row.get(c), float)
                         else _fmt(row.get(c), (row.get("spread") or {}).get(c) if row.get("draws", 1) > 1 else None)
