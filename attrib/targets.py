@@ -168,6 +168,9 @@ def _check_outputs(outputs: torch.Tensor) -> tuple[int, int]:
     return outputs.shape[0], outputs.shape[1]
 
 
+FEW_CLASSES = 20  # a model with at most this many classes has them all named when a label is not found
+
+
 def parse_class(text: str, labels: list[str]) -> int | None:
     """Resolve a user's class: "pred" -> None, an index, or a label name (case-insensitive, any comma-separated
     synonym of ImageNet-style labels); UsageError with suggestions on a miss, and with the candidates when a
@@ -192,7 +195,8 @@ def parse_class(text: str, labels: list[str]) -> int | None:
     if found:
         return found[0]
     hint = _suggestions(text.lower(), names)
-    raise UsageError(f"unknown target label {text!r}{hint} (use pred, a class index or a label name)")
+    listed = f": {', '.join(labels)}" if len(labels) <= FEW_CLASSES else ""
+    raise UsageError(f"unknown target label {text!r}{hint} (use pred, a class index or a label name{listed})")
 
 
 def _suggestions(text: str, names: dict[str, list[int]]) -> str:
