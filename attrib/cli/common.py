@@ -18,8 +18,7 @@ import click
 from attrib.cli.ui import UI
 from attrib.errors import counted
 
-NO_PRETRAINED_HELP = ("timm, Hugging Face: random weights (the architecture only; the same fixed-seed draw on "
-                      "every run).")
+NO_PRETRAINED_HELP = "Random weights: the model's architecture only (the same fixed-seed draw on every run)."
 MODEL_HELP = "timm:NAME, hf:ORG/NAME, a local HF folder, sample:NAME; default: embedded EfficientNet-Lite0."
 
 

@@ -48,7 +48,7 @@ MODEL_KINDS = [
     ("timm:NAME --weights FILE", "timm architecture with a local state dict (.pt/.pth via weights_only, "
                                  ".safetensors); classes and input channels (3 or 1) read from it"),
     ("... --labels FILE", "class names: one per line, a JSON list or {index: name}"),
-    ("timm:NAME --no-pretrained", "random weights, the same on every run (for tests and sanity checks; hf: too)"),
+    ("... --no-pretrained", "random weights, the same on every run (for tests and sanity checks; any model)"),
     ("hf:ORG/NAME", "Hugging Face image classifier with its image processor (hub, when online)"),
     ("PATH/TO/FOLDER", "a Hugging Face classifier saved with save_pretrained"),
     ("sample:NAME", "a small model shipped with attrib (listed below)"),

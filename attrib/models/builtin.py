@@ -53,8 +53,16 @@ def imagenet_labels() -> list[str]:
     return [info.index_to_description(i) for i in range(info.num_classes())]
 
 
-def load_default(rest: str = "", *, weights: str | Path | None = None, **_: object) -> Model:
-    """The embedded classifier, optionally with a local state dict of the same architecture."""
+def load_default(rest: str = "", *, weights: str | Path | None = None, pretrained: bool = True,
+                 **_: object) -> Model:
+    """The embedded classifier, optionally with a local state dict of the same architecture (``pretrained``
+    False and no ``weights``: the architecture with random weights)."""
+    if not pretrained and weights is None:
+        import timm
+
+        module = timm.create_model(DEFAULT_NAME, pretrained=False).eval()
+        return Model(module, DEFAULT_PREPROCESS, imagenet_labels(), "image",
+                     f"default ({DEFAULT_NAME}, random weights)")
     module = load_default_module()
     if weights is not None:
         from attrib.models.checkpoint import load_state_dict

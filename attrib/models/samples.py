@@ -27,8 +27,13 @@ def register_sample(name: str, description: str, loader: Callable[[], Model]) ->
     SAMPLES[name] = (description, loader)
 
 
-def load_sample(name: str, *, weights: object = None, **_: object) -> Model:
-    """Load a sample model by name (with ``weights``: a local state dict of its architecture instead)."""
+ARCHITECTURE_CARD = ("description", "dataset", "dataset_args", "architecture", "arch_kwargs", "recipe", "labels",
+                     "preprocess")  # what holds for any weights of the architecture; not the shipped ones' scores
+
+
+def load_sample(name: str, *, weights: object = None, pretrained: bool = True, **_: object) -> Model:
+    """Load a sample model by name (with ``weights``: a local state dict of its architecture instead; with
+    ``pretrained`` False: the architecture with random weights)."""
     known = samples()
     if name not in known:
         raise ModelError(f"unknown sample model {name!r}; available: {', '.join(sorted(known))}")
@@ -37,11 +42,18 @@ def load_sample(name: str, *, weights: object = None, **_: object) -> Model:
         from attrib.models.checkpoint import load_state_dict
 
         load_state_dict(model.module, weights)
-        keep = ("description", "dataset", "dataset_args", "architecture", "arch_kwargs", "recipe", "labels",
-                "preprocess")  # what holds for any weights of the architecture; not the shipped ones' scores
-        model.name = f"{model.name} + {weights}"
-        model.card = {k: v for k, v in model.card.items() if k in keep} | {"weights": str(weights)}
+        _other_weights(model, f"{model.name} + {weights}", str(weights))
+    elif not pretrained:
+        if model.factory is None:
+            raise ModelError(f"sample:{name} cannot be built with random weights (its loader gives no factory)")
+        model.module = model.factory().eval()
+        _other_weights(model, f"{model.name} (random weights)", "random")
     return model
+
+
+def _other_weights(model: Model, name: str, weights: str) -> None:
+    model.name = name
+    model.card = {k: v for k, v in model.card.items() if k in ARCHITECTURE_CARD} | {"weights": weights}
 
 
 register_loader("sample", load_sample)

@@ -54,6 +54,19 @@ def test_random_weights_are_the_same_on_every_load_and_leave_the_callers_generat
         assert torch.equal(torch.rand(3), after_first)  # loading drew nothing from the caller's generator
 
 
+@pytest.mark.parametrize("spec", ["sample:blockdigits-standard", None])
+def test_no_pretrained_gives_the_sample_and_default_architectures_random_weights(spec):
+    """--no-pretrained used to be ignored for sample: models and the default: their shipped weights came back."""
+    shipped, random, again = load_model(spec), load_model(spec, pretrained=False), load_model(spec, pretrained=False)
+    assert random.name.endswith("random weights)") and random.labels == shipped.labels
+    assert random.preprocess == shipped.preprocess
+    mine, theirs = random.module.state_dict(), shipped.module.state_dict()
+    assert mine.keys() == theirs.keys() and not all(torch.equal(mine[k], theirs[k]) for k in mine)
+    assert all(torch.equal(mine[k], again.module.state_dict()[k]) for k in mine)  # the same draw on every load
+    if spec:
+        assert random.card["weights"] == "random" and "test_accuracy" not in random.card
+
+
 def test_hf_local_folder(tiny_vit_folder):
     for spec in (str(tiny_vit_folder), f"hf:{tiny_vit_folder}"):
         model = load_model(spec)
