@@ -141,6 +141,9 @@ def supplies(names: list[str], model, events: "Events | None" = None, **where: A
     from attrib.methods import METHODS
 
     if not any("background" in METHODS[n].needs for n in names):
+        if where.get("folder") and events is not None:
+            events.warning(f"--background {where['folder']} is not used: no method of {', '.join(names)} takes a "
+                           "reference set (expected_gradients does)")
         return {}, {}
     tensor, text = resolve_background(model, **where)
     if events is not None:

@@ -164,6 +164,14 @@ def test_resume_skips_done_inputs_and_force_redoes(run_cli, images, tmp_path):
     assert not abandoned.exists()
 
 
+def test_a_background_no_method_takes_is_warned_of(run_cli, images, tmp_path):
+    result = run_cli("explain", images / "im0.png", *TINY, "-m", "gradient", "--background", images,
+                     "--out", tmp_path / "a")
+    assert result.exit_code == 0
+    assert f"warning: --background {images} is not used: no method of gradient takes a reference set " \
+        "(expected_gradients does)" in " ".join(result.output.split())
+
+
 def test_expected_gradients_background_is_named(run_cli, images, tmp_path):
     result = run_cli("explain", images / "im0.png", *TINY, "-m", "eg", "--set", "n_samples=4", "--out", tmp_path / "a")
     assert result.exit_code == 0 and "built-in: 4 sample images" in result.output
