@@ -29,6 +29,11 @@ def methods(names: tuple[str, ...], json_mode: bool) -> None:
     if json_mode:
         ui.emit_json(rows)
         return
+    if names:  # asked about by name: each method in full, its options one per line
+        for r in rows:
+            ui.show(_method_card(r))
+        ui.show("Set options with --set KEY=VALUE (all methods that have KEY) or --set METHOD.KEY=VALUE.")
+        return
     table = Table(show_lines=True)
     for column in ("method", "options (default) — meaning", "cost per input"):
         table.add_column(column)
@@ -40,6 +45,28 @@ def methods(names: tuple[str, ...], json_mode: bool) -> None:
         table.add_row(name, opts, r["cost_per_input"])
     ui.show(table)
     ui.show("Set options with --set KEY=VALUE (all methods that have KEY) or --set METHOD.KEY=VALUE.")
+
+
+def _method_card(r: dict):
+    """One method as a block of text: name, aliases and summary; inputs, map sign and cost; each option with
+    its default and meaning, indented."""
+    from rich.console import Group
+    from rich.markup import escape
+    from rich.padding import Padding
+    from rich.text import Text
+
+    aliases = f" ({', '.join(r['aliases'])})" if r["aliases"] else ""
+    signed = {True: "signed", False: "magnitude"}.get(r["signed"], r["signed"])
+    facts = [f"inputs: {r['inputs']}" + (" (attrib explain-text)" if r["inputs"] == "text" else ""),
+             f"map: {signed}", f"cost per input: {r['cost_per_input']}"] + \
+        ([f"needs: {', '.join(r['needs'])}"] if r["needs"] else [])
+    parts = [Text.from_markup(f"[bold]{escape(r['method'])}[/bold]{escape(aliases)} — {escape(r['summary'])}"),
+             Padding(Text("\n".join(facts), style="dim"), (0, 0, 0, 2))]
+    for o in r["options"]:
+        parts.append(Padding(Text.from_markup(f"[bold]{escape(o['name'])}[/bold] ({escape(str(o['default']))})"),
+                             (0, 0, 0, 2)))
+        parts.append(Padding(Text(o["doc"]), (0, 0, 0, 6)))
+    return Group(*parts, Text(""))
 
 
 MODEL_KINDS = [

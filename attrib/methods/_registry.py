@@ -229,19 +229,29 @@ def register_method(name: str, *, config: type, cost: str, rows: Callable[[Any],
 
 def describe_options(config: type, needs: tuple[str, ...] = ()) -> list[dict[str, Any]]:
     """Each config field's name, default ("required" for what the method needs, "auto" for other None
-    defaults, which the config resolves) and the meaning given in the config's docstring."""
+    defaults, which the config resolves) and the meaning given in the config's docstring (or, for a field it
+    inherits, its base class's)."""
+    docs: dict[str, str] = {}
+    for cls in reversed(config.__mro__):  # a subclass's words win over its base's
+        docs.update(_field_docs(cls.__dict__.get("__doc__") or ""))
+
+    def default(f: dataclasses.Field) -> Any:
+        return f.default if f.default is not None else "required" if f.name in needs else "auto"
+
+    return [{"name": f.name, "default": default(f), "doc": docs.get(f.name, "")} for f in dataclasses.fields(config)]
+
+
+def _field_docs(doc: str) -> dict[str, str]:
+    """``name: meaning`` entries of a docstring (continuation lines joined)."""
     docs: dict[str, str] = {}
     current = None
-    for line in (config.__doc__ or "").splitlines():
+    for line in doc.splitlines():
         head, sep, rest = line.strip().partition(":")
         if sep and head.isidentifier() and head not in ("Attributes",):
             current, docs[head] = head, rest.strip()
         elif current and line.strip():
             docs[current] += " " + line.strip()
-    def default(f: dataclasses.Field) -> Any:
-        return f.default if f.default is not None else "required" if f.name in needs else "auto"
-
-    return [{"name": f.name, "default": default(f), "doc": docs.get(f.name, "")} for f in dataclasses.fields(config)]
+    return docs
 
 
 def check_needs(name: str, supplied: set[str], where: str) -> None:

@@ -231,6 +231,11 @@ def test_methods_listing(run_cli):
     assert [r["method"] for r in json.loads(result.stdout)] == ["smoothgrad", "integrated_gradients"]
     result = run_cli("methods", "nosuch")
     assert result.exit_code == 2 and "unknown method 'nosuch'; valid methods: gradient" in result.output
+    undocumented = [(r["method"], o["name"]) for r in rows.values() for o in r["options"] if not o["doc"]]
+    assert undocumented == []  # MoreauGrad's variants inherit their base's words (they listed 11 blank options)
+    lines = run_cli("methods", "mg_sparse").output.splitlines()  # by name: a block, one option per line
+    assert lines[0] == "moreaugrad_sparse (mg_sparse) — MoreauGrad with an L1 penalty (sparse maps)"
+    assert "  eta (0.005)" in [line.rstrip() for line in lines] and "  map: signed" in [line.rstrip() for line in lines]
 
 
 def test_moreaugrad_and_magnitude_view(run_cli, images, tmp_path):
