@@ -9,6 +9,7 @@ keeps its character span, so replacing or deleting a unit edits the original str
 from __future__ import annotations
 
 import csv
+import io
 import json
 import re
 import unicodedata
@@ -74,8 +75,14 @@ def read_texts(texts: list[str], file: str | None = None, column: str | None = N
     if suffix in (".csv", ".tsv", ".jsonl", ".json") or column is not None:
         rows = _table_rows(path, suffix)
         return items + _column_items(path, rows, column, label_column)
-    lines = _read(path).splitlines()
+    lines = [line.rstrip("\r\n") for line in _lines(path)]
     return items + [TextItem(f"{path.name}:{n}", line) for n, line in enumerate(lines, 1) if line.strip()]
+
+
+def _lines(path: Path) -> list[str]:
+    """The file's lines, ends kept, broken at \\n, \\r and \\r\\n only, as editors and the csv module count them
+    (str.splitlines also breaks at U+2028, form feeds and more, which split a JSON line or a CSV row)."""
+    return io.StringIO(_read(path), newline="").readlines()
 
 
 def _read(path: Path) -> str:
@@ -90,7 +97,7 @@ def _read(path: Path) -> str:
 def _table_rows(path: Path, suffix: str) -> list[tuple[int, dict]]:
     """(line number, row): the line a CSV row starts on (after its header; a quoted text may span lines) or
     a JSONL row's line, so that ``FILE:N`` names a line as it does for a file of plain lines."""
-    lines = _read(path).splitlines(keepends=True)  # a quoted text keeps its line breaks
+    lines = _lines(path)  # with their ends: a quoted text keeps its line breaks
     if suffix not in (".jsonl", ".json"):
         reader = csv.DictReader(lines, delimiter="\t" if suffix == ".tsv" else ",")
         rows, end = [], (reader.fieldnames, reader.line_num)[1]

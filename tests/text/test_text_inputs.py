@@ -53,6 +53,18 @@ def test_every_text_from_a_file_is_named_by_its_line(tmp_path):
     assert [i.name for i in read_texts([], str(tmp_path / "c.jsonl"), "t")] == ["c.jsonl:1", "c.jsonl:3"]
 
 
+def test_only_newlines_break_lines_not_the_other_unicode_separators(tmp_path):
+    """Scraped text holds U+2028 and form feeds; str.splitlines broke a JSON line there ("not a JSON line") and
+    split a CSV row in two (the first half with the label None)."""
+    (tmp_path / "a.jsonl").write_text(json.dumps({"t": "one\u2028two"}, ensure_ascii=False) + "\n", encoding="utf-8")
+    (tmp_path / "b.csv").write_text("s,l\none\u2028two,1\nnext,0\n", encoding="utf-8")
+    (tmp_path / "c.txt").write_text("one\x0cpage\ntwo\n", encoding="utf-8")
+    assert [(i.name, i.text) for i in read_texts([], str(tmp_path / "a.jsonl"), "t")] == [("a.jsonl:1", "one\u2028two")]
+    assert [(i.name, i.text, i.label) for i in read_texts([], str(tmp_path / "b.csv"), "s", "l")] == \
+        [("b.csv:2", "one\u2028two", "1"), ("b.csv:3", "next", "0")]
+    assert [i.text for i in read_texts([], str(tmp_path / "c.txt"))] == ["one\x0cpage", "two"]
+
+
 def test_bad_text_files_name_the_line_or_the_byte(tmp_path):
     (tmp_path / "d.jsonl").write_text('{"t": "ok"}\nnot json\n')
     (tmp_path / "e.jsonl").write_text('{"t": "ok"}\n\n[1, 2]\n')
