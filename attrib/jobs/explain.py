@@ -465,7 +465,7 @@ def _summary(plan, item, method, result: dict, options: Options, warnings: list[
     values, gap, target = result["values"], result["gap"], result["target"]
     magnitude = options.view == "magnitude"
     heat = render(magnitude_map(values), False) if magnitude else render(values, result["signed"])
-    notes = ([heat.warning] if heat.warning else []) + _gap_warnings(result)  # for the terminal and the record
+    notes = ([heat.warning] if heat.warning else []) + _gap_warnings(result, method)  # terminal and record
     warnings.extend(f"{item['id']} / {method}: {note}" for note in notes)
     files, pngs = {"heatmap": None, "overlay": None}, {}
     if options.images:
@@ -481,7 +481,7 @@ def _summary(plan, item, method, result: dict, options: Options, warnings: list[
             **files}, pngs
 
 
-def _gap_warnings(result: dict) -> list[str]:
+def _gap_warnings(result: dict, method: str) -> list[str]:
     """Say when a map is not faithful: an adaptive rule that spent its budget first, or a gap over 5%; and when
     the gap is undefined (F(x) = F(baseline) at the compute precision)."""
     gap = result["gap"]
@@ -498,8 +498,11 @@ def _gap_warnings(result: dict) -> list[str]:
                 f"estimated map error {result['map_error']:.1%}; raise n_steps (--set) for a more faithful map"]
     if gap is not None and gap > GAP_WARNING:
         noise = f" ± {result['gap_stderr']:.1%} (Monte Carlo)" if result["gap_stderr"] is not None else ""
-        return [f"completeness gap {gap:.1%}{noise} > {GAP_WARNING:.0%}; raise n_steps / n_samples "
-                "(--set) for a faithful map"]
+        from attrib.methods import METHODS
+
+        knob = METHODS[method].knob
+        advice = f"raise {knob} (--set {method}.{knob}=N)" if knob else "raise its budget (--set)"
+        return [f"completeness gap {gap:.1%}{noise} > {GAP_WARNING:.0%}; {advice} for a faithful map"]
     return []
 
 

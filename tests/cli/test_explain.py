@@ -181,6 +181,8 @@ def test_expected_gradients_background_is_named(run_cli, images, tmp_path):
     assert data["background"] == f"2 images from {images}"
     eg = data["inputs"][0]["attributions"][0]
     assert abs(eg["completeness_gap"]) <= 4 * eg["gap_stderr"]  # Monte Carlo noise (the input is one background)
+    assert eg["warning"].endswith("(Monte Carlo) > 5%; raise n_samples (--set expected_gradients.n_samples=N) for "
+                                  "a faithful map")  # EG's own knob, not IG's n_steps
     (images / "broken.png").write_bytes(b"")
     (images / "notes.jpg").write_text("not an image")
     result = run_cli("explain", images / "im0.png", *TINY, "-m", "eg", "--background", images, "--out", tmp_path / "c")
