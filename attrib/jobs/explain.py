@@ -495,7 +495,8 @@ def _gap_warnings(result: dict, method: str) -> list[str]:
         spent = (f"spent its budget of {result['passes']} steps" if result["passes"] >= (result["budget"] or 0)
                  else f"stopped after {result['passes']} steps (its panels reached the narrowest width)")
         return [f"the adaptive rule {spent} before reaching {goal}: completeness gap {gap:.2%}, "
-                f"estimated map error {result['map_error']:.1%}; raise n_steps (--set) for a more faithful map"]
+                f"estimated map error {result['map_error']:.1%}; raise n_steps (--set {method}.n_steps=N) for a "
+                "more faithful map"]
     if gap is not None and gap > GAP_WARNING:
         noise = f" ± {result['gap_stderr']:.1%} (Monte Carlo)" if result["gap_stderr"] is not None else ""
         from attrib.methods import METHODS

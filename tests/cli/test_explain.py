@@ -64,6 +64,7 @@ def test_json_schema_and_options(run_cli, images, tmp_path):
                               "converged", "map_error", "warning", "overlay", "heatmap"} and a["target"] == 7
         ig, sg, _ = entry["attributions"]  # IG's budget of 4 steps cannot meet its targets; the terminal said so
         assert ig["warning"].startswith("the adaptive rule spent its budget of 4 steps") and sg["warning"] is None
+        assert ig["warning"].endswith("raise n_steps (--set integrated_gradients.n_steps=N) for a more faithful map")
     configs = {m["method"]: m["config"] for m in data["methods"]}
     assert configs["smoothgrad"]["noise_frac"] == 0.2 and configs["integrated_gradients"]["n_steps"] == 4
 
