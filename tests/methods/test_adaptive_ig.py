@@ -175,10 +175,10 @@ def test_equal_end_values_leave_the_gap_undefined_and_the_map_converges_alone():
     assert torch.allclose(res.values.double(), torch.tensor([[1.0, -1.0]], dtype=torch.float64), atol=2e-3)
     entry = _one(res, 0)
     assert entry["gap"] is None and entry["gap_undefined"]
-    (said,) = _gap_warnings(entry)
+    (said,) = _gap_warnings(entry, "integrated_gradients")
     assert "F(x) equals F(baseline)" in said and "undefined" in said
     stalled = {**entry, "gap_undefined": False, "gap": 0.3, "converged": False, "passes": 30, "budget": 256}
-    assert "stopped after 30 steps (its panels reached the narrowest width)" in _gap_warnings(stalled)[0]
+    assert "stopped after 30 steps (its panels reached the narrowest width)" in _gap_warnings(stalled, "integrated_gradients")[0]
 
 
 def test_explain_warns_when_the_budget_runs_out(run_cli_images):
