@@ -18,11 +18,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from attrib.errors import AttribError, counted, duration, first_line
+from attrib.errors import counted, duration, first_line
 from attrib.evaluate.diffroar import (CONTROL, DEFAULT_KS, DiffRoarConfig, attribute_split, check_compatible,
                                       epoch_seconds, null_block_share, plan, retrain, retrain_recipe)
 from attrib.executors import Executor, ExecutorSpec, executor_for
-from attrib.jobs.common import Events, describe_config, describe_methods, header, method_kwargs, now, \
+from attrib.jobs.common import Events, describe_config, describe_methods, failure_line, header, method_kwargs, now, \
     resolve_device, resolve_methods, supplies
 from attrib.runs import diffroar as files
 from attrib.runs.store import RunStore
@@ -317,18 +317,17 @@ def main(argv: list[str]) -> int:
             result = run_job(path)
             print(f"{path.stem}: accuracy {result['accuracy']:.4f} ({result['seconds']} s)", flush=True)
         except Exception as error:  # noqa: BLE001 - one job's failure stays its own; the rest go on
-            print(f"error: {path}: {_job_error(error)}", file=sys.stderr, flush=True)
+            print(f"error: {_job_error(path, error)}", file=sys.stderr, flush=True)
             failed += 1
     return 1 if failed else 0
 
 
-def _job_error(error: Exception) -> str:
+def _job_error(path: Path, error: Exception) -> str:
     if isinstance(error, OSError):
-        return error.strerror or first_line(error)
+        return f"{path}: {error.strerror or first_line(error)}"
     if isinstance(error, (json.JSONDecodeError, KeyError, TypeError)):
-        return f"not a job file of attrib diffroar ({type(error).__name__}: {first_line(error)})"
-    return first_line(error) if isinstance(error, (AttribError, RuntimeError, ValueError)) else \
-        f"unexpected {type(error).__name__}: {first_line(error)}"
+        return f"{path}: not a job file of attrib diffroar ({type(error).__name__}: {first_line(error)})"
+    return failure_line(str(path), error, Events())
 
 
 if __name__ == "__main__":
