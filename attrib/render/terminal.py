@@ -43,7 +43,7 @@ def diffroar_table(record: dict[str, Any]) -> Group:
     ks = sorted({r["k"] for r in rows})
     title = f"DiffROAR — {escape(record['model']['name'])} on {escape(record['dataset']['name'])}"
     table = Table(show_edge=False)
-    table.add_column("method", no_wrap=True)
+    table.add_column("method", no_wrap=True, min_width=max(len(r["method"]) for r in rows))  # never cut short
     for k in ks:
         table.add_column(f"k={k:g}", justify="right", no_wrap=True)
     for method in dict.fromkeys(r["method"] for r in rows):
@@ -57,7 +57,9 @@ def diffroar_table(record: dict[str, Any]) -> Group:
 
 
 def _cell(r: dict[str, Any]) -> str:
-    spread = f" ± {r['std']:.2f}" if r.get("n_seeds", 1) > 1 else ""
+    """The value, its spread over seeds on a line of its own (a narrow terminal cut "± 0.01" short on one
+    line), then acc(top)/acc(bottom)."""
+    spread = f"\n± {r['std']:.3f}" if r.get("n_seeds", 1) > 1 else ""
     return f"{_signed_style(r['diffroar'])}{spread}\n[dim]{r['acc_top']:.2f}/{r['acc_bottom']:.2f}[/dim]"
 
 

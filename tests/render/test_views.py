@@ -99,3 +99,20 @@ def run_cli_tiny(tmp_path):
     with Image.open(tmp_path / "again.png") as sheet, Image.open(out / "overview.png") as overview:
         assert again.exit_code == 0 and sheet.size == overview.size
     return out
+
+
+def test_terminal_tables_keep_names_and_spreads_whole_at_80_columns():
+    """A narrow terminal cut DiffROAR's spreads ("-0.348 ±…") and long method names ("integrated_grad…")."""
+    import io
+
+    from rich.console import Console
+
+    from attrib.render.terminal import diffroar_table
+
+    rows = [{"method": m, "k": k, "diffroar": 0.5, "std": 0.0123, "acc_top": 1.0, "acc_bottom": 0.5, "n_seeds": 3}
+            for m in ("gradient", "integrated_gradients", "random") for k in (0.05, 0.1, 0.2, 0.3, 0.5)]
+    record = {"results": rows, "model": {"name": "sample:synthetic-standard"}, "dataset": {"name": "synthetic"}}
+    console = Console(width=80, file=io.StringIO(), record=True)
+    console.print(diffroar_table(record))
+    text = console.export_text()
+    assert " integrated_gradients " in text and text.count("± 0.012") == 15
