@@ -31,20 +31,28 @@ def contact_sheet(record: dict[str, Any], root: Path, max_inputs: int = MAX_INPU
         for c, relative in enumerate(paths):
             if relative and (root / relative).is_file():
                 sheet.paste(Image.open(root / relative).convert("RGB").resize((CELL - 4, CELL - 4)), (c * CELL + 2, top))
-        draw.text((4, top + CELL + 2), _fit(draw, _caption(entry), font, CELL * (1 + len(methods)) - 8),
+        draw.text((4, top + CELL + 2), _caption(entry, draw, font, CELL * (1 + len(methods)) - 8),
                   fill="black", font=font)
     return sheet
 
 
-def _caption(entry: dict[str, Any]) -> str:
+def _caption(entry: dict[str, Any], draw: ImageDraw.ImageDraw, font, width: int) -> str:
+    """Name  |  prediction  |  explained class, within ``width``: a long name loses its middle first, so that
+    the prediction stays readable (a camera-roll name used to push it off the sheet)."""
     best = entry["predictions"][0] if entry.get("predictions") else None
     explained = next((a for a in entry.get("attributions", []) if a.get("target_label")), None)
-    parts = [entry["name"]]
+    rest = []
     if best:
-        parts.append(f"predicted {best['label'].split(',')[0]} ({best['prob']:.2f})")
+        rest.append(f"predicted {best['label'].split(',')[0]} ({best['prob']:.2f})")
     if explained and (not best or explained["target"] != best["index"]):
-        parts.append(f"explaining {explained['target_label'].split(',')[0]}")
-    return "  |  ".join(parts)
+        rest.append(f"explaining {explained['target_label'].split(',')[0]}")
+    name = entry["name"]
+    head, tail = name[:len(name) // 2], name[len(name) // 2:]
+    text = "  |  ".join([name, *rest])
+    while draw.textlength(text, font=font) > width and len(head) + len(tail) > 12:
+        head, tail = head[:-1], tail[1:]
+        text = "  |  ".join([f"{head}…{tail}", *rest])
+    return _fit(draw, text, font, width)
 
 
 def _fit(draw: ImageDraw.ImageDraw, text: str, font, width: int = CELL - 8) -> str:

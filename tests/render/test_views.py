@@ -116,3 +116,18 @@ def test_terminal_tables_keep_names_and_spreads_whole_at_80_columns():
     console.print(diffroar_table(record))
     text = console.export_text()
     assert " integrated_gradients " in text and text.count("± 0.012") == 15
+
+
+def test_a_long_input_name_loses_its_middle_so_the_prediction_stays_on_the_contact_sheet():
+    from PIL import Image, ImageDraw
+
+    from attrib.render.contact import _caption, _font
+
+    draw, font = ImageDraw.Draw(Image.new("RGB", (8, 8))), _font(13)
+    entry = {"name": "roll/IMG_2026_11_29_000123456789_exported_from_a_phone_final_v2.png",
+             "predictions": [{"label": "tabby, tabby cat", "prob": 0.61, "index": 281}],
+             "attributions": [{"target_label": "tabby, tabby cat", "target": 281}]}
+    caption = _caption(entry, draw, font, 344)
+    assert caption.startswith("roll/IMG_") and "…" in caption and caption.endswith("v2.png  |  predicted tabby (0.61)")
+    assert draw.textlength(caption, font=font) <= 344
+    assert _caption({**entry, "name": "cat.png"}, draw, font, 344) == "cat.png  |  predicted tabby (0.61)"
