@@ -24,7 +24,7 @@ Examples:
 @click.option("--png", "png_path", type=click.Path(dir_okay=False),
               help="Explain runs: also write the contact sheet (inputs x methods) here.")
 @click.option("--max-inputs", default=200, show_default=True, type=click.IntRange(0),
-              help="Explain runs: inputs shown (0: all); the rest stay in the run folder.")
+              help="Explain and explain-text runs: inputs or texts shown (0: all); the rest stay in the run folder.")
 @click.option("--quiet", "-q", is_flag=True)
 def report(run_dir: str, output: str | None, png_path: str | None, max_inputs: int, quiet: bool) -> None:
     """Write one self-contained HTML report (and, with --png, a contact sheet) for a run folder."""

@@ -21,15 +21,16 @@ VIEW_NOTES = {"blend": "the positive evidence for the explained class, brighter 
               "magnitude": "the attribution's magnitude, brighter where larger",
               "mask": "the image kept where the positive evidence is in its top 20%",
               "signed": "the signed heatmap blended over the image"}
-MAX_INPUTS = 200  # inputs shown in an explain report by default: about 14 MB per method for photos (measured)
+MAX_INPUTS = 200  # inputs (texts) shown in an explain (explain-text) report by default: about 14 MB per method
+#                  for photos (measured); a file of 50,000 texts would make a report no browser opens
 PHOTO_QUALITY = 90  # WebP quality of an explain report's input views and overlays
 TEMPLATES = {"explain": "explain.html", "explain_text": "explain_text.html", "diffroar": "diffroar.html",
              "sanity": "sanity.html"}
 
 
 def write_report(run_dir: str | Path, out_path: str | Path, max_inputs: int | None = MAX_INPUTS) -> None:
-    """Render ``run_dir`` into ``out_path`` atomically (explain runs: the first ``max_inputs`` inputs, with a
-    note saying how many there are; None shows all)."""
+    """Render ``run_dir`` into ``out_path`` atomically (explain and explain-text runs: the first ``max_inputs``
+    inputs or texts, with a note saying how many there are; None shows all)."""
     record = load_run(run_dir).record
     atomic_write_text(out_path, render_report(record, Path(run_dir), max_inputs))
 
@@ -70,7 +71,7 @@ def render_report(record: dict[str, Any], run_dir: Path, max_inputs: int | None 
                        num=_num, band=_band,
                        max_abs=lambda xs: max((abs(x) for x in xs), default=0.0) or 1.0,
                        relevance_bg=relevance_colour, colorbar=colorbar_stops)
-    inputs = record.get("inputs", [])
+    inputs = record.get("texts" if kind == "explain_text" else "inputs", [])
     shown = inputs if max_inputs is None else inputs[:max_inputs]
     try:
         return env.get_template(TEMPLATES[kind]).render(

@@ -187,3 +187,15 @@ def test_ctrl_c_keeps_the_texts_explained_so_far(run_cli, text_models, tmp_path,
     assert f"interrupted; the texts explained so far are in {tmp_path / 'o'}/run.json (rerunning starts over)" in said
     record = json.loads((tmp_path / "o" / "run.json").read_text())
     assert [t["text"] for t in record["texts"]] == ["great fun", "a dull film"] and "finished" not in record
+
+
+def test_the_text_report_of_a_long_file_is_capped(run_cli, text_models, tmp_path):
+    out = tmp_path / "o"
+    assert run_cli("explain-text", "good", "bad", "fine film", "-M", text_models["clf"], "-m", "unk", "--out", out,
+                   "-q").exit_code == 0
+    assert run_cli("report", out, "-o", tmp_path / "r.html", "--max-inputs", "2").exit_code == 0
+    html = (tmp_path / "r.html").read_text()
+    assert "Showing the first 2 of 3 texts" in html and html.count("<h3") == 2
+    assert run_cli("report", out, "-o", tmp_path / "all.html", "--max-inputs", "0").exit_code == 0
+    all_html = (tmp_path / "all.html").read_text()
+    assert all_html.count("<h3") == 3 and "Showing the first" not in all_html
