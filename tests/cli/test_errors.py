@@ -119,7 +119,7 @@ def test_old_sanity_records_still_render(run_cli, tmp_path):
     record["methods"] = list(record["configs"])
     (out / "run.json").write_text(json.dumps(record))
     assert run_cli("report", out, "-o", tmp_path / "r.html").exit_code == 0
-    assert "integrated_gradients (n_steps=32" in (tmp_path / "r.html").read_text()
+    assert "integrated_gradients (<code>n_steps=32</code>" in (tmp_path / "r.html").read_text()
 
 
 def test_a_run_folder_of_another_kind_is_refused_untouched(run_cli, images, text_models, tmp_path):

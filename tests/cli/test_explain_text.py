@@ -154,7 +154,8 @@ def test_set_gives_a_method_its_options_and_refuses_bad_ones(run_cli, text_model
     result = run_cli("explain-text", *common, "--set", "ig.n_steps=7", "--out", tmp_path / "a", "--html",
                      tmp_path / "a.html")
     assert result.exit_code == 0
-    assert "integrated_gradients (<code>n_steps=7," in (tmp_path / "a.html").read_text()  # what ran, not --n-steps
+    html = (tmp_path / "a.html").read_text()
+    assert "integrated_gradients (<code>n_steps=7</code>," in html  # what ran, not --n-steps
     configs = {m["method"]: m["config"] for m in json.loads((tmp_path / "a" / "run.json").read_text())["methods"]}
     assert configs["smoothgrad"]["n_samples"] == 3 and configs["smoothgrad"]["noise_frac"] == 0.3
     assert configs["integrated_gradients"]["n_steps"] == 7  # --set wins over --n-steps
