@@ -12,10 +12,12 @@ from rich.text import Text
 from attrib.errors import counted
 
 
-def titled(title: str, table: Table) -> Group:
-    """The title (rich markup) on its own line above the table: as a table's own title rich wraps it to the
-    table's width, which broke a short text's header after every word."""
-    return Group(Text.from_markup(title, style="table.title"), table)
+def titled(title: str, table: Table, note: str | None = None) -> Group:
+    """The title (rich markup) on its own line above the table, and the note (plain text) on its own line below:
+    as a table's own title or caption rich wraps them to the table's width, which broke a short text's header
+    after every word and a one-column DiffROAR table's legend over four lines."""
+    parts = [Text.from_markup(title, style="table.title"), table]
+    return Group(*parts, Text(note, style="table.caption")) if note else Group(*parts)
 
 
 def input_table(entry: dict[str, Any]) -> Group:
@@ -52,8 +54,7 @@ def diffroar_table(record: dict[str, Any]) -> Group:
             r = next((r for r in rows if r["method"] == method and r["k"] == k), None)
             cells.append("" if r is None else _cell(r))
         table.add_row(escape(method), *cells)
-    table.caption = "DiffROAR (± std over seeds); dim: acc(top-k kept)/acc(bottom-k kept)"
-    return titled(title, table)
+    return titled(title, table, "DiffROAR (± std over seeds); dim: acc(top-k kept)/acc(bottom-k kept)")
 
 
 def _cell(r: dict[str, Any]) -> str:

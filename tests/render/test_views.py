@@ -118,6 +118,22 @@ def test_terminal_tables_keep_names_and_spreads_whole_at_80_columns():
     assert " integrated_gradients " in text and text.count("± 0.012") == 15
 
 
+def test_a_narrow_diffroar_table_keeps_its_legend_on_one_line():
+    """One k made the table 22 columns wide, and rich wrapped its caption over four lines under it."""
+    import io
+
+    from rich.console import Console
+
+    from attrib.render.terminal import diffroar_table
+
+    rows = [{"method": m, "k": 0.2, "diffroar": 0.0, "std": 0.0, "acc_top": 0.27, "acc_bottom": 0.27, "n_seeds": 1}
+            for m in ("gradient", "random")]
+    record = {"results": rows, "model": {"name": "timm:resnet18"}, "dataset": {"name": "folder:digits"}}
+    console = Console(width=120, file=io.StringIO(), record=True)
+    console.print(diffroar_table(record))
+    assert "DiffROAR (± std over seeds); dim: acc(top-k kept)/acc(bottom-k kept)" in console.export_text()
+
+
 def test_a_long_input_name_loses_its_middle_so_the_prediction_stays_on_the_contact_sheet():
     from PIL import Image, ImageDraw
 
