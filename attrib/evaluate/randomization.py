@@ -1,9 +1,12 @@
 """Model-parameter randomization (Adebayo et al. 2018): re-initialise layers and see whether maps change.
 
-Layers are discovered from the module tree: every module that owns parameters, grouped by its top-level name,
-or by "name.index" when the top level is a list of blocks (timm's ``blocks.0``, ``stages.1``, ``layer3.0``).
-Groups keep registration order, which is forward order for the usual vision nets; "top" is the last group
-(the logits). Cascading randomization re-initialises the top k groups cumulatively; independent
+Layers are discovered from the module tree. A list of blocks (a ModuleList, or a Sequential whose children are
+numbered) gives one group per block (timm's ``blocks.0``, ``stages.1``, ``layer3.0``, a Hugging Face ViT's
+encoder layers); a module with such a list somewhere inside is split into its children; any other module
+is one group. Wrappers with a single child are looked through (attrib's ``inner`` around a Hugging Face model is
+not a group name), and a split module's own parameters (a ViT's ``cls_token``, ``pos_embed``) are a group of
+their own. Groups keep registration order, which is forward order for the usual vision nets; "top" is the
+last group (the logits). Cascading randomization re-initialises the top k groups cumulatively; independent
 randomization one group at a time. Re-initialisation uses each module's own ``reset_parameters`` (as built);
 parameters of modules without one are redrawn from a normal with their own standard deviation.
 """
@@ -32,17 +35,46 @@ class LayerGroup:
 
 def layer_groups(module: torch.nn.Module) -> list[LayerGroup]:
     """The parameterised layer groups of ``module``, bottom (input) to top (logits)."""
-    groups: dict[str, list[tuple[str, torch.nn.Module]]] = {}
-    for name, sub in module.named_modules():
-        if name and any(True for _ in sub.parameters(recurse=False)):
-            groups.setdefault(_group_key(name), []).append((name, sub))
-    return [LayerGroup(key, tuple(n for n, _ in members), type(members[0][1]).__name__)
-            for key, members in groups.items()]
+    path = []
+    while not _own(module) and len(children := _owning_children(module)) == 1:  # look through wrappers
+        name, module = children[0]
+        path.append(name)
+    return [LayerGroup(name, tuple(".".join(path + [m] if m else path) for m in members), kind)
+            for name, members, kind in _split(module, "", top=True) if members]
 
 
-def _group_key(name: str) -> str:
-    parts = name.split(".")
-    return ".".join(parts[:2]) if len(parts) > 2 and parts[1].isdigit() else parts[0]
+def _split(module: torch.nn.Module, name: str, top: bool = False) -> list[tuple[str, tuple[str, ...], str]]:
+    """(group name, its parameterised modules' names, the first one's class) for ``module`` called ``name``; the
+    top module is always split."""
+    children = [(f"{name}.{child}" if name else child, sub) for child, sub in _owning_children(module)]
+    if _is_block_list(module):
+        return [_whole(sub, child) for child, sub in children]
+    if not top and not any(_is_block_list(sub) for sub in module.modules()):
+        return [_whole(module, name)]
+    own = [(name or "root", (name,), type(module).__name__)] if _own(module) else []
+    return own + [group for child, sub in children for group in _split(sub, child)]
+
+
+def _whole(module: torch.nn.Module, name: str) -> tuple[str, tuple[str, ...], str]:
+    """One group: ``module`` and everything in it; named for its class, or for its first block's in a list."""
+    members = tuple(sub_name for sub_name, sub in module.named_modules(prefix=name) if _own(sub))
+    while isinstance(module, (torch.nn.Sequential, torch.nn.ModuleList)) and _owning_children(module):
+        module = _owning_children(module)[0][1]
+    return name, members, type(module).__name__
+
+
+def _own(module: torch.nn.Module) -> bool:
+    return any(True for _ in module.parameters(recurse=False))
+
+
+def _owning_children(module: torch.nn.Module) -> list[tuple[str, torch.nn.Module]]:
+    return [(name, sub) for name, sub in module.named_children() if any(True for _ in sub.parameters())]
+
+
+def _is_block_list(module: torch.nn.Module) -> bool:
+    """A ModuleList, or a Sequential of numbered children (not a Sequential of named layers)."""
+    return isinstance(module, torch.nn.ModuleList) or (
+        isinstance(module, torch.nn.Sequential) and all(name.isdigit() for name, _ in module.named_children()))
 
 
 def select(groups: list[LayerGroup], names: list[str] | None, max_groups: int | None) -> list[LayerGroup]:

@@ -45,7 +45,7 @@ def diffroar_table(record: dict[str, Any]) -> Group:
     ks = sorted({r["k"] for r in rows})
     title = f"DiffROAR — {escape(record['model']['name'])} on {escape(record['dataset']['name'])}"
     table = Table(show_edge=False)
-    table.add_column("method", no_wrap=True, min_width=max(len(r["method"]) for r in rows))  # never cut short
+    table.add_column("method", overflow="fold")  # a long name is broken, never cut short
     for k in ks:
         table.add_column(f"k={k:g}", justify="right", no_wrap=True)
     for method in dict.fromkeys(r["method"] for r in rows):
@@ -149,8 +149,7 @@ def _rows_table(title: str, rows: list[dict[str, Any]], columns: tuple[str, ...]
     columns = tuple(c for c in columns if any(row.get(c) is not None for row in rows))
     table = Table(show_edge=False)
     for column in columns:
-        widest = max(len(str(row.get(column))) for row in rows) if column == "method" else None
-        table.add_column(column.replace("_", " "), min_width=widest,  # a method's name is never cut short
+        table.add_column(column.replace("_", " "), overflow="fold",  # a name is broken, never cut short
                          justify="left" if column in ("method", "mode", "layer", "perturbation") else "right")
     for row in rows:
         table.add_row(*(FORMATS[c].format(row[c]) if c in FORMATS and isinstance(row.get(c), float)
@@ -165,5 +164,5 @@ def _fmt(value: Any, spread: float | None = None) -> str:
     if isinstance(value, bool):
         return "yes" if value else ""
     if isinstance(value, float):
-        return f"{value:.3f}" + (f" ± {spread:.3f}" if spread is not None else "")
+        return f"{value:.3f}" + (f"\n± {spread:.3f}" if spread is not None else "")  # narrow: the spread below
     return escape(str(value))

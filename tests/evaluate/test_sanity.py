@@ -33,6 +33,34 @@ def test_layer_groups_follow_the_module_tree():
         select(resnet, ["head"], None)
 
 
+def test_layer_groups_look_through_wrappers_and_into_nested_block_lists(tmp_path):
+    """A Hugging Face model sits in attrib's wrapper (``inner``) with its blocks three levels down: it made one
+    group, so "every layer" and "the top layer" were the same whole-model draw. A timm ViT's class token and
+    position embedding belong to the root module and were in no group, so never randomized."""
+    from transformers import ViTConfig, ViTForImageClassification
+
+    torch.manual_seed(0)
+    ViTForImageClassification(ViTConfig(image_size=16, patch_size=8, hidden_size=16, num_hidden_layers=3,
+                                        num_attention_heads=2, intermediate_size=32, num_labels=3)).save_pretrained(
+        tmp_path / "vit")
+    with pytest.warns(UserWarning, match="has no image processor"):
+        module = load_model(str(tmp_path / "vit")).module
+    groups = layer_groups(module)
+    blocks = [g for g in groups if g.kind == "ViTLayer"]
+    assert len(blocks) == 3 and groups[0].kind == "ViTEmbeddings" and groups[-1].label == "classifier (Linear)"
+    assert all(name.startswith("inner.") for g in groups for name in g.modules)
+    assert not any(g.name.startswith("inner") for g in groups)
+    copy_ = module
+    for _, _, copy_ in randomized(module, groups, blocks[-1:], "cascading", seed=0):
+        pass
+    changed = {n for n, p in copy_.named_parameters() if not torch.equal(p, module.get_parameter(n))}
+    assert changed and all(".embeddings." not in n for n in changed) and any(".classifier." in n for n in changed)
+
+    vit = layer_groups(load_model("timm:vit_tiny_patch16_224", pretrained=False).module)
+    assert [g.label for g in vit[:3]] == ["root (VisionTransformer)", "patch_embed (PatchEmbed)", "blocks.0 (Block)"]
+    assert len(vit) == 16 and vit[-1].name == "head"
+
+
 def test_cascading_randomization_is_cumulative_and_seeded():
     module = load_model("sample:blockdigits-standard").module
     groups = layer_groups(module)

@@ -101,21 +101,44 @@ def run_cli_tiny(tmp_path):
     return out
 
 
-def test_terminal_tables_keep_names_and_spreads_whole_at_80_columns():
-    """A narrow terminal cut DiffROAR's spreads ("-0.348 ±…") and long method names ("integrated_grad…")."""
+def _printed(renderables, width: int) -> str:
     import io
 
     from rich.console import Console
 
+    console = Console(width=width, file=io.StringIO(), record=True)
+    for renderable in renderables:
+        console.print(renderable)
+    return console.export_text()
+
+
+def test_terminal_tables_keep_names_and_spreads_whole_at_80_columns():
+    """A narrow terminal cut DiffROAR's spreads ("-0.348 ±…") and long method names ("integrated_grad…")."""
     from attrib.render.terminal import diffroar_table
 
     rows = [{"method": m, "k": k, "diffroar": 0.5, "std": 0.0123, "acc_top": 1.0, "acc_bottom": 0.5, "n_seeds": 3}
             for m in ("gradient", "integrated_gradients", "random") for k in (0.05, 0.1, 0.2, 0.3, 0.5)]
     record = {"results": rows, "model": {"name": "sample:synthetic-standard"}, "dataset": {"name": "synthetic"}}
-    console = Console(width=80, file=io.StringIO(), record=True)
-    console.print(diffroar_table(record))
-    text = console.export_text()
-    assert " integrated_gradients " in text and text.count("± 0.012") == 15
+    text = _printed([diffroar_table(record)], 80)
+    assert "…" not in text and "integrated_gradien" in text and text.count("± 0.012") == 15
+    assert " integrated_gradients " in _printed([diffroar_table(record)], 100)
+
+
+def test_sanity_tables_drop_no_column_at_80_or_120_columns():
+    """A method column held at its name's width made rich crop whole columns: the randomization table lost its
+    "hog" column at 120 columns and half of "ssim" at 80."""
+    from attrib.render.terminal import sanity_tables
+
+    rows = [{"method": m, "mode": mode, "layer": "vit.encoder.layer.11 (ViTLayer)", "depth": 3, "spearman_abs": 0.25,
+             "spearman_signed": -0.5, "ssim": 0.125, "hog": 0.75, "draws": 3,
+             "spread": {"spearman_abs": 0.011, "spearman_signed": 0.012, "ssim": 0.013, "hog": 0.014}}
+            for m in ("gradient", "integrated_gradients") for mode in ("cascading", "independent")]
+    record = {"verdicts": [], "randomization": rows, "robustness": [], "completeness": []}
+    for width in (80, 120):
+        text = _printed(sanity_tables(record), width)
+        assert "…" not in text and all(len(line) <= width for line in text.splitlines())
+        for shown in ("hog", "ssim", "0.750", "± 0.014", "depth"):
+            assert text.count(shown) == (1 if shown in ("hog", "ssim", "depth") else 4), (width, shown)
 
 
 def test_a_narrow_diffroar_table_keeps_its_legend_on_one_line():
