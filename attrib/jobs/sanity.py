@@ -56,6 +56,8 @@ def _prepare(options: Options, events: Events):
         raise UsageError(f"no test to run; choose from {', '.join(TESTS)}")
     if unknown:
         raise UsageError(f"unknown test {unknown[0]!r}; choose from {', '.join(TESTS)}")
+    for warning in unused_options(options):
+        events.warning(warning)
     device = resolve_device(options.device)
     events.info("loading model and inputs ...")
     model = load_model(options.model, weights=options.weights, pretrained=options.pretrained, labels=options.labels)
@@ -75,9 +77,36 @@ def _prepare(options: Options, events: Events):
         from attrib.evaluate.randomization import layer_groups, select
 
         select(layer_groups(model.module), options.layers, None)
-    events.info(f"model: {model.name}; {counted(len(x), 'input')}; methods: {', '.join(names)}; tests: "
-                f"{', '.join(config.tests)}; radii: {', '.join(f'{r:g}' for r in config.radii)} ({config.norm})")
+    events.info(f"model: {model.name}; {counted(len(x), 'input')}; methods: {', '.join(names)}; "
+                f"tests: {', '.join(config.tests)}{_tests_detail(config)}")
     return model, x, input_names, errors, config, methods
+
+
+USED_BY = (("--layers", "layers", "randomization"), ("--max-layers", "max_layers", "randomization"),
+           ("--radii", "radii", "robustness"), ("--norm", "norm", "robustness"))
+
+
+def unused_options(options: Options) -> list[str]:
+    """One warning per option given for a test that --tests leaves out (it would be silently ignored)."""
+    given = {"norm": options.norm != "l2"}
+    warnings = [f"{flag} is ignored: it is for the {test} test, which --tests {','.join(options.tests)} leaves out"
+                for flag, key, test in USED_BY
+                if test not in options.tests and given.get(key, getattr(options, key) is not None)]
+    if options.repeats is not None and not {"randomization", "robustness"} & set(options.tests):
+        warnings.append("--repeats is ignored: only the randomization and robustness tests draw repeatedly")
+    return warnings
+
+
+def _tests_detail(config: SanityConfig) -> str:
+    """The radii when robustness runs, and the method completeness is reported for when none was asked."""
+    from attrib.evaluate.sanity import DEFAULT_PATH_METHOD, path_methods
+
+    detail = ""
+    if "robustness" in config.tests:
+        detail += f"; radii: {', '.join(f'{r:g}' for r in config.radii)} ({config.norm})"
+    if "completeness" in config.tests and not path_methods(config.methods):
+        detail += f"; completeness of {DEFAULT_PATH_METHOD} (no method asked for has a completeness gap)"
+    return detail
 
 
 def run(options: Options, store: RunStore, events: Events | None = None) -> dict[str, Any]:

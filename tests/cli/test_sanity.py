@@ -55,6 +55,23 @@ def test_tests_can_be_selected(run_cli, tmp_path):
     assert "Completeness gap" in text and "converged" in text and "100%" in text and "gap stderr" not in text
 
 
+def test_options_for_a_test_left_out_are_warned_of(run_cli, tmp_path):
+    """--radii, --layers and friends were silently ignored when --tests left their test out, and the header
+    listed radii for a run without robustness."""
+    result = run_cli("sanity", *SAMPLE, "-m", "gradient", "--tests", "completeness", "--radii", "5%", "--norm",
+                     "linf", "--layers", "9", "--repeats", "2", "--out", tmp_path)
+    assert result.exit_code == 0, result.output
+    for flag, test in (("--layers", "randomization"), ("--radii", "robustness"), ("--norm", "robustness")):
+        assert f"warning: {flag} is ignored: it is for the {test} test, which --tests completeness leaves out" \
+            in result.output
+    assert "warning: --repeats is ignored" in result.output and "--max-layers" not in result.output
+    assert "radii:" not in result.output
+    assert "completeness of integrated_gradients (no method asked for has a completeness gap)" in result.output
+    quiet = run_cli("sanity", *SAMPLE, "-m", "ig", "--tests", "robustness,completeness", "--radii", "0.5",
+                    "--out", tmp_path / "b")
+    assert quiet.exit_code == 0 and "warning" not in quiet.output and "radii: 0.5 (l2)" in quiet.output
+
+
 def test_a_bad_image_fails_alone(run_cli, tmp_path):
     Image.new("RGB", (40, 30), (200, 10, 10)).save(tmp_path / "ok.png")
     (tmp_path / "bad.png").write_bytes(b"nope")
