@@ -100,9 +100,8 @@ def executor_options(unit: str) -> Callable[[Callable[..., Any]], Callable[..., 
                              help="Ray: attach to this cluster [default: start a local one for this command]."),
                 click.option(f"--gpus-per-{unit}", "gpus", type=click.FloatRange(0), default=0.0, metavar="F",
                              help=f"Ray: GPUs per {unit} (fractions share a GPU) [default: 0, CPU only]."),
-                click.option(f"--cpus-per-{unit}", "cpus", type=click.FloatRange(0, min_open=True), default=1.0,
-                             metavar="N",
-                             show_default=True, help=f"Ray: CPUs per {unit} (torch threads in it)."))):
+                click.option(f"--cpus-per-{unit}", "cpus", type=click.FloatRange(0, min_open=True), metavar="N",
+                             help=f"Ray: CPUs per {unit} (torch threads in it) [default: 1]."))):
             wrapper = option(wrapper)
         return wrapper
     return decorate

@@ -79,7 +79,7 @@ def diffroar(model_spec, weights, no_pretrained, dataset, classes, data_dir, n_t
     options = job.Options(model_spec, weights, not no_pretrained, dataset, classes, data_dir, n_train, n_test,
                           list(methods) or list(job.DEFAULT_METHODS), list(settings), ks, seeds, epochs, lr,
                           batch_size, common.seed, common.device, plan_only, executor)
-    view = View(show=_plan_note if plan_only else _show, json=None if plan_only else job.json_view,
+    view = View(show=_plan_note if plan_only else _show, json=job.json_view,
                 exit_code=job.exit_code, on_item=_job_done, interrupted=RESUMES)
     run_job(common, job, options, view, prefix="diffroar-")
 
@@ -89,8 +89,14 @@ def _job_done(ui: UI, result: dict, totals: dict) -> None:
 
 
 def _plan_note(ui: UI, record: dict, out: Path) -> None:
-    ui.info(f"wrote {record['jobs']} job files to {out}/jobs; run them with "
-            f"`python -m attrib.jobs.diffroar {out}/jobs/*.json`, then rerun this command to collect")
+    """The plan's job files and what to do with them; the results when every job is already done."""
+    if record["complete"]:
+        _show(ui, record, out)
+        return
+    pending = record["jobs"] - len(record["results"])
+    ui.info(f"wrote {record['jobs']} job files to {out}/jobs, {pending} still to run; run them with "
+            f"`python -m attrib.jobs.diffroar {out}/jobs/*.json` (anywhere that sees the folder), then run this "
+            "command again without --plan-only to collect the results")
 
 
 def _show(ui: UI, record: dict, out: Path) -> None:

@@ -18,20 +18,25 @@ INSTALL_HINT = "--executor ray needs Ray: pip install 'attrib[ray]'"
 @dataclass(frozen=True)
 class ExecutorSpec:
     """What the user chose: ``address`` None starts (and stops) a local cluster; ``cpus``/``gpus`` are what one
-    task or worker asks the cluster for (fractions of a GPU allowed); ``workers`` None = as many as fit."""
+    task or worker asks the cluster for (fractions of a GPU allowed; ``cpus`` None: one); ``workers`` None = as
+    many as fit."""
 
     name: str = "local"
     address: str | None = None
-    cpus: float = 1.0
+    cpus: float | None = None
     gpus: float = 0.0
     workers: int | None = None
+
+    @property
+    def task_cpus(self) -> float:
+        return 1.0 if self.cpus is None else self.cpus
 
     def check(self) -> None:
         if self.name not in EXECUTORS:
             raise UsageError(f"unknown executor {self.name!r}; choose from {', '.join(EXECUTORS)}")
-        if self.name == "local" and (self.address is not None or self.gpus or self.workers):
-            raise UsageError("--address, GPU shares and worker counts apply to --executor ray only")
-        if self.cpus <= 0 or self.gpus < 0 or (self.workers is not None and self.workers < 1):
+        if self.name == "local" and (self.address is not None or self.gpus or self.workers or self.cpus is not None):
+            raise UsageError("--address, CPU and GPU shares and worker counts apply to --executor ray only")
+        if self.task_cpus <= 0 or self.gpus < 0 or (self.workers is not None and self.workers < 1):
             raise UsageError("CPUs per task must be > 0, GPUs per task >= 0, workers >= 1")
         if self.name == "ray" and not _installed("ray"):
             raise UsageError(INSTALL_HINT)

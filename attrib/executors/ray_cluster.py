@@ -98,7 +98,7 @@ class RayExecutor:
 
     def __init__(self, spec: ExecutorSpec) -> None:
         self.spec = spec
-        self.threads = max(1, int(spec.cpus))
+        self.threads = max(1, int(spec.task_cpus))
         self.ray = import_ray(local=spec.address is None or is_loopback(spec.address),
                               attach=spec.address is not None)
         self.owned = False
@@ -128,7 +128,7 @@ class RayExecutor:
         return self.ray.put(obj)
 
     def map_unordered(self, fn: Callable[..., Any], calls: Iterable[tuple]) -> Iterator[tuple[int, Any]]:
-        task = self.ray.remote(_run).options(num_cpus=self.spec.cpus, num_gpus=self.spec.gpus,
+        task = self.ray.remote(_run).options(num_cpus=self.spec.task_cpus, num_gpus=self.spec.gpus,
                                              max_retries=MAX_RETRIES, retry_exceptions=False)
         pending = {task.remote(fn, self.threads, *args): i for i, args in enumerate(calls)}
         try:
@@ -142,7 +142,7 @@ class RayExecutor:
 
     def map_ordered(self, worker_class: type, init_args: tuple, method: str,
                     items: Iterable[Any]) -> Iterator[Any]:
-        actor = self.ray.remote(_Worker).options(num_cpus=self.spec.cpus, num_gpus=self.spec.gpus,
+        actor = self.ray.remote(_Worker).options(num_cpus=self.spec.task_cpus, num_gpus=self.spec.gpus,
                                                  max_restarts=MAX_RETRIES, max_task_retries=MAX_RETRIES)
         shared = [self.ray.put(init_args)]  # once in the object store, for every worker
         workers = [actor.remote(worker_class, self.threads) for _ in range(self.worker_count())]
@@ -180,12 +180,12 @@ class RayExecutor:
         if self.spec.workers:
             return self.spec.workers
         resources = self.ray.cluster_resources()
-        fits = int(resources.get("CPU", 1) // self.spec.cpus)
+        fits = int(resources.get("CPU", 1) // self.spec.task_cpus)
         if self.spec.gpus:
             fits = min(fits, int(resources.get("GPU", 0) // self.spec.gpus))
         if fits < 1:
             raise UsageError(f"the Ray cluster at {self.address} has no room for a worker with "
-                             f"{self.spec.cpus:g} CPUs and {self.spec.gpus:g} GPUs")
+                             f"{self.spec.task_cpus:g} CPUs and {self.spec.gpus:g} GPUs")
         return fits
 
     def close(self) -> None:

@@ -96,6 +96,9 @@ def prepare(options: Options, events: Events):
                                        where="attrib diffroar")
     device = resolve_device(options.device)
     options.executor.check()
+    if options.plan_only and options.executor.remote:
+        events.warning("--executor ray is not used with --plan-only: the job files run wherever "
+                       "`python -m attrib.jobs.diffroar` runs them")
     events.info("loading model and data ...")
     model = load_model(options.model, weights=options.weights, pretrained=options.pretrained)
     name = options.dataset or model.card.get("dataset")
@@ -290,12 +293,13 @@ def exit_code(record: dict[str, Any]) -> int:
 
 
 def json_view(record: dict[str, Any], out: Path) -> dict[str, Any]:
-    """The ``--json`` object."""
+    """The ``--json`` object (after --plan-only too: ``jobs_done`` < ``jobs`` says what is left to run)."""
     return {"model": record["model"]["name"], "dataset": record["dataset"]["name"],
             "results": [{k: r[k] for k in ("method", "k", "diffroar", "std", "acc_top", "acc_bottom")}
                         for r in record["results"]],
             **({"null_block_share": record["null_block_share"]} if record["null_block_share"] else {}),
-            "warnings": record.get("warnings", []), "out_dir": str(out.resolve())}
+            "warnings": record.get("warnings", []), "jobs": record["jobs"], "jobs_done": record["jobs_done"],
+            "out_dir": str(out.resolve())}
 
 
 USAGE = "usage: python -m attrib.jobs.diffroar OUT/jobs/*.json  (job files that `attrib diffroar --plan-only` wrote)"

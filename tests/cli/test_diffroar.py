@@ -16,7 +16,8 @@ def test_json_schema_and_run_folder(run_cli, tmp_path):
     result = run_cli("diffroar", *SYN, "--out", out, "--json", "--html", tmp_path / "r.html")
     assert result.exit_code == 0, result.output
     data = parse_json(result)
-    assert set(data) == {"model", "dataset", "results", "warnings", "out_dir"}  # no null block on synthetic
+    assert set(data) == {"model", "dataset", "results", "warnings", "jobs", "jobs_done", "out_dir"}  # no null block
+    assert data["jobs"] == data["jobs_done"]  # on synthetic
     assert data["model"] == "sample:synthetic-robust" and data["dataset"] == "synthetic"
     assert {(r["method"], r["k"]) for r in data["results"]} == {(m, k) for m in ("gradient", "random")
                                                                 for k in (0.1, 0.5)}
@@ -47,8 +48,11 @@ def test_blockdigits_json_has_null_block_shares(run_cli, tmp_path):
 
 
 def test_plan_only_then_workers_then_collect(run_cli, tmp_path):
-    first = run_cli("diffroar", *SYN, "--out", tmp_path, "--plan-only")
+    first = run_cli("diffroar", *SYN, "--out", tmp_path, "--plan-only", "--json")
     assert first.exit_code == 0 and "python -m attrib.jobs.diffroar" in first.stderr
+    assert "8 still to run" in first.stderr and "again without --plan-only" in first.stderr
+    planned = parse_json(first)  # --json after --plan-only: what is left, not nothing
+    assert (planned["jobs"], planned["jobs_done"], planned["results"]) == (8, 0, [])
     jobs = sorted(str(p) for p in (tmp_path / "jobs").glob("*-s0.json"))
     assert len(jobs) == 8 and not list((tmp_path / "jobs").glob("*.result.json"))
     for half in (jobs[:4], jobs[4:]):  # e.g. two machines
@@ -56,6 +60,10 @@ def test_plan_only_then_workers_then_collect(run_cli, tmp_path):
     collect = run_cli("diffroar", *SYN, "--out", tmp_path, "--json")
     assert collect.exit_code == 0 and "0 to run" in collect.stderr
     assert len(parse_json(collect)["results"]) == 4
+    replanned = run_cli("diffroar", *SYN, "--out", tmp_path, "--plan-only")  # all done: the results, no plan
+    assert replanned.exit_code == 0 and "job files" not in replanned.stderr and "DiffROAR" in replanned.stdout
+    ray = run_cli("diffroar", *SYN, "--out", tmp_path, "--plan-only", "--executor", "ray")
+    assert "warning: --executor ray is not used with --plan-only" in ray.stderr
     (tmp_path / "jobs" / "bad.json").write_text("{")
     worker = subprocess.run([sys.executable, "-m", "attrib.jobs.diffroar", str(tmp_path / "gone.json"),
                              str(tmp_path / "jobs" / "bad.json"), jobs[0]], capture_output=True, text=True)

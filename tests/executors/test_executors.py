@@ -47,6 +47,7 @@ def test_executor_for_leaves_a_given_executor_open_and_makes_one_from_a_spec():
     (ExecutorSpec("dask"), "unknown executor 'dask'"),
     (ExecutorSpec("local", address="auto"), "--executor ray only"),
     (ExecutorSpec("local", gpus=0.5), "--executor ray only"),
+    (ExecutorSpec("local", cpus=2), "CPU and GPU shares and worker counts apply to --executor ray only"),
     (ExecutorSpec("ray", cpus=0), "CPUs per task must be > 0"),
 ])
 def test_bad_executor_choices_are_usage_errors(spec, message):
