@@ -165,12 +165,7 @@ def check_compatible(model, data) -> None:
     if model.factory is None:
         raise DiffRoarError(f"{model.name}: attrib cannot build a fresh copy of this architecture to retrain; "
                             "use a sample: or timm: model")
-    try:
-        with torch.no_grad():
-            outputs = model.module.eval()(data.test_x[:2].to(next(model.module.parameters()).device))
-    except Exception as error:  # noqa: BLE001 - shape errors come in many types
-        raise DiffRoarError(f"{model.name} cannot take {data.name} inputs of shape {data.input_shape}: "
-                            f"{str(error).splitlines()[0][:120]}") from None
+    outputs = model.outputs_on(data.test_x, data.name)
     n_labels = int(max(data.train_y.max(), data.test_y.max())) + 1
     if outputs.ndim != 2 or outputs.shape[1] < n_labels:
         raise DiffRoarError(f"{model.name} has {outputs.shape[-1]} outputs but {data.name} has {n_labels} classes")

@@ -170,10 +170,13 @@ def sanity_inputs(model, paths: list[str], dataset: str | None, n: int) -> tuple
     from attrib.data.datasets import load_dataset
     from attrib.data.images import InputError, expand_inputs
 
+    if dataset and paths:
+        raise UsageError(f"give images or --dataset {dataset}, not both")
     dataset = dataset or (None if paths else model.card.get("dataset"))
     if dataset:
         own = dataset == model.card.get("dataset")
         data = load_dataset(dataset, **(model.card.get("dataset_args", {}) if own else {}))
+        model.outputs_on(data.test_x, data.name)
         return data.test_x[:n], [f"{data.name} test #{i}" for i in range(min(n, len(data.test_y)))], \
             [f"left out of the data set: {line}" for line in data.skipped]
     if model.preprocess is None:

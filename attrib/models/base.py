@@ -48,6 +48,19 @@ class Model:
 
         return score_kind(self.n_classes, self.multi_label)
 
+    def outputs_on(self, x: torch.Tensor, what: str) -> torch.Tensor:
+        """The module's outputs on a couple of ``x``'s rows (no gradient, on the module's device); ModelError
+        naming ``what`` and its shape when the model cannot take them (a data set of another size or depth)."""
+        device = next((p.device for p in self.module.parameters()), torch.device("cpu"))
+        try:
+            with torch.no_grad():
+                return self.module.eval()(x[:2].to(device))
+        except Exception as error:  # noqa: BLE001 - shape errors come in many types
+            reason = (str(error).splitlines() or [type(error).__name__])[0]
+            reason = reason if len(reason) <= 160 else reason[:160].rsplit(" ", 1)[0] + " …"
+            raise ModelError(f"{self.name} cannot take {what} inputs of shape {tuple(x.shape[1:])}: {reason}") \
+                from None
+
     def describe(self) -> dict[str, Any]:
         """The model as run records hold it."""
         out: dict[str, Any] = {"name": self.name, "kind": self.kind, "n_classes": self.n_classes,

@@ -100,7 +100,11 @@ def test_usage_errors(run_cli, tmp_path):
              (["--radii", "-1"], "radii must be positive"),
              (["--radii", "nan,0.5"], "radii must be positive and finite"),
              (["--radii", "5%%"], "expected comma-separated radii like 0.5,1 or 2%,5%, got '5%%'"),
-             (["--dataset", "nope"], "unknown data set")]
+             (["--dataset", "nope"], "unknown data set"),
+             (["--dataset", "synthetic"],  # was "unexpected RuntimeError: Expected 3D (unbatched) or 4D ..."
+              "sample:blockdigits-standard cannot take synthetic inputs of shape (10,)"),
+             (["--dataset", "blockdigits", str(tmp_path / "cat.png")],  # the image was silently ignored
+              "give images or --dataset blockdigits, not both")]
     for args, message in cases:
         result = run_cli("sanity", *SAMPLE, *args, "--out", tmp_path / "x")
         assert result.exit_code == 2, (args, result.output)

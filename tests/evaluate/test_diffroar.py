@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from attrib.data.datasets import load_dataset
+from attrib.errors import AttribError
 from attrib.evaluate.diffroar import DiffRoarConfig, DiffRoarError, aggregate, check_compatible
 from attrib.evaluate.masking import mass_share
 from attrib.jobs.common import Events as BaseEvents
@@ -94,7 +95,7 @@ def test_changing_the_recipe_reruns_the_jobs(tmp_path):
 
 
 def test_incompatible_model_and_data_are_refused():
-    with pytest.raises(DiffRoarError, match="cannot take synthetic inputs"):
+    with pytest.raises(AttribError, match="cannot take synthetic inputs"):
         check_compatible(load_model("sample:blockdigits-standard"), load_dataset("synthetic"))
     with pytest.raises(DiffRoarError, match="cannot build a fresh copy"):
         model = load_model("sample:synthetic-standard")
