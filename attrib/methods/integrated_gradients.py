@@ -101,6 +101,7 @@ def integrated_gradients(ctx: Context, config: IGConfig) -> MethodOutput:
     if config.rule == "adaptive":
         return _adaptive(ctx, base, config)
     alphas, weights = (t.to(x.device, x.dtype) for t in quadrature(config.rule, config.n_steps))
+    alphas = alphas.clamp_min(torch.finfo(x.dtype).eps / 2)  # a = 0 just inside the path, as in _evaluate
     delta = x - base
     shape = (-1,) + (1,) * (x.ndim - 1)
 
