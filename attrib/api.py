@@ -99,9 +99,7 @@ def attribute(model: torch.nn.Module | Callable[[torch.Tensor], torch.Tensor], i
         gap = None
         if result.reference_scores is not None:
             scores = tgt.score(outputs, torch.arange(len(x), device=outputs.device))
-            reference = result.reference_scores.to(scores)
-            expected = _unless_rounding(scores - reference, scores.abs() + reference.abs() +
-                                        result.values.detach().flatten(1).abs().sum(1).to(scores))
+            expected = scores - result.reference_scores.to(scores)
             gap = completeness_gap(result.values, expected)
             if "sum_stderr" in result.extras:
                 result.extras["gap_stderr"] = result.extras.pop("sum_stderr") / expected.abs().float().cpu()
@@ -157,13 +155,6 @@ def completeness_gap(values: torch.Tensor, expected: torch.Tensor) -> torch.Tens
     total = values.reshape(len(values), -1).sum(dim=1).double()
     expected = expected.double()
     return ((total - expected).abs() / expected.abs()).nan_to_num(nan=0.0).float().cpu()
-
-
-def _unless_rounding(expected: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    """F(x) - F(x'), set to 0 where it is rounding (F(x) = F(x') at the compute precision: the gap is undefined)."""
-    from attrib.methods.adaptive import rounding
-
-    return torch.where(expected.abs() <= rounding(scale, expected.dtype), torch.zeros_like(expected), expected)
 
 
 def _keys(keys: Sequence[int] | None, n: int) -> torch.Tensor:

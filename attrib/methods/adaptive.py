@@ -29,15 +29,14 @@ Starting from a uniform grid, rounds bisect, for each target not yet met, the pa
 shares of it (bulk marking: the fewest panels holding MARK_FRACTION of |r|'s total for the gap, of the sum of
 sqrt(e) for the map), but for the map no more panels than the model predicts are needed (a bisected panel
 keeps a quarter of its e), reusing every evaluation (nested nodes), until both targets are met or the budget
-of nodes is spent (flagged). When F(x) = F(x') at the compute precision (within ROUNDING_ULPS) the relative gap is
+of nodes is spent (flagged). When F(x) = F(x') exactly (at the compute precision) the relative gap is
 undefined (reported as inf) and the map's target alone decides. All inputs of a batch are refined together:
 each round is one engine call over the new nodes of the inputs still refining, so chunks stay full and
 converged inputs drop out.
 
 Every decision depends on the input's own numbers only: results do not depend on the batch or the chunking.
 cost = the nodes used per input (at most the budget) x (forward + input-backward); no extra forward: F at the
-baseline is the node a = 0 (evaluated half a unit in the last place along the path, where the gradient is the
-path's own: at x' itself a network without biases has every ReLU on its kink).
+baseline is the node a = 0.
 """
 
 from __future__ import annotations
@@ -50,7 +49,6 @@ import torch
 
 MARK_FRACTION = 0.2  # bulk marking: split the fewest panels holding this share of an unmet target's total
 KEPT = 0.25  # the share of its error variance a bisected panel keeps (two halves of h^3 / 8 each)
-ROUNDING_ULPS = 4  # F(x) and F(x') closer than this many units in the last place count as equal
 ROUGH_GROUP = 32  # interior nodes whose roughness is computed in one batch (bounds the temporaries)
 
 
@@ -131,19 +129,13 @@ class Path:
     def gap(self) -> float:
         """|sum of panel residuals| / |phi(1) - phi(0)| (inf when phi(1) = phi(0) and the residual is not 0)."""
         total = abs(sum(self.residual(a, b) for a, b in self.panels()))
-        scale = self.span()
+        scale = abs(self.phi[1.0] - self.phi[0.0])
         return total / scale if scale > 0 else (0.0 if total == 0 else math.inf)
 
     def gap_defined(self) -> bool:
-        """False when F(x) = F(x') at the compute precision: no refinement can bring a gap relative to 0 within a
-        tolerance, so the rule refines for the map alone."""
-        return self.span() > 0
-
-    def span(self) -> float:
-        """|phi(1) - phi(0)|, or 0 when that is rounding (:func:`rounding`)."""
-        first, last = self.phi[0.0], self.phi[1.0]
-        tiny = rounding(abs(first) + abs(last) + self.map_norm(), self.delta.dtype)
-        return abs(last - first) if abs(last - first) > tiny else 0.0
+        """False when F(x) = F(x') exactly (at the compute precision): no refinement can bring a gap relative to
+        0 within a tolerance, so the rule refines for the map alone."""
+        return self.phi[1.0] != self.phi[0.0]
 
     def roughness(self) -> dict[float, float]:
         """S(m) at every interior node m: the path's roughness there, summed over pixels (see the module
@@ -202,13 +194,6 @@ class Path:
         if not self.match_steps:
             return ours, math.inf
         return ours, max(theirs, (self.floor * self.map_norm()) ** 2)
-
-
-def rounding(scale, dtype: torch.dtype):
-    """The largest difference of F values that is rounding, for F values and attributions of total magnitude
-    ``scale`` (a float or a tensor): a few units in the last place. Taking the node a = 0 half a unit along the
-    path shifts F(x') by half a unit of <d, g> there, the size of the attributions' rounding."""
-    return ROUNDING_ULPS * torch.finfo(dtype).eps * scale
 
 
 def gl_spacing_squared(a: float, b: float, n: int) -> float:

@@ -101,7 +101,6 @@ def integrated_gradients(ctx: Context, config: IGConfig) -> MethodOutput:
     if config.rule == "adaptive":
         return _adaptive(ctx, base, config)
     alphas, weights = (t.to(x.device, x.dtype) for t in quadrature(config.rule, config.n_steps))
-    alphas = alphas.clamp_min(torch.finfo(x.dtype).eps / 2)  # a = 0 just inside the path, as in _evaluate
     delta = x - base
     shape = (-1,) + (1,) * (x.ndim - 1)
 
@@ -135,18 +134,10 @@ def _adaptive(ctx: Context, base: torch.Tensor, config: IGConfig) -> MethodOutpu
 
 
 def _evaluate(ctx: Context, base: torch.Tensor, delta: torch.Tensor, paths: list, todo: dict[int, list[float]]):
-    """One engine call over every new node of every input still refining.
-
-    The node a = 0 is evaluated half a unit in the last place along the path: F there equals F(x') at the
-    compute precision, and its gradient is the one the path sees. At x' itself a network without biases (random
-    timm weights, or sanity's randomized layers, with a zero baseline) has every ReLU on its kink, where autograd
-    gives 0: the trapezoid then weighted a zero gradient at a = 0, and the rule bisected the first panel until
-    that one node's error (half its width) fell under the tolerance (12 passes and a 0.8% error where the path
-    is exactly linear)."""
+    """One engine call over every new node of every input still refining."""
     rows = [(i, a) for i, alphas in todo.items() for a in alphas]
     owners = torch.tensor([i for i, _ in rows], device=delta.device)
-    inside = torch.finfo(delta.dtype).eps / 2  # the node a = 0 is taken this far along the path (see below)
-    alphas = torch.tensor([a or inside for _, a in rows], dtype=delta.dtype, device=delta.device)
+    alphas = torch.tensor([a for _, a in rows], dtype=delta.dtype, device=delta.device)
     shape = (-1,) + (1,) * (delta.ndim - 1)
 
     def points(b: torch.Tensor, r: torch.Tensor):

@@ -8,9 +8,6 @@ from attrib.cli import main
 
 FAST = ["-M", "timm:test_resnet", "--no-pretrained", "--set", "n_steps=4"]  # for runs that include ig
 TINY = ["-M", "timm:test_resnet", "--no-pretrained"]
-# IG (-m ig) that cannot meet its targets in FAST's 4 steps, so it warns: from a uniform-noise baseline (from zero
-# the random test_resnet, which has no biases, has an exactly linear path and IG is exact on its start grid)
-SPENDS_BUDGET = ["--set", "ig.baseline=uniform"]
 
 
 @pytest.fixture

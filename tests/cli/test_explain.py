@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 import attrib
-from tests.cli.conftest import FAST, SPENDS_BUDGET, TINY, parse_json
+from tests.cli.conftest import FAST, TINY, parse_json
 
 
 def test_help_does_not_import_torch():
@@ -51,8 +51,7 @@ def test_default_run_explains_the_samples(run_cli, tmp_path):
 
 def test_json_schema_and_options(run_cli, images, tmp_path):
     result = run_cli("explain", images, *FAST, "-m", "ig", "-m", "sg", "-m", "gradient", "--target", "7",
-                     "--top-k", "3", "--set", "sg.noise_frac=0.2", "--set", "n_samples=4", *SPENDS_BUDGET,
-                     "--out", tmp_path / "o", "--json")
+                     "--top-k", "3", "--set", "sg.noise_frac=0.2", "--set", "n_samples=4", "--out", tmp_path / "o", "--json")
     assert result.exit_code == 0, result.output
     data = parse_json(result)
     assert set(data) >= {"inputs", "out_dir", "model", "methods", "seed"}
@@ -401,8 +400,8 @@ def test_a_large_runs_warnings_past_twenty_are_counted_not_printed(run_cli, tmp_
     for i in range(WARNINGS_SHOWN + 5):  # IG with a budget of 4 steps warns on every map
         Image.new("RGB", (24, 24), (10 * i, 90, 200 - 5 * i)).save(tmp_path / f"{i:02d}.png")
     for verbose, printed in (([], WARNINGS_SHOWN), (["-v"], WARNINGS_SHOWN + 5)):
-        result = run_cli("explain", tmp_path, *FAST, *SPENDS_BUDGET, "-m", "ig", "--no-images", "--force", "--out",
-                         tmp_path / "o", *verbose)
+        result = run_cli("explain", tmp_path, *FAST, "-m", "ig", "--no-images", "--force", "--out", tmp_path / "o",
+                         *verbose)
         said = " ".join(result.stderr.split())
         assert result.exit_code == 0 and said.count("the adaptive rule spent its budget of 4 steps") == printed
         assert ("5 more warnings not shown (-v shows every one" in said) is not verbose

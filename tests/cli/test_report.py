@@ -7,7 +7,7 @@ import subprocess
 import pytest
 from PIL import Image
 
-from tests.cli.conftest import FAST, SPENDS_BUDGET
+from tests.cli.conftest import FAST
 
 
 class Collector(html.parser.HTMLParser):
@@ -34,7 +34,7 @@ def report(run_cli, tmp_path):
     Image.new("RGB", (64, 64), (200, 100, 0)).save(folder / "a<img src=x onerror=alert(1)>&b.png")
     (folder / "broken.png").write_bytes(b"nope")
     out = tmp_path / "run"
-    result = run_cli("explain", folder, *FAST, *SPENDS_BUDGET, "-m", "ig", "-m", "gradient", "--out", out,
+    result = run_cli("explain", folder, *FAST, "-m", "ig", "-m", "gradient", "--out", out,
                      "--html", tmp_path / "explain.html")
     assert result.exit_code == 1  # one input is broken
     result = run_cli("report", out, "-o", tmp_path / "report.html")
