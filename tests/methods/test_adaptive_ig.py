@@ -40,6 +40,25 @@ def test_the_reported_gap_is_the_true_gap():
     assert torch.allclose(res.completeness_gap.double(), true_gap, rtol=1e-4, atol=1e-6)
 
 
+def test_a_network_without_biases_at_a_zero_baseline():
+    """Every ReLU sits on its kink at x' = 0, where autograd's gradient is 0, while along (0, 1] the gradient is
+    constant. Gauss-Legendre never evaluates a = 0 and is exact; the adaptive rule weights that 0 and comes out
+    uniformly short, but within its tolerance, and says so through its gap (README, bench/RESULTS.md)."""
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, bias=False), torch.nn.ReLU(), torch.nn.Flatten(),
+                              torch.nn.Linear(8 * 10 * 10, 3, bias=False)).eval()
+    x = _x(2, 3, 12, 12).float().requires_grad_(True)
+    (grad,) = torch.autograd.grad(net(x)[:, 0].sum(), x)
+    exact = (x * grad).detach()  # positively homogeneous: IG = x * the gradient at x
+    gl = attrib.attribute(net, x.detach(), "ig", target=0, rule="gausslegendre", n_steps=8)
+    assert torch.allclose(gl.values, exact, rtol=1e-4, atol=1e-7)
+    res = attrib.attribute(net, x.detach(), "ig", target=0)
+    assert res.extras["converged"].all() and (res.completeness_gap <= 0.01).all()
+    scale = res.values.flatten(1).sum(1) / exact.flatten(1).sum(1)
+    assert torch.allclose(res.values, exact * scale.view(-1, 1, 1, 1), rtol=1e-4, atol=1e-7)  # uniformly short
+    assert (scale < 1).all() and torch.allclose(1 - scale, res.completeness_gap, rtol=1e-3)
+
+
 def test_a_tighter_tolerance_reaches_it():
     net, x = small_convnet(), _x(3, 3, 12, 12, seed=9)
     res = attrib.attribute(net, x, "ig", target=0, tol=1e-3, n_steps=512)
