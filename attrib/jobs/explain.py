@@ -171,7 +171,7 @@ def run(options: Options, store: RunStore, events: Events | None = None) -> dict
         if prev and prev["status"] == "ok" and not options.force and _covers(prev, plan.methods):
             stats["skipped"] += 1
             events.advance("inputs", 1)
-            events.item({**prev, "skipped": True})
+            events.item({**_only(prev, plan.methods), "skipped": True})
         else:
             todo.append((source, prev["id"] if prev else slug(source.name, taken)))
     start = time.perf_counter()
@@ -229,6 +229,12 @@ def _differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
 
 def _covers(previous: dict, methods: list[str]) -> bool:
     return {a["method"] for a in previous.get("attributions", [])} >= set(methods)
+
+
+def _only(entry: dict, methods: list[str]) -> dict:
+    """An input's entry with the attributions of ``methods`` only: a rerun with fewer methods reports those (the
+    folder keeps the others' results from the earlier run)."""
+    return {**entry, "attributions": [a for a in entry.get("attributions", []) if a["method"] in methods]}
 
 
 def batch_size(plan: Plan, options: Options, per_input: int) -> int:
@@ -522,8 +528,9 @@ def json_view(record: dict[str, Any], out: Path) -> dict[str, Any]:
                  "overlay": path(a["overlay"]), "heatmap": path(a["heatmap"])}
                 for a in entry.get("attributions", [])]
 
+    methods = [m["method"] for m in record["methods"]]
     inputs = [{"path": r["path"] or r["name"], "status": r["status"], "error": r["error"],
-               "predictions": r.get("predictions", []), "attributions": files(r)}
+               "predictions": r.get("predictions", []), "attributions": files(_only(r, methods))}
               for r in load_run(out).record.get("inputs", [])]
     return {"inputs": inputs, "out_dir": str(out), "model": record["model"]["name"],
             "methods": record["methods"], "seed": record["seed"], "device": record["device"],

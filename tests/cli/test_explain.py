@@ -153,6 +153,9 @@ def test_resume_skips_done_inputs_and_force_redoes(run_cli, images, tmp_path):
     assert png.stat().st_mtime_ns != stamp  # a new method means the input is not done
     assert [a["method"] for a in parse_json(more)["inputs"][0]["attributions"]] == ["integrated_gradients",
                                                                                     "gradient"]
+    fewer = run_cli("explain", images, *TINY, "-m", "gradient", "--out", out, "--json")  # done: reports gradient
+    assert "already done" in fewer.stderr and "integrated_gradients" not in fewer.stderr  # (its table said so)
+    assert [[a["method"] for a in e["attributions"]] for e in parse_json(fewer)["inputs"]] == [["gradient"]] * 2
     stamp = png.stat().st_mtime_ns
     forced = run_cli("explain", images, *FAST, "-m", "ig", "-m", "gradient", "--out", out, "--force")
     assert forced.exit_code == 0 and png.stat().st_mtime_ns != stamp and "held a run" not in forced.output
