@@ -181,6 +181,10 @@ def _load(options: Options, events: Events):
     names = canonical_methods(options.methods or list(DEFAULT_METHODS))
     overrides = parse_overrides(names, options.settings)
     items = read_texts(options.texts, options.file, options.column, options.label_column)
+    for text in options.texts:
+        if _is_file(text):
+            events.warning(f"{text!r} is explained as a text, though it names a file; to explain the texts in it, "
+                           f"use --file {text}")
     if not items:
         raise UsageError(f"no texts: {options.file} holds none" if options.file else
                          "no texts: give them as arguments or with --file")
@@ -195,6 +199,13 @@ def _load(options: Options, events: Events):
     events.info(f"classifier: {classifier.name}; LM: {lm.name if lm else '—'}; methods: {', '.join(names)}; "
                 f"{counted(len(items), 'text')}")
     return classifier, lm, settings, items, device
+
+
+def _is_file(text: str) -> bool:
+    try:
+        return "\n" not in text and len(text) < 4096 and Path(text).expanduser().is_file()
+    except (OSError, ValueError):  # a name too long for the file system, a NUL byte
+        return False
 
 
 def run(options: Options, store: RunStore, events: Events | None = None) -> dict[str, Any]:

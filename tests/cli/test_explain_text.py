@@ -38,6 +38,18 @@ def test_empty_text_fails_alone_and_exits_1(run_cli, text_models, tmp_path):
     assert "&lt;script&gt;x&lt;/script&gt; fine" in html and "<script>" not in html  # the text line, escaped
 
 
+def test_a_text_that_names_a_file_is_warned_of(run_cli, text_models, tmp_path, monkeypatch):
+    """`attrib explain-text reviews.csv` explained the words "reviews . csv" and said nothing."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "reviews.csv").write_text("text\ngood\n")
+    result = run_cli("explain-text", "reviews.csv", "a good film", "-M", text_models["clf"], "-m", "unk",
+                     "--out", tmp_path / "o")
+    said = " ".join(result.stderr.split())
+    assert result.exit_code == 0 and said.count("warning:") == 1
+    assert "warning: 'reviews.csv' is explained as a text, though it names a file; to explain the texts in it, " \
+        "use --file reviews.csv" in said
+
+
 def test_the_summary_counts_texts_in_words(run_cli, text_models, tmp_path):
     result = run_cli("explain-text", "good fun", " ", "-M", text_models["clf"], "-m", "unk", "-m", "delete",
                      "--out", tmp_path / "o")
