@@ -5,6 +5,7 @@ rich honours NO_COLOR; progress bars are shown only on a terminal and never with
 
 from __future__ import annotations
 
+import os
 import sys
 from contextlib import contextmanager
 from typing import Any, Iterator
@@ -19,7 +20,7 @@ class UI:
     def __init__(self, quiet: bool = False, verbose: bool = False, json_mode: bool = False) -> None:
         self.quiet, self.verbose, self.json_mode = quiet, verbose, json_mode
         self.err = Console(stderr=True, highlight=False)
-        self.out = Console(highlight=False)
+        self.out = Console(highlight=False, width=_table_width(sys.stdout))
 
     def info(self, text: str) -> None:
         if not self.quiet:
@@ -69,6 +70,16 @@ class UI:
                    TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn())
         with Progress(*columns, console=self.err, transient=True) as progress:
             yield progress
+
+
+LOG_WIDTH = 120  # tables written to a log or pipe: rich's 80 columns there folded a sanity table's every name
+
+
+def _table_width(stream: Any) -> int | None:
+    """The width of tables on ``stream``: the terminal's, or COLUMNS when set, else LOG_WIDTH."""
+    if os.environ.get("COLUMNS") or (hasattr(stream, "isatty") and stream.isatty()):
+        return None
+    return LOG_WIDTH
 
 
 def _RateColumn():

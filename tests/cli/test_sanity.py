@@ -110,3 +110,19 @@ def test_usage_errors(run_cli, tmp_path):
         assert result.exit_code == 2, (args, result.output)
         assert message in result.output and "Traceback" not in result.output
     assert not (tmp_path / "x").exists()
+
+
+def test_tables_in_a_log_are_120_columns_wide(run_cli, tmp_path, monkeypatch):
+    """Off a terminal rich drew tables 80 columns wide, folding a sanity table's layer names and modes into
+    three lines each ("independe / nt"); COLUMNS still wins."""
+    from attrib.cli.ui import LOG_WIDTH
+
+    Image.new("RGB", (40, 30), (200, 10, 10)).save(tmp_path / "red.png")
+    args = ("sanity", tmp_path / "red.png", "-M", "timm:test_resnet", "--no-pretrained", "-m", "gradient",
+            "--tests", "randomization", "--repeats", "1")
+    monkeypatch.delenv("COLUMNS", raising=False)
+    result = run_cli(*args, "--out", tmp_path / "a")
+    widths = [len(line) for line in result.stdout.splitlines()]
+    assert result.exit_code == 0 and " independent " in result.stdout and 80 < max(widths) <= LOG_WIDTH
+    monkeypatch.setenv("COLUMNS", "70")
+    assert max(len(line) for line in run_cli(*args, "--out", tmp_path / "b").stdout.splitlines()) <= 70
