@@ -471,7 +471,7 @@ def _summary(plan, item, method, result: dict, options: Options, warnings: list[
     values, gap, target = result["values"], result["gap"], result["target"]
     magnitude = options.view == "magnitude"
     heat = render(magnitude_map(values), False) if magnitude else render(values, result["signed"])
-    notes = ([heat.warning] if heat.warning else []) + _gap_warnings(result, method)  # terminal and record
+    notes = ([heat.warning] if heat.warning else []) + _gap_warnings(result, method, options.precision)
     warnings.extend(f"{item['id']} / {method}: {note}" for note in notes)
     files, pngs = {"heatmap": None, "overlay": None}, {}
     if options.images:
@@ -487,9 +487,10 @@ def _summary(plan, item, method, result: dict, options: Options, warnings: list[
             **files}, pngs
 
 
-def _gap_warnings(result: dict, method: str) -> list[str]:
-    """Say when a map is not faithful: an adaptive rule that spent its budget first, or a gap over 5%; and when
-    the gap is undefined (F(x) = F(baseline) at the compute precision)."""
+def _gap_warnings(result: dict, method: str, precision: str = "fp32") -> list[str]:
+    """Say when a map is not faithful (for the terminal and the record): an adaptive rule that spent its budget
+    first, or a gap over 5%; and when the gap is undefined (F(x) = F(baseline) at the compute precision). In
+    bf16 the advice is fp32: the rule reads rounding as roughness, and more steps do not remove it."""
     gap = result["gap"]
     if result["gap_undefined"]:
         return ["F(x) equals F(baseline) for the explained class at this precision, so the completeness "
@@ -500,9 +501,10 @@ def _gap_warnings(result: dict, method: str) -> list[str]:
             goal += f" and a map as accurate as {result['match_steps']}-step Gauss-Legendre's"
         spent = (f"spent its budget of {result['passes']} steps" if result["passes"] >= (result["budget"] or 0)
                  else f"stopped after {result['passes']} steps (its panels reached the narrowest width)")
+        advice = ("run in fp32 (--precision fp32): in bf16 rounding reads as roughness of the path"
+                  if precision == "bf16" else f"raise n_steps (--set {method}.n_steps=N)")
         return [f"the adaptive rule {spent} before reaching {goal}: completeness gap {gap:.2%}, "
-                f"estimated map error {result['map_error']:.1%}; raise n_steps (--set {method}.n_steps=N) for a "
-                "more faithful map"]
+                f"estimated map error {result['map_error']:.1%}; {advice} for a more faithful map"]
     if gap is not None and gap > GAP_WARNING:
         noise = f" ± {result['gap_stderr']:.1%} (Monte Carlo)" if result["gap_stderr"] is not None else ""
         from attrib.methods import METHODS

@@ -198,6 +198,10 @@ def test_equal_end_values_leave_the_gap_undefined_and_the_map_converges_alone():
     assert "F(x) equals F(baseline)" in said and "undefined" in said
     stalled = {**entry, "gap_undefined": False, "gap": 0.3, "converged": False, "passes": 30, "budget": 256}
     assert "stopped after 30 steps (its panels reached the narrowest width)" in _gap_warnings(stalled, "integrated_gradients")[0]
+    spent = {**stalled, "passes": 256}
+    assert "raise n_steps (--set integrated_gradients.n_steps=N)" in _gap_warnings(spent, "integrated_gradients")[0]
+    (in_bf16,) = _gap_warnings(spent, "integrated_gradients", "bf16")  # more steps do not remove rounding
+    assert "run in fp32 (--precision fp32): in bf16 rounding reads as roughness" in in_bf16 and "n_steps" not in in_bf16
 
 
 def test_explain_warns_when_the_budget_runs_out(run_cli_images):
