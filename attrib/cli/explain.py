@@ -33,9 +33,9 @@ Exit codes: 0 all inputs explained, 1 some inputs failed, 2 usage error."""
               help="fp32: true float32 (TF32 off); tf32: TF32 tensor cores allowed (GPU); bf16: autocast.")
 @click.option("--background", type=click.Path(exists=True, file_okay=False),
               help="Folder of reference images for expected_gradients [default: built-in set].")
-@click.option("--view", type=click.Choice(["blend", "negative", "magnitude", "mask", "signed"]), default="blend",
-              show_default=True, help="Overlay style: blend (positive evidence over a dimmed image), negative, "
-                                      "magnitude (sum |a|, heatmaps too), mask (top 20% of the image), signed.")
+@click.option("--view", type=click.Choice(["blend", "negative", "magnitude", "mask", "signed"]),
+              help="Overlay style: blend (positive evidence over a dimmed image), negative, "
+                   "magnitude (sum |a|, heatmaps too), mask (top 20% of the image), signed [default: blend].")
 @click.option("--magnitude", is_flag=True, help="Same as --view magnitude (as the MoreauGrad paper draws maps).")
 @click.option("--force", is_flag=True, help="Redo inputs already done in --out.")
 @click.option("--no-images", is_flag=True, help="Write arrays and records only (no PNGs): for large runs.")
@@ -56,9 +56,13 @@ def explain(inputs, model_spec, weights, no_pretrained, labels, trust_remote_cod
     """
     from attrib.jobs import explain as job
 
+    if magnitude and view not in (None, "magnitude"):
+        raise click.UsageError(f"--magnitude is --view magnitude: it contradicts --view {view}")
+    if no_images and (view or magnitude):
+        raise click.UsageError("--no-images draws no pictures: --view and --magnitude have nothing to style")
     options = job.Options(list(inputs), model_spec, weights, not no_pretrained, trust_remote_code,
                           list(methods) or ["integrated_gradients"], list(settings), target, top_k, common.seed,
-                          common.device, precision, background, "magnitude" if magnitude else view, force,
+                          common.device, precision, background, "magnitude" if magnitude else view or "blend", force,
                           not no_images, limit, batch_size, workers, executor, labels=labels)
     run_job(common, job, options, View(show=_summary, json=job.json_view, exit_code=job.exit_code,
                                        on_item=_show_input, interrupted=RESUMES))

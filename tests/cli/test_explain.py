@@ -91,6 +91,8 @@ def test_target_by_label_name(run_cli, images, tmp_path):
     (["--device", "mps"], "device 'mps' requested but MPS is not available here"),
     (["-M", "timm:not_a_model"], "unknown timm model 'not_a_model'"),
     (["-M", "banana"], "unknown model spec 'banana'"),
+    (["--view", "mask", "--magnitude"], "--magnitude is --view magnitude: it contradicts --view mask"),  # was: silent
+    (["--no-images", "--view", "signed"], "--no-images draws no pictures: --view and --magnitude have nothing"),
 ])
 def test_usage_errors_exit_2_with_one_line(run_cli, images, tmp_path, args, message):
     torch = __import__("torch")
