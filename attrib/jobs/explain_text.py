@@ -193,12 +193,27 @@ def _load(options: Options, events: Events):
     classifier = load_text_classifier(options.model, trust_remote_code=options.trust_remote_code,
                                       batch_size=options.batch_size, device=device)
     needs_lm = any("lm" in METHODS[n].needs for n in names)
+    for warning in _unused(options, names, needs_lm):
+        events.warning(warning)
     lm = load_masked_lm(options.lm, trust_remote_code=options.trust_remote_code, device=device) if needs_lm else None
     settings = Settings(names, options.n_samples, options.n_steps, options.seed,
                         parse_class(options.target, classifier.labels), overrides)
     events.info(f"classifier: {classifier.name}; LM: {lm.name if lm else '—'}; methods: {', '.join(names)}; "
                 f"{counted(len(items), 'text')}")
     return classifier, lm, settings, items, device
+
+
+def _unused(options: Options, names: list[str], needs_lm: bool) -> list[str]:
+    """One warning per option that this run would silently ignore."""
+    out = []
+    if options.lm and not needs_lm:
+        users = ", ".join(n for n in available() if "lm" in METHODS[n].needs)
+        out.append(f"--lm {options.lm} is not used: no method of {', '.join(names)} draws from a language model "
+                   f"({users} do)")
+    for flag, value in (("--column", options.column), ("--label-column", options.label_column)):
+        if value and not options.file:
+            out.append(f"{flag} {value} is not used: it names a column of --file's CSV or JSONL rows")
+    return out
 
 
 def _is_file(text: str) -> bool:

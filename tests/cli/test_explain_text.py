@@ -50,6 +50,17 @@ def test_a_text_that_names_a_file_is_warned_of(run_cli, text_models, tmp_path, m
         "use --file reviews.csv" in said
 
 
+def test_options_this_run_does_not_use_are_warned_of(run_cli, text_models, tmp_path):
+    """--lm without an LM method, and --column / --label-column without --file, were silently ignored."""
+    result = run_cli("explain-text", "a good film", "-M", text_models["clf"], "-m", "unk", "--lm", text_models["lm"],
+                     "--label-column", "label", "--out", tmp_path / "o")
+    said = " ".join(result.stderr.split())
+    assert result.exit_code == 0 and said.count("warning:") == 2
+    assert f"warning: --lm {text_models['lm']} is not used: no method of unk draws from a language model " \
+        "(olm, olm_s do)" in said
+    assert "warning: --label-column label is not used: it names a column of --file's CSV or JSONL rows" in said
+
+
 def test_the_summary_counts_texts_in_words(run_cli, text_models, tmp_path):
     result = run_cli("explain-text", "good fun", " ", "-M", text_models["clf"], "-m", "unk", "-m", "delete",
                      "--out", tmp_path / "o")
