@@ -88,7 +88,7 @@ def strip_plot(strips: dict[str, list]) -> bytes:
 
     methods = list(strips)
     columns = max(len(v) for v in strips.values())
-    plt, fig, axes = _figure(1.6 * columns, 1.8 * len(methods), len(methods), columns)
+    plt, fig, axes = _figure(1.6 * columns, 2.0 * len(methods), len(methods), columns)
     axes = np.atleast_2d(axes).reshape(len(methods), columns)
     for r, method in enumerate(methods):
         for c in range(columns):
@@ -96,6 +96,7 @@ def strip_plot(strips: dict[str, list]) -> bytes:
             ax.axis("off")
             if c < len(strips[method]):
                 label, values = strips[method][c]
+                label = label.replace(" (", "\n(") if len(label) > 24 else label  # a layer and its block's class
                 ax.imshow(magnitude_map(values), cmap="magma")
                 ax.set_title(f"{method}\n{label}" if c == 0 else label, fontsize=6)
     return _save(plt, fig)
