@@ -44,7 +44,7 @@ def layer_groups(module: torch.nn.Module) -> list[LayerGroup]:
 
 
 def _split(module: torch.nn.Module, name: str, top: bool = False) -> list[tuple[str, tuple[str, ...], str]]:
-    """(group name, its parameterised modules' names, the first one's class) for ``module`` called ``name``; the
+    """The groups of ``module`` called ``name``: (group name, its parameterised modules' names, its class); the
     top module is always split."""
     children = [(f"{name}.{child}" if name else child, sub) for child, sub in _owning_children(module)]
     if _is_block_list(module):
