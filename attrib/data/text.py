@@ -21,6 +21,9 @@ from attrib.errors import AttribError
 WORD = re.compile(r"\w+(?:['’-]\w+)*|[^\w\s]")
 
 
+NOT_AN_OBJECT = 'not a JSON object (each line must be one, e.g. {"text": ...})'
+
+
 class TextInputError(AttribError):
     """A text input that cannot be used; one line naming the input and the reason."""
 
@@ -39,6 +42,7 @@ class TextItem:
     name: str
     text: str
     label: str | None = None
+    error: str | None = None  # a row that could not be read (a malformed JSON line): it fails alone
 
 
 def split_words(text: str) -> list[Word]:
@@ -94,9 +98,10 @@ def _read(path: Path) -> str:
                              f"{error.start}); save it as UTF-8") from None
 
 
-def _table_rows(path: Path, suffix: str) -> list[tuple[int, dict]]:
+def _table_rows(path: Path, suffix: str) -> list[tuple[int, dict | str]]:
     """(line number, row): the line a CSV row starts on (after its header; a quoted text may span lines) or
-    a JSONL row's line, so that ``FILE:N`` names a line as it does for a file of plain lines."""
+    a JSONL row's line, so that ``FILE:N`` names a line as it does for a file of plain lines. A JSONL line that
+    is not a JSON object is its one-line reason instead of a row."""
     lines = _lines(path)  # with their ends: a quoted text keeps its line breaks
     if suffix not in (".jsonl", ".json"):
         reader = csv.DictReader(lines, delimiter="\t" if suffix == ".tsv" else ",")
@@ -112,22 +117,32 @@ def _table_rows(path: Path, suffix: str) -> list[tuple[int, dict]]:
     for n, line in enumerate(lines, 1):
         if line.strip():
             try:
-                rows.append((n, json.loads(line)))
+                row = json.loads(line)
+                problem = None if isinstance(row, dict) else NOT_AN_OBJECT
             except json.JSONDecodeError as error:
-                raise TextInputError(f"{path}:{n}: not a JSON line ({error.msg})") from None
-            if not isinstance(rows[-1][1], dict):
-                raise TextInputError(f"{path}:{n}: not a JSON object (each line must be one, e.g. {{\"text\": ...}})")
+                problem = f"not a JSON line ({error.msg})"
+            rows.append((n, f"{path}:{n}: {problem}" if problem else row))
     return rows
 
 
-def _column_items(path: Path, rows: list[tuple[int, dict]], column: str | None,
+def _column_items(path: Path, rows: list[tuple[int, dict | str]], column: str | None,
                   label_column: str | None) -> list[TextItem]:
+    """The column's texts (and labels); the columns are checked against the first readable row."""
     if column is None:
         raise TextInputError(f"{path}: say which column holds the text with --column")
-    first = rows[0][1] if rows else {}
-    if rows and column not in first:
+    first = next((row for _, row in rows if isinstance(row, dict)), None)
+    if first is not None and column not in first:
         raise TextInputError(f"{path}: no column {column!r}; columns: {', '.join(map(str, first))}")
-    if rows and label_column is not None and label_column not in first:
+    if first is not None and label_column is not None and label_column not in first:
         raise TextInputError(f"{path}: no label column {label_column!r}; columns: {', '.join(map(str, first))}")
-    return [TextItem(f"{path.name}:{n}", str(row.get(column) or ""),
-                     None if label_column is None else str(row[label_column])) for n, row in rows]
+    return [_column_item(f"{path.name}:{n}", row, column, label_column) for n, row in rows]
+
+
+def _column_item(name: str, row: dict | str, column: str, label_column: str | None) -> TextItem:
+    """One row's text and label, or its reason for failing alone (an unreadable line, a row without the column)."""
+    if isinstance(row, str):
+        return TextItem(name, "", error=row)
+    if column not in row:
+        return TextItem(name, "", error=f"{name}: no column {column!r} in this row")
+    label = row.get(label_column) if label_column is not None else None
+    return TextItem(name, str(row[column] or ""), None if label is None else str(label))

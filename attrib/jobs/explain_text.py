@@ -105,6 +105,8 @@ class _Unique:
 def explain_one(classifier, lm, item: TextItem, position: int, settings: Settings) -> dict[str, Any]:
     """Scores of every method for one text; TextInputError for an empty text or a bad gold label."""
     start = time.perf_counter()
+    if item.error:
+        raise TextInputError(item.error)
     words = split_words(item.text)
     if not words:
         raise TextInputError(f"{item.name}: empty text (no words to explain)")

@@ -61,6 +61,18 @@ def test_options_this_run_does_not_use_are_warned_of(run_cli, text_models, tmp_p
     assert "warning: --label-column label is not used: it names a column of --file's CSV or JSONL rows" in said
 
 
+def test_a_bad_json_line_fails_alone_and_exits_1(run_cli, text_models, tmp_path):
+    """One malformed line of a JSONL file stopped the whole run with a usage error."""
+    rows = tmp_path / "t.jsonl"
+    rows.write_text('{"text": "good fun"}\nnot json\n{"text": "a fine day"}\n')
+    result = run_cli("explain-text", "--file", rows, "--column", "text", "-M", text_models["clf"], "-m", "unk",
+                     "--out", tmp_path / "o", "--json")
+    texts = parse_json(result)["texts"]
+    assert result.exit_code == 1 and [t["name"] for t in texts] == ["t.jsonl:1", "t.jsonl:2", "t.jsonl:3"]
+    assert "scores" in texts[0] and "scores" in texts[2]
+    assert texts[1]["error"] == f"{rows}:2: not a JSON line (Expecting value)"
+
+
 def test_the_summary_counts_texts_in_words(run_cli, text_models, tmp_path):
     result = run_cli("explain-text", "good fun", " ", "-M", text_models["clf"], "-m", "unk", "-m", "delete",
                      "--out", tmp_path / "o")

@@ -70,12 +70,18 @@ def test_bad_text_files_name_the_line_or_the_byte(tmp_path):
     (tmp_path / "e.jsonl").write_text('{"t": "ok"}\n\n[1, 2]\n')
     (tmp_path / "f.txt").write_bytes(b"fine\n\xff\xfe bad")
     (tmp_path / "g.csv").write_bytes("\ufefftext\nh\u00e9llo\n".encode("utf-8"))  # a byte-order mark, dropped
-    cases = {"d.jsonl": "d.jsonl:2: not a JSON line (Expecting value)", "e.jsonl": "e.jsonl:3: not a JSON object",
-             "f.txt": "f.txt: not UTF-8 text (byte 0xff at offset 5); save it as UTF-8"}
-    for name, message in cases.items():
-        with pytest.raises(TextInputError, match=re.escape(message)):
-            read_texts([], str(tmp_path / name), "t" if name.endswith("jsonl") else None)
+    undecodable = "f.txt: not UTF-8 text (byte 0xff at offset 5); save it as UTF-8"
+    with pytest.raises(TextInputError, match=re.escape(undecodable)):
+        read_texts([], str(tmp_path / "f.txt"))
     assert [i.text for i in read_texts([], str(tmp_path / "g.csv"), "text")] == ["h\u00e9llo"]
+    # a bad JSON line, or a row without the column, fails alone (the run's other texts go on): its item says why
+    (tmp_path / "h.jsonl").write_text('{"t": "fine"}\n{"u": 1}\n')  # (columns: the first row's)
+    for name, message, good in (("d.jsonl", "d.jsonl:2: not a JSON line (Expecting value)", "ok"),
+                                ("e.jsonl", "e.jsonl:3: not a JSON object", "ok"),
+                                ("h.jsonl", "h.jsonl:2: no column 't' in this row", "fine")):
+        items = read_texts([], str(tmp_path / name), "t")
+        bad = [i for i in items if i.error]
+        assert len(bad) == 1 and message in bad[0].error and [i.text for i in items if not i.error] == [good]
 
 
 def test_saving_the_growing_record_stays_a_bounded_share_of_a_long_run():
