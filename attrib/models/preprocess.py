@@ -6,7 +6,6 @@ overlay the pixels they explain; ``tensor`` normalises that view into the model'
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
