@@ -72,5 +72,5 @@ def _summary(ui: UI, record: dict, out: Path) -> None:
 
     ok = [e for e in record["texts"] if e["status"] == "ok"]
     if len(record["methods"]) > 1 and ok:
-        ui.show(correlation_table(record["correlations"], len(ok)))
+        ui.show(correlation_table(record["correlations"], record["correlation_texts"]))
     ui.info(f"{len(ok)} of {counted(len(record['texts']), 'text')} explained; wrote {out}/run.json")

@@ -44,17 +44,21 @@ def pearson(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.corrcoef(a, b)[0, 1])
 
 
-def mean_pairwise_pearson(per_item: list[dict[str, list[float]]]) -> dict[str, dict[str, float | None]]:
+def mean_pairwise_pearson(per_item: list[dict[str, list[float]]]) -> tuple[dict[str, dict[str, float | None]],
+                                                                           dict[str, dict[str, int]]]:
     """For each pair of methods, the Pearson correlation of their scores per item, averaged over the items where
-    it is defined (as the OLM paper reports); None where it is defined for no item."""
+    it is defined (both vary; as the OLM paper reports), None where it is defined for no item; and the number of
+    those items."""
     methods = list(dict.fromkeys(m for scores in per_item for m in scores))
     table: dict[str, dict[str, float | None]] = {m: {} for m in methods}
+    counts: dict[str, dict[str, int]] = {m: {} for m in methods}
     for i, a in enumerate(methods):
         for b in methods[i + 1:]:
             values = [pearson(s[a], s[b]) for s in per_item if a in s and b in s]
             values = [v for v in values if not np.isnan(v)]
             table[a][b] = table[b][a] = float(np.mean(values)) if values else None
-    return table
+            counts[a][b] = counts[b][a] = len(values)
+    return table, counts
 
 
 def signed_map(values: np.ndarray) -> np.ndarray:

@@ -128,6 +128,19 @@ def describe_methods(names: list[str], kwargs: dict[str, dict[str, Any]],
     return out
 
 
+def ignored_settings(overrides: dict[str, dict[str, Any]], kwargs: dict[str, dict[str, Any]]) -> list[str]:
+    """One warning per --set option that its method, as configured, does not use (``ignored()`` on a config
+    says which and why)."""
+    from attrib.methods import METHODS
+
+    out = []
+    for name, given in overrides.items():
+        config = METHODS[name].make_config(**kwargs.get(name, given))
+        reasons = config.ignored() if hasattr(config, "ignored") else {}
+        out += [f"--set {name}.{key} is ignored: {reasons[key]}" for key in given if key in reasons]
+    return out
+
+
 def describe_config(options: dict[str, Any], descriptions: dict[str, str] | None = None) -> dict[str, Any]:
     """``options`` with tensors replaced by their description (``descriptions[key]``) or their shape."""
     descriptions = descriptions or {}

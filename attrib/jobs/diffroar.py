@@ -22,8 +22,8 @@ from attrib.errors import counted, duration, first_line
 from attrib.evaluate.diffroar import (CONTROL, DEFAULT_KS, DiffRoarConfig, attribute_split, check_compatible,
                                       epoch_seconds, null_block_share, plan, retrain, retrain_recipe)
 from attrib.executors import Executor, ExecutorSpec, executor_for
-from attrib.jobs.common import Events, describe_config, describe_methods, failure_line, header, method_kwargs, now, \
-    resolve_device, resolve_methods, supplies
+from attrib.jobs.common import Events, describe_config, describe_methods, failure_line, header, ignored_settings, \
+    method_kwargs, now, resolve_device, resolve_methods, supplies
 from attrib.runs import diffroar as files
 from attrib.runs.store import RunStore
 
@@ -115,7 +115,10 @@ def prepare(options: Options, events: Events):
     config = DiffRoarConfig(options.model, spec, names, overrides, list(options.ks), options.seeds, options.epochs,
                             options.lr, options.batch_size, options.seed, device,
                             options.executor.device if options.executor.remote else None)
-    describe_methods(names, method_kwargs_all(config, model, data)[0])  # validates every option
+    kwargs = method_kwargs_all(config, model, data)[0]
+    describe_methods(names, kwargs)  # validates every option
+    for warning in ignored_settings(overrides, kwargs):
+        events.warning(warning)
     model.module.to(device)
     events.info(f"model: {model.name}; data: {name}; methods: {', '.join(config.all_methods)}; device: {device}")
     return model, config

@@ -27,8 +27,8 @@ import torch
 
 from attrib.errors import AttribError, UsageError, first_line
 from attrib.executors import ExecutorSpec, make_executor
-from attrib.jobs.common import (Events, describe_methods, failure_line, header, method_kwargs, now, resolve_device,
-                                resolve_methods, supplies)
+from attrib.jobs.common import (Events, describe_methods, failure_line, header, ignored_settings, method_kwargs, now,
+                                resolve_device, resolve_methods, supplies)
 from attrib.jobs.pipeline import OrderedFinisher, batches, prefetch
 from attrib.runs.store import RunStore, slug
 
@@ -105,6 +105,8 @@ def prepare(options: Options, events: Events) -> Plan:
                                       data=None if options.background else _own_data(model, names))
     kwargs = {n: method_kwargs(n, overrides.get(n, {}), supplied) for n in names}
     methods = describe_methods(names, kwargs, descriptions)
+    for warning in ignored_settings(overrides, kwargs):
+        events.warning(warning)
     record = header(KIND, model=model.describe(), methods=methods, seed=options.seed, device=device,
                     precision=options.precision, target="pred" if target is None else target,
                     view=options.view, images=options.images,

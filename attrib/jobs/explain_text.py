@@ -20,7 +20,7 @@ import torch
 
 from attrib.data.text import TextInputError, TextItem, Word, split_words
 from attrib.errors import UsageError, counted
-from attrib.jobs.common import Events, describe_methods, failure_line, header, now, resolve_device
+from attrib.jobs.common import Events, describe_methods, failure_line, header, ignored_settings, now, resolve_device
 from attrib.methods import METHODS, TEXT, TextContext, check_needs
 from attrib.runs.store import RunStore
 
@@ -200,6 +200,8 @@ def _load(options: Options, events: Events):
     lm = load_masked_lm(options.lm, trust_remote_code=options.trust_remote_code, device=device) if needs_lm else None
     settings = Settings(names, options.n_samples, options.n_steps, options.seed,
                         parse_class(options.target, classifier.labels), overrides)
+    for warning in ignored_settings(overrides, {m: settings.config(m) for m in names}):
+        events.warning(warning)
     events.info(f"classifier: {classifier.name}; LM: {lm.name if lm else '—'}; methods: {', '.join(names)}; "
                 f"{counted(len(items), 'text')}")
     return classifier, lm, settings, items, device
@@ -236,7 +238,7 @@ def run(options: Options, store: RunStore, events: Events | None = None) -> dict
                                  "labels": classifier.labels},
                     methods=describe_methods(settings.methods, {m: settings.config(m) for m in settings.methods}),
                     seed=settings.seed, device=device, lm=lm.name if lm else None, n_samples=settings.n_samples,
-                    n_steps=settings.n_steps, target=settings.target, texts=[], correlations={},
+                    n_steps=settings.n_steps, target=settings.target, texts=[], correlations={}, correlation_texts={},
                     score=f"{classifier.score_name} of the target class", warnings=[])
     events.task("texts", "texts", len(items))
     try:
@@ -244,7 +246,8 @@ def run(options: Options, store: RunStore, events: Events | None = None) -> dict
     except KeyboardInterrupt:  # what was explained is kept (the record has no "finished")
         store.write_record(record)
         raise
-    record["correlations"] = mean_pairwise_pearson([e["scores"] for e in record["texts"] if e["status"] == "ok"])
+    explained = [e["scores"] for e in record["texts"] if e["status"] == "ok"]
+    record["correlations"], record["correlation_texts"] = mean_pairwise_pearson(explained)
     record["finished"] = now()
     store.write_record(record)
     return record
@@ -308,6 +311,7 @@ def json_view(record: dict[str, Any], out: Path) -> dict[str, Any]:
         return {k: e[k] for k in ("name", "text", "words", "prediction", "target", "scores", "cut")}
 
     return {"texts": [entry(e) for e in record["texts"]], "correlations": record["correlations"],
+            "correlation_texts": record["correlation_texts"],
             "warnings": record.get("warnings", []), "out_dir": str(out.resolve())}
 
 

@@ -14,7 +14,7 @@ import torch
 from attrib.errors import UsageError, counted
 from attrib.evaluate.sanity import TESTS, THRESHOLDS, SanityConfig, resolve_radii, n_explanations, run_sanity, \
     with_budget
-from attrib.jobs.common import Events, describe_methods, header, method_kwargs, now, resolve_device, \
+from attrib.jobs.common import Events, describe_methods, header, ignored_settings, method_kwargs, now, resolve_device, \
     resolve_methods, supplies
 from attrib.runs.store import RunStore
 
@@ -69,6 +69,8 @@ def _prepare(options: Options, events: Events):
     supplied, descriptions = supplies(names, model, events, seed=options.seed, fallback=x)
     configs = with_budget(names, {n: method_kwargs(n, overrides.get(n, {}), supplied) for n in names})
     methods = describe_methods(names, configs, descriptions)  # validates every option
+    for warning in ignored_settings(overrides, configs):
+        events.warning(warning)
     extra = {k: v for k, v in (("max_layers", options.max_layers), ("repeats", options.repeats)) if v is not None}
     radii = resolve_radii(options.radii, x, options.norm)
     config = SanityConfig(names, configs, list(options.tests), options.layers, radii=radii, norm=options.norm,

@@ -74,6 +74,15 @@ class IGConfig:
         if not self.blur_sigma_frac >= 0:  # nan fails too
             raise ValueError(f"blur_sigma_frac must be >= 0, got {self.blur_sigma_frac}")
 
+    def ignored(self) -> dict[str, str]:
+        """The options this configuration does not use, each with why (a user who set one is told)."""
+        out = {}
+        if self.rule != "adaptive":
+            out = dict.fromkeys(("match_steps", "start_steps"), f"it is for the adaptive rule, not {self.rule}")
+        if not (isinstance(self.baseline, str) and self.baseline == "blur"):
+            out["blur_sigma_frac"] = "it is for the blur baseline"
+        return out
+
 
 def quadrature(rule: str, n: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Nodes a_k in [0, 1] and weights w_k (float64) of an n-point fixed rule for integrals over [0, 1]."""

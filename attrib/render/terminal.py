@@ -106,8 +106,8 @@ def _relevance_style(value: float) -> str:
     return f"black on {colour}"
 
 
-def correlation_table(table: dict[str, dict[str, float | None]], n_texts: int) -> Group:
-    """Pearson correlation between methods, averaged over texts."""
+def correlation_table(table: dict[str, dict[str, float | None]], counts: dict[str, dict[str, int]]) -> Group:
+    """Pearson correlation between methods, averaged over the texts where both vary (``counts`` per pair)."""
     methods = list(table)
     out = Table(show_edge=False)
     out.add_column("")
@@ -116,7 +116,9 @@ def correlation_table(table: dict[str, dict[str, float | None]], n_texts: int) -
     for a in methods:
         out.add_row(escape(a), *("1" if a == b else "—" if table[a].get(b) is None else f"{table[a][b]:.2f}"
                                  for b in methods))
-    return titled(f"Pearson correlation between methods (mean over {counted(n_texts, 'text')})", out)
+    n = sorted({k for row in counts.values() for k in row.values()})
+    over = counted(n[0], "text") if len(n) == 1 else f"{n[0]}-{n[-1]} texts per pair"
+    return titled(f"Pearson correlation between methods (mean over {over} where both vary)", out)
 
 
 def sanity_tables(record: dict[str, Any]) -> list[Group]:

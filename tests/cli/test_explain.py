@@ -178,6 +178,19 @@ def test_a_background_no_method_takes_is_warned_of(run_cli, images, tmp_path):
         "(expected_gradients does)" in " ".join(result.output.split())
 
 
+def test_a_set_option_the_configured_method_does_not_use_is_warned_of(run_cli, images, tmp_path):
+    result = run_cli("explain", images / "im0.png", *FAST, "-m", "ig", "-m", "gradient", "--set", "rule=trapezoid",
+                     "--set", "start_steps=4", "--set", "blur_sigma_frac=0.3", "--out", tmp_path / "a")
+    said = " ".join(result.output.split())
+    assert result.exit_code == 0
+    assert "warning: --set integrated_gradients.start_steps is ignored: it is for the adaptive rule, not " \
+        "trapezoid" in said
+    assert "warning: --set integrated_gradients.blur_sigma_frac is ignored: it is for the blur baseline" in said
+    used = run_cli("explain", images / "im0.png", *FAST, "--set", "baseline=blur", "--set", "blur_sigma_frac=0.3",
+                   "--set", "start_steps=2", "--out", tmp_path / "b")
+    assert used.exit_code == 0 and "ignored" not in used.output
+
+
 def test_expected_gradients_background_is_named(run_cli, images, tmp_path):
     result = run_cli("explain", images / "im0.png", *TINY, "-m", "eg", "--set", "n_samples=4", "--out", tmp_path / "a")
     assert result.exit_code == 0 and "built-in: 4 sample images" in result.output

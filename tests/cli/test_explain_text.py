@@ -11,7 +11,8 @@ def test_json_schema_and_run_folder(run_cli, text_models, tmp_path):
                      "--out", tmp_path, "--json", "--html", tmp_path / "r.html")
     assert result.exit_code == 0, result.output
     data = parse_json(result)
-    assert set(data) == {"texts", "correlations", "warnings", "out_dir"} and len(data["texts"]) == 2
+    assert set(data) == {"texts", "correlations", "correlation_texts", "warnings", "out_dir"}
+    assert len(data["texts"]) == 2
     first = data["texts"][0]
     assert set(first) == {"name", "text", "words", "prediction", "target", "scores", "cut"} and first["cut"] is None
     assert [t["name"] for t in data["texts"]] == ["text 1", "text 2"] and data["warnings"] == []
@@ -78,7 +79,10 @@ def test_the_summary_counts_texts_in_words(run_cli, text_models, tmp_path):
                      "--out", tmp_path / "o")
     said = " ".join(result.output.split())
     assert result.exit_code == 1 and f"1 of 2 texts explained; wrote {tmp_path / 'o'}/run.json" in said
-    assert "(mean over 1 text)" in said
+    assert "(mean over 1 text where both vary)" in said
+    one_word = run_cli("explain-text", "good fun", "fun", "great movie", "-M", text_models["clf"], "-m", "unk",
+                       "-m", "delete", "--out", tmp_path / "p", "--json")
+    assert parse_json(one_word)["correlation_texts"] == {"unk": {"delete": 2}, "delete": {"unk": 2}}
 
 
 def test_gold_labels_from_a_csv_column(run_cli, text_models, tmp_path):
