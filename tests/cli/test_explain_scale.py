@@ -74,6 +74,8 @@ def test_no_images_and_limit(run_cli, tmp_path):
     html = (tmp_path / "r.html").read_text()
     assert "made with <code>--no-images</code>" in html and "How to read the pictures" not in html
     assert "completeness gap:" not in html  # the gradient has none: no empty line for it
+    assert run_cli("report", out, "-o", tmp_path / "r2.html", "--max-inputs", "2").exit_code == 0
+    assert "every input's arrays are in the run folder" in (tmp_path / "r2.html").read_text()  # no pictures
 
 
 def test_the_html_report_of_a_big_run_is_capped(run_cli, tmp_path):
@@ -82,7 +84,8 @@ def test_the_html_report_of_a_big_run_is_capped(run_cli, tmp_path):
     assert run_cli("explain", images, *TINY, "-m", "gradient", "--out", out, "-q").exit_code == 0
     assert run_cli("report", out, "-o", tmp_path / "r.html", "--max-inputs", "2").exit_code == 0
     html = (tmp_path / "r.html").read_text()
-    assert "Showing the first 2 of 5 inputs" in html and html.count("gradient overlay for") == 2
+    assert "Showing the first 2 of 5 inputs; every input's arrays and pictures are in the run folder" in html
+    assert html.count("gradient overlay for") == 2
     assert run_cli("report", out, "-o", tmp_path / "all.html", "--max-inputs", "0").exit_code == 0
     assert (tmp_path / "all.html").read_text().count("gradient overlay for") == 5
 
