@@ -57,7 +57,8 @@ def test_wrong_background_shape(setup):
 
 def test_missing_background(setup):
     model, x = setup
-    with pytest.raises(ValueError, match="expected_gradients needs background"):
+    with pytest.raises(ValueError, match=r"^expected_gradients: needs background=<tensor \(N, ...\) of reference "
+                                         r"inputs>$"):
         attrib.attribute(model, x, "eg")
 
 

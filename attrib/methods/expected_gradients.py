@@ -33,7 +33,7 @@ class EGConfig:
 
     def __post_init__(self) -> None:
         if self.background is None:
-            raise ValueError("expected_gradients needs background=<tensor (N, ...) of reference inputs>")
+            raise ValueError("needs background=<tensor (N, ...) of reference inputs>")
         if not isinstance(self.background, torch.Tensor) or self.background.ndim < 1 or len(self.background) < 1:
             raise ValueError("background must be a non-empty tensor of reference inputs (N, ...)")
         if not isinstance(self.n_samples, int) or self.n_samples < 1:
