@@ -74,9 +74,7 @@ TABLES_UP_TO = 20  # inputs; larger runs show errors, the progress bar and the s
 def _show_input(ui: UI, entry: dict, totals: dict) -> None:
     from attrib.render.terminal import input_table
 
-    if entry["status"] != "ok":
-        ui.error(entry["error"])
-    elif entry.get("skipped"):
+    if entry.get("skipped"):
         ui.detail(f"{entry['name']}: already done (use --force to redo)")
     if ui.verbose or (totals.get("inputs") or 0) <= TABLES_UP_TO:
         ui.show(input_table(entry))

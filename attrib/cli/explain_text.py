@@ -61,9 +61,7 @@ def explain_text(texts, model_spec, lm_spec, methods, settings, text_file, colum
 def _show_text(ui: UI, entry: dict, totals: dict) -> None:
     from attrib.render.terminal import text_panel
 
-    if entry["status"] != "ok":
-        ui.error(entry["error"])
-    else:
+    if entry["status"] == "ok":
         ui.show(text_panel(entry))
 
 

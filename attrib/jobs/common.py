@@ -37,7 +37,8 @@ class Events:
     def shrink(self, key: str, n: int) -> None: ...
 
     def item(self, entry: dict[str, Any]) -> None:
-        """One unit of work (an input, a text, a retrain) finished; ``entry`` is its record."""
+        """One unit of work (an input, a text, a retrain) finished; ``entry`` is its record (a failed input's
+        or text's one-line error came to ``error`` first)."""
 
 
 def failure_line(name: str, error: BaseException, events: Events) -> str:

@@ -280,6 +280,8 @@ def _stream(plan: Plan, todo: list, options: Options, store: RunStore, events: E
     def commit(entry: dict) -> None:
         store.append_input(entry)
         stats["done" if entry["status"] == "ok" else "failed"] += 1
+        if entry["status"] != "ok":
+            events.error(entry["error"])
         events.advance("inputs", 1)
         events.item(entry)
 

@@ -273,6 +273,8 @@ def _explain_all(items: list[TextItem], classifier, lm, settings: Settings, reco
             store.write_record(record)
             saved = time.monotonic()
             cost = saved - start
+        if entry["status"] != "ok":
+            events.error(entry["error"])
         events.advance("texts", 1)
         events.item(entry)
 

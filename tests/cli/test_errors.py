@@ -55,6 +55,30 @@ def test_an_unexpected_error_fails_one_input_with_one_line(run_cli, picky, brigh
     assert "run with -v for the traceback" in error and "Traceback" not in result.output
 
 
+def test_a_failed_input_or_text_comes_to_the_jobs_error_event_once(run_cli, bright_and_dark, text_models,
+                                                                     tmp_path):
+    """Python callers see a failed input's line through Events.error, as the command line prints it: once."""
+    from attrib.jobs import explain, explain_text
+    from attrib.jobs.common import Events
+    from attrib.runs import RunStore
+
+    (bright_and_dark / "broken.png").write_bytes(b"not a png")
+    seen = []
+
+    class Errors(Events):
+        def error(self, text):
+            seen.append(text)
+
+    options = explain.Options([str(bright_and_dark)], *TINY[1:2], pretrained=False, methods=["gradient"])
+    explain.run(options, RunStore(tmp_path / "a"), Errors())
+    texts = explain_text.Options(["fine", " "], model=text_models["clf"], methods=["unk"])
+    explain_text.run(texts, RunStore(tmp_path / "b"), Errors())
+    assert len(seen) == 2 and "broken.png" in seen[0] and seen[1] == "text 2: empty text (no words to explain)"
+    said = run_cli("explain", bright_and_dark, *TINY, "-m", "gradient", "--out", tmp_path / "c").output
+    errors = [line for line in said.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "broken.png" in errors[0]
+
+
 def test_verbose_shows_the_traceback(run_cli, picky, bright_and_dark, tmp_path):
     result = run_cli("explain", bright_and_dark, "-M", picky, "-m", "gradient", "--out", tmp_path / "o", "-v")
     assert result.exit_code == 1 and "Traceback" in result.output and "picky model refuses" in result.output
