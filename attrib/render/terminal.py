@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from rich.markup import escape
-from rich.console import Group
+from rich.console import Console, ConsoleOptions, Group
+from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
@@ -147,17 +149,75 @@ FORMATS = {"passes": "{:.0f}", "converged": "{:.0%}", "gap": "{:.2%}", "gap_stde
 
 
 def _rows_table(title: str, rows: list[dict[str, Any]], columns: tuple[str, ...]) -> Group:
-    """One row per record; a column no record has a value for is left out."""
+    """One row per record (a column no record has a value for is left out); where that is wider than the
+    terminal, one table per method under its name, so that names are not broken mid-word."""
     columns = tuple(c for c in columns if any(row.get(c) is not None for row in rows))
+    rest = tuple(c for c in columns if c != "method")
+    per_method = [part for method in dict.fromkeys(row["method"] for row in rows) for part in (
+        Text(method, style="bold"), _table([row for row in rows if row["method"] == method], rest))]
+    return titled(title, Fits(_table(rows, columns), Group(*per_method)))
+
+
+def _table(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> "WordWrapped":
+    cells = [[FORMATS[c].format(row[c]) if c in FORMATS and isinstance(row.get(c), float)
+              else _fmt(row.get(c), (row.get("spread") or {}).get(c) if row.get("draws", 1) > 1 else None)
+              for c in columns] for row in rows]
     table = Table(show_edge=False)
     for column in columns:
         table.add_column(column.replace("_", " "), overflow="fold",  # a name is broken, never cut short
                          justify="left" if column in ("method", "mode", "layer", "perturbation") else "right")
-    for row in rows:
-        table.add_row(*(FORMATS[c].format(row[c]) if c in FORMATS and isinstance(row.get(c), float)
-                        else _fmt(row.get(c), (row.get("spread") or {}).get(c) if row.get("draws", 1) > 1 else None)
-                        for c in columns))
-    return titled(title, table)
+    for row in cells:
+        table.add_row(*row)
+    return WordWrapped(table)
+
+
+class Fits:
+    """``wide`` where it fits the width it is printed at without breaking a word, else ``narrow`` (rich asks at
+    print time, so a log 120 columns wide gets the one table and an 80-column terminal the narrow layout)."""
+
+    def __init__(self, wide: "WordWrapped", narrow: Any) -> None:
+        self.wide, self.narrow = wide, narrow
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions):
+        yield self.wide if self.wide.least_width() <= options.max_width else self.narrow
+
+
+class WordWrapped:
+    """A table narrowed to the width it is printed at by wrapping its cells at spaces: the widest column gives
+    way first, down to its longest word. Rich would narrow every column alike, breaking "perturbation" after
+    11 letters, or with least widths cut the last column's numbers short. Where even the longest words do not
+    fit, the longest of them are broken (folded), never cut."""
+
+    def __init__(self, table: Table) -> None:
+        self.table = table
+        self.extents = [self._extent(column) for column in table.columns]  # (longest word, longest line)
+
+    def least_width(self) -> int:
+        return sum(word for word, _ in self.extents) + self._overhead()
+
+    def _overhead(self) -> int:
+        return 3 * len(self.extents) - 1  # padding on both sides of each column, a rule between columns
+
+    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
+        return Measurement.get(console, options, self.table)
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions):
+        room = options.max_width - self._overhead()
+        chosen = [line for _, line in self.extents]
+        for floors in ([word for word, _ in self.extents], [1] * len(chosen)):
+            while sum(chosen) > room and any(c > f for c, f in zip(chosen, floors)):
+                widest = max((i for i, f in enumerate(floors) if chosen[i] > f), key=lambda i: chosen[i])
+                chosen[widest] -= 1
+        for column, (_, line), width in zip(self.table.columns, self.extents, chosen):
+            column.width = width if width < line else None
+        yield self.table
+
+    @staticmethod
+    def _extent(column) -> tuple[int, int]:
+        texts = [Text.from_markup(str(t)).plain for t in (column.header, *column.cells)]
+        lines = [line for text in texts for line in text.splitlines()] or [""]
+        words = [word for line in lines for word in re.split(r"(?<!±) +", line)] or [""]  # "± 0.01" is one
+        return max(map(len, words)), max(map(len, lines))
 
 
 def _fmt(value: Any, spread: float | None = None) -> str:

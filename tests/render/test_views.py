@@ -134,11 +134,29 @@ def test_sanity_tables_drop_no_column_at_80_or_120_columns():
              "spread": {"spearman_abs": 0.011, "spearman_signed": 0.012, "ssim": 0.013, "hog": 0.014}}
             for m in ("gradient", "integrated_gradients") for mode in ("cascading", "independent")]
     record = {"verdicts": [], "randomization": rows, "robustness": [], "completeness": []}
-    for width in (80, 120):
+    for width, tables in ((80, 2), (120, 1)):  # 80: one table per method, under its name
         text = _printed(sanity_tables(record), width)
         assert "…" not in text and all(len(line) <= width for line in text.splitlines())
         for shown in ("hog", "ssim", "0.750", "± 0.014", "depth"):
-            assert text.count(shown) == (1 if shown in ("hog", "ssim", "depth") else 4), (width, shown)
+            assert text.count(shown) == (tables if shown in ("hog", "ssim", "depth") else 4), (width, shown)
+    narrow = _printed(sanity_tables(record), 80)
+    assert narrow.count("\nintegrated_gradients\n") == 1 and narrow.count(" independent ") == 2
+
+
+def test_a_narrow_sanity_table_wraps_at_spaces_never_inside_a_word():
+    """Rich narrowed every column alike at 80 columns: "perturbatio|n", "independen|t", "integra|ted_gra|dients";
+    and with a least width per column it cut the last column's numbers short ("0.85")."""
+    from attrib.render.terminal import sanity_tables
+
+    rows = [{"method": m, "perturbation": p, "radius": 2.0, "topk_intersection": 0.719, "kendall_tau": 0.665,
+             "spearman": 0.846, "cosine": 0.966, "ssim": 0.85, "draws": 3,
+             "spread": {k: 0.005 for k in ("topk_intersection", "kendall_tau", "spearman", "cosine", "ssim")}}
+            for m in ("gradient", "integrated_gradients") for p in ("random l2", "top-k attack l2")]
+    record = {"verdicts": [], "randomization": [], "robustness": rows, "completeness": []}
+    text = _printed(sanity_tables(record), 80)
+    words = {w for line in text.splitlines() for w in line.replace("│", " ").replace("┃", " ").split()}
+    assert {"perturbation", "intersection", "integrated_gradients", "0.850", "0.005"} <= words
+    assert text.count("0.850") == 4 and all(len(line) <= 80 for line in text.splitlines())
 
 
 def test_a_narrow_diffroar_table_keeps_its_legend_on_one_line():
