@@ -11,11 +11,14 @@ from attrib.cli.ui import UI
 @click.argument("names", nargs=-1, metavar="[NAME]...")
 @click.option("--json", "json_mode", is_flag=True, help="Print as JSON.")
 def methods(names: tuple[str, ...], json_mode: bool) -> None:
-    """List attribution methods (or only those NAMEd): names, aliases, options (defaults, units) and cost."""
+    """List attribution methods: names, aliases, options with defaults, and cost; with NAMEs, those methods in
+    full (what each option means, with its units)."""
+    from rich.markup import escape
     from rich.table import Table
 
     from attrib.errors import AttribError
     from attrib.methods import METHODS, describe_options
+    from attrib.render.terminal import WordWrapped
 
     ui = UI(json_mode=json_mode)
     try:
@@ -34,17 +37,17 @@ def methods(names: tuple[str, ...], json_mode: bool) -> None:
             ui.show(_method_card(r))
         ui.show("Set options with --set KEY=VALUE (all methods that have KEY) or --set METHOD.KEY=VALUE.")
         return
-    table = Table(show_lines=True)
-    for column in ("method", "options (default) — meaning", "cost per input"):
-        table.add_column(column)
+    table = Table(show_lines=True)  # an overview: the options' meanings are in each method's card
+    for column in ("method", "options (default)", "cost per input"):
+        table.add_column(column, overflow="fold")
     for r in rows:
         name = f"[bold]{r['method']}[/bold]" + (f"\n({', '.join(r['aliases'])})" if r["aliases"] else "")
-        name += f"\n[dim]{r['summary']}[/dim]" + ("\n[dim](text: attrib explain-text)[/dim]"
-                                                  if r["inputs"] == "text" else "")
-        opts = "\n".join(f"{o['name']} ({o['default']}) — {o['doc']}" for o in r["options"]) or "—"
-        table.add_row(name, opts, r["cost_per_input"])
-    ui.show(table)
-    ui.show("Set options with --set KEY=VALUE (all methods that have KEY) or --set METHOD.KEY=VALUE.")
+        summary = r["summary"] + (" (text: attrib explain-text)" if r["inputs"] == "text" else "")
+        opts = ", ".join(f"{o['name']}={o['default']}" for o in r["options"]) or "—"
+        table.add_row(f"{name}\n[dim]{escape(summary)}[/dim]", escape(opts), escape(r["cost_per_input"]))
+    ui.show(WordWrapped(table))
+    ui.show("`attrib methods NAME` says what each option means. Set options with --set KEY=VALUE (all methods "
+            "that have KEY) or --set METHOD.KEY=VALUE.")
 
 
 def _method_card(r: dict):

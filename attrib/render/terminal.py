@@ -196,7 +196,8 @@ class WordWrapped:
         return sum(word for word, _ in self.extents) + self._overhead()
 
     def _overhead(self) -> int:
-        return 3 * len(self.extents) - 1  # padding on both sides of each column, a rule between columns
+        """Padding on both sides of each column, a rule between columns, and the edges where drawn."""
+        return 3 * len(self.extents) - 1 + (2 if self.table.show_edge else 0)
 
     def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
         return Measurement.get(console, options, self.table)

@@ -246,8 +246,9 @@ def test_methods_listing(run_cli):
     assert {o["name"]: o["default"] for o in rows["smoothgrad"]["options"]} == {"n_samples": 50, "noise_frac": 0.15}
     assert "fraction of each input's own value range" in rows["smoothgrad"]["options"][1]["doc"]
     assert rows["expected_gradients"]["options"][0]["default"] == "required"
-    text = run_cli("methods").output
-    assert "integrated_gradients" in text and "(ig)" in text and "n_steps (auto)" in text and "tol (0.01)" in text
+    text = run_cli("methods").output  # an overview: names, options with defaults, cost; meanings by NAME
+    assert "integrated_gradients" in text and "(ig)" in text and "n_steps=auto," in text and "tol=0.01," in text
+    assert "quadrature points" not in text and "`attrib methods NAME` says what each option means" in text
     result = run_cli("methods", "sg", "IG", "--json")
     assert [r["method"] for r in json.loads(result.stdout)] == ["smoothgrad", "integrated_gradients"]
     result = run_cli("methods", "nosuch")
