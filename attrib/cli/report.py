@@ -25,7 +25,7 @@ Examples:
               help="Explain runs: also write the contact sheet (inputs x methods) here.")
 @click.option("--max-inputs", default=200, show_default=True, type=click.IntRange(0),
               help="Explain and explain-text runs: inputs or texts shown (0: all); the rest stay in the run folder.")
-@click.option("--quiet", "-q", is_flag=True)
+@click.option("--quiet", "-q", is_flag=True, help="Only errors.")
 def report(run_dir: str, output: str | None, png_path: str | None, max_inputs: int, quiet: bool) -> None:
     """Write one self-contained HTML report (and, with --png, a contact sheet) for a run folder."""
     from attrib.errors import AttribError
