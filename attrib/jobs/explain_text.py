@@ -117,7 +117,7 @@ def explain_one(classifier, lm, item: TextItem, position: int, settings: Setting
     plans = {m: METHODS[m].fn(ctx, METHODS[m].make_config(**settings.config(m)))
              for m in settings.methods if METHODS[m].inputs == TEXT}
     probs = classifier.scores(unique.texts)
-    target = _target(item, settings, probs[original], classifier.labels)
+    target, reason = _target(item, settings, probs[original], classifier.labels)
     scores = {m: fn(probs, original)[:, target].tolist() for m, fn in plans.items()}
     for method in (m for m in settings.methods if m not in plans):
         scores[method] = gradient_scores(classifier, text, words, method, target, settings).tolist()
@@ -126,6 +126,7 @@ def explain_one(classifier, lm, item: TextItem, position: int, settings: Setting
     return {"name": item.name, "text": item.text, "words": [w.text for w in words], "status": "ok", "error": None,
             "prediction": {"index": top, "label": labels[top], "prob": float(probs[original, top])},
             "target": target, "target_label": labels[target], "target_prob": float(probs[original, target]),
+            "target_from": reason,
             "scores": {m: scores[m] for m in settings.methods}, "candidates": len(unique.index), "cut": cut,
             "seconds": round(time.perf_counter() - start, 3)}
 
@@ -144,7 +145,8 @@ def _readable(item: TextItem, words: list[Word], models: list) -> tuple[str, lis
     return item.text[:words[fit - 1].end], words[:fit], {"words": len(words), "explained": fit, "tokens": limit}
 
 
-def _target(item: TextItem, settings: Settings, p: torch.Tensor, labels: list[str]) -> int:
+def _target(item: TextItem, settings: Settings, p: torch.Tensor, labels: list[str]) -> tuple[int, str]:
+    """The class to explain and where it came from: "gold label", "--target" or "prediction"."""
     from attrib.targets import parse_class
 
     if item.label is not None:
@@ -153,8 +155,8 @@ def _target(item: TextItem, settings: Settings, p: torch.Tensor, labels: list[st
         except ValueError as error:
             raise TextInputError(f"{item.name}: gold label: {error}") from None
         if value is not None:
-            return value
-    return int(p.argmax()) if settings.target is None else settings.target
+            return value, "gold label"
+    return (int(p.argmax()), "prediction") if settings.target is None else (settings.target, "--target")
 
 
 def gradient_scores(classifier, text: str, words: list[Word], method: str, target: int,
@@ -310,7 +312,8 @@ def json_view(record: dict[str, Any], out: Path) -> dict[str, Any]:
     def entry(e: dict) -> dict:
         if e["status"] != "ok":
             return {"name": e["name"], "text": e["text"], "error": e["error"]}
-        return {k: e[k] for k in ("name", "text", "words", "prediction", "target", "scores", "cut")}
+        return {k: e[k] for k in ("name", "text", "words", "prediction", "target", "target_from", "scores",
+                                 "cut")}
 
     return {"texts": [entry(e) for e in record["texts"]], "correlations": record["correlations"],
             "correlation_texts": record["correlation_texts"],

@@ -85,7 +85,8 @@ def text_panel(entry: dict[str, Any]) -> Group:
     """One text: per method, the words coloured by relevance (red raises the target's probability, blue lowers
     it; scaled per method by the largest |score|), then the scores."""
     title = (f"{escape(entry['name'])}: predicted {escape(entry['prediction']['label'])} "
-             f"({entry['prediction']['prob']:.3f}); explaining {escape(entry['target_label'])}")
+             f"({entry['prediction']['prob']:.3f}); explaining {escape(entry['target_label'])}"
+             + (" (its gold label)" if entry.get("target_from") == "gold label" else ""))
     if entry.get("cut"):
         title += f" (its first {entry['cut']['explained']} of {entry['cut']['words']} words: the token limit)"
     table = Table(show_edge=False, show_header=False)

@@ -14,7 +14,8 @@ def test_json_schema_and_run_folder(run_cli, text_models, tmp_path):
     assert set(data) == {"texts", "correlations", "correlation_texts", "warnings", "out_dir"}
     assert len(data["texts"]) == 2
     first = data["texts"][0]
-    assert set(first) == {"name", "text", "words", "prediction", "target", "scores", "cut"} and first["cut"] is None
+    assert set(first) == {"name", "text", "words", "prediction", "target", "target_from", "scores", "cut"}
+    assert first["cut"] is None and first["target_from"] == "prediction"
     assert [t["name"] for t in data["texts"]] == ["text 1", "text 2"] and data["warnings"] == []
     assert first["words"] == ["the", "movie", "was", "great"] and set(first["prediction"]) == {"index", "label", "prob"}
     assert set(first["scores"]) == {"olm", "olm_s", "unk"} and all(len(v) == 4 for v in first["scores"].values())
@@ -92,13 +93,14 @@ def test_gold_labels_from_a_csv_column(run_cli, text_models, tmp_path):
                      "-M", text_models["clf"], "-m", "unk", "--out", tmp_path / "o", "--json")
     texts = parse_json(result)["texts"]
     assert result.exit_code == 1 and [t.get("target") for t in texts[:2]] == [1, 0]
+    assert [t.get("target_from") for t in texts[:2]] == ["gold label"] * 2
     assert "gold label: unknown target label 'nonsense'" in texts[2]["error"]
     result = run_cli("explain-text", "--file", table, "--column", "sentence", "--label-column", "label",
                      "-M", text_models["clf"], "-m", "unk", "--out", tmp_path / "p")
     lines = result.output.splitlines()  # a log's lines: each message and each text's header unbroken
     assert "error: d.csv:4: gold label: unknown target label 'nonsense' (use pred, a class index or a label " \
         "name: negative, positive)" in lines  # a model with few classes names them
-    assert "d.csv:3: predicted " in "\n".join(lines) and any(line.endswith("explaining positive") for line in lines)
+    assert "d.csv:3: predicted " in "\n".join(lines) and any(line.endswith("explaining positive (its gold label)") for line in lines)
 
 
 def test_usage_errors_are_one_line(run_cli, text_models, tmp_path):
