@@ -89,7 +89,10 @@ MODEL_KINDS = [
 @click.option("--json", "json_mode", is_flag=True, help="Print as JSON.")
 def models(json_mode: bool) -> None:
     """List the ways to name a model, and the sample models shipped with attrib."""
+    from rich.markup import escape
     from rich.table import Table
+
+    from attrib.render.terminal import titled
 
     from attrib.models.samples import samples as all_samples
 
@@ -98,10 +101,18 @@ def models(json_mode: bool) -> None:
     if json_mode:
         ui.emit_json({"kinds": dict(MODEL_KINDS), "samples": samples})
         return
-    table = Table(title="--model SPEC", title_justify="left")
+    table = Table()
     table.add_column("spec")
     table.add_column("what it loads")
     for spec, text in MODEL_KINDS:
-        table.add_row(spec, text)
-    ui.show(table)
-    ui.show("Sample models: " + (", ".join(samples) if samples else "none installed yet"))
+        table.add_row(spec, escape(text))
+    ui.show(titled("--model SPEC", table))
+    if not samples:
+        ui.show("Sample models: none installed yet")
+        return
+    shipped = Table()
+    shipped.add_column("sample model")
+    shipped.add_column("what it is")
+    for spec, text in samples.items():
+        shipped.add_row(spec, escape(text))
+    ui.show(titled("Sample models (their data sets: `attrib diffroar --help`)", shipped))

@@ -40,12 +40,12 @@ _SYNTH = dict(dataset="synthetic", architecture="synthetic_mlp", arch_kwargs={"h
 RECIPES: dict[str, SampleRecipe] = {r.name: r for r in (
     SampleRecipe("blockdigits-standard", "small CNN on blockdigits (all ten digits), standard training",
                  recipe=Recipe(epochs=30, batch_size=64, lr=2e-3), **_BLOCK),
-    SampleRecipe("blockdigits-robust", "the same CNN, PGD l_inf adversarial training at eps 0.1",
+    SampleRecipe("blockdigits-robust", "blockdigits-standard's CNN, PGD l_inf adversarial training at eps 0.1",
                  recipe=Recipe(epochs=30, batch_size=64, lr=2e-3, eps=0.1, norm="linf", pgd_steps=7,
                                warmup_epochs=10), **_BLOCK),
     SampleRecipe("synthetic-standard", "one-hidden-layer ReLU MLP (100 units) on synthetic, standard training",
                  recipe=Recipe(epochs=30, batch_size=64, lr=1e-3, lower=None, upper=None), **_SYNTH),
-    SampleRecipe("synthetic-robust", "the same MLP, PGD l_inf adversarial training at eps 0.45",
+    SampleRecipe("synthetic-robust", "synthetic-standard's MLP, PGD l_inf adversarial training at eps 0.45",
                  recipe=Recipe(epochs=30, batch_size=64, lr=1e-2, eps=0.45, norm="linf", pgd_steps=10,
                                warmup_epochs=10, lower=None, upper=None), **_SYNTH),
 )}

@@ -234,7 +234,7 @@ def test_sample_model_kind(run_cli, images, tmp_path):
         assert result.exit_code == 0, result.output
         assert parse_json(result)["inputs"][0]["predictions"][0]["label"] in ("zero", "one")
         listing = run_cli("models")
-        assert "sample:tiny" in listing.output
+        assert "sample:tiny" in listing.output and "a test model" in listing.output
     finally:
         SAMPLES.pop("tiny")
 
