@@ -22,6 +22,12 @@ NO_PRETRAINED_HELP = "Random weights: the model's architecture only (the same fi
 MODEL_HELP = "timm:NAME, hf:ORG/NAME, a local HF folder, sample:NAME; default: embedded EfficientNet-Lite0."
 
 
+def listed(values: tuple[str, ...] | str | None) -> list[str]:
+    """The entries of a list option given comma-separated, repeated, or both (--k 0.1 --k 0.2,0.3: three)."""
+    values = (values,) if isinstance(values, str) else values or ()
+    return [v.strip() for value in values for v in value.split(",") if v.strip()]
+
+
 @dataclass
 class Common:
     """The options every job command takes."""

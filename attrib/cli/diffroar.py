@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from attrib.cli.common import (NO_PRETRAINED_HELP, RESUMES, Common, View, common_options, executor_options,
-                               method_options, run_job, wrote)
+                               listed, method_options, run_job, wrote)
 from attrib.cli.ui import UI
 from attrib.errors import counted, duration
 
@@ -25,23 +25,23 @@ Rerunning the same command into the same --out resumes: finished retrains are ke
 Exit codes: 0 done, 2 usage error."""
 
 
-def _floats(ctx, param, value: str) -> list[float]:
+def _floats(ctx, param, value: tuple[str, ...]) -> list[float]:
     try:
-        ks = [float(v) for v in value.split(",") if v.strip()]
+        ks = [float(v) for v in listed(value)]
     except ValueError:
-        raise click.BadParameter(f"expected comma-separated fractions like 0.05,0.1, got {value!r}") from None
+        raise click.BadParameter(f"expected comma-separated fractions like 0.05,0.1, got {','.join(value)!r}") from None
     if not ks or any(not 0 < k <= 1 for k in ks):
         raise click.BadParameter("each k must be a fraction in (0, 1]")
     return sorted(set(ks))
 
 
-def _ints(ctx, param, value: str | None) -> list[int] | None:
-    if value is None:
+def _ints(ctx, param, value: tuple[str, ...]) -> list[int] | None:
+    if not value:
         return None
     try:
-        return [int(v) for v in value.split(",") if v.strip()]
+        return [int(v) for v in listed(value)]
     except ValueError:
-        raise click.BadParameter(f"expected comma-separated class indices like 0,1, got {value!r}") from None
+        raise click.BadParameter(f"expected comma-separated class indices like 0,1, got {','.join(value)!r}") from None
 
 
 @click.command(epilog=EPILOG)
@@ -52,13 +52,14 @@ def _ints(ctx, param, value: str | None) -> list[int] | None:
 @click.option("--dataset", "-d", default=None, metavar="NAME",
               help="blockdigits, blockdigits-top, synthetic, torchvision:NAME, folder:PATH "
                    "[default: the sample model's own data set].")
-@click.option("--classes", callback=_ints, metavar="I,J,...", help="Keep only these classes (e.g. 0,1).")
+@click.option("--classes", callback=_ints, multiple=True, metavar="I,J,...",
+              help="Keep only these classes (e.g. 0,1; repeatable).")
 @click.option("--data-dir", type=click.Path(file_okay=False), help="Where torchvision data sets live.")
 @click.option("--n-train", type=click.IntRange(1), help="Use at most this many training examples.")
 @click.option("--n-test", type=click.IntRange(1), help="Use at most this many test examples.")
 @method_options("gradient, ig, smoothgrad; random is always added")
-@click.option("--k", "ks", default="0.05,0.1,0.2,0.3,0.5", show_default=True, callback=_floats,
-              help="Fractions of coordinates kept.")
+@click.option("--k", "ks", multiple=True, default=["0.05,0.1,0.2,0.3,0.5"], show_default=True, callback=_floats,
+              metavar="K1,K2", help="Fractions of coordinates kept (comma-separated or repeated).")
 @click.option("--seeds", default=1, show_default=True, type=click.IntRange(1), help="Retrains per (method, k, side).")
 @click.option("--epochs", default=10, show_default=True, type=click.IntRange(1), help="Epochs per retrain.")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), help="Retrain learning rate [default: model's].")

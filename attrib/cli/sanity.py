@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from attrib.cli.common import Common, View, common_options, method_options, model_options, run_job, wrote
+from attrib.cli.common import Common, View, common_options, listed, method_options, model_options, run_job, wrote
 from attrib.cli.ui import UI
 from attrib.errors import counted, duration
 
@@ -20,19 +20,20 @@ Maps are computed at a reduced budget (each method's own, e.g. ig 32 steps, smoo
 Exit codes: 0 report written, 1 some inputs could not be read, 2 usage error."""
 
 
-def _list(ctx, param, value: str | None) -> list[str] | None:
-    return [v.strip() for v in value.split(",") if v.strip()] if value else None
+def _list(ctx, param, value: tuple[str, ...]) -> list[str] | None:
+    return listed(value) or None
 
 
-def _radii(ctx, param, value: str | None) -> list[float | str] | None:
+def _radii(ctx, param, value: tuple[str, ...]) -> list[float | str] | None:
     """Numbers, or "N%" entries (of the inputs' median norm: resolved by the job, which sees the inputs)."""
-    if not value:
+    radii = listed(value)
+    if not radii:
         return None
-    radii = [v.strip() for v in value.split(",") if v.strip()]
     try:
         numbers = [float(r.removesuffix("%")) for r in radii]
     except ValueError:
-        raise click.BadParameter(f"expected comma-separated radii like 0.5,1 or 2%,5%, got {value!r}") from None
+        raise click.BadParameter(f"expected comma-separated radii like 0.5,1 or 2%,5%, "
+                                 f"got {','.join(value)!r}") from None
     if not numbers or not all(0 < n < float("inf") for n in numbers):  # nan fails too
         raise click.BadParameter("radii must be positive and finite")
     return [r if r.endswith("%") else n for r, n in zip(radii, numbers)]
@@ -42,15 +43,17 @@ def _radii(ctx, param, value: str | None) -> list[float | str] | None:
 @click.argument("inputs", nargs=-1)
 @model_options
 @method_options("gradient, ig, smoothgrad, moreaugrad")
-@click.option("--tests", callback=_list, default="randomization,robustness,completeness", show_default=True,
-              help="Which checks to run.")
-@click.option("--layers", callback=_list, metavar="A,B", help="Layer groups to randomize (default: spread out).")
+@click.option("--tests", callback=_list, multiple=True, default=["randomization,robustness,completeness"],
+              show_default=True, metavar="T1,T2", help="Which checks to run (comma-separated or repeated).")
+@click.option("--layers", callback=_list, multiple=True, metavar="A,B",
+              help="Layer groups to randomize (default: spread out; repeatable).")
 @click.option("--max-layers", default=None, type=click.IntRange(2),
               help="Layer groups reported when --layers is not given [default: 4].")
-@click.option("--radii", callback=_radii, metavar="R1,R2",
-              help="Perturbation radii: absolute, or N% of the inputs' median norm (l2: |x|, linf: max |x_i|) "
-              "[default: 2%,5%].")
-@click.option("--norm", type=click.Choice(["l2", "linf"]), default="l2", show_default=True)
+@click.option("--radii", callback=_radii, multiple=True, metavar="R1,R2",
+              help="Perturbation radii: absolute, or N% of the inputs' median norm (l2: |x|, linf: max |x_i|; "
+              "repeatable) [default: 2%,5%].")
+@click.option("--norm", type=click.Choice(["l2", "linf"]), default="l2", show_default=True,
+              help="The norm the radii are measured in.")
 @click.option("--dataset", "-d", metavar="NAME", help="Take inputs from this data set's test split.")
 @click.option("--n", "n_inputs", default=8, show_default=True, type=click.IntRange(1), help="Inputs from --dataset.")
 @click.option("--repeats", type=click.IntRange(1),

@@ -77,6 +77,21 @@ def test_plan_only_then_workers_then_collect(run_cli, tmp_path):
     assert worker.returncode == 2 and worker.stderr.startswith("usage: python -m attrib.jobs.diffroar")
 
 
+def test_list_options_may_be_repeated(run_cli, tmp_path):
+    """--k 0.1 --k 0.5 kept only the last k (click's rule for a repeated option), silently."""
+    from attrib.cli.common import listed
+
+    assert listed(("0.1", " 0.2,0.3 ", "")) == ["0.1", "0.2", "0.3"] and listed("a,b") == ["a", "b"]
+    assert listed(None) == listed(()) == []
+    args = [a for a in SYN if a != "0.1,0.5"]
+    args.insert(args.index("--k") + 1, "0.1")
+    planned = run_cli("diffroar", *args, "--k", "0.5", "--classes", "0", "--classes", "1", "--out", tmp_path,
+                      "--plan-only", "--json")
+    assert planned.exit_code == 0 and parse_json(planned)["jobs"] == 8  # 2 methods x 2 k x 2 sides
+    record = json.loads((tmp_path / "run.json").read_text())
+    assert record["config"]["ks"] == [0.1, 0.5] and record["dataset"]["classes"] == [0, 1]
+
+
 def test_usage_errors_exit_2_with_one_line(run_cli, tmp_path):
     cases = [(["--k", "0,0.1"], "each k must be a fraction"),
              (["--k", "abc"], "comma-separated fractions"),
