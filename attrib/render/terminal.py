@@ -113,15 +113,15 @@ def correlation_table(table: dict[str, dict[str, float | None]], counts: dict[st
     """Pearson correlation between methods, averaged over the texts where both vary (``counts`` per pair)."""
     methods = list(table)
     out = Table(show_edge=False)
-    out.add_column("")
+    out.add_column("", overflow="fold")  # a long name is broken, never cut short
     for m in methods:
-        out.add_column(escape(m), justify="right")
+        out.add_column(escape(m), justify="right", overflow="fold")
     for a in methods:
         out.add_row(escape(a), *("1" if a == b else "—" if table[a].get(b) is None else f"{table[a][b]:.2f}"
                                  for b in methods))
     n = sorted({k for row in counts.values() for k in row.values()})
     over = counted(n[0], "text") if len(n) == 1 else f"{n[0]}-{n[-1]} texts per pair"
-    return titled(f"Pearson correlation between methods (mean over {over} where both vary)", out)
+    return titled(f"Pearson correlation between methods (mean over {over} where both vary)", WordWrapped(out))
 
 
 def sanity_tables(record: dict[str, Any]) -> list[Group]:

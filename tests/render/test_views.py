@@ -159,6 +159,18 @@ def test_a_narrow_sanity_table_wraps_at_spaces_never_inside_a_word():
     assert text.count("0.850") == 4 and all(len(line) <= 80 for line in text.splitlines())
 
 
+def test_a_narrow_correlation_table_folds_long_method_names_never_cuts_them():
+    from attrib.render.terminal import correlation_table
+
+    names = ["olm", "olm_s", "unk", "delete", "gradient_x_input", "integrated_gradients"]
+    table = {a: {b: 0.5 for b in names if b != a} for a in names}
+    counts = {a: {b: 2 for b in names if b != a} for a in names}
+    text = _printed([correlation_table(table, counts)], 80)
+    assert "…" not in text and "gradient_x_in" in text and text.count("0.50") == 30
+    assert all(len(line) <= 80 for line in text.splitlines())
+    assert " integrated_gradients " in _printed([correlation_table(table, counts)], 120)
+
+
 def test_a_narrow_diffroar_table_keeps_its_legend_on_one_line():
     """One k made the table 22 columns wide, and rich wrapped its caption over four lines under it."""
     import io
