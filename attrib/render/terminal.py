@@ -81,9 +81,12 @@ def share_table(shares: dict[str, float]) -> Group:
     return titled("Share of |attribution| on the null block (test set; lower = less leakage)", table)
 
 
+STRONGEST = 3  # words named with their scores per method: colours alone say nothing in a log or a pipe
+
+
 def text_panel(entry: dict[str, Any]) -> Group:
     """One text: per method, the words coloured by relevance (red raises the target's probability, blue lowers
-    it; scaled per method by the largest |score|), then the scores."""
+    it; scaled per method by the largest |score|), then the strongest words with their scores."""
     title = (f"{escape(entry['name'])}: predicted {escape(entry['prediction']['label'])} "
              f"({entry['prediction']['prob']:.3f}); explaining {escape(entry['target_label'])}"
              + (" (its gold label)" if entry.get("target_from") == "gold label" else ""))
@@ -91,14 +94,17 @@ def text_panel(entry: dict[str, Any]) -> Group:
         title += f" (its first {entry['cut']['explained']} of {entry['cut']['words']} words: the token limit)"
     table = Table(show_edge=False, show_header=False)
     table.add_column("method", no_wrap=True)
-    table.add_column("words")
+    table.add_column("words", ratio=3)
+    table.add_column("strongest", ratio=1, style="dim")
     for method, scores in entry["scores"].items():
         scale = max((abs(s) for s in scores), default=0.0) or 1.0
         line = Text()
         for word, score in zip(entry["words"], scores):
             line.append(word, style=_relevance_style(score / scale))
             line.append(" ")
-        table.add_row(escape(method), line)
+        order = sorted(range(len(scores)), key=lambda i: -abs(scores[i]))[:STRONGEST]
+        strongest = ", ".join(f"{entry['words'][i]}={scores[i]:+.2g}" for i in order if scores[i])  # pairs unbroken
+        table.add_row(escape(method), line, escape(strongest))
     return titled(title, table)
 
 

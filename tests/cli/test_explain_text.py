@@ -86,6 +86,17 @@ def test_the_summary_counts_texts_in_words(run_cli, text_models, tmp_path):
     assert parse_json(one_word)["correlation_texts"] == {"unk": {"delete": 2}, "delete": {"unk": 2}}
 
 
+def test_each_method_names_its_strongest_words_with_scores(run_cli, text_models, tmp_path):
+    """Off a terminal the colours are gone: the words alone said nothing about relevance."""
+    result = run_cli("explain-text", "a dull and boring film", "-M", text_models["clf"], "-m", "unk",
+                     "--out", tmp_path / "o")
+    scores = json.loads((tmp_path / "o" / "run.json").read_text())["texts"][0]["scores"]["unk"]
+    words = ["a", "dull", "and", "boring", "film"]
+    top = sorted(range(5), key=lambda i: -abs(scores[i]))[:3]
+    expected = ", ".join(f"{words[i]}={scores[i]:+.2g}" for i in top)
+    assert result.exit_code == 0 and expected in " ".join(result.output.split())
+
+
 def test_gold_labels_from_a_csv_column(run_cli, text_models, tmp_path):
     table = tmp_path / "d.csv"
     table.write_text("sentence,label\ngreat fun,positive\nboring,negative\nok,nonsense\n")
