@@ -78,7 +78,7 @@ class IGConfig:
         """The options this configuration does not use, each with why (a user who set one is told)."""
         out = {}
         if self.rule != "adaptive":
-            out = dict.fromkeys(("match_steps", "start_steps"), f"it is for the adaptive rule, not {self.rule}")
+            out = dict.fromkeys(("tol", "match_steps", "start_steps"), f"it is for the adaptive rule, not {self.rule}")
         if not (isinstance(self.baseline, str) and self.baseline == "blur"):
             out["blur_sigma_frac"] = "it is for the blur baseline"
         return out

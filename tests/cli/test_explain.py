@@ -186,6 +186,7 @@ def test_a_set_option_the_configured_method_does_not_use_is_warned_of(run_cli, i
     assert "warning: --set integrated_gradients.start_steps is ignored: it is for the adaptive rule, not " \
         "trapezoid" in said
     assert "warning: --set integrated_gradients.blur_sigma_frac is ignored: it is for the blur baseline" in said
+    assert "tol is ignored" not in said  # not set
     used = run_cli("explain", images / "im0.png", *FAST, "--set", "baseline=blur", "--set", "blur_sigma_frac=0.3",
                    "--set", "start_steps=2", "--out", tmp_path / "b")
     assert used.exit_code == 0 and "ignored" not in used.output
