@@ -136,8 +136,8 @@ class CliEvents:
         hidden = 0 if self.ui.verbose else self.warned - WARNINGS_SHOWN
         if hidden <= 0:
             return None
-        return (f"{counted(hidden, 'more warning')} not shown (-v shows every one; explain keeps each map's in "
-                "inputs.jsonl and the HTML report)")
+        return (f"{counted(hidden, 'more warning')} not shown (-v shows every one; the run folder and the HTML "
+                "report keep what each input's were about)")
 
     def task(self, key: str, description: str, total: int | None) -> None:
         self.totals[key] = total

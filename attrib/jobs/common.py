@@ -13,6 +13,9 @@ import torch
 from attrib.errors import AttribError, UsageError, first_line
 
 
+GAP_WARNING = 0.05  # a completeness gap over this is warned of (the IG authors' advice: check within ~5%)
+
+
 class Events:
     """How a job reports progress and messages. Every method is optional (the defaults do nothing); the command
     line implements them with progress bars and coloured lines.

@@ -27,12 +27,11 @@ import torch
 
 from attrib.errors import AttribError, UsageError, first_line
 from attrib.executors import ExecutorSpec, make_executor
-from attrib.jobs.common import (Events, describe_methods, failure_line, header, ignored_settings, method_kwargs, now,
-                                resolve_device, resolve_methods, supplies)
+from attrib.jobs.common import (GAP_WARNING, Events, describe_methods, failure_line, header, ignored_settings,
+                                method_kwargs, now, resolve_device, resolve_methods, supplies)
 from attrib.jobs.pipeline import OrderedFinisher, batches, prefetch
 from attrib.runs.store import RunStore, slug
 
-GAP_WARNING = 0.05  # the IG authors' advice: check completeness within ~5%
 KIND = "explain"
 MAX_BATCH = 64  # images per engine call at most (decoded images held: about 0.6 MB each at 224 px)
 CHUNKS_PER_BATCH = 2  # a batch holds rows for this many full engine chunks (so the last chunk's waste is small)

@@ -11,6 +11,7 @@ multi-label model, the output itself for a one-output model).
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +21,8 @@ import torch
 
 from attrib.data.text import TextInputError, TextItem, Word, split_words
 from attrib.errors import UsageError, counted
-from attrib.jobs.common import Events, describe_methods, failure_line, header, ignored_settings, now, resolve_device
+from attrib.jobs.common import (GAP_WARNING, Events, describe_methods, failure_line, header, ignored_settings, now,
+                                resolve_device)
 from attrib.methods import METHODS, TEXT, TextContext, check_needs
 from attrib.runs.store import RunStore
 
@@ -119,15 +121,20 @@ def explain_one(classifier, lm, item: TextItem, position: int, settings: Setting
     probs = classifier.scores(unique.texts)
     target, reason = _target(item, settings, probs[original], classifier.labels)
     scores = {m: fn(probs, original)[:, target].tolist() for m, fn in plans.items()}
+    gaps = {}
     for method in (m for m in settings.methods if m not in plans):
-        scores[method] = gradient_scores(classifier, text, words, method, target, settings).tolist()
+        values, gap = gradient_scores(classifier, text, words, method, target, settings)
+        scores[method] = values.tolist()
+        if gap is not None:
+            gaps[method] = gap
     labels = classifier.labels
     top = int(probs[original].argmax())
     return {"name": item.name, "text": item.text, "words": [w.text for w in words], "status": "ok", "error": None,
             "prediction": {"index": top, "label": labels[top], "prob": float(probs[original, top])},
             "target": target, "target_label": labels[target], "target_prob": float(probs[original, target]),
             "target_from": reason,
-            "scores": {m: scores[m] for m in settings.methods}, "candidates": len(unique.index), "cut": cut,
+            "scores": {m: scores[m] for m in settings.methods}, "gaps": gaps, "candidates": len(unique.index),
+            "cut": cut,
             "seconds": round(time.perf_counter() - start, 3)}
 
 
@@ -160,19 +167,23 @@ def _target(item: TextItem, settings: Settings, p: torch.Tensor, labels: list[st
 
 
 def gradient_scores(classifier, text: str, words: list[Word], method: str, target: int,
-                    settings: Settings) -> torch.Tensor:
-    """Per-word sums of an embedding-gradient attribution of the target's score."""
+                    settings: Settings) -> tuple[torch.Tensor, float | None]:
+    """Per-word sums of an embedding-gradient attribution of the target's score, and the attribution's
+    completeness gap over all embeddings, special tokens included (None: the method has none, or F(x) equals
+    F(baseline))."""
     from attrib.api import attribute
 
     if not hasattr(classifier, "embedding_forward"):
         raise UsageError(f"{method} needs a Hugging Face classifier with input embeddings")
     batch, owner = classifier.token_words(text, words)
     embeddings, forward = classifier.embedding_forward(batch)
-    values = attribute(forward, embeddings, method, classifier.target(target), seed=settings.seed,
-                       **settings.config(method)).values[0]
-    per_token = values.sum(-1)
+    result = attribute(forward, embeddings, method, classifier.target(target), seed=settings.seed,
+                       **settings.config(method))
+    per_token = result.values[0].sum(-1)
     keep = owner >= 0
-    return torch.zeros(len(words)).index_add_(0, owner[keep], per_token[keep].float())
+    gap = None if result.completeness_gap is None else float(result.completeness_gap[0])
+    return (torch.zeros(len(words)).index_add_(0, owner[keep], per_token[keep].float()),
+            gap if gap is not None and math.isfinite(gap) else None)
 
 
 def _load(options: Options, events: Events):
@@ -264,6 +275,7 @@ def _explain_all(items: list[TextItem], classifier, lm, settings: Settings, reco
             entry = explain_one(classifier, lm, item, position, settings)
             _warn_vanishing(events, entry, record["warnings"])
             _warn_cut(events, entry)
+            _warn_gaps(events, entry)
         except TextInputError as error:
             entry = {"name": item.name, "text": item.text, "status": "error", "error": str(error)}
         except Exception as error:  # noqa: BLE001 - one text's failure stays its own; the rest go on
@@ -300,6 +312,13 @@ def _warn_vanishing(events: Events, entry: dict, kept: list[str]) -> None:
         events.warning(VANISHING)
 
 
+def _warn_gaps(events: Events, entry: dict) -> None:
+    for method, gap in entry["gaps"].items():
+        if gap > GAP_WARNING:
+            events.warning(f"{entry['name']} / {method}: completeness gap {gap:.1%} > {GAP_WARNING:.0%}; raise "
+                           f"--n-steps (or --set {method}.n_steps=N) for a faithful attribution")
+
+
 def _warn_cut(events: Events, entry: dict) -> None:
     if entry["cut"]:
         cut = entry["cut"]
@@ -313,7 +332,7 @@ def json_view(record: dict[str, Any], out: Path) -> dict[str, Any]:
         if e["status"] != "ok":
             return {"name": e["name"], "text": e["text"], "error": e["error"]}
         return {k: e[k] for k in ("name", "text", "words", "prediction", "target", "target_from", "scores",
-                                 "cut")}
+                                 "gaps", "cut")}
 
     return {"texts": [entry(e) for e in record["texts"]], "correlations": record["correlations"],
             "correlation_texts": record["correlation_texts"],

@@ -104,6 +104,8 @@ def text_panel(entry: dict[str, Any]) -> Group:
             line.append(" ")
         order = sorted(range(len(scores)), key=lambda i: -abs(scores[i]))[:STRONGEST]
         strongest = ", ".join(f"{entry['words'][i]}={scores[i]:+.2g}" for i in order if scores[i])  # pairs unbroken
+        gap = entry.get("gaps", {}).get(method)
+        strongest += "" if gap is None else f"\ncompleteness gap {gap:.2%}"
         table.add_row(escape(method), line, escape(strongest))
     return titled(title, table)
 

@@ -14,7 +14,7 @@ def test_json_schema_and_run_folder(run_cli, text_models, tmp_path):
     assert set(data) == {"texts", "correlations", "correlation_texts", "warnings", "out_dir"}
     assert len(data["texts"]) == 2
     first = data["texts"][0]
-    assert set(first) == {"name", "text", "words", "prediction", "target", "target_from", "scores", "cut"}
+    assert set(first) == {"name", "text", "words", "prediction", "target", "target_from", "scores", "gaps", "cut"}
     assert first["cut"] is None and first["target_from"] == "prediction"
     assert [t["name"] for t in data["texts"]] == ["text 1", "text 2"] and data["warnings"] == []
     assert first["words"] == ["the", "movie", "was", "great"] and set(first["prediction"]) == {"index", "label", "prob"}
@@ -95,6 +95,35 @@ def test_each_method_names_its_strongest_words_with_scores(run_cli, text_models,
     top = sorted(range(5), key=lambda i: -abs(scores[i]))[:3]
     expected = ", ".join(f"{words[i]}={scores[i]:+.2g}" for i in top)
     assert result.exit_code == 0 and expected in " ".join(result.output.split())
+
+
+def test_integrated_gradients_reports_its_completeness_gap_and_warns_over_5_percent(run_cli, text_models,
+                                                                                       tmp_path):
+    """The classifier with its weights scaled up is far from linear: 2 steps leave a gap of tens of percent."""
+    import shutil
+
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    sharp = tmp_path / "sharp"
+    shutil.copytree(text_models["clf"], sharp)
+    model = AutoModelForSequenceClassification.from_pretrained(sharp)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.mul_(30 if parameter.ndim == 2 else 1)
+    model.save_pretrained(sharp)
+    texts = ["the movie was great fun", "a dull and boring film"]
+    coarse = run_cli("explain-text", *texts, "-M", sharp, "-m", "ig", "-m", "unk", "--n-steps", "2",
+                     "--out", tmp_path / "a", "--json")
+    gaps = [t["gaps"] for t in parse_json(coarse)["texts"]]
+    assert all(set(g) == {"integrated_gradients"} and g["integrated_gradients"] > 0.05 for g in gaps)
+    warned = [line for line in coarse.stderr.splitlines() if "completeness gap" in line]
+    assert len(warned) == 2 and warned[0].startswith("warning: text 1 / integrated_gradients: completeness gap")
+    fine = run_cli("explain-text", *texts, "-M", sharp, "-m", "ig", "--n-steps", "64", "--out", tmp_path / "b",
+                   "--html", tmp_path / "b.html")
+    record = json.loads((tmp_path / "b" / "run.json").read_text())
+    assert all(t["gaps"]["integrated_gradients"] < 0.01 for t in record["texts"]) and "warning" not in fine.stderr
+    assert "completeness gap" in fine.stdout and "completeness gap" in (tmp_path / "b.html").read_text()
 
 
 def test_gold_labels_from_a_csv_column(run_cli, text_models, tmp_path):
