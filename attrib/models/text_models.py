@@ -39,6 +39,10 @@ def _load(kind: str, spec: str, trust_remote_code: bool):
     import transformers
 
     name = spec[3:] if spec.startswith("hf:") else spec
+    prefix = spec.partition(":")[0]
+    if prefix in ("timm", "sample") and not Path(spec).exists():
+        raise ModelError(f"{spec!r} names a {prefix} model (for `attrib explain`, `sanity` or `diffroar`), not "
+                         f"{TASKS[kind]}: give a Hugging Face hub id or a local save_pretrained folder")
     auto = getattr(transformers, kind)
     check_folder(name)
     try:
@@ -47,8 +51,8 @@ def _load(kind: str, spec: str, trust_remote_code: bool):
     except (OSError, ValueError) as error:
         wrong_kind(error, name, TASKS[kind], HINTS[kind])
         where = "the folder" if Path(name).is_dir() else "the Hugging Face hub (offline?)"
-        raise ModelError(f"cannot load {name!r} as {kind[12:]} from {where}: {first_line(error, 160)}; pass a local folder "
-                         "saved with save_pretrained instead") from None
+        raise ModelError(f"cannot load {name!r} as {kind[12:]} from {where}: {first_line(error, 160)}; pass a local "
+                         "folder saved with save_pretrained instead") from None
     if not tokenizer.is_fast:
         raise ModelError(f"{name}: attrib needs a fast tokenizer (character offsets) and this one is not")
     return model.eval(), tokenizer

@@ -156,7 +156,10 @@ def test_usage_errors_are_one_line(run_cli, text_models, tmp_path):
              (["hi", "-M", text_models["lm"], "-m", "unk"],  # an LM's head is not a classifier's: never random
               "is not a sequence classifier checkpoint: it has no weights for bert.pooler.dense.bias"),
              (["hi", "-M", text_models["clf"], "--lm", text_models["clf"]],
-              "is not a masked language model checkpoint: it has no weights for cls.predictions")]
+              "is not a masked language model checkpoint: it has no weights for cls.predictions"),
+             (["hi", "-M", "timm:resnet18", "-m", "unk"], "'timm:resnet18' names a timm model (for `attrib explain`"),
+             (["hi", "-M", text_models["clf"], "--lm", "sample:synthetic-standard"],
+              "names a sample model (for `attrib explain`, `sanity` or `diffroar`), not a masked language model")]
     for args, message in cases:
         result = run_cli("explain-text", *args, "--out", tmp_path / "x")
         assert result.exit_code == 2, (args, result.output)
