@@ -145,6 +145,20 @@ def ignored_settings(overrides: dict[str, dict[str, Any]], kwargs: dict[str, dic
     return out
 
 
+def check_images(kwargs: dict[str, dict[str, Any]], shape: tuple[int, ...] | None, inputs: str) -> None:
+    """A UsageError for a method configured for images only (a config's optional ``image_only()`` says why) when
+    the inputs, each of ``shape`` (None: not images, whatever their size), are not (C, H, W) images."""
+    from attrib.methods import METHODS
+
+    if shape is not None and len(shape) == 3:
+        return
+    for name, options in kwargs.items():
+        config = METHODS[name].make_config(**options)
+        reason = config.image_only() if hasattr(config, "image_only") else None
+        if reason:
+            raise UsageError(f"{name} takes images (C, H, W) only, as configured ({reason}); {inputs} are not")
+
+
 def describe_config(options: dict[str, Any], descriptions: dict[str, str] | None = None) -> dict[str, Any]:
     """``options`` with tensors replaced by their description (``descriptions[key]``) or their shape."""
     descriptions = descriptions or {}

@@ -22,8 +22,8 @@ from attrib.errors import counted, duration, first_line
 from attrib.evaluate.diffroar import (CONTROL, DEFAULT_KS, DiffRoarConfig, attribute_split, check_compatible,
                                       epoch_seconds, null_block_share, plan, retrain, retrain_recipe)
 from attrib.executors import Executor, ExecutorSpec, executor_for
-from attrib.jobs.common import Events, describe_config, describe_methods, failure_line, header, ignored_settings, \
-    method_kwargs, now, resolve_device, resolve_methods, supplies
+from attrib.jobs.common import Events, check_images, describe_config, describe_methods, failure_line, header, \
+    ignored_settings, method_kwargs, now, resolve_device, resolve_methods, supplies
 from attrib.runs import diffroar as files
 from attrib.runs.store import RunStore
 
@@ -119,6 +119,7 @@ def prepare(options: Options, events: Events):
     describe_methods(names, kwargs)  # validates every option
     for warning in ignored_settings(overrides, kwargs):
         events.warning(warning)
+    check_images(kwargs, data.input_shape, f"{name}'s inputs, of shape {data.input_shape},")
     model.module.to(device)
     events.info(f"model: {model.name}; data: {name}; methods: {', '.join(config.all_methods)}; device: {device}")
     return model, config

@@ -21,8 +21,8 @@ import torch
 
 from attrib.data.text import TextInputError, TextItem, Word, split_words
 from attrib.errors import UsageError, counted
-from attrib.jobs.common import (GAP_WARNING, Events, describe_methods, failure_line, header, ignored_settings, now,
-                                resolve_device)
+from attrib.jobs.common import (GAP_WARNING, Events, check_images, describe_methods, failure_line, header,
+                                ignored_settings, now, resolve_device)
 from attrib.methods import METHODS, TEXT, TextContext, check_needs
 from attrib.runs.store import RunStore
 
@@ -215,6 +215,7 @@ def _load(options: Options, events: Events):
                         parse_class(options.target, classifier.labels), overrides)
     for warning in ignored_settings(overrides, {m: settings.config(m) for m in names}):
         events.warning(warning)
+    check_images({m: settings.config(m) for m in names}, None, "text embeddings (tokens, dim)")
     events.info(f"classifier: {classifier.name}; LM: {lm.name if lm else '—'}; methods: {', '.join(names)}; "
                 f"{counted(len(items), 'text')}")
     return classifier, lm, settings, items, device

@@ -14,8 +14,8 @@ import torch
 from attrib.errors import UsageError, counted
 from attrib.evaluate.sanity import TESTS, THRESHOLDS, SanityConfig, resolve_radii, n_explanations, run_sanity, \
     with_budget
-from attrib.jobs.common import Events, describe_methods, header, ignored_settings, method_kwargs, now, resolve_device, \
-    resolve_methods, supplies
+from attrib.jobs.common import Events, check_images, describe_methods, header, ignored_settings, method_kwargs, now, \
+    resolve_device, resolve_methods, supplies
 from attrib.runs.store import RunStore
 
 KIND = "sanity"
@@ -71,6 +71,7 @@ def _prepare(options: Options, events: Events):
     methods = describe_methods(names, configs, descriptions)  # validates every option
     for warning in ignored_settings(overrides, configs):
         events.warning(warning)
+    check_images(configs, tuple(x.shape[1:]), f"the inputs, of shape {tuple(x.shape[1:])},")
     extra = {k: v for k, v in (("max_layers", options.max_layers), ("repeats", options.repeats)) if v is not None}
     radii = resolve_radii(options.radii, x, options.norm)
     config = SanityConfig(names, configs, list(options.tests), options.layers, radii=radii, norm=options.norm,

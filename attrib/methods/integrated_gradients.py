@@ -74,6 +74,10 @@ class IGConfig:
         if not self.blur_sigma_frac >= 0:  # nan fails too
             raise ValueError(f"blur_sigma_frac must be >= 0, got {self.blur_sigma_frac}")
 
+    def image_only(self) -> str | None:
+        """Why this configuration takes image inputs (B, C, H, W) only (None: any shape)."""
+        return "the blur baseline blurs images" if isinstance(self.baseline, str) and self.baseline == "blur" else None
+
     def ignored(self) -> dict[str, str]:
         """The options this configuration does not use, each with why (a user who set one is told)."""
         out = {}

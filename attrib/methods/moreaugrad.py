@@ -112,6 +112,10 @@ class GroupMoreauGradConfig(MoreauGradConfig):
     eta: float = 5e-2
     group_size: int = 14
 
+    def image_only(self) -> str | None:
+        """Why this configuration takes image inputs (B, C, H, W) only (None: any shape)."""
+        return "its penalty acts on square pixel blocks"
+
 
 def soft_threshold(v: torch.Tensor, threshold: float) -> torch.Tensor:
     """sign(v) max(|v| - threshold, 0): the prox of threshold x ||.||_1."""

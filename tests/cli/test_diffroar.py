@@ -100,6 +100,9 @@ def test_usage_errors_exit_2_with_one_line(run_cli, tmp_path):
              (["-m", "nosuch"], "unknown method"),
              (["-M", "sample:nope"], "unknown sample model"),
              (["--classes", "x"], "comma-separated class indices"),
+             (["-M", "sample:synthetic-standard", "-m", "mg_group"],  # was "unexpected ValueError" after the start
+              "moreaugrad_group takes images (C, H, W) only, as configured (its penalty acts on square pixel blocks); "
+              "synthetic's inputs, of shape (10,), are not"),
              (["-M", "timm:test_resnet", "--no-pretrained"], "--dataset is required")]
     for args, message in cases:
         result = run_cli("diffroar", *args, "--out", tmp_path / "x")

@@ -158,6 +158,8 @@ def test_usage_errors_are_one_line(run_cli, text_models, tmp_path):
              (["hi", "-M", text_models["clf"], "--lm", text_models["clf"]],
               "is not a masked language model checkpoint: it has no weights for cls.predictions"),
              (["hi", "-M", "timm:resnet18", "-m", "unk"], "'timm:resnet18' names a timm model (for `attrib explain`"),
+             (["hi", "-M", text_models["clf"], "-m", "ig", "--set", "baseline=blur"],  # each text failed alone
+              "(the blur baseline blurs images); text embeddings (tokens, dim) are not"),
              (["hi", "-M", text_models["clf"], "--lm", "sample:synthetic-standard"],
               "names a sample model (for `attrib explain`, `sanity` or `diffroar`), not a masked language model")]
     for args, message in cases:

@@ -104,7 +104,10 @@ def test_usage_errors(run_cli, tmp_path):
              (["--dataset", "synthetic"],  # was "unexpected RuntimeError: Expected 3D (unbatched) or 4D ..."
               "sample:blockdigits-standard cannot take synthetic inputs of shape (10,)"),
              (["--dataset", "blockdigits", str(tmp_path / "cat.png")],  # the image was silently ignored
-              "give images or --dataset blockdigits, not both")]
+              "give images or --dataset blockdigits, not both"),
+             (["-M", "sample:synthetic-standard", "-m", "ig", "--set", "baseline=blur"],  # "unexpected ValueError"
+              "integrated_gradients takes images (C, H, W) only, as configured (the blur baseline blurs images); "
+              "the inputs, of shape (10,), are not")]
     for args, message in cases:
         result = run_cli("sanity", *SAMPLE, *args, "--out", tmp_path / "x")
         assert result.exit_code == 2, (args, result.output)
