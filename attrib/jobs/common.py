@@ -116,7 +116,8 @@ def method_kwargs(name: str, overrides: dict[str, Any], supplies: dict[str, Any]
 
 def describe_methods(names: list[str], kwargs: dict[str, dict[str, Any]],
                      descriptions: dict[str, str] | None = None) -> list[dict[str, Any]]:
-    """Per method: name, resolved config (tensors described), cost and sign, as records hold them.
+    """Per method: name, resolved config (tensors described), cost, sign and the options this configuration
+    does not use (reports leave them out), as records hold them.
 
     Raises:
         UsageError: an option value the method's config refuses.
@@ -128,7 +129,7 @@ def describe_methods(names: list[str], kwargs: dict[str, dict[str, Any]],
         spec = METHODS[name]
         cfg = spec.make_config(**kwargs.get(name, {}))
         out.append({"method": name, "config": describe_config(vars(cfg), descriptions), "cost": spec.cost,
-                    "signed": spec.is_signed(cfg)})
+                    "signed": spec.is_signed(cfg), "unused": sorted(cfg.ignored()) if hasattr(cfg, "ignored") else []})
     return out
 
 

@@ -123,7 +123,10 @@ def test_integrated_gradients_reports_its_completeness_gap_and_warns_over_5_perc
                    "--html", tmp_path / "b.html")
     record = json.loads((tmp_path / "b" / "run.json").read_text())
     assert all(t["gaps"]["integrated_gradients"] < 0.01 for t in record["texts"]) and "warning" not in fine.stderr
-    assert "completeness gap" in fine.stdout and "completeness gap" in (tmp_path / "b.html").read_text()
+    html = (tmp_path / "b.html").read_text()
+    assert "completeness gap" in fine.stdout and "completeness gap" in html
+    assert record["methods"][0]["unused"] == ["blur_sigma_frac", "match_steps", "start_steps", "tol"]
+    assert "<code>rule=gausslegendre</code>" in html and "tol=" not in html  # the report leaves out unused options
 
 
 def test_gold_labels_from_a_csv_column(run_cli, text_models, tmp_path):
