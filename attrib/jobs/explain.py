@@ -522,6 +522,7 @@ def json_view(record: dict[str, Any], out: Path) -> dict[str, Any]:
     """The ``--json`` object: the run's facts with file paths made absolute."""
     from attrib.runs import load_run
 
+    out = out.resolve()
     def path(relative: str | None) -> str | None:
         return None if relative is None else str(out / relative)
 

@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -47,6 +48,14 @@ def test_default_run_explains_the_samples(run_cli, tmp_path):
     config = record["methods"][0]["config"]
     assert (config["rule"], config["n_steps"], config["tol"]) == ("adaptive", 256, 0.01) and "torch" in record["versions"]
     assert attrib.load_run(out).arrays[("chelsea", "integrated_gradients")].shape == (3, 224, 224)
+
+
+def test_json_paths_are_absolute_for_a_relative_out(run_cli, images, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    data = parse_json(run_cli("explain", images / "im0.png", *TINY, "-m", "gradient", "--out", "rel", "--json"))
+    overlay = data["inputs"][0]["attributions"][0]["overlay"]
+    assert data["out_dir"] == str(tmp_path / "rel") and overlay.startswith(str(tmp_path / "rel"))
+    assert Path(overlay).is_file()
 
 
 def test_json_schema_and_options(run_cli, images, tmp_path):
