@@ -33,7 +33,9 @@ class IGConfig:
     """Attributes:
         n_steps: quadrature points along the path: fixed rules use exactly this many (default 50, as the
             official code); the adaptive rule at most this many (default 256).
-        baseline: "zero", "blur", "uniform" or a tensor broadcastable to the inputs (see methods/baselines.py).
+        baseline: "zero" (the all-zero input: a normalised image model's mean colour), "blur" (the input
+            Gaussian-blurred, sigma = blur_sigma_frac x its larger side; images only), "uniform" (noise drawn
+            uniformly in each input's [min, max], from the seed) or a tensor broadcastable to the inputs.
         rule: "adaptive" (nested trapezoid refined until the completeness gap is within tol and the map is as
             accurate as match_steps-point Gauss-Legendre's, by its own estimate), or a fixed rule:
             "gausslegendre" (exact for polynomials of degree 2 n_steps - 1), "riemann_left", "riemann_right",
