@@ -76,8 +76,8 @@ def _show_input(ui: UI, entry: dict, totals: dict) -> None:
 
     if entry.get("skipped"):
         ui.detail(f"{entry['name']}: already done (use --force to redo)")
-    if ui.verbose or (totals.get("inputs") or 0) <= TABLES_UP_TO:
-        ui.show(input_table(entry))
+    if entry["status"] == "ok" and (ui.verbose or (totals.get("inputs") or 0) <= TABLES_UP_TO):
+        ui.show(input_table(entry))  # a failed input's one line is the job's error event
 
 
 def _summary(ui: UI, record: dict, out: Path) -> None:

@@ -26,10 +26,6 @@ def input_table(entry: dict[str, Any]) -> Group:
     """One input: its top predictions, then per method the target, completeness gap and time."""
     title = escape(entry["name"]) + (" [dim](already done)[/dim]" if entry.get("skipped") else "")
     table = Table(show_edge=False)
-    if entry["status"] != "ok":
-        table.add_column("error", style="red")
-        table.add_row(escape(str(entry["error"])))
-        return titled(title, table)
     for column in ("", "class", "prob / target", "gap", "time"):
         table.add_column(column)
     for rank, p in enumerate(entry["predictions"], 1):
