@@ -90,8 +90,8 @@ def text_panel(entry: dict[str, Any]) -> Group:
         title += f" (its first {entry['cut']['explained']} of {entry['cut']['words']} words: the token limit)"
     table = Table(show_edge=False, show_header=False)
     table.add_column("method", no_wrap=True)
-    table.add_column("words", ratio=3)
-    table.add_column("strongest", ratio=1, style="dim")
+    table.add_column("words")
+    table.add_column("strongest", style="dim")
     for method, scores in entry["scores"].items():
         scale = max((abs(s) for s in scores), default=0.0) or 1.0
         line = Text()
