@@ -131,7 +131,7 @@ def correlation_table(table: dict[str, dict[str, float | None]], counts: dict[st
 def sanity_tables(record: dict[str, Any]) -> list[Group]:
     """Verdicts first, then the numbers behind them."""
     tables = []
-    verdicts = Table(show_edge=False)
+    verdicts = Table(show_edge=False, pad_edge=False)  # flush left, as the tables below it
     for column in ("method", "test", "", "reason"):
         verdicts.add_column(column)
     for v in record["verdicts"]:
@@ -167,7 +167,7 @@ def _table(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> "WordWrapped
     cells = [[FORMATS[c].format(row[c]) if c in FORMATS and isinstance(row.get(c), float)
               else _fmt(row.get(c), (row.get("spread") or {}).get(c) if row.get("draws", 1) > 1 else None)
               for c in columns] for row in rows]
-    table = Table(show_edge=False)
+    table = Table(show_edge=False, pad_edge=False)  # two more characters for the cells
     for column in columns:
         table.add_column(column.replace("_", " "), overflow="fold",  # a name is broken, never cut short
                          justify="left" if column in ("method", "mode", "layer", "perturbation") else "right")
@@ -201,8 +201,9 @@ class WordWrapped:
         return sum(word for word, _ in self.extents) + self._overhead()
 
     def _overhead(self) -> int:
-        """Padding on both sides of each column, a rule between columns, and the edges where drawn."""
-        return 3 * len(self.extents) - 1 + (2 if self.table.show_edge else 0)
+        """Padding on both sides of each column (but the outer sides without pad_edge), a rule between columns,
+        and the edges where drawn."""
+        return 3 * len(self.extents) - 1 - (0 if self.table.pad_edge else 2) + (2 if self.table.show_edge else 0)
 
     def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
         return Measurement.get(console, options, self.table)
