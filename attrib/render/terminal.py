@@ -42,7 +42,7 @@ def diffroar_table(record: dict[str, Any]) -> Group:
     rows = record["results"]
     ks = sorted({r["k"] for r in rows})
     title = f"DiffROAR — {escape(record['model']['name'])} on {escape(record['dataset']['name'])}"
-    table = Table(show_edge=False)
+    table = Table(show_edge=False, pad_edge=False)
     table.add_column("method", overflow="fold")  # a long name is broken, never cut short
     for k in ks:
         table.add_column(f"k={k:g}", justify="right", no_wrap=True)
@@ -52,7 +52,7 @@ def diffroar_table(record: dict[str, Any]) -> Group:
             r = next((r for r in rows if r["method"] == method and r["k"] == k), None)
             cells.append("" if r is None else _cell(r))
         table.add_row(escape(method), *cells)
-    return titled(title, table, "DiffROAR (± std over seeds); dim: acc(top-k kept)/acc(bottom-k kept)")
+    return titled(title, WordWrapped(table), "DiffROAR (± std over seeds); dim: acc(top-k kept)/acc(bottom-k kept)")
 
 
 def _cell(r: dict[str, Any]) -> str:

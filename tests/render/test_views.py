@@ -120,8 +120,10 @@ def test_terminal_tables_keep_names_and_spreads_whole_at_80_columns():
             for m in ("gradient", "integrated_gradients", "random") for k in (0.05, 0.1, 0.2, 0.3, 0.5)]
     record = {"results": rows, "model": {"name": "sample:synthetic-standard"}, "dataset": {"name": "synthetic"}}
     text = _printed([diffroar_table(record)], 80)
-    assert "…" not in text and "integrated_gradien" in text and text.count("± 0.012") == 15
-    assert " integrated_gradients " in _printed([diffroar_table(record)], 100)
+    assert "…" not in text and "integrated_gradients " in text and text.count("± 0.012") == 15
+    assert all(len(line) <= 80 for line in text.splitlines())
+    narrow = _printed([diffroar_table(record)], 70)  # the name folded where it cannot fit, the numbers whole
+    assert "…" not in narrow and narrow.count("± 0.012") == 15 and all(len(line) <= 70 for line in narrow.splitlines())
 
 
 def test_sanity_tables_drop_no_column_at_80_or_120_columns():
