@@ -213,9 +213,10 @@ def _load(options: Options, events: Events):
     lm = load_masked_lm(options.lm, trust_remote_code=options.trust_remote_code, device=device) if needs_lm else None
     settings = Settings(names, options.n_samples, options.n_steps, options.seed,
                         parse_class(options.target, classifier.labels), overrides)
-    for warning in ignored_settings(overrides, {m: settings.config(m) for m in names}):
+    configs = {m: settings.config(m) for m in names}
+    for warning in ignored_settings(overrides, configs):
         events.warning(warning)
-    check_images({m: settings.config(m) for m in names}, None, "text embeddings (tokens, dim)")
+    check_images(configs, None, "text embeddings (tokens, dim)")
     events.info(f"classifier: {classifier.name}; LM: {lm.name if lm else '—'}; methods: {', '.join(names)}; "
                 f"{counted(len(items), 'text')}")
     return classifier, lm, settings, items, device

@@ -76,16 +76,19 @@ class IGConfig:
         if not self.blur_sigma_frac >= 0:  # nan fails too
             raise ValueError(f"blur_sigma_frac must be >= 0, got {self.blur_sigma_frac}")
 
+    def _blurs(self) -> bool:
+        return isinstance(self.baseline, str) and self.baseline == "blur"
+
     def image_only(self) -> str | None:
         """Why this configuration takes image inputs (B, C, H, W) only (None: any shape)."""
-        return "the blur baseline blurs images" if isinstance(self.baseline, str) and self.baseline == "blur" else None
+        return "the blur baseline blurs images" if self._blurs() else None
 
     def ignored(self) -> dict[str, str]:
         """The options this configuration does not use, each with why (a user who set one is told)."""
         out = {}
         if self.rule != "adaptive":
             out = dict.fromkeys(("tol", "match_steps", "start_steps"), f"it is for the adaptive rule, not {self.rule}")
-        if not (isinstance(self.baseline, str) and self.baseline == "blur"):
+        if not self._blurs():
             out["blur_sigma_frac"] = "it is for the blur baseline"
         return out
 
