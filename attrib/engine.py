@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from attrib.errors import first_line
 from attrib.targets import Target, as_logits
 
 Points = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, Any]]
@@ -259,10 +260,17 @@ class Engine:
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         net = self._network(x[:1].detach())
-        if self.precision == "bf16":
-            with torch.autocast(self.device.type, dtype=torch.bfloat16):
-                return as_logits(net(x))
-        return as_logits(net(x))
+        try:
+            if self.precision == "bf16":
+                with torch.autocast(self.device.type, dtype=torch.bfloat16):
+                    return as_logits(net(x))
+            return as_logits(net(x))
+        except (RuntimeError, ValueError) as error:
+            if is_oom(error) or not (isinstance(self.model, torch.nn.Module) and self.model.training):
+                raise
+            kind = ValueError if isinstance(error, ValueError) else RuntimeError
+            raise kind(f"{first_line(error)} (the model is in training mode: BatchNorm then takes "
+                              "its statistics from each chunk of rows; call model.eval())") from error
 
     def _layout(self, x: torch.Tensor) -> torch.Tensor:
         if self.channels_last and x.ndim == 4:

@@ -57,6 +57,14 @@ def test_training_mode_warns():
         attrib.attribute(net, torch.randn(1, 3, 12, 12, dtype=torch.float64), "gradient")
 
 
+def test_a_model_failing_in_training_mode_is_told_to_use_eval_mode():
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.BatchNorm2d(4),
+                              torch.nn.Flatten(), torch.nn.Linear(4, 2)).train()  # one row: one value per channel
+    with pytest.warns(UserWarning, match="training mode"), pytest.raises(ValueError, match=r"call model\.eval\(\)"):
+        attrib.attribute(net, torch.randn(1, 3, 12, 12), "gradient")
+    assert attrib.attribute(net.eval(), torch.randn(1, 3, 12, 12), "gradient").values.shape == (1, 3, 12, 12)
+
+
 def test_auto_chunk_does_not_grow_with_rows():
     net = small_convnet(torch.float32)
     x = torch.randn(1, 3, 12, 12)

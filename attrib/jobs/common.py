@@ -3,6 +3,7 @@ and the one policy for Expected Gradients' reference set."""
 
 from __future__ import annotations
 
+import math
 import platform
 import time
 import traceback
@@ -205,3 +206,47 @@ def resolve_background(model, *, folder: str | None = None, seed: int = 0, data:
     if fallback is not None:
         return fallback, "the explained inputs"
     raise UsageError(f"{model.name}: no reference set for expected_gradients; give --background DIR")
+
+
+def attribution_row(result, b: int) -> dict[str, Any]:
+    """Input ``b``'s share of an :class:`attrib.api.Attribution` as plain values (copies: the batch's tensors can
+    be freed): its map, gap, passes and, for an adaptive rule, whether it converged."""
+    gap = None if result.completeness_gap is None else float(result.completeness_gap[b])
+    undefined = gap is not None and not math.isfinite(gap)  # F(x) = F(baseline): a gap relative to 0
+    extras = result.extras
+    passes = int(extras["steps"][b]) if "steps" in extras else result.passes // len(result.values)
+    return {"values": result.values[b].numpy().copy(), "signed": result.signed,
+            "gap": None if undefined else gap, "gap_undefined": undefined, "budget": result.config.get("n_steps"),
+            "target": result.target[b] if result.target else None, "seconds": result.seconds / len(result.values),
+            "passes": passes, "converged": bool(extras["converged"][b]) if "converged" in extras else None,
+            "gap_stderr": float(extras["gap_stderr"][b]) if "gap_stderr" in extras else None,
+            "map_error": float(extras["map_error"][b]) if "map_error" in extras else None,
+            "tol": result.config.get("tol"), "match_steps": result.config.get("match_steps")}
+
+
+def gap_warnings(result: dict, method: str, precision: str = "fp32") -> list[str]:
+    """Say when a map is not faithful (for the terminal and the record): an adaptive rule that spent its budget
+    first, or a gap over 5%; and when the gap is undefined (F(x) = F(baseline) at the compute precision). In
+    bf16 the advice is fp32: the rule reads rounding as roughness, and more steps do not remove it."""
+    gap = result["gap"]
+    if result["gap_undefined"]:
+        return ["F(x) equals F(baseline) for the explained class at this precision, so the completeness "
+                "gap (relative to their difference) is undefined and cannot vouch for the map"]
+    if result["converged"] is False:
+        goal = f"a gap within tol {result['tol']:.1%}"
+        if result["match_steps"]:
+            goal += f" and a map as accurate as {result['match_steps']}-step Gauss-Legendre's"
+        spent = (f"spent its budget of {result['passes']} steps" if result["passes"] >= (result["budget"] or 0)
+                 else f"stopped after {result['passes']} steps (its panels reached the narrowest width)")
+        advice = ("run in fp32 (--precision fp32): in bf16 rounding reads as roughness of the path"
+                  if precision == "bf16" else f"raise n_steps (--set {method}.n_steps=N)")
+        return [f"the adaptive rule {spent} before reaching {goal}: completeness gap {gap:.2%}, "
+                f"estimated map error {result['map_error']:.1%}; {advice} for a more faithful map"]
+    if gap is not None and gap > GAP_WARNING:
+        noise = f" ± {result['gap_stderr']:.1%} (Monte Carlo)" if result["gap_stderr"] is not None else ""
+        from attrib.methods import METHODS
+
+        knob = METHODS[method].knob
+        advice = f"raise {knob} (--set {method}.{knob}=N)" if knob else "raise its budget (--set)"
+        return [f"completeness gap {gap:.1%}{noise} > {GAP_WARNING:.0%}; {advice} for a faithful map"]
+    return []

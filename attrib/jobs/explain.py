@@ -27,8 +27,8 @@ import torch
 
 from attrib.errors import AttribError, UsageError, first_line
 from attrib.executors import ExecutorSpec, make_executor
-from attrib.jobs.common import (GAP_WARNING, Events, describe_methods, failure_line, header, ignored_settings,
-                                method_kwargs, now, resolve_device, resolve_methods, supplies)
+from attrib.jobs.common import (Events, attribution_row, describe_methods, failure_line, gap_warnings, header,
+                                ignored_settings, method_kwargs, now, resolve_device, resolve_methods, supplies)
 from attrib.jobs.pipeline import OrderedFinisher, batches, prefetch
 from attrib.runs.store import RunStore, slug
 
@@ -373,7 +373,7 @@ def _decode(plan: Plan, source, input_id: str) -> dict[str, Any]:
 
 
 def _explain_batch(plan: Plan, items: list[dict], options: Options, events: Events) -> list:
-    """Per item: (outputs row, {method: that input's share of the result, see _one}) or its error line.
+    """Per item: (outputs row, {method: that input's share of the result, see attribution_row}) or its error line.
     A failing batch is retried one input at a time, so that one bad input fails alone."""
     if not items:
         return []
@@ -400,22 +400,7 @@ def _attribute_all(plan: Plan, x: torch.Tensor, options: Options, events: Events
         except (RuntimeError, ValueError) as error:  # e.g. an input size this model cannot take
             raise MethodFailed(f"{method} failed: {first_line(error)}") from error
         events.shrink("rows", _rows(plan, method) * len(x) - results[method].passes)
-    return [(outputs[b].clone(), {m: _one(r, b) for m, r in results.items()}) for b in range(len(x))]
-
-
-def _one(result, b: int) -> dict[str, Any]:
-    """What finishing one input needs of a batch's Attribution (copies: the batch's tensors can be freed)."""
-    gap = None if result.completeness_gap is None else float(result.completeness_gap[b])
-    undefined = gap is not None and not math.isfinite(gap)  # F(x) = F(baseline): a gap relative to 0
-    extras = result.extras
-    passes = int(extras["steps"][b]) if "steps" in extras else result.passes // len(result.values)
-    return {"values": result.values[b].numpy().copy(), "signed": result.signed,
-            "gap": None if undefined else gap, "gap_undefined": undefined, "budget": result.config.get("n_steps"),
-            "target": result.target[b] if result.target else None, "seconds": result.seconds / len(result.values),
-            "passes": passes, "converged": bool(extras["converged"][b]) if "converged" in extras else None,
-            "gap_stderr": float(extras["gap_stderr"][b]) if "gap_stderr" in extras else None,
-            "map_error": float(extras["map_error"][b]) if "map_error" in extras else None,
-            "tol": result.config.get("tol"), "match_steps": result.config.get("match_steps")}
+    return [(outputs[b].clone(), {m: attribution_row(r, b) for m, r in results.items()}) for b in range(len(x))]
 
 
 def top_predictions(outputs: torch.Tensor, labels: list[str], k: int, kind: str = "softmax") -> list[dict[str, Any]]:
@@ -474,7 +459,7 @@ def _summary(plan, item, method, result: dict, options: Options, warnings: list[
     values, gap, target = result["values"], result["gap"], result["target"]
     magnitude = options.view == "magnitude"
     heat = render(magnitude_map(values), False) if magnitude else render(values, result["signed"])
-    notes = ([heat.warning] if heat.warning else []) + _gap_warnings(result, method, options.precision)
+    notes = ([heat.warning] if heat.warning else []) + gap_warnings(result, method, options.precision)
     warnings.extend(f"{item['id']} / {method}: {note}" for note in notes)
     files, pngs = {"heatmap": None, "overlay": None}, {}
     if options.images:
@@ -488,34 +473,6 @@ def _summary(plan, item, method, result: dict, options: Options, warnings: list[
             "map_error": result["map_error"], "seconds": round(result["seconds"], 3), "passes": result["passes"],
             "scale": heat.scale, "signed": heat.signed and not magnitude, "warning": "; ".join(notes) or None,
             **files}, pngs
-
-
-def _gap_warnings(result: dict, method: str, precision: str = "fp32") -> list[str]:
-    """Say when a map is not faithful (for the terminal and the record): an adaptive rule that spent its budget
-    first, or a gap over 5%; and when the gap is undefined (F(x) = F(baseline) at the compute precision). In
-    bf16 the advice is fp32: the rule reads rounding as roughness, and more steps do not remove it."""
-    gap = result["gap"]
-    if result["gap_undefined"]:
-        return ["F(x) equals F(baseline) for the explained class at this precision, so the completeness "
-                "gap (relative to their difference) is undefined and cannot vouch for the map"]
-    if result["converged"] is False:
-        goal = f"a gap within tol {result['tol']:.1%}"
-        if result["match_steps"]:
-            goal += f" and a map as accurate as {result['match_steps']}-step Gauss-Legendre's"
-        spent = (f"spent its budget of {result['passes']} steps" if result["passes"] >= (result["budget"] or 0)
-                 else f"stopped after {result['passes']} steps (its panels reached the narrowest width)")
-        advice = ("run in fp32 (--precision fp32): in bf16 rounding reads as roughness of the path"
-                  if precision == "bf16" else f"raise n_steps (--set {method}.n_steps=N)")
-        return [f"the adaptive rule {spent} before reaching {goal}: completeness gap {gap:.2%}, "
-                f"estimated map error {result['map_error']:.1%}; {advice} for a more faithful map"]
-    if gap is not None and gap > GAP_WARNING:
-        noise = f" ± {result['gap_stderr']:.1%} (Monte Carlo)" if result["gap_stderr"] is not None else ""
-        from attrib.methods import METHODS
-
-        knob = METHODS[method].knob
-        advice = f"raise {knob} (--set {method}.{knob}=N)" if knob else "raise its budget (--set)"
-        return [f"completeness gap {gap:.1%}{noise} > {GAP_WARNING:.0%}; {advice} for a faithful map"]
-    return []
 
 
 def json_view(record: dict[str, Any], out: Path) -> dict[str, Any]:

@@ -21,8 +21,8 @@ import torch
 
 from attrib.data.text import TextInputError, TextItem, Word, split_words
 from attrib.errors import UsageError, counted
-from attrib.jobs.common import (GAP_WARNING, Events, check_images, describe_methods, failure_line, header,
-                                ignored_settings, now, resolve_device)
+from attrib.jobs.common import (Events, attribution_row, check_images, describe_methods, failure_line, gap_warnings,
+                                header, ignored_settings, now, resolve_device)
 from attrib.methods import METHODS, TEXT, TextContext, check_needs
 from attrib.runs.store import RunStore
 
@@ -121,19 +121,21 @@ def explain_one(classifier, lm, item: TextItem, position: int, settings: Setting
     probs = classifier.scores(unique.texts)
     target, reason = _target(item, settings, probs[original], classifier.labels)
     scores = {m: fn(probs, original)[:, target].tolist() for m, fn in plans.items()}
-    gaps = {}
+    gaps, faithfulness = {}, {}
     for method in (m for m in settings.methods if m not in plans):
-        values, gap = gradient_scores(classifier, text, words, method, target, settings)
+        values, row = gradient_scores(classifier, text, words, method, target, settings)
         scores[method] = values.tolist()
-        if gap is not None:
-            gaps[method] = gap
+        if row["gap"] is not None:
+            gaps[method] = row["gap"]
+        faithfulness[method] = gap_warnings(row, method)
     labels = classifier.labels
     top = int(probs[original].argmax())
     return {"name": item.name, "text": item.text, "words": [w.text for w in words], "status": "ok", "error": None,
             "prediction": {"index": top, "label": labels[top], "prob": float(probs[original, top])},
             "target": target, "target_label": labels[target], "target_prob": float(probs[original, target]),
             "target_from": reason,
-            "scores": {m: scores[m] for m in settings.methods}, "gaps": gaps, "candidates": len(unique.index),
+            "scores": {m: scores[m] for m in settings.methods}, "gaps": gaps,
+            "faithfulness": {m: notes for m, notes in faithfulness.items() if notes}, "candidates": len(unique.index),
             "cut": cut,
             "seconds": round(time.perf_counter() - start, 3)}
 
@@ -167,10 +169,9 @@ def _target(item: TextItem, settings: Settings, p: torch.Tensor, labels: list[st
 
 
 def gradient_scores(classifier, text: str, words: list[Word], method: str, target: int,
-                    settings: Settings) -> tuple[torch.Tensor, float | None]:
+                    settings: Settings) -> tuple[torch.Tensor, dict[str, Any]]:
     """Per-word sums of an embedding-gradient attribution of the target's score, and the attribution's
-    completeness gap over all embeddings, special tokens included (None: the method has none, or F(x) equals
-    F(baseline))."""
+    :func:`attribution_row` (its completeness gap is over all embeddings, special tokens included)."""
     from attrib.api import attribute
 
     if not hasattr(classifier, "embedding_forward"):
@@ -181,9 +182,7 @@ def gradient_scores(classifier, text: str, words: list[Word], method: str, targe
                        **settings.config(method))
     per_token = result.values[0].sum(-1)
     keep = owner >= 0
-    gap = None if result.completeness_gap is None else float(result.completeness_gap[0])
-    return (torch.zeros(len(words)).index_add_(0, owner[keep], per_token[keep].float()),
-            gap if gap is not None and math.isfinite(gap) else None)
+    return torch.zeros(len(words)).index_add_(0, owner[keep], per_token[keep].float()), attribution_row(result, 0)
 
 
 def _load(options: Options, events: Events):
@@ -315,10 +314,9 @@ def _warn_vanishing(events: Events, entry: dict, kept: list[str]) -> None:
 
 
 def _warn_gaps(events: Events, entry: dict) -> None:
-    for method, gap in entry["gaps"].items():
-        if gap > GAP_WARNING:
-            events.warning(f"{entry['name']} / {method}: completeness gap {gap:.1%} > {GAP_WARNING:.0%}; raise "
-                           f"--n-steps (or --set {method}.n_steps=N) for a faithful attribution")
+    for method, notes in entry["faithfulness"].items():
+        for note in notes:
+            events.warning(f"{entry['name']} / {method}: {note}")
 
 
 def _warn_cut(events: Events, entry: dict) -> None:
@@ -334,7 +332,7 @@ def json_view(record: dict[str, Any], out: Path) -> dict[str, Any]:
         if e["status"] != "ok":
             return {"name": e["name"], "text": e["text"], "error": e["error"]}
         return {k: e[k] for k in ("name", "text", "words", "prediction", "target", "target_from", "scores",
-                                 "gaps", "cut")}
+                                 "gaps", "faithfulness", "cut")}
 
     return {"texts": [entry(e) for e in record["texts"]], "correlations": record["correlations"],
             "correlation_texts": record["correlation_texts"],

@@ -14,7 +14,8 @@ def test_json_schema_and_run_folder(run_cli, text_models, tmp_path):
     assert set(data) == {"texts", "correlations", "correlation_texts", "warnings", "out_dir"}
     assert len(data["texts"]) == 2
     first = data["texts"][0]
-    assert set(first) == {"name", "text", "words", "prediction", "target", "target_from", "scores", "gaps", "cut"}
+    assert set(first) == {"name", "text", "words", "prediction", "target", "target_from", "scores", "gaps",
+                          "faithfulness", "cut"}
     assert first["cut"] is None and first["target_from"] == "prediction"
     assert [t["name"] for t in data["texts"]] == ["text 1", "text 2"] and data["warnings"] == []
     assert first["words"] == ["the", "movie", "was", "great"] and set(first["prediction"]) == {"index", "label", "prob"}
@@ -119,6 +120,12 @@ def test_integrated_gradients_reports_its_completeness_gap_and_warns_over_5_perc
     assert all(set(g) == {"integrated_gradients"} and g["integrated_gradients"] > 0.05 for g in gaps)
     warned = [line for line in coarse.stderr.splitlines() if "completeness gap" in line]
     assert len(warned) == 2 and warned[0].startswith("warning: text 1 / integrated_gradients: completeness gap")
+    spent = run_cli("explain-text", texts[0], "-M", sharp, "-m", "ig", "--n-steps", "8", "--set", "rule=adaptive",
+                    "--out", tmp_path / "c", "--json", "--html", tmp_path / "c.html")
+    (note,) = parse_json(spent)["texts"][0]["faithfulness"]["integrated_gradients"]
+    assert note.startswith("the adaptive rule spent its budget of 8 steps before reaching a gap within tol 1.0%")
+    assert f"warning: text 1 / integrated_gradients: {note}" in spent.stderr
+    assert "integrated_gradients: the adaptive rule spent its budget of 8 steps" in (tmp_path / "c.html").read_text()
     fine = run_cli("explain-text", *texts, "-M", sharp, "-m", "ig", "--n-steps", "64", "--out", tmp_path / "b",
                    "--html", tmp_path / "b.html")
     record = json.loads((tmp_path / "b" / "run.json").read_text())

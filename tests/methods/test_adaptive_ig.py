@@ -186,21 +186,22 @@ class _Level(torch.nn.Module):
 
 
 def test_equal_end_values_leave_the_gap_undefined_and_the_map_converges_alone():
-    from attrib.jobs.explain import _gap_warnings, _one
+    from attrib.jobs.common import attribution_row, gap_warnings
 
     res = attrib.attribute(_Level().eval(), torch.ones(1, 2, dtype=torch.float64), "ig", target=0, baseline="zero")
     assert math.isinf(res.completeness_gap.item())  # |sum - 0| / 0: no refinement can bring it within tol
     assert res.extras["converged"].item() and res.extras["steps"].item() == 9  # the map alone decided
     assert torch.allclose(res.values.double(), torch.tensor([[1.0, -1.0]], dtype=torch.float64), atol=2e-3)
-    entry = _one(res, 0)
+    entry = attribution_row(res, 0)
     assert entry["gap"] is None and entry["gap_undefined"]
-    (said,) = _gap_warnings(entry, "integrated_gradients")
+    (said,) = gap_warnings(entry, "integrated_gradients")
     assert "F(x) equals F(baseline)" in said and "undefined" in said
     stalled = {**entry, "gap_undefined": False, "gap": 0.3, "converged": False, "passes": 30, "budget": 256}
-    assert "stopped after 30 steps (its panels reached the narrowest width)" in _gap_warnings(stalled, "integrated_gradients")[0]
+    (said,) = gap_warnings(stalled, "integrated_gradients")
+    assert "stopped after 30 steps (its panels reached the narrowest width)" in said
     spent = {**stalled, "passes": 256}
-    assert "raise n_steps (--set integrated_gradients.n_steps=N)" in _gap_warnings(spent, "integrated_gradients")[0]
-    (in_bf16,) = _gap_warnings(spent, "integrated_gradients", "bf16")  # more steps do not remove rounding
+    assert "raise n_steps (--set integrated_gradients.n_steps=N)" in gap_warnings(spent, "integrated_gradients")[0]
+    (in_bf16,) = gap_warnings(spent, "integrated_gradients", "bf16")  # more steps do not remove rounding
     assert "run in fp32 (--precision fp32): in bf16 rounding reads as roughness" in in_bf16 and "n_steps" not in in_bf16
 
 
