@@ -95,6 +95,7 @@ def attribute(model: torch.nn.Module | Callable[[torch.Tensor], torch.Tensor], i
         outputs = _outputs(engine, x)
         tgt = make_target(target)
         classes = tgt.resolve(outputs)
+        _check_outputs(outputs, tgt)
         result = spec.fn(Context(engine, x, tgt, seed, _keys(input_keys, len(x))), cfg)
         gap = None
         if result.reference_scores is not None:
@@ -142,6 +143,18 @@ def _outputs(engine: Engine, x: torch.Tensor) -> torch.Tensor:
         raise RuntimeError(f"the model failed on inputs of shape {tuple(x.shape)}{hint}: {error}") from error
 
 
+def _check_outputs(outputs: torch.Tensor, target) -> None:
+    """ValueError for inputs where the model's output is NaN or +inf, or the explained score is not finite
+    (-inf logits of classes never explained are allowed): nothing there can be attributed."""
+    scores = target.score(outputs, torch.arange(len(outputs), device=outputs.device))
+    bad = (outputs.isnan() | outputs.isposinf()).flatten(1).any(dim=1) | ~scores.isfinite()
+    if bool(bad.any()):
+        where = "at this input" if len(outputs) == 1 else \
+            f"at input(s) {', '.join(map(str, bad.nonzero().flatten().tolist()[:5]))}"
+        raise ValueError(f"the model's outputs are NaN or infinite {where}: nothing there can be attributed "
+                         "(check the weights and the preprocessing)")
+
+
 def _where(model: object, x: torch.Tensor, device: torch.device | str | None) -> torch.device | str | None:
     """The device asked for; else None (the engine then takes the model's) unless the model holds no tensors,
     in which case the inputs' device: a closure over a GPU model, given GPU inputs, runs on the GPU."""
@@ -151,10 +164,12 @@ def _where(model: object, x: torch.Tensor, device: torch.device | str | None) ->
 
 
 def completeness_gap(values: torch.Tensor, expected: torch.Tensor) -> torch.Tensor:
-    """|sum(values) - expected| / |expected| per input, as float32 CPU (inf where expected is 0 and sum isn't)."""
+    """|sum(values) - expected| / |expected| per input, as float32 CPU: 0 where both are 0, inf where only
+    expected is, NaN where the values or the reference score are not finite."""
     total = values.reshape(len(values), -1).sum(dim=1).double()
     expected = expected.double()
-    return ((total - expected).abs() / expected.abs()).nan_to_num(nan=0.0).float().cpu()
+    gap = (total - expected).abs() / expected.abs()
+    return torch.where((total == 0) & (expected == 0), 0.0, gap).float().cpu()  # NaN: something is not finite
 
 
 def _keys(keys: Sequence[int] | None, n: int) -> torch.Tensor:

@@ -1,5 +1,7 @@
 """Bad arguments raise one clear error naming what is wrong."""
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -205,3 +207,33 @@ def test_a_baseline_that_requires_grad_gives_plain_results(setup):
     res = attrib.attribute(model, x, "ig", baseline=torch.zeros(1, 3, 12, 12, dtype=x.dtype).requires_grad_(),
                            n_steps=8)
     assert not res.values.requires_grad and not res.completeness_gap.requires_grad
+
+
+def test_inputs_where_the_model_outputs_nan_are_refused_by_position():
+    def model(z):  # NaN for inputs whose first feature is negative
+        return torch.stack([z.sum(1), torch.where(z[:, 0] < 0, float("nan"), 1.0) * z[:, 1]], 1)
+
+    x = torch.tensor([[1.0, 2.0], [-1.0, 2.0], [3.0, 1.0]])
+    with pytest.raises(ValueError, match=r"the model's outputs are NaN or infinite at input\(s\) 1: nothing there"):
+        attrib.attribute(model, x, "gradient", target=0)
+    with pytest.raises(ValueError, match="NaN or infinite at this input"):
+        attrib.attribute(model, x[1:2], "gradient", target=0)
+    masked = attrib.attribute(lambda z: torch.stack([z.sum(1), torch.full_like(z[:, 0], -math.inf)], 1), x,
+                              "gradient", target=0)  # a -inf logit of a class not explained is allowed
+    assert torch.equal(masked.values, torch.ones_like(x))
+
+
+@pytest.mark.parametrize("rule", ["gausslegendre", "adaptive"])
+def test_a_score_that_is_not_finite_at_the_baseline_gives_no_gap_of_zero(rule):
+    """log F is -inf at the zero baseline: IG's integral diverges, so its gap is NaN, never a reassuring 0."""
+    from attrib.jobs.common import attribution_row, gap_warnings
+
+    x = torch.rand(2, 4) + 0.5
+    res = attrib.attribute(lambda z: torch.stack([z.log().sum(1), z.sum(1)], 1), x, "ig", target=0, rule=rule)
+    assert res.completeness_gap.isnan().all()
+    row = attribution_row(res, 0)
+    assert row["gap"] is None and not row["finite"] and not row["gap_undefined"]
+    (said,) = gap_warnings(row, "integrated_gradients")
+    assert said.startswith("the model's gradient or output is not finite at some point the method evaluates")
+    exact = attrib.attribute(lambda z: torch.stack([z.sum(1), z.sum(1)], 1), x, "ig", target=0)
+    assert attribution_row(exact, 0)["finite"] and float(exact.completeness_gap.max()) < 1e-6

@@ -212,11 +212,13 @@ def attribution_row(result, b: int) -> dict[str, Any]:
     """Input ``b``'s share of an :class:`attrib.api.Attribution` as plain values (copies: the batch's tensors can
     be freed): its map, gap, passes and, for an adaptive rule, whether it converged."""
     gap = None if result.completeness_gap is None else float(result.completeness_gap[b])
-    undefined = gap is not None and not math.isfinite(gap)  # F(x) = F(baseline): a gap relative to 0
+    finite = bool(result.values[b].isfinite().all()) and not (gap is not None and math.isnan(gap))
+    undefined = finite and gap is not None and math.isinf(gap)  # F(x) = F(baseline): a gap relative to 0
     extras = result.extras
     passes = int(extras["steps"][b]) if "steps" in extras else result.passes // len(result.values)
     return {"values": result.values[b].numpy().copy(), "signed": result.signed,
-            "gap": None if undefined else gap, "gap_undefined": undefined, "budget": result.config.get("n_steps"),
+            "gap": gap if finite and not undefined else None, "gap_undefined": undefined, "finite": finite,
+            "budget": result.config.get("n_steps"),
             "target": result.target[b] if result.target else None, "seconds": result.seconds / len(result.values),
             "passes": passes, "converged": bool(extras["converged"][b]) if "converged" in extras else None,
             "gap_stderr": float(extras["gap_stderr"][b]) if "gap_stderr" in extras else None,
@@ -229,6 +231,10 @@ def gap_warnings(result: dict, method: str, precision: str = "fp32") -> list[str
     first, or a gap over 5%; and when the gap is undefined (F(x) = F(baseline) at the compute precision). In
     bf16 the advice is fp32: the rule reads rounding as roughness, and more steps do not remove it."""
     gap = result["gap"]
+    if not result.get("finite", True):
+        return ["the model's gradient or output is not finite at some point the method evaluates (IG: on the "
+                "path from the baseline, e.g. a log or a square root at 0): neither the map nor its completeness "
+                "gap can be trusted"]
     if result["gap_undefined"]:
         return ["F(x) equals F(baseline) for the explained class at this precision, so the completeness "
                 "gap (relative to their difference) is undefined and cannot vouch for the map"]

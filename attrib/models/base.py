@@ -16,6 +16,17 @@ class ModelError(AttribError):
     """A model that cannot be resolved or loaded; the message is one line for the user."""
 
 
+def check_finite(module: torch.nn.Module, name: str) -> None:
+    """ModelError when a parameter holds NaN or inf, or a buffer NaN (BatchNorm statistics): the weights of a
+    diverged run or a corrupted file, whose every output and attribution would be NaN."""
+    bad = [key for key, t in module.named_parameters() if t.is_floating_point() and not bool(t.isfinite().all())]
+    bad += [key for key, t in module.named_buffers() if t.is_floating_point() and bool(t.isnan().any())]
+    if bad:
+        shown = ", ".join(bad[:2]) + (f" and {len(bad) - 2} more" if len(bad) > 2 else "")
+        raise ModelError(f"{name} has NaN or infinite weights ({shown}): a diverged training run or a corrupted "
+                         "file; its outputs and attributions would be meaningless")
+
+
 @dataclass
 class Model:
     """What the rest of attrib sees of a model: a plain module from (B, C, H, W) (kind "image") or (B, D)

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from attrib.errors import first_line
-from attrib.models.base import Model, ModelError
+from attrib.models.base import Model, ModelError, check_finite
 
 Loader = Callable[..., Model]  # loader(rest_of_spec, *, weights, pretrained, trust_remote_code) -> Model
 
@@ -44,6 +44,7 @@ def load_model(spec: str | Path | None = None, *, weights: str | Path | None = N
     naming its classes (see :func:`read_labels`)."""
     with _seeded(not pretrained and weights is None):
         model = _load(spec, weights=weights, pretrained=pretrained, trust_remote_code=trust_remote_code)
+    check_finite(model.module, f"{model.name} with weights {weights}" if weights else model.name)
     if model.n_classes == 0:
         raise ModelError(f"{model.name} has no classifier head (0 classes: a feature extractor or backbone); attrib "
                          "explains classifiers: give --weights with a fine-tuned head, or a classification model")

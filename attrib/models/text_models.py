@@ -22,7 +22,7 @@ import torch
 
 from attrib.data.text import Word, replace_word
 from attrib.errors import first_line
-from attrib.models.base import ModelError
+from attrib.models.base import ModelError, check_finite
 from attrib.models.hf_models import check_folder, from_pretrained_checked, multi_label, wrong_kind
 from attrib.targets import SCORE_KINDS, ClassLogit, ClassProb, read_scores, score_kind
 
@@ -55,6 +55,7 @@ def _load(kind: str, spec: str, trust_remote_code: bool):
                          "folder saved with save_pretrained instead") from None
     if not tokenizer.is_fast:
         raise ModelError(f"{name}: attrib needs a fast tokenizer (character offsets) and this one is not")
+    check_finite(model, name)
     return model.eval(), tokenizer
 
 

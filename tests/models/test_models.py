@@ -180,6 +180,22 @@ def test_malformed_and_mismatched_weights(tmp_path):
         load_model("timm:test_resnet", weights=tmp_path / "rgba.pt")
 
 
+def test_weights_holding_nan_are_refused_in_one_line(tmp_path):
+    import timm
+
+    state = timm.create_model("test_resnet").state_dict()
+    state["fc.weight"][0, 0] = float("nan")
+    torch.save(state, tmp_path / "diverged.pt")
+    with pytest.raises(ModelError, match=r"^timm:test_resnet with weights .*diverged\.pt has NaN or infinite weights "
+                                         r"\(fc\.weight\): a diverged training run or a corrupted file"):
+        load_model("timm:test_resnet", weights=tmp_path / "diverged.pt")
+    state["fc.weight"][0, 0] = 0.0
+    state["bn1.running_var"][0] = float("nan")  # a buffer: BatchNorm statistics
+    torch.save(state, tmp_path / "stats.pt")
+    with pytest.raises(ModelError, match=r"\(bn1\.running_var\)"):
+        load_model("timm:test_resnet", weights=tmp_path / "stats.pt")
+
+
 def test_a_mismatch_is_counted_with_examples_in_one_line(tmp_path):
     import timm
 

@@ -178,6 +178,23 @@ def test_an_lm_without_whole_words_is_refused_in_one_line(tmp_path):
         MaskedLM(None, tokenizer, "pieces-only")
 
 
+def test_a_classifier_with_nan_weights_is_refused_in_one_line(tmp_path, text_models):
+    import shutil
+
+    from transformers import BertForSequenceClassification
+
+    from attrib.models.base import ModelError
+
+    broken = tmp_path / "broken"
+    shutil.copytree(text_models["clf"], broken)
+    model = BertForSequenceClassification.from_pretrained(broken)
+    with torch.no_grad():
+        model.classifier.weight[0, 0] = float("inf")
+    model.save_pretrained(broken)
+    with pytest.raises(ModelError, match=r"has NaN or infinite weights \(classifier\.weight\)"):
+        load_text_classifier(str(broken))
+
+
 @pytest.mark.parametrize("extra,kind", [({"num_labels": 1, "problem_type": "regression"}, "output"),
                                         ({"num_labels": 3, "problem_type": "multi_label_classification"}, "sigmoid")])
 def test_heads_read_as_they_are_meant(tmp_path, text_models, extra, kind):
