@@ -1,9 +1,11 @@
 """Text inputs and the unit of text attribution: the word.
 
 Words are maximal runs of letters/digits/underscore, with inner apostrophes or hyphens kept ("don't",
-"well-made"); every other non-space character (punctuation, symbols) is a unit of its own, except invisible
-ones (format and control characters: zero-width spaces and joiners, soft hyphens), which are no unit. Each unit
-keeps its character span, so replacing or deleting a unit edits the original string and leaves the rest untouched.
+"well-made"); each CJK ideograph is a unit of its own (those scripts put no spaces between words; BERT-style
+tokenizers split them per character too); every other non-space character (punctuation, symbols) is a unit of
+its own, except invisible ones (format and control characters: zero-width spaces and joiners, soft hyphens),
+which are no unit. Each unit keeps its character span, so replacing or deleting a unit edits the original
+string and leaves the rest untouched.
 """
 
 from __future__ import annotations
@@ -18,7 +20,12 @@ from pathlib import Path
 
 from attrib.errors import AttribError
 
-WORD = re.compile(r"\w+(?:['’-]\w+)*|[^\w\s]")
+# CJK ideographs, each a unit of its own (the ranges BERT's tokenizer splits per character): Chinese and
+# Japanese kanji are written without spaces, so a run of them is a sentence, not a word
+IDEOGRAPH = ("\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002a6df\U0002a700-\U0002ceaf"
+             "\U0002f800-\U0002fa1f")
+_LETTER = rf"[^\W{IDEOGRAPH}]"  # a word character that is not an ideograph
+WORD = re.compile(rf"[{IDEOGRAPH}]|{_LETTER}+(?:['’-]{_LETTER}+)*|[^\w\s]")
 
 
 NOT_AN_OBJECT = 'not a JSON object (each line must be one, e.g. {"text": ...})'

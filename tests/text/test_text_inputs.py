@@ -16,6 +16,14 @@ def test_words_keep_punctuation_as_units_and_inner_apostrophes():
     assert [w.text for w in split_words("co\u00adoperate\u200bnow")] == ["co", "operate", "now"]
 
 
+def test_each_cjk_ideograph_is_a_unit_and_other_scripts_keep_their_words():
+    assert [w.text for w in split_words("BERT模型很好。")] == ["BERT", "模", "型", "很", "好", "。"]
+    assert [w.text for w in split_words("naïve café, 123_x 𠀀a")] == ["naïve", "café", ",", "123_x", "𠀀", "a"]
+    text = "我喜欢这部电影"
+    words = split_words(text)
+    assert len(words) == 7 and replace_word(text, words[2], "") == "我喜这部电影"
+
+
 def test_replace_and_delete_edit_only_the_word():
     text = "a good film , really"
     words = split_words(text)
