@@ -11,6 +11,7 @@ string and leaves the rest untouched.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 import re
@@ -24,8 +25,31 @@ from attrib.errors import AttribError
 # Japanese kanji are written without spaces, so a run of them is a sentence, not a word
 IDEOGRAPH = ("\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002a6df\U0002a700-\U0002ceaf"
              "\U0002f800-\U0002fa1f")
-_LETTER = rf"[^\W{IDEOGRAPH}]"  # a word character that is not an ideograph
-WORD = re.compile(rf"[{IDEOGRAPH}]|{_LETTER}+(?:['’-]{_LETTER}+)*|[^\w\s]")
+SKIN_TONES, JOINER = "\U0001f3fb-\U0001f3ff", "\u200d"
+
+
+@functools.cache
+def _units() -> re.Pattern:
+    """The unit pattern (built once: the combining marks are read from Unicode's tables, not listed by hand).
+    Combining marks (vowel signs, viramas, accents written as a separate code point, variation selectors) stay
+    in the unit they modify, so "हिन्दी" is one word; an emoji's modifiers and zero-width-joined parts stay in it."""
+    marks = _ranges(lambda c: unicodedata.category(c).startswith("M"), 0x20000) + "\U000e0100-\U000e01ef"
+    letter = rf"(?:[^\W{IDEOGRAPH}]|[{marks}])"  # a word character that is not an ideograph, or a mark
+    symbol = rf"[^\w\s](?:[{marks}{SKIN_TONES}]|{JOINER}[^\w\s])*"
+    return re.compile(rf"[{IDEOGRAPH}][{marks}]*|{letter}+(?:['’-]{letter}+)*|{symbol}")
+
+
+def _ranges(test, end: int) -> str:
+    """A regex class body of the code points below ``end`` that pass ``test``."""
+    out, start = [], None
+    for point in range(end + 1):
+        inside = point < end and test(chr(point))
+        if inside and start is None:
+            start = point
+        elif not inside and start is not None:
+            out.append(re.escape(chr(start)) + ("" if point - 1 == start else "-" + re.escape(chr(point - 1))))
+            start = None
+    return "".join(out)
 
 
 NOT_AN_OBJECT = 'not a JSON object (each line must be one, e.g. {"text": ...})'
@@ -54,7 +78,7 @@ class TextItem:
 
 def split_words(text: str) -> list[Word]:
     """The text's units with their character spans."""
-    return [Word(m.group(), m.start(), m.end()) for m in WORD.finditer(text) if not _invisible(m.group())]
+    return [Word(m.group(), m.start(), m.end()) for m in _units().finditer(text) if not _invisible(m.group())]
 
 
 def _invisible(unit: str) -> bool:

@@ -24,6 +24,14 @@ def test_each_cjk_ideograph_is_a_unit_and_other_scripts_keep_their_words():
     assert len(words) == 7 and replace_word(text, words[2], "") == "我喜这部电影"
 
 
+def test_combining_marks_and_emoji_modifiers_stay_in_their_unit():
+    assert [w.text for w in split_words("हिन्दी फ़िल्म अच्छी है")] == ["हिन्दी", "फ़िल्म", "अच्छी", "है"]  # vowel signs, viramas
+    assert [w.text for w in split_words("cafe\u0301, ดี")] == ["cafe\u0301", ",", "ดี"]  # a separate accent; Thai
+    family = "\U0001f468\u200d\U0001f469\u200d\U0001f467"  # three emoji joined by zero-width joiners
+    assert [w.text for w in split_words(f"{family} fun \U0001f44d\U0001f3fd! \u2764\ufe0f")] == \
+        [family, "fun", "\U0001f44d\U0001f3fd", "!", "\u2764\ufe0f"]  # a skin tone, a variation selector
+
+
 def test_replace_and_delete_edit_only_the_word():
     text = "a good film , really"
     words = split_words(text)
