@@ -189,6 +189,7 @@ def run_job(common: Common, job: Any, options: Any, view: View, prefix: str = ""
     check_writable(out)
     if common.html_path:
         check_writable(Path(common.html_path), "the report", folder=False)
+        check_not_in_run(Path(common.html_path), out, "the report")
     try:
         with ui.progress() as progress, warnings.catch_warnings():
             warnings.showwarning = _shown_by(ui, warnings.showwarning)
@@ -230,6 +231,21 @@ def _shown_by(ui: UI, default: Callable[..., None]) -> Callable[..., None]:
         else:
             default(message, category, filename, lineno, file, line)
     return show
+
+
+def check_not_in_run(path: Path, run: Path, what: str, keeps: tuple[str, ...] = (".html", ".htm")) -> None:
+    """A usage error, before any work, when writing ``path`` would overwrite a file of the run folder ``run``:
+    inside it, only a top-level file that is no record of the run may be written, new or (name ending in
+    ``keeps``) an earlier report."""
+    from attrib.runs.store import INPUTS, RUN_JSON
+
+    target, root = path.resolve(), run.resolve()
+    if root not in target.parents:
+        return
+    if target.parent != root or target.name in (RUN_JSON, INPUTS) or \
+            (target.exists() and not target.name.lower().endswith(keeps)):
+        raise click.UsageError(f"cannot write {what} {path}: {target.relative_to(root)} belongs to the run (its "
+                               "record, arrays and pictures); write it beside the run folder, or under another name")
 
 
 def check_writable(path: Path, what: str = "the run folder", folder: bool = True) -> None:

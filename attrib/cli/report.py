@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from attrib.cli.common import check_writable
+from attrib.cli.common import check_not_in_run, check_writable
 from attrib.cli.ui import UI
 
 
@@ -34,13 +34,14 @@ def report(run_dir: str, output: str | None, png_path: str | None, max_inputs: i
     ui = UI(quiet=quiet)
     if output and Path(output).suffix.lower() in (".png", ".jpg", ".jpeg"):
         raise click.UsageError(f"-o writes the HTML report, not a picture ({output}); the contact sheet is --png FILE")
-    writes = [(png_path, lambda: write_contact_sheet(run_dir, png_path))] if png_path else []
+    writes = [(png_path, ("overview.png",), lambda: write_contact_sheet(run_dir, png_path))] if png_path else []
     if output or not png_path:
-        writes.append((output or "report.html", lambda: write_report(run_dir, output or "report.html",
-                                                                     max_inputs or None)))
-    for path, _ in writes:
+        writes.append((output or "report.html", (".html", ".htm"),
+                       lambda: write_report(run_dir, output or "report.html", max_inputs or None)))
+    for path, keeps, _ in writes:
         check_writable(Path(path), "the output", folder=False)
-    for path, write in writes:
+        check_not_in_run(Path(path), Path(run_dir), "the output", keeps)
+    for path, _, write in writes:
         try:
             write()
         except AttribError as error:

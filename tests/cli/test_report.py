@@ -117,6 +117,20 @@ def test_report_to_an_unwritable_place_is_one_line(run_cli, report, tmp_path):
     assert not (tmp_path / "sheet.png").exists()
 
 
+def test_reports_never_overwrite_the_runs_own_files(run_cli, report, tmp_path):
+    run = report / "run"
+    record = (run / "run.json").read_bytes()
+    for args in (["-o", run / "run.json"], ["-o", run / "inputs.jsonl"], ["--png", run / "images" / "x.png"]):
+        result = run_cli("report", run, *args)
+        assert result.exit_code == 2 and "belongs to the run (its record, arrays and pictures)" in result.output
+    assert (run / "run.json").read_bytes() == record and not (run / "images" / "x.png").exists()
+    for args in (["-o", run / "report.html"], ["-o", run / "report.html"], ["--png", run / "overview.png"]):
+        assert run_cli("report", run, *args).exit_code == 0  # a report beside the record, again; the sheet itself
+    result = run_cli("explain", report / "in", *FAST, "-m", "gradient", "--out", tmp_path / "new",
+                     "--html", tmp_path / "new" / "run.json")
+    assert result.exit_code == 2 and "run.json belongs to the run" in result.output and not (tmp_path / "new").exists()
+
+
 def test_pictures_gone_from_the_run_folder_are_said_not_shown_broken(run_cli, report):
     shutil.rmtree(report / "run" / "images")
     result = run_cli("report", report / "run", "-o", report / "bare.html")
