@@ -190,6 +190,7 @@ def run_job(common: Common, job: Any, options: Any, view: View, prefix: str = ""
     if common.html_path:
         check_writable(Path(common.html_path), "the report", folder=False)
         check_not_in_run(Path(common.html_path), out, "the report")
+        check_replaceable(Path(common.html_path), "the report")
     try:
         with ui.progress() as progress, warnings.catch_warnings():
             warnings.showwarning = _shown_by(ui, warnings.showwarning)
@@ -231,6 +232,14 @@ def _shown_by(ui: UI, default: Callable[..., None]) -> Callable[..., None]:
         else:
             default(message, category, filename, lineno, file, line)
     return show
+
+
+def check_replaceable(path: Path, what: str, keeps: tuple[str, ...] = (".html", ".htm")) -> None:
+    """A usage error, before any work, when ``path`` is an existing file whose name does not end in ``keeps``:
+    an HTML report replaces an earlier report, never an input image, a file of texts or anything else."""
+    if path.is_file() and not path.name.lower().endswith(keeps):
+        raise click.UsageError(f"cannot write {what} {path}: that file exists and is not an HTML report (an input?); "
+                               "give a new name")
 
 
 def check_not_in_run(path: Path, run: Path, what: str, keeps: tuple[str, ...] = (".html", ".htm")) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from attrib.cli.common import check_not_in_run, check_writable
+from attrib.cli.common import check_not_in_run, check_replaceable, check_writable
 from attrib.cli.ui import UI
 
 
@@ -41,6 +41,10 @@ def report(run_dir: str, output: str | None, png_path: str | None, max_inputs: i
     for path, keeps, _ in writes:
         check_writable(Path(path), "the output", folder=False)
         check_not_in_run(Path(path), Path(run_dir), "the output", keeps)
+    if output or not png_path:
+        check_replaceable(Path(output or "report.html"), "the output")
+    if png_path:
+        check_not_an_input(Path(png_path), Path(run_dir))
     for path, _, write in writes:
         try:
             write()
@@ -49,3 +53,18 @@ def report(run_dir: str, output: str | None, png_path: str | None, max_inputs: i
         except OSError as error:  # the output's folder: missing rights, a full disk
             raise click.UsageError(f"cannot write {path}: {error.strerror or error}") from None
         ui.info(f"wrote {path}")
+
+
+def check_not_an_input(path: Path, run_dir: Path) -> None:
+    """A usage error when the contact sheet would overwrite one of the run's input images."""
+    from attrib.runs import load_run
+
+    if not path.is_file():
+        return
+    try:
+        inputs = load_run(run_dir).record.get("inputs", [])
+    except Exception:  # noqa: BLE001 - an unreadable record is reported by the write itself
+        return
+    if any(e.get("path") and Path(e["path"]).resolve() == path.resolve() for e in inputs):
+        raise click.UsageError(f"cannot write the contact sheet {path}: it is one of the run's input images; "
+                               "give a new name")

@@ -7,7 +7,7 @@ import subprocess
 import pytest
 from PIL import Image
 
-from tests.cli.conftest import FAST
+from tests.cli.conftest import FAST, TINY
 
 
 class Collector(html.parser.HTMLParser):
@@ -126,9 +126,23 @@ def test_reports_never_overwrite_the_runs_own_files(run_cli, report, tmp_path):
     assert (run / "run.json").read_bytes() == record and not (run / "images" / "x.png").exists()
     for args in (["-o", run / "report.html"], ["-o", run / "report.html"], ["--png", run / "overview.png"]):
         assert run_cli("report", run, *args).exit_code == 0  # a report beside the record, again; the sheet itself
-    result = run_cli("explain", report / "in", *FAST, "-m", "gradient", "--out", tmp_path / "new",
+    result = run_cli("explain", report / "in", *TINY, "-m", "gradient", "--out", tmp_path / "new",
                      "--html", tmp_path / "new" / "run.json")
     assert result.exit_code == 2 and "run.json belongs to the run" in result.output and not (tmp_path / "new").exists()
+
+
+def test_reports_never_overwrite_an_input_or_any_file_that_is_not_a_report(run_cli, tmp_path):
+    photo = tmp_path / "photo.png"
+    Image.new("RGB", (32, 32), (10, 200, 30)).save(photo)
+    picture = photo.read_bytes()
+    result = run_cli("explain", photo, *TINY, "-m", "gradient", "--out", tmp_path / "run", "--html", photo)
+    assert result.exit_code == 2 and "that file exists and is not an HTML report (an input?)" in result.output
+    assert run_cli("explain", photo, *TINY, "-m", "gradient", "--out", tmp_path / "run").exit_code == 0
+    result = run_cli("report", tmp_path / "run", "--png", photo)
+    assert result.exit_code == 2 and "it is one of the run's input images" in result.output
+    (tmp_path / "notes.txt").write_text("mine")
+    assert run_cli("report", tmp_path / "run", "-o", tmp_path / "notes.txt").exit_code == 2
+    assert photo.read_bytes() == picture and (tmp_path / "notes.txt").read_text() == "mine"
 
 
 def test_pictures_gone_from_the_run_folder_are_said_not_shown_broken(run_cli, report):
