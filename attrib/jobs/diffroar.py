@@ -96,6 +96,9 @@ def prepare(options: Options, events: Events):
                                        where="attrib diffroar")
     device = resolve_device(options.device)
     options.executor.check()
+    if 1.0 in options.ks:
+        events.warning("k=1 keeps every coordinate on both sides, so its DiffROAR is 0 for every method by "
+                       "construction (its retrains give the unmasked accuracy, nothing about the methods)")
     if options.plan_only and options.executor.remote:
         events.warning("--executor ray is not used with --plan-only: the job files run wherever "
                        "`python -m attrib.jobs.diffroar` runs them")

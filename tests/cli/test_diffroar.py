@@ -90,6 +90,10 @@ def test_list_options_may_be_repeated(run_cli, tmp_path):
     assert planned.exit_code == 0 and parse_json(planned)["jobs"] == 8  # 2 methods x 2 k x 2 sides
     record = json.loads((tmp_path / "run.json").read_text())
     assert record["config"]["ks"] == [0.1, 0.5] and record["dataset"]["classes"] == [0, 1]
+    assert "k=1 keeps" not in planned.stderr
+    whole = run_cli("diffroar", *SYN, "--k", "1", "--out", tmp_path / "whole", "--plan-only")
+    assert whole.exit_code == 0 and "warning: k=1 keeps every coordinate on both sides, so its DiffROAR is 0" \
+        in whole.stderr
 
 
 def test_usage_errors_exit_2_with_one_line(run_cli, tmp_path):
