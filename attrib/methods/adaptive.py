@@ -87,7 +87,7 @@ class Path:
     floor: float = 0.005  # an estimated relative map error under this counts as converged whatever the rule says
     nodes: list[float] = field(default_factory=list)
     phi: dict[float, float] = field(default_factory=dict)
-    state: str = "refining"  # "converged" | "budget"
+    state: str = "refining"  # "converged" | "budget" | "not finite"
     _terms: GrowingRows = field(default_factory=GrowingRows)  # d * g(a) per node
     _row: dict[float, int] = field(default_factory=dict)  # node -> its row in _terms
     _dot: dict[float, float] = field(default_factory=dict)  # node -> <d, g>, filled in by _sync
@@ -109,6 +109,11 @@ class Path:
         if pending:
             dots = self._terms.view()[-pending:].flatten(1).sum(1).tolist()
             self._dot.update(zip(list(self._row)[-pending:], dots))  # (dicts keep insertion order: row order)
+
+    def finite(self) -> bool:
+        """Whether every F value and every node's <d, g> so far is finite."""
+        self._sync()
+        return all(map(math.isfinite, self.phi.values())) and all(map(math.isfinite, self._dot.values()))
 
     def panels(self) -> list[tuple[float, float]]:
         return list(zip(self.nodes[:-1], self.nodes[1:]))
@@ -246,6 +251,9 @@ def _mark(marked: dict, chosen: list[tuple[float, tuple[float, float]]]) -> None
 
 def step(path: Path, tol: float, max_nodes: int) -> list[float]:
     """Decide the input's next round: new nodes to evaluate, or [] with ``path.state`` set when it is done."""
+    if not path.finite():
+        path.state = "not finite"  # a NaN or inf gradient or score stays one whatever the grid: no refinement helps
+        return []
     gap_unmet = path.gap_defined() and path.gap() > tol
     errors, target = path.targets()
     if not gap_unmet and sum(errors) <= target:
