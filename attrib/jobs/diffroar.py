@@ -25,7 +25,7 @@ from attrib.executors import Executor, ExecutorSpec, executor_for
 from attrib.jobs.common import Events, check_images, describe_config, describe_methods, failure_line, header, \
     ignored_settings, method_kwargs, now, resolve_device, resolve_methods, supplies
 from attrib.runs import diffroar as files
-from attrib.runs.store import RunStore
+from attrib.runs.store import RunStore, closes_store
 
 KIND = "diffroar"
 SPLITS = ("train", "test")
@@ -134,6 +134,7 @@ def method_kwargs_all(config: DiffRoarConfig, model, data) -> tuple[dict[str, di
     return {m: method_kwargs(m, config.configs.get(m, {}), supplied) for m in config.methods}, descriptions
 
 
+@closes_store
 def run(options: Options, store: RunStore, events: Events | None = None) -> dict[str, Any]:
     """The whole evaluation into ``store``; returns the run record."""
     events = events or Events()

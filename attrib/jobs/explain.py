@@ -30,7 +30,7 @@ from attrib.executors import ExecutorSpec, make_executor
 from attrib.jobs.common import (Events, attribution_row, describe_methods, failure_line, gap_warnings, header,
                                 ignored_settings, method_kwargs, now, resolve_device, resolve_methods, supplies)
 from attrib.jobs.pipeline import OrderedFinisher, batches, prefetch
-from attrib.runs.store import RunStore, slug
+from attrib.runs.store import RunStore, closes_store, slug
 
 KIND = "explain"
 MAX_BATCH = 64  # images per engine call at most (decoded images held: about 0.6 MB each at 224 px)
@@ -150,6 +150,7 @@ def _rows(plan: Plan, method: str, per_call: bool = False) -> int:
     return spec.rows_per_call(config) if per_call else spec.rows(config)
 
 
+@closes_store
 def run(options: Options, store: RunStore, events: Events | None = None) -> dict[str, Any]:
     """Explain every input with every method into ``store``; returns the run record (header and summary;
     the inputs' records are in the store: ``attrib.load_run``)."""

@@ -24,7 +24,7 @@ from attrib.errors import UsageError, counted
 from attrib.jobs.common import (Events, attribution_row, check_images, describe_methods, failure_line, gap_warnings,
                                 header, ignored_settings, now, resolve_device)
 from attrib.methods import METHODS, TEXT, TextContext, check_needs
-from attrib.runs.store import RunStore
+from attrib.runs.store import RunStore, closes_store
 
 KIND = "explain_text"
 SAVE_EVERY = 5.0  # seconds between saves of the record during a run (a crash loses at most this much work) ...
@@ -241,6 +241,7 @@ def _is_file(text: str) -> bool:
         return False
 
 
+@closes_store
 def run(options: Options, store: RunStore, events: Events | None = None) -> dict[str, Any]:
     """Explain each text; a bad text is recorded with its reason and the rest go on."""
     from attrib.evaluate.similarity import mean_pairwise_pearson

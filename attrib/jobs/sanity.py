@@ -16,7 +16,7 @@ from attrib.evaluate.sanity import TESTS, THRESHOLDS, SanityConfig, resolve_radi
     with_budget
 from attrib.jobs.common import Events, check_images, describe_methods, header, ignored_settings, method_kwargs, now, \
     resolve_device, resolve_methods, supplies
-from attrib.runs.store import RunStore
+from attrib.runs.store import RunStore, closes_store
 
 KIND = "sanity"
 DEFAULT_METHODS = ("gradient", "integrated_gradients", "smoothgrad", "moreaugrad")
@@ -112,6 +112,7 @@ def _tests_detail(config: SanityConfig) -> str:
     return detail
 
 
+@closes_store
 def run(options: Options, store: RunStore, events: Events | None = None) -> dict[str, Any]:
     """All selected checks, the plots and run.json; returns the record."""
     from attrib.evaluate.randomization import layer_groups

@@ -14,8 +14,10 @@ are still read.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
+import weakref
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -23,6 +25,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from attrib.errors import AttribError
+from attrib.runs import lock
 from attrib.runs.atomic import atomic_write_bytes, atomic_write_json, atomic_write_npz, atomic_write_png, \
     json_text, sweep_unfinished
 
@@ -57,11 +60,23 @@ def slug(name: str, taken: set[str]) -> str:
     return candidate
 
 
+def closes_store(run):
+    """Decorate a job's ``run(options, store, ...)`` so that the store's folder is given back when it ends."""
+    @functools.wraps(run)
+    def wrapper(options, store: "RunStore", *args, **kwargs):
+        try:
+            return run(options, store, *args, **kwargs)
+        finally:
+            store.close()
+    return wrapper
+
+
 class RunStore:
     """Reads and writes one run folder; the only code that knows its file names and formats."""
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
+        self._release: weakref.finalize | None = None  # gives the folder's lock back, once
 
     def path(self, relative: str) -> Path:
         return self.root / relative
@@ -119,13 +134,21 @@ class RunStore:
 
     def open(self, kind: str) -> None:
         """Start (or go on with) a run of ``kind`` here: refused in one line when the folder holds another kind
-        of run (their files would mix, and this run's record would replace that one's); then the temp files a
-        killed earlier run left are swept."""
+        of run (their files would mix, and this run's record would replace that one's) or another process is
+        running into it; then the temp files a killed earlier run left are swept."""
         held = self.read_record().get("kind")
         if held is not None and held != kind:
             raise RunError(f"{self.root} holds an attrib {held} run; write this {kind} run to another folder "
                            "(--out)")
+        if self._release is None or not self._release.alive:  # one process at a time (attrib/runs/lock.py)
+            self._release = weakref.finalize(self, lock.release, lock.acquire(self.root))
         self.sweep_unfinished()
+
+    def close(self) -> None:
+        """Let other processes run into this folder again (taken by :meth:`open`; also given back when the
+        store is garbage-collected or the process ends)."""
+        if self._release is not None:
+            self._release()  # a finalizer runs at most once: here, or when the store is collected
 
     def sweep_unfinished(self) -> None:
         """Remove the temp files of atomic writes a killed process left (a live writer's stay)."""

@@ -53,6 +53,43 @@ def test_the_sweep_removes_a_killed_writers_temp_file_and_keeps_a_live_ones(tmp_
     assert sweep_unfinished(tmp_path) == [tmp] and list(tmp_path.iterdir()) == []
 
 
+_HOLDER = """
+import sys, time
+from attrib.runs import RunStore
+store = RunStore(sys.argv[1])
+store.open("explain")
+print("open", flush=True)
+time.sleep(600)
+"""
+
+
+@pytest.mark.skipif(os.name != "posix", reason="flock")
+def test_one_process_at_a_time_runs_into_a_folder_and_a_killed_one_leaves_it_free(tmp_path):
+    from attrib.runs.lock import FolderBusy
+
+    holder = subprocess.Popen([sys.executable, "-c", _HOLDER, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "open\n"
+        with pytest.raises(FolderBusy, match=rf"is being written by another attrib run \(process {holder.pid}\)"):
+            RunStore(tmp_path).open("explain")
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    first, second = RunStore(tmp_path), RunStore(tmp_path)
+    first.open("explain")
+    second.open("explain")  # this process again (jobs one after another, or nested): counted, not refused
+    first.close()
+    second.close()
+    second.close()  # given back once only
+    again = subprocess.Popen([sys.executable, "-c", _HOLDER, str(tmp_path)], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    try:
+        assert again.stdout.readline() == "open\n"  # free again: another process takes it
+    finally:
+        again.kill()
+        again.wait()
+
+
 def test_the_sweep_judges_other_machines_temp_files_by_age_and_untagged_ones_as_abandoned(tmp_path):
     (tmp_path / "jobs").mkdir()
     fresh, old = tmp_path / "jobs" / ".a.json.0123abcd-7.xyz.tmp", tmp_path / "jobs" / ".b.json.0123abcd-7.xyz.tmp"
