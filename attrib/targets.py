@@ -92,6 +92,9 @@ class CallableTarget(Target):
         value = self.fn(outputs)
         if value.shape != (outputs.shape[0],):
             raise ValueError(f"target function must return shape ({outputs.shape[0]},), got {tuple(value.shape)}")
+        if not value.is_floating_point():  # argmax, a comparison: no gradient to attribute
+            raise ValueError(f"target function must return floating-point scores, got {value.dtype} (a class "
+                             "index from argmax, or a comparison, has no gradient: return the score itself)")
         return value
 
 

@@ -34,6 +34,8 @@ def test_unknown_method_lists_valid_names(setup):
     (torch.tensor([1.0, 2.0]), "target classes must be ints, got 1.0"),  # was silently class 1 and 2
     (np.array([0.5, 1.5]), "target classes must be ints, got 0.5"),
     ([True, False], "target classes must be ints, got True"),
+    (lambda out: out.argmax(dim=1), r"must return floating-point scores, got torch\.int64 \(a class index from argmax"),
+    (lambda out: out.sum(), r"must return shape \(2,\), got \(\)"),
 ])
 def test_wrong_target(setup, target, match):
     model, x = setup
