@@ -45,6 +45,19 @@ class Events:
         or text's one-line error came to ``error`` first)."""
 
 
+def check_counts(options: Any, *names: str, least: dict[str, int] | None = None) -> None:
+    """A UsageError, before any work, for a bad ``options.seed`` and for each named option that must be an
+    integer of at least 1 (``least`` may ask more) or None: the command line checks its flags, Python callers
+    pass anything."""
+    from attrib.rng import check_seed
+
+    check_seed(options.seed)
+    for name in names:
+        value, low = getattr(options, name), (least or {}).get(name, 1)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < low):
+            raise UsageError(f"{name} must be an integer >= {low}, got {value!r}")
+
+
 def failure_line(name: str, error: BaseException, events: Events) -> str:
     """One line for a failed input; the traceback goes to the detail channel (-v) when it is unexpected."""
     if isinstance(error, (AttribError, RuntimeError, ValueError)):

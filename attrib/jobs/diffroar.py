@@ -22,8 +22,8 @@ from attrib.errors import counted, duration, first_line
 from attrib.evaluate.diffroar import (CONTROL, DEFAULT_KS, DiffRoarConfig, attribute_split, check_compatible,
                                       epoch_seconds, null_block_share, plan, retrain, retrain_recipe)
 from attrib.executors import Executor, ExecutorSpec, executor_for
-from attrib.jobs.common import Events, check_images, describe_config, describe_methods, failure_line, header, \
-    ignored_settings, method_kwargs, now, resolve_device, resolve_methods, supplies
+from attrib.jobs.common import (Events, check_counts, check_images, describe_config, describe_methods, failure_line,
+                                header, ignored_settings, method_kwargs, now, resolve_device, resolve_methods, supplies)
 from attrib.runs import diffroar as files
 from attrib.runs.store import RunStore, closes_store
 
@@ -91,6 +91,7 @@ def prepare(options: Options, events: Events):
     """The model and the evaluation's config, validated before the long work starts."""
     from attrib.models import load_model
 
+    check_counts(options, "n_train", "n_test", "seeds", "epochs", "batch_size")
     names = [m for m in (options.methods or list(DEFAULT_METHODS)) if m != CONTROL]
     names, overrides = resolve_methods(names, options.settings, inputs="tensor", supplied={"background"},
                                        where="attrib diffroar")

@@ -25,10 +25,12 @@ from typing import Any
 
 import torch
 
+from attrib.engine import PRECISIONS
 from attrib.errors import AttribError, UsageError, first_line
 from attrib.executors import ExecutorSpec, make_executor
-from attrib.jobs.common import (Events, attribution_row, describe_methods, failure_line, gap_warnings, header,
-                                ignored_settings, method_kwargs, now, resolve_device, resolve_methods, supplies)
+from attrib.jobs.common import (Events, attribution_row, check_counts, describe_methods, failure_line, gap_warnings,
+                                header, ignored_settings, method_kwargs, now, resolve_device, resolve_methods,
+                                supplies)
 from attrib.jobs.pipeline import OrderedFinisher, batches, prefetch
 from attrib.runs.store import RunStore, closes_store, slug
 
@@ -85,6 +87,9 @@ def prepare(options: Options, events: Events) -> Plan:
     from attrib.models import load_model
     from attrib.targets import parse_class
 
+    check_counts(options, "top_k", "limit", "batch_size", "workers")
+    if options.precision not in PRECISIONS:
+        raise UsageError(f"precision must be one of {', '.join(PRECISIONS)}, got {options.precision!r}")
     names, overrides = resolve_methods(options.methods or ["integrated_gradients"], options.settings,
                                        inputs="tensor", supplied={"background"}, where="attrib explain")
     options.executor.check()

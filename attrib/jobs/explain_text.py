@@ -21,8 +21,8 @@ import torch
 
 from attrib.data.text import TextInputError, TextItem, Word, split_words
 from attrib.errors import UsageError, counted
-from attrib.jobs.common import (Events, attribution_row, check_images, describe_methods, failure_line, gap_warnings,
-                                header, ignored_settings, now, resolve_device)
+from attrib.jobs.common import (Events, attribution_row, check_counts, check_images, describe_methods, failure_line,
+                                gap_warnings, header, ignored_settings, now, resolve_device)
 from attrib.methods import METHODS, TEXT, TextContext, check_needs
 from attrib.runs.store import RunStore, closes_store
 
@@ -192,6 +192,7 @@ def _load(options: Options, events: Events):
     from attrib.models.text_models import load_masked_lm, load_text_classifier
     from attrib.targets import parse_class
 
+    check_counts(options, "n_samples", "n_steps", "batch_size")
     names = canonical_methods(options.methods or list(DEFAULT_METHODS))
     overrides = parse_overrides(names, options.settings)
     items = read_texts(options.texts, options.file, options.column, options.label_column)

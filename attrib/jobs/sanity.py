@@ -14,8 +14,8 @@ import torch
 from attrib.errors import UsageError, counted
 from attrib.evaluate.sanity import TESTS, THRESHOLDS, SanityConfig, resolve_radii, n_explanations, run_sanity, \
     with_budget
-from attrib.jobs.common import Events, check_images, describe_methods, header, ignored_settings, method_kwargs, now, \
-    resolve_device, resolve_methods, supplies
+from attrib.jobs.common import (Events, check_counts, check_images, describe_methods, header, ignored_settings,
+                                method_kwargs, now, resolve_device, resolve_methods, supplies)
 from attrib.runs.store import RunStore, closes_store
 
 KIND = "sanity"
@@ -49,6 +49,7 @@ def _prepare(options: Options, events: Events):
     """Model, inputs and the checks' config, validated before the long work starts."""
     from attrib.models import load_model
 
+    check_counts(options, "n_inputs", "repeats", "max_layers", least={"max_layers": 2})
     names, overrides = resolve_methods(options.methods or list(DEFAULT_METHODS), options.settings,
                                        inputs="tensor", supplied={"background"}, where="attrib sanity")
     unknown = [t for t in options.tests or [] if t not in TESTS]

@@ -79,6 +79,28 @@ def test_a_failed_input_or_text_comes_to_the_jobs_error_event_once(run_cli, brig
     assert len(errors) == 1 and "broken.png" in errors[0] and said.count("broken.png") == 1  # no table repeats it
 
 
+@pytest.mark.parametrize("job,fields,match", [
+    ("explain", {"top_k": -1}, r"top_k must be an integer >= 1, got -1"),  # was torch's "selected index k out of range"
+    ("explain", {"seed": -3}, r"seed must be a non-negative integer, got -3"),  # was every input failing
+    ("explain", {"workers": 0}, r"workers must be an integer >= 1, got 0"),
+    ("explain", {"precision": "fp16"}, r"precision must be one of fp32, tf32, bf16, got 'fp16'"),
+    ("sanity", {"max_layers": 1}, r"max_layers must be an integer >= 2, got 1"),
+    ("sanity", {"repeats": 2.5}, r"repeats must be an integer >= 1, got 2\.5"),
+    ("diffroar", {"epochs": 0}, r"epochs must be an integer >= 1, got 0"),
+    ("explain_text", {"n_samples": True}, r"n_samples must be an integer >= 1, got True"),
+])
+def test_python_callers_get_the_command_lines_checks_before_any_work(tmp_path, job, fields, match):
+    import importlib
+
+    from attrib.errors import UsageError
+    from attrib.runs import RunStore
+
+    module = importlib.import_module(f"attrib.jobs.{job}")
+    with pytest.raises(UsageError, match=match):
+        module.run(module.Options(**fields), RunStore(tmp_path / "run"))
+    assert not (tmp_path / "run").exists()
+
+
 def test_verbose_shows_the_traceback(run_cli, picky, bright_and_dark, tmp_path):
     result = run_cli("explain", bright_and_dark, "-M", picky, "-m", "gradient", "--out", tmp_path / "o", "-v")
     assert result.exit_code == 1 and "Traceback" in result.output and "picky model refuses" in result.output
