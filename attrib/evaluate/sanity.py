@@ -15,6 +15,7 @@ Values are averaged over inputs. Verdicts compare them with the thresholds in ``
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -356,16 +357,30 @@ def with_budget(methods: list[str], configs: dict[str, dict[str, Any]]) -> dict[
 
 
 DEFAULT_RADII = ("2%", "5%")
+NORMS = ("l2", "linf")
 
 
 def resolve_radii(given: list[float | str] | None, x: torch.Tensor, norm: str) -> list[float]:
     """Perturbation radii, sorted: numbers as given, "N%" entries as N% of the inputs' median norm in ``norm``
-    (l2: |x|_2; linf: max |x_i|), rounded to two significant digits; None: DEFAULT_RADII."""
+    (l2: |x|_2; linf: max |x_i|), rounded to two significant digits; None: DEFAULT_RADII. A UsageError for
+    another norm, an entry that is neither, or a radius that is not positive and finite."""
+    if norm not in NORMS:
+        raise UsageError(f"unknown norm {norm!r}; choose from {', '.join(NORMS)}")
     flat = x.flatten(1)
     median = float((flat.norm(dim=1) if norm == "l2" else flat.abs().amax(dim=1)).median())
-    radii = {float(f"{float(r[:-1]) / 100 * median:.2g}") if isinstance(r, str) else float(r)
-             for r in (DEFAULT_RADII if given is None else given)}
-    if not radii or min(radii) <= 0:
-        raise UsageError(f"perturbation radii must be positive, got {', '.join(map(str, given or DEFAULT_RADII))} "
-                         f"(median |x| in {norm}: {median:.3g})")
+    radii = {_radius(r, median) for r in (DEFAULT_RADII if given is None else given)}
+    if not radii or not all(0 < r < math.inf for r in radii):
+        raise UsageError(f"perturbation radii must be positive and finite, got "
+                         f"{', '.join(map(str, given or DEFAULT_RADII))} (median |x| in {norm}: {median:.3g})")
     return sorted(radii)
+
+
+def _radius(given: float | str, median: float) -> float:
+    try:
+        if isinstance(given, str):
+            if not given.endswith("%"):
+                raise ValueError
+            return float(f"{float(given[:-1]) / 100 * median:.2g}")
+        return float(given)
+    except (TypeError, ValueError):
+        raise UsageError(f"a radius is a number or N% of the inputs' median norm, got {given!r}") from None

@@ -18,7 +18,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from attrib.errors import counted, duration, first_line
+from attrib.errors import UsageError, counted, duration, first_line
 from attrib.evaluate.diffroar import (CONTROL, DEFAULT_KS, DiffRoarConfig, attribute_split, check_compatible,
                                       epoch_seconds, null_block_share, plan, retrain, retrain_recipe)
 from attrib.executors import Executor, ExecutorSpec, executor_for
@@ -92,6 +92,8 @@ def prepare(options: Options, events: Events):
     from attrib.models import load_model
 
     check_counts(options, "n_train", "n_test", "seeds", "epochs", "batch_size")
+    if not options.ks or not all(isinstance(k, int | float) and 0 < k <= 1 for k in options.ks):
+        raise UsageError(f"ks must be fractions of coordinates kept, each in (0, 1], got {list(options.ks)!r}")
     names = [m for m in (options.methods or list(DEFAULT_METHODS)) if m != CONTROL]
     names, overrides = resolve_methods(names, options.settings, inputs="tensor", supplied={"background"},
                                        where="attrib diffroar")
@@ -107,8 +109,6 @@ def prepare(options: Options, events: Events):
     model = load_model(options.model, weights=options.weights, pretrained=options.pretrained)
     name = options.dataset or model.card.get("dataset")
     if name is None:
-        from attrib.errors import UsageError
-
         raise UsageError(f"--dataset is required for {model.name} (it does not say what it was trained on)")
     spec = {"name": name, "seed": 0, "classes": options.classes, "data_dir": options.data_dir,
             "n_train": options.n_train, "n_test": options.n_test}
@@ -116,7 +116,8 @@ def prepare(options: Options, events: Events):
     for line in data.skipped:
         events.error(f"left out of the data set: {line}")
     check_compatible(model, data)
-    config = DiffRoarConfig(options.model, spec, names, overrides, list(options.ks), options.seeds, options.epochs,
+    ks = sorted(set(map(float, options.ks)))
+    config = DiffRoarConfig(options.model, spec, names, overrides, ks, options.seeds, options.epochs,
                             options.lr, options.batch_size, options.seed, device,
                             options.executor.device if options.executor.remote else None)
     kwargs = method_kwargs_all(config, model, data)[0]

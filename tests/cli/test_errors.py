@@ -88,6 +88,10 @@ def test_a_failed_input_or_text_comes_to_the_jobs_error_event_once(run_cli, brig
     ("sanity", {"repeats": 2.5}, r"repeats must be an integer >= 1, got 2\.5"),
     ("diffroar", {"epochs": 0}, r"epochs must be an integer >= 1, got 0"),
     ("explain_text", {"n_samples": True}, r"n_samples must be an integer >= 1, got True"),
+    ("diffroar", {"ks": [0.0]}, r"ks must be fractions of coordinates kept, each in \(0, 1\], got \[0\.0\]"),
+    ("diffroar", {"ks": []}, r"ks must be fractions"),  # both ran, retraining on nothing
+    ("sanity", {"norm": "l3"}, r"unknown norm 'l3'; choose from l2, linf"),  # ran, in l2's place
+    ("sanity", {"radii": ["abc"]}, r"a radius is a number or N% of the inputs' median norm, got 'abc'"),
 ])
 def test_python_callers_get_the_command_lines_checks_before_any_work(tmp_path, job, fields, match):
     import importlib
@@ -96,6 +100,9 @@ def test_python_callers_get_the_command_lines_checks_before_any_work(tmp_path, j
     from attrib.runs import RunStore
 
     module = importlib.import_module(f"attrib.jobs.{job}")
+    if job == "sanity":  # radii and norm are read against the inputs: give it small ones
+        fields = {"inputs": ["sample:chelsea"], "model": "timm:test_resnet", "pretrained": False,
+                  "methods": ["gradient"], **fields}
     with pytest.raises(UsageError, match=match):
         module.run(module.Options(**fields), RunStore(tmp_path / "run"))
     assert not (tmp_path / "run").exists()

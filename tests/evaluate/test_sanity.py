@@ -339,5 +339,5 @@ def test_radii_in_percent_are_of_the_median_norm_in_the_chosen_norm():
     assert resolve_radii(None, x, "linf") == [0.04, 0.1]  # of the median max |x_i|, 2: not of the l2 norm
     assert resolve_radii(["10%", 0.5, "12.5%"], x, "l2") == [0.4, 0.5]  # sorted, duplicates merged
     assert resolve_radii([0.123], x, "linf") == [0.123]  # numbers as given
-    with pytest.raises(UsageError, match=r"must be positive, got 2%, 5% \(median \|x\| in l2: 0\)"):
+    with pytest.raises(UsageError, match=r"must be positive and finite, got 2%, 5% \(median \|x\| in l2: 0\)"):
         resolve_radii(None, torch.zeros(2, 3), "l2")
