@@ -3,6 +3,7 @@ and the one policy for Expected Gradients' reference set."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import platform
 import time
@@ -43,6 +44,17 @@ class Events:
     def item(self, entry: dict[str, Any]) -> None:
         """One unit of work (an input, a text, a retrain) finished; ``entry`` is its record (a failed input's
         or text's one-line error came to ``error`` first)."""
+
+
+class ListFields:
+    """A job's Options: one value given where a list is expected (``methods="ig"``, ``inputs="cat.jpg"``) is
+    that one-element list, as on the command line, never the string's characters."""
+
+    def __post_init__(self) -> None:
+        for option in dataclasses.fields(self):
+            value = getattr(self, option.name)
+            if "list[" in str(option.type) and isinstance(value, str | int | float) and not isinstance(value, bool):
+                setattr(self, option.name, [value])
 
 
 def check_counts(options: Any, *names: str, least: dict[str, int] | None = None) -> None:

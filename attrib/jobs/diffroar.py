@@ -22,8 +22,9 @@ from attrib.errors import UsageError, counted, duration, first_line
 from attrib.evaluate.diffroar import (CONTROL, DEFAULT_KS, DiffRoarConfig, attribute_split, check_compatible,
                                       epoch_seconds, null_block_share, plan, retrain, retrain_recipe)
 from attrib.executors import Executor, ExecutorSpec, executor_for
-from attrib.jobs.common import (Events, check_counts, check_images, describe_config, describe_methods, failure_line,
-                                header, ignored_settings, method_kwargs, now, resolve_device, resolve_methods, supplies)
+from attrib.jobs.common import (Events, ListFields, check_counts, check_images, describe_config, describe_methods,
+                                failure_line, header, ignored_settings, method_kwargs, now, resolve_device,
+                                resolve_methods, supplies)
 from attrib.runs import diffroar as files
 from attrib.runs.store import RunStore, closes_store
 
@@ -35,7 +36,7 @@ CONTROL_WARNING = 0.06  # |DiffROAR| of the random control above which retrain n
 
 
 @dataclass
-class Options:
+class Options(ListFields):
     """What to evaluate; ``dataset`` None takes the sample model's own data set."""
 
     model: str = "sample:blockdigits-standard"

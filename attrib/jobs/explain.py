@@ -28,9 +28,9 @@ import torch
 from attrib.engine import PRECISIONS
 from attrib.errors import AttribError, UsageError, first_line
 from attrib.executors import ExecutorSpec, make_executor
-from attrib.jobs.common import (Events, attribution_row, check_counts, describe_methods, failure_line, gap_warnings,
-                                header, ignored_settings, method_kwargs, now, resolve_device, resolve_methods,
-                                supplies)
+from attrib.jobs.common import (Events, ListFields, attribution_row, check_counts, describe_methods, failure_line,
+                                gap_warnings, header, ignored_settings, method_kwargs, now, resolve_device,
+                                resolve_methods, supplies)
 from attrib.jobs.pipeline import OrderedFinisher, batches, prefetch
 from attrib.runs.store import RunStore, closes_store, slug
 
@@ -44,7 +44,7 @@ class MethodFailed(AttribError):
 
 
 @dataclass
-class Options:
+class Options(ListFields):
     """What to explain, with what. Method names may be aliases; ``settings`` are ``--set`` items."""
 
     inputs: list[str] = field(default_factory=list)  # files, folders, globs, sample:NAME; [] = built-in samples

@@ -21,8 +21,8 @@ import torch
 
 from attrib.data.text import TextInputError, TextItem, Word, split_words
 from attrib.errors import UsageError, counted
-from attrib.jobs.common import (Events, attribution_row, check_counts, check_images, describe_methods, failure_line,
-                                gap_warnings, header, ignored_settings, now, resolve_device)
+from attrib.jobs.common import (Events, ListFields, attribution_row, check_counts, check_images, describe_methods,
+                                failure_line, gap_warnings, header, ignored_settings, now, resolve_device)
 from attrib.methods import METHODS, TEXT, TextContext, check_needs
 from attrib.runs.store import RunStore, closes_store
 
@@ -54,7 +54,7 @@ class Settings:
 
 
 @dataclass
-class Options:
+class Options(ListFields):
     """The whole job: texts (arguments or a file), the classifier and LM specs, methods and settings."""
 
     texts: list[str] = field(default_factory=list)

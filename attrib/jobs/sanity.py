@@ -14,8 +14,8 @@ import torch
 from attrib.errors import UsageError, counted
 from attrib.evaluate.sanity import TESTS, THRESHOLDS, SanityConfig, resolve_radii, n_explanations, run_sanity, \
     with_budget
-from attrib.jobs.common import (Events, check_counts, check_images, describe_methods, header, ignored_settings,
-                                method_kwargs, now, resolve_device, resolve_methods, supplies)
+from attrib.jobs.common import (Events, ListFields, check_counts, check_images, describe_methods, header,
+                                ignored_settings, method_kwargs, now, resolve_device, resolve_methods, supplies)
 from attrib.runs.store import RunStore, closes_store
 
 KIND = "sanity"
@@ -23,7 +23,7 @@ DEFAULT_METHODS = ("gradient", "integrated_gradients", "smoothgrad", "moreaugrad
 
 
 @dataclass
-class Options:
+class Options(ListFields):
     """What to check. ``layers`` None: spread out over ``max_layers`` groups (None: the library default)."""
 
     inputs: list[str] = field(default_factory=list)

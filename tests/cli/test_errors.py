@@ -108,6 +108,20 @@ def test_python_callers_get_the_command_lines_checks_before_any_work(tmp_path, j
     assert not (tmp_path / "run").exists()
 
 
+def test_one_value_where_options_take_a_list_is_a_list_of_one(tmp_path):
+    """methods="gradient" was read as the methods "g", "r", "a", ...; inputs="cat.png" as one file per letter."""
+    from attrib.jobs import diffroar, explain, explain_text, sanity
+    from attrib.runs import RunStore
+
+    assert explain.Options(inputs="cat.png", methods="ig").inputs == ["cat.png"]
+    assert explain_text.Options(texts="great fun", methods="unk").methods == ["unk"]
+    assert sanity.Options(tests="completeness", radii="5%").tests == ["completeness"]
+    assert diffroar.Options(ks=0.1, classes=3).ks == [0.1] and diffroar.Options().ks == list(diffroar.DEFAULT_KS)
+    record = explain.run(explain.Options(inputs="sample:rocket", model="timm:test_resnet", pretrained=False,
+                                         methods="gradient"), RunStore(tmp_path))
+    assert record["summary"]["done"] == 1 and [m["method"] for m in record["methods"]] == ["gradient"]
+
+
 def test_verbose_shows_the_traceback(run_cli, picky, bright_and_dark, tmp_path):
     result = run_cli("explain", bright_and_dark, "-M", picky, "-m", "gradient", "--out", tmp_path / "o", "-v")
     assert result.exit_code == 1 and "Traceback" in result.output and "picky model refuses" in result.output
