@@ -4,13 +4,14 @@ The lock belongs to the open file, so the system drops it when the process ends,
 SIGKILL): a killed run never leaves the folder locked, and rerunning the same command goes on with it. A second
 process that starts a run into a folder another one is writing is refused in one line instead of redoing the
 same inputs and appending duplicate records. Within one process the lock is counted, so that jobs run one after
-another (or nested) into the same folder do not lock each other out. Where ``fcntl`` is missing (Windows) runs
-are not locked. DiffROAR's workers write their results into the folder without taking it: they run under the
-process that holds it.
+another (or nested) into the same folder do not lock each other out. Where ``fcntl`` is missing (Windows), or
+the file system takes no locks (some network mounts), runs are not locked. DiffROAR's workers
+(``python -m attrib.jobs.diffroar``) write their results without taking it: several share a folder by design.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import threading
 from pathlib import Path
@@ -43,7 +44,10 @@ def acquire(root: Path) -> Path | None:
         fd = os.open(key / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
+        except OSError as error:
+            if error.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):  # a file system without locks
+                os.close(fd)
+                return None
             holder = os.read(fd, 64).decode(errors="replace").strip()
             os.close(fd)
             who = f" (process {holder})" if holder.isdigit() else ""
