@@ -77,6 +77,9 @@ def test_missing_background(setup):
     ({"match_steps": -1}, "match_steps must be an integer >= 0"),
     ({"baseline": "black"}, "unknown baseline 'black'"),
     ({"baseline": torch.zeros(4, 4)}, "does not broadcast"),
+    ({"baseline": "blur", "blur_sigma_frac": 0.0}, r"blur_sigma_frac must be > 0, got 0\.0"),  # the input itself
+    ({"tol": "0.1"}, r"tol must be a number, got '0\.1'"),
+    ({"n_steps": 2.5}, r"n_steps must be an integer, got 2\.5"),
 ])
 def test_bad_ig_config(setup, config, match):
     model, x = setup
@@ -241,3 +244,20 @@ def test_a_score_that_is_not_finite_at_the_baseline_gives_no_gap_of_zero(rule):
     assert said.startswith("the model's gradient or output is not finite at some point the method evaluates")
     exact = attrib.attribute(lambda z: torch.stack([z.sum(1), z.sum(1)], 1), x, "ig", target=0)
     assert attribution_row(exact, 0)["finite"] and float(exact.completeness_gap.max()) < 1e-6
+
+
+@pytest.mark.parametrize("method,config,match", [
+    ("gradient", {"abs": "yes"}, r"gradient: abs must be True or False, got 'yes'"),  # was truthy
+    ("moreaugrad", {"antithetic": 1}, r"antithetic must be True or False, got 1"),
+    ("smoothgrad", {"n_samples": True}, r"n_samples must be an integer, got True"),  # was one sample
+])
+def test_options_of_the_wrong_kind_are_refused(setup, method, config, match):
+    model, x = setup
+    with pytest.raises(attrib.AttribError, match=match):
+        attrib.attribute(model, x, method, **config)
+
+
+def test_numpy_scalars_are_plain_options(setup):
+    model, x = setup
+    res = attrib.attribute(model, x, "smoothgrad", n_samples=np.int64(3), noise_frac=np.float32(0.25))
+    assert res.passes == 6 and type(res.config["n_samples"]) is int and type(res.config["noise_frac"]) is float

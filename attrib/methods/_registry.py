@@ -9,10 +9,13 @@ costs, its reduced budget for sanity reports), so no code outside the method's m
 from __future__ import annotations
 
 import dataclasses
+import numbers
 import warnings
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from attrib.errors import UsageError
 
@@ -131,6 +134,11 @@ class MethodSpec:
     def option_names(self) -> list[str]:
         return [f.name for f in dataclasses.fields(self.config)]
 
+    def _types(self) -> dict[str, str]:
+        """Each option's declared type as written ("int | None"), for :func:`_check_type`."""
+        return {f.name: f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+                for f in dataclasses.fields(self.config)}
+
     def make_config(self, **overrides: Any) -> Any:
         """The config with ``overrides`` applied; a bad key or value raises a UsageError naming the valid ones."""
         valid = self.option_names()
@@ -138,12 +146,31 @@ class MethodSpec:
         if unknown:
             raise UsageError(f"unknown option(s) {', '.join(unknown)} for method {self.name!r}; "
                              f"valid options: {', '.join(valid) or '(none)'}")
+        overrides = {name: value.item() if isinstance(value, np.generic) else value  # numpy scalars: plain
+                     for name, value in overrides.items()}
+        for name, value in overrides.items():
+            _check_type(self.name, name, value, self._types()[name])
         try:
             return self.config(**overrides)
         except UsageError:
             raise
         except (ValueError, TypeError) as error:
             raise UsageError(f"{self.name}: {error}") from None
+
+
+def _check_type(method: str, name: str, value: Any, annotation: str) -> None:
+    """A UsageError when an option declared bool, int or float is given another kind of value (``abs="yes"``
+    would be truthy; ``n_samples=2.5`` or ``True`` a count); None where the declaration allows it."""
+    kinds = {part.strip() for part in annotation.split("|")}
+    if value is None and "None" in kinds:
+        return
+    wanted = next((kind for kind in ("bool", "int", "float") if kind in kinds), None)
+    ok = {"bool": lambda v: isinstance(v, bool),
+          "int": lambda v: isinstance(v, numbers.Integral) and not isinstance(v, bool),
+          "float": lambda v: isinstance(v, numbers.Real) and not isinstance(v, bool)}
+    if wanted and not ok[wanted](value):
+        noun = {"bool": "True or False", "int": "an integer", "float": "a number"}[wanted]
+        raise UsageError(f"{method}: {name} must be {noun}, got {value!r}")
 
 
 class UnknownMethodError(UsageError, KeyError):

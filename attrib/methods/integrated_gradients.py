@@ -73,8 +73,8 @@ class IGConfig:
         if not isinstance(self.match_steps, int) or self.match_steps < 0:
             raise ValueError(f"match_steps must be an integer >= 0, got {self.match_steps!r}")
         check_baseline(self.baseline)
-        if not self.blur_sigma_frac >= 0:  # nan fails too
-            raise ValueError(f"blur_sigma_frac must be >= 0, got {self.blur_sigma_frac}")
+        if not self.blur_sigma_frac > 0:  # nan fails too; 0 would make the baseline the input itself
+            raise ValueError(f"blur_sigma_frac must be > 0, got {self.blur_sigma_frac}")
 
     def _blurs(self) -> bool:
         return isinstance(self.baseline, str) and self.baseline == "blur"
