@@ -164,7 +164,7 @@ def _check_type(method: str, name: str, value: Any, annotation: str) -> None:
     kinds = {part.strip() for part in annotation.split("|")}
     if value is None and "None" in kinds:
         return
-    wanted = next((kind for kind in ("bool", "int", "float") if kind in kinds), None)
+    wanted = next((kind for kind in ("bool", "float", "int") if kind in kinds), None)  # "int | float": a number
     ok = {"bool": lambda v: isinstance(v, bool),
           "int": lambda v: isinstance(v, numbers.Integral) and not isinstance(v, bool),
           "float": lambda v: isinstance(v, numbers.Real) and not isinstance(v, bool)}
