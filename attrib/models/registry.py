@@ -96,13 +96,19 @@ def _parse_labels(text: str, path: Path) -> list[str]:
     return [str(name) for name in data]
 
 
+EXAMPLES = {"timm": "timm:resnet50", "hf": "hf:google/vit-base-patch16-224", "sample": "sample:blockdigits-standard"}
+
+
 def _load(spec: str | None, **options: Any) -> Model:
-    spec = str(spec or DEFAULT).strip()  # a local folder may come as a Path
+    spec = str(spec if spec is not None else "").strip() or DEFAULT  # a local folder may come as a Path
     if spec == DEFAULT and DEFAULT in LOADERS:
         return LOADERS[DEFAULT].loader("", **options)
     prefix, sep, rest = spec.partition(":")
     if sep and prefix in LOADERS:
-        return LOADERS[prefix].loader(rest, **options)
+        if not rest.strip():
+            raise ModelError(f"--model {spec!r} names no model: give one after the prefix, e.g. "
+                             f"{EXAMPLES.get(prefix, prefix + ':NAME')} (see `attrib models`)")
+        return LOADERS[prefix].loader(rest.strip(), **options)
     for entry in LOADERS.values():
         if entry.matches is not None and entry.matches(spec):
             return entry.loader(spec, **options)

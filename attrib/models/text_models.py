@@ -38,7 +38,10 @@ def _load(kind: str, spec: str, trust_remote_code: bool):
     """(model, tokenizer) from a hub id or a local folder; one-line ModelError when that cannot work."""
     import transformers
 
-    name = spec[3:] if spec.startswith("hf:") else spec
+    name = (spec[3:] if spec.startswith("hf:") else spec).strip()
+    if not name:
+        raise ModelError(f"{spec!r} names no model: give {TASKS[kind]} as a Hugging Face hub id or a local folder "
+                         "saved with save_pretrained")
     prefix = spec.partition(":")[0]
     if prefix in ("timm", "sample") and not Path(spec).exists():
         raise ModelError(f"{spec!r} names a {prefix} model (for `attrib explain`, `sanity` or `diffroar`), not "

@@ -180,6 +180,15 @@ def test_malformed_and_mismatched_weights(tmp_path):
         load_model("timm:test_resnet", weights=tmp_path / "rgba.pt")
 
 
+@pytest.mark.parametrize("spec,example", [("hf:", "hf:google/vit-base-patch16-224"), ("timm: ", "timm:resnet50"),
+                                          ("sample:", "sample:blockdigits-standard")])
+def test_a_prefix_naming_no_model_says_so(spec, example):
+    """'hf:' was read as the current folder ("  is a folder but not a Hugging Face model"); 'timm:' offered aimv2."""
+    with pytest.raises(ModelError, match=rf"names no model: give one after the prefix, e.g. {example}"):
+        load_model(spec, pretrained=False)
+    assert load_model("   ", pretrained=False).name == load_model(None, pretrained=False).name  # blank: default
+
+
 def test_weights_holding_nan_are_refused_in_one_line(tmp_path):
     import timm
 

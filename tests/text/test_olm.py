@@ -178,6 +178,14 @@ def test_an_lm_without_whole_words_is_refused_in_one_line(tmp_path):
         MaskedLM(None, tokenizer, "pieces-only")
 
 
+@pytest.mark.parametrize("spec", ["hf:", "", "  "])
+def test_a_text_model_spec_naming_nothing_says_so(spec):
+    from attrib.models.base import ModelError
+
+    with pytest.raises(ModelError, match="names no model: give a sequence classifier as a Hugging Face hub id"):
+        load_text_classifier(spec)
+
+
 def test_a_classifier_with_nan_weights_is_refused_in_one_line(tmp_path, text_models):
     import shutil
 
