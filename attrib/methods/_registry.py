@@ -148,8 +148,9 @@ class MethodSpec:
                              f"valid options: {', '.join(valid) or '(none)'}")
         overrides = {name: value.item() if isinstance(value, np.generic) else value  # numpy scalars: plain
                      for name, value in overrides.items()}
+        types = self._types()
         for name, value in overrides.items():
-            _check_type(self.name, name, value, self._types()[name])
+            _check_type(self.name, name, value, types[name])
         try:
             return self.config(**overrides)
         except UsageError:
