@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from attrib.errors import UsageError
+from attrib.errors import UsageError, counted
 from attrib.evaluate import similarity as sim
 from attrib.evaluate.randomization import layer_groups, randomized, select
 from attrib.evaluate.robustness import random_perturbations, topk_attack
@@ -60,12 +60,12 @@ class SanityConfig:
     steps: list[int] = field(default_factory=lambda: [8, 16, 32, 64])
     repeats: int = REPEATS
     seed: int = 0
+    device: str = "cpu"
 
     @property
     def draw_seeds(self) -> list[int]:
         """One seed per draw of random weights / noise: seed x 1000 + k (draw 0 of seed 0 is seed 0)."""
         return [self.seed * 1000 + k for k in range(self.repeats)]
-    device: str = "cpu"
 
 
 class Checker:
@@ -167,9 +167,18 @@ class Checker:
                            **options)
         self.advance(method)
         extras, n = result.extras, len(self.x)
-        return {"gap": float(result.completeness_gap.abs().mean()), "passes": result.passes / n,
-                "converged": float(extras["converged"].float().mean()) if "converged" in extras else None,
-                "gap_stderr": float(extras["gap_stderr"].pow(2).sum().sqrt()) / n if "gap_stderr" in extras else None}
+        return {**_mean_gap(result.completeness_gap, extras.get("gap_stderr")), "passes": result.passes / n,
+                "converged": float(extras["converged"].float().mean()) if "converged" in extras else None}
+
+
+def _mean_gap(gaps: torch.Tensor, stderr: torch.Tensor | None) -> dict[str, float | int | None]:
+    """The mean gap (and its Monte Carlo error) over the inputs where the gap is a number; ``undefined``: inputs
+    with F(x) = F(baseline) (a relative gap of inf); ``not_finite``: inputs whose map or score is NaN."""
+    finite = gaps.isfinite()
+    k = int(finite.sum())
+    return {"gap": float(gaps[finite].abs().mean()) if k else None,
+            "gap_stderr": float(stderr.cpu()[finite].pow(2).sum().sqrt()) / k if stderr is not None and k else None,
+            "undefined": int(gaps.isinf().sum()), "not_finite": int(gaps.isnan().sum())}
 
 
 def default_budget(method: str, options: dict[str, Any]) -> int:
@@ -343,7 +352,17 @@ def _completeness_verdict(method: str, rows: list[dict]) -> dict:
         else f"pass: < {limit:.0%}"
     if last.get("converged") is not None:
         rule = f"{last['passes']:.0f} passes on average, {last['converged']:.0%} of inputs converged; {rule}"
-    text = f"gap {last['gap']:.1%}{noise} at {where} ({rule}); {first['gap']:.1%} at {first['steps']}"
+    if last.get("not_finite"):
+        return {"method": method, "test": "completeness", "passed": False,
+                "reason": f"the maps of {counted(last['not_finite'], 'input')} are not finite at {where}: the "
+                          "model's gradient or score is not finite on the path from the baseline"}
+    if last["gap"] is None:
+        return {"method": method, "test": "completeness", "passed": None,
+                "reason": "unsure — F(x) equals F(baseline) on every input: the relative gap is undefined"}
+    left_out = f"; {counted(last['undefined'], 'input')} with F(x) = F(baseline) left out" \
+        if last.get("undefined") else ""
+    contrast = "not a number" if first["gap"] is None else f"{first['gap']:.1%}"
+    text = f"gap {last['gap']:.1%}{noise} at {where} ({rule}{left_out}); {contrast} at {first['steps']}"
     return {"method": method, "test": "completeness", "passed": judge(last["gap"], stderr or 0.0, limit, below=True),
             "reason": text}
 

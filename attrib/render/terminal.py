@@ -143,13 +143,15 @@ def sanity_tables(record: dict[str, Any]) -> list[Group]:
              ("robustness", "Robustness: similarity of clean and perturbed maps",
               ("method", "perturbation", "radius", "topk_intersection", "kendall_tau", "spearman", "cosine", "ssim")),
              ("completeness", "Completeness gap (mean over inputs)",
-              ("method", "steps", "default", "passes", "converged", "gap", "gap_stderr")))
+              ("method", "steps", "default", "passes", "converged", "gap", "gap_stderr", *LEFT_OUT)))
     for key, title, columns in specs:
         if record[key]:
-            tables.append(_rows_table(title, record[key], columns))
+            shown = tuple(c for c in columns if c not in LEFT_OUT or any(row.get(c) for row in record[key]))
+            tables.append(_rows_table(title, record[key], shown))
     return tables
 
 
+LEFT_OUT = ("undefined", "not_finite")  # inputs left out of a mean gap: shown where there are any
 FORMATS = {"passes": "{:.0f}", "converged": "{:.0%}", "gap": "{:.2%}", "gap_stderr": "{:.2%}"}  # else _fmt's
 
 

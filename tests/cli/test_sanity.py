@@ -26,7 +26,9 @@ def test_json_schema(run_cli, tmp_path):
     assert {r["mode"] for r in data["randomization"]} == {"cascading", "independent", "data"}
     assert set(data["robustness"][0]) == {"method", "perturbation", "radius", "n_inputs", "topk_intersection",
                                           "kendall_tau", "spearman", "cosine", "ssim", "spread", "draws"}
-    assert set(data["completeness"][0]) == {"method", "steps", "default", "passes", "converged", "gap", "gap_stderr"}
+    assert set(data["completeness"][0]) == {"method", "steps", "default", "passes", "converged", "gap", "gap_stderr",
+                                            "undefined", "not_finite"}
+    assert all(r["undefined"] == 0 and r["not_finite"] == 0 for r in data["completeness"])
     assert {(v["method"], v["test"]) for v in data["verdicts"]} >= {("gradient", "randomization"),
                                                                      ("integrated_gradients", "completeness")}
     assert all(set(v) == {"method", "test", "passed", "reason"} for v in data["verdicts"])
@@ -129,3 +131,19 @@ def test_tables_in_a_log_are_120_columns_wide(run_cli, tmp_path, monkeypatch):
     assert result.exit_code == 0 and " independent " in result.stdout and 80 < max(widths) <= LOG_WIDTH
     monkeypatch.setenv("COLUMNS", "70")
     assert max(len(line) for line in run_cli(*args, "--out", tmp_path / "b").stdout.splitlines()) <= 70
+
+
+def test_a_gap_that_is_not_a_number_is_shown_as_such(run_cli, tmp_path):
+    """A model whose gradient is NaN on IG's path wrote a gap of null; the report then failed on 100 * None."""
+    assert run_cli("sanity", *SAMPLE, "-m", "ig", "--tests", "completeness", "--out", tmp_path).exit_code == 0
+    record = json.loads((tmp_path / "run.json").read_text())
+    record["completeness"][-1].update(gap=None, not_finite=3)  # as such a run writes it
+    (tmp_path / "run.json").write_text(json.dumps(record))
+    result = run_cli("report", tmp_path, "-o", tmp_path / "r.html")
+    assert result.exit_code == 0, result.output
+    html = (tmp_path / "r.html").read_text()
+    assert "<th>inputs left out</th>" in html and "<td>—</td><td>3 not finite</td>" in html
+    console = Console(width=120, record=True, file=io.StringIO())
+    for table in sanity_tables(record):
+        console.print(table)
+    assert "not finite" in console.export_text()

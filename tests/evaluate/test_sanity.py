@@ -1,5 +1,7 @@
 """Sanity checks: layer discovery, the similarity oracles, and the published findings in kind on sample models."""
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 import torch
@@ -180,6 +182,28 @@ def test_completeness_verdict_accounts_for_monte_carlo_error():
     legacy = _completeness_verdict("integrated_gradients", [{"method": "integrated_gradients", "steps": s, "gap": g}
                                                             for s, g in ((8, 0.2), (64, 0.03))])
     assert legacy["passed"] is True and legacy["reason"].startswith("gap 3.0% at 64 steps (pass: < 5%)")
+
+
+def test_completeness_fails_a_map_that_is_not_finite_and_leaves_out_undefined_gaps():
+    """A gradient that is NaN on the path gave a mean gap of NaN, judged "unsure — gap nan%"."""
+    class LogAtBaseline(torch.nn.Module):  # log(x - 0.3): NaN on the path from the black baseline
+        def forward(self, x):
+            z = x.flatten(1)
+            return torch.stack([z.sum(1) + torch.log(z - 0.3).sum(1), -z.sum(1)], 1)
+
+    x = torch.rand(3, 1, 2, 2) + 0.4
+    out = run_sanity(SimpleNamespace(module=LogAtBaseline()), x,
+                     SanityConfig(["integrated_gradients"], tests=["completeness"], steps=[8]))
+    assert all(r["gap"] is None and r["not_finite"] == 3 for r in out["completeness"])
+    verdict = _row(out["verdicts"], "integrated_gradients", test="completeness")
+    assert verdict["passed"] is False and "the maps of 3 inputs are not finite" in verdict["reason"]
+
+    def rows(gap, undefined):
+        return [{"method": "integrated_gradients", "steps": 8, "gap": gap, "undefined": undefined, "not_finite": 0}]
+
+    assert _completeness_verdict("integrated_gradients", rows(None, 3))["passed"] is None
+    verdict = _completeness_verdict("integrated_gradients", rows(0.01, 1))
+    assert verdict["passed"] is True and "1 input with F(x) = F(baseline) left out" in verdict["reason"]
 
 
 def test_expected_gradients_completeness_rows_carry_their_monte_carlo_error(digits):
