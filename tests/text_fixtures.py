@@ -57,6 +57,25 @@ def build_roberta_models(root, corpus=CORPUS, vocab_size=400, positions=64):
     return paths
 
 
+def build_gpt2_classifier(root, corpus=CORPUS, vocab_size=400):
+    """A tiny GPT-2 sequence classifier saved under ``root`` as published GPT-2 checkpoints are: its tokenizer has
+    no pad token and its config no pad_token_id (the end-of-text token, id 0, starts and ends texts)."""
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import GPT2Config, GPT2ForSequenceClassification, GPT2TokenizerFast
+
+    trainer = ByteLevelBPETokenizer()
+    trainer.train_from_iterator(corpus, vocab_size=vocab_size, min_frequency=1, special_tokens=["<|endoftext|>"])
+    trainer.save_model(str(root))
+    tokenizer = GPT2TokenizerFast.from_pretrained(str(root))
+    config = GPT2Config(vocab_size=len(tokenizer), n_embd=16, n_layer=1, n_head=2, n_positions=64, num_labels=2,
+                        bos_token_id=0, eos_token_id=0, id2label={0: "negative", 1: "positive"},
+                        label2id={"negative": 0, "positive": 1})
+    torch.manual_seed(0)
+    GPT2ForSequenceClassification(config).eval().save_pretrained(root / "gpt2")
+    tokenizer.save_pretrained(root / "gpt2")
+    return str(root / "gpt2")
+
+
 @pytest.fixture(scope="session")
 def text_models(tmp_path_factory):
     return build_text_models(tmp_path_factory.mktemp("text_models"))

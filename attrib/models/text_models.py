@@ -14,6 +14,7 @@ replaced by a single mask (as the official OLM code does).
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,6 +75,10 @@ class TextClassifier:
 
     def __post_init__(self) -> None:
         self.max_tokens = token_limit(self.model, self.tokenizer)
+        pad_right(self.model, self.tokenizer, self.name)
+        quiet = logging.getLogger(type(self.model).__module__)  # the logger transformers' modelling code writes to
+        if not any(isinstance(f, _UnpaddedEmbeddings) for f in quiet.filters):
+            quiet.addFilter(_UnpaddedEmbeddings())
 
     @property
     def labels(self) -> list[str]:
@@ -131,6 +136,14 @@ class TextClassifier:
         return embeddings, forward
 
 
+class _UnpaddedEmbeddings(logging.Filter):
+    """Drops transformers' warning that a decoder's classifier cannot find padding in ``inputs_embeds``: the
+    gradient methods give it one text's embeddings, which hold no padding, so its last position is the text's."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "padding tokens in `inputs_embeds`" not in record.getMessage()
+
+
 def _word_at(words: list[Word], start: int, end: int) -> int:
     if start == end:
         return -1
@@ -159,6 +172,7 @@ class MaskedLM:
                              "tokens or word pieces): --lm must be a masked language model with a word vocabulary")
         self._strings: dict[int, str] = {}
         self.max_tokens = token_limit(self.model, self.tokenizer)
+        pad_right(self.model, self.tokenizer, self.name)
 
     @torch.inference_mode()
     def word_distributions(self, text: str, words: list[Word]) -> tuple[torch.Tensor, "Vocab"]:
@@ -190,6 +204,24 @@ class Vocab:
 
     def __getitem__(self, token_id: int) -> str:
         return self.lm.string(token_id)
+
+
+def pad_right(model, tokenizer, name: str) -> None:
+    """Batches are padded on the right, so that every text's tokens keep the positions they have alone (left
+    padding, the default of Llama's and Qwen's tokenizers, shifts them and changes the scores), with a pad token
+    the model's config knows too: a decoder's classifier (GPT-2, Llama) reads each text's last token that is not
+    padding, found through ``config.pad_token_id``, and refuses batches without one. Tokenizers with no pad
+    token pad with the model's pad token, else their end-of-text token, as Hugging Face advises."""
+    tokenizer.padding_side = "right"
+    if tokenizer.pad_token is None:
+        pad_id = getattr(model.config, "pad_token_id", None)
+        pad_id = tokenizer.eos_token_id if pad_id is None else pad_id
+        if pad_id is None:
+            raise ModelError(f"{name}: its tokenizer has neither a padding nor an end-of-text token, so texts "
+                             "cannot be batched; save the tokenizer with a pad_token")
+        tokenizer.pad_token = tokenizer.convert_ids_to_tokens(int(pad_id))
+    if getattr(model.config, "pad_token_id", None) is None:
+        model.config.pad_token_id = tokenizer.pad_token_id
 
 
 def token_limit(model, tokenizer) -> int:
