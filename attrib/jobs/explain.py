@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 
-from attrib.engine import PRECISIONS
+from attrib.engine import PRECISIONS, native_bf16
 from attrib.errors import AttribError, UsageError, first_line
 from attrib.executors import ExecutorSpec, make_executor
 from attrib.jobs.common import (Events, ListFields, attribution_row, check_counts, describe_methods, failure_line,
@@ -118,6 +118,10 @@ def prepare(options: Options, events: Events) -> Plan:
     events.info(f"model: {model.name}; methods: {', '.join(names)}; device: {device}")
     if options.precision == "tf32" and not device.startswith("cuda"):
         events.warning(f"--precision tf32 changes CUDA matrix products only; on {device} this run is fp32")
+    if options.precision == "bf16" and not native_bf16(device):
+        events.warning(f"--precision bf16: {device} has no bfloat16 arithmetic, so torch emulates it, many times "
+                       "slower than fp32 (25x per pass for the default model on a 2-core AVX2 CPU); bf16 is for "
+                       "GPUs and CPUs with AVX-512 BF16 or AMX")
     return Plan(model, names, kwargs, target, device, record)
 
 
