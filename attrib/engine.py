@@ -32,7 +32,7 @@ PRECISIONS = ("fp32", "tf32", "bf16")
 
 def native_bf16(device: str | torch.device) -> bool:
     """Whether ``device`` computes in bfloat16 natively: a card that supports it, or a CPU with AVX-512 BF16 or
-    AMX (oneDNN's test). Elsewhere torch emulates bf16, and it is far slower than fp32 (25x per pass for the
+    AMX (oneDNN's test). Elsewhere torch emulates bf16, and it is far slower than fp32 (26x per pass for the
     default model on this project's 2-core AVX2 CPU)."""
     device = torch.device(device)
     if device.type == "cuda":

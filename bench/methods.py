@@ -2,6 +2,7 @@
 
     python bench/methods.py            # both models, prints a Markdown table
     python bench/methods.py --quick    # fewer repetitions
+    python bench/methods.py --bf16     # only fp32 vs bf16 autocast on the CPU
 
 For each model (the embedded EfficientNet-Lite0 on chelsea, timm resnet18 with random weights; 1 image, 224 px):
   bound    = n x the best per-row forward + input-backward time over chunk sizes and memory layouts;
@@ -164,14 +165,30 @@ def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a - b).norm() / b.norm())
 
 
+def precision_ratio(reps: int) -> None:
+    """fp32 vs bf16 autocast, side by side: one gradient pass over 8 rows of the embedded model (the figure
+    behind attrib's warning that bf16 is emulated on a CPU without bfloat16 arithmetic)."""
+    from attrib.engine import native_bf16
+
+    module, x, target = load_embedded()
+    rows = x.expand(8, -1, -1, -1).contiguous()
+    best = race({p: lambda p=p: attrib.attribute(module, rows, "gradient", target=target, precision=p)
+                 for p in ("fp32", "bf16")}, reps)
+    print(f"| gradient, 8 rows, {'native' if native_bf16('cpu') else 'emulated'} bf16 | fp32 {best['fp32']:.2f} s "
+          f"| bf16 {best['bf16']:.2f} s | bf16/fp32 {best['bf16'] / best['fp32']:.1f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--peak-child", type=int)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--bf16", action="store_true", help="only the fp32 vs bf16 race on the CPU")
     args = parser.parse_args()
     if args.peak_child:
         return _peak_child(args.peak_child)
+    if args.bf16:
+        return precision_ratio(1 if args.quick else 3)
     reps = 1 if args.quick else 3
     print(f"# attrib bench/methods.py — {platform.node()} {platform.processor() or platform.machine()}, "
           f"{torch.get_num_threads()} threads, torch {torch.__version__}, {time.strftime('%Y-%m-%d')}")
