@@ -76,6 +76,33 @@ def build_gpt2_classifier(root, corpus=CORPUS, vocab_size=400):
     return str(root / "gpt2")
 
 
+def build_deberta_models(root, corpus=CORPUS, vocab_size=120):
+    """A tiny DeBERTa-v2 masked LM and classifier with a SentencePiece (Unigram) vocabulary, word starts marked
+    "▁", as DeBERTa-v3, ALBERT and XLM-R have; their folders by name."""
+    from tokenizers import SentencePieceUnigramTokenizer
+    from tokenizers.processors import TemplateProcessing
+    from transformers import DebertaV2Config, DebertaV2ForMaskedLM, DebertaV2ForSequenceClassification, \
+        DebertaV2TokenizerFast
+
+    special = ["[PAD]", "[CLS]", "[SEP]", "[UNK]", "[MASK]"]
+    trainer = SentencePieceUnigramTokenizer()
+    trainer.train_from_iterator(corpus, vocab_size=vocab_size, special_tokens=special, unk_token="[UNK]")
+    trainer._tokenizer.post_processor = TemplateProcessing(single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]",
+                                                           special_tokens=[("[CLS]", 1), ("[SEP]", 2)])
+    tokenizer = DebertaV2TokenizerFast(tokenizer_object=trainer._tokenizer, pad_token="[PAD]", cls_token="[CLS]",
+                                       sep_token="[SEP]", unk_token="[UNK]", mask_token="[MASK]")
+    config = dict(vocab_size=len(tokenizer), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                  intermediate_size=32, max_position_embeddings=64, pad_token_id=0)
+    torch.manual_seed(0)
+    paths = {}
+    for name, cls, extra in (("lm", DebertaV2ForMaskedLM, {}),
+                             ("clf", DebertaV2ForSequenceClassification, {"num_labels": 2})):
+        cls(DebertaV2Config(**config, **extra)).eval().save_pretrained(root / name)
+        tokenizer.save_pretrained(root / name)
+        paths[name] = str(root / name)
+    return paths
+
+
 @pytest.fixture(scope="session")
 def text_models(tmp_path_factory):
     return build_text_models(tmp_path_factory.mktemp("text_models"))

@@ -166,6 +166,22 @@ def test_roberta_reads_positions_after_its_padding_row_and_draws_whole_words(tmp
     assert "great" in allowed and all(word and " " not in word for word in allowed)  # "Ġgreat" read as a word
 
 
+def test_a_sentencepiece_vocabulary_draws_whole_words(tmp_path):
+    """DeBERTa-v3, ALBERT and XLM-R mark word starts with "▁": only such pieces replace a word, read without it."""
+    from tests.text_fixtures import build_deberta_models
+
+    paths = build_deberta_models(tmp_path)
+    classifier, lm = load_text_classifier(paths["clf"]), load_masked_lm(paths["lm"])
+    pieces = lm.tokenizer.convert_ids_to_tokens(list(range(len(lm.tokenizer))))
+    allowed = [p for p, ok in zip(pieces, lm._allowed.tolist()) if ok]
+    assert allowed and all(p.startswith("▁") and len(p) > 1 for p in allowed)
+    assert all(lm.string(i) == p[1:] for i, (p, ok) in enumerate(zip(pieces, lm._allowed.tolist())) if ok)
+    entry = explain_one(classifier, lm, TextItem("t", "the movie was great"), 0,
+                        TextOptions(["olm", "unk", "integrated_gradients"], n_samples=5))
+    assert entry["status"] == "ok" and all(len(v) == 4 for v in entry["scores"].values())
+    assert entry["gaps"]["integrated_gradients"] < 0.01
+
+
 def test_an_lm_without_whole_words_is_refused_in_one_line(tmp_path):
     from transformers import BertTokenizerFast
 
