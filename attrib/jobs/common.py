@@ -251,6 +251,24 @@ def attribution_row(result, b: int) -> dict[str, Any]:
             "tol": result.config.get("tol"), "match_steps": result.config.get("match_steps")}
 
 
+def _stalled(result: dict, method: str, precision: str) -> tuple[str, str]:
+    """How an adaptive rule ended unconverged, and what would help: in bf16, fp32 (the rule reads rounding as
+    roughness); after its budget, more steps; at the narrowest panels, another baseline, not more steps (F jumps
+    where no bisection resolves it: a normalisation layer whose input is all zero at a zero baseline does)."""
+    from attrib.methods.adaptive import MIN_WIDTH
+
+    spent = result["passes"] >= (result["budget"] or 0)
+    ended = (f"spent its budget of {result['passes']} steps" if spent else
+             f"stopped after {result['passes']} steps (F jumps within a stretch of the path narrower than "
+             f"{MIN_WIDTH:g}, which more steps cannot resolve)")
+    if precision == "bf16":
+        return ended, "run in fp32 (--precision fp32): in bf16 rounding reads as roughness of the path"
+    if spent:
+        return ended, f"raise n_steps (--set {method}.n_steps=N) for a more faithful map"
+    return ended, (f"another baseline may help (--set {method}.baseline=blur): at a zero baseline, a normalisation "
+                   "layer whose input is all zero can make such a jump")
+
+
 def gap_warnings(result: dict, method: str, precision: str = "fp32") -> list[str]:
     """Say when a map is not faithful (for the terminal and the record): an adaptive rule that spent its budget
     first, or a gap over 5%; and when the gap is undefined (F(x) = F(baseline) at the compute precision). In
@@ -267,12 +285,9 @@ def gap_warnings(result: dict, method: str, precision: str = "fp32") -> list[str
         goal = f"a gap within tol {result['tol']:.1%}"
         if result["match_steps"]:
             goal += f" and a map as accurate as {result['match_steps']}-step Gauss-Legendre's"
-        spent = (f"spent its budget of {result['passes']} steps" if result["passes"] >= (result["budget"] or 0)
-                 else f"stopped after {result['passes']} steps (its panels reached the narrowest width)")
-        advice = ("run in fp32 (--precision fp32): in bf16 rounding reads as roughness of the path"
-                  if precision == "bf16" else f"raise n_steps (--set {method}.n_steps=N)")
-        return [f"the adaptive rule {spent} before reaching {goal}: completeness gap {gap:.2%}, "
-                f"estimated map error {result['map_error']:.1%}; {advice} for a more faithful map"]
+        ended, advice = _stalled(result, method, precision)
+        return [f"the adaptive rule {ended} before reaching {goal}: completeness gap {gap:.2%}, estimated map "
+                f"error {result['map_error']:.1%}; {advice}"]
     if gap is not None and gap > GAP_WARNING:
         noise = f" ± {result['gap_stderr']:.1%} (Monte Carlo)" if result["gap_stderr"] is not None else ""
         from attrib.methods import METHODS

@@ -47,6 +47,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+MIN_WIDTH = 1e-9  # panels are not bisected below this width: F jumping within it is a discontinuity
 MARK_FRACTION = 0.2  # bulk marking: split the fewest panels holding this share of an unmet target's total
 KEPT = 0.25  # the share of its error variance a bisected panel keeps (two halves of h^3 / 8 each)
 ROUGH_GROUP = 32  # interior nodes whose roughness is computed in one batch (bounds the temporaries)
@@ -219,7 +220,7 @@ def to_split(path: Path, budget: int, gap_unmet: bool, errors: list[float], targ
         chosen = _bulk([(math.sqrt(e), (a, b)) for e, (a, b) in zip(errors, panels)])
         _mark(marked, chosen[:_needed(sorted(errors, reverse=True), target)])
     order = sorted(marked, key=marked.get, reverse=True)
-    return [(a + b) / 2 for a, b in order if b - a > 1e-9][:budget]
+    return [(a + b) / 2 for a, b in order if b - a > MIN_WIDTH][:budget]
 
 
 def _needed(errors: list[float], target: float) -> int:
