@@ -16,14 +16,16 @@ from attrib.models.registry import register_loader
 
 
 class LogitsOnly(torch.nn.Module):
-    """Wraps a transformers classifier so that it maps pixel values (B, C, H, W) to logits (B, K)."""
+    """Wraps a transformers classifier so that it maps pixel values (B, C, H, W) to logits (B, K). ``bgr``: the
+    model reads its channels in BGR order (its processor flips them: MobileViT), so RGB inputs are flipped here
+    and attributions stay in the picture's RGB order."""
 
-    def __init__(self, inner: torch.nn.Module) -> None:
+    def __init__(self, inner: torch.nn.Module, bgr: bool = False) -> None:
         super().__init__()
-        self.inner = inner
+        self.inner, self.bgr = inner, bgr
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        return self.inner(pixel_values=pixel_values).logits
+        return self.inner(pixel_values=pixel_values.flip(1) if self.bgr else pixel_values).logits
 
 
 def from_pretrained_checked(auto, name: str, task: str, **kwargs):
@@ -99,15 +101,16 @@ def load_hf(name: str, *, trust_remote_code: bool = False, weights: object = Non
         processor = None
     labels = [str(module.config.id2label.get(i, f"class {i}")) for i in range(module.config.num_labels)]
     preprocess = _preprocess(processor, module)
-    differs = mismatch(processor, preprocess) if processor is not None else None
+    bgr = bool(getattr(processor, "do_flip_channel_order", False))
+    differs = mismatch(processor, preprocess, bgr) if processor is not None else None
     if processor is None:
         warnings.warn(f"{name} has no image processor (preprocessor_config.json): attrib squashes images to "
                       f"{preprocess.size[0]} x {preprocess.size[1]} and normalises with mean = std = 0.5; save the "
                       "model's processor beside it if it was trained otherwise", stacklevel=2)
     if differs:
-        warnings.warn(f"{name}: {differs} ({type(processor).__name__} has resizing rules attrib does not "
-                      "follow); predictions and maps may differ a little from the processor's", stacklevel=2)
-    return Model(LogitsOnly(module).eval(), preprocess, labels, "image", f"hf:{name}",
+        warnings.warn(f"{name}: {differs} ({type(processor).__name__} has rules attrib does not follow); "
+                      "predictions and maps may differ from those on the processor's inputs", stacklevel=2)
+    return Model(LogitsOnly(module, bgr).eval(), preprocess, labels, "image", f"hf:{name}",
                  multi_label=multi_label(module.config))
 
 

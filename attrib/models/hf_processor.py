@@ -8,6 +8,7 @@ Processors describe the same few steps in several ways, and attrib follows each 
   processor has a crop_pct: ConvNeXt, PoolFormer), then centre-cropped to ``crop_size`` (or to a square of
   shortest_edge for ConvNeXt); ConvNeXt squashes to a square at 384 px and above;
 - ``resample`` (PIL's codes) chooses the interpolation;
+- ``do_flip_channel_order`` (MobileViT: the model reads BGR): the model's wrapper flips attrib's RGB inputs;
 - pixels are ``p * rescale_factor`` (``- 1`` with ``rescale_offset``; p itself without ``do_rescale``), then
   normalised by ``image_mean`` / ``image_std`` unless ``do_normalize`` is off: folded into one mean and std
   on [0, 1] pixels.
@@ -99,9 +100,10 @@ def per_channel(values: Any, channels: int) -> tuple[float, ...]:
     return tuple(values) if len(values) == channels else (sum(values) / len(values),) * channels
 
 
-def mismatch(processor: Any, preprocess: Preprocess) -> str | None:
+def mismatch(processor: Any, preprocess: Preprocess, bgr: bool = False) -> str | None:
     """How attrib's inputs differ from the processor's own on a smooth 300 x 200 probe picture, or None when
-    they agree (or the processor cannot be run on it)."""
+    they agree (or the processor cannot be run on it); ``bgr``: the processor's channels are in BGR order,
+    which the model wrapper makes from attrib's RGB."""
     rows, cols = np.mgrid[0:200, 0:300].astype(np.float32)
     rgb = np.stack([rows / 200, cols / 300, 0.5 + 0.5 * np.sin(rows / 17) * np.cos(cols / 23)], axis=-1)
     probe = Image.fromarray((rgb * 255).round().astype(np.uint8))
@@ -109,7 +111,7 @@ def mismatch(processor: Any, preprocess: Preprocess) -> str | None:
         theirs = torch.as_tensor(np.asarray(processor(probe, return_tensors="np")["pixel_values"][0]))
     except Exception:  # noqa: BLE001 - a processor that cannot run on a plain RGB picture: nothing to compare
         return None
-    ours = preprocess(probe)
+    ours = preprocess(probe).flip(0) if bgr else preprocess(probe)
     if theirs.shape[0] != ours.shape[0]:
         return None  # a grayscale model fed RGB by its processor
     if theirs.shape != ours.shape:

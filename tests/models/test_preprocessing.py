@@ -112,3 +112,27 @@ def test_a_crop_that_is_a_ratio_of_two_sizes_is_exact():
         theirs = torch.as_tensor(processor(picture, return_tensors="np")["pixel_values"][0])
         gaps = (pre(picture) - theirs).abs() / (1 / 255 / min(pre.std))
         assert float(gaps.max()) <= 2.01 and float(gaps.mean()) < 0.05
+
+
+def test_a_model_that_reads_bgr_gets_its_channels_flipped(tmp_path, recwarn):
+    """MobileViT's processor flips the channels to BGR: attrib fed RGB, warned that its inputs differed by 39%
+    ("resizing rules"), and every prediction and map was of a picture with red and blue swapped."""
+    import transformers as t
+
+    from attrib.models import load_model
+
+    torch.manual_seed(0)  # a tiny ViT (a tiny random MobileViT's output does not depend on its input) with
+    config = t.ViTConfig(image_size=64, patch_size=16, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                         intermediate_size=64, num_labels=3)  # MobileViT's processor, which makes BGR inputs
+    module = t.ViTForImageClassification(config).eval()
+    processor = t.MobileViTImageProcessor(size={"shortest_edge": 72}, crop_size={"height": 64, "width": 64})
+    module.save_pretrained(tmp_path / "m")
+    processor.save_pretrained(tmp_path / "m")
+    model = load_model(f"hf:{tmp_path / 'm'}")
+    assert not [w for w in recwarn if "differ" in str(w.message)]
+    picture = next(_pictures())
+    theirs = module(pixel_values=torch.as_tensor(processor(picture, return_tensors="np")["pixel_values"])).logits
+    with torch.no_grad():
+        rgb = model.preprocess(picture)[None]
+        ours, unflipped = model.module(rgb), module(pixel_values=rgb).logits
+    assert torch.allclose(ours, theirs, atol=1e-3) and not torch.allclose(unflipped, theirs, atol=1e-3)
