@@ -54,10 +54,19 @@ class DiffRoarConfig:
     attribution_seed: int = 0
     device: str = "cpu"
     retrain_device: str | None = None  # where the retrains run (None: ``device``; a cluster's task device)
+    architecture: dict[str, Any] = field(default_factory=dict)  # the factory's build arguments (build_arguments)
 
     @property
     def all_methods(self) -> list[str]:
         return [*self.methods, CONTROL]
+
+
+def build_arguments(factory: Callable[[], torch.nn.Module]) -> dict[str, Any]:
+    """The keyword arguments a model's factory builds with (timm: ``num_classes`` and ``in_chans``, read from
+    ``--weights``), as plain data: a job rebuilds its fresh model from the spec with them, since the spec alone
+    gives the architecture's defaults (1000 classes) and the weights file may not be where the job runs."""
+    keywords = getattr(factory, "keywords", {})
+    return {k: v for k, v in keywords.items() if k != "pretrained" and isinstance(v, int | float | str | bool)}
 
 
 def job_id(method: str, k: float, side: str, seed: int) -> str:
@@ -78,7 +87,7 @@ def retrain_recipe(card: dict[str, Any], config: DiffRoarConfig) -> Recipe:
 def plan(config: DiffRoarConfig, recipe: Recipe, fill: float, attribution_files: dict[str, str]) -> list[dict]:
     """One job per (method, k, side, seed): everything a retrain needs, as plain data."""
     return [{"id": job_id(method, k, side, seed), "method": method, "k": k, "side": side, "seed": seed,
-             "model": config.model, "dataset": config.dataset, "fill": fill,
+             "model": config.model, "architecture": config.architecture, "dataset": config.dataset, "fill": fill,
              "attributions": attribution_files.get(method), "recipe": recipe.to_dict(),
              "device": config.retrain_device or config.device, "random": GENERATOR}
             for method in config.all_methods for k in config.ks for seed in range(config.seeds) for side in SIDES]

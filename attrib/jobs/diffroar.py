@@ -14,13 +14,14 @@ from __future__ import annotations
 import json
 import sys
 from dataclasses import asdict, dataclass, field
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any
 
 from attrib.errors import UsageError, counted, duration, first_line
-from attrib.evaluate.diffroar import (CONTROL, DEFAULT_KS, DiffRoarConfig, attribute_split, check_compatible,
-                                      epoch_seconds, null_block_share, plan, retrain, retrain_recipe)
+from attrib.evaluate.diffroar import (CONTROL, DEFAULT_KS, DiffRoarConfig, attribute_split, build_arguments,
+                                      check_compatible, epoch_seconds, null_block_share, plan, retrain,
+                                      retrain_recipe)
 from attrib.executors import Executor, ExecutorSpec, executor_for
 from attrib.jobs.common import (Events, ListFields, check_counts, check_images, describe_config, describe_methods,
                                 failure_line, header, ignored_settings, method_kwargs, now, resolve_device,
@@ -81,11 +82,14 @@ def _folder_version(name: str) -> tuple:
 
 
 @lru_cache(maxsize=4)
-def _architecture(spec: str):
-    """The factory a job's fresh models come from (weights are not needed: jobs train fresh copies)."""
+def _architecture(spec: str, arguments_json: str = "{}"):
+    """The factory a job's fresh models come from, with the build arguments the evaluated model had (weights are
+    not needed: jobs train fresh copies)."""
     from attrib.models import load_model
 
-    return load_model(spec, pretrained=False).factory
+    factory = load_model(spec, pretrained=False).factory
+    arguments = json.loads(arguments_json)
+    return partial(factory, **arguments) if arguments else factory
 
 
 def prepare(options: Options, events: Events):
@@ -120,7 +124,8 @@ def prepare(options: Options, events: Events):
     ks = sorted(set(map(float, options.ks)))
     config = DiffRoarConfig(options.model, spec, names, overrides, ks, options.seeds, options.epochs,
                             options.lr, options.batch_size, options.seed, device,
-                            options.executor.device if options.executor.remote else None)
+                            options.executor.device if options.executor.remote else None,
+                            build_arguments(model.factory))
     kwargs = method_kwargs_all(config, model, data)[0]
     describe_methods(names, kwargs)  # validates every option
     for warning in ignored_settings(overrides, kwargs):
@@ -234,7 +239,8 @@ def _values(root: Path, job: dict, data) -> dict[str, Any]:
 def retrain_job(job: dict, values: dict[str, Any]) -> dict:
     """(anywhere) one retrain from its job and its attributions per split; the result (written by the caller)."""
     data = dataset_of(job["dataset"])
-    return retrain(job, _architecture(job["model"]), {split: data.split(split) for split in SPLITS}, values)
+    factory = _architecture(job["model"], json.dumps(job.get("architecture") or {}, sort_keys=True))
+    return retrain(job, factory, {split: data.split(split) for split in SPLITS}, values)
 
 
 def run_job(job_path: str | Path) -> dict:

@@ -148,6 +148,34 @@ def test_timm_architecture_on_an_image_folder(run_cli, tmp_path):
     assert "DiffROAR" in said  # the evaluation ran without it
 
 
+def test_retrains_build_the_head_the_weights_have(run_cli, tmp_path):
+    """With --weights of a 2-class timm model the retrains were built from the spec alone, with timm's 1000
+    classes: on a 2-class folder every retrained model scored 0.000 (train accuracy too)."""
+    import json
+
+    import timm
+    import torch
+
+    from attrib.jobs.diffroar import _architecture
+
+    from PIL import Image
+
+    for label, colour in (("red", (220, 20, 20)), ("blue", (20, 20, 220))):
+        (tmp_path / "data" / label).mkdir(parents=True)
+        for i in range(3):
+            Image.new("RGB", (32, 32), tuple(max(0, c - 15 * i) for c in colour)).save(
+                tmp_path / "data" / label / f"{i}.png")
+    torch.save(timm.create_model("test_resnet", num_classes=2).state_dict(), tmp_path / "two.pt")
+    result = run_cli("diffroar", "-M", "timm:test_resnet", "--weights", tmp_path / "two.pt", "--dataset",
+                     f"folder:{tmp_path / 'data'}", "-m", "gradient", "--k", "0.5", "--epochs", "1", "--out",
+                     tmp_path / "run")
+    assert result.exit_code == 0, result.output
+    job = json.loads((tmp_path / "run" / "jobs" / "gradient-k0.5-top-s0.json").read_text())
+    assert job["architecture"] == {"num_classes": 2, "in_chans": 3}
+    fresh = _architecture(job["model"], json.dumps(job["architecture"]))().eval()
+    assert fresh(torch.zeros(1, 3, 32, 32)).shape == (1, 2)
+
+
 def test_accuracies_at_chance_are_warned_about():
     import torch
 
