@@ -251,7 +251,7 @@ def attribution_row(result, b: int) -> dict[str, Any]:
             "tol": result.config.get("tol"), "match_steps": result.config.get("match_steps")}
 
 
-def _stalled(result: dict, method: str, precision: str) -> tuple[str, str]:
+def _stalled(result: dict, method: str, precision: str, images: bool) -> tuple[str, str]:
     """How an adaptive rule ended unconverged, and what would help: in bf16, fp32 (the rule reads rounding as
     roughness); after its budget, more steps; at the narrowest panels, another baseline, not more steps (F jumps
     where no bisection resolves it: a normalisation layer whose input is all zero at a zero baseline does)."""
@@ -265,14 +265,16 @@ def _stalled(result: dict, method: str, precision: str) -> tuple[str, str]:
         return ended, "run in fp32 (--precision fp32): in bf16 rounding reads as roughness of the path"
     if spent:
         return ended, f"raise n_steps (--set {method}.n_steps=N) for a more faithful map"
-    return ended, (f"another baseline may help (--set {method}.baseline=blur): at a zero baseline, a normalisation "
-                   "layer whose input is all zero can make such a jump")
+    other = f"--set {method}.baseline=blur" if images else f"--set {method}.baseline=..."
+    return ended, (f"another baseline may help ({other}): at a zero baseline, a normalisation layer whose input is "
+                   "all zero can make such a jump")
 
 
-def gap_warnings(result: dict, method: str, precision: str = "fp32") -> list[str]:
+def gap_warnings(result: dict, method: str, precision: str = "fp32", images: bool = True) -> list[str]:
     """Say when a map is not faithful (for the terminal and the record): an adaptive rule that spent its budget
     first, or a gap over 5%; and when the gap is undefined (F(x) = F(baseline) at the compute precision). In
-    bf16 the advice is fp32: the rule reads rounding as roughness, and more steps do not remove it."""
+    bf16 the advice is fp32: the rule reads rounding as roughness, and more steps do not remove it. ``images``:
+    the inputs are images (a blurred baseline can be advised)."""
     gap = result["gap"]
     if not result.get("finite", True):
         return ["the model's gradient or output is not finite at some point the method evaluates (IG: on the "
@@ -285,7 +287,7 @@ def gap_warnings(result: dict, method: str, precision: str = "fp32") -> list[str
         goal = f"a gap within tol {result['tol']:.1%}"
         if result["match_steps"]:
             goal += f" and a map as accurate as {result['match_steps']}-step Gauss-Legendre's"
-        ended, advice = _stalled(result, method, precision)
+        ended, advice = _stalled(result, method, precision, images)
         return [f"the adaptive rule {ended} before reaching {goal}: completeness gap {gap:.2%}, estimated map "
                 f"error {result['map_error']:.1%}; {advice}"]
     if gap is not None and gap > GAP_WARNING:

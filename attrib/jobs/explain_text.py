@@ -127,7 +127,7 @@ def explain_one(classifier, lm, item: TextItem, position: int, settings: Setting
         scores[method] = values.tolist()
         if row["gap"] is not None:
             gaps[method] = row["gap"]
-        faithfulness[method] = gap_warnings(row, method)
+        faithfulness[method] = gap_warnings(row, method, images=False)
     labels = classifier.labels
     top = int(probs[original].argmax())
     return {"name": item.name, "text": item.text, "words": [w.text for w in words], "status": "ok", "error": None,

@@ -224,6 +224,7 @@ def test_a_jump_no_bisection_resolves_is_said_to_need_another_baseline_not_more_
     assert said.endswith("another baseline may help (--set integrated_gradients.baseline=blur): at a zero "
                          "baseline, a normalisation layer whose input is all zero can make such a jump")
     assert "n_steps" not in said
+    assert "(--set integrated_gradients.baseline=...)" in gap_warnings(entry, "integrated_gradients", images=False)[0]
 
 
 def test_explain_warns_when_the_budget_runs_out(run_cli_images):
