@@ -201,12 +201,11 @@ def run_job(common: Common, job: Any, options: Any, view: View, prefix: str = ""
     except KeyboardInterrupt:
         ui.error(view.interrupted.format(out=out))
         sys.exit(130)
-    except OSError as error:
-        if error.filename is None or not Path(error.filename).is_relative_to(out):
-            raise
-        ui.error(f"cannot write the run folder: {error.strerror or error}: {error.filename}")
-        sys.exit(1)
     except Exception as error:  # noqa: BLE001 - the last line of defence: one line, not a traceback
+        if isinstance(error, OSError) and error.filename is not None and Path(error.filename).is_relative_to(out):
+            ui.error(f"cannot write the run folder: {error.strerror or error}: {error.filename}; what finished is "
+                     "kept there: the same command goes on from it once it can be written")
+            sys.exit(1)
         if common.verbose:
             raise
         ui.error(f"unexpected {type(error).__name__}: {first_line(error)} (run with -v for the traceback)")

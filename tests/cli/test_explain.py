@@ -321,6 +321,21 @@ def test_an_unwritable_run_folder_is_one_line(run_cli, images, tmp_path, monkeyp
         " ".join(result.output.split())
 
 
+def test_a_full_disk_is_one_line_naming_the_file(run_cli, images, tmp_path, monkeypatch):
+    """A full disk raises OSError without a file name: it went past the run folder's handler as a traceback."""
+    import errno
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr("attrib.runs.atomic.os.fsync", full)
+    result = run_cli("explain", images / "im0.png", *TINY, "-m", "gradient", "--out", tmp_path / "o")
+    said = " ".join(result.output.split())
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert f"cannot write the run folder: No space left on device: {tmp_path / 'o'}" in said
+    assert not list((tmp_path / "o").rglob("*.tmp"))  # nothing half-written
+
+
 def test_expected_gradients_default_references_for_sample_and_grayscale_models(run_cli, images, tmp_path):
     import timm
     import torch
