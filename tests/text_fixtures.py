@@ -45,13 +45,19 @@ def build_roberta_models(root, corpus=CORPUS, vocab_size=400, positions=64):
                                 special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"])
     trainer.save_model(str(root))
     tokenizer = RobertaTokenizerFast.from_pretrained(str(root))
+    return _save_pair(root, tokenizer, RobertaConfig, RobertaForMaskedLM, RobertaForSequenceClassification,
+                      max_position_embeddings=positions + 2, pad_token_id=1)
+
+
+def _save_pair(root, tokenizer, config_class, lm_class, classifier_class, **config):
+    """A tiny masked LM ("lm") and 2-class classifier ("clf") of one architecture, each saved with ``tokenizer``
+    under ``root``; their folders by name."""
     config = dict(vocab_size=len(tokenizer), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                  intermediate_size=32, max_position_embeddings=positions + 2, pad_token_id=1)
+                  intermediate_size=32, **config)
     torch.manual_seed(0)
     paths = {}
-    for name, cls, extra in (("lm", RobertaForMaskedLM, {}),
-                             ("clf", RobertaForSequenceClassification, {"num_labels": 2})):
-        cls(RobertaConfig(**config, **extra)).eval().save_pretrained(root / name)
+    for name, cls, extra in (("lm", lm_class, {}), ("clf", classifier_class, {"num_labels": 2})):
+        cls(config_class(**config, **extra)).eval().save_pretrained(root / name)
         tokenizer.save_pretrained(root / name)
         paths[name] = str(root / name)
     return paths
@@ -91,16 +97,8 @@ def build_deberta_models(root, corpus=CORPUS, vocab_size=120):
                                                            special_tokens=[("[CLS]", 1), ("[SEP]", 2)])
     tokenizer = DebertaV2TokenizerFast(tokenizer_object=trainer._tokenizer, pad_token="[PAD]", cls_token="[CLS]",
                                        sep_token="[SEP]", unk_token="[UNK]", mask_token="[MASK]")
-    config = dict(vocab_size=len(tokenizer), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                  intermediate_size=32, max_position_embeddings=64, pad_token_id=0)
-    torch.manual_seed(0)
-    paths = {}
-    for name, cls, extra in (("lm", DebertaV2ForMaskedLM, {}),
-                             ("clf", DebertaV2ForSequenceClassification, {"num_labels": 2})):
-        cls(DebertaV2Config(**config, **extra)).eval().save_pretrained(root / name)
-        tokenizer.save_pretrained(root / name)
-        paths[name] = str(root / name)
-    return paths
+    return _save_pair(root, tokenizer, DebertaV2Config, DebertaV2ForMaskedLM, DebertaV2ForSequenceClassification,
+                      max_position_embeddings=64, pad_token_id=0)
 
 
 @pytest.fixture(scope="session")
