@@ -25,6 +25,7 @@ def test_json_schema_and_run_folder(run_cli, text_models, tmp_path):
     assert record["kind"] == "explain_text" and record["n_samples"] == 10
     html = (tmp_path / "r.html").read_text()
     assert "movie" in html and "Pearson" in html and "<script" not in html
+    assert '<td dir="auto"' in html  # a right-to-left text (Arabic, Hebrew) is laid out as such
 
 
 def test_empty_text_fails_alone_and_exits_1(run_cli, text_models, tmp_path):
