@@ -36,7 +36,7 @@ def native_bf16(device: str | torch.device) -> bool:
     default model on this project's 2-core AVX2 CPU)."""
     device = torch.device(device)
     if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
     try:
         return device.type == "cpu" and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):  # a build without oneDNN

@@ -118,7 +118,7 @@ def prepare(options: Options, events: Events) -> Plan:
     events.info(f"model: {model.name}; methods: {', '.join(names)}; device: {device}")
     if options.precision == "tf32" and not device.startswith("cuda"):
         events.warning(f"--precision tf32 changes CUDA matrix products only; on {device} this run is fp32")
-    if options.precision == "bf16" and not native_bf16(device):
+    if options.precision == "bf16" and not options.executor.remote and not native_bf16(device):  # workers: unknown
         events.warning(f"--precision bf16: {device} has no bfloat16 arithmetic, so torch emulates it, many times "
                        "slower than fp32 (26x per pass for the default model on a 2-core AVX2 CPU); bf16 is for "
                        "GPUs and CPUs with AVX-512 BF16 or AMX")
