@@ -10,8 +10,8 @@ Processors describe the same few steps in several ways, and attrib follows each 
 - ``resample`` (PIL's codes) chooses the interpolation;
 - ``do_flip_channel_order`` (MobileViT: the model reads BGR): the model's wrapper flips attrib's RGB inputs;
 - pixels are ``p * rescale_factor`` (``- 1`` with ``rescale_offset``; p itself without ``do_rescale``), then
-  normalised by ``image_mean`` / ``image_std`` unless ``do_normalize`` is off: folded into one mean and std
-  on [0, 1] pixels.
+  normalised by ``image_mean`` / ``image_std`` unless ``do_normalize`` is off (and divided by ``image_std``
+  once more with EfficientNet's ``include_top``): folded into one mean and std on [0, 1] pixels.
 
 A processor whose output has no fixed size (shortest_edge without a crop) is centre-cropped to a square, since
 attrib batches images of one size. Others have rules of their own (LeViT resizes to 256/224 of its shortest
@@ -88,6 +88,8 @@ def _normalisation(processor: Any, channels: int) -> tuple[tuple[float, ...], tu
     scale = 255.0 * float(getattr(processor, "rescale_factor", 1 / 255)) if getattr(processor, "do_rescale", True) \
         else 255.0  # the model reads p * scale / 255 for a [0, 1] pixel p
     offset = 1.0 if getattr(processor, "rescale_offset", False) else 0.0
+    if getattr(processor, "include_top", False):  # EfficientNet divides by image_std once more, after all that
+        std = tuple(s * t for s, t in zip(std, per_channel(getattr(processor, "image_std", None), channels)))
     return tuple((m + offset) / scale for m in mean), tuple(s / scale for s in std)
 
 

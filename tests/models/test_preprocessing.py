@@ -63,6 +63,7 @@ def _processors():
         "no rescaling": t.ViTImageProcessor(do_rescale=False),
         "rescale offset": t.EfficientNetImageProcessor(size={"height": 224, "width": 224}, rescale_offset=True,
                                                        include_top=False),
+        "efficientnet (include_top: std twice)": t.EfficientNetImageProcessor(size={"height": 224, "width": 224}),
     }
 
 
