@@ -83,6 +83,8 @@ class Model:
                                "crop_offset": pre.crop_offset})
             if pre.pad:  # only then: earlier runs' records stay equal and their folders resume
                 out["resize"]["pad"] = True
+            if pre.crop_first:
+                out["resize"]["crop_first"] = True
         if self.card:
             out["card"] = self.card
         return out

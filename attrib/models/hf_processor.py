@@ -4,6 +4,8 @@ Processors describe the same few steps in several ways, and attrib follows each 
 
 - ``size`` {height, width}: the image is squashed to that size (ViT, BEiT, DeiT), then centre-cropped to
   ``crop_size`` when ``do_center_crop`` is set (DeiT: 256 -> 224);
+- Perceiver's: the centre of ``size / crop_size`` x the shorter side is cut out first, then resized to ``size``
+  (``Preprocess.crop_first``);
 - ``size`` {shortest_edge}: the shorter side is resized to it (to shortest_edge / ``crop_pct`` where the
   processor has a crop_pct: ConvNeXt, PoolFormer), then centre-cropped to ``crop_size`` (or to a square of
   shortest_edge for ConvNeXt); ConvNeXt squashes to a square at 384 px and above;
@@ -39,7 +41,12 @@ def processor_preprocess(processor: Any, height: int, width: int, channels: int)
     size, crop_pct, squash = _geometry(processor, height, width)
     mean, std = _normalisation(processor, channels)
     return Preprocess(size=size, crop_pct=crop_pct, mean=mean, std=std, interpolation=_interpolation(processor),
-                      squash=squash, channels=channels, crop_offset="floor")
+                      squash=squash, channels=channels, crop_offset="floor", crop_first=_crops_first(processor))
+
+
+def _crops_first(processor: Any) -> bool:
+    """Perceiver's processor cuts size / crop_size of the shorter side out first, then resizes to size."""
+    return type(processor).__name__.startswith("Perceiver") and bool(getattr(processor, "do_center_crop", False))
 
 
 def _geometry(processor: Any, height: int, width: int) -> tuple[tuple[int, int], float, bool]:
@@ -47,6 +54,8 @@ def _geometry(processor: Any, height: int, width: int) -> tuple[tuple[int, int],
     size = _sides(getattr(processor, "size", None))
     crop = _sides(getattr(processor, "crop_size", None)) if getattr(processor, "do_center_crop", False) else {}
     crop_hw = (crop["height"], crop["width"]) if "height" in crop and "width" in crop else None
+    if crop_hw and _crops_first(processor):
+        return (size["height"], size["width"]), size["height"] / crop_hw[0], False
     if "height" in size and "width" in size:
         if crop_hw is None:
             return (size["height"], size["width"]), 1.0, True

@@ -31,6 +31,8 @@ class Preprocess:
             Hugging Face processors do.
         pad: timm's crop_mode "border": the longer side to size / crop_pct keeping the aspect ratio, padded with
             the mean colour to at least ``size``, then centre-cropped to ``size``.
+        crop_first: Perceiver's processor: the centre ``crop_pct`` x the shorter side high (and ``size``'s
+            aspect wide) is cut out first, then resized to ``size``.
     """
 
     size: tuple[int, int] = (224, 224)
@@ -42,6 +44,7 @@ class Preprocess:
     squash: bool = False
     crop_offset: str = "round"
     pad: bool = False
+    crop_first: bool = False
 
     def view(self, image: Image.Image) -> Image.Image:
         """Resize (the shorter side to size / crop_pct, or squashed to size / crop_pct), then centre-crop to
@@ -53,6 +56,11 @@ class Preprocess:
             return image.resize((width, height), resample)
         if self.pad:
             return self._letterbox(image, resample)
+        if self.crop_first:
+            cut_h = int(self.crop_pct * min(image.size))
+            cut_w = int(cut_h * width / height)
+            left, top = (image.width - cut_w) // 2, (image.height - cut_h) // 2
+            return image.crop((left, top, left + cut_w, top + cut_h)).resize((width, height), resample)
         if self.squash:
             new = (_floor(width / self.crop_pct), _floor(height / self.crop_pct))
         else:

@@ -137,3 +137,19 @@ def test_a_model_that_reads_bgr_gets_its_channels_flipped(tmp_path, recwarn):
         rgb = model.preprocess(picture)[None]
         ours, unflipped = model.module(rgb), module(pixel_values=rgb).logits
     assert torch.allclose(ours, theirs, atol=1e-3) and not torch.allclose(unflipped, theirs, atol=1e-3)
+
+
+def test_perceivers_crop_then_resize_is_read_as_the_same_region():
+    """Perceiver crops 224/256 of the shorter side, then resizes to 224: attrib fed 256 x 256 inputs (its
+    crop_size), which its 224 x 224 position table cannot take."""
+    from transformers import PerceiverImageProcessor
+
+    processor = PerceiverImageProcessor()
+    pre = processor_preprocess(processor, 224, 224, 3)
+    for picture in _pictures():
+        theirs = torch.as_tensor(processor(picture, return_tensors="np")["pixel_values"][0])
+        ours = pre(picture)
+        assert ours.shape == theirs.shape == (3, 224, 224)
+        gaps = (ours - theirs).abs() * min(pre.std) * 255  # in 8-bit levels
+        assert float(gaps.max()) <= 2.01 and float(gaps.mean()) < 0.05, (float(gaps.max()), float(gaps.mean()))
+    assert mismatch(processor, pre) is None
