@@ -111,7 +111,9 @@ class Checker:
             maps = self.explain(module, self.x, method)
             if strip and key[0] == "cascading":
                 self.strips[method].append((key[1], maps[0]))
-            draws.setdefault((method, *key), []).append(_mean(compare_maps(a, b) for a, b in zip(clean[method], maps)))
+            pairs = [(a, b) for a, b in zip(clean[method], maps) if np.ptp(a) > 0]  # see constant_maps
+            if pairs:
+                draws.setdefault((method, *key), []).append(_mean(compare_maps(a, b) for a, b in pairs))
 
     def robustness(self, clean: dict[str, np.ndarray]) -> list[dict]:
         """Rows per (method, perturbation, radius) over the inputs that kept their label."""
@@ -135,7 +137,7 @@ class Checker:
         for method in self.config.methods:
             scores, counts = [], []
             for points, ok in draws:
-                index = ok.nonzero()[:, 0]
+                index = (ok & torch.from_numpy(varies(clean[method])).to(ok.device)).nonzero()[:, 0]
                 if len(index) == 0:
                     continue
                 maps = self.explain(self.module, points[index.to(points.device)], method)
@@ -245,13 +247,22 @@ def n_explanations(config: SanityConfig, n_groups: int, data_randomization: bool
     return total
 
 
+def varies(maps: np.ndarray) -> np.ndarray:
+    """Per map, whether it is not constant. A constant clean map (all zero: the model's output does not depend
+    on the input there, or the method's map vanishes) ranks nothing, and its rank similarity would read 0,
+    "independent of the model"; such inputs are left out of the similarity tests."""
+    return np.array([np.ptp(m) > 0 for m in maps], dtype=bool)
+
+
 def run_sanity(model, x: torch.Tensor, config: SanityConfig, permuted: torch.nn.Module | None = None,
                advance: Callable[[str], None] = lambda method: None) -> dict[str, Any]:
     """All selected checks; returns the result tables, verdicts, and input 0's randomized maps (``strips``)."""
     checker = Checker(model, x, config, advance)
     clean = checker.clean_maps()
     out: dict[str, Any] = {"randomization": [], "robustness": [], "completeness": [], "strips": {},
-                           "layers": [g.label for g in layer_groups(checker.module)]}
+                           "layers": [g.label for g in layer_groups(checker.module)],
+                           "constant_maps": {m: int((~varies(clean[m])).sum()) for m in config.methods},
+                           "n_inputs": len(x)}
     if "randomization" in config.tests:
         out["randomization"] = checker.randomization(clean, permuted)
         out["strips"] = checker.strips
@@ -267,11 +278,22 @@ def verdicts(out: dict[str, Any], config: SanityConfig) -> list[dict[str, Any]]:
     """One readable verdict per method and test, with the numbers and thresholds it used."""
     rows = []
     for method in config.methods:
-        rows += _randomization_verdicts(method, out["randomization"])
-        rows += _robustness_verdict(method, out["robustness"], config)
+        rows += _constant_verdicts(method, out, config) or (_randomization_verdicts(method, out["randomization"]) +
+                                                            _robustness_verdict(method, out["robustness"], config))
     for method in dict.fromkeys(r["method"] for r in out["completeness"]):
         rows.append(_completeness_verdict(method, [r for r in out["completeness"] if r["method"] == method]))
     return rows
+
+
+def _constant_verdicts(method: str, out: dict[str, Any], config: SanityConfig) -> list[dict[str, Any]]:
+    """"unsure" for each similarity test run, when the method's map of every input is constant (nothing to
+    compare: see :func:`varies`); [] otherwise."""
+    if out.get("constant_maps", {}).get(method, 0) < out.get("n_inputs", 1):
+        return []
+    reason = ("unsure — the method's map of every input is constant (all zero: the model's output does not depend "
+              "on its input there, or the map vanishes), so no similarity to it says anything")
+    tests = [t for t in ("randomization", "robustness") if t in config.tests]
+    return [{"method": method, "test": test, "passed": None, "reason": reason} for test in tests]
 
 
 def judge(mean: float, spread: float, limit: float, below: bool) -> bool | None:

@@ -206,6 +206,27 @@ def test_completeness_fails_a_map_that_is_not_finite_and_leaves_out_undefined_ga
     assert verdict["passed"] is True and "1 input with F(x) = F(baseline) left out" in verdict["reason"]
 
 
+class _DeadInputs(torch.nn.Module):
+    """A ReLU that is off for every input in [0, 1]: the output is the bias alone, every gradient map zero."""
+
+    def __init__(self):
+        super().__init__()
+        self.hidden, self.out = torch.nn.Linear(16, 8), torch.nn.Linear(8, 3)
+
+    def forward(self, x):
+        return self.out(torch.relu(self.hidden(x.flatten(1)) - 100.0))
+
+
+def test_maps_that_are_constant_on_every_input_leave_the_similarity_tests_unsure():
+    """All-zero maps have no ranks: their Spearman read 0, so randomization "passed: depends on the model"."""
+    torch.manual_seed(0)
+    config = SanityConfig(["gradient"], tests=["randomization", "robustness"], radii=[0.5], repeats=2)
+    out = run_sanity(SimpleNamespace(module=_DeadInputs().eval()), torch.rand(4, 1, 4, 4), config)
+    assert out["constant_maps"] == {"gradient": 4} and out["randomization"] == [] and out["robustness"] == []
+    assert [(v["test"], v["passed"]) for v in out["verdicts"]] == [("randomization", None), ("robustness", None)]
+    assert all("map of every input is constant" in v["reason"] for v in out["verdicts"])
+
+
 def test_expected_gradients_completeness_rows_carry_their_monte_carlo_error(digits):
     model, x = digits
     background = load_dataset("blockdigits").train_x[:16]
