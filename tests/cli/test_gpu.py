@@ -26,6 +26,13 @@ def test_explain_and_report_on_cuda(run_cli, images, tmp_path):
     assert run_cli("report", out, "-o", tmp_path / "r.html", "--png", tmp_path / "o.png").exit_code == 0
 
 
+def test_bf16_on_a_card_that_computes_it_is_not_called_emulated(run_cli, images, tmp_path):
+    result = run_cli("explain", images / "im0.png", *TINY, "-m", "gradient", "--precision", "bf16", "--device",
+                     "cuda", "--out", tmp_path / "o")
+    said = " ".join(result.output.split())
+    assert result.exit_code == 0 and ("torch emulates it" in said) is not torch.cuda.is_bf16_supported()
+
+
 def test_streaming_explain_on_cuda_matches_the_cpu(run_cli, tmp_path):
     import timm
 
