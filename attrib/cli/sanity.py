@@ -55,7 +55,8 @@ def _radii(ctx, param, value: tuple[str, ...]) -> list[float | str] | None:
 @click.option("--norm", type=click.Choice(["l2", "linf"]), default="l2", show_default=True,
               help="The norm the radii are measured in.")
 @click.option("--dataset", "-d", metavar="NAME", help="Take inputs from this data set's test split.")
-@click.option("--n", "n_inputs", default=8, show_default=True, type=click.IntRange(1), help="Inputs from --dataset.")
+@click.option("--n", "n_inputs", default=None, type=click.IntRange(1),
+              help="Check the first N inputs: examples of the data set [default: 8], or images given [default: all].")
 @click.option("--repeats", type=click.IntRange(1),
               help="Draws of random weights and of noise; values are mean ± sd over them [default: 3].")
 @common_options

@@ -38,7 +38,7 @@ class Options(ListFields):
     radii: list[float | str] | None = None  # absolute, or "N%" of the inputs' median norm (None: 2%, 5%)
     norm: str = "l2"
     dataset: str | None = None
-    n_inputs: int = 8
+    n_inputs: int | None = None  # the first N inputs (None: 8 examples of a data set, every image given)
     repeats: int | None = None  # draws of random weights / noise (None: the library default)
     seed: int = 0
     device: str = "auto"
@@ -169,9 +169,14 @@ def permuted_label_model(model, seed: int = 0) -> torch.nn.Module | None:
     return train(fresh, data.train_x, data.train_y[order], Recipe(**card["recipe"]), seed=seed)
 
 
-def sanity_inputs(model, paths: list[str], dataset: str | None, n: int) -> tuple[torch.Tensor, list[str], list[str]]:
-    """(inputs, names, errors): image files / folders / globs through the model's preprocessing, else the first
-    ``n`` test examples of ``dataset`` (default: a sample model's own data set, or the built-in images)."""
+DATASET_INPUTS = 8  # test examples of a data set checked when --n is not given
+
+
+def sanity_inputs(model, paths: list[str], dataset: str | None,
+                  n: int | None) -> tuple[torch.Tensor, list[str], list[str]]:
+    """(inputs, names, errors): the first ``n`` (None: all) image files / folders / globs through the model's
+    preprocessing, else the first ``n`` (None: ``DATASET_INPUTS``) test examples of ``dataset`` (default: a
+    sample model's own data set, or the built-in images)."""
     from attrib.data.datasets import load_dataset
     from attrib.data.images import InputError, expand_inputs
 
@@ -182,12 +187,13 @@ def sanity_inputs(model, paths: list[str], dataset: str | None, n: int) -> tuple
         own = dataset == model.card.get("dataset")
         data = load_dataset(dataset, **(model.card.get("dataset_args", {}) if own else {}))
         model.outputs_on(data.test_x, data.name)
+        n = n or DATASET_INPUTS
         return data.test_x[:n], [f"{data.name} test #{i}" for i in range(min(n, len(data.test_y)))], \
             [f"left out of the data set: {line}" for line in data.skipped]
     if model.preprocess is None:
         raise UsageError(f"{model.name} does not take images; give --dataset")
     xs, names, errors = [], [], []
-    for source in expand_inputs(paths):
+    for source in list(expand_inputs(paths))[:n]:
         try:
             xs.append(model.preprocess(source.load()))
             names.append(source.name)

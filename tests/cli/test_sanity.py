@@ -85,6 +85,19 @@ def test_a_bad_image_fails_alone(run_cli, tmp_path):
     assert record["inputs"] == [str(tmp_path / "ok.png")]
 
 
+def test_n_takes_the_first_images_too(run_cli, tmp_path):
+    """--n was for --dataset only: with images it was silently ignored (--n 3 checked all 4 samples)."""
+    for i in range(4):
+        Image.new("RGB", (40, 30), (60 * i, 10, 10)).save(tmp_path / f"{i}.png")
+    args = ("-M", "timm:test_resnet", "--no-pretrained", "-m", "gradient", "--tests", "completeness")
+    result = run_cli("sanity", tmp_path, *args, "--n", "3", "--out", tmp_path / "o")
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "o" / "run.json").read_text())["inputs"] == [str(tmp_path / f"{i}.png")
+                                                                             for i in range(3)]
+    assert run_cli("sanity", tmp_path, *args, "--out", tmp_path / "all").exit_code == 0  # default: every image
+    assert len(json.loads((tmp_path / "all" / "run.json").read_text())["inputs"]) == 4
+
+
 def test_radii_may_be_percentages_of_the_inputs_norm(run_cli, tmp_path):
     result = run_cli("sanity", *SAMPLE, "-m", "gradient", "--tests", "robustness", "--repeats", "1", "--radii",
                      "5%,0.3", "--norm", "linf", "--out", tmp_path, "--json")
