@@ -111,7 +111,7 @@ class Checker:
             maps = self.explain(module, self.x, method)
             if strip and key[0] == "cascading":
                 self.strips[method].append((key[1], maps[0]))
-            pairs = [(a, b) for a, b in zip(clean[method], maps) if np.ptp(a) > 0]  # see constant_maps
+            pairs = [(a, b) for a, b, keep in zip(clean[method], maps, varies(clean[method])) if keep]
             if pairs:
                 draws.setdefault((method, *key), []).append(_mean(compare_maps(a, b) for a, b in pairs))
 
@@ -136,8 +136,9 @@ class Checker:
         rows = []
         for method in self.config.methods:
             scores, counts = [], []
+            keep = torch.from_numpy(varies(clean[method]))
             for points, ok in draws:
-                index = (ok & torch.from_numpy(varies(clean[method])).to(ok.device)).nonzero()[:, 0]
+                index = (ok & keep.to(ok.device)).nonzero()[:, 0]
                 if len(index) == 0:
                     continue
                 maps = self.explain(self.module, points[index.to(points.device)], method)

@@ -47,13 +47,10 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except OSError as error:
+    except BaseException as error:
         Path(tmp).unlink(missing_ok=True)
-        if error.filename is None:  # a full disk or quota: say which file could not be written
+        if isinstance(error, OSError) and error.filename is None:  # a full disk or quota: name the file
             raise OSError(error.errno, error.strerror, str(path)) from error
-        raise
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
         raise
 
 
