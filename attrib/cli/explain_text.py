@@ -16,6 +16,8 @@ Examples:
       --model distilbert-base-uncased-finetuned-sst-2-english --lm bert-base-uncased
   attrib explain-text --file reviews.txt --model ./my-classifier --lm ./my-bert -m olm -m unk -m ig
   attrib explain-text --file dev.csv --column sentence --label-column label --model ./clf --lm ./bert
+  attrib explain-text "A man plays a guitar." --pair "A person makes music." --model roberta-large-mnli
+  attrib explain-text --file mnli.jsonl --column premise --pair-column hypothesis --model ./nli --lm ./bert
 Exit codes: 0 all texts explained, 1 some texts failed, 2 usage error."""
 INTERRUPTED = "interrupted; the texts explained so far are in {out}/run.json (rerunning starts over)"
 
@@ -34,6 +36,10 @@ INTERRUPTED = "interrupted; the texts explained so far are in {out}/run.json (re
 @click.option("--file", "text_file", type=click.Path(dir_okay=False), help="Texts: one per line, or CSV/JSONL.")
 @click.option("--column", help="CSV/JSONL column holding the text.")
 @click.option("--label-column", help="CSV/JSONL column with each row's gold label (the explained class).")
+@click.option("--pair", "pairs", multiple=True, metavar="TEXT",
+              help="A second text read with the text (NLI's hypothesis, a question's passage): one per TEXT, in "
+                   "order.")
+@click.option("--pair-column", help="CSV/JSONL column with each row's second text (read with the text, as a pair).")
 @click.option("--target", default="pred", show_default=True, help="pred, a class index, or a label name.")
 @click.option("--n-samples", default=100, show_default=True, type=click.IntRange(1),
               help="n_samples of every method (OLM: LM draws per word).")
@@ -42,16 +48,18 @@ INTERRUPTED = "interrupted; the texts explained so far are in {out}/run.json (re
 @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1), help="Sentences per forward.")
 @click.option("--trust-remote-code", is_flag=True, help="Allow the model repos' own code to run.")
 @common_options
-def explain_text(texts, model_spec, lm_spec, methods, settings, text_file, column, label_column, target, n_samples,
-                 n_steps, batch_size, trust_remote_code, common: Common) -> None:
+def explain_text(texts, model_spec, lm_spec, methods, settings, text_file, column, label_column, pairs, pair_column,
+                 target, n_samples, n_steps, batch_size, trust_remote_code, common: Common) -> None:
     """Explain a text classifier's predictions word by word (OLM, OLM-S, occlusion, gradients).
 
     TEXTS are given as arguments or with --file. Each word (punctuation is a word of its own) gets one
-    relevance per method for the explained class; run.json holds everything, --html a coloured report.
+    relevance per method for the explained class; run.json holds everything, --html a coloured report. A
+    classifier of text pairs (NLI, question answering) reads each text with its --pair or --pair-column, and
+    the words of both are explained.
     """
     from attrib.jobs import explain_text as job
 
-    options = job.Options(list(texts), text_file, column, label_column, model_spec, lm_spec,
+    options = job.Options(list(texts), text_file, column, label_column, list(pairs), pair_column, model_spec, lm_spec,
                           list(methods) or list(job.DEFAULT_METHODS), list(settings), target, n_samples, n_steps,
                           common.seed, batch_size, common.device, trust_remote_code)
     run_job(common, job, options, View(show=_summary, json=job.json_view, exit_code=job.exit_code,

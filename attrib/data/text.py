@@ -6,6 +6,10 @@ tokenizers split them per character too); every other non-space character (punct
 its own, except invisible ones (format and control characters: zero-width spaces and joiners, soft hyphens),
 which are no unit. Each unit keeps its character span, so replacing or deleting a unit edits the original
 string and leaves the rest untouched.
+
+A text may come with a second text, its pair (a premise and its hypothesis, a question and its passage), which
+the classifier reads as one input, as it was trained to. Such an input is the tuple (text, pair); its words are
+the first text's, then the pair's, each with the index of its text (``segment``).
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
-from attrib.errors import AttribError
+from attrib.errors import AttribError, counted
 
 # CJK ideographs, each a unit of its own (the ranges BERT's tokenizer splits per character): Chinese and
 # Japanese kanji are written without spaces, so a run of them is a sentence, not a word
@@ -59,25 +63,39 @@ class TextInputError(AttribError):
     """A text input that cannot be used; one line naming the input and the reason."""
 
 
+TextInput = str | tuple[str, str]  # one text, or a text and its pair
+
+
 @dataclass(frozen=True)
 class Word:
     text: str
     start: int
     end: int
+    segment: int = 0  # 0: the text, 1: its pair; the span is within that text
 
 
 @dataclass(frozen=True)
 class TextItem:
-    """One text to explain: a display name, the text, and an optional gold label from a column."""
+    """One text to explain: a display name, the text, an optional second text it is read with (its pair) and
+    an optional gold label from a column."""
 
     name: str
     text: str
     label: str | None = None
     error: str | None = None  # a row that could not be read (a malformed JSON line): it fails alone
+    pair: str | None = None
+
+    @property
+    def input(self) -> TextInput:
+        """What the classifier reads: the text, or the tuple (text, pair)."""
+        return self.text if self.pair is None else (self.text, self.pair)
 
 
-def split_words(text: str) -> list[Word]:
-    """The text's units with their character spans."""
+def split_words(text: TextInput) -> list[Word]:
+    """The text's units with their character spans; of a (text, pair) tuple, the text's then the pair's."""
+    if isinstance(text, tuple):
+        return [Word(w.text, w.start, w.end, segment) for segment, part in enumerate(text)
+                for w in split_words(part)]
     return [Word(m.group(), m.start(), m.end()) for m in _units().finditer(text) if not _invisible(m.group())]
 
 
@@ -85,8 +103,13 @@ def _invisible(unit: str) -> bool:
     return all(unicodedata.category(c) in ("Cf", "Cc") for c in unit)
 
 
-def replace_word(text: str, word: Word, replacement: str) -> str:
-    """``text`` with one unit replaced (by "" to delete it, collapsing the space it leaves)."""
+def replace_word(text: TextInput, word: Word, replacement: str) -> TextInput:
+    """``text`` with one unit replaced (by "" to delete it, collapsing the space it leaves); of a (text, pair)
+    tuple, in the word's own text."""
+    if isinstance(text, tuple):
+        parts = list(text)
+        parts[word.segment] = replace_word(parts[word.segment], word, replacement)
+        return tuple(parts)
     if replacement:
         return text[:word.start] + replacement + text[word.end:]
     left, right = text[:word.start], text[word.end:]
@@ -98,9 +121,14 @@ def replace_word(text: str, word: Word, replacement: str) -> str:
 
 
 def read_texts(texts: list[str], file: str | None = None, column: str | None = None,
-               label_column: str | None = None) -> list[TextItem]:
-    """Texts from arguments, then from ``file``: one per line, or a CSV / JSONL file's ``column``."""
-    items = [TextItem(f"text {i + 1}", t) for i, t in enumerate(texts)]
+               label_column: str | None = None, pairs: list[str] | None = None,
+               pair_column: str | None = None) -> list[TextItem]:
+    """Texts from arguments (each with its pair from ``pairs``, in order, when given), then from ``file``: one
+    per line, or a CSV / JSONL file's ``column`` (and ``pair_column``)."""
+    if pairs and len(pairs) != len(texts):
+        raise TextInputError(f"{counted(len(pairs), 'pair')} for {counted(len(texts), 'text')} given as arguments: "
+                             "give one --pair per text, in order")
+    items = [TextItem(f"text {i + 1}", t, pair=pairs[i] if pairs else None) for i, t in enumerate(texts)]
     if file is None:
         return items
     path = Path(file)
@@ -109,7 +137,10 @@ def read_texts(texts: list[str], file: str | None = None, column: str | None = N
     suffix = path.suffix.lower()
     if suffix in (".csv", ".tsv", ".jsonl", ".json") or column is not None:
         rows = _table_rows(path, suffix)
-        return items + _column_items(path, rows, column, label_column)
+        return items + _column_items(path, rows, Columns(column, label_column, pair_column))
+    if pair_column is not None:
+        raise TextInputError(f"{path}: --pair-column names a column of CSV or JSONL rows; this file is read as "
+                             "plain lines (give --column too if it is a table)")
     lines = [line.rstrip("\r\n") for line in _lines(path)]
     return items + [TextItem(f"{path.name}:{n}", line) for n, line in enumerate(lines, 1) if line.strip()]
 
@@ -156,24 +187,35 @@ def _table_rows(path: Path, suffix: str) -> list[tuple[int, dict | str]]:
     return rows
 
 
-def _column_items(path: Path, rows: list[tuple[int, dict | str]], column: str | None,
-                  label_column: str | None) -> list[TextItem]:
-    """The column's texts (and labels); the columns are checked against the first readable row."""
-    if column is None:
+@dataclass(frozen=True)
+class Columns:
+    """The columns of a table's rows: the text's, and the optional gold label's and pair's."""
+
+    text: str | None
+    label: str | None = None
+    pair: str | None = None
+
+
+def _column_items(path: Path, rows: list[tuple[int, dict | str]], columns: Columns) -> list[TextItem]:
+    """The column's texts (and labels, pairs); the columns are checked against the first readable row."""
+    if columns.text is None:
         raise TextInputError(f"{path}: say which column holds the text with --column")
     first = next((row for _, row in rows if isinstance(row, dict)), None)
-    if first is not None and column not in first:
-        raise TextInputError(f"{path}: no column {column!r}; columns: {', '.join(map(str, first))}")
-    if first is not None and label_column is not None and label_column not in first:
-        raise TextInputError(f"{path}: no label column {label_column!r}; columns: {', '.join(map(str, first))}")
-    return [_column_item(f"{path.name}:{n}", row, column, label_column) for n, row in rows]
+    named = (("", columns.text), ("label ", columns.label), ("pair ", columns.pair))
+    for kind, column in named:
+        if first is not None and column is not None and column not in first:
+            raise TextInputError(f"{path}: no {kind}column {column!r}; columns: {', '.join(map(str, first))}")
+    return [_column_item(f"{path.name}:{n}", row, columns) for n, row in rows]
 
 
-def _column_item(name: str, row: dict | str, column: str, label_column: str | None) -> TextItem:
-    """One row's text and label, or its reason for failing alone (an unreadable line, a row without the column)."""
+def _column_item(name: str, row: dict | str, columns: Columns) -> TextItem:
+    """One row's text, label and pair, or its reason for failing alone (an unreadable line, a row without one of
+    the columns)."""
     if isinstance(row, str):
         return TextItem(name, "", error=row)
-    if column not in row:
-        return TextItem(name, "", error=f"{name}: no column {column!r} in this row")
-    label = row.get(label_column) if label_column is not None else None
-    return TextItem(name, str(row[column] or ""), None if label is None else str(label))
+    for column in (columns.text, columns.pair):
+        if column is not None and column not in row:
+            return TextItem(name, "", error=f"{name}: no column {column!r} in this row")
+    label = row.get(columns.label) if columns.label is not None else None
+    pair = None if columns.pair is None else str(row[columns.pair] or "")
+    return TextItem(name, str(row[columns.text] or ""), None if label is None else str(label), pair=pair)

@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from attrib.data.text import TextInputError, TextItem, Word, split_words
+from attrib.data.text import TextInput, TextInputError, TextItem, Word, split_words
 from attrib.errors import UsageError, counted
 from attrib.jobs.common import (Events, ListFields, attribution_row, check_counts, check_images, describe_methods,
                                 failure_line, gap_warnings, header, ignored_settings, now, resolve_device)
@@ -61,6 +61,8 @@ class Options(ListFields):
     file: str | None = None
     column: str | None = None
     label_column: str | None = None
+    pairs: list[str] = field(default_factory=list)  # --pair: one second text per argument text, in order
+    pair_column: str | None = None
     model: str = ""
     lm: str | None = None
     methods: list[str] = field(default_factory=lambda: list(DEFAULT_METHODS))
@@ -109,7 +111,7 @@ def explain_one(classifier, lm, item: TextItem, position: int, settings: Setting
     start = time.perf_counter()
     if item.error:
         raise TextInputError(item.error)
-    words = split_words(item.text)
+    words = split_words(item.input)
     if not words:
         raise TextInputError(f"{item.name}: empty text (no words to explain)")
     text, words, cut = _readable(item, words, [classifier] + ([lm] if lm is not None else []))
@@ -130,7 +132,8 @@ def explain_one(classifier, lm, item: TextItem, position: int, settings: Setting
         faithfulness[method] = gap_warnings(row, method, images=False)
     labels = classifier.labels
     top = int(probs[original].argmax())
-    return {"name": item.name, "text": item.text, "words": [w.text for w in words], "status": "ok", "error": None,
+    return {"name": item.name, "text": item.text, **_pair(item, words), "words": [w.text for w in words],
+            "status": "ok", "error": None,
             "prediction": {"index": top, "label": labels[top], "prob": float(probs[original, top])},
             "target": target, "target_label": labels[target], "target_prob": float(probs[original, target]),
             "target_from": reason,
@@ -140,11 +143,25 @@ def explain_one(classifier, lm, item: TextItem, position: int, settings: Setting
             "seconds": round(time.perf_counter() - start, 3)}
 
 
-def _readable(item: TextItem, words: list[Word], models: list) -> tuple[str, list[Word], dict | None]:
-    """The text the models read whole (cut after the last word within every model's token limit), its words,
-    and what was cut (None when nothing was): explaining words a model never sees would give them 0."""
-    from attrib.models.text_models import words_within
+def _pair(item: TextItem, words: list[Word]) -> dict[str, Any]:
+    """A text with a pair: the pair and the index of its first word in ``words`` (the text's words come first)."""
+    if item.pair is None:
+        return {}
+    return {"pair": item.pair, "pair_start": sum(w.segment == 0 for w in words)}
 
+
+def _readable(item: TextItem, words: list[Word], models: list) -> tuple[TextInput, list[Word], dict | None]:
+    """The text the models read whole (cut after the last word within every model's token limit), its words,
+    and what was cut (None when nothing was): explaining words a model never sees would give them 0. A text
+    with a pair is not cut (which of the two to cut is the user's call): it fails with one line."""
+    from attrib.models.text_models import pair_overflow, words_within
+
+    if item.pair is not None:
+        overflow = pair_overflow(models, item.input)
+        if overflow:
+            raise TextInputError(f"{item.name}: the text and its pair are {overflow[0]} tokens together and the "
+                                 f"models read at most {overflow[1]}; shorten them")
+        return item.input, words, None
     fit = words_within(models, item.text, words)
     if fit == len(words):
         return item.text, words, None
@@ -168,7 +185,7 @@ def _target(item: TextItem, settings: Settings, p: torch.Tensor, labels: list[st
     return (int(p.argmax()), "prediction") if settings.target is None else (settings.target, "--target")
 
 
-def gradient_scores(classifier, text: str, words: list[Word], method: str, target: int,
+def gradient_scores(classifier, text: TextInput, words: list[Word], method: str, target: int,
                     settings: Settings) -> tuple[torch.Tensor, dict[str, Any]]:
     """Per-word sums of an embedding-gradient attribution of the target's score, and the attribution's
     :func:`attribution_row` (its completeness gap is over all embeddings, special tokens included)."""
@@ -195,7 +212,8 @@ def _load(options: Options, events: Events):
     check_counts(options, "n_samples", "n_steps", "batch_size")
     names = canonical_methods(options.methods or list(DEFAULT_METHODS))
     overrides = parse_overrides(names, options.settings)
-    items = read_texts(options.texts, options.file, options.column, options.label_column)
+    items = read_texts(options.texts, options.file, options.column, options.label_column, options.pairs,
+                       options.pair_column)
     for text in options.texts:
         if _is_file(text):
             events.warning(f"{text!r} is explained as a text, though it names a file; to explain the texts in it, "
@@ -229,7 +247,8 @@ def _unused(options: Options, names: list[str], needs_lm: bool) -> list[str]:
         users = ", ".join(n for n in available() if "lm" in METHODS[n].needs)
         out.append(f"--lm {options.lm} is not used: no method of {', '.join(names)} draws from a language model "
                    f"({users} do)")
-    for flag, value in (("--column", options.column), ("--label-column", options.label_column)):
+    for flag, value in (("--column", options.column), ("--label-column", options.label_column),
+                        ("--pair-column", options.pair_column)):
         if value and not options.file:
             out.append(f"{flag} {value} is not used: it names a column of --file's CSV or JSONL rows")
     return out
@@ -280,10 +299,9 @@ def _explain_all(items: list[TextItem], classifier, lm, settings: Settings, reco
             _warn_cut(events, entry)
             _warn_gaps(events, entry)
         except TextInputError as error:
-            entry = {"name": item.name, "text": item.text, "status": "error", "error": str(error)}
+            entry = _failed(item, str(error))
         except Exception as error:  # noqa: BLE001 - one text's failure stays its own; the rest go on
-            entry = {"name": item.name, "text": item.text, "status": "error",
-                     "error": failure_line(item.name, error, events)}
+            entry = _failed(item, failure_line(item.name, error, events))
         record["texts"].append(entry)
         if save_due(time.monotonic() - saved, cost):  # not per text: rewriting the growing record is quadratic
             start = time.monotonic()
@@ -294,6 +312,11 @@ def _explain_all(items: list[TextItem], classifier, lm, settings: Settings, reco
             events.error(entry["error"])
         events.advance("texts", 1)
         events.item(entry)
+
+
+def _failed(item: TextItem, error: str) -> dict[str, Any]:
+    return {"name": item.name, "text": item.text, **({} if item.pair is None else {"pair": item.pair}),
+            "status": "error", "error": error}
 
 
 def save_due(since_saved: float, last_cost: float) -> bool:
@@ -332,9 +355,9 @@ def json_view(record: dict[str, Any], out: Path) -> dict[str, Any]:
     """The ``--json`` object."""
     def entry(e: dict) -> dict:
         if e["status"] != "ok":
-            return {"name": e["name"], "text": e["text"], "error": e["error"]}
-        return {k: e[k] for k in ("name", "text", "words", "prediction", "target", "target_from", "scores",
-                                 "gaps", "faithfulness", "cut")}
+            return {k: e[k] for k in ("name", "text", "pair", "error") if k in e}
+        return {k: e[k] for k in ("name", "text", "pair", "pair_start", "words", "prediction", "target",
+                                 "target_from", "scores", "gaps", "faithfulness", "cut") if k in e}
 
     return {"texts": [entry(e) for e in record["texts"]], "correlations": record["correlations"],
             "correlation_texts": record["correlation_texts"],

@@ -55,20 +55,21 @@ class TextContext:
     """What a text method sees for one text.
 
     Attributes:
-        text: the original string; ``words`` its words (attrib.data.text.Word, with character spans).
+        text: the original string, or a (text, pair) tuple of strings read together (attrib.data.text.TextInput);
+            ``words`` its words (attrib.data.text.Word, with character spans and the index of their text).
         position: the text's index in the run (keys its random draws).
         classifier, lm: the text classifier and the masked LM (None unless the method needs "lm").
         add: registers a candidate sentence to be scored, returning its row in the probabilities.
         cache: shared by the methods of one text (e.g. the LM's replacement distributions, computed once).
     """
 
-    text: str
+    text: str | tuple[str, str]
     words: list
     position: int
     seed: int
     classifier: Any
     lm: Any
-    add: Callable[[str], int]
+    add: Callable[[str | tuple[str, str]], int]
     cache: dict[str, Any] = field(default_factory=dict)
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from attrib.data.text import Word, replace_word
+from attrib.data.text import TextInput, Word, replace_word
 from attrib.errors import first_line
 from attrib.models.base import ModelError, check_finite
 from attrib.models.hf_models import check_folder, from_pretrained_checked, multi_label, wrong_kind
@@ -85,8 +85,9 @@ class TextClassifier:
         id2label = getattr(self.model.config, "id2label", None) or {}
         return [str(id2label.get(i, f"class {i}")) for i in range(self.model.config.num_labels)]
 
-    def encode(self, texts: list[str]) -> dict[str, torch.Tensor]:
-        batch = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_tokens, return_tensors="pt")
+    def encode(self, texts: list[TextInput]) -> dict[str, torch.Tensor]:
+        batch = tokenize(self.tokenizer, texts, padding=True, truncation=True, max_length=self.max_tokens,
+                         return_tensors="pt")
         return {k: v.to(self.device) for k, v in batch.items()}
 
     @property
@@ -99,7 +100,7 @@ class TextClassifier:
         return SCORE_KINDS[self.score_kind]
 
     @torch.inference_mode()
-    def scores(self, texts: list[str]) -> torch.Tensor:
+    def scores(self, texts: list[TextInput]) -> torch.Tensor:
         """Each class's score (len(texts), C), in float32 on the CPU (see ``score_kind``)."""
         out = []
         for start in range(0, len(texts), self.batch_size):
@@ -115,12 +116,12 @@ class TextClassifier:
             return ClassLogit(index)
         return lambda logits: logits[:, index].float().sigmoid()
 
-    def token_words(self, text: str, words: list[Word]) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    def token_words(self, text: TextInput, words: list[Word]) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         """The encoded text and, per token, the index of the word it lies in (-1 for special tokens)."""
-        batch = self.tokenizer([text], truncation=True, max_length=self.max_tokens, return_tensors="pt",
-                               return_offsets_mapping=True)
-        offsets = batch.pop("offset_mapping")[0].tolist()
-        owner = [_word_at(words, start, end) for start, end in offsets]
+        batch = tokenize(self.tokenizer, [text], truncation=True, max_length=self.max_tokens, return_tensors="pt",
+                         return_offsets_mapping=True)
+        offsets, segments = batch.pop("offset_mapping")[0].tolist(), batch.sequence_ids(0)
+        owner = [_word_at(words, start, end, segment) for (start, end), segment in zip(offsets, segments)]
         return {k: v.to(self.device) for k, v in batch.items()}, torch.tensor(owner)
 
     def embedding_forward(self, batch: dict[str, torch.Tensor]):
@@ -144,13 +145,23 @@ class _UnpaddedEmbeddings(logging.Filter):
         return "padding tokens in `inputs_embeds`" not in record.getMessage()
 
 
-def _word_at(words: list[Word], start: int, end: int) -> int:
-    if start == end:
+def _word_at(words: list[Word], start: int, end: int, segment: int | None) -> int:
+    """The index of the word of text ``segment`` that the character span overlaps (-1: none, or a special token,
+    whose segment is None)."""
+    if start == end or segment is None:
         return -1
     for i, w in enumerate(words):
-        if start < w.end and end > w.start:
+        if w.segment == segment and start < w.end and end > w.start:
             return i
     return -1
+
+
+def tokenize(tokenizer, texts: list[TextInput], **kwargs):
+    """The tokenizer's batch of ``texts``: strings, or (text, pair) tuples encoded as pairs (all of one kind)."""
+    if texts and isinstance(texts[0], tuple):
+        first, second = zip(*texts)
+        return tokenizer(list(first), list(second), **kwargs)
+    return tokenizer(list(texts), **kwargs)
 
 
 @dataclass
@@ -175,13 +186,14 @@ class MaskedLM:
         pad_right(self.model, self.tokenizer, self.name)
 
     @torch.inference_mode()
-    def word_distributions(self, text: str, words: list[Word]) -> tuple[torch.Tensor, "Vocab"]:
-        """For each word, the LM's probabilities (W, V) over whole-word replacements at its position."""
+    def word_distributions(self, text: TextInput, words: list[Word]) -> tuple[torch.Tensor, "Vocab"]:
+        """For each word, the LM's probabilities (W, V) over whole-word replacements at its position (a text with
+        a pair is read as a pair: BERT was trained on sentence pairs)."""
         masked = [replace_word(text, w, self.tokenizer.mask_token) for w in words]
         rows = []
         for start in range(0, len(masked), self.batch_size):
-            batch = self.tokenizer(masked[start:start + self.batch_size], padding=True, truncation=True,
-                                   max_length=self.max_tokens, return_tensors="pt").to(self.device)
+            batch = tokenize(self.tokenizer, masked[start:start + self.batch_size], padding=True, truncation=True,
+                             max_length=self.max_tokens, return_tensors="pt").to(self.device)
             logits = self.model(**batch).logits
             first_mask = (batch["input_ids"] == self.tokenizer.mask_token_id).int().argmax(1)
             rows.append(logits[torch.arange(len(first_mask)), first_mask].float().cpu())
@@ -253,6 +265,16 @@ def words_within(models, text: str, words: list[Word]) -> int:
         if len(offsets) > room:
             fit = min(fit, sum(w.end <= offsets[max(room, 0)][0] for w in words))
     return fit
+
+
+def pair_overflow(models, pair: tuple[str, str]) -> tuple[int, int] | None:
+    """(tokens, limit) for the first model in ``models`` that cannot read a text and its pair whole (special
+    tokens included); None when every model can."""
+    for model in (m for m in models if getattr(m, "max_tokens", None)):
+        tokens = len(model.tokenizer(*pair, verbose=False)["input_ids"])
+        if tokens > model.max_tokens:
+            return tokens, model.max_tokens
+    return None
 
 
 def allowed_replacements(tokenizer) -> torch.Tensor:

@@ -82,7 +82,8 @@ STRONGEST = 3  # words named with their scores per method: colours alone say not
 
 def text_panel(entry: dict[str, Any]) -> Group:
     """One text: per method, the words coloured by relevance (red raises the target's probability, blue lowers
-    it; scaled per method by the largest |score|), then the strongest words with their scores."""
+    it; scaled per method by the largest |score|; a text's pair after "‖"), then the strongest words with their
+    scores."""
     title = (f"{escape(entry['name'])}: predicted {escape(entry['prediction']['label'])} "
              f"({entry['prediction']['prob']:.3f}); explaining {escape(entry['target_label'])}"
              + (" (its gold label)" if entry.get("target_from") == "gold label" else ""))
@@ -95,7 +96,9 @@ def text_panel(entry: dict[str, Any]) -> Group:
     for method, scores in entry["scores"].items():
         scale = max((abs(s) for s in scores), default=0.0) or 1.0
         line = Text()
-        for word, score in zip(entry["words"], scores):
+        for i, (word, score) in enumerate(zip(entry["words"], scores)):
+            if i == entry.get("pair_start"):
+                line.append("‖ ", style="dim")  # the pair's words follow
             line.append(word, style=_relevance_style(score / scale))
             line.append(" ")
         order = sorted(range(len(scores)), key=lambda i: -abs(scores[i]))[:STRONGEST]

@@ -298,3 +298,41 @@ def test_the_text_report_of_a_long_file_is_capped(run_cli, text_models, tmp_path
     assert run_cli("report", out, "-o", tmp_path / "all.html", "--max-inputs", "0").exit_code == 0
     all_html = (tmp_path / "all.html").read_text()
     assert all_html.count("<h3") == 3 and "Showing the first" not in all_html
+
+
+def test_text_pairs_from_arguments_and_a_table(run_cli, text_models, tmp_path):
+    """An NLI-style classifier reads each text with its pair; both texts' words are explained and shown."""
+    result = run_cli("explain-text", "the movie was great", "a dull film", "--pair", "<b>the cast</b> is great",
+                     "--pair", "boring", "-M", text_models["clf"], "-m", "unk", "--out", tmp_path / "a", "--json",
+                     "--html", tmp_path / "a.html")
+    assert result.exit_code == 0, result.output
+    first, second = parse_json(result)["texts"]
+    assert first["pair"] == "<b>the cast</b> is great" and first["pair_start"] == 4
+    assert first["words"][4:] == ["<", "b", ">", "the", "cast", "<", "/", "b", ">", "is", "great"]
+    assert second["pair_start"] == 3 and len(second["scores"]["unk"]) == 4
+    html = (tmp_path / "a.html").read_text()
+    assert "paired with “&lt;b&gt;the cast&lt;/b&gt; is great”" in html and "<b>the cast" not in html
+    assert html.count("the pair's words follow") == 2
+    shown = run_cli("explain-text", "the movie was great", "--pair", "the cast", "-M", text_models["clf"], "-m", "unk",
+                    "--out", tmp_path / "b")
+    assert "the movie was great ‖ the cast" in shown.stdout
+    table = tmp_path / "nli.csv"
+    table.write_text("premise,hypothesis\ngreat fun,a good film\n" + "great fun " * 20 + "," + "great fun " * 20
+                     + "\n")
+    rows = run_cli("explain-text", "--file", table, "--column", "premise", "--pair-column", "hypothesis",
+                   "-M", text_models["clf"], "-m", "unk", "--out", tmp_path / "c", "--json")
+    ok, long = parse_json(rows)["texts"]
+    assert rows.exit_code == 1 and ok["pair"] == "a good film" and ok["pair_start"] == 2
+    assert long["error"] == "nli.csv:3: the text and its pair are 83 tokens together and the models read at most 64; " \
+        "shorten them" and long["pair"].startswith("great fun")
+
+
+def test_pair_options_that_cannot_apply_are_one_line(run_cli, text_models, tmp_path):
+    result = run_cli("explain-text", "a", "b", "--pair", "x", "-M", text_models["clf"], "-m", "unk",
+                     "--out", tmp_path / "a")
+    assert result.exit_code == 2 and "Error: 1 pair for 2 texts given as arguments: give one --pair per text, in " \
+        "order" in result.output
+    ignored = run_cli("explain-text", "a", "--pair-column", "h", "-M", text_models["clf"], "-m", "unk",
+                      "--out", tmp_path / "b")
+    assert ignored.exit_code == 0 and "--pair-column h is not used: it names a column of --file's CSV or JSONL " \
+        "rows" in ignored.output
