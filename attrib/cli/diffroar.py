@@ -57,6 +57,9 @@ def _ints(ctx, param, value: tuple[str, ...]) -> list[int] | None:
 @click.option("--data-dir", type=click.Path(file_okay=False), help="Where torchvision data sets live.")
 @click.option("--n-train", type=click.IntRange(1), help="Use at most this many training examples.")
 @click.option("--n-test", type=click.IntRange(1), help="Use at most this many test examples.")
+@click.option("--image-size", type=click.IntRange(1), metavar="PX",
+              help="Resize a torchvision or folder data set's pictures to PX x PX [default: a folder is read as "
+                   "the model reads pictures; torchvision sets at their own size].")
 @method_options("gradient, ig, smoothgrad; random is always added")
 @click.option("--k", "ks", multiple=True, default=["0.05,0.1,0.2,0.3,0.5"], show_default=True, callback=_floats,
               metavar="K1,K2", help="Fractions of coordinates kept (comma-separated or repeated).")
@@ -67,8 +70,8 @@ def _ints(ctx, param, value: tuple[str, ...]) -> list[int] | None:
 @click.option("--plan-only", is_flag=True, help="Compute attributions and write the job files, then stop.")
 @executor_options("job")
 @common_options
-def diffroar(model_spec, weights, no_pretrained, dataset, classes, data_dir, n_train, n_test, methods, settings,
-             ks, seeds, epochs, lr, batch_size, plan_only, executor, common: Common) -> None:
+def diffroar(model_spec, weights, no_pretrained, dataset, classes, data_dir, n_train, n_test, image_size, methods,
+             settings, ks, seeds, epochs, lr, batch_size, plan_only, executor, common: Common) -> None:
     """Evaluate attribution methods by DiffROAR: retrain on the top-k vs the bottom-k coordinates.
 
     DiffROAR(method, k) = acc(top-k kept) - acc(bottom-k kept), each from a fresh model of the same
@@ -78,7 +81,7 @@ def diffroar(model_spec, weights, no_pretrained, dataset, classes, data_dir, n_t
     from attrib.jobs import diffroar as job
 
     options = job.Options(model_spec, weights, not no_pretrained, dataset, classes, data_dir, n_train, n_test,
-                          list(methods) or list(job.DEFAULT_METHODS), list(settings), ks, seeds, epochs, lr,
+                          image_size, list(methods) or list(job.DEFAULT_METHODS), list(settings), ks, seeds, epochs, lr,
                           batch_size, common.seed, common.device, plan_only, executor)
     view = View(show=_plan_note if plan_only else _show, json=job.json_view,
                 exit_code=job.exit_code, on_item=_job_done, interrupted=RESUMES)

@@ -7,7 +7,11 @@ Names:
     blockdigits-top       the same with the signal always on top.
     synthetic             the DiffROAR paper's coordinate data: x = (2y - 1) e_j in 10 dimensions, j uniform.
     torchvision:NAME      MNIST, FashionMNIST, CIFAR10 or SVHN (downloaded into --data-dir only when online).
-    folder:PATH           an ImageFolder tree (PATH/train + PATH/test, or one tree split 80/20).
+    folder:PATH           an ImageFolder tree (PATH/train + PATH/test, or one tree split 80/20), read through the
+                          preprocessing given (the evaluated model's: size, crop, normalisation), else at
+                          64 x 64 px, squashed, with mean = std = 0.5.
+
+``image_size`` resizes the images of an image set (torchvision, folder) to that side.
 
 Every set is deterministic under its seed. Pixel data are in [0, 1] and normalised by the set's ``preprocess``
 (blockdigits and synthetic use the identity, so attack radii are in pixel units).
@@ -15,7 +19,7 @@ Every set is deterministic under its seed. Pixel data are in [0, 1] and normalis
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +29,7 @@ import torch
 from attrib.errors import AttribError
 from attrib.models.preprocess import Preprocess
 
+FOLDER_SIZE = 64  # the side of a folder's images when no model says how to read them
 BLOCK = 28
 NULL_SQUARE = (10, 18)  # rows and columns [10, 18) of the null block are 1.0, the rest 0
 TORCHVISION = {"mnist": "MNIST", "fashionmnist": "FashionMNIST", "cifar10": "CIFAR10", "svhn": "SVHN"}
@@ -70,18 +75,24 @@ class Dataset:
 
 
 def load_dataset(name: str, *, seed: int = 0, classes: list[int] | None = None, data_dir: str | None = None,
-                 n_train: int | None = None, n_test: int | None = None) -> Dataset:
-    """Build or load a data set by name (see the module docstring); DatasetError on anything wrong."""
+                 n_train: int | None = None, n_test: int | None = None, image_size: int | None = None,
+                 preprocess: dict[str, Any] | None = None) -> Dataset:
+    """Build or load a data set by name (see the module docstring); DatasetError on anything wrong.
+    ``preprocess``: how a folder's images are read (a :class:`Preprocess` as a dict, see :func:`read_as`)."""
     spec = dict(name=name, seed=seed, classes=classes, data_dir=data_dir, n_train=n_train, n_test=n_test)
-    key = name.strip()
+    spec.update({k: v for k, v in (("image_size", image_size), ("preprocess", preprocess)) if v is not None})
+    key = name.strip()  # (image_size and preprocess only when given: earlier runs' specs stay equal)
+    if image_size is not None and not key.startswith(("torchvision:", "folder:")):
+        raise DatasetError(f"{name} is not a set of pictures that can be resized: image_size applies to "
+                           "torchvision:NAME and folder:PATH")
     if key in ("blockdigits", "blockdigits-top"):
         data = blockdigits(seed=seed, classes=classes, signal_top_only=key.endswith("-top"))
     elif key == "synthetic":
         data = synthetic(seed=seed, n_train=n_train or 2000, n_test=n_test or 1000)
     elif key.startswith("torchvision:"):
-        data = _torchvision(key[12:], data_dir, classes)
+        data = _resized(_torchvision(key[12:], data_dir, classes), image_size)
     elif key.startswith("folder:"):
-        data = _folder(Path(key[7:]).expanduser(), seed)
+        data = _folder(Path(key[7:]).expanduser(), seed, _folder_preprocess(preprocess, image_size))
     else:
         raise DatasetError(f"unknown data set {name!r}; use one of: {', '.join(DATASET_NAMES)}")
     if classes is not None and len(set(classes)) < 2:
@@ -93,6 +104,36 @@ def load_dataset(name: str, *, seed: int = 0, classes: list[int] | None = None, 
                            f"{', '.join(map(str, unknown))} {'is not one' if len(unknown) == 1 else 'are not'}")
     data = _subset(data, classes if not key.startswith("blockdigits") else None, n_train, n_test, seed)
     data.spec = spec
+    return data
+
+
+def read_as(name: str, preprocess: Preprocess | None) -> dict[str, Any]:
+    """The :func:`load_dataset` arguments that read data set ``name`` as a model with ``preprocess`` reads
+    pictures: a folder's images through that preprocessing (other sets have their own normalisation)."""
+    return {"preprocess": asdict(preprocess)} if preprocess and name.strip().startswith("folder:") else {}
+
+
+def _folder_preprocess(given: dict[str, Any] | None, size: int | None) -> Preprocess:
+    """A folder's preprocessing: the one ``given`` (JSON lists back to tuples), else ``FOLDER_SIZE`` px
+    squashed with mean = std = 0.5; ``size`` replaces its side."""
+    if given is None:
+        base = Preprocess(size=(FOLDER_SIZE,) * 2, crop_pct=1.0, mean=(0.5,) * 3, std=(0.5,) * 3, squash=True)
+    else:
+        base = Preprocess(**{k: tuple(v) if isinstance(v, list) else v for k, v in given.items()})
+    return base if size is None else replace(base, size=(size, size))
+
+
+def _resized(data: Dataset, size: int | None) -> Dataset:
+    """The set's pictures resized to ``size`` x ``size`` (bilinear, antialiased; normalising is per-channel
+    affine, so resizing the normalised tensors equals normalising the resized pictures)."""
+    if size is None:
+        return data
+    for split in ("train", "test"):
+        x = data.split(split)[0]
+        resized = torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear", antialias=True,
+                                                  align_corners=False)
+        setattr(data, f"{split}_x", resized)
+    data.preprocess = replace(data.preprocess, size=(size, size))
     return data
 
 
@@ -238,9 +279,10 @@ def _torchvision_labels(name: str) -> list[str]:
     return [str(i) for i in range(10)]
 
 
-def _folder(root: Path, seed: int, size: int = 64) -> Dataset:
-    """An ImageFolder tree at ``size`` px (image files only; hidden files and folders, as .ipynb_checkpoints/, are
-    no class and no example); unreadable images are left out, each with its one-line reason in ``skipped``."""
+def _folder(root: Path, seed: int, preprocess: Preprocess) -> Dataset:
+    """An ImageFolder tree read through ``preprocess`` (image files only; hidden files and folders, as
+    .ipynb_checkpoints/, are no class and no example); unreadable images are left out, each with its one-line
+    reason in ``skipped``."""
     from attrib.data.images import InputError, image_files, load_image
 
     if not root.is_dir():
@@ -249,7 +291,6 @@ def _folder(root: Path, seed: int, size: int = 64) -> Dataset:
     classes = sorted(p.name for p in parts[0].iterdir() if p.is_dir() and not p.name.startswith("."))
     if not classes:
         raise DatasetError(f"{parts[0]} has no class subfolders (expected FOLDER/CLASS/image.png)")
-    preprocess = Preprocess(size=(size, size), crop_pct=1.0, mean=(0.5,) * 3, std=(0.5,) * 3, squash=True)
     skipped: list[str] = []
     tensors = []
     for part in parts:

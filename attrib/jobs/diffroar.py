@@ -48,6 +48,7 @@ class Options(ListFields):
     data_dir: str | None = None
     n_train: int | None = None
     n_test: int | None = None
+    image_size: int | None = None  # an image set's pictures resized to this side
     methods: list[str] = field(default_factory=lambda: list(DEFAULT_METHODS))
     settings: list[str] = field(default_factory=list)
     ks: list[float] = field(default_factory=lambda: list(DEFAULT_KS))
@@ -92,11 +93,25 @@ def _architecture(spec: str, arguments_json: str = "{}"):
     return partial(factory, **arguments) if arguments else factory
 
 
+def _check_sizes(model, data) -> None:
+    """:func:`check_compatible`, whose error about a picture set of another size says how to resize it."""
+    from attrib.models.base import ModelError
+
+    try:
+        check_compatible(model, data)
+    except ModelError as error:
+        if model.preprocess is None or not data.name.startswith(("torchvision:", "folder:")):
+            raise
+        raise ModelError(f"{error}; resize its pictures to the model's with --image-size "
+                         f"{model.preprocess.size[0]}") from None
+
+
 def prepare(options: Options, events: Events):
     """The model and the evaluation's config, validated before the long work starts."""
+    from attrib.data.datasets import read_as
     from attrib.models import load_model
 
-    check_counts(options, "n_train", "n_test", "seeds", "epochs", "batch_size")
+    check_counts(options, "n_train", "n_test", "image_size", "seeds", "epochs", "batch_size")
     if not options.ks or not all(isinstance(k, int | float) and 0 < k <= 1 for k in options.ks):
         raise UsageError(f"ks must be fractions of coordinates kept, each in (0, 1], got {list(options.ks)!r}")
     names = [m for m in (options.methods or list(DEFAULT_METHODS)) if m != CONTROL]
@@ -116,11 +131,12 @@ def prepare(options: Options, events: Events):
     if name is None:
         raise UsageError(f"--dataset is required for {model.name} (it does not say what it was trained on)")
     spec = {"name": name, "seed": 0, "classes": options.classes, "data_dir": options.data_dir,
-            "n_train": options.n_train, "n_test": options.n_test}
+            "n_train": options.n_train, "n_test": options.n_test, **read_as(name, model.preprocess),
+            **({} if options.image_size is None else {"image_size": options.image_size})}
     data = dataset_of(spec)
     for line in data.skipped:
         events.error(f"left out of the data set: {line}")
-    check_compatible(model, data)
+    _check_sizes(model, data)
     ks = sorted(set(map(float, options.ks)))
     config = DiffRoarConfig(options.model, spec, names, overrides, ks, options.seeds, options.epochs,
                             options.lr, options.batch_size, options.seed, device,
@@ -156,7 +172,7 @@ def evaluate(model, config: DiffRoarConfig, store: RunStore, events: Events | No
     aggregate (for an already loaded model)."""
     events = events or Events()
     data = dataset_of(config.dataset)
-    check_compatible(model, data)
+    _check_sizes(model, data)
     store.open(KIND)  # not another kind's folder; what a killed earlier run here was writing, swept
     started = now()
     kwargs, descriptions = method_kwargs_all(config, model, data)

@@ -177,7 +177,7 @@ def sanity_inputs(model, paths: list[str], dataset: str | None,
     """(inputs, names, errors): the first ``n`` (None: all) image files / folders / globs through the model's
     preprocessing, else the first ``n`` (None: ``DATASET_INPUTS``) test examples of ``dataset`` (default: a
     sample model's own data set, or the built-in images)."""
-    from attrib.data.datasets import load_dataset
+    from attrib.data.datasets import load_dataset, read_as
     from attrib.data.images import InputError, expand_inputs
 
     if dataset and paths:
@@ -185,7 +185,8 @@ def sanity_inputs(model, paths: list[str], dataset: str | None,
     dataset = dataset or (None if paths else model.card.get("dataset"))
     if dataset:
         own = dataset == model.card.get("dataset")
-        data = load_dataset(dataset, **(model.card.get("dataset_args", {}) if own else {}))
+        data = load_dataset(dataset, **(model.card.get("dataset_args", {}) if own else {}),
+                            **read_as(dataset, model.preprocess))
         model.outputs_on(data.test_x, data.name)
         n = n or DATASET_INPUTS
         return data.test_x[:n], [f"{data.name} test #{i}" for i in range(min(n, len(data.test_y)))], \

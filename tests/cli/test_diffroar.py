@@ -126,14 +126,18 @@ def test_report_command_renders_a_diffroar_run(run_cli, tmp_path):
     assert "&lt;b&gt;evil&lt;/b&gt;" in html and "<b>evil</b>" not in html
 
 
-def test_timm_architecture_on_an_image_folder(run_cli, tmp_path):
+def _colour_folder(root, n: int) -> None:
+    """An image folder of two classes, ``n`` shades of red and of blue."""
     from PIL import Image
 
     for label, colour in (("red", (220, 20, 20)), ("blue", (20, 20, 220))):
-        (tmp_path / "data" / label).mkdir(parents=True)
-        for i in range(4):
-            shade = tuple(max(0, c - 15 * i) for c in colour)
-            Image.new("RGB", (32, 32), shade).save(tmp_path / "data" / label / f"{i}.png")
+        (root / label).mkdir(parents=True)
+        for i in range(n):
+            Image.new("RGB", (32, 32), tuple(max(0, c - 15 * i) for c in colour)).save(root / label / f"{i}.png")
+
+
+def test_timm_architecture_on_an_image_folder(run_cli, tmp_path):
+    _colour_folder(tmp_path / "data", 4)
     result = run_cli("diffroar", "-M", "timm:test_resnet", "--no-pretrained", "--dataset",
                      f"folder:{tmp_path / 'data'}", "-m", "gradient", "--k", "0.5", "--epochs", "1", "--out", tmp_path / "run", "--json")
     assert result.exit_code == 0, result.output
@@ -158,13 +162,7 @@ def test_retrains_build_the_head_the_weights_have(run_cli, tmp_path):
 
     from attrib.jobs.diffroar import _architecture
 
-    from PIL import Image
-
-    for label, colour in (("red", (220, 20, 20)), ("blue", (20, 20, 220))):
-        (tmp_path / "data" / label).mkdir(parents=True)
-        for i in range(3):
-            Image.new("RGB", (32, 32), tuple(max(0, c - 15 * i) for c in colour)).save(
-                tmp_path / "data" / label / f"{i}.png")
+    _colour_folder(tmp_path / "data", 3)
     torch.save(timm.create_model("test_resnet", num_classes=2).state_dict(), tmp_path / "two.pt")
     result = run_cli("diffroar", "-M", "timm:test_resnet", "--weights", tmp_path / "two.pt", "--dataset",
                      f"folder:{tmp_path / 'data'}", "-m", "gradient", "--k", "0.5", "--epochs", "1", "--out",
@@ -174,6 +172,23 @@ def test_retrains_build_the_head_the_weights_have(run_cli, tmp_path):
     assert job["architecture"] == {"num_classes": 2, "in_chans": 3}
     fresh = _architecture(job["model"], json.dumps(job["architecture"]))().eval()
     assert fresh(torch.zeros(1, 3, 32, 32)).shape == (1, 2)
+
+
+def test_a_folder_is_read_at_the_models_size_and_resized_on_request(run_cli, tmp_path):
+    """Folders were read at 64 px with mean = std = 0.5 whatever the model: a ViT could not take them."""
+    import json
+
+    _colour_folder(tmp_path / "data", 3)
+    common = ("diffroar", "-M", "timm:vit_tiny_patch16_224", "--no-pretrained", "--dataset", f"folder:{tmp_path / 'data'}",
+              "-m", "gradient", "--k", "0.5", "--epochs", "1")
+    result = run_cli(*common, "--out", tmp_path / "run")
+    assert result.exit_code == 0, result.output
+    job = json.loads((tmp_path / "run" / "jobs" / "gradient-k0.5-top-s0.json").read_text())
+    assert job["dataset"]["preprocess"]["size"] == [224, 224] and "image_size" not in job["dataset"]
+    small = run_cli(*common, "--image-size", "64", "--out", tmp_path / "small")
+    said = " ".join(small.output.split())
+    assert small.exit_code == 2 and "cannot take" in said and "inputs of shape (3, 64, 64)" in said
+    assert said.endswith("; resize its pictures to the model's with --image-size 224")
 
 
 def test_accuracies_at_chance_are_warned_about():

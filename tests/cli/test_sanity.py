@@ -3,6 +3,7 @@
 import io
 import json
 
+import torch
 from PIL import Image
 from rich.console import Console
 
@@ -160,3 +161,23 @@ def test_a_gap_that_is_not_a_number_is_shown_as_such(run_cli, tmp_path):
     for table in sanity_tables(record):
         console.print(table)
     assert "not finite" in console.export_text()
+
+
+def test_a_folder_data_set_is_read_as_the_model_reads_pictures(tmp_path):
+    """Folders were read at 64 px with mean = std = 0.5: a timm model's maps were of other pixels than its own."""
+    import numpy as np
+
+    from attrib.data.images import load_image
+    from attrib.jobs.sanity import sanity_inputs
+    from attrib.models import load_model
+
+    rng = np.random.default_rng(0)
+    for label in ("a", "b"):
+        (tmp_path / label).mkdir()
+        for i in range(5):
+            Image.fromarray(rng.integers(0, 255, (90, 120, 3), dtype=np.uint8)).save(tmp_path / label / f"{i}.png")
+    model = load_model("timm:test_resnet", pretrained=False)
+    inputs, names, errors = sanity_inputs(model, [], f"folder:{tmp_path}", None)
+    assert inputs.shape == (2, 3, 160, 160) and errors == [] and names[0].endswith("test #0")
+    pictures = [model.preprocess(load_image(str(p))) for p in sorted(tmp_path.glob("*/*.png"))]
+    assert all(any(torch.equal(x, p) for p in pictures) for x in inputs)

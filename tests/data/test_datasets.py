@@ -1,5 +1,7 @@
 """Data sets: blockdigits layout and determinism, synthetic's definition, torchvision offline, image folders."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -119,6 +121,50 @@ def test_folder_dataset_splits_and_skips_bad_files(tmp_path):
     assert len(data.skipped) == 1 and "broken.png: not an image" in data.skipped[0]
     with pytest.raises(DatasetError, match="does not exist"):
         load_dataset(f"folder:{tmp_path / 'nope'}")
+
+
+def test_a_folder_is_read_as_the_model_reads_pictures_and_resized_on_request(tmp_path):
+    """A folder was read at 64 px with mean = std = 0.5 whatever the model: a ViT could not take it, and a
+    pretrained model saw other pixels than it was trained on."""
+    from dataclasses import asdict
+
+    from attrib.data.datasets import read_as
+    from attrib.data.images import load_image
+    from attrib.models.preprocess import Preprocess
+
+    rng = np.random.default_rng(0)
+    for label in ("a", "b"):
+        (tmp_path / label).mkdir()
+        for i in range(3):
+            Image.fromarray(rng.integers(0, 255, (30, 50, 3), dtype=np.uint8)).save(tmp_path / label / f"{i}.png")
+    model = Preprocess(size=(24, 24), crop_pct=0.875, mean=(0.4, 0.5, 0.6), std=(0.2, 0.3, 0.4))
+    spec = read_as(f"folder:{tmp_path}", model)
+    assert spec == {"preprocess": asdict(model)} and read_as("blockdigits", model) == {}
+    assert read_as(f"folder:{tmp_path}", None) == {}
+    data = load_dataset(f"folder:{tmp_path}", **json.loads(json.dumps(spec)))  # as a job file carries it
+    assert data.preprocess == model and data.train_x.shape[1:] == (3, 24, 24)
+    every = torch.cat([data.train_x, data.test_x])
+    assert any(torch.allclose(x, model(load_image(str(tmp_path / "a" / "0.png")))) for x in every)
+    assert load_dataset(f"folder:{tmp_path}", image_size=40, **spec).train_x.shape[1:] == (3, 40, 40)
+    assert load_dataset(f"folder:{tmp_path}", image_size=12).train_x.shape[1:] == (3, 12, 12)
+    with pytest.raises(DatasetError, match=r"^blockdigits is not a set of pictures that can be resized"):
+        load_dataset("blockdigits", image_size=32)
+
+
+def test_a_torchvision_set_is_resized_as_its_pictures_would_be(monkeypatch, tmp_path):
+    """Normalising is per-channel affine, so resizing the normalised tensors equals normalising the resized
+    pictures; a constant picture stays constant."""
+    import attrib.data.datasets as datasets
+
+    monkeypatch.setattr(datasets, "_torchvision_split", lambda name, root, train: (
+        torch.rand(4, 3, 32, 32, generator=torch.Generator().manual_seed(int(train))), torch.arange(4) % 2))
+    small = load_dataset("torchvision:CIFAR10", data_dir=str(tmp_path))
+    big = load_dataset("torchvision:CIFAR10", data_dir=str(tmp_path), image_size=56)
+    assert big.train_x.shape == (4, 3, 56, 56) and big.preprocess.size == (56, 56)
+    mean, std = torch.tensor(datasets._STATS["CIFAR10"][0]), torch.tensor(datasets._STATS["CIFAR10"][1])
+    raw = small.train_x * std[:, None, None] + mean[:, None, None]
+    resized = torch.nn.functional.interpolate(raw, size=(56, 56), mode="bilinear", antialias=True)
+    assert torch.allclose(big.train_x, (resized - mean[:, None, None]) / std[:, None, None], atol=1e-5)
 
 
 def test_subset_sizes_are_seeded():
