@@ -114,6 +114,9 @@ def explain_one(classifier, lm, item: TextItem, position: int, settings: Setting
     words = split_words(item.input)
     if not words:
         raise TextInputError(f"{item.name}: empty text (no words to explain)")
+    for segment, what in ((0, "text"), (1, "pair")):
+        if item.pair is not None and not any(w.segment == segment for w in words):
+            raise TextInputError(f"{item.name}: empty {what} (no words): a text and its pair need words each")
     text, words, cut = _readable(item, words, [classifier] + ([lm] if lm is not None else []))
     unique = _Unique()
     original = unique.add(text)

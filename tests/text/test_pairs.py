@@ -94,6 +94,13 @@ def test_a_pair_too_long_for_the_models_fails_alone(sharp):
         explain_one(sharp, None, TextItem("t", long, pair=long), 0, Settings(["unk"]))
 
 
+@pytest.mark.parametrize("text, pair, empty", [("great fun", " ", "pair"), ("great fun", "\u200b", "pair"),
+                                               ("", "great fun", "text")])
+def test_a_pair_with_an_empty_text_fails_alone(sharp, text, pair, empty):
+    with pytest.raises(Exception, match=rf"^t: empty {empty} \(no words\): a text and its pair need words each$"):
+        explain_one(sharp, None, TextItem("t", text, pair=pair), 0, Settings(["unk"]))
+
+
 def test_pairs_from_arguments_and_columns(tmp_path):
     items = read_texts(["a", "b"], pairs=["x", "y"])
     assert [(i.text, i.pair) for i in items] == [("a", "x"), ("b", "y")]
