@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from attrib.cli.common import (NO_PRETRAINED_HELP, RESUMES, Common, View, common_options, executor_options,
-                               listed, method_options, run_job, wrote)
+from attrib.cli.common import (IMAGE_SIZE_HELP, NO_PRETRAINED_HELP, RESUMES, Common, View, common_options,
+                               executor_options, listed, method_options, run_job, wrote)
 from attrib.cli.ui import UI
 from attrib.errors import counted, duration
 
@@ -57,9 +57,7 @@ def _ints(ctx, param, value: tuple[str, ...]) -> list[int] | None:
 @click.option("--data-dir", type=click.Path(file_okay=False), help="Where torchvision data sets live.")
 @click.option("--n-train", type=click.IntRange(1), help="Use at most this many training examples.")
 @click.option("--n-test", type=click.IntRange(1), help="Use at most this many test examples.")
-@click.option("--image-size", type=click.IntRange(1), metavar="PX",
-              help="Resize a torchvision or folder data set's pictures to PX x PX [default: a folder is read as "
-                   "the model reads pictures; torchvision sets at their own size].")
+@click.option("--image-size", type=click.IntRange(1), metavar="PX", help=IMAGE_SIZE_HELP)
 @method_options("gradient, ig, smoothgrad; random is always added")
 @click.option("--k", "ks", multiple=True, default=["0.05,0.1,0.2,0.3,0.5"], show_default=True, callback=_floats,
               metavar="K1,K2", help="Fractions of coordinates kept (comma-separated or repeated).")

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from attrib.cli.common import Common, View, common_options, listed, method_options, model_options, run_job, wrote
+from attrib.cli.common import (IMAGE_SIZE_HELP, Common, View, common_options, listed, method_options, model_options,
+                               run_job, wrote)
 from attrib.cli.ui import UI
 from attrib.errors import counted, duration
 
@@ -57,11 +58,12 @@ def _radii(ctx, param, value: tuple[str, ...]) -> list[float | str] | None:
 @click.option("--dataset", "-d", metavar="NAME", help="Take inputs from this data set's test split.")
 @click.option("--n", "n_inputs", default=None, type=click.IntRange(1),
               help="Check the first N inputs: examples of the data set [default: 8], or images given [default: all].")
+@click.option("--image-size", type=click.IntRange(1), metavar="PX", help=IMAGE_SIZE_HELP)
 @click.option("--repeats", type=click.IntRange(1),
               help="Draws of random weights and of noise; values are mean ± sd over them [default: 3].")
 @common_options
 def sanity(inputs, model_spec, weights, no_pretrained, labels, methods, settings, tests, layers, max_layers, radii,
-           norm, dataset, n_inputs, repeats, common: Common) -> None:
+           norm, dataset, n_inputs, image_size, repeats, common: Common) -> None:
     """Check whether attribution maps depend on the model, survive small perturbations, and add up.
 
     Three parts (--tests): model-parameter randomization (cascading and independent; data randomization for
@@ -72,7 +74,7 @@ def sanity(inputs, model_spec, weights, no_pretrained, labels, methods, settings
 
     options = job.Options(list(inputs), model_spec, weights, not no_pretrained, list(methods) or
                           list(job.DEFAULT_METHODS), list(settings), tests, layers, max_layers, radii, norm, dataset,
-                          n_inputs, repeats, common.seed, common.device, labels=labels)
+                          n_inputs, image_size, repeats, common.seed, common.device, labels=labels)
     run_job(common, job, options, View(show=_show, json=job.json_view, exit_code=job.exit_code), prefix="sanity-")
 
 

@@ -298,3 +298,17 @@ def gap_warnings(result: dict, method: str, precision: str = "fp32", images: boo
         advice = f"raise {knob} (--set {method}.{knob}=N)" if knob else "raise its budget (--set)"
         return [f"completeness gap {gap:.1%}{noise} > {GAP_WARNING:.0%}; {advice} for a faithful map"]
     return []
+
+
+def takes_data(model, data) -> None:
+    """A ModelError when ``model`` cannot take a data set's inputs; for a set of pictures of another size than
+    the model's (square) one, it says how to resize them."""
+    from attrib.models.base import ModelError
+
+    try:
+        model.outputs_on(data.test_x, data.name)
+    except ModelError as error:
+        size = model.preprocess.size if model.preprocess is not None else None
+        if size is None or size[0] != size[1] or not data.name.startswith(("torchvision:", "folder:")):
+            raise
+        raise ModelError(f"{error}; resize its pictures to the model's with --image-size {size[0]}") from None

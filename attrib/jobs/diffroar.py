@@ -25,7 +25,7 @@ from attrib.evaluate.diffroar import (CONTROL, DEFAULT_KS, DiffRoarConfig, attri
 from attrib.executors import Executor, ExecutorSpec, executor_for
 from attrib.jobs.common import (Events, ListFields, check_counts, check_images, describe_config, describe_methods,
                                 failure_line, header, ignored_settings, method_kwargs, now, resolve_device,
-                                resolve_methods, supplies)
+                                resolve_methods, supplies, takes_data)
 from attrib.runs import diffroar as files
 from attrib.runs.store import RunStore, closes_store
 
@@ -93,19 +93,6 @@ def _architecture(spec: str, arguments_json: str = "{}"):
     return partial(factory, **arguments) if arguments else factory
 
 
-def _check_sizes(model, data) -> None:
-    """:func:`check_compatible`, whose error about a picture set of another size says how to resize it."""
-    from attrib.models.base import ModelError
-
-    try:
-        check_compatible(model, data)
-    except ModelError as error:
-        if model.preprocess is None or not data.name.startswith(("torchvision:", "folder:")):
-            raise
-        raise ModelError(f"{error}; resize its pictures to the model's with --image-size "
-                         f"{model.preprocess.size[0]}") from None
-
-
 def prepare(options: Options, events: Events):
     """The model and the evaluation's config, validated before the long work starts."""
     from attrib.data.datasets import read_as
@@ -136,7 +123,8 @@ def prepare(options: Options, events: Events):
     data = dataset_of(spec)
     for line in data.skipped:
         events.error(f"left out of the data set: {line}")
-    _check_sizes(model, data)
+    takes_data(model, data)
+    check_compatible(model, data)
     ks = sorted(set(map(float, options.ks)))
     config = DiffRoarConfig(options.model, spec, names, overrides, ks, options.seeds, options.epochs,
                             options.lr, options.batch_size, options.seed, device,
@@ -172,7 +160,8 @@ def evaluate(model, config: DiffRoarConfig, store: RunStore, events: Events | No
     aggregate (for an already loaded model)."""
     events = events or Events()
     data = dataset_of(config.dataset)
-    _check_sizes(model, data)
+    takes_data(model, data)
+    check_compatible(model, data)
     store.open(KIND)  # not another kind's folder; what a killed earlier run here was writing, swept
     started = now()
     kwargs, descriptions = method_kwargs_all(config, model, data)

@@ -15,7 +15,8 @@ from attrib.errors import UsageError, counted
 from attrib.evaluate.sanity import TESTS, THRESHOLDS, SanityConfig, resolve_radii, n_explanations, run_sanity, \
     with_budget
 from attrib.jobs.common import (Events, ListFields, check_counts, check_images, describe_methods, header,
-                                ignored_settings, method_kwargs, now, resolve_device, resolve_methods, supplies)
+                                ignored_settings, method_kwargs, now, resolve_device, resolve_methods, supplies,
+                                takes_data)
 from attrib.runs.store import RunStore, closes_store
 
 KIND = "sanity"
@@ -39,6 +40,7 @@ class Options(ListFields):
     norm: str = "l2"
     dataset: str | None = None
     n_inputs: int | None = None  # the first N inputs (None: 8 examples of a data set, every image given)
+    image_size: int | None = None  # a data set's pictures resized to this side
     repeats: int | None = None  # draws of random weights / noise (None: the library default)
     seed: int = 0
     device: str = "auto"
@@ -49,7 +51,7 @@ def _prepare(options: Options, events: Events):
     """Model, inputs and the checks' config, validated before the long work starts."""
     from attrib.models import load_model
 
-    check_counts(options, "n_inputs", "repeats", "max_layers", least={"max_layers": 2})
+    check_counts(options, "n_inputs", "image_size", "repeats", "max_layers", least={"max_layers": 2})
     names, overrides = resolve_methods(options.methods or list(DEFAULT_METHODS), options.settings,
                                        inputs="tensor", supplied={"background"}, where="attrib sanity")
     unknown = [t for t in options.tests or [] if t not in TESTS]
@@ -62,7 +64,8 @@ def _prepare(options: Options, events: Events):
     device = resolve_device(options.device)
     events.info("loading model and inputs ...")
     model = load_model(options.model, weights=options.weights, pretrained=options.pretrained, labels=options.labels)
-    x, input_names, errors = sanity_inputs(model, options.inputs, options.dataset, options.n_inputs)
+    x, input_names, errors = sanity_inputs(model, options.inputs, options.dataset, options.n_inputs,
+                                           options.image_size)
     for error in errors:
         events.error(error)
     if len(x) == 0:
@@ -172,8 +175,8 @@ def permuted_label_model(model, seed: int = 0) -> torch.nn.Module | None:
 DATASET_INPUTS = 8  # test examples of a data set checked when --n is not given
 
 
-def sanity_inputs(model, paths: list[str], dataset: str | None,
-                  n: int | None) -> tuple[torch.Tensor, list[str], list[str]]:
+def sanity_inputs(model, paths: list[str], dataset: str | None, n: int | None,
+                  image_size: int | None = None) -> tuple[torch.Tensor, list[str], list[str]]:
     """(inputs, names, errors): the first ``n`` (None: all) image files / folders / globs through the model's
     preprocessing, else the first ``n`` (None: ``DATASET_INPUTS``) test examples of ``dataset`` (default: a
     sample model's own data set, or the built-in images)."""
@@ -183,11 +186,13 @@ def sanity_inputs(model, paths: list[str], dataset: str | None,
     if dataset and paths:
         raise UsageError(f"give images or --dataset {dataset}, not both")
     dataset = dataset or (None if paths else model.card.get("dataset"))
+    if image_size is not None and not dataset:
+        raise UsageError("--image-size resizes a data set's pictures; images given are read at the model's size")
     if dataset:
         own = dataset == model.card.get("dataset")
         data = load_dataset(dataset, **(model.card.get("dataset_args", {}) if own else {}),
-                            **read_as(dataset, model.preprocess))
-        model.outputs_on(data.test_x, data.name)
+                            **read_as(dataset, model.preprocess), image_size=image_size)
+        takes_data(model, data)
         n = n or DATASET_INPUTS
         return data.test_x[:n], [f"{data.name} test #{i}" for i in range(min(n, len(data.test_y)))], \
             [f"left out of the data set: {line}" for line in data.skipped]

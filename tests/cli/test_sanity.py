@@ -3,6 +3,7 @@
 import io
 import json
 
+import pytest
 import torch
 from PIL import Image
 from rich.console import Console
@@ -168,6 +169,7 @@ def test_a_folder_data_set_is_read_as_the_model_reads_pictures(tmp_path):
     import numpy as np
 
     from attrib.data.images import load_image
+    from attrib.errors import UsageError
     from attrib.jobs.sanity import sanity_inputs
     from attrib.models import load_model
 
@@ -181,3 +183,6 @@ def test_a_folder_data_set_is_read_as_the_model_reads_pictures(tmp_path):
     assert inputs.shape == (2, 3, 160, 160) and errors == [] and names[0].endswith("test #0")
     pictures = [model.preprocess(load_image(str(p))) for p in sorted(tmp_path.glob("*/*.png"))]
     assert all(any(torch.equal(x, p) for p in pictures) for x in inputs)
+    assert sanity_inputs(model, [], f"folder:{tmp_path}", 1, image_size=48)[0].shape == (1, 3, 48, 48)
+    with pytest.raises(UsageError, match="^--image-size resizes a data set's pictures; images given are read at "):
+        sanity_inputs(model, [str(tmp_path / "a")], None, None, image_size=48)
