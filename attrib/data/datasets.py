@@ -83,7 +83,7 @@ def load_dataset(name: str, *, seed: int = 0, classes: list[int] | None = None, 
     spec.update({k: v for k, v in (("image_size", image_size), ("preprocess", preprocess)) if v is not None})
     key = name.strip()  # (image_size and preprocess only when given: earlier runs' specs stay equal)
     if image_size is not None and not key.startswith(("torchvision:", "folder:")):
-        raise DatasetError(f"{name} is not a set of pictures that can be resized: image_size applies to "
+        raise DatasetError(f"{name} is not a set of pictures that can be resized: --image-size applies to "
                            "torchvision:NAME and folder:PATH")
     if key in ("blockdigits", "blockdigits-top"):
         data = blockdigits(seed=seed, classes=classes, signal_top_only=key.endswith("-top"))

@@ -187,7 +187,7 @@ def sanity_inputs(model, paths: list[str], dataset: str | None, n: int | None,
         raise UsageError(f"give images or --dataset {dataset}, not both")
     dataset = dataset or (None if paths else model.card.get("dataset"))
     if image_size is not None and not dataset:
-        raise UsageError("--image-size resizes a data set's pictures; images given are read at the model's size")
+        raise UsageError("--image-size resizes the pictures of a --dataset; images are read at the model's size")
     if dataset:
         own = dataset == model.card.get("dataset")
         data = load_dataset(dataset, **(model.card.get("dataset_args", {}) if own else {}),

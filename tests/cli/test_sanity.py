@@ -184,5 +184,5 @@ def test_a_folder_data_set_is_read_as_the_model_reads_pictures(tmp_path):
     pictures = [model.preprocess(load_image(str(p))) for p in sorted(tmp_path.glob("*/*.png"))]
     assert all(any(torch.equal(x, p) for p in pictures) for x in inputs)
     assert sanity_inputs(model, [], f"folder:{tmp_path}", 1, image_size=48)[0].shape == (1, 3, 48, 48)
-    with pytest.raises(UsageError, match="^--image-size resizes a data set's pictures; images given are read at "):
+    with pytest.raises(UsageError, match="^--image-size resizes the pictures of a --dataset; images are read at "):
         sanity_inputs(model, [str(tmp_path / "a")], None, None, image_size=48)
