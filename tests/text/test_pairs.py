@@ -2,6 +2,7 @@
 the words of both explained."""
 
 import json
+import math
 
 import pytest
 import torch
@@ -39,6 +40,33 @@ def test_a_pairs_words_carry_their_text_and_edits_stay_in_it():
     assert replace_word(PAIR, words[7], "") == ("the movie was great", "the cast is")
     assert replace_word(PAIR, words[3], "dull") == ("the movie was dull", "the cast is great")
     assert TextItem("t", "a", pair="b").input == ("a", "b") and TextItem("t", "a").input == "a"
+
+
+class OverlapClassifier:
+    """An NLI stub: p(entailment) = sigmoid(3 (hypothesis words found in the premise - those not found))."""
+
+    labels = ["entailment", "other"]
+    tokenizer = type("T", (), {"unk_token": "[UNK]", "mask_token": "[MASK]"})()
+
+    def scores(self, pairs):
+        rows = []
+        for premise, hypothesis in pairs:
+            found = [word in premise.split() for word in hypothesis.split()]
+            p = 1 / (1 + math.exp(-3 * (sum(found) - (len(found) - sum(found)))))
+            rows.append([p, 1 - p])
+        return torch.tensor(rows, dtype=torch.float64)
+
+
+def test_occlusion_finds_the_words_an_entailment_rests_on_in_both_texts():
+    """"a man plays a guitar" / "a man sings": "man" in either text carries the entailment score; the premise's
+    "a" does not (the other "a" is still there), nor do "plays", "guitar" or "sings" (unmatched either way)."""
+    entry = explain_one(OverlapClassifier(), None, TextItem("t", "a man plays a guitar", pair="a man sings"), 0,
+                        Settings(["unk", "delete"], target=0))
+    drop = 1 / (1 + math.exp(-3)) - 1 / (1 + math.exp(3))
+    assert entry["scores"]["unk"] == pytest.approx([0, drop, 0, 0, 0, drop, drop, 0])
+    half = 1 / (1 + math.exp(-3)) - 0.5  # a found word deleted from the hypothesis is no longer counted
+    rise = 1 / (1 + math.exp(-3)) - 1 / (1 + math.exp(-6))  # deleting "sings" leaves only found words
+    assert entry["scores"]["delete"] == pytest.approx([0, drop, 0, 0, 0, half, half, rise])
 
 
 def test_a_pair_is_scored_as_a_pair_alone_or_in_a_batch(sharp):
