@@ -10,6 +10,7 @@ import torch
 from attrib.data.text import TextItem, read_texts, replace_word, split_words
 from attrib.jobs.explain_text import Settings, explain_one
 from attrib.models.text_models import load_masked_lm, load_text_classifier
+from tests.text.test_olm import PointMassLM
 
 PAIR = ("the movie was great", "the cast is great")
 
@@ -60,8 +61,10 @@ class OverlapClassifier:
 def test_occlusion_finds_the_words_an_entailment_rests_on_in_both_texts():
     """"a man plays a guitar" / "a man sings": "man" in either text carries the entailment score; the premise's
     "a" does not (the other "a" is still there), nor do "plays", "guitar" or "sings" (unmatched either way)."""
-    entry = explain_one(OverlapClassifier(), None, TextItem("t", "a man plays a guitar", pair="a man sings"), 0,
-                        Settings(["unk", "delete"], target=0))
+    entry = explain_one(OverlapClassifier(), PointMassLM("[UNK]"), TextItem("t", "a man plays a guitar",
+                                                                           pair="a man sings"), 0,
+                        Settings(["unk", "delete", "olm"], n_samples=3, target=0))
+    assert entry["scores"]["olm"] == entry["scores"]["unk"]  # an LM sure of one word is occlusion with it
     drop = 1 / (1 + math.exp(-3)) - 1 / (1 + math.exp(3))
     assert entry["scores"]["unk"] == pytest.approx([0, drop, 0, 0, 0, drop, drop, 0])
     half = 1 / (1 + math.exp(-3)) - 0.5  # a found word deleted from the hypothesis is no longer counted
