@@ -57,6 +57,7 @@ def _ranges(test, end: int) -> str:
 
 
 NOT_AN_OBJECT = 'not a JSON object (each line must be one, e.g. {"text": ...})'
+NOT_AN_ITEM = 'not a JSON object (each item of the array must be one, e.g. {"text": ...})'
 
 
 class TextInputError(AttribError):
@@ -160,10 +161,10 @@ def _read(path: Path) -> str:
                              f"{error.start}); save it as UTF-8") from None
 
 
-def _table_rows(path: Path, suffix: str) -> list[tuple[int, dict | str]]:
-    """(line number, row): the line a CSV row starts on (after its header; a quoted text may span lines) or
-    a JSONL row's line, so that ``FILE:N`` names a line as it does for a file of plain lines. A JSONL line that
-    is not a JSON object is its one-line reason instead of a row."""
+def _table_rows(path: Path, suffix: str) -> list[tuple[str, dict | str]]:
+    """(name, row): ``FILE:N`` with the line a CSV row starts on (after its header; a quoted text may span lines)
+    or a JSONL row's line, as for a file of plain lines; a JSON array's items by index (:func:`_array_rows`). A
+    JSONL line that is not a JSON object is its one-line reason instead of a row."""
     lines = _lines(path)  # with their ends: a quoted text keeps its line breaks
     if suffix not in (".jsonl", ".json"):
         reader = csv.DictReader(lines, delimiter="\t" if suffix == ".tsv" else ",")
@@ -172,9 +173,12 @@ def _table_rows(path: Path, suffix: str) -> list[tuple[int, dict | str]]:
             start = end + 1
             while start < reader.line_num and not lines[start - 1].strip():  # blank lines DictReader skipped
                 start += 1
-            rows.append((start, row))
+            rows.append((f"{path.name}:{start}", row))
             end = reader.line_num
         return rows
+    whole = "".join(lines)
+    if whole.lstrip().startswith("["):
+        return _array_rows(path, whole)
     rows = []
     for n, line in enumerate(lines, 1):
         if line.strip():
@@ -183,7 +187,7 @@ def _table_rows(path: Path, suffix: str) -> list[tuple[int, dict | str]]:
                 problem = None if isinstance(row, dict) else NOT_AN_OBJECT
             except json.JSONDecodeError as error:
                 problem = f"not a JSON line ({error.msg})"
-            rows.append((n, f"{path}:{n}: {problem}" if problem else row))
+            rows.append((f"{path.name}:{n}", f"{path}:{n}: {problem}" if problem else row))
     return rows
 
 
@@ -196,7 +200,20 @@ class Columns:
     pair: str | None = None
 
 
-def _column_items(path: Path, rows: list[tuple[int, dict | str]], columns: Columns) -> list[TextItem]:
+def _array_rows(path: Path, text: str) -> list[tuple[str, dict | str]]:
+    """(name, row) for each item of a JSON file that holds one array, named ``FILE[i]`` (0-based, as jq and Python
+    index it: items need not start lines of their own); an item that is not a JSON object is its one-line reason
+    instead of a row. One line for the file when it is not valid JSON."""
+    try:
+        items = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise TextInputError(f"{path}: not a JSON array ({error.msg} at line {error.lineno}, column {error.colno}); "
+                             "give a JSON array of objects, or one JSON object per line") from None
+    return [(f"{path.name}[{i}]", item if isinstance(item, dict) else f"{path}[{i}]: {NOT_AN_ITEM}")
+            for i, item in enumerate(items)]
+
+
+def _column_items(path: Path, rows: list[tuple[str, dict | str]], columns: Columns) -> list[TextItem]:
     """The column's texts (and labels, pairs); the columns are checked against the first readable row."""
     if columns.text is None:
         raise TextInputError(f"{path}: say which column holds the text with --column")
@@ -205,7 +222,7 @@ def _column_items(path: Path, rows: list[tuple[int, dict | str]], columns: Colum
     for kind, column in named:
         if first is not None and column is not None and column not in first:
             raise TextInputError(f"{path}: no {kind}column {column!r}; columns: {', '.join(map(str, first))}")
-    return [_column_item(f"{path.name}:{n}", row, columns) for n, row in rows]
+    return [_column_item(name, row, columns) for name, row in rows]
 
 
 def _column_item(name: str, row: dict | str, columns: Columns) -> TextItem:

@@ -69,6 +69,28 @@ def test_every_text_from_a_file_is_named_by_its_line(tmp_path):
     assert [i.name for i in read_texts([], str(tmp_path / "c.jsonl"), "t")] == ["c.jsonl:1", "c.jsonl:3"]
 
 
+def test_a_json_array_of_rows_is_read_with_its_items_named_by_index(tmp_path):
+    """A .json file holding one array (as json.dump writes a list) was read as JSON lines: on one line it was one
+    bad row, pretty-printed one bad row per line with the objects between them read."""
+    rows = [{"premise": "a man plays", "hypothesis": "a man sings", "label": "neutral"}, 3, {"premise": "ok"}]
+    (tmp_path / "one.json").write_text(json.dumps(rows))
+    (tmp_path / "pretty.json").write_text(json.dumps(rows, indent=2))
+    for name in ("one.json", "pretty.json"):
+        items = read_texts([], str(tmp_path / name), "premise", "label", pair_column="hypothesis")
+        assert [i.name for i in items] == [f"{name}[0]", f"{name}[1]", f"{name}[2]"]
+        assert (items[0].text, items[0].pair, items[0].label, items[0].error) == ("a man plays", "a man sings",
+                                                                                 "neutral", None)
+        assert items[1].error == f"{tmp_path / name}[1]: not a JSON object (each item of the array must be one, " \
+            'e.g. {"text": ...})'
+        assert items[2].error == f"{name}[2]: no column 'hypothesis' in this row"
+    (tmp_path / "bad.json").write_text('[{"t": "a"},\n]')
+    with pytest.raises(TextInputError, match=r"bad.json: not a JSON array \(Expecting value at line 2, column 1\); "
+                                             "give a JSON array of objects, or one JSON object per line"):
+        read_texts([], str(tmp_path / "bad.json"), "t")
+    (tmp_path / "empty.json").write_text("[]")
+    assert read_texts([], str(tmp_path / "empty.json"), "t") == []
+
+
 def test_only_newlines_break_lines_not_the_other_unicode_separators(tmp_path):
     """Scraped text holds U+2028 and form feeds; str.splitlines broke a JSON line there ("not a JSON line") and
     split a CSV row in two (the first half with the label None)."""
