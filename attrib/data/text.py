@@ -56,6 +56,7 @@ def _ranges(test, end: int) -> str:
     return "".join(out)
 
 
+NOT_TEXT = (".parquet", ".arrow", ".feather", ".xlsx", ".xls", ".gz", ".zip", ".bz2", ".xz", ".pkl", ".pickle")
 NOT_AN_OBJECT = 'not a JSON object (each line must be one, e.g. {"text": ...})'
 NOT_AN_ITEM = 'not a JSON object (each item of the array must be one, e.g. {"text": ...})'
 
@@ -136,6 +137,9 @@ def read_texts(texts: list[str], file: str | None = None, column: str | None = N
     if not path.is_file():
         raise TextInputError(f"{file}: file not found")
     suffix = path.suffix.lower()
+    if suffix in NOT_TEXT:
+        raise TextInputError(f"{path}: a {suffix} file is not text; give plain lines, CSV/TSV, JSONL or a JSON array "
+                             "(convert it, e.g. with pandas' to_json(..., orient='records', lines=True))")
     if suffix in (".csv", ".tsv", ".jsonl", ".json") or column is not None:
         rows = _table_rows(path, suffix)
         return items + _column_items(path, rows, Columns(column, label_column, pair_column))

@@ -108,6 +108,10 @@ def test_bad_text_files_name_the_line_or_the_byte(tmp_path):
     (tmp_path / "e.jsonl").write_text('{"t": "ok"}\n\n[1, 2]\n')
     (tmp_path / "f.txt").write_bytes(b"fine\n\xff\xfe bad")
     (tmp_path / "g.csv").write_bytes("\ufefftext\nh\u00e9llo\n".encode("utf-8"))  # a byte-order mark, dropped
+    (tmp_path / "dev.parquet").write_bytes(b"PAR1\x15\x04")
+    with pytest.raises(TextInputError, match=r"dev.parquet: a .parquet file is not text; give plain lines, CSV/TSV, "
+                                             r"JSONL or a JSON array \(convert it, e.g. with pandas"):
+        read_texts([], str(tmp_path / "dev.parquet"), "text")
     undecodable = "f.txt: not UTF-8 text (byte 0xff at offset 5); save it as UTF-8"
     with pytest.raises(TextInputError, match=re.escape(undecodable)):
         read_texts([], str(tmp_path / "f.txt"))
