@@ -7,7 +7,9 @@ resolved once, at the explained inputs, into one class index per input; every ro
 
 from __future__ import annotations
 
+import functools
 import numbers
+import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -175,12 +177,18 @@ FEW_CLASSES = 20  # a model with at most this many classes has them all named wh
 
 
 def parse_class(text: str, labels: list[str]) -> int | None:
-    """Resolve a user's class: "pred" -> None, an index, or a label name (case-insensitive, any comma-separated
-    synonym of ImageNet-style labels); UsageError with suggestions on a miss, and with the candidates when a
-    name belongs to several classes (ImageNet has two "crane"s)."""
+    """Resolve a user's class: "pred" -> None, an index, a label name (case-insensitive, any comma-separated
+    synonym of ImageNet-style labels) or, for a model of ImageNet-1k's 1000 classes, its WordNet id
+    ("n02123045", as ImageNet's folders are named); UsageError with suggestions on a miss, and with the
+    candidates when a name belongs to several classes (ImageNet has two "crane"s)."""
     text = str(text).strip()
     if text.lower() in ("pred", "predicted", ""):
         return None
+    if len(labels) == IMAGENET_CLASSES and WORDNET_ID.match(text):
+        index = imagenet_ids().get(text)
+        if index is None:
+            raise UsageError(f"{text!r} is not the WordNet id of an ImageNet-1k class")
+        return index
     if text.lstrip("-").isdigit():
         index = int(text)
         if not 0 <= index < len(labels):
@@ -200,6 +208,18 @@ def parse_class(text: str, labels: list[str]) -> int | None:
     hint = _suggestions(text.lower(), names)
     listed = f": {', '.join(labels)}" if len(labels) <= FEW_CLASSES else ""
     raise UsageError(f"unknown target label {text!r}{hint} (use pred, a class index or a label name{listed})")
+
+
+IMAGENET_CLASSES = 1000
+WORDNET_ID = re.compile(r"^n\d{8}$")
+
+
+@functools.cache
+def imagenet_ids() -> dict[str, int]:
+    """ImageNet-1k's WordNet ids ("n01440764") by class index, the order every ImageNet-1k model uses."""
+    from timm.data import ImageNetInfo
+
+    return {name: i for i, name in enumerate(ImageNetInfo().label_names())}
 
 
 def _suggestions(text: str, names: dict[str, list[int]]) -> str:

@@ -180,6 +180,19 @@ def test_class_names_resolve(text, expected):
     assert parse_class(text, ["tabby, tabby cat", "crane, bird", "crane", "tiger cat"]) == expected
 
 
+def test_imagenet_wordnet_ids_name_classes_of_1000_class_models():
+    """ImageNet's folders are named by WordNet id (val/n02123045/...): "n02123045" is class 281, tabby."""
+    from attrib.models.builtin import imagenet_labels
+    from attrib.targets import parse_class
+
+    labels = imagenet_labels()
+    assert parse_class("n02123045", labels) == 281 and parse_class("n01440764", labels) == 0
+    with pytest.raises(attrib.AttribError, match=r"^'n99999999' is not the WordNet id of an ImageNet-1k class$"):
+        parse_class("n99999999", labels)
+    with pytest.raises(attrib.AttribError, match=r"^unknown target label 'n02123045'"):  # not an ImageNet model
+        parse_class("n02123045", ["cat", "dog"])
+
+
 @pytest.mark.parametrize("text,match", [
     ("crane", r"target label 'crane' names 2 classes: 1 \(crane, bird\), 2 \(crane\); give the class index"),
     ("cat", r"unknown target label 'cat'; did you mean 'tabby cat', 'tiger cat'\?"),

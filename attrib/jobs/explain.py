@@ -35,6 +35,7 @@ from attrib.jobs.pipeline import OrderedFinisher, batches, prefetch
 from attrib.runs.store import RunStore, closes_store, slug
 
 KIND = "explain"
+FOLDER = "folder"  # --target folder: the class each image's folder names (ImageFolder's layout)
 MAX_BATCH = 64  # images per engine call at most (decoded images held: about 0.6 MB each at 224 px)
 CHUNKS_PER_BATCH = 2  # a batch holds rows for this many full engine chunks (so the last chunk's waste is small)
 
@@ -77,7 +78,7 @@ class Plan:
     model: Any
     methods: list[str]
     kwargs: dict[str, dict[str, Any]]
-    target: int | None
+    target: int | str | None  # None: the predicted class; FOLDER: each image's folder names its class
     device: str
     record: dict[str, Any]
 
@@ -103,7 +104,7 @@ def prepare(options: Options, events: Events) -> Plan:
     if model.kind != "image":
         raise UsageError(f"{model.name} takes {model.kind} inputs, not images; evaluate it with "
                          "`attrib diffroar` or `attrib sanity` on its data set")
-    target = parse_class(options.target, model.labels)
+    target = FOLDER if str(options.target).strip().lower() == FOLDER else parse_class(options.target, model.labels)
     _check_view(options.view)
     supplied, descriptions = supplies(names, model, events, folder=options.background, seed=options.seed,
                                       data=None if options.background else _own_data(model, names))
@@ -370,10 +371,29 @@ def _entry(item: dict) -> dict[str, Any]:
             "view": None, "predictions": [], "attributions": []}
 
 
+def folder_class(source, labels: list[str]) -> int:
+    """The class named by the folder an image file is in (ImageFolder's layout: a label name or index, or an
+    ImageNet WordNet id); an InputError naming the image otherwise."""
+    from attrib.data.images import InputError
+    from attrib.targets import parse_class
+
+    if source.path is None:
+        raise InputError(f"{source.name}: not a file in a folder, so no folder names its class (--target folder)")
+    folder = Path(source.path).resolve().parent.name
+    try:
+        return parse_class(folder, labels)
+    except UsageError as error:
+        raise InputError(f"{source.name}: its folder {folder!r} names no class of the model (--target folder): "
+                         f"{error}") from None
+
+
 def _decode(plan: Plan, source, input_id: str) -> dict[str, Any]:
     """(in a worker thread) the image as the model sees it, or the one-line reason it cannot be read."""
-    item = {"source": source, "id": input_id, "view": None, "x": None, "error": None}
+    item = {"source": source, "id": input_id, "view": None, "x": None, "error": None,
+            "target": plan.target if plan.target != FOLDER else None}
     try:
+        if plan.target == FOLDER:
+            item["target"] = folder_class(source, plan.model.labels)
         item["view"] = plan.model.preprocess.view(source.load())
         item["x"] = plan.model.preprocess.tensor(item["view"])
     except Exception as error:  # noqa: BLE001 - a bad file is that input's error, never a crash
@@ -389,18 +409,20 @@ def _explain_batch(plan: Plan, items: list[dict], options: Options, events: Even
         return []
     try:
         x = torch.stack([i["x"] for i in items])
-        return _attribute_all(plan, x, options, events)
+        return _attribute_all(plan, x, [i["target"] for i in items], options, events)
     except Exception as error:  # noqa: BLE001 - retried per input below; one input's failure stays its own
         if len(items) == 1:
             return [failure_line(items[0]["source"].name, error, events)]
         return [_explain_batch(plan, [item], options, events)[0] for item in items]
 
 
-def _attribute_all(plan: Plan, x: torch.Tensor, options: Options, events: Events) -> list:
+def _attribute_all(plan: Plan, x: torch.Tensor, given: list[int | None], options: Options, events: Events) -> list:
+    """Each input's outputs and attributions of its ``given`` class (None: the predicted one)."""
     from attrib.api import attribute, predict
 
     outputs = predict(plan.model.module, x, device=plan.device, precision=options.precision)
-    targets = outputs.argmax(dim=1).tolist() if plan.target is None else [plan.target] * len(x)
+    predicted = outputs.argmax(dim=1).tolist()
+    targets = [p if t is None else t for p, t in zip(predicted, given)]
     results = {}
     for method in plan.methods:
         try:

@@ -85,6 +85,28 @@ def test_target_by_label_name(run_cli, images, tmp_path):
     assert parse_json(result)["inputs"][0]["attributions"][0]["target"] == 281
 
 
+def test_target_folder_explains_each_image_as_its_folder_names(run_cli, tmp_path):
+    """ImageFolder layouts (ImageNet's val/n02123045/...) name each image's class by its folder; there was no way
+    to explain the true class of each image, only the predicted one or one class for all."""
+    for folder, colour in (("n02123045", (200, 30, 30)), ("7", (20, 180, 40)), ("Tiger Cat", (9, 9, 9)),
+                           ("xqzv", (90, 90, 90))):
+        (tmp_path / "val" / folder).mkdir(parents=True)
+        Image.new("RGB", (90, 70), colour).save(tmp_path / "val" / folder / "a.png")
+    result = run_cli("explain", tmp_path / "val", *TINY, "-m", "gradient", "-m", "ig", "--set", "n_steps=4",
+                     "--target", "folder", "--out", tmp_path / "o", "--json")
+    assert result.exit_code == 1
+    inputs = {Path(i["path"]).parent.name: i for i in parse_json(result)["inputs"]}
+    for folder, index in (("n02123045", 281), ("7", 7), ("Tiger Cat", 282)):
+        assert [a["target"] for a in inputs[folder]["attributions"]] == [index, index], folder
+    assert inputs["xqzv"]["error"].endswith("a.png: its folder 'xqzv' names no class of the model (--target "
+                                            "folder): unknown target label 'xqzv' (use pred, a class index or "
+                                            "a label name)")
+    assert json.loads((tmp_path / "o" / "run.json").read_text())["target"] == "folder"
+    samples = run_cli("explain", *TINY, "-m", "gradient", "--target", "folder", "--out", tmp_path / "s", "--json")
+    assert samples.exit_code == 1 and all(i["error"].endswith("not a file in a folder, so no folder names its class "
+                                                              "(--target folder)") for i in parse_json(samples)["inputs"])
+
+
 @pytest.mark.parametrize("args,message", [
     (["-m", "integrated_gradient"], "unknown method 'integrated_gradient'; valid methods: gradient"),
     (["--target", "tabby kat"], "unknown target label 'tabby kat'; did you mean 'tabby cat'"),
