@@ -35,13 +35,11 @@ def _floats(ctx, param, value: tuple[str, ...]) -> list[float]:
     return sorted(set(ks))
 
 
-def _ints(ctx, param, value: tuple[str, ...]) -> list[int] | None:
+def _classes(ctx, param, value: tuple[str, ...]) -> list[int | str] | None:
+    """Class indices, or names (a folder's, CIFAR-10's "cat"), which the data set resolves."""
     if not value:
         return None
-    try:
-        return [int(v) for v in listed(value)]
-    except ValueError:
-        raise click.BadParameter(f"expected comma-separated class indices like 0,1, got {','.join(value)!r}") from None
+    return [int(v) if v.lstrip("-").isdigit() else v for v in listed(value)]
 
 
 @click.command(epilog=EPILOG)
@@ -52,8 +50,8 @@ def _ints(ctx, param, value: tuple[str, ...]) -> list[int] | None:
 @click.option("--dataset", "-d", default=None, metavar="NAME",
               help="blockdigits, blockdigits-top, synthetic, torchvision:NAME, folder:PATH "
                    "[default: the sample model's own data set].")
-@click.option("--classes", callback=_ints, multiple=True, metavar="I,J,...",
-              help="Keep only these classes (e.g. 0,1; repeatable).")
+@click.option("--classes", callback=_classes, multiple=True, metavar="I,J,...",
+              help="Keep only these classes: indices or names (e.g. 0,1 or cat,dog; repeatable).")
 @click.option("--data-dir", type=click.Path(file_okay=False), help="Where torchvision data sets live.")
 @click.option("--n-train", type=click.IntRange(1), help="Use at most this many training examples.")
 @click.option("--n-test", type=click.IntRange(1), help="Use at most this many test examples.")

@@ -31,6 +31,7 @@ from attrib.models.preprocess import Preprocess
 
 FOLDER_SIZE = 64  # the side of a folder's images when no model says how to read them
 BLOCK = 28
+DIGITS = tuple(str(i) for i in range(10))  # the labels of the digit sets
 NULL_SQUARE = (10, 18)  # rows and columns [10, 18) of the null block are 1.0, the rest 0
 TORCHVISION = {"mnist": "MNIST", "fashionmnist": "FashionMNIST", "cifar10": "CIFAR10", "svhn": "SVHN"}
 DATASET_NAMES = ("blockdigits", "blockdigits-top", "synthetic", "torchvision:MNIST", "torchvision:FashionMNIST",
@@ -74,7 +75,7 @@ class Dataset:
         return float(self.train_x.double().mean())
 
 
-def load_dataset(name: str, *, seed: int = 0, classes: list[int] | None = None, data_dir: str | None = None,
+def load_dataset(name: str, *, seed: int = 0, classes: list[int | str] | None = None, data_dir: str | None = None,
                  n_train: int | None = None, n_test: int | None = None, image_size: int | None = None,
                  preprocess: dict[str, Any] | None = None) -> Dataset:
     """Build or load a data set by name (see the module docstring); DatasetError on anything wrong.
@@ -86,6 +87,7 @@ def load_dataset(name: str, *, seed: int = 0, classes: list[int] | None = None, 
         raise DatasetError(f"{name} is not a set of pictures that can be resized: --image-size applies to "
                            "torchvision:NAME and folder:PATH")
     if key in ("blockdigits", "blockdigits-top"):
+        classes = None if classes is None else _class_indices(classes, DIGITS, key)
         data = blockdigits(seed=seed, classes=classes, signal_top_only=key.endswith("-top"))
     elif key == "synthetic":
         data = synthetic(seed=seed, n_train=n_train or 2000, n_test=n_test or 1000)
@@ -95,6 +97,7 @@ def load_dataset(name: str, *, seed: int = 0, classes: list[int] | None = None, 
         data = _folder(Path(key[7:]).expanduser(), seed, _folder_preprocess(preprocess, image_size))
     else:
         raise DatasetError(f"unknown data set {name!r}; use one of: {', '.join(DATASET_NAMES)}")
+    classes = None if classes is None else _class_indices(classes, data.labels, data.name)
     if classes is not None and len(set(classes)) < 2:
         raise DatasetError(f"classes {classes}: keep at least two (with one class, "
                            "every retrained model is trivially right)")
@@ -105,6 +108,17 @@ def load_dataset(name: str, *, seed: int = 0, classes: list[int] | None = None, 
     data = _subset(data, classes if not key.startswith("blockdigits") else None, n_train, n_test, seed)
     data.spec = spec
     return data
+
+
+def _class_indices(classes: list[int | str], labels: list[str], name: str) -> list[int]:
+    """Class indices for indices or names (matched case-insensitively against the set's labels)."""
+    by_name = {label.lower(): i for i, label in reversed(list(enumerate(labels)))}
+    out = []
+    for c in classes:
+        if isinstance(c, str) and c.strip().lower() not in by_name:
+            raise DatasetError(f"{name} has no class {c!r}; its classes: {', '.join(labels)}")
+        out.append(by_name[c.strip().lower()] if isinstance(c, str) else c)
+    return out
 
 
 def read_as(name: str, preprocess: Preprocess | None) -> dict[str, Any]:
@@ -156,7 +170,7 @@ def blockdigits(*, seed: int = 0, classes: list[int] | None = None, signal_top_o
     train, test = train_test_split(indices, test_size=test_frac, random_state=seed, stratify=y[keep])
     to = lambda a: torch.from_numpy(np.ascontiguousarray(a))  # noqa: E731
     return Dataset("blockdigits-top" if signal_top_only else "blockdigits", to(x[train]), to(y[keep][train]),
-                   to(x[test]), to(y[keep][test]), [str(i) for i in range(10)], _identity((2 * BLOCK, BLOCK), 1),
+                   to(x[test]), to(y[keep][test]), list(DIGITS), _identity((2 * BLOCK, BLOCK), 1),
                    null_masks={"train": to(null[train]), "test": to(null[test])})
 
 
@@ -276,7 +290,7 @@ def _torchvision_labels(name: str) -> list[str]:
     if name == "FashionMNIST":
         return ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
                 "Ankle boot"]
-    return [str(i) for i in range(10)]
+    return list(DIGITS)
 
 
 def _folder(root: Path, seed: int, preprocess: Preprocess) -> Dataset:

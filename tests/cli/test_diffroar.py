@@ -139,7 +139,8 @@ def _colour_folder(root, n: int) -> None:
 def test_timm_architecture_on_an_image_folder(run_cli, tmp_path):
     _colour_folder(tmp_path / "data", 4)
     result = run_cli("diffroar", "-M", "timm:test_resnet", "--no-pretrained", "--dataset",
-                     f"folder:{tmp_path / 'data'}", "-m", "gradient", "--k", "0.5", "--epochs", "1", "--out", tmp_path / "run", "--json")
+                     f"folder:{tmp_path / 'data'}", "--classes", "Red,blue", "-m", "gradient", "--k", "0.5",
+                     "--epochs", "1", "--out", tmp_path / "run", "--json")
     assert result.exit_code == 0, result.output
     data = parse_json(result)
     assert data["dataset"].startswith("folder:") and len(data["results"]) == 2 and "null_block_share" not in data

@@ -167,6 +167,21 @@ def test_a_torchvision_set_is_resized_as_its_pictures_would_be(monkeypatch, tmp_
     assert torch.allclose(big.train_x, (resized - mean[:, None, None]) / std[:, None, None], atol=1e-5)
 
 
+def test_classes_by_name_or_index(tmp_path):
+    """--classes took indices only: a folder's classes are numbered in the sorted order of their names, which
+    the user had to work out."""
+    for label in ("zebra", "ant", "cat"):
+        (tmp_path / label).mkdir()
+        for i in range(5):
+            Image.new("RGB", (20, 20), (40 * i, 0, 0)).save(tmp_path / label / f"{i}.png")
+    data = load_dataset(f"folder:{tmp_path}", classes=["Zebra", 0])
+    assert data.labels == ["ant", "cat", "zebra"] and set(data.train_y.tolist()) | set(data.test_y.tolist()) == {0, 2}
+    assert data.spec["classes"] == ["Zebra", 0]  # as given: a job file rebuilds the same set
+    assert set(load_dataset("blockdigits", classes=["3", 5]).train_y.tolist()) == {3, 5}
+    with pytest.raises(DatasetError, match=r"^folder:.* has no class 'dog'; its classes: ant, cat, zebra$"):
+        load_dataset(f"folder:{tmp_path}", classes=["dog", "cat"])
+
+
 def test_subset_sizes_are_seeded():
     a = load_dataset("blockdigits", n_train=100, n_test=50)
     b = load_dataset("blockdigits", n_train=100, n_test=50)
