@@ -16,6 +16,7 @@ Examples:
       --model distilbert-base-uncased-finetuned-sst-2-english --lm bert-base-uncased
   attrib explain-text --file reviews.txt --model ./my-classifier --lm ./my-bert -m olm -m unk -m ig
   attrib explain-text --file dev.csv --column sentence --label-column label --model ./clf --lm ./bert
+  grep -i acting reviews.txt | attrib explain-text --file - --model ./clf -m unk --json
   attrib explain-text "A man plays a guitar." --pair "A person makes music." --model roberta-large-mnli
   attrib explain-text --file mnli.jsonl --column premise --pair-column hypothesis --model ./nli --lm ./bert
 Exit codes: 0 all texts explained, 1 some texts failed, 2 usage error."""
@@ -33,8 +34,8 @@ INTERRUPTED = "interrupted; the texts explained so far are in {out}/run.json (re
 @click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
               help="Method option (repeatable; wins over --n-samples/--n-steps); METHOD.KEY=VALUE for one "
                    "method only.")
-@click.option("--file", "text_file", type=click.Path(dir_okay=False),
-              help="Texts: one per line, or CSV/JSONL (or a JSON array of objects).")
+@click.option("--file", "text_file", type=click.Path(dir_okay=False, allow_dash=True),
+              help="Texts: one per line, or CSV/JSONL (or a JSON array of objects); - reads standard input.")
 @click.option("--column", help="CSV/JSONL column holding the text.")
 @click.option("--label-column", help="CSV/JSONL column with each row's gold label (the explained class).")
 @click.option("--pair", "pairs", multiple=True, metavar="TEXT",

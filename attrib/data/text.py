@@ -19,6 +19,7 @@ import functools
 import io
 import json
 import re
+import sys
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
@@ -125,64 +126,86 @@ def replace_word(text: TextInput, word: Word, replacement: str) -> TextInput:
 def read_texts(texts: list[str], file: str | None = None, column: str | None = None,
                label_column: str | None = None, pairs: list[str] | None = None,
                pair_column: str | None = None) -> list[TextItem]:
-    """Texts from arguments (each with its pair from ``pairs``, in order, when given), then from ``file``: one
-    per line, or a CSV / JSONL file's ``column`` (and ``pair_column``)."""
+    """Texts from arguments (each with its pair from ``pairs``, in order, when given), then from ``file`` ("-":
+    standard input): one per line, or a CSV / JSONL file's ``column`` (and ``pair_column``)."""
     if pairs and len(pairs) != len(texts):
         raise TextInputError(f"{counted(len(pairs), 'pair')} for {counted(len(texts), 'text')} given as arguments: "
                              "give one --pair per text, in order")
     items = [TextItem(f"text {i + 1}", t, pair=pairs[i] if pairs else None) for i, t in enumerate(texts)]
     if file is None:
         return items
-    path = Path(file)
-    if not path.is_file():
-        raise TextInputError(f"{file}: file not found")
-    suffix = path.suffix.lower()
-    if suffix in NOT_TEXT:
-        raise TextInputError(f"{path}: a {suffix} file is not text; give plain lines, CSV/TSV, JSONL or a JSON array "
-                             "(convert it, e.g. with pandas' to_json(..., orient='records', lines=True))")
-    if suffix in (".csv", ".tsv", ".jsonl", ".json") or column is not None:
-        rows = _table_rows(path, suffix)
-        return items + _column_items(path, rows, Columns(column, label_column, pair_column))
+    source = TextFile.open(file, column)
+    if source.suffix in (".csv", ".tsv", ".jsonl", ".json") or column is not None:
+        return items + _column_items(source, _table_rows(source), Columns(column, label_column, pair_column))
     if pair_column is not None:
-        raise TextInputError(f"{path}: --pair-column names a column of CSV or JSONL rows; this file is read as "
-                             "plain lines (give --column too if it is a table)")
-    lines = [line.rstrip("\r\n") for line in _lines(path)]
-    return items + [TextItem(f"{path.name}:{n}", line) for n, line in enumerate(lines, 1) if line.strip()]
+        raise TextInputError(f"{source.where}: --pair-column names a column of CSV or JSONL rows; this file is read "
+                             "as plain lines (give --column too if it is a table)")
+    lines = [line.rstrip("\r\n") for line in source.lines()]
+    return items + [TextItem(f"{source.name}:{n}", line) for n, line in enumerate(lines, 1) if line.strip()]
 
 
-def _lines(path: Path) -> list[str]:
-    """The file's lines, ends kept, broken at \\n, \\r and \\r\\n only, as editors and the csv module count them
-    (str.splitlines also breaks at U+2028, form feeds and more, which split a JSON line or a CSV row)."""
-    return io.StringIO(_read(path), newline="").readlines()
+@dataclass(frozen=True)
+class TextFile:
+    """A file of texts, read whole: ``where`` names it in errors (its path, or "stdin"), ``name`` its rows."""
+
+    where: str
+    name: str
+    suffix: str
+    text: str
+
+    @classmethod
+    def open(cls, file: str, column: str | None) -> "TextFile":
+        """The file, or standard input for "-" (its kind read from its first character when ``column`` says it is
+        a table: JSON with "{" or "[", else CSV)."""
+        if file == "-":
+            if sys.stdin.isatty():
+                raise TextInputError("--file -: standard input is a terminal; pipe the texts in (cat texts.txt | "
+                                     "attrib explain-text --file - ...)")
+            text = _decoded(sys.stdin.buffer.read(), "stdin")
+            start = text.lstrip()[:1]
+            kind = "" if column is None else {"{": ".jsonl", "[": ".json"}.get(start, ".csv")
+            return cls("stdin", "stdin", kind, text)
+        path = Path(file)
+        if not path.is_file():
+            raise TextInputError(f"{file}: file not found")
+        suffix = path.suffix.lower()
+        if suffix in NOT_TEXT:
+            raise TextInputError(f"{path}: a {suffix} file is not text; give plain lines, CSV/TSV, JSONL or a JSON "
+                                 "array (convert it, e.g. with pandas' to_json(..., orient='records', lines=True))")
+        return cls(str(path), path.name, suffix, _decoded(path.read_bytes(), str(path)))
+
+    def lines(self) -> list[str]:
+        """The lines, ends kept, broken at \\n, \\r and \\r\\n only, as editors and the csv module count them
+        (str.splitlines also breaks at U+2028, form feeds and more, which split a JSON line or a CSV row)."""
+        return io.StringIO(self.text, newline="").readlines()
 
 
-def _read(path: Path) -> str:
-    """The file as UTF-8 text (a byte-order mark dropped); one line naming the first bad byte otherwise."""
+def _decoded(data: bytes, where: str) -> str:
+    """UTF-8 text (a byte-order mark dropped); one line naming the first bad byte otherwise."""
     try:
-        return path.read_text(encoding="utf-8-sig")
+        return data.decode("utf-8-sig")
     except UnicodeDecodeError as error:
-        raise TextInputError(f"{path}: not UTF-8 text (byte {error.object[error.start]:#04x} at offset "
+        raise TextInputError(f"{where}: not UTF-8 text (byte {error.object[error.start]:#04x} at offset "
                              f"{error.start}); save it as UTF-8") from None
 
 
-def _table_rows(path: Path, suffix: str) -> list[tuple[str, dict | str]]:
+def _table_rows(source: TextFile) -> list[tuple[str, dict | str]]:
     """(name, row): ``FILE:N`` with the line a CSV row starts on (after its header; a quoted text may span lines)
     or a JSONL row's line, as for a file of plain lines; a JSON array's items by index (:func:`_array_rows`). A
     JSONL line that is not a JSON object is its one-line reason instead of a row."""
-    lines = _lines(path)  # with their ends: a quoted text keeps its line breaks
-    if suffix not in (".jsonl", ".json"):
-        reader = csv.DictReader(lines, delimiter="\t" if suffix == ".tsv" else ",")
+    lines = source.lines()  # with their ends: a quoted text keeps its line breaks
+    if source.suffix not in (".jsonl", ".json"):
+        reader = csv.DictReader(lines, delimiter="\t" if source.suffix == ".tsv" else ",")
         rows, end = [], (reader.fieldnames, reader.line_num)[1]
         for row in reader:
             start = end + 1
             while start < reader.line_num and not lines[start - 1].strip():  # blank lines DictReader skipped
                 start += 1
-            rows.append((f"{path.name}:{start}", row))
+            rows.append((f"{source.name}:{start}", row))
             end = reader.line_num
         return rows
-    whole = "".join(lines)
-    if whole.lstrip().startswith("["):
-        return _array_rows(path, whole)
+    if source.text.lstrip().startswith("["):
+        return _array_rows(source)
     rows = []
     for n, line in enumerate(lines, 1):
         if line.strip():
@@ -191,7 +214,7 @@ def _table_rows(path: Path, suffix: str) -> list[tuple[str, dict | str]]:
                 problem = None if isinstance(row, dict) else NOT_AN_OBJECT
             except json.JSONDecodeError as error:
                 problem = f"not a JSON line ({error.msg})"
-            rows.append((f"{path.name}:{n}", f"{path}:{n}: {problem}" if problem else row))
+            rows.append((f"{source.name}:{n}", f"{source.where}:{n}: {problem}" if problem else row))
     return rows
 
 
@@ -204,28 +227,29 @@ class Columns:
     pair: str | None = None
 
 
-def _array_rows(path: Path, text: str) -> list[tuple[str, dict | str]]:
+def _array_rows(source: TextFile) -> list[tuple[str, dict | str]]:
     """(name, row) for each item of a JSON file that holds one array, named ``FILE[i]`` (0-based, as jq and Python
     index it: items need not start lines of their own); an item that is not a JSON object is its one-line reason
     instead of a row. One line for the file when it is not valid JSON."""
     try:
-        items = json.loads(text)
+        items = json.loads(source.text)
     except json.JSONDecodeError as error:
-        raise TextInputError(f"{path}: not a JSON array ({error.msg} at line {error.lineno}, column {error.colno}); "
-                             "give a JSON array of objects, or one JSON object per line") from None
-    return [(f"{path.name}[{i}]", item if isinstance(item, dict) else f"{path}[{i}]: {NOT_AN_ITEM}")
+        raise TextInputError(f"{source.where}: not a JSON array ({error.msg} at line {error.lineno}, column "
+                             f"{error.colno}); give a JSON array of objects, or one JSON object per line") from None
+    return [(f"{source.name}[{i}]", item if isinstance(item, dict) else f"{source.where}[{i}]: {NOT_AN_ITEM}")
             for i, item in enumerate(items)]
 
 
-def _column_items(path: Path, rows: list[tuple[str, dict | str]], columns: Columns) -> list[TextItem]:
+def _column_items(source: TextFile, rows: list[tuple[str, dict | str]], columns: Columns) -> list[TextItem]:
     """The column's texts (and labels, pairs); the columns are checked against the first readable row."""
     if columns.text is None:
-        raise TextInputError(f"{path}: say which column holds the text with --column")
+        raise TextInputError(f"{source.where}: say which column holds the text with --column")
     first = next((row for _, row in rows if isinstance(row, dict)), None)
     named = (("", columns.text), ("label ", columns.label), ("pair ", columns.pair))
     for kind, column in named:
         if first is not None and column is not None and column not in first:
-            raise TextInputError(f"{path}: no {kind}column {column!r}; columns: {', '.join(map(str, first))}")
+            raise TextInputError(f"{source.where}: no {kind}column {column!r}; columns: "
+                                 f"{', '.join(map(str, first))}")
     return [_column_item(name, row, columns) for name, row in rows]
 
 

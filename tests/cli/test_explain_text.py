@@ -336,3 +336,38 @@ def test_pair_options_that_cannot_apply_are_one_line(run_cli, text_models, tmp_p
                       "--out", tmp_path / "b")
     assert ignored.exit_code == 0 and "--pair-column h is not used: it names a column of --file's CSV or JSONL " \
         "rows" in ignored.output
+
+
+def test_texts_from_standard_input(text_models, tmp_path):
+    """`... | attrib explain-text --file -` read a file named "-" ("file not found")."""
+    from click.testing import CliRunner
+
+    from attrib.cli import main
+
+    def run(data: str, *args):
+        return CliRunner().invoke(main, ["explain-text", "--file", "-", "-M", text_models["clf"], "-m", "unk",
+                                         "--json", *map(str, args)], input=data, catch_exceptions=False)
+
+    lines = run("the movie was great\n\na dull film\n", "--out", tmp_path / "a")
+    assert lines.exit_code == 0 and [t["name"] for t in parse_json(lines)["texts"]] == ["stdin:1", "stdin:3"]
+    rows = run('{"t": "great fun", "h": "a good film"}\n{"t": "bad"}\n', "--column", "t", "--pair-column", "h",
+               "--out", tmp_path / "b")
+    ok, bad = parse_json(rows)["texts"]
+    assert rows.exit_code == 1 and ok["pair"] == "a good film" and bad["error"] == "stdin:2: no column 'h' in this row"
+    table = run("s,l\ngreat fun,positive\n", "--column", "s", "--label-column", "l", "--out", tmp_path / "c")
+    (text,) = parse_json(table)["texts"]
+    assert (text["name"], text["target_from"]) == ("stdin:2", "gold label")
+
+
+def test_standard_input_from_a_terminal_is_refused(monkeypatch):
+    import io
+
+    import pytest
+
+    from attrib.data.text import TextInputError, read_texts
+
+    terminal = io.TextIOWrapper(io.BytesIO(b""))
+    monkeypatch.setattr(terminal, "isatty", lambda: True, raising=False)
+    monkeypatch.setattr("sys.stdin", terminal)
+    with pytest.raises(TextInputError, match="^--file -: standard input is a terminal; pipe the texts in"):
+        read_texts([], "-")
