@@ -18,6 +18,7 @@ Examples:
   attrib explain cat.jpg -m ig -m sg --set n_steps=100 --set sg.noise_frac=0.2
   attrib explain cat.jpg -M timm:resnet50 --weights resnet50.safetensors --target "tabby cat"
   attrib explain imagenet/val/ -M timm:resnet50 --target folder      each image's class: its folder (n01440764/)
+  find shots -name '*.jpg' -newer last.txt | attrib explain --inputs-from -     a list of inputs, one per line
   attrib explain cat.jpg -m eg --background refs/ --html report.html
   attrib explain photos/ --no-images --executor ray --address auto --gpus-per-worker 0.5
 Exit codes: 0 all inputs explained, 1 some inputs failed, 2 usage error."""
@@ -42,14 +43,16 @@ Exit codes: 0 all inputs explained, 1 some inputs failed, 2 usage error."""
 @click.option("--magnitude", is_flag=True, help="Same as --view magnitude (as the MoreauGrad paper draws maps).")
 @click.option("--force", is_flag=True, help="Redo inputs already done in --out.")
 @click.option("--no-images", is_flag=True, help="Write arrays and records only (no PNGs): for large runs.")
+@click.option("--inputs-from", type=click.Path(dir_okay=False, allow_dash=True), metavar="FILE",
+              help="More inputs, one per line (- reads standard input): a list too long for the command line.")
 @click.option("--limit", type=click.IntRange(1), help="Explain at most this many inputs.")
 @click.option("--batch-size", type=click.IntRange(1), help="Images per engine call [default: sized to the engine].")
 @click.option("--workers", type=click.IntRange(1), help="Threads decoding images ahead [default: min(4, CPUs)].")
 @executor_options("worker")
 @common_options
 def explain(inputs, model_spec, weights, no_pretrained, labels, trust_remote_code, methods, settings, target, top_k,
-            precision, background, view, magnitude, force, no_images, limit, batch_size, workers, executor,
-            common: Common) -> None:
+            precision, background, view, magnitude, force, no_images, inputs_from, limit, batch_size, workers,
+            executor, common: Common) -> None:
     """Explain image classifiers' predictions with attribution methods.
 
     INPUTS are image files, folders (searched recursively, leaving out hidden files and attrib's own run
@@ -66,7 +69,8 @@ def explain(inputs, model_spec, weights, no_pretrained, labels, trust_remote_cod
     options = job.Options(list(inputs), model_spec, weights, not no_pretrained, trust_remote_code,
                           list(methods) or ["integrated_gradients"], list(settings), target, top_k, common.seed,
                           common.device, precision, background, "magnitude" if magnitude else view or "blend", force,
-                          not no_images, limit, batch_size, workers, executor, labels=labels)
+                          not no_images, limit, batch_size, workers, executor, labels=labels,
+                          inputs_from=inputs_from)
     run_job(common, job, options, View(show=_summary, json=job.json_view, exit_code=job.exit_code,
                                        on_item=_show_input, interrupted=RESUMES))
 

@@ -51,6 +51,31 @@ def load_sample(name: str) -> Image.Image:
     return Image.fromarray(getattr(data, name)()).convert("RGB")
 
 
+def read_input_list(file: str) -> list[str]:
+    """The inputs a list file names, one per line (files, folders, globs; blank lines skipped), "-" for standard
+    input (``find photos -name '*.jpg' | attrib explain --inputs-from -``); an InputError when it names none."""
+    import sys
+
+    where = "standard input" if file == "-" else file
+    if file == "-":
+        if sys.stdin.isatty():
+            raise InputError("--inputs-from -: standard input is a terminal; pipe the list in")
+        data = sys.stdin.buffer.read()
+    else:
+        try:
+            data = Path(file).read_bytes()
+        except OSError as error:
+            raise InputError(f"{file}: cannot read the list of inputs ({error.strerror or error})") from None
+    try:
+        lines = data.decode("utf-8-sig").splitlines()
+    except UnicodeDecodeError:
+        raise InputError(f"{where}: the list of inputs is not UTF-8 text") from None
+    names = [line.strip() for line in lines if line.strip()]
+    if not names:
+        raise InputError(f"{where}: the list of inputs names none")
+    return names
+
+
 def expand_inputs(args: list[str]) -> list[ImageSource]:
     """Files, folders (recursively, image suffixes only; see :func:`image_files`), globs and ``sample:NAME``;
     order kept, no duplicates.

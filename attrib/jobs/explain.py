@@ -69,6 +69,7 @@ class Options(ListFields):
     workers: int | None = None  # decoding threads (None: min(4, CPUs))
     executor: ExecutorSpec = field(default_factory=ExecutorSpec)  # where the inputs are explained
     labels: str | None = None  # a file naming the model's classes (default: the model's own names)
+    inputs_from: str | None = None  # a file listing more inputs, one per line ("-": standard input)
 
 
 @dataclass
@@ -164,11 +165,12 @@ def _rows(plan: Plan, method: str, per_call: bool = False) -> int:
 def run(options: Options, store: RunStore, events: Events | None = None) -> dict[str, Any]:
     """Explain every input with every method into ``store``; returns the run record (header and summary;
     the inputs' records are in the store: ``attrib.load_run``)."""
-    from attrib.data.images import expand_inputs
+    from attrib.data.images import expand_inputs, read_input_list
 
     events = events or Events()
+    listed = read_input_list(options.inputs_from) if options.inputs_from else []
     plan = prepare(options, events)
-    sources = expand_inputs(options.inputs)[:options.limit]
+    sources = expand_inputs(options.inputs + listed)[:options.limit]
     if not options.executor.remote:
         plan.model.module.to(plan.device).eval()
     store.open(KIND)  # not another kind's folder; what a killed earlier run here was writing, swept

@@ -484,3 +484,26 @@ def test_a_large_runs_warnings_past_twenty_are_counted_not_printed(run_cli, tmp_
         assert ("5 more warnings not shown (-v shows every one" in said) is not verbose
     kept = [entry["attributions"][0]["warning"] for entry in attrib.load_run(tmp_path / "o").record["inputs"]]
     assert len(kept) == WARNINGS_SHOWN + 5 and all("spent its budget of 4 steps" in w for w in kept)
+
+
+def test_inputs_listed_in_a_file_or_on_standard_input(run_cli, images, tmp_path):
+    """A selection of thousands of images (the misclassified ones, say) did not fit on a command line, and
+    xargs split it into several runs."""
+    from click.testing import CliRunner
+
+    from attrib.cli import main
+
+    listing = tmp_path / "list.txt"
+    listing.write_text(f"{images / 'im1.png'}\n\n  {images / 'im0.png'}  \n")
+    result = run_cli("explain", images / "im1.png", "--inputs-from", listing, *TINY, "-m", "gradient",
+                     "--out", tmp_path / "a", "--json")
+    assert result.exit_code == 0, result.output
+    assert [Path(i["path"]).name for i in parse_json(result)["inputs"]] == ["im1.png", "im0.png"]  # once each
+    piped = CliRunner().invoke(main, ["explain", "--inputs-from", "-", *TINY, "-m", "gradient", "--out",
+                                      str(tmp_path / "b"), "--json"], input=f"{images / 'im0.png'}\n")
+    assert piped.exit_code == 0 and [Path(i["path"]).name for i in parse_json(piped)["inputs"]] == ["im0.png"]
+    (tmp_path / "blank.txt").write_text("\n \n")
+    for path, message in ((tmp_path / "blank.txt", "blank.txt: the list of inputs names none"),
+                          (tmp_path / "nope.txt", "nope.txt: cannot read the list of inputs (No such file")):
+        refused = run_cli("explain", "--inputs-from", path, *TINY, "--out", tmp_path / "c")
+        assert refused.exit_code == 2 and message in refused.output  # never the built-in samples instead
