@@ -54,13 +54,11 @@ def load_sample(name: str) -> Image.Image:
 def read_input_list(file: str) -> list[str]:
     """The inputs a list file names, one per line (files, folders, globs; blank lines skipped), "-" for standard
     input (``find photos -name '*.jpg' | attrib explain --inputs-from -``); an InputError when it names none."""
-    import sys
+    from attrib.data import piped_bytes
 
     where = "standard input" if file == "-" else file
     if file == "-":
-        if sys.stdin.isatty():
-            raise InputError("--inputs-from -: standard input is a terminal; pipe the list in")
-        data = sys.stdin.buffer.read()
+        data = piped_bytes("--inputs-from")
     else:
         try:
             data = Path(file).read_bytes()

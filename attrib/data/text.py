@@ -19,11 +19,11 @@ import functools
 import io
 import json
 import re
-import sys
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
+from attrib.data import piped_bytes
 from attrib.errors import AttribError, counted
 
 # CJK ideographs, each a unit of its own (the ranges BERT's tokenizer splits per character): Chinese and
@@ -158,10 +158,7 @@ class TextFile:
         """The file, or standard input for "-" (its kind read from its first character when ``column`` says it is
         a table: JSON with "{" or "[", else CSV)."""
         if file == "-":
-            if sys.stdin.isatty():
-                raise TextInputError("--file -: standard input is a terminal; pipe the texts in (cat texts.txt | "
-                                     "attrib explain-text --file - ...)")
-            text = _decoded(sys.stdin.buffer.read(), "stdin")
+            text = _decoded(piped_bytes("--file"), "stdin")
             start = text.lstrip()[:1]
             kind = "" if column is None else {"{": ".jsonl", "[": ".json"}.get(start, ".csv")
             return cls("stdin", "stdin", kind, text)

@@ -364,10 +364,15 @@ def test_standard_input_from_a_terminal_is_refused(monkeypatch):
 
     import pytest
 
-    from attrib.data.text import TextInputError, read_texts
+    from attrib.data.images import read_input_list
+    from attrib.data.text import read_texts
+    from attrib.errors import UsageError
 
     terminal = io.TextIOWrapper(io.BytesIO(b""))
     monkeypatch.setattr(terminal, "isatty", lambda: True, raising=False)
     monkeypatch.setattr("sys.stdin", terminal)
-    with pytest.raises(TextInputError, match="^--file -: standard input is a terminal; pipe the texts in"):
+    with pytest.raises(UsageError, match=r"^--file -: standard input is a terminal; pipe the input in \(\.\.\. \| "
+                                         r"attrib \.\.\. --file -\)$"):
         read_texts([], "-")
+    with pytest.raises(UsageError, match="^--inputs-from -: standard input is a terminal"):
+        read_input_list("-")
