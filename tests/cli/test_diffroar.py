@@ -103,7 +103,7 @@ def test_usage_errors_exit_2_with_one_line(run_cli, tmp_path):
              (["-M", "sample:synthetic-robust", "--dataset", "blockdigits"], "cannot take blockdigits inputs"),
              (["-m", "nosuch"], "unknown method"),
              (["-M", "sample:nope"], "unknown sample model"),
-             (["--classes", "x"], "comma-separated class indices"),
+             (["--classes", "x"], "blockdigits has no class 'x'; its classes: 0, 1, 2"),
              (["-M", "sample:synthetic-standard", "-m", "mg_group"],  # was "unexpected ValueError" after the start
               "moreaugrad_group takes images (C, H, W) only, as configured (its penalty acts on square pixel blocks); "
               "synthetic's inputs, of shape (10,), are not"),
