@@ -160,7 +160,6 @@ def evaluate(model, config: DiffRoarConfig, store: RunStore, events: Events | No
     aggregate (for an already loaded model)."""
     events = events or Events()
     data = dataset_of(config.dataset)
-    takes_data(model, data)
     check_compatible(model, data)
     store.open(KIND)  # not another kind's folder; what a killed earlier run here was writing, swept
     started = now()

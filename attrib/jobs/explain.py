@@ -381,7 +381,7 @@ def folder_class(source, labels: list[str]) -> int:
 
     if source.path is None:
         raise InputError(f"{source.name}: not a file in a folder, so no folder names its class (--target folder)")
-    folder = Path(source.path).resolve().parent.name
+    folder = Path(os.path.abspath(source.path)).parent.name  # as given: a symbolic link's own folder counts
     try:
         return parse_class(folder, labels)
     except UsageError as error:

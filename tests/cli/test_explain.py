@@ -92,10 +92,13 @@ def test_target_folder_explains_each_image_as_its_folder_names(run_cli, tmp_path
                            ("xqzv", (90, 90, 90))):
         (tmp_path / "val" / folder).mkdir(parents=True)
         Image.new("RGB", (90, 70), colour).save(tmp_path / "val" / folder / "a.png")
+    (tmp_path / "val" / "n02123045" / "link.png").symlink_to(tmp_path / "val" / "7" / "a.png")  # its own folder
     result = run_cli("explain", tmp_path / "val", *TINY, "-m", "gradient", "-m", "ig", "--set", "n_steps=4",
                      "--target", "folder", "--out", tmp_path / "o", "--json")
     assert result.exit_code == 1
-    inputs = {Path(i["path"]).parent.name: i for i in parse_json(result)["inputs"]}
+    inputs = {Path(i["path"]).parent.name: i for i in parse_json(result)["inputs"] if "link" not in i["path"]}
+    (link,) = [i for i in parse_json(result)["inputs"] if "link" in i["path"]]
+    assert [a["target"] for a in link["attributions"]] == [281, 281]
     for folder, index in (("n02123045", 281), ("7", 7), ("Tiger Cat", 282)):
         assert [a["target"] for a in inputs[folder]["attributions"]] == [index, index], folder
     assert inputs["xqzv"]["error"].endswith("a.png: its folder 'xqzv' names no class of the model (--target "
