@@ -54,7 +54,7 @@ def load_sample(name: str) -> Image.Image:
 def read_input_list(file: str) -> list[str]:
     """The inputs a list file names, one per line (files, folders, globs; blank lines skipped), "-" for standard
     input (``find photos -name '*.jpg' | attrib explain --inputs-from -``); an InputError when it names none."""
-    from attrib.data import piped_bytes
+    from attrib.data import piped_bytes, utf8_text
 
     where = "standard input" if file == "-" else file
     if file == "-":
@@ -64,11 +64,7 @@ def read_input_list(file: str) -> list[str]:
             data = Path(file).read_bytes()
         except OSError as error:
             raise InputError(f"{file}: cannot read the list of inputs ({error.strerror or error})") from None
-    try:
-        lines = data.decode("utf-8-sig").splitlines()
-    except UnicodeDecodeError:
-        raise InputError(f"{where}: the list of inputs is not UTF-8 text") from None
-    names = [line.strip() for line in lines if line.strip()]
+    names = [line.strip() for line in utf8_text(data, where, InputError).splitlines() if line.strip()]
     if not names:
         raise InputError(f"{where}: the list of inputs names none")
     return names

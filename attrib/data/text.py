@@ -23,7 +23,7 @@ import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
-from attrib.data import piped_bytes
+from attrib.data import piped_bytes, utf8_text
 from attrib.errors import AttribError, counted
 
 # CJK ideographs, each a unit of its own (the ranges BERT's tokenizer splits per character): Chinese and
@@ -158,7 +158,7 @@ class TextFile:
         """The file, or standard input for "-" (its kind read from its first character when ``column`` says it is
         a table: JSON with "{" or "[", else CSV)."""
         if file == "-":
-            text = _decoded(piped_bytes("--file"), "stdin")
+            text = utf8_text(piped_bytes("--file"), "stdin", TextInputError)
             start = text.lstrip()[:1]
             kind = "" if column is None else {"{": ".jsonl", "[": ".json"}.get(start, ".csv")
             return cls("stdin", "stdin", kind, text)
@@ -169,21 +169,12 @@ class TextFile:
         if suffix in NOT_TEXT:
             raise TextInputError(f"{path}: a {suffix} file is not text; give plain lines, CSV/TSV, JSONL or a JSON "
                                  "array (convert it, e.g. with pandas' to_json(..., orient='records', lines=True))")
-        return cls(str(path), path.name, suffix, _decoded(path.read_bytes(), str(path)))
+        return cls(str(path), path.name, suffix, utf8_text(path.read_bytes(), str(path), TextInputError))
 
     def lines(self) -> list[str]:
         """The lines, ends kept, broken at \\n, \\r and \\r\\n only, as editors and the csv module count them
         (str.splitlines also breaks at U+2028, form feeds and more, which split a JSON line or a CSV row)."""
         return io.StringIO(self.text, newline="").readlines()
-
-
-def _decoded(data: bytes, where: str) -> str:
-    """UTF-8 text (a byte-order mark dropped); one line naming the first bad byte otherwise."""
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        raise TextInputError(f"{where}: not UTF-8 text (byte {error.object[error.start]:#04x} at offset "
-                             f"{error.start}); save it as UTF-8") from None
 
 
 def _table_rows(source: TextFile) -> list[tuple[str, dict | str]]:

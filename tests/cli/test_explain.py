@@ -506,7 +506,9 @@ def test_inputs_listed_in_a_file_or_on_standard_input(run_cli, images, tmp_path)
                                       str(tmp_path / "b"), "--json"], input=f"{images / 'im0.png'}\n")
     assert piped.exit_code == 0 and [Path(i["path"]).name for i in parse_json(piped)["inputs"]] == ["im0.png"]
     (tmp_path / "blank.txt").write_text("\n \n")
+    (tmp_path / "latin1.txt").write_bytes("caf\u00e9.png\n".encode("latin-1"))
     for path, message in ((tmp_path / "blank.txt", "blank.txt: the list of inputs names none"),
+                          (tmp_path / "latin1.txt", "latin1.txt: not UTF-8 text (byte 0xe9 at offset 3); save it"),
                           (tmp_path / "nope.txt", "nope.txt: cannot read the list of inputs (No such file")):
         refused = run_cli("explain", "--inputs-from", path, *TINY, "--out", tmp_path / "c")
         assert refused.exit_code == 2 and message in refused.output  # never the built-in samples instead
