@@ -106,8 +106,9 @@ def test_target_folder_explains_each_image_as_its_folder_names(run_cli, tmp_path
                                             "a label name)")
     assert json.loads((tmp_path / "o" / "run.json").read_text())["target"] == "folder"
     samples = run_cli("explain", *TINY, "-m", "gradient", "--target", "folder", "--out", tmp_path / "s", "--json")
-    assert samples.exit_code == 1 and all(i["error"].endswith("not a file in a folder, so no folder names its class "
-                                                              "(--target folder)") for i in parse_json(samples)["inputs"])
+    refused = [i["error"] for i in parse_json(samples)["inputs"]]
+    assert samples.exit_code == 1 and all(e.endswith("not a file in a folder, so no folder names its class (--target "
+                                                     "folder)") for e in refused)
 
 
 @pytest.mark.parametrize("args,message", [
