@@ -18,6 +18,7 @@ Examples:
   attrib explain cat.jpg -m ig -m sg --set n_steps=100 --set sg.noise_frac=0.2
   attrib explain cat.jpg -M timm:resnet50 --weights resnet50.safetensors --target "tabby cat"
   attrib explain imagenet/val/ -M timm:resnet50 --target folder      each image's class: its folder (n01440764/)
+  attrib explain val/ -M timm:resnet50 --target LOC_val_solution.csv  each image's class from a table
   find shots -name '*.jpg' -newer last.txt | attrib explain --inputs-from -     a list of inputs, one per line
   attrib explain cat.jpg -m eg --background refs/ --html report.html
   attrib explain photos/ --no-images --executor ray --address auto --gpus-per-worker 0.5
@@ -30,8 +31,9 @@ Exit codes: 0 all inputs explained, 1 some inputs failed, 2 usage error."""
 @click.option("--trust-remote-code", is_flag=True, help="Hugging Face: allow the model repo's own code to run.")
 @method_options("ig")
 @click.option("--target", default="pred", show_default=True,
-              help="pred, a class index, a label name, or folder: the class each image's folder names (a label, "
-                   "an index or an ImageNet WordNet id, as in ImageFolder layouts).")
+              help="pred, a class index, a label name; folder: the class each image's folder names (a label, "
+                   "an index or an ImageNet WordNet id, as in ImageFolder layouts); or a .csv, .tsv, .txt or .json "
+                   "file naming each image's class (image, class per row).")
 @click.option("--top-k", default=5, show_default=True, type=click.IntRange(1), help="Predictions shown.")
 @click.option("--precision", type=click.Choice(["fp32", "tf32", "bf16"]), default="fp32", show_default=True,
               help="fp32: true float32 (TF32 off); tf32: TF32 tensor cores allowed (GPU); bf16: autocast.")

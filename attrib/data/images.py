@@ -125,7 +125,12 @@ def _file_source(path: Path) -> ImageSource:
 
 
 def _failing(name: str, reason: str) -> ImageSource:
-    return ImageSource(name, partial(_fail, f"{name}: {reason}"))
+    return failing_source(name, f"{name}: {reason}")
+
+
+def failing_source(name: str, message: str) -> ImageSource:
+    """An input whose loading fails with ``message``, one line (no path: nothing is read for it)."""
+    return ImageSource(name, partial(_fail, message))
 
 
 def _fail(message: str) -> Image.Image:

@@ -19,12 +19,13 @@ import math
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from attrib.data.class_table import ClassTable, is_class_table, read_class_table
 from attrib.engine import PRECISIONS, native_bf16
 from attrib.errors import AttribError, UsageError, first_line
 from attrib.executors import ExecutorSpec, make_executor
@@ -36,6 +37,7 @@ from attrib.runs.store import RunStore, closes_store, slug
 
 KIND = "explain"
 FOLDER = "folder"  # --target folder: the class each image's folder names (ImageFolder's layout)
+TABLE = "table"  # --target FILE.csv: a table file names each image's class (run.json: target_table)
 MAX_BATCH = 64  # images per engine call at most (decoded images held: about 0.6 MB each at 224 px)
 CHUNKS_PER_BATCH = 2  # a batch holds rows for this many full engine chunks (so the last chunk's waste is small)
 
@@ -79,7 +81,8 @@ class Plan:
     model: Any
     methods: list[str]
     kwargs: dict[str, dict[str, Any]]
-    target: int | str | None  # None: the predicted class; FOLDER: each image's folder names its class
+    target: int | str | ClassTable | None  # None: the predicted class; FOLDER: each image's folder names its
+    # class; a ClassTable: a table file names each image's class
     device: str
     record: dict[str, Any]
 
@@ -87,7 +90,6 @@ class Plan:
 def prepare(options: Options, events: Events) -> Plan:
     """Validate the options and load the model; a usage error raises an AttribError before any work."""
     from attrib.models import load_model
-    from attrib.targets import parse_class
 
     check_counts(options, "top_k", "limit", "batch_size", "workers")
     if options.precision not in PRECISIONS:
@@ -105,7 +107,7 @@ def prepare(options: Options, events: Events) -> Plan:
     if model.kind != "image":
         raise UsageError(f"{model.name} takes {model.kind} inputs, not images; evaluate it with "
                          "`attrib diffroar` or `attrib sanity` on its data set")
-    target = FOLDER if str(options.target).strip().lower() == FOLDER else parse_class(options.target, model.labels)
+    target = _target(options.target, model.labels)
     _check_view(options.view)
     supplied, descriptions = supplies(names, model, events, folder=options.background, seed=options.seed,
                                       data=None if options.background else _own_data(model, names))
@@ -114,8 +116,7 @@ def prepare(options: Options, events: Events) -> Plan:
     for warning in ignored_settings(overrides, kwargs):
         events.warning(warning)
     record = header(KIND, model=model.describe(), methods=methods, seed=options.seed, device=device,
-                    precision=options.precision, target="pred" if target is None else target,
-                    view=options.view, images=options.images,
+                    precision=options.precision, **_target_fields(target), view=options.view, images=options.images,
                     background=descriptions.get("background"))
     events.info(f"model: {model.name}; methods: {', '.join(names)}; device: {device}")
     if options.precision == "tf32" and not device.startswith("cuda"):
@@ -125,6 +126,24 @@ def prepare(options: Options, events: Events) -> Plan:
                        "slower than fp32 (26x per pass for the default model on a 2-core AVX2 CPU); bf16 is for "
                        "GPUs and CPUs with AVX-512 BF16 or AMX")
     return Plan(model, names, kwargs, target, device, record)
+
+
+def _target(text: str, labels: list[str]) -> int | str | ClassTable | None:
+    """``--target``: pred (None), one class, ``folder`` or a table file naming each image's class."""
+    from attrib.targets import parse_class
+
+    if str(text).strip().lower() == FOLDER:
+        return FOLDER
+    if is_class_table(text):
+        return read_class_table(str(text).strip(), labels)
+    return parse_class(text, labels)
+
+
+def _target_fields(target: int | str | ClassTable | None) -> dict[str, Any]:
+    """run.json's ``target``: pred, a class index, folder, or table (and ``target_table``: its file and digest)."""
+    if isinstance(target, ClassTable):
+        return {"target": TABLE, "target_table": target.describe()}
+    return {"target": "pred" if target is None else target}
 
 
 def _check_view(view: str) -> None:
@@ -182,7 +201,8 @@ def run(options: Options, store: RunStore, events: Events | None = None) -> dict
     events.task("inputs", "inputs", len(sources))
     for source in sources:
         prev = previous.get(source.name)
-        if prev and prev["status"] == "ok" and not options.force and _covers(prev, plan.methods):
+        if prev and prev["status"] == "ok" and not options.force and _covers(prev, plan.methods) \
+                and _same_class(plan, source, prev):
             stats["skipped"] += 1
             events.advance("inputs", 1)
             events.item({**_only(prev, plan.methods), "skipped": True})
@@ -243,6 +263,20 @@ def _differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
 
 def _covers(previous: dict, methods: list[str]) -> bool:
     return {a["method"] for a in previous.get("attributions", [])} >= set(methods)
+
+
+def _same_class(plan: Plan, source, previous: dict) -> bool:
+    """Whether an input done earlier was explained as the class the table gives it now (a table edited between
+    runs redoes only the inputs whose class changed); true for every other kind of target."""
+    from attrib.data.images import InputError
+
+    if not isinstance(plan.target, ClassTable):
+        return True
+    try:
+        given = plan.target.class_of(source)
+    except InputError:
+        return False
+    return all(a["target"] == given for a in previous["attributions"] if a["method"] in plan.methods)
 
 
 def _only(entry: dict, methods: list[str]) -> dict:
@@ -323,8 +357,9 @@ def _stream_remote(plan: Plan, todo: list, options: Options, store: RunStore, ev
     """Shards of ``size`` inputs to the executor's workers; their bundles written here, in input order."""
     from attrib.data.images import portable
 
-    init = (options, plan.methods, plan.kwargs, plan.target, plan.device)
-    shards = ([(portable(source), input_id) for source, input_id in shard] for shard in batches(todo, size))
+    init = (options, plan.methods, plan.kwargs, None, plan.device)
+    shards = ([(portable(source), input_id, given) for source, input_id, given in _targeted(plan, shard)]
+              for shard in batches(todo, size))
     with make_executor(options.executor) as executor:
         events.info(f"explaining on the Ray cluster at {executor.address}")
         for bundles in executor.map_ordered(ShardWorker, init, "explain", shards):
@@ -338,7 +373,7 @@ def _stream_remote(plan: Plan, todo: list, options: Options, store: RunStore, ev
 class ShardWorker:
     """(on a cluster worker) the model, loaded once; shards of inputs in, their bundles out, in order."""
 
-    def __init__(self, options: Options, methods: list[str], kwargs: dict, target: int | None, device: str) -> None:
+    def __init__(self, options: Options, methods: list[str], kwargs: dict, target: None, device: str) -> None:
         from attrib.models import load_model
 
         model = load_model(options.model, weights=options.weights, pretrained=options.pretrained,
@@ -347,7 +382,7 @@ class ShardWorker:
         self.plan, self.options = Plan(model, methods, kwargs, target, device, {}), options
 
     def explain(self, shard: list[tuple]) -> list[dict[str, Any]]:
-        items = [_decode(self.plan, source, input_id) for source, input_id in shard]
+        items = [_decode(replace(self.plan, target=given), source, input_id) for source, input_id, given in shard]
         return [{"entry": _failed(item, outcome)} if isinstance(outcome, str)
                 else bundle(self.plan, item, outcome, self.options)
                 for item, outcome in _outcomes(self.plan, items, self.options, Events())]
@@ -389,13 +424,35 @@ def folder_class(source, labels: list[str]) -> int:
                          f"{error}") from None
 
 
+def _given(plan: Plan, source) -> int | None:
+    """The class to explain for an input (None: its predicted one); an InputError when its folder or the table
+    names none."""
+    if plan.target == FOLDER:
+        return folder_class(source, plan.model.labels)
+    if isinstance(plan.target, ClassTable):
+        return plan.target.class_of(source)
+    return plan.target
+
+
+def _targeted(plan: Plan, shard: list[tuple]) -> list[tuple]:
+    """(source, input id, class to explain) per input, found here, where the paths were given: a worker
+    elsewhere may see other paths. An input without a class becomes a source that fails with that line."""
+    from attrib.data.images import InputError, failing_source
+
+    targeted = []
+    for source, input_id in shard:
+        try:
+            targeted.append((source, input_id, _given(plan, source)))
+        except InputError as error:
+            targeted.append((failing_source(source.name, str(error)), input_id, None))
+    return targeted
+
+
 def _decode(plan: Plan, source, input_id: str) -> dict[str, Any]:
     """(in a worker thread) the image as the model sees it, or the one-line reason it cannot be read."""
-    item = {"source": source, "id": input_id, "view": None, "x": None, "error": None,
-            "target": plan.target if plan.target != FOLDER else None}
+    item = {"source": source, "id": input_id, "view": None, "x": None, "error": None, "target": None}
     try:
-        if plan.target == FOLDER:
-            item["target"] = folder_class(source, plan.model.labels)
+        item["target"] = _given(plan, source)
         item["view"] = plan.model.preprocess.view(source.load())
         item["x"] = plan.model.preprocess.tensor(item["view"])
     except Exception as error:  # noqa: BLE001 - a bad file is that input's error, never a crash

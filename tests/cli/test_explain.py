@@ -111,6 +111,33 @@ def test_target_folder_explains_each_image_as_its_folder_names(run_cli, tmp_path
                                                      "folder)") for e in refused)
 
 
+def test_target_table_explains_each_image_as_a_file_names_it(run_cli, tmp_path):
+    """ImageNet's validation set ships flat, its classes in a table (Kaggle's LOC_val_solution.csv): only the
+    predicted class or one class for all could be explained. An edited table redoes the inputs it changed."""
+    (tmp_path / "val").mkdir()
+    for i, colour in enumerate([(200, 30, 30), (20, 180, 40), (9, 9, 9)]):
+        Image.new("RGB", (90, 70), colour).save(tmp_path / "val" / f"ILSVRC2012_val_0000000{i}.JPEG")
+    table = tmp_path / "val" / "LOC_val_solution.csv"
+    table.write_text("ImageId,PredictionString\nILSVRC2012_val_00000000,n02123045 1 2 3 4\n"
+                     "ILSVRC2012_val_00000001,7\n")
+    command = ["explain", tmp_path / "val", *TINY, "-m", "gradient", "--target", table, "--out", tmp_path / "o",
+               "--json"]
+    result = run_cli(*command)
+    inputs = parse_json(result)["inputs"]
+    assert result.exit_code == 1 and [[a["target"] for a in i["attributions"]] for i in inputs] == [[281], [7], []]
+    assert inputs[2]["error"] == f"{tmp_path}/val/ILSVRC2012_val_00000002.JPEG: --target {table} gives it no class"
+    record = json.loads((tmp_path / "o" / "run.json").read_text())
+    assert record["target"] == "table" and record["target_table"]["file"] == str(table)
+    table.write_text(table.read_text().replace(",7\n", ",8\nILSVRC2012_val_00000002,tiger cat\n"))
+    again = parse_json(run_cli(*command))
+    assert [[a["target"] for a in i["attributions"]] for i in again["inputs"]] == [[281], [8], [282]]
+    assert again["summary"]["skipped"] == 1 and again["summary"]["done"] == 2  # the first one's class is the same
+    assert run_cli("report", tmp_path / "o", "-o", tmp_path / "r.html").exit_code == 0
+    assert f"table: {table} (sha256 " in (tmp_path / "r.html").read_text()
+    missing = run_cli("explain", *TINY, "--target", tmp_path / "none.csv", "--out", tmp_path / "n")
+    assert missing.exit_code == 2 and "cannot read the table of classes (No such file" in missing.output
+
+
 @pytest.mark.parametrize("args,message", [
     (["-m", "integrated_gradient"], "unknown method 'integrated_gradient'; valid methods: gradient"),
     (["--target", "tabby kat"], "unknown target label 'tabby kat'; did you mean 'tabby cat'"),

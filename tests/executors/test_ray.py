@@ -211,6 +211,24 @@ def test_explain_on_ray_writes_the_local_run_folder(tmp_path):
         (tmp_path / "local/images/im0.png/gradient_overlay.png").read_bytes()
 
 
+def test_explain_on_ray_explains_the_classes_a_table_gives(tmp_path, monkeypatch):
+    """Each input's class is found where the paths were given (relative to this folder here), not on a worker,
+    whose working folder is another; an input the table leaves out fails alone, with the same line."""
+    monkeypatch.chdir(tmp_path)
+    _images(tmp_path / "images", n=3)
+    (tmp_path / "labels.csv").write_text("images/im0.png,7\nim1.png,tabby cat\nbroken.png,3\n")
+    options = explain.Options(inputs=["images"], model="timm:test_resnet", pretrained=False, methods=["gradient"],
+                              device="cpu", target="labels.csv",
+                              executor=ExecutorSpec("ray", workers=2), batch_size=2)
+    record = explain.run(options, RunStore(tmp_path / "ray"))
+    entries = {e["name"]: e for e in _run_folder(tmp_path / "ray")[0]}
+    assert record["summary"]["done"] == 2 and record["target"] == "table"
+    assert [a["target"] for a in entries["images/im0.png"]["attributions"]] == [7]
+    assert [a["target"] for a in entries["images/im1.png"]["attributions"]] == [281]
+    assert entries["images/im2.png"]["error"] == "images/im2.png: --target labels.csv gives it no class"
+    assert entries["images/broken.png"]["error"] == "images/broken.png: not an image Pillow can read"
+
+
 def test_gpu_shares_reach_the_tasks(tmp_path):
     whole = tmp_path / "whole"
     whole.mkdir()
