@@ -94,5 +94,11 @@ def _summary(ui: UI, record: dict, out: Path) -> None:
     skipped = f", {s['skipped']} already done" if s["skipped"] else ""
     ui.info(f"{s['done']} explained{skipped}, {s['failed']} failed of {counted(s['inputs'], 'input')} "
             f"in {duration(s['seconds'])} "
-            f"({s['images_per_second']:.2f} images/s); "
+            f"({s['images_per_second']:.2f} images/s); " + _top1(s)
             + wrote(out, "run.json", "inputs.jsonl", "arrays/", "images/", "overview.png"))
+
+
+def _top1(summary: dict) -> str:
+    """The top-1 accuracy against the classes given by folders or a table, when they were."""
+    top1 = summary.get("top1")
+    return f"top-1 accuracy {top1['accuracy']:.1%} of {top1['of']} against the given classes; " if top1 else ""

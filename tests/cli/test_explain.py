@@ -132,6 +132,8 @@ def test_target_table_explains_each_image_as_a_file_names_it(run_cli, tmp_path):
     again = parse_json(run_cli(*command))
     assert [[a["target"] for a in i["attributions"]] for i in again["inputs"]] == [[281], [8], [282]]
     assert again["summary"]["skipped"] == 1 and again["summary"]["done"] == 2  # the first one's class is the same
+    hits = sum(i["predictions"][0]["index"] == i["attributions"][0]["target"] for i in again["inputs"])
+    assert again["summary"]["top1"] == {"correct": hits, "of": 3, "accuracy": round(hits / 3, 4)}  # skipped too
     assert run_cli("report", tmp_path / "o", "-o", tmp_path / "r.html").exit_code == 0
     assert f"table: {table} (sha256 " in (tmp_path / "r.html").read_text()
     missing = run_cli("explain", *TINY, "--target", tmp_path / "none.csv", "--out", tmp_path / "n")
@@ -540,3 +542,29 @@ def test_inputs_listed_in_a_file_or_on_standard_input(run_cli, images, tmp_path)
                           (tmp_path / "nope.txt", "nope.txt: cannot read the list of inputs (No such file")):
         refused = run_cli("explain", "--inputs-from", path, *TINY, "--out", tmp_path / "c")
         assert refused.exit_code == 2 and message in refused.output  # never the built-in samples instead
+
+
+def test_top1_accuracy_against_given_classes_and_chance_level_warned():
+    """With classes given by folders or a table, a run says how often the top prediction is that class: a table
+    numbered otherwise than the model (the ILSVRC devkit's order) puts a trained model at chance, and every map
+    then explains the wrong class."""
+    from types import SimpleNamespace
+
+    from attrib.jobs.explain import FOLDER, TopOne
+
+    def entry(predicted, target, status="ok"):
+        return {"status": status, "predictions": [{"index": predicted}], "attributions": [{"target": target}]}
+
+    plan = SimpleNamespace(target=FOLDER, model=SimpleNamespace(n_classes=1000))
+    top1 = TopOne(plan)
+    for i in range(49):
+        top1.count(entry(i, i + 1))
+    top1.count(entry(5, 5, status="error"))
+    assert top1.summary() == {"top1": {"correct": 0, "of": 49, "accuracy": 0.0}} and not top1.chance_level(True)
+    top1.count(entry(3, 4))
+    assert top1.chance_level(True) and not top1.chance_level(False)  # random weights: chance is expected
+    assert top1.chance_warning().startswith("top-1 accuracy 0.0% on 50 images against the classes the folders "
+                                            "name is chance level (1/1000 = 0.1%): do they follow the model's")
+    top1.count(entry(1, 1))
+    assert not top1.chance_level(True)  # 1 of 51: 2%, twenty times chance
+    assert TopOne(SimpleNamespace(target=None, model=plan.model)).summary() == {}
