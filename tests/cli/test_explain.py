@@ -136,6 +136,7 @@ def test_target_table_explains_each_image_as_a_file_names_it(run_cli, tmp_path):
     assert again["summary"]["top1"] == {"correct": hits, "of": 3, "accuracy": round(hits / 3, 4)}  # skipped too
     assert run_cli("report", tmp_path / "o", "-o", tmp_path / "r.html").exit_code == 0
     assert f"table: {table} (sha256 " in (tmp_path / "r.html").read_text()
+    assert f"<td>{100 * hits / 3:.1f}% of 3 inputs against the given classes</td>" in (tmp_path / "r.html").read_text()
     missing = run_cli("explain", *TINY, "--target", tmp_path / "none.csv", "--out", tmp_path / "n")
     assert missing.exit_code == 2 and "cannot read the table of classes (No such file" in missing.output
 
