@@ -30,7 +30,7 @@ Exit codes: 0 all inputs explained, 1 some inputs failed, 2 usage error."""
 @model_options
 @click.option("--trust-remote-code", is_flag=True, help="Hugging Face: allow the model repo's own code to run.")
 @method_options("ig")
-@click.option("--target", default="pred", show_default=True,
+@click.option("--target", default="pred", show_default=True, metavar="CLASS|folder|FILE",
               help="pred, a class index, a label name; folder: the class each image's folder names (a label, "
                    "an index or an ImageNet WordNet id, as in ImageFolder layouts); or a .csv, .tsv, .txt or .json "
                    "file naming each image's class (image, class per row).")
