@@ -81,4 +81,6 @@ def _summary(ui: UI, record: dict, out: Path) -> None:
     ok = [e for e in record["texts"] if e["status"] == "ok"]
     if len(record["methods"]) > 1 and ok:
         ui.show(correlation_table(record["correlations"], record["correlation_texts"]))
-    ui.info(f"{len(ok)} of {counted(len(record['texts']), 'text')} explained; wrote {out}/run.json")
+    top1 = record.get("top1")
+    accuracy = f"; top-1 accuracy {top1['accuracy']:.1%} of {top1['of']} against the gold labels" if top1 else ""
+    ui.info(f"{len(ok)} of {counted(len(record['texts']), 'text')} explained{accuracy}; wrote {out}/run.json")

@@ -57,6 +57,40 @@ class ListFields:
                 setattr(self, option.name, [value])
 
 
+class Accuracy:
+    """How often the top prediction is the class given with each input (its folder, a table row, a gold label):
+    the model's accuracy on the run, and a check that the given classes follow the model's class order. Given
+    in another order (the ILSVRC devkit's ids; GLUE's MNLI numbering against roberta-large-mnli's) they make a
+    trained model no better than chance, and every map explains a class the input is not."""
+
+    SOME = 50  # inputs before chance is judged
+    Z = 2.33  # one-sided 1% level of the normal approximation to the binomial
+
+    def __init__(self, n_classes: int, source: str) -> None:
+        self.n_classes, self.source, self.correct, self.of = n_classes, source, 0, 0
+
+    def count(self, predicted: int, given: int) -> None:
+        self.of += 1
+        self.correct += int(predicted == given)
+
+    def summary(self) -> dict[str, Any]:
+        """``{"top1": {correct, of, accuracy}}`` once an input was counted, else {}."""
+        if not self.of:
+            return {}
+        return {"top1": {"correct": self.correct, "of": self.of, "accuracy": round(self.correct / self.of, 4)}}
+
+    def at_chance(self, trained: bool) -> bool:
+        """Whether a trained model, over enough inputs, is not above chance (1 / classes) at the 1% level."""
+        p = 1 / max(self.n_classes, 1)
+        return trained and self.of >= self.SOME and self.n_classes > 1 and \
+            self.correct <= self.of * p + self.Z * math.sqrt(self.of * p * (1 - p))
+
+    def warning(self) -> str:
+        return (f"top-1 accuracy {self.correct / self.of:.1%} on {self.of} inputs against the classes {self.source} "
+                f"is no better than chance (1/{self.n_classes} = {1 / self.n_classes:.1%}): do they follow the "
+                "model's class order? The maps explain those classes")
+
+
 def check_counts(options: Any, *names: str, least: dict[str, int] | None = None) -> None:
     """A UsageError, before any work, for a bad ``options.seed`` and for each named option that must be an
     integer of at least 1 (``least`` may ask more) or None: the command line checks its flags, Python callers

@@ -29,9 +29,9 @@ from attrib.data.class_table import ClassTable, is_class_table, read_class_table
 from attrib.engine import PRECISIONS, native_bf16
 from attrib.errors import AttribError, UsageError, first_line
 from attrib.executors import ExecutorSpec, make_executor
-from attrib.jobs.common import (Events, ListFields, attribution_row, check_counts, describe_methods, failure_line,
-                                gap_warnings, header, ignored_settings, method_kwargs, now, resolve_device,
-                                resolve_methods, supplies)
+from attrib.jobs.common import (Accuracy, Events, ListFields, attribution_row, check_counts, describe_methods,
+                                failure_line, gap_warnings, header, ignored_settings, method_kwargs, now,
+                                resolve_device, resolve_methods, supplies)
 from attrib.jobs.pipeline import OrderedFinisher, batches, prefetch
 from attrib.runs.store import RunStore, closes_store, slug
 
@@ -197,14 +197,14 @@ def run(options: Options, store: RunStore, events: Events | None = None) -> dict
     record = plan.record
     store.write_record(record)
     taken = {e["id"] for e in previous.values()}
-    todo, stats, top1 = [], {"done": 0, "skipped": 0, "failed": 0}, TopOne(plan)
+    todo, stats, top1 = [], {"done": 0, "skipped": 0, "failed": 0}, _accuracy(plan)
     events.task("inputs", "inputs", len(sources))
     for source in sources:
         prev = previous.get(source.name)
         if prev and prev["status"] == "ok" and not options.force and _covers(prev, plan.methods) \
                 and _same_class(plan, source, prev):
             stats["skipped"] += 1
-            top1.count(prev)
+            _tally(top1, prev)
             events.advance("inputs", 1)
             events.item({**_only(prev, plan.methods), "skipped": True})
         else:
@@ -214,9 +214,10 @@ def run(options: Options, store: RunStore, events: Events | None = None) -> dict
     seconds = time.perf_counter() - start
     record["summary"] = {**stats, "inputs": len(sources), "seconds": round(seconds, 2),
                          "images_per_second": round(stats["done"] / seconds, 3) if stats["done"] else 0.0,
-                         **top1.summary()}
-    if top1.chance_level(options.pretrained):
-        events.warning(top1.chance_warning())
+                         **(top1.summary() if top1 else {})}
+    if top1 and top1.at_chance(options.pretrained):
+        record["warnings"] = [top1.warning()]  # for the report
+        events.warning(top1.warning())
     if options.images:
         record["overview"] = write_overview(store)
     record["finished"] = now()
@@ -224,39 +225,16 @@ def run(options: Options, store: RunStore, events: Events | None = None) -> dict
     return record
 
 
-class TopOne:
-    """How often the top prediction is the class an image's folder or a table gives (``--target folder`` or
-    ``FILE``): the model's accuracy on the run, and a check that the classes follow the model's class order (a
-    table in another order, as the ILSVRC devkit's numbering, puts a good model at chance level)."""
+def _accuracy(plan: Plan) -> Accuracy | None:
+    """Top-1 accuracy against the classes folders or a table give (None for other targets)."""
+    if plan.target == FOLDER:
+        return Accuracy(plan.model.n_classes, "the folders name")
+    return Accuracy(plan.model.n_classes, "the table gives") if isinstance(plan.target, ClassTable) else None
 
-    SOME = 50  # inputs before chance-level accuracy is warned of
 
-    def __init__(self, plan: Plan) -> None:
-        self.on = plan.target == FOLDER or isinstance(plan.target, ClassTable)
-        self.source = "the folders name" if plan.target == FOLDER else "the table gives"
-        self.n_classes, self.correct, self.of = plan.model.n_classes, 0, 0
-
-    def count(self, entry: dict) -> None:
-        if self.on and entry["status"] == "ok" and entry["predictions"] and entry["attributions"]:
-            self.of += 1
-            self.correct += entry["predictions"][0]["index"] == entry["attributions"][0]["target"]
-
-    def summary(self) -> dict[str, Any]:
-        """``{"top1": {correct, of, accuracy}}`` for a run whose classes were given, else {}."""
-        if not (self.on and self.of):
-            return {}
-        return {"top1": {"correct": self.correct, "of": self.of, "accuracy": round(self.correct / self.of, 4)}}
-
-    def chance_level(self, pretrained: bool) -> bool:
-        """Whether a trained model's accuracy over enough inputs is no better than twice chance."""
-        return pretrained and self.on and self.of >= self.SOME and self.n_classes >= 10 and \
-            self.correct / self.of <= 2 / self.n_classes
-
-    def chance_warning(self) -> str:
-        return (f"top-1 accuracy {self.correct / self.of:.1%} on {self.of} images against the classes "
-                f"{self.source} is chance level (1/{self.n_classes} = {1 / self.n_classes:.1%}): do they follow the "
-                "model's class order (`attrib explain --target pred` shows what it predicts)? The maps explain "
-                "those classes, not what the model sees")
+def _tally(top1: Accuracy | None, entry: dict) -> None:
+    if top1 is not None and entry["status"] == "ok" and entry["predictions"] and entry["attributions"]:
+        top1.count(entry["predictions"][0]["index"], entry["attributions"][0]["target"])
 
 
 def write_overview(store: RunStore, path: str = "overview.png") -> str | None:
@@ -354,7 +332,7 @@ def batch_size(plan: Plan, options: Options, per_input: int) -> int:
 
 
 def _stream(plan: Plan, todo: list, options: Options, store: RunStore, events: Events, stats: dict,
-            top1: TopOne) -> None:
+            top1: Accuracy | None) -> None:
     """Explain ``todo`` here or on the executor's workers; commit each input in order as it is finished."""
     if not todo:
         return
@@ -366,7 +344,7 @@ def _stream(plan: Plan, todo: list, options: Options, store: RunStore, events: E
     def commit(entry: dict) -> None:
         store.append_input(entry)
         stats["done" if entry["status"] == "ok" else "failed"] += 1
-        top1.count(entry)
+        _tally(top1, entry)
         if entry["status"] != "ok":
             events.error(entry["error"])
         events.advance("inputs", 1)

@@ -21,8 +21,9 @@ import torch
 
 from attrib.data.text import TextInput, TextInputError, TextItem, Word, split_words
 from attrib.errors import UsageError, counted
-from attrib.jobs.common import (Events, ListFields, attribution_row, check_counts, check_images, describe_methods,
-                                failure_line, gap_warnings, header, ignored_settings, now, resolve_device)
+from attrib.jobs.common import (Accuracy, Events, ListFields, attribution_row, check_counts, check_images,
+                                describe_methods, failure_line, gap_warnings, header, ignored_settings, now,
+                                resolve_device)
 from attrib.methods import METHODS, TEXT, TextContext, check_needs
 from attrib.runs.store import RunStore, closes_store
 
@@ -286,6 +287,7 @@ def run(options: Options, store: RunStore, events: Events | None = None) -> dict
         raise
     explained = [e["scores"] for e in record["texts"] if e["status"] == "ok"]
     record["correlations"], record["correlation_texts"] = mean_pairwise_pearson(explained)
+    record.update(_gold_accuracy(record, len(classifier.labels), events))
     record["finished"] = now()
     store.write_record(record)
     return record
@@ -333,6 +335,19 @@ VANISHING = ("gradient scores are ~0: summed over embedding dimensions, the grad
              "LayerNorm their embeddings; use gradient_x_input or integrated_gradients")
 
 
+def _gold_accuracy(record: dict[str, Any], n_classes: int, events: Events) -> dict[str, Any]:
+    """``{"top1": ...}``: the classifier's accuracy against the gold labels of the texts that have one (else
+    {}); warned of, and kept in the record's warnings, when it is no better than chance."""
+    gold = Accuracy(n_classes, "the gold labels give")
+    for entry in record["texts"]:
+        if entry["status"] == "ok" and entry.get("target_from") == "gold label":
+            gold.count(entry["prediction"]["index"], entry["target"])
+    if gold.at_chance(trained=True):
+        record["warnings"].append(gold.warning())
+        events.warning(gold.warning())
+    return gold.summary()
+
+
 def _warn_vanishing(events: Events, entry: dict, kept: list[str]) -> None:
     """Once per run, into ``kept`` (the record's warnings, for the report) and to the terminal."""
     scores = entry["scores"].get("gradient")
@@ -363,7 +378,7 @@ def json_view(record: dict[str, Any], out: Path) -> dict[str, Any]:
                                  "target_from", "scores", "gaps", "faithfulness", "cut") if k in e}
 
     return {"texts": [entry(e) for e in record["texts"]], "correlations": record["correlations"],
-            "correlation_texts": record["correlation_texts"],
+            "correlation_texts": record["correlation_texts"], "top1": record.get("top1"),
             "warnings": record.get("warnings", []), "out_dir": str(out.resolve())}
 
 

@@ -545,27 +545,47 @@ def test_inputs_listed_in_a_file_or_on_standard_input(run_cli, images, tmp_path)
         assert refused.exit_code == 2 and message in refused.output  # never the built-in samples instead
 
 
-def test_top1_accuracy_against_given_classes_and_chance_level_warned():
-    """With classes given by folders or a table, a run says how often the top prediction is that class: a table
-    numbered otherwise than the model (the ILSVRC devkit's order) puts a trained model at chance, and every map
-    then explains the wrong class."""
-    from types import SimpleNamespace
+@pytest.mark.parametrize("n_classes, correct, of, trained, warned", [
+    (1000, 0, 50, True, True),  # a trained ImageNet model with a table in the devkit's order
+    (1000, 1, 50, True, False),  # 2%: twenty times chance
+    (1000, 0, 49, True, False),  # too few to judge
+    (1000, 0, 50, False, False),  # random weights: chance is expected
+    (3, 5, 60, True, True),  # MNLI numbered as GLUE does, against roberta-large-mnli: below chance
+    (2, 33, 50, True, True), (2, 34, 50, True, False),  # 25 + 2.33 * 3.54 = 33.2
+])
+def test_top1_accuracy_against_given_classes_and_chance_warned(n_classes, correct, of, trained, warned):
+    """With classes given (folders, a table, gold labels), a run says how often the top prediction is that class,
+    and warns when a trained model is no better than chance: the classes are numbered otherwise than the model's,
+    and every map explains a class the input is not."""
+    from attrib.jobs.common import Accuracy
 
-    from attrib.jobs.explain import FOLDER, TopOne
+    accuracy = Accuracy(n_classes, "the table gives")
+    for i in range(of):
+        accuracy.count(i, i if i < correct else i + 1)
+    assert accuracy.summary() == {"top1": {"correct": correct, "of": of, "accuracy": round(correct / of, 4)}}
+    assert accuracy.at_chance(trained) == warned
+    assert Accuracy(10, "x").summary() == {}
+    if n_classes == 1000:
+        assert accuracy.warning().startswith(f"top-1 accuracy {correct / of:.1%} on {of} inputs against the "
+                                             "classes the table gives is no better than chance (1/1000 = 0.1%)")
 
-    def entry(predicted, target, status="ok"):
-        return {"status": status, "predictions": [{"index": predicted}], "attributions": [{"target": target}]}
 
-    plan = SimpleNamespace(target=FOLDER, model=SimpleNamespace(n_classes=1000))
-    top1 = TopOne(plan)
-    for i in range(49):
-        top1.count(entry(i, i + 1))
-    top1.count(entry(5, 5, status="error"))
-    assert top1.summary() == {"top1": {"correct": 0, "of": 49, "accuracy": 0.0}} and not top1.chance_level(True)
-    top1.count(entry(3, 4))
-    assert top1.chance_level(True) and not top1.chance_level(False)  # random weights: chance is expected
-    assert top1.chance_warning().startswith("top-1 accuracy 0.0% on 50 images against the classes the folders "
-                                            "name is chance level (1/1000 = 0.1%): do they follow the model's")
-    top1.count(entry(1, 1))
-    assert not top1.chance_level(True)  # 1 of 51: 2%, twenty times chance
-    assert TopOne(SimpleNamespace(target=None, model=plan.model)).summary() == {}
+def test_a_trained_model_at_chance_against_a_table_is_warned_of(run_cli, tmp_path):
+    """A table numbered otherwise than the model's classes: every map explains a class the image is not."""
+    (tmp_path / "val").mkdir()
+    for i in range(50):
+        Image.new("L", (28, 28), 4 * i).save(tmp_path / "val" / f"{i}.png")
+    model = ["-M", "sample:blockdigits-standard", "-m", "gradient", "--no-images", "--json"]
+    found = parse_json(run_cli("explain", tmp_path / "val", *model, "--out", tmp_path / "p"))["inputs"]
+    predicted = {Path(i["path"]).name: i["predictions"][0]["index"] for i in found}
+    for name, shift in (("right.csv", 0), ("shifted.csv", 1)):
+        (tmp_path / name).write_text("".join(f"{n},{(p + shift) % 10}\n" for n, p in predicted.items()))
+    right = run_cli("explain", tmp_path / "val", *model, "--target", tmp_path / "right.csv", "--out", tmp_path / "r")
+    assert parse_json(right)["summary"]["top1"]["accuracy"] == 1.0 and "warning" not in right.stderr
+    shifted = run_cli("explain", tmp_path / "val", *model, "--target", tmp_path / "shifted.csv", "--html",
+                      tmp_path / "s.html", "--out", tmp_path / "s")
+    warning = ("top-1 accuracy 0.0% on 50 inputs against the classes the table gives is no better than chance "
+               "(1/10 = 10.0%): do they follow the model's class order? The maps explain those classes")
+    assert parse_json(shifted)["summary"]["top1"] == {"correct": 0, "of": 50, "accuracy": 0.0}
+    assert f"warning: {warning}" in " ".join(shifted.stderr.split())
+    assert f"warning: {warning}".replace("'", "&#39;") in (tmp_path / "s.html").read_text()

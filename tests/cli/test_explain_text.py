@@ -153,6 +153,36 @@ def test_gold_labels_from_a_csv_column(run_cli, text_models, tmp_path):
         "name: negative, positive)" in lines  # a model with few classes names them
     assert "d.csv:3: predicted " in "\n".join(lines)
     assert any(line.endswith("explaining positive (its gold label)") for line in lines)
+    hits = sum(t["prediction"]["index"] == t["target"] for t in texts[:2])
+    assert parse_json(run_cli("explain-text", "--file", table, "--column", "sentence", "--label-column", "label",
+                              "-M", text_models["clf"], "-m", "unk", "--out", tmp_path / "q", "--json"))["top1"] == \
+        {"correct": hits, "of": 2, "accuracy": round(hits / 2, 4)}
+    assert f"3 texts explained; top-1 accuracy {hits / 2:.1%} of 2 against the gold labels" in result.output
+
+
+def test_gold_labels_in_another_order_than_the_models_are_warned_of(run_cli, text_models, tmp_path):
+    """GLUE numbers MNLI's entailment 0, roberta-large-mnli's class 0 is contradiction: gold labels in another
+    order make every map explain a class the text is not, and the classifier no better than chance on them."""
+    texts = [f"word{i} fun" if i % 2 else f"boring {i}" for i in range(50)]
+    plain = tmp_path / "t.txt"
+    plain.write_text("\n".join(texts) + "\n")
+    predicted = [t["prediction"]["index"] for t in parse_json(run_cli(
+        "explain-text", "--file", plain, "-M", text_models["clf"], "-m", "unk", "--out", tmp_path / "p",
+        "--json"))["texts"]]
+    swapped = tmp_path / "swapped.csv"
+    swapped.write_text("s,l\n" + "".join(f"{t},{1 - p}\n" for t, p in zip(texts, predicted)))
+    result = run_cli("explain-text", "--file", swapped, "--column", "s", "--label-column", "l",
+                     "-M", text_models["clf"], "-m", "unk", "--out", tmp_path / "o", "--json", "--html",
+                     tmp_path / "o.html")
+    warning = ("top-1 accuracy 0.0% on 50 inputs against the classes the gold labels give is no better than "
+               "chance (1/2 = 50.0%): do they follow the model's class order? The maps explain those classes")
+    assert result.exit_code == 0 and warning in " ".join(result.stderr.split())
+    assert parse_json(result)["warnings"] == [warning]
+    html = (tmp_path / "o.html").read_text()
+    assert "<td>0.0% of 50 inputs against their gold labels</td>" in html
+    assert f"warning: {warning}".replace("'", "&#39;") in html
+    assert "warning" not in run_cli("explain-text", "--file", plain, "-M", text_models["clf"], "-m", "unk",
+                                    "--out", tmp_path / "q").stderr  # no gold labels, nothing judged
 
 
 def test_usage_errors_are_one_line(run_cli, text_models, tmp_path):
