@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from attrib.data import piped_bytes, utf8_text
-from attrib.errors import AttribError, counted
+from attrib.errors import AttribError, counted, first_line
 
 # CJK ideographs, each a unit of its own (the ranges BERT's tokenizer splits per character): Chinese and
 # Japanese kanji are written without spaces, so a run of them is a sentence, not a word
@@ -57,7 +57,8 @@ def _ranges(test, end: int) -> str:
     return "".join(out)
 
 
-NOT_TEXT = (".parquet", ".arrow", ".feather", ".xlsx", ".xls", ".gz", ".zip", ".bz2", ".xz", ".pkl", ".pickle")
+NOT_TEXT = (".parquet", ".arrow", ".feather", ".xlsx", ".xls", ".zip", ".pkl", ".pickle")
+COMPRESSED = (".gz", ".bz2", ".xz")  # dev.jsonl.gz: read as dev.jsonl
 NOT_AN_OBJECT = 'not a JSON object (each line must be one, e.g. {"text": ...})'
 NOT_AN_ITEM = 'not a JSON object (each item of the array must be one, e.g. {"text": ...})'
 
@@ -165,16 +166,33 @@ class TextFile:
         path = Path(file)
         if not path.is_file():
             raise TextInputError(f"{file}: file not found")
-        suffix = path.suffix.lower()
+        suffix, data = path.suffix.lower(), None
+        if suffix in COMPRESSED:
+            data, suffix = _decompressed(path, suffix), Path(path.stem).suffix.lower()
         if suffix in NOT_TEXT:
             raise TextInputError(f"{path}: a {suffix} file is not text; give plain lines, CSV/TSV, JSONL or a JSON "
                                  "array (convert it, e.g. with pandas' to_json(..., orient='records', lines=True))")
-        return cls(str(path), path.name, suffix, utf8_text(path.read_bytes(), str(path), TextInputError))
+        data = path.read_bytes() if data is None else data
+        return cls(str(path), path.name, suffix, utf8_text(data, str(path), TextInputError))
 
     def lines(self) -> list[str]:
         """The lines, ends kept, broken at \\n, \\r and \\r\\n only, as editors and the csv module count them
         (str.splitlines also breaks at U+2028, form feeds and more, which split a JSON line or a CSV row)."""
         return io.StringIO(self.text, newline="").readlines()
+
+
+def _decompressed(path: Path, suffix: str) -> bytes:
+    """A gzip, bzip2 or xz file's contents; one line when it is not one, or is cut short."""
+    import bz2
+    import gzip
+    import lzma
+
+    opener = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}[suffix]
+    try:
+        with opener(path) as stream:
+            return stream.read()
+    except (OSError, EOFError, lzma.LZMAError) as error:
+        raise TextInputError(f"{path}: not a readable {suffix} file ({first_line(error)})") from None
 
 
 def _table_rows(source: TextFile) -> list[tuple[str, dict | str]]:

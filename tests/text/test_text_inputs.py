@@ -141,3 +141,27 @@ def test_saving_the_growing_record_stays_a_bounded_share_of_a_long_run():
             saved = clock
     assert saving / clock <= SAVE_SHARE
     assert save_due(SAVE_EVERY, 0.0) and not save_due(SAVE_EVERY - 0.1, 0.0)  # cheap saves: every SAVE_EVERY s
+
+
+@pytest.mark.parametrize("suffix", [".gz", ".bz2", ".xz"])
+def test_compressed_files_read_as_the_file_inside(tmp_path, suffix):
+    """Data sets ship as dev.jsonl.gz: it was refused ("not text; convert it")."""
+    import bz2
+    import gzip
+    import lzma
+
+    compress = {".gz": gzip.compress, ".bz2": bz2.compress, ".xz": lzma.compress}[suffix]
+    rows = "".join(json.dumps({"t": f"text {i}", "l": i % 2}) + "\n" for i in range(3)) + "\n"
+    (tmp_path / "dev.jsonl").write_text(rows)
+    (tmp_path / f"dev.jsonl{suffix}").write_bytes(compress(rows.encode()))
+    plain = [(i.name, i.text, i.label) for i in read_texts([], str(tmp_path / "dev.jsonl"), "t", "l")]
+    packed = [(i.name, i.text, i.label) for i in read_texts([], str(tmp_path / f"dev.jsonl{suffix}"), "t", "l")]
+    assert len(plain) == 3 and packed == [(n.replace("dev.jsonl", f"dev.jsonl{suffix}"), t, lab) for n, t, lab in plain]
+    (tmp_path / f"lines{suffix}").write_bytes(compress("one\ntwo\n".encode()))  # no inner suffix: plain lines
+    assert [i.text for i in read_texts([], str(tmp_path / f"lines{suffix}"))] == ["one", "two"]
+    (tmp_path / f"cut.csv{suffix}").write_bytes(compress(b"t\n" + b"word " * 2000)[:-12])
+    with pytest.raises(TextInputError, match=rf"cut.csv{re.escape(suffix)}: not a readable \{suffix} file \("):
+        read_texts([], str(tmp_path / f"cut.csv{suffix}"), "t")
+    (tmp_path / f"dev.parquet{suffix}").write_bytes(compress(b"PAR1\x15\x04"))
+    with pytest.raises(TextInputError, match=r"a .parquet file is not text"):
+        read_texts([], str(tmp_path / f"dev.parquet{suffix}"), "t")
