@@ -147,22 +147,22 @@ class _Classes:
         return False
 
     def parse(self, value: str, where: str) -> int:
+        from attrib.targets import WORDNET_ID
+
+        first = value.split()[0]
+        if first != value and WORDNET_ID.match(first):  # Kaggle's "n01751748 187 55 448 351 n01751748 ..."
+            value = first
         if value not in self.known:
             self.known[value] = self._parse(value, where)
         return self.known[value]
 
     def _parse(self, value: str, where: str) -> int:
-        from attrib.targets import WORDNET_ID, parse_class
+        from attrib.targets import parse_class
 
-        first = value.split()[0]  # Kaggle's "n01751748 187 55 448 351 n01751748 ..." names its WordNet id first
-        for text in [value] + ([first] if first != value and WORDNET_ID.match(first) else []):
-            try:
-                index = parse_class(text, self.labels)
-                break
-            except UsageError as error:
-                problem = str(error)
-        else:
-            raise UsageError(f"{self.file} {where}: {problem}")
+        try:
+            index = parse_class(value, self.labels)
+        except UsageError as error:
+            raise UsageError(f"{self.file} {where}: {error}") from None
         if index is None:
             raise UsageError(f"{self.file} {where}: {value!r} is not a class (the table gives each image its class)")
         return index
