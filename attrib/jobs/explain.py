@@ -196,19 +196,9 @@ def run(options: Options, store: RunStore, events: Events | None = None) -> dict
     previous = _previous(store, plan.record, events)
     record = plan.record
     store.write_record(record)
-    taken = {e["id"] for e in previous.values()}
-    todo, stats, top1 = [], {"done": 0, "skipped": 0, "failed": 0}, _accuracy(plan)
+    stats, top1 = {"done": 0, "skipped": 0, "failed": 0}, _accuracy(plan)
     events.task("inputs", "inputs", len(sources))
-    for source in sources:
-        prev = previous.get(source.name)
-        if prev and prev["status"] == "ok" and not options.force and _covers(prev, plan.methods) \
-                and _same_class(plan, source, prev):
-            stats["skipped"] += 1
-            _tally(top1, prev)
-            events.advance("inputs", 1)
-            events.item({**_only(prev, plan.methods), "skipped": True})
-        else:
-            todo.append((source, prev["id"] if prev else slug(source.name, taken)))
+    todo = _todo(plan, sources, previous, options, events, stats, top1)
     start = time.perf_counter()
     _stream(plan, todo, options, store, events, stats, top1)
     seconds = time.perf_counter() - start
@@ -223,6 +213,25 @@ def run(options: Options, store: RunStore, events: Events | None = None) -> dict
     record["finished"] = now()
     store.write_record(record)
     return record
+
+
+def _todo(plan: Plan, sources: list, previous: dict[str, dict], options: Options, events: Events, stats: dict,
+          top1: Accuracy | None) -> list[tuple]:
+    """(source, input id) of each input to explain; one done earlier with the same settings is reported as
+    already done (counted in ``stats`` and ``top1``) unless ``options.force``."""
+    taken = {e["id"] for e in previous.values()}
+    todo = []
+    for source in sources:
+        prev = previous.get(source.name)
+        if prev and prev["status"] == "ok" and not options.force and _covers(prev, plan.methods) \
+                and _same_class(plan, source, prev):
+            stats["skipped"] += 1
+            _tally(top1, prev)
+            events.advance("inputs", 1)
+            events.item({**_only(prev, plan.methods), "skipped": True})
+        else:
+            todo.append((source, prev["id"] if prev else slug(source.name, taken)))
+    return todo
 
 
 def _accuracy(plan: Plan) -> Accuracy | None:
