@@ -43,9 +43,17 @@ class UI:
         self.err.print(markup, soft_wrap=not self.err.is_terminal)
 
     def show(self, renderable: Any) -> None:
-        """Data for the reader (tables): stdout, unless --json or --quiet."""
-        if not (self.json_mode or self.quiet):
+        """Data for the reader (tables): stdout, unless --json or --quiet; in a log or pipe without the spaces
+        rich pads every line with to the table's width."""
+        if self.json_mode or self.quiet:
+            return
+        if self.out.is_terminal:
             self.out.print(renderable)
+            return
+        with self.out.capture() as captured:
+            self.out.print(renderable)
+        sys.stdout.write("\n".join(line.rstrip() for line in captured.get().split("\n")))
+        sys.stdout.flush()
 
     def emit_json(self, obj: Any) -> None:
         from attrib.runs.atomic import json_text

@@ -591,3 +591,11 @@ def test_a_trained_model_at_chance_against_a_table_is_warned_of(run_cli, tmp_pat
     assert parse_json(shifted)["summary"]["top1"] == {"correct": 0, "of": 50, "accuracy": 0.0}
     assert f"warning: {warning}" in " ".join(shifted.stderr.split())
     assert f"warning: {warning}".replace("'", "&#39;") in (tmp_path / "s.html").read_text()
+
+
+def test_tables_in_a_log_have_no_trailing_spaces(run_cli, images, tmp_path):
+    """rich pads each table line with spaces to the table's width: a log or a diff of two runs was full of them."""
+    result = run_cli("explain", images, *TINY, "-m", "gradient", "--out", tmp_path / "o")
+    lines = result.stdout.splitlines()
+    assert result.exit_code == 0 and len(lines) > 10 and "┃ class" in result.stdout
+    assert [line for line in lines if line != line.rstrip()] == []
