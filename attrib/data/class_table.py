@@ -122,10 +122,10 @@ def _json_rows(text: str, file: str) -> Iterator[tuple[str, str, str]]:
     if not isinstance(table, dict):
         raise UsageError(f"{file}: expected a JSON object {{image: class}}, got a {type(table).__name__}")
     for key, value in table.items():
-        if isinstance(value, bool) or not isinstance(value, (str, int)) or not key.strip():
+        if isinstance(value, bool) or not isinstance(value, (str, int)) or not key.strip() or not str(value).strip():
             raise UsageError(f"{file}: entry {key!r}: expected an image name and a class name or index, got "
                              f"{value!r}")
-        yield f"entry {key!r}", key.strip(), str(value)
+        yield f"entry {key!r}", key.strip(), str(value).strip()
 
 
 class _Classes:

@@ -385,7 +385,7 @@ def _stream_remote(plan: Plan, todo: list, options: Options, store: RunStore, ev
     """Shards of ``size`` inputs to the executor's workers; their bundles written here, in input order."""
     from attrib.data.images import portable
 
-    init = (options, plan.methods, plan.kwargs, None, plan.device)
+    init = (options, plan.methods, plan.kwargs, plan.device)
     shards = ([(portable(source), input_id, given) for source, input_id, given in _targeted(plan, shard)]
               for shard in batches(todo, size))
     with make_executor(options.executor) as executor:
@@ -401,13 +401,13 @@ def _stream_remote(plan: Plan, todo: list, options: Options, store: RunStore, ev
 class ShardWorker:
     """(on a cluster worker) the model, loaded once; shards of inputs in, their bundles out, in order."""
 
-    def __init__(self, options: Options, methods: list[str], kwargs: dict, target: None, device: str) -> None:
+    def __init__(self, options: Options, methods: list[str], kwargs: dict, device: str) -> None:
         from attrib.models import load_model
 
         model = load_model(options.model, weights=options.weights, pretrained=options.pretrained,
                            trust_remote_code=options.trust_remote_code, labels=options.labels)
         model.module.to(device).eval()
-        self.plan, self.options = Plan(model, methods, kwargs, target, device, {}), options
+        self.plan, self.options = Plan(model, methods, kwargs, None, device, {}), options  # classes: per input
 
     def explain(self, shard: list[tuple]) -> list[dict[str, Any]]:
         items = [_decode(replace(self.plan, target=given), source, input_id) for source, input_id, given in shard]

@@ -72,6 +72,7 @@ def test_tsv_txt_and_json_tables(tmp_path):
     ("e.csv", 'x.png,"cat\n', r"e.csv: not a readable table"),
     ("f.json", "[1, 2]", r"f.json: expected a JSON object \{image: class\}, got a list"),
     ("g.json", '{"x.png": [1]}', r"g.json: entry 'x.png': expected an image name and a class"),
+    ("g2.json", '{"x.png": " "}', r"g2.json: entry 'x.png': expected an image name and a class"),
     ("h.json", '{"x.png": 1', r"h.json: not valid JSON \(Expecting"),
     ("i.txt", "x.png 9\n", r"i.txt line 1: target 9 is out of range: the model has 3 classes"),
     ("j.csv", "x.png,n01440764 1 2 3 4\n", r"j.csv line 1: unknown target label 'n01440764'"),  # not ImageNet
