@@ -66,6 +66,10 @@ def common_options(command: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+LABELS_OPTION = click.option("--labels", "labels", type=click.Path(dir_okay=False), metavar="FILE",
+                             help="Class names: one per line, a JSON list or {index: name}.")
+
+
 def model_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """--model/-M SPEC, --weights FILE, --no-pretrained, --labels FILE."""
     for option in reversed((
@@ -74,8 +78,7 @@ def model_options(command: Callable[..., Any]) -> Callable[..., Any]:
                          help="Local state dict (.pt/.pth/.safetensors)."),
             click.option("--no-pretrained", is_flag=True,
                          help=NO_PRETRAINED_HELP),
-            click.option("--labels", "labels", type=click.Path(dir_okay=False), metavar="FILE",
-                         help="Class names: one per line, a JSON list or {index: name}."))):
+            LABELS_OPTION)):
         command = option(command)
     return command
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from attrib.cli.common import Common, View, common_options, run_job
+from attrib.cli.common import LABELS_OPTION, Common, View, common_options, run_job
 from attrib.cli.ui import UI
 from attrib.errors import counted
 
@@ -50,9 +50,10 @@ INTERRUPTED = "interrupted; the texts explained so far are in {out}/run.json (re
               help="n_steps of every method (IG's steps).")
 @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1), help="Sentences per forward.")
 @click.option("--trust-remote-code", is_flag=True, help="Allow the model repos' own code to run.")
+@LABELS_OPTION
 @common_options
 def explain_text(texts, model_spec, lm_spec, methods, settings, text_file, column, label_column, pairs, pair_column,
-                 target, n_samples, n_steps, batch_size, trust_remote_code, common: Common) -> None:
+                 target, n_samples, n_steps, batch_size, trust_remote_code, labels, common: Common) -> None:
     """Explain a text classifier's predictions word by word (OLM, OLM-S, occlusion, gradients).
 
     TEXTS are given as arguments or with --file. Each word (punctuation is a word of its own) gets one
@@ -64,7 +65,7 @@ def explain_text(texts, model_spec, lm_spec, methods, settings, text_file, colum
 
     options = job.Options(list(texts), text_file, column, label_column, list(pairs), pair_column, model_spec, lm_spec,
                           list(methods) or list(job.DEFAULT_METHODS), list(settings), target, n_samples, n_steps,
-                          common.seed, batch_size, common.device, trust_remote_code)
+                          common.seed, batch_size, common.device, trust_remote_code, labels=labels)
     run_job(common, job, options, View(show=_summary, json=job.json_view, exit_code=job.exit_code,
                                        on_item=_show_text, interrupted=INTERRUPTED), prefix="text-")
 

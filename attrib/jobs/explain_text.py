@@ -75,6 +75,7 @@ class Options(ListFields):
     batch_size: int = 64
     device: str = "auto"
     trust_remote_code: bool = False
+    labels: str | None = None  # a file naming the classifier's classes (default: its id2label)
 
 
 def canonical_methods(names: list[str]) -> list[str]:
@@ -228,7 +229,7 @@ def _load(options: Options, events: Events):
     device = resolve_device(options.device)
     events.info("loading models ...")
     classifier = load_text_classifier(options.model, trust_remote_code=options.trust_remote_code,
-                                      batch_size=options.batch_size, device=device)
+                                      batch_size=options.batch_size, device=device, labels=options.labels)
     needs_lm = any("lm" in METHODS[n].needs for n in names)
     for warning in _unused(options, names, needs_lm):
         events.warning(warning)

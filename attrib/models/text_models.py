@@ -72,6 +72,7 @@ class TextClassifier:
     name: str
     batch_size: int = 64
     device: str = "cpu"
+    names: list[str] | None = None  # the classes' names from a --labels file (default: the config's id2label)
 
     def __post_init__(self) -> None:
         self.max_tokens = token_limit(self.model, self.tokenizer)
@@ -82,6 +83,8 @@ class TextClassifier:
 
     @property
     def labels(self) -> list[str]:
+        if self.names:
+            return list(self.names)
         id2label = getattr(self.model.config, "id2label", None) or {}
         return [str(id2label.get(i, f"class {i}")) for i in range(self.model.config.num_labels)]
 
@@ -301,9 +304,13 @@ def _word_start_marker(vocab: dict[str, int]) -> str | None:
 
 
 def load_text_classifier(spec: str, *, trust_remote_code: bool = False, batch_size: int = 64,
-                         device: str = "cpu") -> TextClassifier:
+                         device: str = "cpu", labels: str | None = None) -> TextClassifier:
+    """A sequence classifier; ``labels``: a file naming its classes (many fine-tuned models only say LABEL_0)."""
+    from attrib.models.registry import read_labels
+
     model, tokenizer = _load("AutoModelForSequenceClassification", spec, trust_remote_code)
-    return TextClassifier(model.to(device), tokenizer, spec, batch_size, device)
+    names = read_labels(labels, model.config.num_labels) if labels else None
+    return TextClassifier(model.to(device), tokenizer, spec, batch_size, device, names)
 
 
 def load_masked_lm(spec: str | None = None, *, trust_remote_code: bool = False, device: str = "cpu") -> MaskedLM:

@@ -407,3 +407,22 @@ def test_standard_input_from_a_terminal_is_refused(monkeypatch):
         read_texts([], "-")
     with pytest.raises(UsageError, match="^--inputs-from -: standard input is a terminal"):
         read_input_list("-")
+
+
+def test_labels_file_names_the_classifiers_classes(run_cli, text_models, tmp_path):
+    """Many fine-tuned classifiers name their classes LABEL_0, LABEL_1 only: gold labels by name could not be
+    read, and every prediction was shown as LABEL_1. explain-text had no --labels, as explain has."""
+    (tmp_path / "names.txt").write_text("bad\ngood\n")
+    table = tmp_path / "d.csv"
+    table.write_text("s,l\ngreat fun,good\nboring,bad\n")
+    result = run_cli("explain-text", "--file", table, "--column", "s", "--label-column", "l", "-M", text_models["clf"],
+                     "-m", "unk", "--labels", tmp_path / "names.txt", "--out", tmp_path / "o", "--json")
+    texts = parse_json(result)["texts"]
+    assert result.exit_code == 0 and [t["target"] for t in texts] == [1, 0]
+    assert {t["prediction"]["label"] for t in texts} <= {"bad", "good"}
+    assert json.loads((tmp_path / "o" / "run.json").read_text())["model"]["labels"] == ["bad", "good"]
+    (tmp_path / "three.txt").write_text("bad\nmeh\ngood\n")
+    wrong = run_cli("explain-text", "hi", "-M", text_models["clf"], "-m", "unk", "--labels", tmp_path / "three.txt",
+                    "--out", tmp_path / "w")
+    assert wrong.exit_code == 2 and f"labels {tmp_path / 'three.txt'}: 3 names for a model with 2 classes" in \
+        " ".join(wrong.output.split())
