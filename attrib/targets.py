@@ -212,6 +212,14 @@ def parse_class(text: str, labels: list[str]) -> int | None:
 
 IMAGENET_CLASSES = 1000
 WORDNET_ID = re.compile(r"^n\d{8}$")
+LEADING_WORDNET_ID = re.compile(r"^(n\d{8})(?:[\s_-]|$)")
+
+
+def leading_wordnet_id(text: str) -> str | None:
+    """The WordNet id a text starts with, followed by a space, "-" or "_" or nothing: Stanford Dogs' folders
+    ("n02085620-Chihuahua"), Kaggle's ImageNet PredictionString ("n01751748 187 55 448 351 ..."); else None."""
+    found = LEADING_WORDNET_ID.match(text.strip())
+    return found.group(1) if found else None
 
 
 @functools.cache

@@ -6,8 +6,8 @@ Rows pair an image with a class: CSV or TSV (the first column the image, the sec
 ignored; a first row whose class names no class is its header), ``.txt`` (the image, white space, its class) or
 a JSON object ``{image: class}``. The image is a path (relative to the table's folder or to the working folder)
 or a bare file name, with or without its suffix (``ILSVRC2012_val_00000001``). The class is what ``--target``
-takes: an index, a label name or an ImageNet WordNet id; a field of several words whose first is a WordNet id
-(Kaggle's ``PredictionString``: "n01751748 187 55 448 351 ...") counts that id.
+takes: an index, a label name or an ImageNet WordNet id; a field that starts with a WordNet id (Kaggle's
+``PredictionString``: "n01751748 187 55 448 351 ...") counts that id.
 """
 
 from __future__ import annotations
@@ -147,11 +147,9 @@ class _Classes:
         return False
 
     def parse(self, value: str, where: str) -> int:
-        from attrib.targets import WORDNET_ID
+        from attrib.targets import leading_wordnet_id
 
-        first = value.split()[0]
-        if first != value and WORDNET_ID.match(first):  # Kaggle's "n01751748 187 55 448 351 n01751748 ..."
-            value = first
+        value = leading_wordnet_id(value) or value  # Kaggle's "n01751748 187 55 448 351 n01751748 ..."
         if value not in self.known:
             self.known[value] = self._parse(value, where)
         return self.known[value]

@@ -15,6 +15,7 @@ and PNG bytes (a :func:`bundle`), and this process writes the run folder exactly
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
@@ -440,7 +441,7 @@ def folder_class(source, labels: list[str]) -> int:
     """The class named by the folder an image file is in (ImageFolder's layout: a label name or index, or an
     ImageNet WordNet id); an InputError naming the image otherwise."""
     from attrib.data.images import InputError
-    from attrib.targets import parse_class
+    from attrib.targets import IMAGENET_CLASSES, leading_wordnet_id, parse_class
 
     if source.path is None:
         raise InputError(f"{source.name}: not a file in a folder, so no folder names its class (--target folder)")
@@ -448,8 +449,13 @@ def folder_class(source, labels: list[str]) -> int:
     try:
         return parse_class(folder, labels)
     except UsageError as error:
-        raise InputError(f"{source.name}: its folder {folder!r} names no class of the model (--target folder): "
-                         f"{error}") from None
+        problem = error
+    wordnet_id = leading_wordnet_id(folder)  # Stanford Dogs' "n02085620-Chihuahua"
+    if wordnet_id and len(labels) == IMAGENET_CLASSES:
+        with contextlib.suppress(UsageError):
+            return parse_class(wordnet_id, labels)
+    raise InputError(f"{source.name}: its folder {folder!r} names no class of the model (--target folder): "
+                     f"{problem}")
 
 
 def _given(plan: Plan, source) -> int | None:

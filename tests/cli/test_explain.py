@@ -89,7 +89,7 @@ def test_target_folder_explains_each_image_as_its_folder_names(run_cli, tmp_path
     """ImageFolder layouts (ImageNet's val/n02123045/...) name each image's class by its folder; there was no way
     to explain the true class of each image, only the predicted one or one class for all."""
     for folder, colour in (("n02123045", (200, 30, 30)), ("7", (20, 180, 40)), ("Tiger Cat", (9, 9, 9)),
-                           ("xqzv", (90, 90, 90))):
+                           ("xqzv", (90, 90, 90)), ("n02085620-Chihuahua", (1, 2, 3)), ("n99999999-x", (4, 5, 6))):
         (tmp_path / "val" / folder).mkdir(parents=True)
         Image.new("RGB", (90, 70), colour).save(tmp_path / "val" / folder / "a.png")
     (tmp_path / "val" / "n02123045" / "link.png").symlink_to(tmp_path / "val" / "7" / "a.png")  # its own folder
@@ -99,8 +99,11 @@ def test_target_folder_explains_each_image_as_its_folder_names(run_cli, tmp_path
     inputs = {Path(i["path"]).parent.name: i for i in parse_json(result)["inputs"] if "link" not in i["path"]}
     (link,) = [i for i in parse_json(result)["inputs"] if "link" in i["path"]]
     assert [a["target"] for a in link["attributions"]] == [281, 281]
-    for folder, index in (("n02123045", 281), ("7", 7), ("Tiger Cat", 282)):
-        assert [a["target"] for a in inputs[folder]["attributions"]] == [index, index], folder
+    for folder, index in (("n02123045", 281), ("7", 7), ("Tiger Cat", 282), ("n02085620-Chihuahua", 151)):
+        assert [a["target"] for a in inputs[folder]["attributions"]] == [index, index], folder  # Stanford Dogs'
+    assert inputs["n99999999-x"]["error"].endswith("its folder 'n99999999-x' names no class of the model (--target "
+                                                   "folder): unknown target label 'n99999999-x' (use pred, a class "
+                                                   "index or a label name)")
     assert inputs["xqzv"]["error"].endswith("a.png: its folder 'xqzv' names no class of the model (--target "
                                             "folder): unknown target label 'xqzv' (use pred, a class index or "
                                             "a label name)")

@@ -34,13 +34,15 @@ def test_kaggles_imagenet_solution_file_with_paths_names_and_stems(tmp_path, mon
                    "ILSVRC2012_val_00008726,n02123045 7 8 300 200 n02123045 1 2 3 4\n"
                    "a/x.png,tiger cat\n"
                    "val/a/y.png,7\n"
-                   "z.jpg,n01440764\n", IMAGENET)
+                   "z.jpg,n01440764\n"
+                   "w.jpg,n02085620-Chihuahua\n", IMAGENET)
     wid = imagenet_ids()
     assert table.class_of(_source("val/b/ILSVRC2012_val_00008726.JPEG")) == wid["n02123045"] == 281
     assert table.class_of(_source("val/a/x.png")) == 282  # relative to the table's folder
     assert table.class_of(_source(tmp_path / "val/a/x.png")) == 282  # the same file, given absolutely
     assert table.class_of(_source("val/a/y.png")) == 7  # relative to the working folder
     assert table.class_of(_source("elsewhere/z.jpg")) == 0  # a bare name: any folder
+    assert table.class_of(_source("w.jpg")) == 151  # Stanford Dogs' names
     with pytest.raises(InputError, match=r"^val/b/x.png: --target .*solution.csv gives it no class$"):
         table.class_of(_source("val/b/x.png"))  # x.png is keyed by a path, not a name
     with pytest.raises(InputError, match=r"^sample:chelsea: not a file, so --target .* gives it no class$"):
