@@ -53,7 +53,9 @@ class ClassTable:
         for found in (self.by_path.get(path), self.by_name.get(Path(path).name), self.by_name.get(Path(path).stem)):
             if found is not None:
                 return found
-        raise InputError(f"{source.name}: --target {self.name} gives it no class")
+        hint = "" if not self.by_name or any(not key.isdigit() for key in self.by_name) or self.by_path else \
+            f" ({self.name} is keyed by numbers: if it names the model's classes, --labels takes it)"
+        raise InputError(f"{source.name}: --target {self.name} gives it no class{hint}")
 
 
 def read_class_table(file: str, labels: list[str]) -> ClassTable:

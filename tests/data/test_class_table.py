@@ -56,6 +56,16 @@ def test_a_first_row_is_a_header_only_when_it_names_no_class_and_no_image(tmp_pa
         _table(tmp_path, "c.csv", "x.png,dgo\ny.png,cat\n")  # an image's row, not a header: its typo is named
 
 
+def test_a_map_of_class_names_given_as_a_table_says_what_takes_it(tmp_path):
+    """{index: name} is what --labels reads; as --target it named no image, and every image failed unexplained."""
+    table = _table(tmp_path, "classes.json", json.dumps({"0": "cat", "1": "dog", "2": "bird"}))
+    with pytest.raises(InputError, match=r"x.png: --target .*classes.json gives it no class \(.*classes.json is "
+                                         r"keyed by numbers: if it names the model's classes, --labels takes it\)$"):
+        table.class_of(_source("x.png"))
+    with pytest.raises(InputError, match=r"x.png: --target .*t.csv gives it no class$"):
+        _table(tmp_path, "t.csv", "y.png,cat\n").class_of(_source("x.png"))
+
+
 def test_tsv_txt_and_json_tables(tmp_path):
     assert _table(tmp_path, "t.tsv", "image\tclass\tsource\na b.png\tcat\tme\n").by_name == {"a b.png": 0}
     caffe = _table(tmp_path, "val.txt", "ILSVRC2012_val_00000001.JPEG 65\nILSVRC2012_val_00000002.JPEG tiger cat\n",
