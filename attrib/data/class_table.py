@@ -38,6 +38,7 @@ class ClassTable:
     digest: str  # sha256 of its bytes: a changed table is a changed target
     by_path: dict[str, int] = field(repr=False)  # absolute path -> class
     by_name: dict[str, int] = field(repr=False)  # file name, or name without its suffix -> class
+    first_key: str = ""  # the first row's image, as written (for messages)
 
     def describe(self) -> dict[str, str]:
         """The table as run.json records it (``target_table``): the file as given and its contents' digest."""
@@ -88,7 +89,7 @@ def read_class_table(file: str, labels: list[str]) -> ClassTable:
             by_path.setdefault(os.path.abspath(key), index)
         else:
             by_name[key] = index
-    return ClassTable(file, hashlib.sha256(data).hexdigest(), by_path, by_name)
+    return ClassTable(file, hashlib.sha256(data).hexdigest(), by_path, by_name, rows[0][1])
 
 
 def _rows(text: str, file: str) -> Iterator[tuple[str, str, str]]:

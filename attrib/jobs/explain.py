@@ -28,7 +28,7 @@ import torch
 
 from attrib.data.class_table import ClassTable, is_class_table, read_class_table
 from attrib.engine import PRECISIONS, native_bf16
-from attrib.errors import AttribError, UsageError, first_line
+from attrib.errors import AttribError, UsageError, counted, first_line
 from attrib.executors import ExecutorSpec, make_executor
 from attrib.jobs.common import (Accuracy, Events, ListFields, attribution_row, check_counts, describe_methods,
                                 failure_line, gap_warnings, header, ignored_settings, method_kwargs, now,
@@ -129,6 +129,28 @@ def prepare(options: Options, events: Events) -> Plan:
     return Plan(model, names, kwargs, target, device, record)
 
 
+def _check_classes(plan: Plan, sources: list, events: Events) -> None:
+    """With classes from folders or a table: a UsageError when no input gets one (rows keyed, or folders named,
+    otherwise than the inputs: every input would fail), a warning saying how many inputs get none."""
+    from attrib.data.images import InputError
+
+    if plan.target != FOLDER and not isinstance(plan.target, ClassTable):
+        return
+    failures = []
+    for source in sources:
+        try:
+            _given(plan, source)
+        except InputError as error:
+            failures.append(str(error))
+    where = f"--target {plan.target.name}" if isinstance(plan.target, ClassTable) else "--target folder"
+    if sources and len(failures) == len(sources):
+        keyed = f" (its rows name images as {plan.target.first_key!r})" if isinstance(plan.target, ClassTable) else ""
+        raise UsageError(f"{where} gives no input a class{keyed}; the first: {failures[0]}")
+    if failures:
+        events.warning(f"{where} gives no class to {len(failures)} of {counted(len(sources), 'input')}: they fail "
+                       "alone")
+
+
 def _target(text: str, labels: list[str]) -> int | str | ClassTable | None:
     """``--target``: pred (None), one class, ``folder`` or a table file naming each image's class."""
     from attrib.targets import parse_class
@@ -191,6 +213,7 @@ def run(options: Options, store: RunStore, events: Events | None = None) -> dict
     listed = read_input_list(options.inputs_from) if options.inputs_from else []
     plan = prepare(options, events)
     sources = expand_inputs(options.inputs + listed)[:options.limit]
+    _check_classes(plan, sources, events)
     if not options.executor.remote:
         plan.model.module.to(plan.device).eval()
     store.open(KIND)  # not another kind's folder; what a killed earlier run here was writing, swept

@@ -108,10 +108,11 @@ def test_target_folder_explains_each_image_as_its_folder_names(run_cli, tmp_path
                                             "folder): unknown target label 'xqzv' (use pred, a class index or "
                                             "a label name)")
     assert json.loads((tmp_path / "o" / "run.json").read_text())["target"] == "folder"
+    assert "--target folder gives no class to 2 of 7 inputs: they fail alone" in " ".join(result.stderr.split())
     samples = run_cli("explain", *TINY, "-m", "gradient", "--target", "folder", "--out", tmp_path / "s", "--json")
-    refused = [i["error"] for i in parse_json(samples)["inputs"]]
-    assert samples.exit_code == 1 and all(e.endswith("not a file in a folder, so no folder names its class (--target "
-                                                     "folder)") for e in refused)
+    assert samples.exit_code == 2 and not (tmp_path / "s").exists()  # not one input would get a class
+    assert "--target folder gives no input a class; the first: sample:chelsea: not a file in a folder, so no folder " \
+        "names its class (--target folder)" in " ".join(samples.output.split())
 
 
 def test_target_table_explains_each_image_as_a_file_names_it(run_cli, tmp_path):
@@ -142,6 +143,11 @@ def test_target_table_explains_each_image_as_a_file_names_it(run_cli, tmp_path):
     assert f"<td>{100 * hits / 3:.1f}% of 3 inputs against the given classes</td>" in (tmp_path / "r.html").read_text()
     misses = [i for i in again["inputs"] if i["predictions"][0]["index"] != i["attributions"][0]["target"]]
     assert (tmp_path / "r.html").read_text().count("), not the top prediction</span>") == len(misses) > 0
+    (tmp_path / "stems.csv").write_text("ILSVRC2012_val_9,3\n")  # rows keyed otherwise than the inputs
+    keyed = run_cli("explain", tmp_path / "val", *TINY, "--target", tmp_path / "stems.csv", "--out", tmp_path / "k")
+    assert keyed.exit_code == 2 and not (tmp_path / "k").exists()
+    assert f"--target {tmp_path / 'stems.csv'} gives no input a class (its rows name images as 'ILSVRC2012_val_9'); " \
+        f"the first: {tmp_path}/val/ILSVRC2012_val_00000000.JPEG: --target" in " ".join(keyed.output.split())
     missing = run_cli("explain", *TINY, "--target", tmp_path / "none.csv", "--out", tmp_path / "n")
     assert missing.exit_code == 2 and "cannot read the table of classes (No such file" in missing.output
 
