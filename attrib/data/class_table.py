@@ -39,6 +39,7 @@ class ClassTable:
     by_path: dict[str, int] = field(repr=False)  # absolute path -> class
     by_name: dict[str, int] = field(repr=False)  # file name, or name without its suffix -> class
     first_key: str = ""  # the first row's image, as written (for messages)
+    numbered: bool = False  # every row keyed by a bare number: maybe a map of class names, which --labels takes
 
     def describe(self) -> dict[str, str]:
         """The table as run.json records it (``target_table``): the file as given and its contents' digest."""
@@ -54,8 +55,8 @@ class ClassTable:
         for found in (self.by_path.get(path), self.by_name.get(Path(path).name), self.by_name.get(Path(path).stem)):
             if found is not None:
                 return found
-        hint = "" if not self.by_name or any(not key.isdigit() for key in self.by_name) or self.by_path else \
-            f" ({self.name} is keyed by numbers: if it names the model's classes, --labels takes it)"
+        hint = f" ({self.name} is keyed by numbers: if it names the model's classes, --labels takes it)" \
+            if self.numbered else ""
         raise InputError(f"{source.name}: --target {self.name} gives it no class{hint}")
 
 
@@ -89,7 +90,8 @@ def read_class_table(file: str, labels: list[str]) -> ClassTable:
             by_path.setdefault(os.path.abspath(key), index)
         else:
             by_name[key] = index
-    return ClassTable(file, hashlib.sha256(data).hexdigest(), by_path, by_name, rows[0][1])
+    numbered = not by_path and all(key.isdigit() for key in by_name)
+    return ClassTable(file, hashlib.sha256(data).hexdigest(), by_path, by_name, rows[0][1], numbered)
 
 
 def _rows(text: str, file: str) -> Iterator[tuple[str, str, str]]:
