@@ -19,6 +19,7 @@ Examples:
   attrib explain cat.jpg -M timm:resnet50 --weights resnet50.safetensors --target "tabby cat"
   attrib explain imagenet/val/ -M timm:resnet50 --target folder      each image's class: its folder (n01440764/)
   attrib explain val/ -M timm:resnet50 --target LOC_val_solution.csv  each image's class from a table
+  attrib explain val/ -M timm:resnet50 --target folder --only wrong   only the images it gets wrong
   find shots -name '*.jpg' -newer last.txt | attrib explain --inputs-from -     a list of inputs, one per line
   attrib explain cat.jpg -m eg --background refs/ --html report.html
   attrib explain photos/ --no-images --executor ray --address auto --gpus-per-worker 0.5
@@ -34,6 +35,9 @@ Exit codes: 0 all inputs explained, 1 some inputs failed, 2 usage error."""
               help="pred, a class index, a label name; folder: the class each image's folder names (a label, "
                    "an index or an ImageNet WordNet id, as in ImageFolder layouts); or a .csv, .tsv, .txt or .json "
                    "file naming each image's class (image, class per row).")
+@click.option("--only", type=click.Choice(["wrong", "right"]),
+              help="With the true classes given (--target folder, FILE or a class): explain only the inputs the model "
+                   "classifies wrong (right); the others are recorded with their predictions.")
 @click.option("--top-k", default=5, show_default=True, type=click.IntRange(1), help="Predictions shown.")
 @click.option("--precision", type=click.Choice(["fp32", "tf32", "bf16"]), default="fp32", show_default=True,
               help="fp32: true float32 (TF32 off); tf32: TF32 tensor cores allowed (GPU); bf16: autocast.")
@@ -52,8 +56,8 @@ Exit codes: 0 all inputs explained, 1 some inputs failed, 2 usage error."""
 @click.option("--workers", type=click.IntRange(1), help="Threads decoding images ahead [default: min(4, CPUs)].")
 @executor_options("worker")
 @common_options
-def explain(inputs, model_spec, weights, no_pretrained, labels, trust_remote_code, methods, settings, target, top_k,
-            precision, background, view, magnitude, force, no_images, inputs_from, limit, batch_size, workers,
+def explain(inputs, model_spec, weights, no_pretrained, labels, trust_remote_code, methods, settings, target, only,
+            top_k, precision, background, view, magnitude, force, no_images, inputs_from, limit, batch_size, workers,
             executor, common: Common) -> None:
     """Explain image classifiers' predictions with attribution methods.
 
@@ -72,7 +76,7 @@ def explain(inputs, model_spec, weights, no_pretrained, labels, trust_remote_cod
                           list(methods) or ["integrated_gradients"], list(settings), target, top_k, common.seed,
                           common.device, precision, background, "magnitude" if magnitude else view or "blend", force,
                           not no_images, limit, batch_size, workers, executor, labels=labels,
-                          inputs_from=inputs_from)
+                          inputs_from=inputs_from, only=only)
     run_job(common, job, options, View(show=_summary, json=job.json_view, exit_code=job.exit_code,
                                        on_item=_show_input, interrupted=RESUMES))
 
@@ -85,6 +89,10 @@ def _show_input(ui: UI, entry: dict, totals: dict) -> None:
 
     if entry.get("skipped"):
         ui.detail(f"{entry['name']}: already done (use --force to redo)")
+    if entry["status"] == "excluded":
+        best = entry["predictions"][0]
+        how = "right" if best["index"] == entry.get("given") else "wrong"
+        ui.detail(f"{entry['name']}: classified {how} ({best['label']}), so not explained (--only)")
     if entry["status"] == "ok" and (ui.verbose or (totals.get("inputs") or 0) <= TABLES_UP_TO):
         ui.show(input_table(entry))  # a failed input's one line is the job's error event
 
@@ -92,6 +100,9 @@ def _show_input(ui: UI, entry: dict, totals: dict) -> None:
 def _summary(ui: UI, record: dict, out: Path) -> None:
     s = record["summary"]
     skipped = f", {s['skipped']} already done" if s["skipped"] else ""
+    if record.get("only"):
+        right = "right" if record["only"] == "wrong" else "wrong"
+        skipped += f", {s.get('excluded', 0)} not explained (classified {right}; --only {record['only']})"
     ui.info(f"{s['done']} explained{skipped}, {s['failed']} failed of {counted(s['inputs'], 'input')} "
             f"in {duration(s['seconds'])} "
             f"({s['images_per_second']:.2f} images/s); " + _top1(s)

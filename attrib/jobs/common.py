@@ -91,6 +91,25 @@ class Accuracy:
                 "model's class order? The maps explain those classes")
 
 
+ONLY = ("wrong", "right")  # --only: explain the inputs the model classifies wrong (right) against the given classes
+
+
+def check_only(only: str | None, given: bool) -> None:
+    """A UsageError for an unknown ``--only`` or for one without classes to judge the predictions by."""
+    if only is not None and only not in ONLY:
+        raise UsageError(f"--only must be one of {', '.join(ONLY)}, got {only!r}")
+    if only is not None and not given:
+        raise UsageError(f"--only {only} judges each prediction against the input's true class: give the classes "
+                         "(--target folder, a table file or one class)")
+
+
+def selected(only: str | None, predicted: int, given: int | None) -> bool:
+    """Whether ``--only`` wants an input explained: all without it; else those classified wrong (right)."""
+    if only is None or given is None:
+        return True
+    return (predicted != given) == (only == "wrong")
+
+
 def check_counts(options: Any, *names: str, least: dict[str, int] | None = None) -> None:
     """A UsageError, before any work, for a bad ``options.seed`` and for each named option that must be an
     integer of at least 1 (``least`` may ask more) or None: the command line checks its flags, Python callers

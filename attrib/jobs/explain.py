@@ -30,15 +30,16 @@ from attrib.data.class_table import ClassTable, is_class_table, read_class_table
 from attrib.engine import PRECISIONS, native_bf16
 from attrib.errors import AttribError, UsageError, counted, first_line
 from attrib.executors import ExecutorSpec, make_executor
-from attrib.jobs.common import (Accuracy, Events, ListFields, attribution_row, check_counts, describe_methods,
-                                failure_line, gap_warnings, header, ignored_settings, method_kwargs, now,
-                                resolve_device, resolve_methods, supplies)
+from attrib.jobs.common import (Accuracy, Events, ListFields, attribution_row, check_counts, check_only,
+                                describe_methods, failure_line, gap_warnings, header, ignored_settings, method_kwargs,
+                                now, resolve_device, resolve_methods, selected, supplies)
 from attrib.jobs.pipeline import OrderedFinisher, batches, prefetch
 from attrib.runs.store import RunStore, closes_store, slug
 
 KIND = "explain"
 FOLDER = "folder"  # --target folder: the class each image's folder names (ImageFolder's layout)
 TABLE = "table"  # --target FILE.csv: a table file names each image's class (run.json: target_table)
+EXCLUDED = "excluded"  # an input's status when --only leaves it out (its predictions are recorded)
 MAX_BATCH = 64  # images per engine call at most (decoded images held: about 0.6 MB each at 224 px)
 CHUNKS_PER_BATCH = 2  # a batch holds rows for this many full engine chunks (so the last chunk's waste is small)
 
@@ -73,6 +74,7 @@ class Options(ListFields):
     executor: ExecutorSpec = field(default_factory=ExecutorSpec)  # where the inputs are explained
     labels: str | None = None  # a file naming the model's classes (default: the model's own names)
     inputs_from: str | None = None  # a file listing more inputs, one per line ("-": standard input)
+    only: str | None = None  # "wrong" ("right"): explain only the inputs classified wrong (right); None: all
 
 
 @dataclass
@@ -86,6 +88,7 @@ class Plan:
     # class; a ClassTable: a table file names each image's class
     device: str
     record: dict[str, Any]
+    only: str | None = None  # Options.only
 
 
 def prepare(options: Options, events: Events) -> Plan:
@@ -109,6 +112,7 @@ def prepare(options: Options, events: Events) -> Plan:
         raise UsageError(f"{model.name} takes {model.kind} inputs, not images; evaluate it with "
                          "`attrib diffroar` or `attrib sanity` on its data set")
     target = _target(options.target, model.labels)
+    check_only(options.only, given=target is not None)
     _check_view(options.view)
     supplied, descriptions = supplies(names, model, events, folder=options.background, seed=options.seed,
                                       data=None if options.background else _own_data(model, names))
@@ -118,7 +122,7 @@ def prepare(options: Options, events: Events) -> Plan:
         events.warning(warning)
     record = header(KIND, model=model.describe(), methods=methods, seed=options.seed, device=device,
                     precision=options.precision, **_target_fields(target), view=options.view, images=options.images,
-                    background=descriptions.get("background"))
+                    background=descriptions.get("background"), only=options.only)
     events.info(f"model: {model.name}; methods: {', '.join(names)}; device: {device}")
     if options.precision == "tf32" and not device.startswith("cuda"):
         events.warning(f"--precision tf32 changes CUDA matrix products only; on {device} this run is fp32")
@@ -126,7 +130,7 @@ def prepare(options: Options, events: Events) -> Plan:
         events.warning(f"--precision bf16: {device} has no bfloat16 arithmetic, so torch emulates it, many times "
                        "slower than fp32 (26x per pass for the default model on a 2-core AVX2 CPU); bf16 is for "
                        "GPUs and CPUs with AVX-512 BF16 or AMX")
-    return Plan(model, names, kwargs, target, device, record)
+    return Plan(model, names, kwargs, target, device, record, options.only)
 
 
 def _check_classes(plan: Plan, sources: list, events: Events) -> None:
@@ -220,7 +224,7 @@ def run(options: Options, store: RunStore, events: Events | None = None) -> dict
     previous = _previous(store, plan.record, events)
     record = plan.record
     store.write_record(record)
-    stats, top1 = {"done": 0, "skipped": 0, "failed": 0}, _accuracy(plan)
+    stats, top1 = {"done": 0, "skipped": 0, "excluded": 0, "failed": 0}, _accuracy(plan)
     events.task("inputs", "inputs", len(sources))
     todo = _todo(plan, sources, previous, options, events, stats, top1)
     start = time.perf_counter()
@@ -242,14 +246,14 @@ def run(options: Options, store: RunStore, events: Events | None = None) -> dict
 def _todo(plan: Plan, sources: list, previous: dict[str, dict], options: Options, events: Events, stats: dict,
           top1: Accuracy | None) -> list[tuple]:
     """(source, input id) of each input to explain; one done earlier with the same settings is reported as
-    already done (counted in ``stats`` and ``top1``) unless ``options.force``."""
+    already done (counted in ``stats`` and ``top1``) unless ``options.force``, and so is one that ``--only``
+    left out then and leaves out now."""
     taken = {e["id"] for e in previous.values()}
     todo = []
     for source in sources:
         prev = previous.get(source.name)
-        if prev and prev["status"] == "ok" and not options.force and _covers(prev, plan.methods) \
-                and _same_class(plan, source, prev):
-            stats["skipped"] += 1
+        if prev and not options.force and _reusable(plan, source, prev):
+            stats["skipped" if prev["status"] == "ok" else "excluded"] += 1
             _tally(top1, prev)
             events.advance("inputs", 1)
             events.item({**_only(prev, plan.methods), "skipped": True})
@@ -266,8 +270,28 @@ def _accuracy(plan: Plan) -> Accuracy | None:
 
 
 def _tally(top1: Accuracy | None, entry: dict) -> None:
-    if top1 is not None and entry["status"] == "ok" and entry["predictions"] and entry["attributions"]:
-        top1.count(entry["predictions"][0]["index"], entry["attributions"][0]["target"])
+    given = _given_class(entry)
+    if top1 is not None and entry["status"] in ("ok", EXCLUDED) and entry["predictions"] and given is not None:
+        top1.count(entry["predictions"][0]["index"], given)
+
+
+def _given_class(entry: dict) -> int | None:
+    """The class an input was given (by its folder, a table or --target); older records say it only as the
+    explained class."""
+    if "given" in entry or not entry.get("attributions"):
+        return entry.get("given")
+    return entry["attributions"][0]["target"]
+
+
+def _reusable(plan: Plan, source, previous: dict) -> bool:
+    """Whether an input committed earlier stands: explained with every method and the class it is given now,
+    or left out by ``--only`` then and now. (One explained then that ``--only`` leaves out now is redone: one
+    forward pass records it as left out.)"""
+    status = previous["status"]
+    if status not in ("ok", EXCLUDED) or not previous["predictions"] or not _same_class(plan, source, previous):
+        return False
+    wanted = selected(plan.only, previous["predictions"][0]["index"], _given_class(previous))
+    return _covers(previous, plan.methods) if status == "ok" and wanted else status == EXCLUDED and not wanted
 
 
 def write_overview(store: RunStore, path: str = "overview.png") -> str | None:
@@ -326,6 +350,8 @@ def _same_class(plan: Plan, source, previous: dict) -> bool:
         given = plan.target.class_of(source)
     except InputError:
         return False
+    if previous["status"] == EXCLUDED:
+        return previous.get("given") == given
     return all(a["target"] == given for a in previous["attributions"] if a["method"] in plan.methods)
 
 
@@ -376,9 +402,9 @@ def _stream(plan: Plan, todo: list, options: Options, store: RunStore, events: E
 
     def commit(entry: dict) -> None:
         store.append_input(entry)
-        stats["done" if entry["status"] == "ok" else "failed"] += 1
+        stats[{"ok": "done", EXCLUDED: "excluded"}.get(entry["status"], "failed")] += 1
         _tally(top1, entry)
-        if entry["status"] != "ok":
+        if entry["status"] == "error":
             events.error(entry["error"])
         events.advance("inputs", 1)
         events.item(entry)
@@ -431,7 +457,8 @@ class ShardWorker:
         model = load_model(options.model, weights=options.weights, pretrained=options.pretrained,
                            trust_remote_code=options.trust_remote_code, labels=options.labels)
         model.module.to(device).eval()
-        self.plan, self.options = Plan(model, methods, kwargs, None, device, {}), options  # classes: per input
+        self.plan = Plan(model, methods, kwargs, None, device, {}, options.only)  # classes: per input
+        self.options = options
 
     def explain(self, shard: list[tuple]) -> list[dict[str, Any]]:
         items = [_decode(replace(self.plan, target=given), source, input_id) for source, input_id, given in shard]
@@ -457,7 +484,7 @@ def _failed(item: dict, error: str) -> dict[str, Any]:
 def _entry(item: dict) -> dict[str, Any]:
     source = item["source"]
     return {"name": source.name, "path": source.path, "id": item["id"], "status": "ok", "error": None,
-            "view": None, "predictions": [], "attributions": []}
+            "given": item["target"], "view": None, "predictions": [], "attributions": []}
 
 
 def folder_class(source, labels: list[str]) -> int:
@@ -533,14 +560,20 @@ def _explain_batch(plan: Plan, items: list[dict], options: Options, events: Even
 
 
 def _attribute_all(plan: Plan, x: torch.Tensor, given: list[int | None], options: Options, events: Events) -> list:
-    """Each input's outputs and attributions of its ``given`` class (None: the predicted one)."""
+    """Each input's outputs and attributions of its ``given`` class (None: the predicted one); None for the
+    attributions of an input ``--only`` leaves out."""
     from attrib.api import attribute, predict
 
     outputs = predict(plan.model.module, x, device=plan.device, precision=options.precision)
     predicted = outputs.argmax(dim=1).tolist()
-    targets = [p if t is None else t for p, t in zip(predicted, given)]
+    kept = [b for b in range(len(x)) if selected(plan.only, predicted[b], given[b])]
+    targets = [predicted[b] if given[b] is None else given[b] for b in kept]
+    x = x if len(kept) == len(x) else x[kept]
     results = {}
     for method in plan.methods:
+        events.shrink("rows", _rows(plan, method) * (len(predicted) - len(kept)))
+        if not kept:
+            continue
         try:
             results[method] = attribute(plan.model.module, x, method, targets, seed=options.seed,
                                         device=plan.device, precision=options.precision, input_keys=[0] * len(x),
@@ -548,7 +581,9 @@ def _attribute_all(plan: Plan, x: torch.Tensor, given: list[int | None], options
         except (RuntimeError, ValueError) as error:  # e.g. an input size this model cannot take
             raise MethodFailed(f"{method} failed: {first_line(error)}") from error
         events.shrink("rows", _rows(plan, method) * len(x) - results[method].passes)
-    return [(outputs[b].clone(), {m: attribution_row(r, b) for m, r in results.items()}) for b in range(len(x))]
+    row = {b: i for i, b in enumerate(kept)}
+    return [(outputs[b].clone(), {m: attribution_row(r, row[b]) for m, r in results.items()} if b in row else None)
+            for b in range(len(predicted))]
 
 
 def top_predictions(outputs: torch.Tensor, labels: list[str], k: int, kind: str = "softmax") -> list[dict[str, Any]]:
@@ -574,6 +609,9 @@ def bundle(plan: Plan, item: dict, outcome, options: Options) -> dict[str, Any]:
     outputs, results = outcome
     entry, pngs, warnings = _entry(item), {}, []
     entry["predictions"] = top_predictions(outputs, plan.model.labels, options.top_k, plan.model.score_kind)
+    if results is None:  # left out by --only
+        item["view"] = None
+        return {"entry": entry | {"status": EXCLUDED}}
     if options.images:
         entry["view"] = f"images/{item['id']}/input.png"
         pngs[entry["view"]] = png_bytes(item["view"])
@@ -640,7 +678,7 @@ def json_view(record: dict[str, Any], out: Path) -> dict[str, Any]:
                 for a in entry.get("attributions", [])]
 
     methods = [m["method"] for m in record["methods"]]
-    inputs = [{"path": r["path"] or r["name"], "status": r["status"], "error": r["error"],
+    inputs = [{"path": r["path"] or r["name"], "status": r["status"], "error": r["error"], "given": r.get("given"),
                "predictions": r.get("predictions", []), "attributions": files(_only(r, methods))}
               for r in load_run(out).record.get("inputs", [])]
     return {"inputs": inputs, "out_dir": str(out), "model": record["model"]["name"],

@@ -71,7 +71,8 @@ def render_report(record: dict[str, Any], run_dir: Path, max_inputs: int | None 
                        num=_num, band=_band,
                        max_abs=lambda xs: max((abs(x) for x in xs), default=0.0) or 1.0,
                        relevance_bg=relevance_colour, colorbar=colorbar_stops)
-    inputs = record.get("texts" if kind == "explain_text" else "inputs", [])
+    inputs = [e for e in record.get("texts" if kind == "explain_text" else "inputs", [])
+              if e.get("status") != "excluded"]  # left out by --only: counted in the accuracy, not shown
     shown = inputs if max_inputs is None else inputs[:max_inputs]
     try:
         return env.get_template(TEMPLATES[kind]).render(

@@ -65,7 +65,7 @@ def test_json_schema_and_options(run_cli, images, tmp_path):
     data = parse_json(result)
     assert set(data) >= {"inputs", "out_dir", "model", "methods", "seed"}
     for entry in data["inputs"]:
-        assert set(entry) == {"path", "status", "error", "predictions", "attributions"}
+        assert set(entry) == {"path", "status", "error", "given", "predictions", "attributions"} and entry["given"] == 7
         assert len(entry["predictions"]) == 3 and set(entry["predictions"][0]) == {"index", "label", "prob"}
         assert [a["method"] for a in entry["attributions"]] == ["integrated_gradients", "smoothgrad", "gradient"]
         for a in entry["attributions"]:
@@ -608,3 +608,46 @@ def test_tables_in_a_log_have_no_trailing_spaces(run_cli, images, tmp_path):
     lines = result.stdout.splitlines()
     assert result.exit_code == 0 and len(lines) > 10 and "┃ class" in result.stdout
     assert [line for line in lines if line != line.rstrip()] == []
+
+
+def test_only_wrong_explains_the_misclassified_inputs_and_counts_all(run_cli, tmp_path):
+    """Looking at what a model gets wrong is what a labelled set is for: --only wrong explains those alone, records
+    the others with their predictions (counted in the accuracy, no files) and a rerun switches without redoing
+    work."""
+    (tmp_path / "val").mkdir()
+    for i in range(8):
+        Image.new("L", (28, 28), 30 * i).save(tmp_path / "val" / f"{i}.png")
+    model = ["-M", "sample:blockdigits-standard", "-m", "gradient", "--json"]
+    found = parse_json(run_cli("explain", tmp_path / "val", *model, "--no-images", "--out", tmp_path / "p"))["inputs"]
+    predicted = {Path(i["path"]).name: i["predictions"][0]["index"] for i in found}
+    given = {name: (p + i % 2) % 10 for i, (name, p) in enumerate(sorted(predicted.items()))}  # odd ones: wrong
+    (tmp_path / "val.csv").write_text("".join(f"{n},{c}\n" for n, c in given.items()))
+    command = ["explain", tmp_path / "val", *model, "--target", tmp_path / "val.csv", "--out", tmp_path / "o"]
+    result = run_cli(*command, "--only", "wrong", "--html", tmp_path / "r.html")
+    out = parse_json(result)
+    wrong = sorted(n for n in given if given[n] != predicted[n])
+    explained = sorted(Path(i["path"]).name for i in out["inputs"] if i["status"] == "ok")
+    assert result.exit_code == 0 and explained == wrong and len(wrong) == 4
+    assert all(i["attributions"][0]["target"] == given[Path(i["path"]).name] for i in out["inputs"] if i["attributions"])
+    left = [i for i in out["inputs"] if i["status"] == "excluded"]
+    assert len(left) == 4 and all(i["predictions"] and not i["attributions"] for i in left)
+    assert out["summary"]["done"] == 4 and out["summary"]["excluded"] == 4
+    assert out["summary"]["top1"] == {"correct": 4, "of": 8, "accuracy": 0.5}  # every input counts
+    record = attrib.load_run(tmp_path / "o")[0]
+    assert record["only"] == "wrong" and sorted(e["given"] for e in record["inputs"]) == sorted(given.values())
+    arrays = sorted(p.stem for p in (tmp_path / "o" / "arrays").iterdir())
+    assert arrays == sorted(e["id"] for e in record["inputs"] if e["status"] == "ok")  # no files for the others
+    html = (tmp_path / "r.html").read_text()
+    assert "only the inputs classified wrong: 4 of 8 (4 left out, 0 failed)" in html
+    assert all((f"<b>{tmp_path / 'val' / n}</b>" in html) == (n in wrong) for n in given)
+    again = parse_json(run_cli(*command, "--only", "wrong"))["summary"]
+    assert (again["done"], again["skipped"], again["excluded"]) == (0, 4, 4)  # nothing redone
+    right = parse_json(run_cli(*command, "--only", "right"))
+    assert (right["summary"]["done"], right["summary"]["skipped"], right["summary"]["excluded"]) == (4, 0, 4)
+    assert sorted(Path(i["path"]).name for i in right["inputs"] if i["status"] == "ok") == sorted(set(given) - set(wrong))
+    every = parse_json(run_cli(*command))["summary"]
+    assert (every["done"], every["skipped"], every["excluded"]) == (4, 4, 0)
+    assert run_cli("explain", tmp_path / "val", *model, "--only", "wrong").exit_code == 2  # no classes to judge by
+    assert "--only wrong judges each prediction against the input's true class: give the classes (--target folder, " \
+        "a table file or one class)" in " ".join(run_cli("explain", *TINY, "--only", "wrong", "--out",
+                                                         tmp_path / "x").output.split())

@@ -57,7 +57,7 @@ def test_one_file_per_input_and_one_record_line_each(run_cli, tmp_path):
     assert len(lines) == 8 and sorted(p.name for p in (out / "arrays").iterdir()) == [f"im{i:04d}.png.npz"
                                                                                         for i in range(7)]
     assert parse_json(result)["summary"] | {"seconds": 0, "images_per_second": 0} == {
-        "done": 7, "skipped": 0, "failed": 1, "inputs": 8, "seconds": 0, "images_per_second": 0}
+        "done": 7, "skipped": 0, "excluded": 0, "failed": 1, "inputs": 8, "seconds": 0, "images_per_second": 0}
     record = json.loads((out / "run.json").read_text())
     assert "inputs" not in record and record["summary"]["done"] == 7  # run.json: header and summary only
 

@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 from collections import Counter
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
@@ -227,6 +228,13 @@ def test_explain_on_ray_explains_the_classes_a_table_gives(tmp_path, monkeypatch
     assert [a["target"] for a in entries["images/im1.png"]["attributions"]] == [281]
     assert entries["images/im2.png"]["error"] == "images/im2.png: --target labels.csv gives it no class"
     assert entries["images/broken.png"]["error"] == "images/broken.png: not an image Pillow can read"
+    record = explain.run(replace(options, only="right"), RunStore(tmp_path / "right"))  # shards carry --only
+    entries = {e["name"]: e for e in _run_folder(tmp_path / "right")[0]}
+    for name in ("images/im0.png", "images/im1.png"):
+        right = entries[name]["predictions"][0]["index"] == entries[name]["given"]
+        assert entries[name]["status"] == ("ok" if right else "excluded")
+        assert bool(entries[name]["attributions"]) == right == (tmp_path / "right/arrays" / f"{entries[name]['id']}.npz").exists()
+    assert record["summary"]["done"] + record["summary"]["excluded"] == 2
 
 
 def test_gpu_shares_reach_the_tasks(tmp_path):
