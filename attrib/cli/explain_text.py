@@ -16,6 +16,7 @@ Examples:
       --model distilbert-base-uncased-finetuned-sst-2-english --lm bert-base-uncased
   attrib explain-text --file reviews.txt --model ./my-classifier --lm ./my-bert -m olm -m unk -m ig
   attrib explain-text --file dev.csv --column sentence --label-column label --model ./clf --lm ./bert
+  attrib explain-text --file dev.csv --column sentence --label-column label --model ./clf --only wrong
   grep -i acting reviews.txt | attrib explain-text --file - --model ./clf -m unk --json
   attrib explain-text "A man plays a guitar." --pair "A person makes music." --model roberta-large-mnli
   attrib explain-text --file mnli.jsonl --column premise --pair-column hypothesis --model ./nli --lm ./bert
@@ -44,6 +45,9 @@ INTERRUPTED = "interrupted; the texts explained so far are in {out}/run.json (re
                    "order.")
 @click.option("--pair-column", help="CSV/JSONL column with each row's second text (read with the text, as a pair).")
 @click.option("--target", default="pred", show_default=True, help="pred, a class index, or a label name.")
+@click.option("--only", type=click.Choice(["wrong", "right"]),
+              help="With gold labels (--label-column) or --target: explain only the texts the classifier gets wrong "
+                   "(right); the others are recorded with their prediction.")
 @click.option("--n-samples", default=100, show_default=True, type=click.IntRange(1),
               help="n_samples of every method (OLM: LM draws per word).")
 @click.option("--n-steps", default=100, show_default=True, type=click.IntRange(1),
@@ -53,7 +57,7 @@ INTERRUPTED = "interrupted; the texts explained so far are in {out}/run.json (re
 @LABELS_OPTION
 @common_options
 def explain_text(texts, model_spec, lm_spec, methods, settings, text_file, column, label_column, pairs, pair_column,
-                 target, n_samples, n_steps, batch_size, trust_remote_code, labels, common: Common) -> None:
+                 target, only, n_samples, n_steps, batch_size, trust_remote_code, labels, common: Common) -> None:
     """Explain a text classifier's predictions word by word (OLM, OLM-S, occlusion, gradients).
 
     TEXTS are given as arguments or with --file. Each word (punctuation is a word of its own) gets one
@@ -65,7 +69,7 @@ def explain_text(texts, model_spec, lm_spec, methods, settings, text_file, colum
 
     options = job.Options(list(texts), text_file, column, label_column, list(pairs), pair_column, model_spec, lm_spec,
                           list(methods) or list(job.DEFAULT_METHODS), list(settings), target, n_samples, n_steps,
-                          common.seed, batch_size, common.device, trust_remote_code, labels=labels)
+                          common.seed, batch_size, common.device, trust_remote_code, labels=labels, only=only)
     run_job(common, job, options, View(show=_summary, json=job.json_view, exit_code=job.exit_code,
                                        on_item=_show_text, interrupted=INTERRUPTED), prefix="text-")
 
@@ -75,6 +79,9 @@ def _show_text(ui: UI, entry: dict, totals: dict) -> None:
 
     if entry["status"] == "ok":
         ui.show(text_panel(entry))
+    elif entry["status"] == "excluded":
+        how = "right" if entry["prediction"]["index"] == entry["target"] else "wrong"
+        ui.detail(f"{entry['name']}: classified {how} ({entry['prediction']['label']}), so not explained (--only)")
 
 
 def _summary(ui: UI, record: dict, out: Path) -> None:
@@ -85,4 +92,7 @@ def _summary(ui: UI, record: dict, out: Path) -> None:
         ui.show(correlation_table(record["correlations"], record["correlation_texts"]))
     top1 = record.get("top1")
     accuracy = f"; top-1 accuracy {top1['accuracy']:.1%} of {top1['of']} against the gold labels" if top1 else ""
-    ui.info(f"{len(ok)} of {counted(len(record['texts']), 'text')} explained{accuracy}; wrote {out}/run.json")
+    left = sum(e["status"] == "excluded" for e in record["texts"])
+    excluded = f" ({left} classified {'right' if record.get('only') == 'wrong' else 'wrong'}: --only)" if left else ""
+    ui.info(f"{len(ok)} of {counted(len(record['texts']), 'text')} explained{excluded}{accuracy}; wrote "
+            f"{out}/run.json")

@@ -22,8 +22,8 @@ import torch
 from attrib.data.text import TextInput, TextInputError, TextItem, Word, split_words
 from attrib.errors import UsageError, counted
 from attrib.jobs.common import (Accuracy, Events, ListFields, attribution_row, check_counts, check_images,
-                                describe_methods, failure_line, gap_warnings, header, ignored_settings, now,
-                                resolve_device)
+                                check_only, describe_methods, failure_line, gap_warnings, header, ignored_settings,
+                                now, resolve_device, selected)
 from attrib.methods import METHODS, TEXT, TextContext, check_needs
 from attrib.runs.store import RunStore, closes_store
 
@@ -31,6 +31,7 @@ KIND = "explain_text"
 SAVE_EVERY = 5.0  # seconds between saves of the record during a run (a crash loses at most this much work) ...
 SAVE_SHARE = 0.1  # ... or more, so that saving the growing record takes at most this share of the run
 DEFAULT_METHODS = ("olm", "olm_s")
+EXCLUDED = "excluded"  # a text's status when --only leaves it out (its prediction is recorded)
 SUPPLIED = {"lm"}
 
 
@@ -44,6 +45,7 @@ class Settings:
     seed: int = 0
     target: int | None = None
     overrides: dict[str, dict[str, Any]] = field(default_factory=dict)  # --set, per method
+    only: str | None = None  # "wrong" ("right"): explain only the texts classified wrong (right); None: all
 
     def config(self, method: str) -> dict[str, Any]:
         """The method's options: --n-samples / --n-steps where it has them (IG from the zero embedding), then
@@ -76,6 +78,7 @@ class Options(ListFields):
     device: str = "auto"
     trust_remote_code: bool = False
     labels: str | None = None  # a file naming the classifier's classes (default: its id2label)
+    only: str | None = None  # Settings.only
 
 
 def canonical_methods(names: list[str]) -> list[str]:
@@ -120,6 +123,10 @@ def explain_one(classifier, lm, item: TextItem, position: int, settings: Setting
         if item.pair is not None and not any(w.segment == segment for w in words):
             raise TextInputError(f"{item.name}: empty {what} (no words): a text and its pair need words each")
     text, words, cut = _readable(item, words, [classifier] + ([lm] if lm is not None else []))
+    if settings.only is not None:
+        left_out = _left_out(classifier, item, text, settings)
+        if left_out:
+            return left_out
     unique = _Unique()
     original = unique.add(text)
     ctx = TextContext(text, words, position, settings.seed, classifier, lm, unique.add)
@@ -146,6 +153,21 @@ def explain_one(classifier, lm, item: TextItem, position: int, settings: Setting
             "faithfulness": {m: notes for m, notes in faithfulness.items() if notes}, "candidates": len(unique.index),
             "cut": cut,
             "seconds": round(time.perf_counter() - start, 3)}
+
+
+def _left_out(classifier, item: TextItem, text: TextInput, settings: Settings) -> dict[str, Any] | None:
+    """A text ``--only`` leaves out (one forward pass: its prediction against its gold label or --target),
+    recorded with status ``excluded``; None for a text to explain."""
+    probs = classifier.scores([text])[0]
+    target, reason = _target(item, settings, probs, classifier.labels)
+    top = int(probs.argmax())
+    if selected(settings.only, top, None if reason == "prediction" else target):
+        return None
+    labels = classifier.labels
+    return {"name": item.name, "text": item.text, **({} if item.pair is None else {"pair": item.pair}),
+            "status": EXCLUDED, "error": None,
+            "prediction": {"index": top, "label": labels[top], "prob": float(probs[top])},
+            "target": target, "target_label": labels[target], "target_from": reason}
 
 
 def _pair(item: TextItem, words: list[Word]) -> dict[str, Any]:
@@ -217,6 +239,7 @@ def _load(options: Options, events: Events):
     check_counts(options, "n_samples", "n_steps", "batch_size")
     names = canonical_methods(options.methods or list(DEFAULT_METHODS))
     overrides = parse_overrides(names, options.settings)
+    check_only(options.only, given=str(options.target).strip().lower() != "pred" or bool(options.label_column))
     items = read_texts(options.texts, options.file, options.column, options.label_column, options.pairs,
                        options.pair_column)
     for text in options.texts:
@@ -235,7 +258,7 @@ def _load(options: Options, events: Events):
         events.warning(warning)
     lm = load_masked_lm(options.lm, trust_remote_code=options.trust_remote_code, device=device) if needs_lm else None
     settings = Settings(names, options.n_samples, options.n_steps, options.seed,
-                        parse_class(options.target, classifier.labels), overrides)
+                        parse_class(options.target, classifier.labels), overrides, options.only)
     configs = {m: settings.config(m) for m in names}
     for warning in ignored_settings(overrides, configs):
         events.warning(warning)
@@ -278,7 +301,7 @@ def run(options: Options, store: RunStore, events: Events | None = None) -> dict
                                  "labels": classifier.labels},
                     methods=describe_methods(settings.methods, {m: settings.config(m) for m in settings.methods}),
                     seed=settings.seed, device=device, lm=lm.name if lm else None, n_samples=settings.n_samples,
-                    n_steps=settings.n_steps, target=settings.target, texts=[], correlations={}, correlation_texts={},
+                    n_steps=settings.n_steps, target=settings.target, only=settings.only, texts=[], correlations={}, correlation_texts={},
                     score=f"{classifier.score_name} of the target class", warnings=[])
     events.task("texts", "texts", len(items))
     try:
@@ -301,9 +324,10 @@ def _explain_all(items: list[TextItem], classifier, lm, settings: Settings, reco
     for position, item in enumerate(items):
         try:
             entry = explain_one(classifier, lm, item, position, settings)
-            _warn_vanishing(events, entry, record["warnings"])
-            _warn_cut(events, entry)
-            _warn_gaps(events, entry)
+            if entry["status"] == "ok":
+                _warn_vanishing(events, entry, record["warnings"])
+                _warn_cut(events, entry)
+                _warn_gaps(events, entry)
         except TextInputError as error:
             entry = _failed(item, str(error))
         except Exception as error:  # noqa: BLE001 - one text's failure stays its own; the rest go on
@@ -314,7 +338,7 @@ def _explain_all(items: list[TextItem], classifier, lm, settings: Settings, reco
             store.write_record(record)
             saved = time.monotonic()
             cost = saved - start
-        if entry["status"] != "ok":
+        if entry["status"] == "error":
             events.error(entry["error"])
         events.advance("texts", 1)
         events.item(entry)
@@ -341,7 +365,7 @@ def _gold_accuracy(record: dict[str, Any], n_classes: int, events: Events) -> di
     {}); warned of, and kept in the record's warnings, when it is no better than chance."""
     gold = Accuracy(n_classes, "the gold labels give")
     for entry in record["texts"]:
-        if entry["status"] == "ok" and entry.get("target_from") == "gold label":
+        if entry["status"] in ("ok", EXCLUDED) and entry.get("target_from") == "gold label":
             gold.count(entry["prediction"]["index"], entry["target"])
     if gold.at_chance(trained=True):
         record["warnings"].append(gold.warning())
@@ -373,9 +397,9 @@ def _warn_cut(events: Events, entry: dict) -> None:
 def json_view(record: dict[str, Any], out: Path) -> dict[str, Any]:
     """The ``--json`` object."""
     def entry(e: dict) -> dict:
-        if e["status"] != "ok":
-            return {k: e[k] for k in ("name", "text", "pair", "error") if k in e}
-        return {k: e[k] for k in ("name", "text", "pair", "pair_start", "words", "prediction", "target",
+        if e["status"] == "error":
+            return {k: e[k] for k in ("name", "text", "pair", "status", "error") if k in e}
+        return {k: e[k] for k in ("name", "text", "pair", "status", "pair_start", "words", "prediction", "target",
                                  "target_from", "scores", "gaps", "faithfulness", "cut") if k in e}
 
     return {"texts": [entry(e) for e in record["texts"]], "correlations": record["correlations"],
@@ -384,4 +408,4 @@ def json_view(record: dict[str, Any], out: Path) -> dict[str, Any]:
 
 
 def exit_code(record: dict[str, Any]) -> int:
-    return 0 if all(e["status"] == "ok" for e in record["texts"]) else 1
+    return 1 if any(e["status"] == "error" for e in record["texts"]) else 0

@@ -15,8 +15,8 @@ def test_json_schema_and_run_folder(run_cli, text_models, tmp_path):
     assert data["top1"] is None  # no gold labels
     assert len(data["texts"]) == 2
     first = data["texts"][0]
-    assert set(first) == {"name", "text", "words", "prediction", "target", "target_from", "scores", "gaps",
-                          "faithfulness", "cut"}
+    assert set(first) == {"name", "text", "status", "words", "prediction", "target", "target_from", "scores", "gaps",
+                          "faithfulness", "cut"} and first["status"] == "ok"
     assert first["cut"] is None and first["target_from"] == "prediction"
     assert [t["name"] for t in data["texts"]] == ["text 1", "text 2"] and data["warnings"] == []
     assert first["words"] == ["the", "movie", "was", "great"] and set(first["prediction"]) == {"index", "label", "prob"}
@@ -36,7 +36,8 @@ def test_empty_text_fails_alone_and_exits_1(run_cli, text_models, tmp_path):
                      "-m", "unk", "-m", "delete", "--out", tmp_path / "o", "--json", "--html", tmp_path / "r.html")
     assert result.exit_code == 1
     texts = parse_json(result)["texts"]
-    assert texts[0] == {"name": "text 1", "text": "  ", "error": "text 1: empty text (no words to explain)"}
+    assert texts[0] == {"name": "text 1", "text": "  ", "status": "error",
+                        "error": "text 1: empty text (no words to explain)"}
     assert texts[2]["name"] == "t.txt:1"
     assert len(texts) == 3 and "scores" in texts[1] and "scores" in texts[2]
     html = (tmp_path / "r.html").read_text()
@@ -184,6 +185,38 @@ def test_gold_labels_in_another_order_than_the_models_are_warned_of(run_cli, tex
     assert f"warning: {warning}".replace("'", "&#39;") in html
     assert "warning" not in run_cli("explain-text", "--file", plain, "-M", text_models["clf"], "-m", "unk",
                                     "--out", tmp_path / "q").stderr  # no gold labels, nothing judged
+
+
+def test_only_wrong_explains_the_texts_the_classifier_gets_wrong(run_cli, text_models, tmp_path):
+    """--only wrong: the texts whose prediction is not their gold label are explained; the others cost one forward
+    pass, are recorded with their prediction and count in the accuracy."""
+    texts = [f"word{i} fun" if i % 2 else f"boring {i}" for i in range(6)]
+    plain = tmp_path / "t.txt"
+    plain.write_text("\n".join(texts) + "\n")
+    predicted = [t["prediction"]["index"] for t in parse_json(run_cli(
+        "explain-text", "--file", plain, "-M", text_models["clf"], "-m", "unk", "--out", tmp_path / "p",
+        "--json"))["texts"]]
+    gold = [p if i < 4 else 1 - p for i, p in enumerate(predicted)]  # the last two: wrong
+    table = tmp_path / "g.csv"
+    table.write_text("s,l\n" + "".join(f"{t},{g}\n" for t, g in zip(texts, gold)))
+    command = ["explain-text", "--file", table, "--column", "s", "--label-column", "l", "-M", text_models["clf"],
+               "-m", "unk", "--json"]
+    result = run_cli(*command, "--only", "wrong", "--out", tmp_path / "o", "--html", tmp_path / "o.html")
+    out = parse_json(result)
+    assert result.exit_code == 0, result.output
+    assert [t["status"] for t in out["texts"]] == ["excluded"] * 4 + ["ok"] * 2
+    assert all("scores" not in t and t["prediction"]["index"] == t["target"] for t in out["texts"][:4])
+    assert [t["target"] for t in out["texts"][4:]] == gold[4:] and all(t["scores"]["unk"] for t in out["texts"][4:])
+    assert out["top1"] == {"correct": 4, "of": 6, "accuracy": round(4 / 6, 4)}  # every text counts
+    html = (tmp_path / "o.html").read_text()
+    assert "only the texts classified wrong: 2 of 6 (4 left out)" in html
+    assert [f"“{t}”" in html for t in texts] == [False] * 4 + [True] * 2
+    right = parse_json(run_cli(*command, "--only", "right", "--out", tmp_path / "r"))
+    assert [t["status"] for t in right["texts"]] == ["ok"] * 4 + ["excluded"] * 2
+    plain_only = run_cli("explain-text", "--file", plain, "-M", text_models["clf"], "--only", "wrong", "--out",
+                         tmp_path / "x")
+    assert plain_only.exit_code == 2 and not (tmp_path / "x").exists()
+    assert "--only wrong judges each prediction against the input's true class" in plain_only.output
 
 
 def test_usage_errors_are_one_line(run_cli, text_models, tmp_path):
