@@ -36,8 +36,8 @@ INTERRUPTED = "interrupted; the texts explained so far are in {out}/run.json (re
               help="Method option (repeatable; wins over --n-samples/--n-steps); METHOD.KEY=VALUE for one "
                    "method only.")
 @click.option("--file", "text_file", type=click.Path(dir_okay=False, allow_dash=True),
-              help="Texts: one per line, or CSV/JSONL (or a JSON array of objects), also .gz, .bz2 or .xz; - reads "
-                   "standard input.")
+              help="Texts: one per line, or CSV/JSONL (or a JSON array of objects), also .gz, .bz2 or .xz, or "
+                   "Parquet (with pyarrow); - reads standard input.")
 @click.option("--column", help="CSV/JSONL column holding the text.")
 @click.option("--label-column", help="CSV/JSONL column with each row's gold label (the explained class).")
 @click.option("--pair", "pairs", multiple=True, metavar="TEXT",

@@ -57,7 +57,8 @@ def _ranges(test, end: int) -> str:
     return "".join(out)
 
 
-NOT_TEXT = (".parquet", ".arrow", ".feather", ".xlsx", ".xls", ".zip", ".pkl", ".pickle")
+NOT_TEXT = (".arrow", ".feather", ".xlsx", ".xls", ".zip", ".pkl", ".pickle")
+PARQUET = ".parquet"  # Hugging Face datasets' format: read with pyarrow (pip install 'attrib[parquet]')
 COMPRESSED = (".gz", ".bz2", ".xz")  # dev.jsonl.gz: read as dev.jsonl
 NOT_AN_OBJECT = 'not a JSON object (each line must be one, e.g. {"text": ...})'
 NOT_AN_ITEM = 'not a JSON object (each item of the array must be one, e.g. {"text": ...})'
@@ -135,9 +136,12 @@ def read_texts(texts: list[str], file: str | None = None, column: str | None = N
     items = [TextItem(f"text {i + 1}", t, pair=pairs[i] if pairs else None) for i, t in enumerate(texts)]
     if file is None:
         return items
+    columns = Columns(column, label_column, pair_column)
+    if file != "-" and Path(file).suffix.lower() == PARQUET:
+        return items + _parquet_items(Path(file), columns)
     source = TextFile.open(file, column)
     if source.suffix in (".csv", ".tsv", ".jsonl", ".json") or column is not None:
-        return items + _column_items(source, _table_rows(source), Columns(column, label_column, pair_column))
+        return items + _column_items(source, _table_rows(source), columns)
     if pair_column is not None:
         raise TextInputError(f"{source.where}: --pair-column names a column of CSV or JSONL rows; this file is read "
                              "as plain lines (give --column too if it is a table)")
@@ -169,6 +173,9 @@ class TextFile:
         suffix, data = path.suffix.lower(), None
         if suffix in COMPRESSED:
             data, suffix = _decompressed(path, suffix), Path(path.stem).suffix.lower()
+        if suffix == PARQUET:  # x.parquet.gz
+            raise TextInputError(f"{path}: a compressed Parquet file; decompress it (Parquet compresses its own "
+                                 "columns)")
         if suffix in NOT_TEXT:
             raise TextInputError(f"{path}: a {suffix} file is not text; give plain lines, CSV/TSV, JSONL or a JSON "
                                  "array (convert it, e.g. with pandas' to_json(..., orient='records', lines=True))")
@@ -248,15 +255,40 @@ def _array_rows(source: TextFile) -> list[tuple[str, dict | str]]:
 
 def _column_items(source: TextFile, rows: list[tuple[str, dict | str]], columns: Columns) -> list[TextItem]:
     """The column's texts (and labels, pairs); the columns are checked against the first readable row."""
-    if columns.text is None:
-        raise TextInputError(f"{source.where}: say which column holds the text with --column")
     first = next((row for _, row in rows if isinstance(row, dict)), None)
+    _check_columns(source.where, None if first is None else list(first), columns)
+    return [_column_item(name, row, columns) for name, row in rows]
+
+
+def _check_columns(where: str, names: list | None, columns: Columns) -> None:
+    """One line when no text column is given, or a given column is not among the table's ``names`` (None:
+    unknown, as for a table without readable rows)."""
+    if columns.text is None:
+        raise TextInputError(f"{where}: say which column holds the text with --column")
     named = (("", columns.text), ("label ", columns.label), ("pair ", columns.pair))
     for kind, column in named:
-        if first is not None and column is not None and column not in first:
-            raise TextInputError(f"{source.where}: no {kind}column {column!r}; columns: "
-                                 f"{', '.join(map(str, first))}")
-    return [_column_item(name, row, columns) for name, row in rows]
+        if names is not None and column is not None and column not in names:
+            raise TextInputError(f"{where}: no {kind}column {column!r}; columns: {', '.join(map(str, names))}")
+
+
+def _parquet_items(path: Path, columns: Columns) -> list[TextItem]:
+    """A Parquet file's rows (Hugging Face datasets ship as such: ``glue/sst2/validation-*.parquet``), named
+    ``FILE[i]`` as a JSON array's items; only the named columns are read."""
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise TextInputError(f"{path}: reading Parquet needs pyarrow: pip install 'attrib[parquet]' (or convert "
+                             "it to CSV or JSONL)") from None
+    if not path.is_file():
+        raise TextInputError(f"{path}: file not found")
+    try:
+        table = pq.ParquetFile(path)
+        _check_columns(str(path), table.schema_arrow.names, columns)
+        wanted = list(dict.fromkeys(c for c in (columns.text, columns.label, columns.pair) if c is not None))
+        rows = table.read(columns=wanted).to_pylist()
+    except (OSError, ValueError) as error:  # pyarrow's ArrowInvalid is a ValueError
+        raise TextInputError(f"{path}: not a readable Parquet file ({first_line(error)})") from None
+    return [_column_item(f"{path.name}[{i}]", row, columns) for i, row in enumerate(rows)]
 
 
 def _column_item(name: str, row: dict | str, columns: Columns) -> TextItem:

@@ -108,10 +108,10 @@ def test_bad_text_files_name_the_line_or_the_byte(tmp_path):
     (tmp_path / "e.jsonl").write_text('{"t": "ok"}\n\n[1, 2]\n')
     (tmp_path / "f.txt").write_bytes(b"fine\n\xff\xfe bad")
     (tmp_path / "g.csv").write_bytes("\ufefftext\nh\u00e9llo\n".encode("utf-8"))  # a byte-order mark, dropped
-    (tmp_path / "dev.parquet").write_bytes(b"PAR1\x15\x04")
-    with pytest.raises(TextInputError, match=r"dev.parquet: a .parquet file is not text; give plain lines, CSV/TSV, "
+    (tmp_path / "dev.xlsx").write_bytes(b"PK\x03\x04")
+    with pytest.raises(TextInputError, match=r"dev.xlsx: a .xlsx file is not text; give plain lines, CSV/TSV, "
                                              r"JSONL or a JSON array \(convert it, e.g. with pandas"):
-        read_texts([], str(tmp_path / "dev.parquet"), "text")
+        read_texts([], str(tmp_path / "dev.xlsx"), "text")
     undecodable = "f.txt: not UTF-8 text (byte 0xff at offset 5); save it as UTF-8"
     with pytest.raises(TextInputError, match=re.escape(undecodable)):
         read_texts([], str(tmp_path / "f.txt"))
@@ -163,5 +163,38 @@ def test_compressed_files_read_as_the_file_inside(tmp_path, suffix):
     with pytest.raises(TextInputError, match=rf"cut.csv{re.escape(suffix)}: not a readable \{suffix} file \("):
         read_texts([], str(tmp_path / f"cut.csv{suffix}"), "t")
     (tmp_path / f"dev.parquet{suffix}").write_bytes(compress(b"PAR1\x15\x04"))
-    with pytest.raises(TextInputError, match=r"a .parquet file is not text"):
+    with pytest.raises(TextInputError, match=r"a compressed Parquet file; decompress it"):
         read_texts([], str(tmp_path / f"dev.parquet{suffix}"), "t")
+
+
+def test_parquet_files_as_hugging_face_datasets_ship_them(tmp_path):
+    """glue/sst2's validation split is a Parquet file: its rows are read by column (gold labels as the ints a
+    ClassLabel stores), named FILE[i]; a missing column, a broken file and a missing pyarrow are one line each."""
+    pa, pq = pytest.importorskip("pyarrow"), pytest.importorskip("pyarrow.parquet")
+    path = tmp_path / "validation-00000-of-00001.parquet"
+    pq.write_table(pa.table({"idx": [0, 1, 2], "sentence": ["it 's a charming journey .", None, "dull"],
+                             "label": [1, 0, 0]}), path)
+    items = read_texts(["an argument"], str(path), "sentence", "label")
+    assert [(i.name, i.text, i.label) for i in items] == [
+        ("text 1", "an argument", None), ("validation-00000-of-00001.parquet[0]", "it 's a charming journey .", "1"),
+        ("validation-00000-of-00001.parquet[1]", "", "0"), ("validation-00000-of-00001.parquet[2]", "dull", "0")]
+    with pytest.raises(TextInputError, match=r"parquet: no label column 'gold'; columns: idx, sentence, label$"):
+        read_texts([], str(path), "sentence", "gold")
+    with pytest.raises(TextInputError, match=r"parquet: say which column holds the text with --column$"):
+        read_texts([], str(path))
+    (tmp_path / "broken.parquet").write_bytes(b"PAR1\x15\x04")
+    with pytest.raises(TextInputError, match=r"broken.parquet: not a readable Parquet file \("):
+        read_texts([], str(tmp_path / "broken.parquet"), "t")
+    with pytest.raises(TextInputError, match=r"none.parquet: file not found"):
+        read_texts([], str(tmp_path / "none.parquet"), "t")
+
+
+def test_parquet_without_pyarrow_says_how_to_install_it(tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "pyarrow", None)  # import fails as if it were not installed
+    monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)
+    (tmp_path / "dev.parquet").write_bytes(b"PAR1")
+    with pytest.raises(TextInputError, match=r"dev.parquet: reading Parquet needs pyarrow: pip install "
+                                             r"'attrib\[parquet\]' \(or convert it to CSV or JSONL\)"):
+        read_texts([], str(tmp_path / "dev.parquet"), "t")
