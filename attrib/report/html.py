@@ -71,8 +71,9 @@ def render_report(record: dict[str, Any], run_dir: Path, max_inputs: int | None 
                        num=_num, band=_band,
                        max_abs=lambda xs: max((abs(x) for x in xs), default=0.0) or 1.0,
                        relevance_bg=relevance_colour, colorbar=colorbar_stops)
-    inputs = [e for e in record.get("texts" if kind == "explain_text" else "inputs", [])
-              if e.get("status") != "excluded"]  # left out by --only: counted in the accuracy, not shown
+    inputs = record.get("texts" if kind == "explain_text" else "inputs", [])
+    if kind in ("explain", "explain_text"):  # what --only left out is counted in the accuracy, not shown
+        inputs = [e for e in inputs if e.get("status") != "excluded"]
     shown = inputs if max_inputs is None else inputs[:max_inputs]
     try:
         return env.get_template(TEMPLATES[kind]).render(
