@@ -291,3 +291,12 @@ def write_html(ui: UI, out: Path, html_path: str) -> None:
         ui.error(f"cannot write the report {html_path}: {error.strerror or error} (the run is in {out})")
         sys.exit(1)
     ui.info(f"wrote {html_path}")
+
+
+def show_confusions(ui: UI, confusions: list[dict]) -> None:
+    """The most frequent confusions of a run with given classes, in one line (none: nothing)."""
+    from attrib.render.terminal import confusions_line
+
+    line = confusions_line(confusions)
+    if line:
+        ui.info(line)

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from attrib.cli.common import RESUMES, Common, View, common_options, executor_options, method_options, \
-    model_options, run_job, wrote
+    model_options, run_job, show_confusions, wrote
 from attrib.cli.ui import UI
 from attrib.errors import counted, duration
 
@@ -107,6 +107,7 @@ def _summary(ui: UI, record: dict, out: Path) -> None:
             f"in {duration(s['seconds'])} "
             f"({s['images_per_second']:.2f} images/s); " + _top1(s)
             + wrote(out, "run.json", "inputs.jsonl", "arrays/", "images/", "overview.png"))
+    show_confusions(ui, record["summary"].get("confusions", []))
 
 
 def _top1(summary: dict) -> str:

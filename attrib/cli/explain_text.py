@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from attrib.cli.common import LABELS_OPTION, Common, View, common_options, run_job
+from attrib.cli.common import LABELS_OPTION, Common, View, common_options, run_job, show_confusions
 from attrib.cli.ui import UI
 from attrib.errors import counted
 
@@ -96,3 +96,4 @@ def _summary(ui: UI, record: dict, out: Path) -> None:
     excluded = f" ({left} classified {'right' if record.get('only') == 'wrong' else 'wrong'}: --only)" if left else ""
     ui.info(f"{len(ok)} of {counted(len(record['texts']), 'text')} explained{excluded}{accuracy}; wrote "
             f"{out}/run.json")
+    show_confusions(ui, record.get("confusions", []))

@@ -3,6 +3,7 @@ and the one policy for Expected Gradients' reference set."""
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import math
 import platform
@@ -65,19 +66,33 @@ class Accuracy:
 
     SOME = 50  # inputs before chance is judged
     Z = 2.33  # one-sided 1% level of the normal approximation to the binomial
+    CONFUSIONS = 10  # the most frequent (given, predicted) pairs of the misclassified inputs that are kept
 
-    def __init__(self, n_classes: int, source: str) -> None:
+    def __init__(self, n_classes: int, source: str, labels: list[str] | None = None) -> None:
         self.n_classes, self.source, self.correct, self.of = n_classes, source, 0, 0
+        self.labels, self.confused = labels, collections.Counter()
 
     def count(self, predicted: int, given: int) -> None:
         self.of += 1
         self.correct += int(predicted == given)
+        if predicted != given:
+            self.confused[given, predicted] += 1
 
     def summary(self) -> dict[str, Any]:
-        """``{"top1": {correct, of, accuracy}}`` once an input was counted, else {}."""
+        """``{"top1": {correct, of, accuracy}, "confusions": [...]}`` once an input was counted, else {}. The
+        confusions: the most frequent (given, predicted) classes of the misclassified inputs, with their labels
+        and counts (ties in the order met)."""
         if not self.of:
             return {}
-        return {"top1": {"correct": self.correct, "of": self.of, "accuracy": round(self.correct / self.of, 4)}}
+        confusions = [{"given": g, "predicted": p, "count": n, **self._names(g, p)}
+                      for (g, p), n in self.confused.most_common(self.CONFUSIONS)]
+        return {"top1": {"correct": self.correct, "of": self.of, "accuracy": round(self.correct / self.of, 4)},
+                "confusions": confusions}
+
+    def _names(self, given: int, predicted: int) -> dict[str, str]:
+        if self.labels is None:
+            return {}
+        return {"given_label": self.labels[given], "predicted_label": self.labels[predicted]}
 
     def at_chance(self, trained: bool) -> bool:
         """Whether a trained model, over enough inputs, is not above chance (1 / classes) at the 1% level."""

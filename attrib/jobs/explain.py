@@ -265,8 +265,10 @@ def _todo(plan: Plan, sources: list, previous: dict[str, dict], options: Options
 def _accuracy(plan: Plan) -> Accuracy | None:
     """Top-1 accuracy against the classes folders or a table give (None for other targets)."""
     if plan.target == FOLDER:
-        return Accuracy(plan.model.n_classes, "the folders name")
-    return Accuracy(plan.model.n_classes, "the table gives") if isinstance(plan.target, ClassTable) else None
+        return Accuracy(plan.model.n_classes, "the folders name", plan.model.labels)
+    if isinstance(plan.target, ClassTable):
+        return Accuracy(plan.model.n_classes, "the table gives", plan.model.labels)
+    return None
 
 
 def _tally(top1: Accuracy | None, entry: dict) -> None:

@@ -301,7 +301,8 @@ def run(options: Options, store: RunStore, events: Events | None = None) -> dict
                                  "labels": classifier.labels},
                     methods=describe_methods(settings.methods, {m: settings.config(m) for m in settings.methods}),
                     seed=settings.seed, device=device, lm=lm.name if lm else None, n_samples=settings.n_samples,
-                    n_steps=settings.n_steps, target=settings.target, only=settings.only, texts=[], correlations={}, correlation_texts={},
+                    n_steps=settings.n_steps, target=settings.target, only=settings.only, texts=[], correlations={},
+                    correlation_texts={},
                     score=f"{classifier.score_name} of the target class", warnings=[])
     events.task("texts", "texts", len(items))
     try:
@@ -311,7 +312,7 @@ def run(options: Options, store: RunStore, events: Events | None = None) -> dict
         raise
     explained = [e["scores"] for e in record["texts"] if e["status"] == "ok"]
     record["correlations"], record["correlation_texts"] = mean_pairwise_pearson(explained)
-    record.update(_gold_accuracy(record, len(classifier.labels), events))
+    record.update(_gold_accuracy(record, classifier.labels, events))
     record["finished"] = now()
     store.write_record(record)
     return record
@@ -360,10 +361,11 @@ VANISHING = ("gradient scores are ~0: summed over embedding dimensions, the grad
              "LayerNorm their embeddings; use gradient_x_input or integrated_gradients")
 
 
-def _gold_accuracy(record: dict[str, Any], n_classes: int, events: Events) -> dict[str, Any]:
-    """``{"top1": ...}``: the classifier's accuracy against the gold labels of the texts that have one (else
-    {}); warned of, and kept in the record's warnings, when it is no better than chance."""
-    gold = Accuracy(n_classes, "the gold labels give")
+def _gold_accuracy(record: dict[str, Any], labels: list[str], events: Events) -> dict[str, Any]:
+    """``{"top1": ..., "confusions": ...}``: the classifier's accuracy against the gold labels of the texts that
+    have one, and what it confuses (else {}); warned of, and kept in the record's warnings, when it is no better
+    than chance."""
+    gold = Accuracy(len(labels), "the gold labels give", labels)
     for entry in record["texts"]:
         if entry["status"] in ("ok", EXCLUDED) and entry.get("target_from") == "gold label":
             gold.count(entry["prediction"]["index"], entry["target"])
@@ -404,6 +406,7 @@ def json_view(record: dict[str, Any], out: Path) -> dict[str, Any]:
 
     return {"texts": [entry(e) for e in record["texts"]], "correlations": record["correlations"],
             "correlation_texts": record["correlation_texts"], "top1": record.get("top1"),
+            "confusions": record.get("confusions", []),
             "warnings": record.get("warnings", []), "out_dir": str(out.resolve())}
 
 

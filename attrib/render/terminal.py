@@ -240,3 +240,13 @@ def _fmt(value: Any, spread: float | None = None) -> str:
     if isinstance(value, float):
         return f"{value:.3f}" + (f"\n± {spread:.3f}" if spread is not None else "")  # narrow: the spread below
     return escape(str(value))
+
+
+def confusions_line(confusions: list[dict[str, Any]], shown: int = 3) -> str | None:
+    """The most frequent confusions in one line ("most confused: tabby as tiger cat (12), ..."), else None."""
+    def name(label: str | None, index: int) -> str:
+        return f"{label.split(',')[0]} ({index})" if label and label != str(index) else str(index)
+
+    parts = [f"{name(c.get('given_label'), c['given'])} as {name(c.get('predicted_label'), c['predicted'])} "
+             f"x{c['count']}" for c in confusions[:shown]]
+    return "most confused: " + ", ".join(parts) if parts else None

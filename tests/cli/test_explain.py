@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -573,12 +574,35 @@ def test_top1_accuracy_against_given_classes_and_chance_warned(n_classes, correc
     accuracy = Accuracy(n_classes, "the table gives")
     for i in range(of):
         accuracy.count(i, i if i < correct else i + 1)
-    assert accuracy.summary() == {"top1": {"correct": correct, "of": of, "accuracy": round(correct / of, 4)}}
+    assert accuracy.summary()["top1"] == {"correct": correct, "of": of, "accuracy": round(correct / of, 4)}
     assert accuracy.at_chance(trained) == warned
     assert Accuracy(10, "x").summary() == {}
     if n_classes == 1000:
         assert accuracy.warning().startswith(f"top-1 accuracy {correct / of:.1%} on {of} inputs against the "
                                              "classes the table gives is no better than chance (1/1000 = 0.1%)")
+
+
+def test_the_most_frequent_confusions_are_counted_with_their_labels():
+    """What a labelled run's misclassified inputs were taken for, most frequent first (ties in the order met), at
+    most ten pairs: the first question of an error analysis, answered from the predictions the run has anyway."""
+    from attrib.jobs.common import Accuracy
+
+    accuracy = Accuracy(3, "the folders name", ["cat", "dog", "fox"])
+    for predicted, given in [(1, 0), (2, 1), (1, 0), (0, 0), (2, 1), (1, 0), (0, 2)]:
+        accuracy.count(predicted, given)
+    assert accuracy.summary()["confusions"] == [
+        {"given": 0, "predicted": 1, "count": 3, "given_label": "cat", "predicted_label": "dog"},
+        {"given": 1, "predicted": 2, "count": 2, "given_label": "dog", "predicted_label": "fox"},
+        {"given": 2, "predicted": 0, "count": 1, "given_label": "fox", "predicted_label": "cat"}]
+    many = Accuracy(100, "the table gives")
+    for i in range(30):
+        many.count(i + 1, i)
+    assert len(many.summary()["confusions"]) == 10 and "given_label" not in many.summary()["confusions"][0]
+    from attrib.render.terminal import confusions_line
+
+    assert confusions_line(accuracy.summary()["confusions"], shown=2) == "most confused: cat (0) as dog (1) x3, " \
+        "dog (1) as fox (2) x2"
+    assert confusions_line([]) is None
 
 
 def test_a_trained_model_at_chance_against_a_table_is_warned_of(run_cli, tmp_path):
@@ -600,6 +624,14 @@ def test_a_trained_model_at_chance_against_a_table_is_warned_of(run_cli, tmp_pat
     assert parse_json(shifted)["summary"]["top1"] == {"correct": 0, "of": 50, "accuracy": 0.0}
     assert f"warning: {warning}" in " ".join(shifted.stderr.split())
     assert f"warning: {warning}".replace("'", "&#39;") in (tmp_path / "s.html").read_text()
+    pairs = Counter(((p + 1) % 10, p) for p in predicted.values()).most_common()
+    top = parse_json(shifted)["summary"]["confusions"]
+    assert [(c["given"], c["predicted"]) for c in top] == [pair for pair, _ in pairs][:10]
+    assert [c["count"] for c in top] == [n for _, n in pairs][:10] and top[0]["given_label"] == str(top[0]["given"])
+    (given, predicted_class), n = pairs[0]
+    assert f"most confused: {given} as {predicted_class} x{n}" in shifted.stderr  # labels that are their index
+    assert f"<td>{given}</td><td>{predicted_class}</td><td>{n}</td>" in \
+        (tmp_path / "s.html").read_text()
 
 
 def test_tables_in_a_log_have_no_trailing_spaces(run_cli, images, tmp_path):
@@ -628,7 +660,8 @@ def test_only_wrong_explains_the_misclassified_inputs_and_counts_all(run_cli, tm
     wrong = sorted(n for n in given if given[n] != predicted[n])
     explained = sorted(Path(i["path"]).name for i in out["inputs"] if i["status"] == "ok")
     assert result.exit_code == 0 and explained == wrong and len(wrong) == 4
-    assert all(i["attributions"][0]["target"] == given[Path(i["path"]).name] for i in out["inputs"] if i["attributions"])
+    assert all(i["attributions"][0]["target"] == given[Path(i["path"]).name]
+               for i in out["inputs"] if i["attributions"])
     left = [i for i in out["inputs"] if i["status"] == "excluded"]
     assert len(left) == 4 and all(i["predictions"] and not i["attributions"] for i in left)
     assert out["summary"]["done"] == 4 and out["summary"]["excluded"] == 4
@@ -644,7 +677,8 @@ def test_only_wrong_explains_the_misclassified_inputs_and_counts_all(run_cli, tm
     assert (again["done"], again["skipped"], again["excluded"]) == (0, 4, 4)  # nothing redone
     right = parse_json(run_cli(*command, "--only", "right"))
     assert (right["summary"]["done"], right["summary"]["skipped"], right["summary"]["excluded"]) == (4, 0, 4)
-    assert sorted(Path(i["path"]).name for i in right["inputs"] if i["status"] == "ok") == sorted(set(given) - set(wrong))
+    explained = sorted(Path(i["path"]).name for i in right["inputs"] if i["status"] == "ok")
+    assert explained == sorted(set(given) - set(wrong))
     every = parse_json(run_cli(*command))["summary"]
     assert (every["done"], every["skipped"], every["excluded"]) == (4, 4, 0)
     assert run_cli("explain", tmp_path / "val", *model, "--only", "wrong").exit_code == 2  # no classes to judge by

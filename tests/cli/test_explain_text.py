@@ -11,8 +11,8 @@ def test_json_schema_and_run_folder(run_cli, text_models, tmp_path):
                      "--out", tmp_path, "--json", "--html", tmp_path / "r.html")
     assert result.exit_code == 0, result.output
     data = parse_json(result)
-    assert set(data) == {"texts", "correlations", "correlation_texts", "top1", "warnings", "out_dir"}
-    assert data["top1"] is None  # no gold labels
+    assert set(data) == {"texts", "correlations", "correlation_texts", "top1", "confusions", "warnings", "out_dir"}
+    assert data["top1"] is None and data["confusions"] == []  # no gold labels
     assert len(data["texts"]) == 2
     first = data["texts"][0]
     assert set(first) == {"name", "text", "status", "words", "prediction", "target", "target_from", "scores", "gaps",

@@ -233,7 +233,8 @@ def test_explain_on_ray_explains_the_classes_a_table_gives(tmp_path, monkeypatch
     for name in ("images/im0.png", "images/im1.png"):
         right = entries[name]["predictions"][0]["index"] == entries[name]["given"]
         assert entries[name]["status"] == ("ok" if right else "excluded")
-        assert bool(entries[name]["attributions"]) == right == (tmp_path / "right/arrays" / f"{entries[name]['id']}.npz").exists()
+        arrays = tmp_path / "right" / "arrays" / f"{entries[name]['id']}.npz"
+        assert bool(entries[name]["attributions"]) == right == arrays.exists()
     assert record["summary"]["done"] + record["summary"]["excluded"] == 2
 
 
