@@ -21,7 +21,7 @@ Examples:
   attrib explain-text "A man plays a guitar." --pair "A person makes music." --model roberta-large-mnli
   attrib explain-text --file mnli.jsonl --column premise --pair-column hypothesis --model ./nli --lm ./bert
 Exit codes: 0 all texts explained, 1 some texts failed, 2 usage error."""
-INTERRUPTED = "interrupted; the texts explained so far are in {out}/run.json (rerunning starts over)"
+INTERRUPTED = "interrupted; the texts explained so far are in {out}/run.json: the same command goes on from there"
 
 
 @click.command(epilog=EPILOG)
@@ -54,10 +54,12 @@ INTERRUPTED = "interrupted; the texts explained so far are in {out}/run.json (re
               help="n_steps of every method (IG's steps).")
 @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1), help="Sentences per forward.")
 @click.option("--trust-remote-code", is_flag=True, help="Allow the model repos' own code to run.")
+@click.option("--force", is_flag=True, help="Redo the texts an earlier run into --out explained.")
 @LABELS_OPTION
 @common_options
 def explain_text(texts, model_spec, lm_spec, methods, settings, text_file, column, label_column, pairs, pair_column,
-                 target, only, n_samples, n_steps, batch_size, trust_remote_code, labels, common: Common) -> None:
+                 target, only, n_samples, n_steps, batch_size, trust_remote_code, force, labels,
+                 common: Common) -> None:
     """Explain a text classifier's predictions word by word (OLM, OLM-S, occlusion, gradients).
 
     TEXTS are given as arguments or with --file. Each word (punctuation is a word of its own) gets one
@@ -69,7 +71,8 @@ def explain_text(texts, model_spec, lm_spec, methods, settings, text_file, colum
 
     options = job.Options(list(texts), text_file, column, label_column, list(pairs), pair_column, model_spec, lm_spec,
                           list(methods) or list(job.DEFAULT_METHODS), list(settings), target, n_samples, n_steps,
-                          common.seed, batch_size, common.device, trust_remote_code, labels=labels, only=only)
+                          common.seed, batch_size, common.device, trust_remote_code, labels=labels, only=only,
+                          force=force)
     run_job(common, job, options, View(show=_summary, json=job.json_view, exit_code=job.exit_code,
                                        on_item=_show_text, interrupted=INTERRUPTED), prefix="text-")
 
@@ -77,6 +80,8 @@ def explain_text(texts, model_spec, lm_spec, methods, settings, text_file, colum
 def _show_text(ui: UI, entry: dict, totals: dict) -> None:
     from attrib.render.terminal import text_panel
 
+    if entry.get("skipped"):
+        ui.detail(f"{entry['name']}: already done (use --force to redo)")
     if entry["status"] == "ok":
         ui.show(text_panel(entry))
     elif entry["status"] == "excluded":
@@ -94,6 +99,8 @@ def _summary(ui: UI, record: dict, out: Path) -> None:
     accuracy = f"; top-1 accuracy {top1['accuracy']:.1%} of {top1['of']} against the gold labels" if top1 else ""
     left = sum(e["status"] == "excluded" for e in record["texts"])
     excluded = f" ({left} classified {'right' if record.get('only') == 'wrong' else 'wrong'}: --only)" if left else ""
+    done = record.get("already_done")
+    excluded += f" ({done} already done)" if done else ""
     ui.info(f"{len(ok)} of {counted(len(record['texts']), 'text')} explained{excluded}{accuracy}; wrote "
             f"{out}/run.json")
     show_confusions(ui, record.get("confusions", []))

@@ -79,6 +79,7 @@ class Options(ListFields):
     trust_remote_code: bool = False
     labels: str | None = None  # a file naming the classifier's classes (default: its id2label)
     only: str | None = None  # Settings.only
+    force: bool = False  # redo the texts an earlier run into the same folder explained
 
 
 def canonical_methods(names: list[str]) -> list[str]:
@@ -200,6 +201,12 @@ def _readable(item: TextItem, words: list[Word], models: list) -> tuple[TextInpu
 
 def _target(item: TextItem, settings: Settings, p: torch.Tensor, labels: list[str]) -> tuple[int, str]:
     """The class to explain and where it came from: "gold label", "--target" or "prediction"."""
+    given, reason = _given(item, settings, labels)
+    return (int(p.argmax()), reason) if given is None else (given, reason)
+
+
+def _given(item: TextItem, settings: Settings, labels: list[str]) -> tuple[int | None, str]:
+    """The class a text is given (None: its predicted one) and where it came from."""
     from attrib.targets import parse_class
 
     if item.label is not None:
@@ -209,7 +216,7 @@ def _target(item: TextItem, settings: Settings, p: torch.Tensor, labels: list[st
             raise TextInputError(f"{item.name}: gold label: {error}") from None
         if value is not None:
             return value, "gold label"
-    return (int(p.argmax()), "prediction") if settings.target is None else (settings.target, "--target")
+    return (None, "prediction") if settings.target is None else (settings.target, "--target")
 
 
 def gradient_scores(classifier, text: TextInput, words: list[Word], method: str, target: int,
@@ -304,9 +311,10 @@ def run(options: Options, store: RunStore, events: Events | None = None) -> dict
                     n_steps=settings.n_steps, target=settings.target, only=settings.only, texts=[], correlations={},
                     correlation_texts={},
                     score=f"{classifier.score_name} of the target class", warnings=[])
+    previous = [] if options.force else _previous(store, record, events)
     events.task("texts", "texts", len(items))
     try:
-        _explain_all(items, classifier, lm, settings, record, store, events)
+        _explain_all(items, classifier, lm, settings, record, store, events, previous)
     except KeyboardInterrupt:  # what was explained is kept (the record has no "finished")
         store.write_record(record)
         raise
@@ -318,11 +326,53 @@ def run(options: Options, store: RunStore, events: Events | None = None) -> dict
     return record
 
 
+RESUME_KEYS = ("kind", "model", "lm", "methods", "seed", "random", "n_samples", "n_steps", "target")
+
+
+def _previous(store: RunStore, record: dict[str, Any], events: Events) -> list[dict[str, Any]]:
+    """The texts an earlier run into this folder recorded, by position, when it ran with the same settings
+    (else none, and a warning when it held texts); its run-wide warnings about them are carried over."""
+    old = store.read_record()
+    changed = [k for k in RESUME_KEYS if old.get(k) != record.get(k)]
+    if changed and old.get("texts"):
+        events.warning(f"{store.root} held a run with other settings ({', '.join(changed)}); starting it over: "
+                       "its results are replaced (use another --out to keep them)")
+    if changed or not isinstance(old.get("texts"), list):
+        return []
+    record["warnings"].extend(w for w in old.get("warnings", []) if w == VANISHING)
+    return old["texts"]
+
+
+def _reusable(entry: dict | None, item: TextItem, settings: Settings, labels: list[str]) -> bool:
+    """Whether an earlier run's entry at this position stands: the same text, explained (or left out by
+    ``--only``) as this run would, for the class it is given now."""
+    if entry is None or entry.get("status") not in ("ok", EXCLUDED) or \
+            (entry.get("name"), entry.get("text"), entry.get("pair")) != (item.name, item.text, item.pair):
+        return False
+    try:
+        given, reason = _given(item, settings, labels)
+    except TextInputError:
+        return False
+    if entry.get("target_from") != reason or (given is not None and entry["target"] != given):
+        return False
+    wanted = selected(settings.only, entry["prediction"]["index"], given)
+    return wanted == (entry["status"] == "ok")
+
+
 def _explain_all(items: list[TextItem], classifier, lm, settings: Settings, record: dict[str, Any],
-                 store: RunStore, events: Events) -> None:
-    """Each text into ``record["texts"]``, the record saved as it grows (see :func:`save_due`)."""
+                 store: RunStore, events: Events, previous: list[dict[str, Any]]) -> None:
+    """Each text into ``record["texts"]`` (an entry of ``previous`` at the same position reused where it stands:
+    a text's draws depend on its position), the record saved as it grows (see :func:`save_due`)."""
     saved, cost = time.monotonic(), 0.0
+    record["already_done"] = 0
     for position, item in enumerate(items):
+        old = previous[position] if position < len(previous) else None
+        if _reusable(old, item, settings, classifier.labels):
+            record["texts"].append(old)
+            record["already_done"] += 1
+            events.advance("texts", 1)
+            events.item({**old, "skipped": True})
+            continue
         try:
             entry = explain_one(classifier, lm, item, position, settings)
             if entry["status"] == "ok":

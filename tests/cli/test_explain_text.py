@@ -213,6 +213,13 @@ def test_only_wrong_explains_the_texts_the_classifier_gets_wrong(run_cli, text_m
     assert [f"“{t}”" in html for t in texts] == [False] * 4 + [True] * 2
     right = parse_json(run_cli(*command, "--only", "right", "--out", tmp_path / "r"))
     assert [t["status"] for t in right["texts"]] == ["ok"] * 4 + ["excluded"] * 2
+    assert "(6 already done)" in run_cli(*command, "--only", "wrong", "--out", tmp_path / "o").stderr
+    switched = run_cli(*command, "--only", "right", "--out", tmp_path / "o")  # what --only decides is redone
+    assert "(0 already done)" not in switched.stderr and "already done" not in switched.stderr
+    assert [t["status"] for t in parse_json(switched)["texts"]] == ["ok"] * 4 + ["excluded"] * 2
+    table.write_text(table.read_text().replace(f"{texts[0]},{gold[0]}", f"{texts[0]},{1 - gold[0]}"))
+    relabelled = run_cli(*command, "--only", "right", "--out", tmp_path / "o")  # a gold label edited: redone
+    assert "(5 already done)" in relabelled.stderr and parse_json(relabelled)["texts"][0]["status"] == "excluded"
     plain_only = run_cli("explain-text", "--file", plain, "-M", text_models["clf"], "--only", "wrong", "--out",
                          tmp_path / "x")
     assert plain_only.exit_code == 2 and not (tmp_path / "x").exists()
@@ -347,9 +354,28 @@ def test_ctrl_c_keeps_the_texts_explained_so_far(run_cli, text_models, tmp_path,
                      "-m", "unk", "--out", tmp_path / "o")
     assert result.exit_code == 130
     said = " ".join(result.output.split())
-    assert f"interrupted; the texts explained so far are in {tmp_path / 'o'}/run.json (rerunning starts over)" in said
+    assert f"interrupted; the texts explained so far are in {tmp_path / 'o'}/run.json: the same command goes on " \
+        "from there" in said
     record = json.loads((tmp_path / "o" / "run.json").read_text())
     assert [t["text"] for t in record["texts"]] == ["great fun", "a dull film"] and "finished" not in record
+    scored = []
+    monkeypatch.setattr(TextClassifier, "scores", lambda self, texts: scored.extend(texts) or real(self, texts))
+    command = ["explain-text", "great fun", "a dull film", "stop here", "good", "-M", text_models["clf"], "-m", "unk"]
+    again = run_cli(*command, "--out", tmp_path / "o")
+    assert again.exit_code == 0 and "4 of 4 texts explained (2 already done)" in again.stderr
+    assert scored and not any("fun" in t or "dull" in t for t in scored)  # the first two were not scored again
+    fresh = run_cli(*command, "--out", tmp_path / "fresh")
+
+    def texts(folder):
+        return [{k: v for k, v in t.items() if k != "seconds"}
+                for t in json.loads((folder / "run.json").read_text())["texts"]]
+
+    assert fresh.exit_code == 0 and texts(tmp_path / "o") == texts(tmp_path / "fresh")
+    other = run_cli(*command, "--seed", "1", "--out", tmp_path / "o")
+    assert "held a run with other settings (seed); starting it over" in " ".join(other.stderr.split())
+    assert "already done" not in other.stderr
+    assert "(4 already done)" in run_cli(*command, "--seed", "1", "--out", tmp_path / "o").stderr
+    assert "already done" not in run_cli(*command, "--seed", "1", "--force", "--out", tmp_path / "o").stderr
 
 
 def test_the_text_report_of_a_long_file_is_capped(run_cli, text_models, tmp_path):
