@@ -1,6 +1,7 @@
 """attrib explain-text: --json schema, files and columns, per-text errors, offline hub errors, HTML."""
 
 import json
+from pathlib import Path
 
 from tests.cli.conftest import parse_json
 
@@ -162,15 +163,20 @@ def test_gold_labels_from_a_csv_column(run_cli, text_models, tmp_path):
     assert f"3 texts explained; top-1 accuracy {hits / 2:.1%} of 2 against the gold labels" in result.output
 
 
+def _predicted(run_cli, clf, tmp_path, n: int) -> tuple[list[str], Path, list[int]]:
+    """n texts, the file holding them and the classifier's predictions for them."""
+    texts = [f"word{i} fun" if i % 2 else f"boring {i}" for i in range(n)]
+    plain = tmp_path / "t.txt"
+    plain.write_text("\n".join(texts) + "\n")
+    found = parse_json(run_cli("explain-text", "--file", plain, "-M", clf, "-m", "unk", "--out", tmp_path / "p",
+                               "--json"))["texts"]
+    return texts, plain, [t["prediction"]["index"] for t in found]
+
+
 def test_gold_labels_in_another_order_than_the_models_are_warned_of(run_cli, text_models, tmp_path):
     """GLUE numbers MNLI's entailment 0, roberta-large-mnli's class 0 is contradiction: gold labels in another
     order make every map explain a class the text is not, and the classifier no better than chance on them."""
-    texts = [f"word{i} fun" if i % 2 else f"boring {i}" for i in range(50)]
-    plain = tmp_path / "t.txt"
-    plain.write_text("\n".join(texts) + "\n")
-    predicted = [t["prediction"]["index"] for t in parse_json(run_cli(
-        "explain-text", "--file", plain, "-M", text_models["clf"], "-m", "unk", "--out", tmp_path / "p",
-        "--json"))["texts"]]
+    texts, plain, predicted = _predicted(run_cli, text_models["clf"], tmp_path, 50)
     swapped = tmp_path / "swapped.csv"
     swapped.write_text("s,l\n" + "".join(f"{t},{1 - p}\n" for t, p in zip(texts, predicted)))
     result = run_cli("explain-text", "--file", swapped, "--column", "s", "--label-column", "l",
@@ -190,12 +196,7 @@ def test_gold_labels_in_another_order_than_the_models_are_warned_of(run_cli, tex
 def test_only_wrong_explains_the_texts_the_classifier_gets_wrong(run_cli, text_models, tmp_path):
     """--only wrong: the texts whose prediction is not their gold label are explained; the others cost one forward
     pass, are recorded with their prediction and count in the accuracy."""
-    texts = [f"word{i} fun" if i % 2 else f"boring {i}" for i in range(6)]
-    plain = tmp_path / "t.txt"
-    plain.write_text("\n".join(texts) + "\n")
-    predicted = [t["prediction"]["index"] for t in parse_json(run_cli(
-        "explain-text", "--file", plain, "-M", text_models["clf"], "-m", "unk", "--out", tmp_path / "p",
-        "--json"))["texts"]]
+    texts, plain, predicted = _predicted(run_cli, text_models["clf"], tmp_path, 6)
     gold = [p if i < 4 else 1 - p for i, p in enumerate(predicted)]  # the last two: wrong
     table = tmp_path / "g.csv"
     table.write_text("s,l\n" + "".join(f"{t},{g}\n" for t, g in zip(texts, gold)))
