@@ -19,7 +19,7 @@ Examples:
   attrib explain cat.jpg -M timm:resnet50 --weights resnet50.safetensors --target "tabby cat"
   attrib explain imagenet/val/ -M timm:resnet50 --target folder      each image's class: its folder (n01440764/)
   attrib explain val/ -M timm:resnet50 --target LOC_val_solution.csv  each image's class from a table
-  attrib explain val/ -M timm:resnet50 --target folder --only wrong   only the images it gets wrong
+  attrib explain val/ -M timm:resnet50 --truth folder --only wrong    why it got those wrong: their predictions
   find shots -name '*.jpg' -newer last.txt | attrib explain --inputs-from -     a list of inputs, one per line
   attrib explain cat.jpg -m eg --background refs/ --html report.html
   attrib explain photos/ --no-images --executor ray --address auto --gpus-per-worker 0.5
@@ -31,13 +31,16 @@ Exit codes: 0 all inputs explained, 1 some inputs failed, 2 usage error."""
 @model_options
 @click.option("--trust-remote-code", is_flag=True, help="Hugging Face: allow the model repo's own code to run.")
 @method_options("ig")
-@click.option("--target", default="pred", show_default=True, metavar="CLASS|folder|FILE",
-              help="pred, a class index, a label name; folder: the class each image's folder names (a label, "
-                   "an index or an ImageNet WordNet id, as in ImageFolder layouts); or a .csv, .tsv, .txt or .json "
-                   "file naming each image's class (image, class per row).")
+@click.option("--target", default="pred", show_default=True, metavar="CLASS|truth|folder|FILE",
+              help="The class to explain: pred, a class index, a label name, or truth (each image's class as "
+                   "--truth gives it); folder or FILE: short for --truth folder|FILE --target truth.")
+@click.option("--truth", metavar="folder|FILE",
+              help="Each image's true class, to judge the predictions by (top-1 accuracy, confusions, --only): "
+                   "folder: the one each image's folder names (a label, an index or an ImageNet WordNet id, as "
+                   "in ImageFolder layouts); or a .csv, .tsv, .txt or .json file naming each image's class.")
 @click.option("--only", type=click.Choice(["wrong", "right"]),
-              help="With the true classes given (--target folder, FILE or a class): explain only the inputs the model "
-                   "classifies wrong (right); the others are recorded with their predictions.")
+              help="With the true classes given (--truth, or --target folder, FILE or a class): explain only the "
+                   "inputs the model classifies wrong (right); the others are recorded with their predictions.")
 @click.option("--top-k", default=5, show_default=True, type=click.IntRange(1), help="Predictions shown.")
 @click.option("--precision", type=click.Choice(["fp32", "tf32", "bf16"]), default="fp32", show_default=True,
               help="fp32: true float32 (TF32 off); tf32: TF32 tensor cores allowed (GPU); bf16: autocast.")
@@ -56,9 +59,9 @@ Exit codes: 0 all inputs explained, 1 some inputs failed, 2 usage error."""
 @click.option("--workers", type=click.IntRange(1), help="Threads decoding images ahead [default: min(4, CPUs)].")
 @executor_options("worker")
 @common_options
-def explain(inputs, model_spec, weights, no_pretrained, labels, trust_remote_code, methods, settings, target, only,
-            top_k, precision, background, view, magnitude, force, no_images, inputs_from, limit, batch_size, workers,
-            executor, common: Common) -> None:
+def explain(inputs, model_spec, weights, no_pretrained, labels, trust_remote_code, methods, settings, target, truth,
+            only, top_k, precision, background, view, magnitude, force, no_images, inputs_from, limit, batch_size,
+            workers, executor, common: Common) -> None:
     """Explain image classifiers' predictions with attribution methods.
 
     INPUTS are image files, folders (searched recursively, leaving out hidden files and attrib's own run
@@ -76,7 +79,7 @@ def explain(inputs, model_spec, weights, no_pretrained, labels, trust_remote_cod
                           list(methods) or ["integrated_gradients"], list(settings), target, top_k, common.seed,
                           common.device, precision, background, "magnitude" if magnitude else view or "blend", force,
                           not no_images, limit, batch_size, workers, executor, labels=labels,
-                          inputs_from=inputs_from, only=only)
+                          inputs_from=inputs_from, only=only, truth=truth)
     run_job(common, job, options, View(show=_summary, json=job.json_view, exit_code=job.exit_code,
                                        on_item=_show_input, interrupted=RESUMES))
 

@@ -40,6 +40,7 @@ class ClassTable:
     by_name: dict[str, int] = field(repr=False)  # file name, or name without its suffix -> class
     first_key: str = ""  # the first row's image, as written (for messages)
     numbered: bool = False  # every row keyed by a bare number: maybe a map of class names, which --labels takes
+    flag: str = "--target"  # the option that named it (messages say "--truth labels.csv gives it no class")
 
     def describe(self) -> dict[str, str]:
         """The table as run.json records it (``target_table``): the file as given and its contents' digest."""
@@ -50,32 +51,32 @@ class ClassTable:
         from attrib.data.images import InputError
 
         if source.path is None:
-            raise InputError(f"{source.name}: not a file, so --target {self.name} gives it no class")
+            raise InputError(f"{source.name}: not a file, so {self.flag} {self.name} gives it no class")
         path = os.path.abspath(source.path)
         for found in (self.by_path.get(path), self.by_name.get(Path(path).name), self.by_name.get(Path(path).stem)):
             if found is not None:
                 return found
         hint = f" ({self.name} is keyed by numbers: if it names the model's classes, --labels takes it)" \
             if self.numbered else ""
-        raise InputError(f"{source.name}: --target {self.name} gives it no class{hint}")
+        raise InputError(f"{source.name}: {self.flag} {self.name} gives it no class{hint}")
 
 
-def read_class_table(file: str, labels: list[str]) -> ClassTable:
-    """The table in ``file``, every class checked against the model's ``labels``; a UsageError naming the file
-    and line of the first problem."""
+def read_class_table(file: str, labels: list[str], flag: str = "--target") -> ClassTable:
+    """The table in ``file`` (given with the option ``flag``), every class checked against the model's
+    ``labels``; a UsageError naming the file and line of the first problem."""
     from attrib.data import utf8_text
 
     try:
         data = Path(file).read_bytes()
     except OSError as error:
-        raise UsageError(f"--target {file}: cannot read the table of classes ({error.strerror or error}); a "
-                         "--target ending .csv, .tsv, .txt or .json names a file of images and their classes") from None
+        raise UsageError(f"{flag} {file}: cannot read the table of classes ({error.strerror or error}); a "
+                         f"{flag} ending .csv, .tsv, .txt or .json names a file of images and their classes") from None
     rows = list(_rows(utf8_text(data, file), file))
     classes = _Classes(labels, file)
     if rows and classes.header(rows[0]):
         rows = rows[1:]
     if not rows:
-        raise UsageError(f"--target {file}: the table names no images")
+        raise UsageError(f"{flag} {file}: the table names no images")
     base = os.path.dirname(os.path.abspath(file))
     by_path: dict[str, int] = {}
     by_name: dict[str, int] = {}
@@ -91,7 +92,7 @@ def read_class_table(file: str, labels: list[str]) -> ClassTable:
         else:
             by_name[key] = index
     numbered = not by_path and all(key.isdigit() for key in by_name)
-    return ClassTable(file, hashlib.sha256(data).hexdigest(), by_path, by_name, rows[0][1], numbered)
+    return ClassTable(file, hashlib.sha256(data).hexdigest(), by_path, by_name, rows[0][1], numbered, flag)
 
 
 def _rows(text: str, file: str) -> Iterator[tuple[str, str, str]]:

@@ -109,13 +109,14 @@ class Accuracy:
 ONLY = ("wrong", "right")  # --only: explain the inputs the model classifies wrong (right) against the given classes
 
 
-def check_only(only: str | None, given: bool) -> None:
-    """A UsageError for an unknown ``--only`` or for one without classes to judge the predictions by."""
+def check_only(only: str | None, given: bool, how: str) -> None:
+    """A UsageError for an unknown ``--only`` or for one without classes to judge the predictions by (``how``
+    says where they come from)."""
     if only is not None and only not in ONLY:
         raise UsageError(f"--only must be one of {', '.join(ONLY)}, got {only!r}")
     if only is not None and not given:
         raise UsageError(f"--only {only} judges each prediction against the input's true class: give the classes "
-                         "(--target folder, a table file or one class)")
+                         f"({how})")
 
 
 def selected(only: str | None, predicted: int, given: int | None) -> bool:

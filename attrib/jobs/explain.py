@@ -20,7 +20,7 @@ import math
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,8 +37,9 @@ from attrib.jobs.pipeline import OrderedFinisher, batches, prefetch
 from attrib.runs.store import RunStore, closes_store, slug
 
 KIND = "explain"
-FOLDER = "folder"  # --target folder: the class each image's folder names (ImageFolder's layout)
-TABLE = "table"  # --target FILE.csv: a table file names each image's class (run.json: target_table)
+FOLDER = "folder"  # --truth folder: the class each image's folder names (ImageFolder's layout)
+TABLE = "table"  # --truth FILE.csv: a table file names each image's class (run.json: truth_table)
+TRUTH = "truth"  # --target truth: explain each input's true class (--target folder|FILE: --truth it, explain it)
 EXCLUDED = "excluded"  # an input's status when --only leaves it out (its predictions are recorded)
 MAX_BATCH = 64  # images per engine call at most (decoded images held: about 0.6 MB each at 224 px)
 CHUNKS_PER_BATCH = 2  # a batch holds rows for this many full engine chunks (so the last chunk's waste is small)
@@ -75,6 +76,7 @@ class Options(ListFields):
     labels: str | None = None  # a file naming the model's classes (default: the model's own names)
     inputs_from: str | None = None  # a file listing more inputs, one per line ("-": standard input)
     only: str | None = None  # "wrong" ("right"): explain only the inputs classified wrong (right); None: all
+    truth: str | None = None  # "folder" or a table file: each input's true class (accuracy, confusions, --only)
 
 
 @dataclass
@@ -84,11 +86,12 @@ class Plan:
     model: Any
     methods: list[str]
     kwargs: dict[str, dict[str, Any]]
-    target: int | str | ClassTable | None  # None: the predicted class; FOLDER: each image's folder names its
-    # class; a ClassTable: a table file names each image's class
+    target: int | str | None  # None: the predicted class; TRUTH: each input's true class; or one class
     device: str
     record: dict[str, Any]
     only: str | None = None  # Options.only
+    truth: str | ClassTable | None = None  # FOLDER: each image's folder names its true class; a ClassTable
+    truth_flag: str = "--truth"  # the option that gave the truth (for messages)
 
 
 def prepare(options: Options, events: Events) -> Plan:
@@ -111,8 +114,9 @@ def prepare(options: Options, events: Events) -> Plan:
     if model.kind != "image":
         raise UsageError(f"{model.name} takes {model.kind} inputs, not images; evaluate it with "
                          "`attrib diffroar` or `attrib sanity` on its data set")
-    target = _target(options.target, model.labels)
-    check_only(options.only, given=target is not None)
+    target, truth, flag = _target(options.target, options.truth, model.labels)
+    check_only(options.only, truth is not None or isinstance(target, int), "--truth folder or FILE, or one class "
+               "with --target")
     _check_view(options.view)
     supplied, descriptions = supplies(names, model, events, folder=options.background, seed=options.seed,
                                       data=None if options.background else _own_data(model, names))
@@ -121,8 +125,8 @@ def prepare(options: Options, events: Events) -> Plan:
     for warning in ignored_settings(overrides, kwargs):
         events.warning(warning)
     record = header(KIND, model=model.describe(), methods=methods, seed=options.seed, device=device,
-                    precision=options.precision, **_target_fields(target), view=options.view, images=options.images,
-                    background=descriptions.get("background"), only=options.only)
+                    precision=options.precision, **_target_fields(target, truth), view=options.view,
+                    images=options.images, background=descriptions.get("background"), only=options.only)
     events.info(f"model: {model.name}; methods: {', '.join(names)}; device: {device}")
     if options.precision == "tf32" and not device.startswith("cuda"):
         events.warning(f"--precision tf32 changes CUDA matrix products only; on {device} this run is fp32")
@@ -130,7 +134,7 @@ def prepare(options: Options, events: Events) -> Plan:
         events.warning(f"--precision bf16: {device} has no bfloat16 arithmetic, so torch emulates it, many times "
                        "slower than fp32 (26x per pass for the default model on a 2-core AVX2 CPU); bf16 is for "
                        "GPUs and CPUs with AVX-512 BF16 or AMX")
-    return Plan(model, names, kwargs, target, device, record, options.only)
+    return Plan(model, names, kwargs, target, device, record, options.only, truth, flag)
 
 
 def _check_classes(plan: Plan, sources: list, events: Events) -> None:
@@ -138,7 +142,7 @@ def _check_classes(plan: Plan, sources: list, events: Events) -> None:
     otherwise than the inputs: every input would fail), a warning saying how many inputs get none."""
     from attrib.data.images import InputError
 
-    if plan.target != FOLDER and not isinstance(plan.target, ClassTable):
+    if plan.truth is None:
         return
     failures = []
     for source in sources:
@@ -146,31 +150,57 @@ def _check_classes(plan: Plan, sources: list, events: Events) -> None:
             _given(plan, source)
         except InputError as error:
             failures.append(str(error))
-    where = f"--target {plan.target.name}" if isinstance(plan.target, ClassTable) else "--target folder"
+    table = plan.truth if isinstance(plan.truth, ClassTable) else None
+    where = f"{plan.truth_flag} {table.name if table else FOLDER}"
     if sources and len(failures) == len(sources):
-        keyed = f" (its rows name images as {plan.target.first_key!r})" if isinstance(plan.target, ClassTable) else ""
+        keyed = f" (its rows name images as {table.first_key!r})" if table else ""
         raise UsageError(f"{where} gives no input a class{keyed}; the first: {failures[0]}")
     if failures:
         events.warning(f"{where} gives no class to {len(failures)} of {counted(len(sources), 'input')}: they fail "
                        "alone")
 
 
-def _target(text: str, labels: list[str]) -> int | str | ClassTable | None:
-    """``--target``: pred (None), one class, ``folder`` or a table file naming each image's class."""
+def _target(text: str, truth_text: str | None, labels: list[str]) -> tuple[int | str | None, Any, str]:
+    """(target, truth, the option that gave the truth) from ``--target`` (pred: None, one class, or truth; folder
+    or a table file is short for ``--truth`` it and ``--target truth``) and ``--truth``."""
     from attrib.targets import parse_class
 
+    truth = None if truth_text is None else _truth(truth_text, labels, "--truth")
+    word = str(text).strip()
+    if word.lower() == FOLDER or is_class_table(word):
+        if truth is not None:
+            raise UsageError(f"--target {word} and --truth {truth_text} both give the true classes: give them once "
+                             "(--truth with --target truth explains them)")
+        return TRUTH, _truth(word, labels, "--target"), "--target"
+    if word.lower() == TRUTH:
+        if truth is None:
+            raise UsageError("--target truth explains each input's true class: give the classes with --truth folder "
+                             "or --truth FILE")
+        return TRUTH, truth, "--truth"
+    return parse_class(text, labels), truth, "--truth"
+
+
+def _truth(text: str, labels: list[str], flag: str) -> str | ClassTable:
+    """FOLDER, or the table file ``text`` names; a UsageError for anything else."""
     if str(text).strip().lower() == FOLDER:
         return FOLDER
     if is_class_table(text):
-        return read_class_table(str(text).strip(), labels)
-    return parse_class(text, labels)
+        return read_class_table(str(text).strip(), labels, flag)
+    raise UsageError(f"{flag} takes folder or a table file (.csv, .tsv, .txt or .json) naming each image's class, "
+                     f"got {text!r}")
 
 
-def _target_fields(target: int | str | ClassTable | None) -> dict[str, Any]:
-    """run.json's ``target``: pred, a class index, folder, or table (and ``target_table``: its file and digest)."""
-    if isinstance(target, ClassTable):
-        return {"target": TABLE, "target_table": target.describe()}
-    return {"target": "pred" if target is None else target}
+def _target_fields(target: int | str | None, truth: str | ClassTable | None) -> dict[str, Any]:
+    """run.json's ``target`` (pred, a class index; folder or table when it explains the true classes, with
+    ``target_table``: its file and digest, as before --truth) and ``truth`` (folder or table, ``truth_table``)."""
+    kind = TABLE if isinstance(truth, ClassTable) else truth
+    table = truth.describe() if isinstance(truth, ClassTable) else None
+    if target == TRUTH:
+        return {"target": kind, **({"target_table": table} if table else {})}
+    fields = {"target": "pred" if target is None else target}
+    if truth is not None:
+        fields.update(truth=kind, **({"truth_table": table} if table else {}))
+    return fields
 
 
 def _check_view(view: str) -> None:
@@ -263,10 +293,10 @@ def _todo(plan: Plan, sources: list, previous: dict[str, dict], options: Options
 
 
 def _accuracy(plan: Plan) -> Accuracy | None:
-    """Top-1 accuracy against the classes folders or a table give (None for other targets)."""
-    if plan.target == FOLDER:
+    """Top-1 accuracy against the true classes folders or a table give (None without them)."""
+    if plan.truth == FOLDER:
         return Accuracy(plan.model.n_classes, "the folders name", plan.model.labels)
-    if isinstance(plan.target, ClassTable):
+    if isinstance(plan.truth, ClassTable):
         return Accuracy(plan.model.n_classes, "the table gives", plan.model.labels)
     return None
 
@@ -331,7 +361,8 @@ def _differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     seed, precision, random generator, or the options of a method both runs have."""
     if not old:
         return ["no run"]
-    changed = [k for k in ("kind", "model", "target", "seed", "precision", "random") if old.get(k) != new.get(k)]
+    changed = [k for k in ("kind", "model", "target", "truth", "seed", "precision", "random")
+               if old.get(k) != new.get(k)]
     old_cfg = {m["method"]: m["config"] for m in old.get("methods", [])}
     return changed + [f"{m['method']} options" for m in new["methods"]
                       if old_cfg.get(m["method"], m["config"]) != m["config"]]
@@ -342,19 +373,17 @@ def _covers(previous: dict, methods: list[str]) -> bool:
 
 
 def _same_class(plan: Plan, source, previous: dict) -> bool:
-    """Whether an input done earlier was explained as the class the table gives it now (a table edited between
-    runs redoes only the inputs whose class changed); true for every other kind of target."""
+    """Whether an input done earlier had the true class the table gives it now (a table edited between runs
+    redoes only the inputs whose class changed); true for every other kind of truth."""
     from attrib.data.images import InputError
 
-    if not isinstance(plan.target, ClassTable):
+    if not isinstance(plan.truth, ClassTable):
         return True
     try:
-        given = plan.target.class_of(source)
+        given = plan.truth.class_of(source)
     except InputError:
         return False
-    if previous["status"] == EXCLUDED:
-        return previous.get("given") == given
-    return all(a["target"] == given for a in previous["attributions"] if a["method"] in plan.methods)
+    return _given_class(previous) == given
 
 
 def _only(entry: dict, methods: list[str]) -> dict:
@@ -422,7 +451,7 @@ def _stream_here(plan: Plan, todo: list, options: Options, store: RunStore, even
     workers = options.workers or min(4, os.cpu_count() or 1)
     with ThreadPoolExecutor(workers) as decoders, ThreadPoolExecutor(2) as writers:
         finisher = OrderedFinisher(writers, commit, backlog=size)
-        decoded = prefetch(decoders, todo, lambda item: _decode(plan, *item), ahead=size + workers)
+        decoded = prefetch(decoders, _targeted(plan, todo), lambda item: _decode(plan, *item), ahead=size + workers)
         for batch in batches(decoded, size):
             for item, outcome in _outcomes(plan, batch, options, events):
                 if isinstance(outcome, str):
@@ -437,7 +466,7 @@ def _stream_remote(plan: Plan, todo: list, options: Options, store: RunStore, ev
     """Shards of ``size`` inputs to the executor's workers; their bundles written here, in input order."""
     from attrib.data.images import portable
 
-    init = (options, plan.methods, plan.kwargs, plan.device)
+    init = (options, plan.methods, plan.kwargs, plan.device, plan.target)
     shards = ([(portable(source), input_id, given) for source, input_id, given in _targeted(plan, shard)]
               for shard in batches(todo, size))
     with make_executor(options.executor) as executor:
@@ -453,17 +482,18 @@ def _stream_remote(plan: Plan, todo: list, options: Options, store: RunStore, ev
 class ShardWorker:
     """(on a cluster worker) the model, loaded once; shards of inputs in, their bundles out, in order."""
 
-    def __init__(self, options: Options, methods: list[str], kwargs: dict, device: str) -> None:
+    def __init__(self, options: Options, methods: list[str], kwargs: dict, device: str, target: int | str | None
+                 ) -> None:
         from attrib.models import load_model
 
         model = load_model(options.model, weights=options.weights, pretrained=options.pretrained,
                            trust_remote_code=options.trust_remote_code, labels=options.labels)
         model.module.to(device).eval()
-        self.plan = Plan(model, methods, kwargs, None, device, {}, options.only)  # classes: per input
+        self.plan = Plan(model, methods, kwargs, target, device, {}, options.only)  # true classes: per input
         self.options = options
 
     def explain(self, shard: list[tuple]) -> list[dict[str, Any]]:
-        items = [_decode(replace(self.plan, target=given), source, input_id) for source, input_id, given in shard]
+        items = [_decode(self.plan, source, input_id, given) for source, input_id, given in shard]
         return [{"entry": _failed(item, outcome)} if isinstance(outcome, str)
                 else bundle(self.plan, item, outcome, self.options)
                 for item, outcome in _outcomes(self.plan, items, self.options, Events())]
@@ -486,17 +516,17 @@ def _failed(item: dict, error: str) -> dict[str, Any]:
 def _entry(item: dict) -> dict[str, Any]:
     source = item["source"]
     return {"name": source.name, "path": source.path, "id": item["id"], "status": "ok", "error": None,
-            "given": item["target"], "view": None, "predictions": [], "attributions": []}
+            "given": item["given"], "view": None, "predictions": [], "attributions": []}
 
 
-def folder_class(source, labels: list[str]) -> int:
+def folder_class(source, labels: list[str], flag: str = "--target") -> int:
     """The class named by the folder an image file is in (ImageFolder's layout: a label name or index, or an
-    ImageNet WordNet id); an InputError naming the image otherwise."""
+    ImageNet WordNet id); an InputError naming the image (and ``flag``, the option that asked) otherwise."""
     from attrib.data.images import InputError
     from attrib.targets import IMAGENET_CLASSES, leading_wordnet_id, parse_class
 
     if source.path is None:
-        raise InputError(f"{source.name}: not a file in a folder, so no folder names its class (--target folder)")
+        raise InputError(f"{source.name}: not a file in a folder, so no folder names its class ({flag} folder)")
     folder = Path(os.path.abspath(source.path)).parent.name  # as given: a symbolic link's own folder counts
     try:
         return parse_class(folder, labels)
@@ -506,39 +536,39 @@ def folder_class(source, labels: list[str]) -> int:
     if wordnet_id and len(labels) == IMAGENET_CLASSES:
         with contextlib.suppress(UsageError):
             return parse_class(wordnet_id, labels)
-    raise InputError(f"{source.name}: its folder {folder!r} names no class of the model (--target folder): "
+    raise InputError(f"{source.name}: its folder {folder!r} names no class of the model ({flag} folder): "
                      f"{problem}")
 
 
 def _given(plan: Plan, source) -> int | None:
-    """The class to explain for an input (None: its predicted one); an InputError when its folder or the table
-    names none."""
-    if plan.target == FOLDER:
-        return folder_class(source, plan.model.labels)
-    if isinstance(plan.target, ClassTable):
-        return plan.target.class_of(source)
-    return plan.target
+    """The class an input is judged against: its true class (its folder's or its table row's; an InputError when
+    they name none), else the one class of ``--target``, else None."""
+    if plan.truth == FOLDER:
+        return folder_class(source, plan.model.labels, plan.truth_flag)
+    if isinstance(plan.truth, ClassTable):
+        return plan.truth.class_of(source)
+    return plan.target if isinstance(plan.target, int) else None
 
 
-def _targeted(plan: Plan, shard: list[tuple]) -> list[tuple]:
-    """(source, input id, class to explain) per input, found here, where the paths were given: a worker
-    elsewhere may see other paths. An input without a class becomes a source that fails with that line."""
+def _targeted(plan: Plan, todo):
+    """(source, input id, given class: :func:`_given`) per input, found here, where the paths were given: a
+    worker elsewhere may see other paths. An input without a class becomes a source that fails with that line."""
     from attrib.data.images import InputError, failing_source
 
-    targeted = []
-    for source, input_id in shard:
+    for source, input_id in todo:
         try:
-            targeted.append((source, input_id, _given(plan, source)))
+            yield source, input_id, _given(plan, source)
         except InputError as error:
-            targeted.append((failing_source(source.name, str(error)), input_id, None))
-    return targeted
+            yield failing_source(source.name, str(error)), input_id, None
 
 
-def _decode(plan: Plan, source, input_id: str) -> dict[str, Any]:
-    """(in a worker thread) the image as the model sees it, or the one-line reason it cannot be read."""
-    item = {"source": source, "id": input_id, "view": None, "x": None, "error": None, "target": None}
+def _decode(plan: Plan, source, input_id: str, given: int | None) -> dict[str, Any]:
+    """(in a worker thread) the image as the model sees it, or the one-line reason it cannot be read; with the
+    class it is given and the one to explain (None: its predicted one)."""
+    target = given if plan.target == TRUTH else plan.target
+    item = {"source": source, "id": input_id, "view": None, "x": None, "error": None, "given": given,
+            "target": target}
     try:
-        item["target"] = _given(plan, source)
         item["view"] = plan.model.preprocess.view(source.load())
         item["x"] = plan.model.preprocess.tensor(item["view"])
     except Exception as error:  # noqa: BLE001 - a bad file is that input's error, never a crash
@@ -554,22 +584,23 @@ def _explain_batch(plan: Plan, items: list[dict], options: Options, events: Even
         return []
     try:
         x = torch.stack([i["x"] for i in items])
-        return _attribute_all(plan, x, [i["target"] for i in items], options, events)
+        return _attribute_all(plan, x, [i["target"] for i in items], [i["given"] for i in items], options, events)
     except Exception as error:  # noqa: BLE001 - retried per input below; one input's failure stays its own
         if len(items) == 1:
             return [failure_line(items[0]["source"].name, error, events)]
         return [_explain_batch(plan, [item], options, events)[0] for item in items]
 
 
-def _attribute_all(plan: Plan, x: torch.Tensor, given: list[int | None], options: Options, events: Events) -> list:
-    """Each input's outputs and attributions of its ``given`` class (None: the predicted one); None for the
-    attributions of an input ``--only`` leaves out."""
+def _attribute_all(plan: Plan, x: torch.Tensor, targets: list[int | None], given: list[int | None],
+                   options: Options, events: Events) -> list:
+    """Each input's outputs and attributions of its target class (None: the predicted one); None for the
+    attributions of an input ``--only`` leaves out, judged against its ``given`` class."""
     from attrib.api import attribute, predict
 
     outputs = predict(plan.model.module, x, device=plan.device, precision=options.precision)
     predicted = outputs.argmax(dim=1).tolist()
     kept = [b for b in range(len(x)) if selected(plan.only, predicted[b], given[b])]
-    targets = [predicted[b] if given[b] is None else given[b] for b in kept]
+    targets = [predicted[b] if targets[b] is None else targets[b] for b in kept]
     x = x if len(kept) == len(x) else x[kept]
     results = {}
     for method in plan.methods:

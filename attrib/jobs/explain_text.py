@@ -246,7 +246,8 @@ def _load(options: Options, events: Events):
     check_counts(options, "n_samples", "n_steps", "batch_size")
     names = canonical_methods(options.methods or list(DEFAULT_METHODS))
     overrides = parse_overrides(names, options.settings)
-    check_only(options.only, given=str(options.target).strip().lower() != "pred" or bool(options.label_column))
+    check_only(options.only, str(options.target).strip().lower() != "pred" or bool(options.label_column),
+               "--label-column, or one class with --target")
     items = read_texts(options.texts, options.file, options.column, options.label_column, options.pairs,
                        options.pair_column)
     for text in options.texts:

@@ -6,6 +6,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -682,6 +683,47 @@ def test_only_wrong_explains_the_misclassified_inputs_and_counts_all(run_cli, tm
     every = parse_json(run_cli(*command))["summary"]
     assert (every["done"], every["skipped"], every["excluded"]) == (4, 4, 0)
     assert run_cli("explain", tmp_path / "val", *model, "--only", "wrong").exit_code == 2  # no classes to judge by
-    assert "--only wrong judges each prediction against the input's true class: give the classes (--target folder, " \
-        "a table file or one class)" in " ".join(run_cli("explain", *TINY, "--only", "wrong", "--out",
+    assert "--only wrong judges each prediction against the input's true class: give the classes (--truth folder or " \
+        "FILE, or one class with --target)" in " ".join(run_cli("explain", *TINY, "--only", "wrong", "--out",
                                                          tmp_path / "x").output.split())
+
+
+def test_truth_judges_predictions_and_target_chooses_what_to_explain(run_cli, tmp_path):
+    """--truth gives each image's true class apart from the class explained: the images a model gets wrong,
+    explained as what it took them for (--only wrong), or as what they are (--target truth, which --target FILE
+    is short for)."""
+    (tmp_path / "val").mkdir()
+    for i in range(6):
+        Image.new("L", (28, 28), 40 * i).save(tmp_path / "val" / f"{i}.png")
+    model = ["-M", "sample:blockdigits-standard", "-m", "gradient", "--no-images", "--json"]
+    found = parse_json(run_cli("explain", tmp_path / "val", *model, "--out", tmp_path / "p"))["inputs"]
+    predicted = {Path(i["path"]).name: i["predictions"][0]["index"] for i in found}
+    given = {name: (p + i % 2) % 10 for i, (name, p) in enumerate(sorted(predicted.items()))}  # odd ones: wrong
+    table = tmp_path / "truth.csv"
+    table.write_text("".join(f"{n},{c}\n" for n, c in given.items()))
+    why = parse_json(run_cli("explain", tmp_path / "val", *model, "--truth", table, "--only", "wrong", "--out",
+                             tmp_path / "w"))
+    explained = {Path(i["path"]).name: i["attributions"][0]["target"] for i in why["inputs"] if i["status"] == "ok"}
+    assert explained == {n: predicted[n] for n in given if given[n] != predicted[n]} and len(explained) == 3
+    assert {Path(i["path"]).name: i["given"] for i in why["inputs"]} == given
+    assert why["summary"]["top1"] == {"correct": 3, "of": 6, "accuracy": 0.5}
+    record = json.loads((tmp_path / "w" / "run.json").read_text())
+    assert (record["target"], record["truth"], record["truth_table"]["file"]) == ("pred", "table", str(table))
+    truth = parse_json(run_cli("explain", tmp_path / "val", *model, "--truth", table, "--target", "truth", "--out",
+                               tmp_path / "t"))
+    short = parse_json(run_cli("explain", tmp_path / "val", *model, "--target", table, "--out", tmp_path / "s"))
+    assert [a["target"] for i in truth["inputs"] for a in i["attributions"]] == [given[n] for n in sorted(given)]
+    assert [a["target"] for i in short["inputs"] for a in i["attributions"]] == [given[n] for n in sorted(given)]
+    (record, arrays), (_, shorts) = attrib.load_run(tmp_path / "t"), attrib.load_run(tmp_path / "s")
+    assert all(np.array_equal(arrays[e["id"], "gradient"], shorts[e["id"], "gradient"]) for e in record["inputs"])
+    assert json.loads((tmp_path / "s" / "run.json").read_text())["target"] == "table"  # as before --truth
+    for args, message in ((["--target", "truth"], "--target truth explains each input's true class: give the "
+                           "classes with --truth folder or --truth FILE"),
+                          (["--target", table, "--truth", "folder"], f"--target {table} and --truth folder both give "
+                           "the true classes: give them once"),
+                          (["--truth", "banana"], "--truth takes folder or a table file (.csv, .tsv, .txt or .json)")):
+        result = run_cli("explain", tmp_path / "val", *model, *args, "--out", tmp_path / "x")
+        assert result.exit_code == 2 and message in " ".join(result.output.split()), args
+    table.write_text("0.png,3\n")
+    some = run_cli("explain", tmp_path / "val", *model, "--truth", table, "--out", tmp_path / "m")
+    assert some.exit_code == 1 and f"1.png: --truth {table} gives it no class" in some.stderr
