@@ -44,7 +44,8 @@ INTERRUPTED = "interrupted; the texts explained so far are in {out}/run.json: th
               help="A second text read with the text (NLI's hypothesis, a question's passage): one per TEXT, in "
                    "order.")
 @click.option("--pair-column", help="CSV/JSONL column with each row's second text (read with the text, as a pair).")
-@click.option("--target", default="pred", show_default=True, help="pred, a class index, or a label name.")
+@click.option("--target", help="The class to explain: pred, a class index, or a label name [default: each row's gold "
+                               "label where --label-column gives one, else pred].")
 @click.option("--only", type=click.Choice(["wrong", "right"]),
               help="With gold labels (--label-column) or --target: explain only the texts the classifier gets wrong "
                    "(right); the others are recorded with their prediction.")
@@ -85,7 +86,8 @@ def _show_text(ui: UI, entry: dict, totals: dict) -> None:
     if entry["status"] == "ok":
         ui.show(text_panel(entry))
     elif entry["status"] == "excluded":
-        how = "right" if entry["prediction"]["index"] == entry["target"] else "wrong"
+        judged = entry["target"] if entry.get("gold") is None else entry["gold"]
+        how = "right" if entry["prediction"]["index"] == judged else "wrong"
         ui.detail(f"{entry['name']}: classified {how} ({entry['prediction']['label']}), so not explained (--only)")
 
 

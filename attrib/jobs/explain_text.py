@@ -32,18 +32,20 @@ SAVE_EVERY = 5.0  # seconds between saves of the record during a run (a crash lo
 SAVE_SHARE = 0.1  # ... or more, so that saving the growing record takes at most this share of the run
 DEFAULT_METHODS = ("olm", "olm_s")
 EXCLUDED = "excluded"  # a text's status when --only leaves it out (its prediction is recorded)
+PRED = "pred"  # --target pred given: explain the predicted class even where a gold label judges it
 SUPPLIED = {"lm"}
 
 
 @dataclass
 class Settings:
-    """How each text is explained. ``target`` None: the predicted class (a row's gold label overrides)."""
+    """How each text is explained. ``target`` None: a row's gold label where it has one, else the predicted
+    class; PRED: the predicted class (gold labels only judge it); or one class."""
 
     methods: list[str]
     n_samples: int = 100
     n_steps: int = 100
     seed: int = 0
-    target: int | None = None
+    target: int | str | None = None
     overrides: dict[str, dict[str, Any]] = field(default_factory=dict)  # --set, per method
     only: str | None = None  # "wrong" ("right"): explain only the texts classified wrong (right); None: all
 
@@ -70,7 +72,7 @@ class Options(ListFields):
     lm: str | None = None
     methods: list[str] = field(default_factory=lambda: list(DEFAULT_METHODS))
     settings: list[str] = field(default_factory=list)  # --set KEY=VALUE / METHOD.KEY=VALUE items
-    target: str = "pred"
+    target: str | None = None  # None: each row's gold label where it has one, else the predicted class
     n_samples: int = 100
     n_steps: int = 100
     seed: int = 0
@@ -134,7 +136,7 @@ def explain_one(classifier, lm, item: TextItem, position: int, settings: Setting
     plans = {m: METHODS[m].fn(ctx, METHODS[m].make_config(**settings.config(m)))
              for m in settings.methods if METHODS[m].inputs == TEXT}
     probs = classifier.scores(unique.texts)
-    target, reason = _target(item, settings, probs[original], classifier.labels)
+    target, reason, gold = _target(item, settings, probs[original], classifier.labels)
     scores = {m: fn(probs, original)[:, target].tolist() for m, fn in plans.items()}
     gaps, faithfulness = {}, {}
     for method in (m for m in settings.methods if m not in plans):
@@ -149,7 +151,7 @@ def explain_one(classifier, lm, item: TextItem, position: int, settings: Setting
             "status": "ok", "error": None,
             "prediction": {"index": top, "label": labels[top], "prob": float(probs[original, top])},
             "target": target, "target_label": labels[target], "target_prob": float(probs[original, target]),
-            "target_from": reason,
+            "target_from": reason, "gold": gold, "gold_label": None if gold is None else labels[gold],
             "scores": {m: scores[m] for m in settings.methods}, "gaps": gaps,
             "faithfulness": {m: notes for m, notes in faithfulness.items() if notes}, "candidates": len(unique.index),
             "cut": cut,
@@ -160,15 +162,16 @@ def _left_out(classifier, item: TextItem, text: TextInput, settings: Settings) -
     """A text ``--only`` leaves out (one forward pass: its prediction against its gold label or --target),
     recorded with status ``excluded``; None for a text to explain."""
     probs = classifier.scores([text])[0]
-    target, reason = _target(item, settings, probs, classifier.labels)
+    target, reason, gold = _target(item, settings, probs, classifier.labels)
     top = int(probs.argmax())
-    if selected(settings.only, top, None if reason == "prediction" else target):
+    if selected(settings.only, top, _judged(settings, gold)):
         return None
     labels = classifier.labels
     return {"name": item.name, "text": item.text, **({} if item.pair is None else {"pair": item.pair}),
             "status": EXCLUDED, "error": None,
             "prediction": {"index": top, "label": labels[top], "prob": float(probs[top])},
-            "target": target, "target_label": labels[target], "target_from": reason}
+            "target": target, "target_label": labels[target], "target_from": reason, "gold": gold,
+            "gold_label": None if gold is None else labels[gold]}
 
 
 def _pair(item: TextItem, words: list[Word]) -> dict[str, Any]:
@@ -199,24 +202,41 @@ def _readable(item: TextItem, words: list[Word], models: list) -> tuple[TextInpu
     return item.text[:words[fit - 1].end], words[:fit], {"words": len(words), "explained": fit, "tokens": limit}
 
 
-def _target(item: TextItem, settings: Settings, p: torch.Tensor, labels: list[str]) -> tuple[int, str]:
-    """The class to explain and where it came from: "gold label", "--target" or "prediction"."""
-    given, reason = _given(item, settings, labels)
-    return (int(p.argmax()), reason) if given is None else (given, reason)
+def _target(item: TextItem, settings: Settings, p: torch.Tensor, labels: list[str]) -> tuple[int, str, int | None]:
+    """The class to explain, where it came from ("gold label", "--target" or "prediction") and the gold label's
+    class (None without one)."""
+    target, reason, gold = _explained(item, settings, labels)
+    return (int(p.argmax()) if target is None else target), reason, gold
 
 
-def _given(item: TextItem, settings: Settings, labels: list[str]) -> tuple[int | None, str]:
-    """The class a text is given (None: its predicted one) and where it came from."""
+def _explained(item: TextItem, settings: Settings, labels: list[str]) -> tuple[int | None, str, int | None]:
+    """As :func:`_target`, with None for the predicted class: ``--target``'s class, else the gold label unless
+    ``--target pred`` was asked for."""
     from attrib.targets import parse_class
 
+    gold = None
     if item.label is not None:
         try:
-            value = parse_class(item.label, labels)
+            gold = parse_class(item.label, labels)
         except ValueError as error:
             raise TextInputError(f"{item.name}: gold label: {error}") from None
-        if value is not None:
-            return value, "gold label"
-    return (None, "prediction") if settings.target is None else (settings.target, "--target")
+    if isinstance(settings.target, int):
+        return settings.target, "--target", gold
+    if settings.target is None and gold is not None:
+        return gold, "gold label", gold
+    return None, "prediction", gold
+
+
+def _judged(settings: Settings, gold: int | None) -> int | None:
+    """The class a prediction is judged against (``--only``): the gold label's, else ``--target``'s one class."""
+    return gold if gold is not None or not isinstance(settings.target, int) else settings.target
+
+
+def _gold_of(entry: dict[str, Any]) -> int | None:
+    """An entry's gold class (records written before it was kept say it only as the explained class)."""
+    if "gold" in entry:
+        return entry["gold"]
+    return entry.get("target") if entry.get("target_from") == "gold label" else None
 
 
 def gradient_scores(classifier, text: TextInput, words: list[Word], method: str, target: int,
@@ -241,12 +261,11 @@ def _load(options: Options, events: Events):
     from attrib.data.text import read_texts
     from attrib.methods.options import parse_overrides
     from attrib.models.text_models import load_masked_lm, load_text_classifier
-    from attrib.targets import parse_class
 
     check_counts(options, "n_samples", "n_steps", "batch_size")
     names = canonical_methods(options.methods or list(DEFAULT_METHODS))
     overrides = parse_overrides(names, options.settings)
-    check_only(options.only, str(options.target).strip().lower() != "pred" or bool(options.label_column),
+    check_only(options.only, str(options.target).strip().lower() not in ("none", PRED) or bool(options.label_column),
                "--label-column, or one class with --target")
     items = read_texts(options.texts, options.file, options.column, options.label_column, options.pairs,
                        options.pair_column)
@@ -266,7 +285,7 @@ def _load(options: Options, events: Events):
         events.warning(warning)
     lm = load_masked_lm(options.lm, trust_remote_code=options.trust_remote_code, device=device) if needs_lm else None
     settings = Settings(names, options.n_samples, options.n_steps, options.seed,
-                        parse_class(options.target, classifier.labels), overrides, options.only)
+                        _target_option(options.target, classifier.labels), overrides, options.only)
     configs = {m: settings.config(m) for m in names}
     for warning in ignored_settings(overrides, configs):
         events.warning(warning)
@@ -274,6 +293,15 @@ def _load(options: Options, events: Events):
     events.info(f"classifier: {classifier.name}; LM: {lm.name if lm else '—'}; methods: {', '.join(names)}; "
                 f"{counted(len(items), 'text')}")
     return classifier, lm, settings, items, device
+
+
+def _target_option(text: str | None, labels: list[str]) -> int | str | None:
+    """``--target``: None (gold labels, else the prediction), PRED, or one class."""
+    from attrib.targets import parse_class
+
+    if text is None:
+        return None
+    return PRED if str(text).strip().lower() == PRED else parse_class(text, labels)
 
 
 def _unused(options: Options, names: list[str], needs_lm: bool) -> list[str]:
@@ -351,12 +379,13 @@ def _reusable(entry: dict | None, item: TextItem, settings: Settings, labels: li
             (entry.get("name"), entry.get("text"), entry.get("pair")) != (item.name, item.text, item.pair):
         return False
     try:
-        given, reason = _given(item, settings, labels)
+        given, reason, gold = _explained(item, settings, labels)
     except TextInputError:
         return False
-    if entry.get("target_from") != reason or (given is not None and entry["target"] != given):
+    if entry.get("target_from") != reason or (given is not None and entry["target"] != given) or \
+            _gold_of(entry) != gold:
         return False
-    wanted = selected(settings.only, entry["prediction"]["index"], given)
+    wanted = selected(settings.only, entry["prediction"]["index"], _judged(settings, gold))
     return wanted == (entry["status"] == "ok")
 
 
@@ -418,8 +447,8 @@ def _gold_accuracy(record: dict[str, Any], labels: list[str], events: Events) ->
     than chance."""
     gold = Accuracy(len(labels), "the gold labels give", labels)
     for entry in record["texts"]:
-        if entry["status"] in ("ok", EXCLUDED) and entry.get("target_from") == "gold label":
-            gold.count(entry["prediction"]["index"], entry["target"])
+        if entry["status"] in ("ok", EXCLUDED) and _gold_of(entry) is not None:
+            gold.count(entry["prediction"]["index"], _gold_of(entry))
     if gold.at_chance(trained=True):
         record["warnings"].append(gold.warning())
         events.warning(gold.warning())
@@ -453,7 +482,7 @@ def json_view(record: dict[str, Any], out: Path) -> dict[str, Any]:
         if e["status"] == "error":
             return {k: e[k] for k in ("name", "text", "pair", "status", "error") if k in e}
         return {k: e[k] for k in ("name", "text", "pair", "status", "pair_start", "words", "prediction", "target",
-                                 "target_from", "scores", "gaps", "faithfulness", "cut") if k in e}
+                                 "target_from", "gold", "scores", "gaps", "faithfulness", "cut") if k in e}
 
     return {"texts": [entry(e) for e in record["texts"]], "correlations": record["correlations"],
             "correlation_texts": record["correlation_texts"], "top1": record.get("top1"),

@@ -86,7 +86,9 @@ def text_panel(entry: dict[str, Any]) -> Group:
     scores."""
     title = (f"{escape(entry['name'])}: predicted {escape(entry['prediction']['label'])} "
              f"({entry['prediction']['prob']:.3f}); explaining {escape(entry['target_label'])}"
-             + (" (its gold label)" if entry.get("target_from") == "gold label" else ""))
+             + (" (its gold label)" if entry.get("target_from") == "gold label" else "")
+             + (f"; its gold label: {escape(entry['gold_label'])}" if entry.get("gold_label") is not None
+                and entry.get("target_from") != "gold label" else ""))
     if entry.get("cut"):
         title += f" (its first {entry['cut']['explained']} of {entry['cut']['words']} words: the token limit)"
     table = Table(show_edge=False, show_header=False)

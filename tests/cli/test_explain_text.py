@@ -16,8 +16,8 @@ def test_json_schema_and_run_folder(run_cli, text_models, tmp_path):
     assert data["top1"] is None and data["confusions"] == []  # no gold labels
     assert len(data["texts"]) == 2
     first = data["texts"][0]
-    assert set(first) == {"name", "text", "status", "words", "prediction", "target", "target_from", "scores", "gaps",
-                          "faithfulness", "cut"} and first["status"] == "ok"
+    assert set(first) == {"name", "text", "status", "words", "prediction", "target", "target_from", "gold", "scores",
+                          "gaps", "faithfulness", "cut"} and first["status"] == "ok" and first["gold"] is None
     assert first["cut"] is None and first["target_from"] == "prediction"
     assert [t["name"] for t in data["texts"]] == ["text 1", "text 2"] and data["warnings"] == []
     assert first["words"] == ["the", "movie", "was", "great"] and set(first["prediction"]) == {"index", "label", "prob"}
@@ -218,6 +218,13 @@ def test_only_wrong_explains_the_texts_the_classifier_gets_wrong(run_cli, text_m
     switched = run_cli(*command, "--only", "right", "--out", tmp_path / "o")  # what --only decides is redone
     assert "(0 already done)" not in switched.stderr and "already done" not in switched.stderr
     assert [t["status"] for t in parse_json(switched)["texts"]] == ["ok"] * 4 + ["excluded"] * 2
+    why = parse_json(run_cli(*command, "--only", "wrong", "--target", "pred", "--out", tmp_path / "w"))["texts"]
+    assert [(t["status"], t["target"], t["target_from"], t["gold"]) for t in why[4:]] == \
+        [("ok", p, "prediction", g) for p, g in zip(predicted[4:], gold[4:])]  # what it took them for
+    assert [t["gold"] for t in why] == gold
+    fixed = parse_json(run_cli(*command, "--target", "negative", "--out", tmp_path / "n"))
+    assert {(t["target"], t["target_from"]) for t in fixed["texts"]} == {(0, "--target")}  # --target wins
+    assert fixed["top1"] == {"correct": 4, "of": 6, "accuracy": round(4 / 6, 4)}  # judged by the gold labels
     table.write_text(table.read_text().replace(f"{texts[0]},{gold[0]}", f"{texts[0]},{1 - gold[0]}"))
     relabelled = run_cli(*command, "--only", "right", "--out", tmp_path / "o")  # a gold label edited: redone
     assert "(5 already done)" in relabelled.stderr and parse_json(relabelled)["texts"][0]["status"] == "excluded"
