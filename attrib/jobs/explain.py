@@ -432,6 +432,8 @@ def _stream(plan: Plan, todo: list, options: Options, store: RunStore, events: E
     events.detail(f"{size} images per engine call")
 
     def commit(entry: dict) -> None:
+        if plan.truth is not None and entry.get("given") is not None:  # (found here: workers know no truth)
+            entry["true_label"] = plan.model.labels[entry["given"]]
         store.append_input(entry)
         stats[{"ok": "done", EXCLUDED: "excluded"}.get(entry["status"], "failed")] += 1
         _tally(top1, entry)

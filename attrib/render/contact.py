@@ -44,7 +44,11 @@ def _caption(entry: dict[str, Any], draw: ImageDraw.ImageDraw, font, width: int)
     rest = []
     if best:
         rest.append(f"predicted {best['label'].split(',')[0]} ({best['prob']:.2f})")
-    if explained and (not best or explained["target"] != best["index"]):
+    wrong = entry.get("true_label") is not None and (not best or entry["given"] != best["index"])
+    if wrong:
+        rest.append(f"true class {entry['true_label'].split(',')[0]}")
+    if explained and (not best or explained["target"] != best["index"]) and \
+            not (wrong and explained["target"] == entry["given"]):  # said just before
         rest.append(f"explaining {explained['target_label'].split(',')[0]}")
     name = entry["name"]
     head, tail = name[:len(name) // 2], name[len(name) // 2:]

@@ -25,6 +25,9 @@ def titled(title: str, table: Table, note: str | None = None) -> Group:
 def input_table(entry: dict[str, Any]) -> Group:
     """One input: its top predictions, then per method the target, completeness gap and time."""
     title = escape(entry["name"]) + (" [dim](already done)[/dim]" if entry.get("skipped") else "")
+    best = entry["predictions"][0]["index"] if entry["predictions"] else None
+    if entry.get("true_label") is not None and best != entry["given"]:
+        title += f" [red]misclassified: its true class is {escape(entry['true_label'])} ({entry['given']})[/red]"
     table = Table(show_edge=False)
     for column in ("", "class", "prob / target", "gap", "time"):
         table.add_column(column)

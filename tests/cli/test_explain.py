@@ -702,13 +702,15 @@ def test_truth_judges_predictions_and_target_chooses_what_to_explain(run_cli, tm
     table = tmp_path / "truth.csv"
     table.write_text("".join(f"{n},{c}\n" for n, c in given.items()))
     why = parse_json(run_cli("explain", tmp_path / "val", *model, "--truth", table, "--only", "wrong", "--out",
-                             tmp_path / "w"))
+                             tmp_path / "w", "--html", tmp_path / "w.html"))
     explained = {Path(i["path"]).name: i["attributions"][0]["target"] for i in why["inputs"] if i["status"] == "ok"}
     assert explained == {n: predicted[n] for n in given if given[n] != predicted[n]} and len(explained) == 3
     assert {Path(i["path"]).name: i["given"] for i in why["inputs"]} == given
     assert why["summary"]["top1"] == {"correct": 3, "of": 6, "accuracy": 0.5}
     record = json.loads((tmp_path / "w" / "run.json").read_text())
     assert (record["target"], record["truth"], record["truth_table"]["file"]) == ("pred", "table", str(table))
+    assert all(e["true_label"] == str(e["given"]) for e in attrib.load_run(tmp_path / "w")[0]["inputs"])
+    assert (tmp_path / "w.html").read_text().count("misclassified: its true class is ") == 3
     truth = parse_json(run_cli("explain", tmp_path / "val", *model, "--truth", table, "--target", "truth", "--out",
                                tmp_path / "t"))
     short = parse_json(run_cli("explain", tmp_path / "val", *model, "--target", table, "--out", tmp_path / "s"))

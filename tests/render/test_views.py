@@ -204,3 +204,30 @@ def test_a_long_input_name_loses_its_middle_so_the_prediction_stays_on_the_conta
     assert caption.endswith("v2.png  |  predicted tabby (0.61)")
     assert draw.textlength(caption, font=font) <= 344
     assert _caption({**entry, "name": "cat.png"}, draw, font, 344) == "cat.png  |  predicted tabby (0.61)"
+
+
+def test_a_misclassified_input_says_its_true_class_at_a_glance():
+    """With true classes (--truth), a contact sheet's caption, a terminal table and the report say which inputs the
+    model got wrong, and as what, without repeating the class a map explains when it is that one."""
+    from PIL import Image, ImageDraw
+    from rich.console import Console
+
+    from attrib.render.contact import _caption, _font
+    from attrib.render.terminal import input_table
+
+    draw, font = ImageDraw.Draw(Image.new("RGB", (8, 8))), _font(13)
+    pred = {"name": "cat.png", "given": 281, "true_label": "tabby, tabby cat", "status": "ok",
+            "predictions": [{"label": "tiger cat", "prob": 0.61, "index": 282}],
+            "attributions": [{"method": "gradient", "target_label": "tiger cat", "target": 282,
+                              "completeness_gap": None, "seconds": 0.1}]}
+    truth = {**pred, "attributions": [{**pred["attributions"][0], "target_label": "tabby, tabby cat", "target": 281}]}
+    assert _caption(pred, draw, font, 900) == "cat.png  |  predicted tiger cat (0.61)  |  true class tabby"
+    assert _caption(truth, draw, font, 900) == "cat.png  |  predicted tiger cat (0.61)  |  true class tabby"
+    right = {**pred, "given": 282, "true_label": "tiger cat"}
+    assert _caption(right, draw, font, 900) == "cat.png  |  predicted tiger cat (0.61)"
+    console = Console(width=120, record=True)
+    console.print(input_table(pred))
+    assert "cat.png misclassified: its true class is tabby, tabby cat (281)" in console.export_text()
+    console = Console(width=120, record=True)
+    console.print(input_table(right))
+    assert "misclassified" not in console.export_text()
