@@ -606,14 +606,22 @@ def test_the_most_frequent_confusions_are_counted_with_their_labels():
     assert confusions_line([]) is None
 
 
+DIGITS = ["-M", "sample:blockdigits-standard", "-m", "gradient", "--json"]  # a fast trained model
+
+
+def _digit_predictions(run_cli, tmp_path, n: int, step: int) -> dict[str, int]:
+    """n grey pictures in tmp_path/val and the digit model's prediction for each, by file name."""
+    (tmp_path / "val").mkdir()
+    for i in range(n):
+        Image.new("L", (28, 28), step * i).save(tmp_path / "val" / f"{i}.png")
+    found = parse_json(run_cli("explain", tmp_path / "val", *DIGITS, "--no-images", "--out", tmp_path / "p"))
+    return {Path(i["path"]).name: i["predictions"][0]["index"] for i in found["inputs"]}
+
+
 def test_a_trained_model_at_chance_against_a_table_is_warned_of(run_cli, tmp_path):
     """A table numbered otherwise than the model's classes: every map explains a class the image is not."""
-    (tmp_path / "val").mkdir()
-    for i in range(50):
-        Image.new("L", (28, 28), 4 * i).save(tmp_path / "val" / f"{i}.png")
-    model = ["-M", "sample:blockdigits-standard", "-m", "gradient", "--no-images", "--json"]
-    found = parse_json(run_cli("explain", tmp_path / "val", *model, "--out", tmp_path / "p"))["inputs"]
-    predicted = {Path(i["path"]).name: i["predictions"][0]["index"] for i in found}
+    model = [*DIGITS, "--no-images"]
+    predicted = _digit_predictions(run_cli, tmp_path, 50, 4)
     for name, shift in (("right.csv", 0), ("shifted.csv", 1)):
         (tmp_path / name).write_text("".join(f"{n},{(p + shift) % 10}\n" for n, p in predicted.items()))
     right = run_cli("explain", tmp_path / "val", *model, "--target", tmp_path / "right.csv", "--out", tmp_path / "r")
@@ -647,12 +655,8 @@ def test_only_wrong_explains_the_misclassified_inputs_and_counts_all(run_cli, tm
     """Looking at what a model gets wrong is what a labelled set is for: --only wrong explains those alone, records
     the others with their predictions (counted in the accuracy, no files) and a rerun switches without redoing
     work."""
-    (tmp_path / "val").mkdir()
-    for i in range(8):
-        Image.new("L", (28, 28), 30 * i).save(tmp_path / "val" / f"{i}.png")
-    model = ["-M", "sample:blockdigits-standard", "-m", "gradient", "--json"]
-    found = parse_json(run_cli("explain", tmp_path / "val", *model, "--no-images", "--out", tmp_path / "p"))["inputs"]
-    predicted = {Path(i["path"]).name: i["predictions"][0]["index"] for i in found}
+    model = DIGITS
+    predicted = _digit_predictions(run_cli, tmp_path, 8, 30)
     given = {name: (p + i % 2) % 10 for i, (name, p) in enumerate(sorted(predicted.items()))}  # odd ones: wrong
     (tmp_path / "val.csv").write_text("".join(f"{n},{c}\n" for n, c in given.items()))
     command = ["explain", tmp_path / "val", *model, "--target", tmp_path / "val.csv", "--out", tmp_path / "o"]
@@ -692,12 +696,8 @@ def test_truth_judges_predictions_and_target_chooses_what_to_explain(run_cli, tm
     """--truth gives each image's true class apart from the class explained: the images a model gets wrong,
     explained as what it took them for (--only wrong), or as what they are (--target truth, which --target FILE
     is short for)."""
-    (tmp_path / "val").mkdir()
-    for i in range(6):
-        Image.new("L", (28, 28), 40 * i).save(tmp_path / "val" / f"{i}.png")
-    model = ["-M", "sample:blockdigits-standard", "-m", "gradient", "--no-images", "--json"]
-    found = parse_json(run_cli("explain", tmp_path / "val", *model, "--out", tmp_path / "p"))["inputs"]
-    predicted = {Path(i["path"]).name: i["predictions"][0]["index"] for i in found}
+    model = [*DIGITS, "--no-images"]
+    predicted = _digit_predictions(run_cli, tmp_path, 6, 40)
     given = {name: (p + i % 2) % 10 for i, (name, p) in enumerate(sorted(predicted.items()))}  # odd ones: wrong
     table = tmp_path / "truth.csv"
     table.write_text("".join(f"{n},{c}\n" for n, c in given.items()))
