@@ -7,6 +7,7 @@ loader. ``attrib.models`` imports the built-in loader modules, so that ``load_mo
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -65,9 +66,13 @@ def _seeded(random_weights: bool) -> Iterator[None]:
         yield
 
 
+SYNSET_LINE = re.compile(r"^n\d{8}\s+(\S.*)$")  # Caffe's synset_words.txt, Kaggle's LOC_synset_mapping.txt
+
+
 def read_labels(path: str | Path, n_classes: int) -> list[str]:
-    """Class names from a file: one per line, a JSON list, or a JSON object {index: name} (as Hugging Face's
-    id2label); exactly ``n_classes`` of them, else one ModelError line."""
+    """Class names from a file: one per line (a line that starts with a WordNet id and a space, as in Caffe's
+    synset_words.txt, names the class by the rest), a JSON list, or a JSON object {index: name} (as Hugging
+    Face's id2label); exactly ``n_classes`` of them, else one ModelError line."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -81,7 +86,10 @@ def read_labels(path: str | Path, n_classes: int) -> list[str]:
 
 def _parse_labels(text: str, path: Path) -> list[str]:
     if path.suffix.lower() != ".json":
-        return [line.strip() for line in text.strip().splitlines()]
+        names = [line.strip() for line in text.strip().splitlines()]
+        if names and all(SYNSET_LINE.match(name) for name in names):  # "n01440764 tench, Tinca tinca" per line
+            return [SYNSET_LINE.match(name).group(1) for name in names]
+        return names
     try:
         data = json.loads(text)
         if isinstance(data, dict):

@@ -303,6 +303,10 @@ def test_labels_file_names_the_classes(tmp_path):
     (tmp_path / "id2label.json").write_text('{"2": "covid", "0": "normal", "1": "pneumonia"}')
     for name in ("l.txt", "l.json", "id2label.json"):
         assert read_labels(tmp_path / name, 3) == ["normal", "pneumonia", "covid"]
+    (tmp_path / "synset_words.txt").write_text("n01440764 tench, Tinca tinca\nn01443537 goldfish, Carassius auratus\n")
+    assert read_labels(tmp_path / "synset_words.txt", 2) == ["tench, Tinca tinca", "goldfish, Carassius auratus"]
+    (tmp_path / "mixed.txt").write_text("n01440764 tench\nplain name\n")  # ids on some lines only: names as they are
+    assert read_labels(tmp_path / "mixed.txt", 2) == ["n01440764 tench", "plain name"]
     (tmp_path / "gap.json").write_text('{"0": "a", "2": "c", "3": "d"}')
     (tmp_path / "broken.json").write_text('["a", ')
     cases = {"l.txt": (4, "3 names for a model with 4 classes"), "gap.json": (3, "keys are not 0..N-1"),
