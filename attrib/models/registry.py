@@ -66,30 +66,37 @@ def _seeded(random_weights: bool) -> Iterator[None]:
         yield
 
 
-SYNSET_LINE = re.compile(r"^n\d{8}\s+(\S.*)$")  # Caffe's synset_words.txt, Kaggle's LOC_synset_mapping.txt
+SYNSET_LINE = re.compile(r"^(n\d{8})\s+(\S.*)$")  # Caffe's synset_words.txt, Kaggle's LOC_synset_mapping.txt
 
 
 def read_labels(path: str | Path, n_classes: int) -> list[str]:
-    """Class names from a file: one per line (a line that starts with a WordNet id and a space, as in Caffe's
-    synset_words.txt, names the class by the rest), a JSON list, or a JSON object {index: name} (as Hugging
-    Face's id2label); exactly ``n_classes`` of them, else one ModelError line."""
+    """Class names from a file: one per line (lines of a WordNet id and names, as Caffe's synset_words.txt: see
+    :func:`_synsets`), a JSON list, or a JSON object {index: name} (as Hugging Face's id2label); exactly
+    ``n_classes`` of them, else one ModelError line."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
         raise ModelError(f"cannot read labels {path}: {getattr(error, 'strerror', None) or error}") from None
-    names = _parse_labels(text, path)
+    names = _synsets(_parse_labels(text, path), n_classes)
     if len(names) != n_classes:
         raise ModelError(f"labels {path}: {len(names)} names for a model with {n_classes} classes")
     return names
 
 
+def _synsets(names: list[str], n_classes: int) -> list[str]:
+    """Lines that all start with a WordNet id ("n01440764 tench, Tinca tinca") name each class by the rest; for
+    a model of other than ImageNet-1k's 1000 classes (whose ids attrib knows) the id stays as the last synonym,
+    so that ``--truth folder`` finds ImageFolder's id-named folders (an ImageNet-100 subset's ``n01558993/``)."""
+    if not names or not all(SYNSET_LINE.match(name) for name in names):
+        return names
+    parts = [SYNSET_LINE.match(name).groups() for name in names]
+    return [rest if n_classes == 1000 else f"{rest}, {wordnet_id}" for wordnet_id, rest in parts]
+
+
 def _parse_labels(text: str, path: Path) -> list[str]:
     if path.suffix.lower() != ".json":
-        names = [line.strip() for line in text.strip().splitlines()]
-        if names and all(SYNSET_LINE.match(name) for name in names):  # "n01440764 tench, Tinca tinca" per line
-            return [SYNSET_LINE.match(name).group(1) for name in names]
-        return names
+        return [line.strip() for line in text.strip().splitlines()]
     try:
         data = json.loads(text)
         if isinstance(data, dict):

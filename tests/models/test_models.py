@@ -303,8 +303,15 @@ def test_labels_file_names_the_classes(tmp_path):
     (tmp_path / "id2label.json").write_text('{"2": "covid", "0": "normal", "1": "pneumonia"}')
     for name in ("l.txt", "l.json", "id2label.json"):
         assert read_labels(tmp_path / name, 3) == ["normal", "pneumonia", "covid"]
-    (tmp_path / "synset_words.txt").write_text("n01440764 tench, Tinca tinca\nn01443537 goldfish, Carassius auratus\n")
-    assert read_labels(tmp_path / "synset_words.txt", 2) == ["tench, Tinca tinca", "goldfish, Carassius auratus"]
+    synsets = ["n01440764 tench, Tinca tinca", "n01443537 goldfish, Carassius auratus"]
+    (tmp_path / "synset_words.txt").write_text("\n".join(synsets) + "\n")  # an ImageNet subset's two classes
+    assert read_labels(tmp_path / "synset_words.txt", 2) == ["tench, Tinca tinca, n01440764",
+                                                             "goldfish, Carassius auratus, n01443537"]
+    (tmp_path / "all.txt").write_text("\n".join(synsets * 500))  # ImageNet-1k's: attrib knows the ids
+    assert read_labels(tmp_path / "all.txt", 1000)[:2] == ["tench, Tinca tinca", "goldfish, Carassius auratus"]
+    from attrib.targets import parse_class
+
+    assert parse_class("n01443537", read_labels(tmp_path / "synset_words.txt", 2)) == 1  # an id-named folder
     (tmp_path / "mixed.txt").write_text("n01440764 tench\nplain name\n")  # ids on some lines only: names as they are
     assert read_labels(tmp_path / "mixed.txt", 2) == ["n01440764 tench", "plain name"]
     (tmp_path / "gap.json").write_text('{"0": "a", "2": "c", "3": "d"}')
