@@ -116,4 +116,4 @@ def _summary(ui: UI, record: dict, out: Path) -> None:
 def _top1(summary: dict) -> str:
     """The top-1 accuracy against the classes given by folders or a table, when they were."""
     top1 = summary.get("top1")
-    return f"top-1 accuracy {top1['accuracy']:.1%} of {top1['of']} against the given classes; " if top1 else ""
+    return f"top-1 accuracy {top1['accuracy']:.1%} of {top1['of']} against their true classes; " if top1 else ""

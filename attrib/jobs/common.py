@@ -106,7 +106,7 @@ class Accuracy:
                 "model's class order? The maps explain those classes")
 
 
-ONLY = ("wrong", "right")  # --only: explain the inputs the model classifies wrong (right) against the given classes
+ONLY = ("wrong", "right")  # --only: explain the inputs the model classifies wrong (right) against their true classes
 
 
 def check_only(only: str | None, given: bool, how: str) -> None:

@@ -142,7 +142,7 @@ def test_target_table_explains_each_image_as_a_file_names_it(run_cli, tmp_path):
     assert again["summary"]["top1"] == {"correct": hits, "of": 3, "accuracy": round(hits / 3, 4)}  # skipped too
     assert run_cli("report", tmp_path / "o", "-o", tmp_path / "r.html").exit_code == 0
     assert f"table: {table} (sha256 " in (tmp_path / "r.html").read_text()
-    assert f"<td>{100 * hits / 3:.1f}% of 3 inputs against the given classes</td>" in (tmp_path / "r.html").read_text()
+    assert f"<td>{100 * hits / 3:.1f}% of 3 inputs against their true classes</td>" in (tmp_path / "r.html").read_text()
     misses = [i for i in again["inputs"] if i["predictions"][0]["index"] != i["attributions"][0]["target"]]
     assert (tmp_path / "r.html").read_text().count("), not the top prediction</span>") == len(misses) > 0
     (tmp_path / "stems.csv").write_text("ILSVRC2012_val_9,3\n")  # rows keyed otherwise than the inputs
