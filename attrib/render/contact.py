@@ -9,6 +9,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 CELL = 176  # thumbnail side in pixels
 LABEL = 34  # label strip under each row / above each column
+LINE = 17  # a caption's second line (13 px type)
 MAX_INPUTS = 12
 
 
@@ -19,38 +20,44 @@ def contact_sheet(record: dict[str, Any], root: Path, max_inputs: int = MAX_INPU
     rows = [e for e in record.get("inputs", []) if e.get("status") == "ok" and e.get("view")][:max_inputs]
     if not rows:
         return None
-    font = _font(13)
-    sheet = Image.new("RGB", (CELL * (1 + len(methods)), LABEL + len(rows) * (CELL + LABEL)), "white")
+    font, width = _font(13), CELL * (1 + len(methods))
+    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    captions = [_caption(entry, measure, font, width - 8) for entry in rows]
+    label = LABEL + LINE * max(c.count("\n") for c in captions)  # room for a second line where one has it
+    sheet = Image.new("RGB", (width, LABEL + len(rows) * (CELL + label)), "white")
     draw = ImageDraw.Draw(sheet)
     for c, title in enumerate(["input (as the model saw it)", *methods]):
         draw.text((c * CELL + 4, 10), _fit(draw, title, font), fill="black", font=font)
-    for r, entry in enumerate(rows):
-        top = LABEL + r * (CELL + LABEL)
+    for r, (entry, caption) in enumerate(zip(rows, captions)):
+        top = LABEL + r * (CELL + label)
         by_method = {a["method"]: a for a in entry.get("attributions", [])}
         paths = [entry["view"], *(by_method.get(m, {}).get("overlay") for m in methods)]
         for c, relative in enumerate(paths):
             if relative and (root / relative).is_file():
                 sheet.paste(Image.open(root / relative).convert("RGB").resize((CELL - 4, CELL - 4)), (c * CELL + 2, top))
-        draw.text((4, top + CELL + 2), _caption(entry, draw, font, CELL * (1 + len(methods)) - 8),
-                  fill="black", font=font)
+        draw.text((4, top + CELL + 2), caption, fill="black", font=font)
     return sheet
 
 
 def _caption(entry: dict[str, Any], draw: ImageDraw.ImageDraw, font, width: int) -> str:
-    """Name  |  prediction  |  explained class, within ``width``: a long name loses its middle first, so that
-    the prediction stays readable (a camera-roll name used to push it off the sheet)."""
+    """Name  |  prediction, within ``width``: a long name loses its middle first, so that the prediction stays
+    readable (a camera-roll name used to push it off the sheet); then, on a second line where there is one, the
+    true class of a misclassified input and the class explained when it is not the prediction."""
     best = entry["predictions"][0] if entry.get("predictions") else None
     explained = next((a for a in entry.get("attributions", []) if a.get("target_label")), None)
-    rest = []
-    if best:
-        rest.append(f"predicted {best['label'].split(',')[0]} ({best['prob']:.2f})")
+    rest = [f"predicted {best['label'].split(',')[0]} ({best['prob']:.2f})"] if best else []
+    second = []
     wrong = entry.get("true_label") is not None and (not best or entry["given"] != best["index"])
     if wrong:
-        rest.append(f"true class {entry['true_label'].split(',')[0]}")
+        second.append(f"true class {entry['true_label'].split(',')[0]}")
     if explained and (not best or explained["target"] != best["index"]) and \
             not (wrong and explained["target"] == entry["given"]):  # said just before
-        rest.append(f"explaining {explained['target_label'].split(',')[0]}")
-    name = entry["name"]
+        second.append(f"explaining {explained['target_label'].split(',')[0]}")
+    first = _first_line(entry["name"], rest, draw, font, width)
+    return first + ("\n" + _fit(draw, "  |  ".join(second), font, width) if second else "")
+
+
+def _first_line(name: str, rest: list[str], draw: ImageDraw.ImageDraw, font, width: int) -> str:
     head, tail = name[:len(name) // 2], name[len(name) // 2:]
     text = "  |  ".join([name, *rest])
     while draw.textlength(text, font=font) > width and len(head) + len(tail) > 12:

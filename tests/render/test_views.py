@@ -221,8 +221,12 @@ def test_a_misclassified_input_says_its_true_class_at_a_glance():
             "attributions": [{"method": "gradient", "target_label": "tiger cat", "target": 282,
                               "completeness_gap": None, "seconds": 0.1}]}
     truth = {**pred, "attributions": [{**pred["attributions"][0], "target_label": "tabby, tabby cat", "target": 281}]}
-    assert _caption(pred, draw, font, 900) == "cat.png  |  predicted tiger cat (0.61)  |  true class tabby"
-    assert _caption(truth, draw, font, 900) == "cat.png  |  predicted tiger cat (0.61)  |  true class tabby"
+    assert _caption(pred, draw, font, 900) == "cat.png  |  predicted tiger cat (0.61)\ntrue class tabby"
+    assert _caption(truth, draw, font, 900) == "cat.png  |  predicted tiger cat (0.61)\ntrue class tabby"
+    other = {**pred, "attributions": [{**pred["attributions"][0], "target_label": "lynx", "target": 287}]}
+    assert _caption(other, draw, font, 900) == "cat.png  |  predicted tiger cat (0.61)\ntrue class tabby  |  " \
+        "explaining lynx"
+    assert _caption(pred, draw, font, 344).split("\n")[1] == "true class tabby"  # a narrow sheet: its own line
     right = {**pred, "given": 282, "true_label": "tiger cat"}
     assert _caption(right, draw, font, 900) == "cat.png  |  predicted tiger cat (0.61)"
     console = Console(width=120, record=True)
@@ -231,3 +235,21 @@ def test_a_misclassified_input_says_its_true_class_at_a_glance():
     console = Console(width=120, record=True)
     console.print(input_table(right))
     assert "misclassified" not in console.export_text()
+
+
+def test_a_contact_sheet_makes_room_for_a_second_caption_line(tmp_path):
+    """The true class went on a second line that overlapped the next row's pictures (and fell off the last row)."""
+    from PIL import Image
+
+    from attrib.render.contact import CELL, LABEL, LINE, contact_sheet
+
+    Image.new("RGB", (32, 32), "red").save(tmp_path / "in.png")
+    entry = {"name": "cat.png", "status": "ok", "view": "in.png", "given": 282, "true_label": "tiger cat",
+             "predictions": [{"label": "tiger cat", "prob": 0.61, "index": 282}], "attributions": []}
+    record = {"methods": [{"method": "gradient"}], "inputs": [entry, entry]}
+    assert contact_sheet(record, tmp_path).height == LABEL + 2 * (CELL + LABEL)  # classified right: one line
+    wrong = {**entry, "given": 281, "true_label": "tabby"}
+    sheet = contact_sheet({**record, "inputs": [wrong, entry]}, tmp_path)
+    assert sheet.height == LABEL + 2 * (CELL + LABEL + LINE)
+    strip = sheet.crop((0, LABEL + CELL + LINE, sheet.width, LABEL + CELL + LABEL + LINE))  # under the first row
+    assert strip.getextrema() != ((255, 255),) * 3  # its second line is drawn there
