@@ -67,7 +67,7 @@ def common_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 LABELS_OPTION = click.option("--labels", "labels", type=click.Path(dir_okay=False), metavar="FILE",
-                             help="Class names: one per line, a JSON list or {index: name}.")
+                             help="Class names: one per line (synset_words.txt too), a JSON list or {index: name}.")
 
 
 def model_options(command: Callable[..., Any]) -> Callable[..., Any]:
