@@ -145,13 +145,9 @@ def explain_one(classifier, lm, item: TextItem, position: int, settings: Setting
         if row["gap"] is not None:
             gaps[method] = row["gap"]
         faithfulness[method] = gap_warnings(row, method, images=False)
-    labels = classifier.labels
-    top = int(probs[original].argmax())
     return {"name": item.name, "text": item.text, **_pair(item, words), "words": [w.text for w in words],
-            "status": "ok", "error": None,
-            "prediction": {"index": top, "label": labels[top], "prob": float(probs[original, top])},
-            "target": target, "target_label": labels[target], "target_prob": float(probs[original, target]),
-            "target_from": reason, "gold": gold, "gold_label": None if gold is None else labels[gold],
+            "status": "ok", "error": None, **_classes(classifier.labels, probs[original], target, reason, gold),
+            "target_prob": float(probs[original, target]),
             "scores": {m: scores[m] for m in settings.methods}, "gaps": gaps,
             "faithfulness": {m: notes for m, notes in faithfulness.items() if notes}, "candidates": len(unique.index),
             "cut": cut,
@@ -163,13 +159,16 @@ def _left_out(classifier, item: TextItem, text: TextInput, settings: Settings) -
     recorded with status ``excluded``; None for a text to explain."""
     probs = classifier.scores([text])[0]
     target, reason, gold = _target(item, settings, probs, classifier.labels)
-    top = int(probs.argmax())
-    if selected(settings.only, top, _judged(settings, gold)):
+    if selected(settings.only, int(probs.argmax()), _judged(settings, gold)):
         return None
-    labels = classifier.labels
     return {"name": item.name, "text": item.text, **({} if item.pair is None else {"pair": item.pair}),
-            "status": EXCLUDED, "error": None,
-            "prediction": {"index": top, "label": labels[top], "prob": float(probs[top])},
+            "status": EXCLUDED, "error": None, **_classes(classifier.labels, probs, target, reason, gold)}
+
+
+def _classes(labels: list[str], probs: torch.Tensor, target: int, reason: str, gold: int | None) -> dict[str, Any]:
+    """A text entry's prediction (from its scores ``probs``), explained class and gold label."""
+    top = int(probs.argmax())
+    return {"prediction": {"index": top, "label": labels[top], "prob": float(probs[top])},
             "target": target, "target_label": labels[target], "target_from": reason, "gold": gold,
             "gold_label": None if gold is None else labels[gold]}
 
@@ -265,8 +264,8 @@ def _load(options: Options, events: Events):
     check_counts(options, "n_samples", "n_steps", "batch_size")
     names = canonical_methods(options.methods or list(DEFAULT_METHODS))
     overrides = parse_overrides(names, options.settings)
-    check_only(options.only, str(options.target).strip().lower() not in ("none", PRED) or bool(options.label_column),
-               "--label-column, or one class with --target")
+    one_class = options.target is not None and str(options.target).strip().lower() != PRED
+    check_only(options.only, one_class or bool(options.label_column), "--label-column, or one class with --target")
     items = read_texts(options.texts, options.file, options.column, options.label_column, options.pairs,
                        options.pair_column)
     for text in options.texts:
