@@ -26,6 +26,7 @@ _LAZY = {
     "UnknownMethodError": "attrib.methods",
     "ClassLogit": "attrib.targets",
     "ClassProb": "attrib.targets",
+    "Contrast": "attrib.targets",
     "Predicted": "attrib.targets",
     "Engine": "attrib.engine",
 }

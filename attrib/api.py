@@ -26,6 +26,7 @@ class Attribution:
         method: the canonical method name.
         config: the resolved config as a dict.
         target: one class index per input where the target is a class, else None.
+        versus: for a contrast (``versus=``), the other class of each input, else None.
         completeness_gap: (B,) |sum(values) - (F(x) - F(x'))| / |F(x) - F(x')| for IG and EG, else None.
         passes: forward + input-backward rows evaluated.
         signed: whether values are signed (diverging colour map) or magnitudes.
@@ -50,13 +51,14 @@ class Attribution:
     device: str
     precision: str
     extras: dict[str, Any] = field(default_factory=dict)
+    versus: list[int] | None = None
 
 
 def attribute(model: torch.nn.Module | Callable[[torch.Tensor], torch.Tensor], inputs: torch.Tensor,
               method: str = "ig", target: TargetSpec = None, *, seed: int = 0,
               device: torch.device | str | None = None, precision: str = "fp32", chunk_size: int | None = None,
               progress: Callable[[int], None] | None = None, fold_batchnorm: bool = True,
-              input_keys: Sequence[int] | None = None, **config: Any) -> Attribution:
+              input_keys: Sequence[int] | None = None, versus: Any = None, **config: Any) -> Attribution:
     """Explain ``model``'s outputs at ``inputs`` with an attribution method.
 
     Args:
@@ -76,6 +78,11 @@ def attribute(model: torch.nn.Module | Callable[[torch.Tensor], torch.Tensor], i
             faster; see attrib/fold.py). The model itself is never changed.
         input_keys: one int per input keying its random draws (default: its position in the batch). Inputs
             given the same key draw the same noise / references whatever batch they are in.
+        versus: explain ``target`` against another class: the attributions then explain the difference of the
+            two logits (log p(target) / p(versus) under softmax: "why this class rather than that one"). None (no
+            contrast), "runner-up" (each input's highest-scoring class other than its target), a class index, or
+            one per input (None entries: that input's runner-up). Where it is an input's target class, the
+            runner-up stands in for it.
         **config: the method's options (see ``attrib methods`` or the method's config dataclass).
 
     Returns:
@@ -93,7 +100,7 @@ def attribute(model: torch.nn.Module | Callable[[torch.Tensor], torch.Tensor], i
                 progress=progress, fold_batchnorm=fold_batchnorm) as engine:
         x = engine.place(x)
         outputs = _outputs(engine, x)
-        tgt = make_target(target)
+        tgt = make_target(target, versus)
         classes = tgt.resolve(outputs)
         _check_outputs(outputs, tgt)
         result = spec.fn(Context(engine, x, tgt, seed, _keys(input_keys, len(x))), cfg)
@@ -108,7 +115,7 @@ def attribute(model: torch.nn.Module | Callable[[torch.Tensor], torch.Tensor], i
         values=result.values.detach().float().cpu(), method=spec.name, config=_config_dict(cfg),
         target=classes, completeness_gap=gap, passes=engine.passes, signed=spec.is_signed(cfg),
         outputs=outputs.detach().float().cpu(), seed=seed, seconds=time.perf_counter() - start,
-        device=str(engine.device), precision=precision, extras=result.extras)
+        device=str(engine.device), precision=precision, extras=result.extras, versus=tgt.versus_classes)
 
 
 def predict(model: torch.nn.Module | Callable[[torch.Tensor], torch.Tensor], inputs: torch.Tensor, *,

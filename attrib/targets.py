@@ -8,6 +8,7 @@ resolved once, at the explained inputs, into one class index per input; every ro
 from __future__ import annotations
 
 import functools
+import math
 import numbers
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -23,6 +24,8 @@ TargetSpec = Any  # None | int | Sequence[int] | Target | Callable[[Tensor], Ten
 
 class Target:
     """Base class. ``resolve`` fixes per-input state; ``score`` maps row outputs to scalars."""
+
+    versus_classes: list[int] | None = None  # a contrast's other class per input, once resolved
 
     def resolve(self, outputs: torch.Tensor) -> list[int] | None:
         """Fix the target for inputs whose outputs are ``outputs`` (B, C); return class indices or None."""
@@ -42,18 +45,9 @@ class ClassLogit(Target):
 
     def resolve(self, outputs: torch.Tensor) -> list[int]:
         n_inputs, n_classes = _check_outputs(outputs)
-        if self.index is None:
-            classes = outputs.detach().argmax(dim=1).tolist()
-        elif isinstance(self.index, int) and not isinstance(self.index, bool):
-            classes = [self.index] * n_inputs
-        else:
-            classes = [int(i) for i in self.index]
-            if len(classes) != n_inputs:
-                raise UsageError(f"target lists {len(classes)} classes for {n_inputs} inputs; give one per input")
-        for c in classes:
-            if not 0 <= c < n_classes:
-                raise UsageError(f"target class {c} is out of range: the model has {n_classes} classes "
-                                 f"(valid indices 0..{n_classes - 1})")
+        chosen = _per_input(self.index, n_inputs, n_classes, "target")
+        predicted = outputs.detach().argmax(dim=1).tolist()
+        classes = [predicted[b] if c is None else c for b, c in enumerate(chosen)]
         self._classes = torch.tensor(classes, dtype=torch.long, device=outputs.device)
         return classes
 
@@ -84,6 +78,47 @@ class Predicted(ClassLogit):
         super().__init__(None)
 
 
+RUNNER_UP = "runner-up"  # a contrast's other class: the highest-scoring class other than the one explained
+
+
+class Contrast(ClassLogit):
+    """A class's logit minus another's: under softmax, log p(a) / p(b), what makes the model prefer class a to
+    class b ("why a rather than b"); a logit shift shared by all classes cancels. ``versus``: one class, one per
+    input (None entries: that input's runner-up), or RUNNER_UP. Where an input's other class is the class
+    explained, the runner-up (the highest-scoring class other than the one explained) stands in for it."""
+
+    def __init__(self, index: int | Sequence[int | None] | None = None,
+                 versus: int | Sequence[int | None] | str = RUNNER_UP) -> None:
+        super().__init__(index)
+        self.versus = None if versus == RUNNER_UP else versus
+        self._versus: torch.Tensor | None = None
+
+    def resolve(self, outputs: torch.Tensor) -> list[int]:
+        classes = super().resolve(outputs)
+        if outputs.shape[1] < 2:
+            raise UsageError("a contrast needs two classes, and this model has one output: its logit already "
+                             "weighs one class against the other")
+        wanted = _per_input(self.versus, len(classes), outputs.shape[1], "versus")
+        versus = [runner_up(outputs[b], c) if v is None or v == c else v
+                  for b, (c, v) in enumerate(zip(classes, wanted))]
+        self._versus = torch.tensor(versus, dtype=torch.long, device=outputs.device)
+        self.versus_classes = versus
+        return classes
+
+    def score(self, outputs: torch.Tensor, rows_input: torch.Tensor) -> torch.Tensor:
+        if self._versus is None:
+            raise RuntimeError("target used before resolve()")
+        versus = self._versus.to(outputs.device)[rows_input.to(outputs.device)]
+        return super().score(outputs, rows_input) - outputs.gather(1, versus[:, None])[:, 0]
+
+
+def runner_up(outputs: torch.Tensor, explained: int) -> int:
+    """The highest-scoring class of one output row (C,) other than ``explained``."""
+    others = outputs.detach().float().clone()
+    others[explained] = -math.inf
+    return int(others.argmax())
+
+
 class CallableTarget(Target):
     """Wraps a user function mapping outputs (rows, C) to (rows,)."""
 
@@ -100,10 +135,15 @@ class CallableTarget(Target):
         return value
 
 
-def make_target(spec: TargetSpec) -> Target:
-    """Turn the public API's ``target`` argument into a fresh Target."""
+def make_target(spec: TargetSpec, versus: Any = None) -> Target:
+    """Turn the public API's ``target`` argument into a fresh Target; with ``versus`` (RUNNER_UP, a class, or one
+    per input), the contrast of that class target with it."""
+    if versus is not None:
+        return _contrast(spec, versus)
     if spec is None:
         return Predicted()
+    if isinstance(spec, Contrast):
+        return Contrast(spec.index, spec.versus)
     if isinstance(spec, ClassLogit):
         return type(spec)(spec.index) if type(spec) is not Predicted else Predicted()
     if isinstance(spec, Target):
@@ -121,6 +161,24 @@ def make_target(spec: TargetSpec) -> Target:
     if callable(spec):
         return CallableTarget(spec)
     raise TypeError(f"target must be None, an int, a sequence of ints or a callable, not {type(spec).__name__}")
+
+
+def _contrast(spec: TargetSpec, versus: Any) -> Contrast:
+    """The Contrast of a class target (None, a class or one per input) with ``versus``."""
+    index = make_target(spec)
+    if type(index) not in (ClassLogit, Predicted):
+        raise TypeError("versus contrasts two classes' logits: target must then be None, an int or a sequence of "
+                        f"ints, not {type(spec).__name__}")
+    if isinstance(versus, str) and versus != RUNNER_UP:
+        raise TypeError(f"versus must be {RUNNER_UP!r}, an int or a sequence of ints (None: runner-up), "
+                        f"got {versus!r}")
+    if isinstance(versus, torch.Tensor | np.ndarray):
+        versus = _as_int(versus) if versus.ndim == 0 else versus.reshape(-1).tolist()
+    if isinstance(versus, Sequence) and not isinstance(versus, str):
+        versus = [None if v is None else _as_int(v) for v in versus]
+    elif not isinstance(versus, str):
+        versus = _as_int(versus)
+    return Contrast(index.index, versus)
 
 
 def as_logits(out: Any) -> torch.Tensor:
@@ -163,6 +221,23 @@ def _as_int(value: Any) -> int:
     if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Integral):
         raise TypeError(f"target classes must be ints, got {value!r}")
     return int(value)
+
+
+def _per_input(spec: int | Sequence[int | None] | None, n_inputs: int, n_classes: int, what: str
+               ) -> list[int | None]:
+    """One class (or None) per input from one class, one per input, or None; a UsageError when the count or a
+    class is wrong."""
+    if spec is None or (isinstance(spec, int) and not isinstance(spec, bool)):
+        classes = [spec] * n_inputs
+    else:
+        classes = [None if i is None else int(i) for i in spec]
+        if len(classes) != n_inputs:
+            raise UsageError(f"{what} lists {len(classes)} classes for {n_inputs} inputs; give one per input")
+    for c in classes:
+        if c is not None and not 0 <= c < n_classes:
+            raise UsageError(f"{what} class {c} is out of range: the model has {n_classes} classes "
+                             f"(valid indices 0..{n_classes - 1})")
+    return classes
 
 
 def _check_outputs(outputs: torch.Tensor) -> tuple[int, int]:

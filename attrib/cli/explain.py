@@ -20,6 +20,7 @@ Examples:
   attrib explain imagenet/val/ -M timm:resnet50 --target folder      each image's class: its folder (n01440764/)
   attrib explain val/ -M timm:resnet50 --target LOC_val_solution.csv  each image's class from a table
   attrib explain val/ -M timm:resnet50 --truth folder --only wrong    why it got those wrong: their predictions
+  attrib explain val/ -M timm:resnet50 --truth folder --only wrong --versus truth   ... rather than their classes
   find shots -name '*.jpg' -newer last.txt | attrib explain --inputs-from -     a list of inputs, one per line
   attrib explain cat.jpg -m eg --background refs/ --html report.html
   attrib explain photos/ --no-images --executor ray --address auto --gpus-per-worker 0.5
@@ -41,14 +42,19 @@ Exit codes: 0 all inputs explained, 1 some inputs failed, 2 usage error."""
 @click.option("--only", type=click.Choice(["wrong", "right"]),
               help="With the true classes given (--truth, or --target folder, FILE or a class): explain only the "
                    "inputs the model classifies wrong (right); the others are recorded with their predictions.")
+@click.option("--versus", metavar="CLASS|runner-up|truth|pred",
+              help="Explain the class against another: the maps then explain the difference of the two logits (why "
+                   "this class rather than that one; overlays signed). runner-up: each input's highest-scoring "
+                   "other class; truth: its true class (--truth); pred: its predicted class; or one class. Where "
+                   "it is the class explained, the runner-up stands in.")
 @click.option("--top-k", default=5, show_default=True, type=click.IntRange(1), help="Predictions shown.")
 @click.option("--precision", type=click.Choice(["fp32", "tf32", "bf16"]), default="fp32", show_default=True,
               help="fp32: true float32 (TF32 off); tf32: TF32 tensor cores allowed (GPU); bf16: autocast.")
 @click.option("--background", type=click.Path(exists=True, file_okay=False),
               help="Folder of reference images for expected_gradients [default: built-in set].")
 @click.option("--view", type=click.Choice(["blend", "negative", "magnitude", "mask", "signed"]),
-              help="Overlay style: blend (positive evidence over a dimmed image), negative, "
-                   "magnitude (sum |a|, heatmaps too), mask (top 20% of the image), signed [default: blend].")
+              help="Overlay style: blend (positive evidence over a dimmed image), negative, magnitude (sum |a|, "
+                   "heatmaps too), mask (top 20% of the image), signed [default: blend; with --versus: signed].")
 @click.option("--magnitude", is_flag=True, help="Same as --view magnitude (as the MoreauGrad paper draws maps).")
 @click.option("--force", is_flag=True, help="Redo inputs already done in --out.")
 @click.option("--no-images", is_flag=True, help="Write arrays and records only (no PNGs): for large runs.")
@@ -60,8 +66,8 @@ Exit codes: 0 all inputs explained, 1 some inputs failed, 2 usage error."""
 @executor_options("worker")
 @common_options
 def explain(inputs, model_spec, weights, no_pretrained, labels, trust_remote_code, methods, settings, target, truth,
-            only, top_k, precision, background, view, magnitude, force, no_images, inputs_from, limit, batch_size,
-            workers, executor, common: Common) -> None:
+            only, versus, top_k, precision, background, view, magnitude, force, no_images, inputs_from, limit,
+            batch_size, workers, executor, common: Common) -> None:
     """Explain image classifiers' predictions with attribution methods.
 
     INPUTS are image files, folders (searched recursively, leaving out hidden files and attrib's own run
@@ -77,9 +83,9 @@ def explain(inputs, model_spec, weights, no_pretrained, labels, trust_remote_cod
         raise click.UsageError("--no-images draws no pictures: --view and --magnitude have nothing to style")
     options = job.Options(list(inputs), model_spec, weights, not no_pretrained, trust_remote_code,
                           list(methods) or ["integrated_gradients"], list(settings), target, top_k, common.seed,
-                          common.device, precision, background, "magnitude" if magnitude else view or "blend", force,
+                          common.device, precision, background, "magnitude" if magnitude else view, force,
                           not no_images, limit, batch_size, workers, executor, labels=labels,
-                          inputs_from=inputs_from, only=only, truth=truth)
+                          inputs_from=inputs_from, only=only, truth=truth, versus=versus)
     run_job(common, job, options, View(show=_summary, json=job.json_view, exit_code=job.exit_code,
                                        on_item=_show_input, interrupted=RESUMES))
 

@@ -314,6 +314,7 @@ def attribution_row(result, b: int) -> dict[str, Any]:
             "gap": gap if finite and not undefined else None, "gap_undefined": undefined, "finite": finite,
             "budget": result.config.get("n_steps"),
             "target": result.target[b] if result.target else None, "seconds": result.seconds / len(result.values),
+            "versus": result.versus[b] if result.versus else None,
             "passes": passes, "converged": bool(extras["converged"][b]) if "converged" in extras else None,
             "gap_stderr": float(extras["gap_stderr"][b]) if "gap_stderr" in extras else None,
             "map_error": float(extras["map_error"][b]) if "map_error" in extras else None,

@@ -40,6 +40,7 @@ KIND = "explain"
 FOLDER = "folder"  # --truth folder: the class each image's folder names (ImageFolder's layout)
 TABLE = "table"  # --truth FILE.csv: a table file names each image's class (run.json: truth_table)
 TRUTH = "truth"  # --target truth: explain each input's true class (--target folder|FILE: --truth it, explain it)
+PRED = "pred"  # --versus pred: each input's predicted class
 EXCLUDED = "excluded"  # an input's status when --only leaves it out (its predictions are recorded)
 MAX_BATCH = 64  # images per engine call at most (decoded images held: about 0.6 MB each at 224 px)
 CHUNKS_PER_BATCH = 2  # a batch holds rows for this many full engine chunks (so the last chunk's waste is small)
@@ -66,7 +67,7 @@ class Options(ListFields):
     device: str = "auto"
     precision: str = "fp32"
     background: str | None = None  # a folder of reference images for methods that need one
-    view: str = "blend"  # the overlay's style: attrib.render.heatmap.VIEWS ("magnitude": |.| heatmaps too)
+    view: str | None = None  # overlays: attrib.render.heatmap.VIEWS (None: signed for a contrast, else blend)
     force: bool = False
     images: bool = True  # write input / overlay / heatmap PNGs (False: arrays and records only)
     limit: int | None = None  # explain at most this many inputs
@@ -77,6 +78,11 @@ class Options(ListFields):
     inputs_from: str | None = None  # a file listing more inputs, one per line ("-": standard input)
     only: str | None = None  # "wrong" ("right"): explain only the inputs classified wrong (right); None: all
     truth: str | None = None  # "folder" or a table file: each input's true class (accuracy, confusions, --only)
+    versus: str | None = None  # explain the target against this class: runner-up, truth, pred or a class
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.view = self.view or ("signed" if self.versus else "blend")  # a contrast's evidence goes both ways
 
 
 @dataclass
@@ -92,6 +98,7 @@ class Plan:
     only: str | None = None  # Options.only
     truth: str | ClassTable | None = None  # FOLDER: each image's folder names its true class; a ClassTable
     truth_flag: str = "--truth"  # the option that gave the truth (for messages)
+    versus: int | str | None = None  # a contrast's other class: one class, RUNNER_UP, TRUTH or PRED; None: none
 
 
 def prepare(options: Options, events: Events) -> Plan:
@@ -115,6 +122,7 @@ def prepare(options: Options, events: Events) -> Plan:
         raise UsageError(f"{model.name} takes {model.kind} inputs, not images; evaluate it with "
                          "`attrib diffroar` or `attrib sanity` on its data set")
     target, truth, flag = _target(options.target, options.truth, model.labels)
+    versus = _versus(options.versus, target, truth, model)
     check_only(options.only, truth is not None or isinstance(target, int), "--truth folder or FILE, or one class "
                "with --target")
     _check_view(options.view)
@@ -126,15 +134,19 @@ def prepare(options: Options, events: Events) -> Plan:
         events.warning(warning)
     record = header(KIND, model=model.describe(), methods=methods, seed=options.seed, device=device,
                     precision=options.precision, **_target_fields(target, truth), view=options.view,
-                    images=options.images, background=descriptions.get("background"), only=options.only)
+                    images=options.images, background=descriptions.get("background"), only=options.only,
+                    **({"versus": versus} if versus is not None else {}))
     events.info(f"model: {model.name}; methods: {', '.join(names)}; device: {device}")
+    if versus is not None:
+        events.info(f"explaining {_explained(target)} against {_other(versus, model.labels)}: positive attributions "
+                    "favour the first")
     if options.precision == "tf32" and not device.startswith("cuda"):
         events.warning(f"--precision tf32 changes CUDA matrix products only; on {device} this run is fp32")
     if options.precision == "bf16" and not options.executor.remote and not native_bf16(device):  # workers: unknown
         events.warning(f"--precision bf16: {device} has no bfloat16 arithmetic, so torch emulates it, many times "
                        "slower than fp32 (26x per pass for the default model on a 2-core AVX2 CPU); bf16 is for "
                        "GPUs and CPUs with AVX-512 BF16 or AMX")
-    return Plan(model, names, kwargs, target, device, record, options.only, truth, flag)
+    return Plan(model, names, kwargs, target, device, record, options.only, truth, flag, versus)
 
 
 def _check_classes(plan: Plan, sources: list, events: Events) -> None:
@@ -178,6 +190,47 @@ def _target(text: str, truth_text: str | None, labels: list[str]) -> tuple[int |
                              "or --truth FILE")
         return TRUTH, truth, "--truth"
     return parse_class(text, labels), truth, "--truth"
+
+
+def _versus(text: str | None, target: int | str | None, truth: Any, model) -> int | str | None:
+    """``--versus``: RUNNER_UP, TRUTH (with true classes), PRED or one class; a UsageError where it would contrast
+    every input's explained class with itself."""
+    from attrib.targets import RUNNER_UP, parse_class
+
+    if text is None:
+        return None
+    if model.n_classes < 2:
+        raise UsageError(f"--versus contrasts two classes, and {model.name} has one output: its logit already weighs "
+                         "one class against the other")
+    word = str(text).strip().lower()
+    versus = {"runner-up": RUNNER_UP, "runner_up": RUNNER_UP, TRUTH: TRUTH, PRED: PRED, "predicted": PRED}.get(word)
+    if versus == TRUTH and truth is None:
+        raise UsageError("--versus truth contrasts with each input's true class: give the classes with --truth "
+                         "folder or --truth FILE")
+    if versus is None:
+        try:
+            versus = parse_class(text, model.labels)
+        except UsageError as error:
+            raise UsageError(f"--versus: {error}") from None
+        versus = PRED if versus is None else versus  # (an empty name)
+    if versus == target or (versus == PRED and target is None):
+        name = versus if isinstance(versus, str) else f"class {versus}"
+        raise UsageError(f"--versus {text} contrasts the class explained with itself ({name}); use --versus "
+                         "runner-up, or another class")
+    return versus
+
+
+def _explained(target: int | str | None) -> str:
+    return "each input's predicted class" if target is None else "each input's true class" if target == TRUTH else \
+        f"class {target}"
+
+
+def _other(versus: int | str, labels: list[str]) -> str:
+    from attrib.targets import RUNNER_UP
+
+    return {RUNNER_UP: "its runner-up", TRUTH: "its true class (where that is the class explained: its runner-up)",
+            PRED: "its predicted class (where that is the class explained: its runner-up)"}.get(
+        versus, f"{labels[versus]} ({versus})" if isinstance(versus, int) else str(versus))
 
 
 def _truth(text: str, labels: list[str], flag: str) -> str | ClassTable:
@@ -361,7 +414,7 @@ def _differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     seed, precision, random generator, or the options of a method both runs have."""
     if not old:
         return ["no run"]
-    changed = [k for k in ("kind", "model", "target", "truth", "seed", "precision", "random")
+    changed = [k for k in ("kind", "model", "target", "truth", "versus", "seed", "precision", "random")
                if old.get(k) != new.get(k)]
     old_cfg = {m["method"]: m["config"] for m in old.get("methods", [])}
     return changed + [f"{m['method']} options" for m in new["methods"]
@@ -468,7 +521,7 @@ def _stream_remote(plan: Plan, todo: list, options: Options, store: RunStore, ev
     """Shards of ``size`` inputs to the executor's workers; their bundles written here, in input order."""
     from attrib.data.images import portable
 
-    init = (options, plan.methods, plan.kwargs, plan.device, plan.target)
+    init = (options, plan.methods, plan.kwargs, plan.device, plan.target, plan.versus)
     shards = ([(portable(source), input_id, given) for source, input_id, given in _targeted(plan, shard)]
               for shard in batches(todo, size))
     with make_executor(options.executor) as executor:
@@ -484,14 +537,14 @@ def _stream_remote(plan: Plan, todo: list, options: Options, store: RunStore, ev
 class ShardWorker:
     """(on a cluster worker) the model, loaded once; shards of inputs in, their bundles out, in order."""
 
-    def __init__(self, options: Options, methods: list[str], kwargs: dict, device: str, target: int | str | None
-                 ) -> None:
+    def __init__(self, options: Options, methods: list[str], kwargs: dict, device: str, target: int | str | None,
+                 versus: int | str | None = None) -> None:
         from attrib.models import load_model
 
         model = load_model(options.model, weights=options.weights, pretrained=options.pretrained,
                            trust_remote_code=options.trust_remote_code, labels=options.labels)
         model.module.to(device).eval()
-        self.plan = Plan(model, methods, kwargs, target, device, {}, options.only)  # true classes: per input
+        self.plan = Plan(model, methods, kwargs, target, device, {}, options.only, versus=versus)  # truth: per input
         self.options = options
 
     def explain(self, shard: list[tuple]) -> list[dict[str, Any]]:
@@ -603,6 +656,7 @@ def _attribute_all(plan: Plan, x: torch.Tensor, targets: list[int | None], given
     predicted = outputs.argmax(dim=1).tolist()
     kept = [b for b in range(len(x)) if selected(plan.only, predicted[b], given[b])]
     targets = [predicted[b] if targets[b] is None else targets[b] for b in kept]
+    versus = None if plan.versus is None else [_versus_class(plan.versus, predicted[b], given[b]) for b in kept]
     x = x if len(kept) == len(x) else x[kept]
     results = {}
     for method in plan.methods:
@@ -612,6 +666,7 @@ def _attribute_all(plan: Plan, x: torch.Tensor, targets: list[int | None], given
         try:
             results[method] = attribute(plan.model.module, x, method, targets, seed=options.seed,
                                         device=plan.device, precision=options.precision, input_keys=[0] * len(x),
+                                        versus=versus,
                                         progress=lambda n: events.advance("rows", n), **plan.kwargs[method])
         except (RuntimeError, ValueError) as error:  # e.g. an input size this model cannot take
             raise MethodFailed(f"{method} failed: {first_line(error)}") from error
@@ -619,6 +674,11 @@ def _attribute_all(plan: Plan, x: torch.Tensor, targets: list[int | None], given
     row = {b: i for i, b in enumerate(kept)}
     return [(outputs[b].clone(), {m: attribution_row(r, row[b]) for m, r in results.items()} if b in row else None)
             for b in range(len(predicted))]
+
+
+def _versus_class(versus: int | str, predicted: int, given: int | None) -> int | None:
+    """One input's other class for the contrast (None: its runner-up)."""
+    return {TRUTH: given, PRED: predicted}.get(versus, versus if isinstance(versus, int) else None)
 
 
 def top_predictions(outputs: torch.Tensor, labels: list[str], k: int, kind: str = "softmax") -> list[dict[str, Any]]:
@@ -688,8 +748,10 @@ def _summary(plan, item, method, result: dict, options: Options, warnings: list[
                  "overlay": f"images/{item['id']}/{method}_overlay.png"}
         pngs = {files["heatmap"]: png_bytes(heat.image),
                 files["overlay"]: png_bytes(view_image(item["view"], values, result["signed"], options.view))}
+    versus = result["versus"]
     return {"method": method, "target": target,
             "target_label": plan.model.labels[target] if target is not None else None,
+            "versus": versus, "versus_label": plan.model.labels[versus] if versus is not None else None,
             "completeness_gap": gap, "gap_stderr": result["gap_stderr"], "converged": result["converged"],
             "map_error": result["map_error"], "seconds": round(result["seconds"], 3), "passes": result["passes"],
             "scale": heat.scale, "signed": heat.signed and not magnitude, "warning": "; ".join(notes) or None,
@@ -706,6 +768,7 @@ def json_view(record: dict[str, Any], out: Path) -> dict[str, Any]:
 
     def files(entry: dict) -> list[dict]:
         return [{"method": a["method"], "target": a["target"], "target_label": a.get("target_label"),
+                 "versus": a.get("versus"), "versus_label": a.get("versus_label"),
                  "completeness_gap": a["completeness_gap"], "gap_stderr": a.get("gap_stderr"),
                  "seconds": a["seconds"], "passes": a.get("passes"), "converged": a.get("converged"),
                  "map_error": a.get("map_error"), "warning": a.get("warning"),

@@ -50,9 +50,11 @@ def _caption(entry: dict[str, Any], draw: ImageDraw.ImageDraw, font, width: int)
     wrong = entry.get("true_label") is not None and (not best or entry["given"] != best["index"])
     if wrong:
         second.append(f"true class {entry['true_label'].split(',')[0]}")
-    if explained and (not best or explained["target"] != best["index"]) and \
-            not (wrong and explained["target"] == entry["given"]):  # said just before
-        second.append(f"explaining {explained['target_label'].split(',')[0]}")
+    versus = explained.get("versus_label") if explained else None
+    if explained and (versus is not None or not best or explained["target"] != best["index"]) and \
+            not (versus is None and wrong and explained["target"] == entry["given"]):  # said just before
+        second.append(f"explaining {explained['target_label'].split(',')[0]}"
+                      + (f" vs {versus.split(',')[0]}" if versus is not None else ""))
     first = _first_line(entry["name"], rest, draw, font, width)
     return first + ("\n" + _fit(draw, "  |  ".join(second), font, width) if second else "")
 

@@ -35,7 +35,8 @@ def input_table(entry: dict[str, Any]) -> Group:
         table.add_row(f"#{rank}", escape(f"{p['label']} ({p['index']})"), f"{p['prob']:.3f}", "", "")
     for a in entry["attributions"]:
         gap = "" if a["completeness_gap"] is None else f"{a['completeness_gap']:.2%}"
-        target = "" if a["target"] is None else escape(f"{a['target_label']} ({a['target']})")
+        target = "" if a["target"] is None else escape(f"{a['target_label']} ({a['target']})" + (
+            f" vs {a['versus_label']} ({a['versus']})" if a.get("versus") is not None else ""))
         table.add_row(f"[bold]{escape(a['method'])}[/bold]", target, "", gap, f"{a['seconds']:.2f}s")
     return titled(title, table)
 

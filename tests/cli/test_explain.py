@@ -729,3 +729,43 @@ def test_truth_judges_predictions_and_target_chooses_what_to_explain(run_cli, tm
     table.write_text("0.png,3\n")
     some = run_cli("explain", tmp_path / "val", *model, "--truth", table, "--out", tmp_path / "m")
     assert some.exit_code == 1 and f"1.png: --truth {table} gives it no class" in some.stderr
+
+
+def test_versus_explains_why_one_class_rather_than_another(run_cli, tmp_path):
+    """--versus: each map explains one logit minus another. With --truth and --only wrong: why each image the model
+    gets wrong was taken for what it was rather than for what it is (a linear method: the two maps' difference)."""
+    predicted = _digit_predictions(run_cli, tmp_path, 6, 40)
+    given = {name: (p + i % 2) % 10 for i, (name, p) in enumerate(sorted(predicted.items()))}  # odd ones: wrong
+    table = tmp_path / "truth.csv"
+    table.write_text("".join(f"{n},{c}\n" for n, c in given.items()))
+    why = run_cli("explain", tmp_path / "val", *DIGITS, "--truth", table, "--only", "wrong", "--versus", "truth",
+                  "--out", tmp_path / "w", "--html", tmp_path / "w.html")
+    assert why.exit_code == 0 and "explaining each input's predicted class against its true class" in why.stderr
+    pairs = {Path(i["path"]).name: (a["target"], a["versus"], a["versus_label"])
+             for i in parse_json(why)["inputs"] for a in i["attributions"]}
+    assert pairs == {n: (predicted[n], given[n], str(given[n])) for n in given if given[n] != predicted[n]}
+    record, arrays = attrib.load_run(tmp_path / "w")
+    assert (record["versus"], record["view"]) == ("truth", "signed")  # evidence both ways: a signed overlay
+    run_cli("explain", tmp_path / "val", *DIGITS, "--no-images", "--out", tmp_path / "p")
+    run_cli("explain", tmp_path / "val", *DIGITS, "--no-images", "--truth", table, "--target", "truth", "--out",
+            tmp_path / "t")
+    plain, truths = attrib.load_run(tmp_path / "p")[1], attrib.load_run(tmp_path / "t")[1]
+    for entry in (e for e in record["inputs"] if e["status"] == "ok"):
+        key = entry["id"], "gradient"
+        assert np.allclose(arrays[key], plain[key] - truths[key], atol=1e-6)
+    page = (tmp_path / "w.html").read_text()
+    assert all(f"target: {p} ({p}) against {g} ({g})<br>" in page for p, g, _ in pairs.values())
+    assert "each input&#39;s true class (its runner-up where that is the class explained)" in page
+    runner_up = run_cli("explain", tmp_path / "val", *DIGITS, "--versus", "runner-up", "--out", tmp_path / "w")
+    assert "held a run with other settings (truth, versus)" in " ".join(runner_up.stderr.split())
+    found = parse_json(runner_up)["inputs"]
+    assert [i["attributions"][0]["versus"] for i in found] == [i["predictions"][1]["index"] for i in found]
+    for args, message in ((["--versus", "truth"], "--versus truth contrasts with each input's true class: give the "
+                           "classes with --truth folder or --truth FILE"),
+                          (["--versus", "pred"], "--versus pred contrasts the class explained with itself (pred); "
+                           "use --versus runner-up, or another class"),
+                          (["--target", "3", "--versus", "3"], "with itself (class 3)"),
+                          (["--truth", table, "--target", "truth", "--versus", "truth"], "with itself (truth)"),
+                          (["--versus", "banana"], "--versus: unknown target label 'banana'")):
+        result = run_cli("explain", tmp_path / "val", *DIGITS, *args, "--out", tmp_path / "x")
+        assert result.exit_code == 2 and message in " ".join(result.output.split()), args

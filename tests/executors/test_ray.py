@@ -236,11 +236,13 @@ def test_explain_on_ray_explains_the_classes_a_table_gives(tmp_path, monkeypatch
         arrays = tmp_path / "right" / "arrays" / f"{entries[name]['id']}.npz"
         assert bool(entries[name]["attributions"]) == right == arrays.exists()
     assert record["summary"]["done"] + record["summary"]["excluded"] == 2
-    record = explain.run(replace(options, target="pred", truth="labels.csv", only="wrong"), RunStore(tmp_path / "why"))
-    entries = {e["name"]: e for e in _run_folder(tmp_path / "why")[0]}  # the wrong ones, as what they were taken for
+    record = explain.run(replace(options, target="pred", truth="labels.csv", only="wrong", versus="truth"),
+                         RunStore(tmp_path / "why"))  # the wrong ones, as what they were taken for, not what they are
+    entries = {e["name"]: e for e in _run_folder(tmp_path / "why")[0]}
     for name in ("images/im0.png", "images/im1.png"):
-        best = entries[name]["predictions"][0]["index"]
-        assert [a["target"] for a in entries[name]["attributions"]] == ([best] if best != entries[name]["given"] else [])
+        best, given = entries[name]["predictions"][0]["index"], entries[name]["given"]
+        assert [(a["target"], a["versus"]) for a in entries[name]["attributions"]] == \
+            ([(best, given)] if best != given else [])
 
 
 def test_gpu_shares_reach_the_tasks(tmp_path):

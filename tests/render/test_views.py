@@ -237,6 +237,27 @@ def test_a_misclassified_input_says_its_true_class_at_a_glance():
     assert "misclassified" not in console.export_text()
 
 
+def test_a_contrast_names_both_classes_on_the_contact_sheet_and_in_the_terminal():
+    from PIL import Image, ImageDraw
+    from rich.console import Console
+
+    from attrib.render.contact import _caption, _font
+    from attrib.render.terminal import input_table
+
+    draw, font = ImageDraw.Draw(Image.new("RGB", (8, 8))), _font(13)
+    explained = {"method": "gradient", "target_label": "tiger cat", "target": 282, "versus": 281,
+                 "versus_label": "tabby, tabby cat", "completeness_gap": None, "seconds": 0.1}
+    wrong = {"name": "cat.png", "given": 281, "true_label": "tabby, tabby cat", "status": "ok",
+             "predictions": [{"label": "tiger cat", "prob": 0.61, "index": 282}], "attributions": [explained]}
+    assert _caption(wrong, draw, font, 900) == "cat.png  |  predicted tiger cat (0.61)\ntrue class tabby  |  " \
+        "explaining tiger cat vs tabby"
+    plain = {**wrong, "given": None, "true_label": None}  # the prediction against its runner-up: said all the same
+    assert _caption(plain, draw, font, 900) == "cat.png  |  predicted tiger cat (0.61)\nexplaining tiger cat vs tabby"
+    console = Console(width=120, record=True)
+    console.print(input_table(wrong))
+    assert "tiger cat (282) vs tabby, tabby cat (281)" in console.export_text()
+
+
 def test_a_contact_sheet_makes_room_for_a_second_caption_line(tmp_path):
     """The true class went on a second line that overlapped the next row's pictures (and fell off the last row)."""
     from PIL import Image
