@@ -49,6 +49,11 @@ INTERRUPTED = "interrupted; the texts explained so far are in {out}/run.json: th
 @click.option("--only", type=click.Choice(["wrong", "right"]),
               help="With gold labels (--label-column) or --target: explain only the texts the classifier gets wrong "
                    "(right); the others are recorded with their prediction.")
+@click.option("--versus", metavar="CLASS|runner-up|gold|pred",
+              help="Explain the class against another: each score is then that of the difference of the two "
+                   "classes' probabilities (why this class rather than that one). runner-up: each text's "
+                   "highest-scoring other class; gold: its gold label; pred: its predicted class; or one class. "
+                   "Where it is the class explained, the runner-up stands in.")
 @click.option("--n-samples", default=100, show_default=True, type=click.IntRange(1),
               help="n_samples of every method (OLM: LM draws per word).")
 @click.option("--n-steps", default=100, show_default=True, type=click.IntRange(1),
@@ -59,7 +64,7 @@ INTERRUPTED = "interrupted; the texts explained so far are in {out}/run.json: th
 @LABELS_OPTION
 @common_options
 def explain_text(texts, model_spec, lm_spec, methods, settings, text_file, column, label_column, pairs, pair_column,
-                 target, only, n_samples, n_steps, batch_size, trust_remote_code, force, labels,
+                 target, only, versus, n_samples, n_steps, batch_size, trust_remote_code, force, labels,
                  common: Common) -> None:
     """Explain a text classifier's predictions word by word (OLM, OLM-S, occlusion, gradients).
 
@@ -73,7 +78,7 @@ def explain_text(texts, model_spec, lm_spec, methods, settings, text_file, colum
     options = job.Options(list(texts), text_file, column, label_column, list(pairs), pair_column, model_spec, lm_spec,
                           list(methods) or list(job.DEFAULT_METHODS), list(settings), target, n_samples, n_steps,
                           common.seed, batch_size, common.device, trust_remote_code, labels=labels, only=only,
-                          force=force)
+                          force=force, versus=versus)
     run_job(common, job, options, View(show=_summary, json=job.json_view, exit_code=job.exit_code,
                                        on_item=_show_text, interrupted=INTERRUPTED), prefix="text-")
 

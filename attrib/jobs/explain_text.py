@@ -33,6 +33,7 @@ SAVE_SHARE = 0.1  # ... or more, so that saving the growing record takes at most
 DEFAULT_METHODS = ("olm", "olm_s")
 EXCLUDED = "excluded"  # a text's status when --only leaves it out (its prediction is recorded)
 PRED = "pred"  # --target pred given: explain the predicted class even where a gold label judges it
+GOLD = "gold"  # --versus gold: contrast with each text's gold label
 SUPPLIED = {"lm"}
 
 
@@ -48,6 +49,7 @@ class Settings:
     target: int | str | None = None
     overrides: dict[str, dict[str, Any]] = field(default_factory=dict)  # --set, per method
     only: str | None = None  # "wrong" ("right"): explain only the texts classified wrong (right); None: all
+    versus: int | str | None = None  # a contrast's other class: one class, RUNNER_UP, GOLD or PRED; None: none
 
     def config(self, method: str) -> dict[str, Any]:
         """The method's options: --n-samples / --n-steps where it has them (IG from the zero embedding), then
@@ -82,6 +84,7 @@ class Options(ListFields):
     labels: str | None = None  # a file naming the classifier's classes (default: its id2label)
     only: str | None = None  # Settings.only
     force: bool = False  # redo the texts an earlier run into the same folder explained
+    versus: str | None = None  # explain the class against another: runner-up, gold, pred or a class
 
 
 def canonical_methods(names: list[str]) -> list[str]:
@@ -137,17 +140,19 @@ def explain_one(classifier, lm, item: TextItem, position: int, settings: Setting
              for m in settings.methods if METHODS[m].inputs == TEXT}
     probs = classifier.scores(unique.texts)
     target, reason, gold = _target(item, settings, probs[original], classifier.labels)
-    scores = {m: fn(probs, original)[:, target].tolist() for m, fn in plans.items()}
+    versus = _versus_class(item, settings, probs[original], target, gold)
+    explained = probs[:, [target]] - (0 if versus is None else probs[:, [versus]])  # the score explained
+    scores = {m: fn(explained, original)[:, 0].tolist() for m, fn in plans.items()}
     gaps, faithfulness = {}, {}
     for method in (m for m in settings.methods if m not in plans):
-        values, row = gradient_scores(classifier, text, words, method, target, settings)
+        values, row = gradient_scores(classifier, text, words, method, target, settings, versus)
         scores[method] = values.tolist()
         if row["gap"] is not None:
             gaps[method] = row["gap"]
         faithfulness[method] = gap_warnings(row, method, images=False)
     return {"name": item.name, "text": item.text, **_pair(item, words), "words": [w.text for w in words],
             "status": "ok", "error": None, **_classes(classifier.labels, probs[original], target, reason, gold),
-            "target_prob": float(probs[original, target]),
+            "target_prob": float(probs[original, target]), **_other(classifier.labels, probs[original], versus),
             "scores": {m: scores[m] for m in settings.methods}, "gaps": gaps,
             "faithfulness": {m: notes for m, notes in faithfulness.items() if notes}, "candidates": len(unique.index),
             "cut": cut,
@@ -171,6 +176,27 @@ def _classes(labels: list[str], probs: torch.Tensor, target: int, reason: str, g
     return {"prediction": {"index": top, "label": labels[top], "prob": float(probs[top])},
             "target": target, "target_label": labels[target], "target_from": reason, "gold": gold,
             "gold_label": None if gold is None else labels[gold]}
+
+
+def _versus_class(item: TextItem, settings: Settings, probs: torch.Tensor, target: int, gold: int | None
+                  ) -> int | None:
+    """A text's other class for the contrast (None: no contrast): ``--versus``'s, its runner-up where that is
+    the class explained."""
+    from attrib.targets import runner_up
+
+    if settings.versus is None:
+        return None
+    if settings.versus == GOLD and gold is None:
+        raise TextInputError(f"{item.name}: no gold label to contrast with (--versus gold)")
+    versus = {GOLD: gold, PRED: int(probs.argmax())}.get(settings.versus, settings.versus)
+    return versus if isinstance(versus, int) and versus != target else runner_up(probs, target)
+
+
+def _other(labels: list[str], probs: torch.Tensor, versus: int | None) -> dict[str, Any]:
+    """A contrasted text's other class, its label and score (nothing without a contrast)."""
+    if versus is None:
+        return {}
+    return {"versus": versus, "versus_label": labels[versus], "versus_prob": float(probs[versus])}
 
 
 def _pair(item: TextItem, words: list[Word]) -> dict[str, Any]:
@@ -239,16 +265,17 @@ def _gold_of(entry: dict[str, Any]) -> int | None:
 
 
 def gradient_scores(classifier, text: TextInput, words: list[Word], method: str, target: int,
-                    settings: Settings) -> tuple[torch.Tensor, dict[str, Any]]:
-    """Per-word sums of an embedding-gradient attribution of the target's score, and the attribution's
-    :func:`attribution_row` (its completeness gap is over all embeddings, special tokens included)."""
+                    settings: Settings, versus: int | None = None) -> tuple[torch.Tensor, dict[str, Any]]:
+    """Per-word sums of an embedding-gradient attribution of the target's score (minus the ``versus`` class's),
+    and the attribution's :func:`attribution_row` (its completeness gap is over all embeddings, special tokens
+    included)."""
     from attrib.api import attribute
 
     if not hasattr(classifier, "embedding_forward"):
         raise UsageError(f"{method} needs a Hugging Face classifier with input embeddings")
     batch, owner = classifier.token_words(text, words)
     embeddings, forward = classifier.embedding_forward(batch)
-    result = attribute(forward, embeddings, method, classifier.target(target), seed=settings.seed,
+    result = attribute(forward, embeddings, method, classifier.target(target, versus), seed=settings.seed,
                        **settings.config(method))
     per_token = result.values[0].sum(-1)
     keep = owner >= 0
@@ -283,8 +310,10 @@ def _load(options: Options, events: Events):
     for warning in _unused(options, names, needs_lm):
         events.warning(warning)
     lm = load_masked_lm(options.lm, trust_remote_code=options.trust_remote_code, device=device) if needs_lm else None
-    settings = Settings(names, options.n_samples, options.n_steps, options.seed,
-                        _target_option(options.target, classifier.labels), overrides, options.only)
+    target = _target_option(options.target, classifier.labels)
+    versus = _versus_option(options.versus, target, bool(options.label_column), classifier.labels)
+    settings = Settings(names, options.n_samples, options.n_steps, options.seed, target, overrides, options.only,
+                        versus)
     configs = {m: settings.config(m) for m in names}
     for warning in ignored_settings(overrides, configs):
         events.warning(warning)
@@ -301,6 +330,34 @@ def _target_option(text: str | None, labels: list[str]) -> int | str | None:
     if text is None:
         return None
     return PRED if str(text).strip().lower() == PRED else parse_class(text, labels)
+
+
+def _versus_option(text: str | None, target: int | str | None, gold: bool, labels: list[str]) -> int | str | None:
+    """``--versus``: None, RUNNER_UP, GOLD (with gold labels), PRED or one class; a UsageError where it would
+    contrast every text's explained class with itself."""
+    from attrib.targets import RUNNER_UP, parse_class
+
+    if text is None:
+        return None
+    if len(labels) < 2:
+        raise UsageError("--versus contrasts two classes, and this classifier has one output: its score already "
+                         "weighs one class against the other")
+    word = str(text).strip().lower()
+    versus = {"runner-up": RUNNER_UP, "runner_up": RUNNER_UP, GOLD: GOLD, "truth": GOLD, PRED: PRED,
+              "predicted": PRED}.get(word)
+    if versus == GOLD and not gold:
+        raise UsageError("--versus gold contrasts with each text's gold label: give them with --label-column")
+    if versus is None:
+        try:
+            versus = parse_class(text, labels)
+        except UsageError as error:
+            raise UsageError(f"--versus: {error}") from None
+        versus = PRED if versus is None else versus
+    if versus == target or (versus == GOLD and target is None) or (versus == PRED and target == PRED):
+        name = versus if isinstance(versus, str) else f"class {versus}"
+        raise UsageError(f"--versus {text} contrasts the class explained with itself ({name}); use --versus "
+                         "runner-up, or another class")
+    return versus
 
 
 def _unused(options: Options, names: list[str], needs_lm: bool) -> list[str]:
@@ -337,8 +394,9 @@ def run(options: Options, store: RunStore, events: Events | None = None) -> dict
                     methods=describe_methods(settings.methods, {m: settings.config(m) for m in settings.methods}),
                     seed=settings.seed, device=device, lm=lm.name if lm else None, n_samples=settings.n_samples,
                     n_steps=settings.n_steps, target=settings.target, only=settings.only, texts=[], correlations={},
-                    correlation_texts={},
-                    score=f"{classifier.score_name} of the target class", warnings=[])
+                    correlation_texts={}, **({} if settings.versus is None else {"versus": settings.versus}),
+                    score=f"{classifier.score_name} of the target class"
+                    + ("" if settings.versus is None else " minus that of the other class"), warnings=[])
     previous = [] if options.force else _previous(store, record, events)
     events.task("texts", "texts", len(items))
     try:
@@ -354,7 +412,7 @@ def run(options: Options, store: RunStore, events: Events | None = None) -> dict
     return record
 
 
-RESUME_KEYS = ("kind", "model", "lm", "methods", "seed", "random", "n_samples", "n_steps", "target")
+RESUME_KEYS = ("kind", "model", "lm", "methods", "seed", "random", "n_samples", "n_steps", "target", "versus")
 
 
 def _previous(store: RunStore, record: dict[str, Any], events: Events) -> list[dict[str, Any]]:
@@ -481,7 +539,7 @@ def json_view(record: dict[str, Any], out: Path) -> dict[str, Any]:
         if e["status"] == "error":
             return {k: e[k] for k in ("name", "text", "pair", "status", "error") if k in e}
         return {k: e[k] for k in ("name", "text", "pair", "status", "pair_start", "words", "prediction", "target",
-                                 "target_from", "gold", "scores", "gaps", "faithfulness", "cut") if k in e}
+                                 "target_from", "gold", "versus", "versus_prob", "scores", "gaps", "faithfulness", "cut") if k in e}
 
     return {"texts": [entry(e) for e in record["texts"]], "correlations": record["correlations"],
             "correlation_texts": record["correlation_texts"], "top1": record.get("top1"),

@@ -111,8 +111,13 @@ class TextClassifier:
             out.append(read_scores(logits.float(), self.score_kind).cpu())
         return torch.cat(out) if out else torch.empty(0, len(self.labels))
 
-    def target(self, index: int):
-        """Class ``index``'s score as a target of the model's logits, for the gradient methods."""
+    def target(self, index: int, versus: int | None = None):
+        """Class ``index``'s score (minus class ``versus``'s) as a target of the model's logits, for the gradient
+        methods."""
+        if versus is not None:
+            kind = self.score_kind
+            return lambda logits: read_scores(logits.float(), kind)[:, index] - read_scores(logits.float(), kind)[
+                :, versus]
         if self.score_kind == "softmax":
             return ClassProb(index)
         if self.score_kind == "output":

@@ -90,6 +90,8 @@ def text_panel(entry: dict[str, Any]) -> Group:
     scores."""
     title = (f"{escape(entry['name'])}: predicted {escape(entry['prediction']['label'])} "
              f"({entry['prediction']['prob']:.3f}); explaining {escape(entry['target_label'])}"
+             + (f" against {escape(entry['versus_label'])} ({entry['versus_prob']:.3f})"
+                if entry.get("versus_label") is not None else "")
              + (" (its gold label)" if entry.get("target_from") == "gold label" else "")
              + (f"; its gold label: {escape(entry['gold_label'])}" if entry.get("gold_label") is not None
                 and entry.get("target_from") != "gold label" else ""))

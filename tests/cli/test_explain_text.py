@@ -3,6 +3,8 @@
 import json
 from pathlib import Path
 
+import numpy as np
+
 from tests.cli.conftest import parse_json
 
 
@@ -493,3 +495,45 @@ def test_labels_file_names_the_classifiers_classes(run_cli, text_models, tmp_pat
                     "--out", tmp_path / "w")
     assert wrong.exit_code == 2 and f"labels {tmp_path / 'three.txt'}: 3 names for a model with 2 classes" in \
         " ".join(wrong.output.split())
+
+
+def test_versus_explains_a_class_against_another(run_cli, text_models, tmp_path):
+    """--versus: each score explains p(a) - p(b). With two classes that is 2 p(a) - 1, so every method's scores
+    (occlusion, IG; OLM-S's spread likewise) are exactly twice the plain ones."""
+    texts, plain, predicted = _predicted(run_cli, text_models["clf"], tmp_path, 4)
+    gold = [p if i < 2 else 1 - p for i, p in enumerate(predicted)]  # the last two: wrong
+    table = tmp_path / "g.csv"
+    table.write_text("s,l\n" + "".join(f"{t},{g}\n" for t, g in zip(texts, gold)))
+    command = ["explain-text", "--file", table, "--column", "s", "--label-column", "l", "-M", text_models["clf"],
+               "-m", "unk", "-m", "ig", "--json"]
+    alone = parse_json(run_cli(*command, "--target", "pred", "--out", tmp_path / "a"))["texts"]
+    result = run_cli(*command, "--target", "pred", "--versus", "runner-up", "--out", tmp_path / "v", "--html",
+                     tmp_path / "v.html")
+    contrast = parse_json(result)["texts"]
+    for one, two in zip(alone, contrast):
+        assert (two["target"], two["versus"]) == (one["target"], 1 - one["target"])
+        for method in ("unk", "integrated_gradients"):
+            assert np.allclose(two["scores"][method], 2 * np.array(one["scores"][method]), atol=1e-5)
+    html = (tmp_path / "v.html").read_text()
+    assert html.count(" against <b>") == 4
+    assert "probability of the target class minus that of the other class" in html
+    shown = run_cli(*command[:-1], "--target", "pred", "--versus", "runner-up", "--out", tmp_path / "v")
+    label = ["negative", "positive"][1 - alone[0]["target"]]
+    assert f"against {label} ({contrast[0]['versus_prob']:.3f})" in shown.stdout
+    assert "(4 already done)" in shown.stderr  # the same settings: reused
+    assert "held a run with other settings (versus)" in \
+        " ".join(run_cli(*command, "--target", "pred", "--out", tmp_path / "v").stderr.split())
+    why = parse_json(run_cli(*command, "--target", "pred", "--versus", "gold", "--only", "wrong", "--out",
+                             tmp_path / "w"))["texts"]
+    assert [(t["status"], t.get("versus")) for t in why] == [("excluded", None)] * 2 + \
+        [("ok", g) for g in gold[2:]]  # what it took them for, rather than what they are
+    for args, message in ((["--versus", "gold"], "--versus gold contrasts the class explained with itself (gold)"),
+                          (["--target", "pred", "--versus", "pred"], "with itself (pred)"),
+                          (["--target", "negative", "--versus", "0"], "with itself (class 0)"),
+                          (["--versus", "neutral"], "--versus: unknown target label 'neutral'")):
+        failed = run_cli(*command, *args, "--out", tmp_path / "x")
+        assert failed.exit_code == 2 and message in " ".join(failed.output.split()), args
+    no_gold = run_cli("explain-text", "--file", plain, "-M", text_models["clf"], "-m", "unk", "--versus", "gold",
+                      "--out", tmp_path / "x")
+    assert no_gold.exit_code == 2 and "--versus gold contrasts with each text's gold label: give them with " \
+        "--label-column" in " ".join(no_gold.output.split())
