@@ -71,8 +71,9 @@ def test_json_schema_and_options(run_cli, images, tmp_path):
         assert len(entry["predictions"]) == 3 and set(entry["predictions"][0]) == {"index", "label", "prob"}
         assert [a["method"] for a in entry["attributions"]] == ["integrated_gradients", "smoothgrad", "gradient"]
         for a in entry["attributions"]:
-            assert set(a) == {"method", "target", "target_label", "completeness_gap", "gap_stderr", "seconds", "passes",
-                              "converged", "map_error", "warning", "overlay", "heatmap"} and a["target"] == 7
+            assert set(a) == {"method", "target", "target_label", "versus", "versus_label", "completeness_gap",
+                              "gap_stderr", "seconds", "passes", "converged", "map_error", "warning", "overlay",
+                              "heatmap"} and a["target"] == 7 and a["versus"] is None
         ig, sg, _ = entry["attributions"]  # IG's budget of 4 steps cannot meet its targets; the terminal said so
         assert ig["warning"].startswith("the adaptive rule spent its budget of 4 steps") and sg["warning"] is None
         assert ig["warning"].endswith("raise n_steps (--set integrated_gradients.n_steps=N) for a more faithful map")
