@@ -14,6 +14,7 @@ Examples:
   attrib explain-text "a great film" -M ./sst2-classifier --lm bert-base-uncased
   attrib diffroar -M sample:blockdigits-robust   evaluate methods by remove-and-retrain
   attrib sanity -M sample:blockdigits-standard    do the maps depend on the model? survive noise?
+  attrib sanity-text "a great film" -M ./sst2-classifier -m unk -m ig   ... a text classifier's word scores?
   attrib report attrib-runs/<time> -o report.html
   attrib methods                           list methods, options and costs
   attrib models                            list model kinds and sample models
@@ -32,9 +33,9 @@ def _register() -> None:
     from attrib.cli.explain_text import explain_text
     from attrib.cli.listing import methods, models
     from attrib.cli.report import report
-    from attrib.cli.sanity import sanity
+    from attrib.cli.sanity import sanity, sanity_text
 
-    for command in (explain, explain_text, diffroar, sanity, report, methods, models):
+    for command in (explain, explain_text, diffroar, sanity, sanity_text, report, methods, models):
         main.add_command(command)
 
 

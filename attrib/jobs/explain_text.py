@@ -128,7 +128,7 @@ def explain_one(classifier, lm, item: TextItem, position: int, settings: Setting
     for segment, what in ((0, "text"), (1, "pair")):
         if item.pair is not None and not any(w.segment == segment for w in words):
             raise TextInputError(f"{item.name}: empty {what} (no words): a text and its pair need words each")
-    text, words, cut = _readable(item, words, [classifier] + ([lm] if lm is not None else []))
+    text, words, cut = readable(item, words, [classifier] + ([lm] if lm is not None else []))
     if settings.only is not None:
         left_out = _left_out(classifier, item, text, settings)
         if left_out:
@@ -206,7 +206,7 @@ def _pair(item: TextItem, words: list[Word]) -> dict[str, Any]:
     return {"pair": item.pair, "pair_start": sum(w.segment == 0 for w in words)}
 
 
-def _readable(item: TextItem, words: list[Word], models: list) -> tuple[TextInput, list[Word], dict | None]:
+def readable(item: TextItem, words: list[Word], models: list) -> tuple[TextInput, list[Word], dict | None]:
     """The text the models read whole (cut after the last word within every model's token limit), its words,
     and what was cut (None when nothing was): explaining words a model never sees would give them 0. A text
     with a pair is not cut (which of the two to cut is the user's call): it fails with one line."""

@@ -1,0 +1,186 @@
+"""The sanity-text job: a text classifier, some texts and its methods -> randomization and completeness checks,
+verdicts, a plot and a run folder of kind "sanity", as ``attrib sanity`` writes for images (the checks are in
+attrib/evaluate/text_sanity.py; the word scores are explain-text's, for each model's predicted class)."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from attrib.data.text import TextInputError, TextItem, split_words
+from attrib.errors import UsageError, counted
+from attrib.evaluate.sanity import DEFAULT_PATH_METHOD, THRESHOLDS, SanityConfig, path_methods
+from attrib.evaluate.text_sanity import TEXT_TESTS, run_text_sanity
+from attrib.jobs.common import Events, ListFields, check_counts, describe_methods, header, now, resolve_device
+from attrib.jobs.explain_text import (DEFAULT_METHODS, PRED, Settings, canonical_methods, explain_one,
+                                      gradient_scores, readable)
+from attrib.jobs.sanity import exit_code, json_view, save_plots  # noqa: F401 - the same record, viewed alike
+from attrib.runs.store import RunStore, closes_store
+
+KIND = "sanity"
+DEFAULT_TEXTS = 8  # texts of a file checked when --n is not given
+
+
+@dataclass
+class Options(ListFields):
+    """What to check: texts (arguments, or the first ``n_inputs`` of a file), the classifier (and the masked LM
+    OLM draws from), methods and their settings, as explain-text takes them."""
+
+    texts: list[str] = field(default_factory=list)
+    file: str | None = None
+    column: str | None = None
+    model: str = ""
+    lm: str | None = None
+    methods: list[str] = field(default_factory=lambda: list(DEFAULT_METHODS))
+    settings: list[str] = field(default_factory=list)
+    tests: list[str] = field(default_factory=lambda: list(TEXT_TESTS))
+    layers: list[str] | None = None
+    max_layers: int | None = None
+    repeats: int | None = None
+    n_inputs: int | None = None  # the first N texts (None: every argument text, or DEFAULT_TEXTS of a file)
+    n_samples: int = 100
+    n_steps: int = 100
+    seed: int = 0
+    batch_size: int = 64
+    device: str = "auto"
+    trust_remote_code: bool = False
+    labels: str | None = None
+
+
+def _prepare(options: Options, events: Events):
+    """Texts, models, settings and the checks' config, validated before the long work starts."""
+    from attrib.data.text import read_texts
+    from attrib.methods.options import parse_overrides
+    from attrib.models.text_models import load_masked_lm, load_text_classifier
+
+    check_counts(options, "n_samples", "n_steps", "batch_size", "n_inputs", "repeats", "max_layers",
+                 least={"max_layers": 2})
+    unknown = [t for t in options.tests if t not in TEXT_TESTS]
+    if not options.tests or unknown:
+        hint = " (robustness perturbs an image by a small norm: a text has no such perturbation)" \
+            if "robustness" in unknown else ""
+        raise UsageError(f"unknown test {unknown[0]!r}{hint}; choose from {', '.join(TEXT_TESTS)}" if unknown else
+                         f"no test to run; choose from {', '.join(TEXT_TESTS)}")
+    names = canonical_methods(options.methods or list(DEFAULT_METHODS))
+    overrides = parse_overrides(names, options.settings)
+    items = read_texts(options.texts, options.file, options.column)
+    items = items[:options.n_inputs or (DEFAULT_TEXTS if options.file else None)]
+    if not items:
+        raise UsageError("no texts: give them as arguments or with --file")
+    device = resolve_device(options.device)
+    events.info("loading models ...")
+    classifier = load_text_classifier(options.model, trust_remote_code=options.trust_remote_code,
+                                      batch_size=options.batch_size, device=device, labels=options.labels)
+    lm = load_masked_lm(options.lm, trust_remote_code=options.trust_remote_code, device=device) \
+        if any("lm" in _needs(n) for n in names) else None
+    settings = Settings(names, options.n_samples, options.n_steps, options.seed, PRED, overrides)
+    configs = {m: settings.config(m) for m in names}
+    extra = {k: v for k, v in (("max_layers", options.max_layers), ("repeats", options.repeats)) if v is not None}
+    config = SanityConfig(names, configs, list(options.tests), options.layers, seed=options.seed, device=device,
+                          **extra)
+    if options.layers:
+        from attrib.evaluate.randomization import layer_groups, select
+
+        select(layer_groups(classifier.model), options.layers, None)
+    return classifier, lm, items, settings, config, describe_methods(names, configs)
+
+
+def _needs(method: str) -> tuple[str, ...]:
+    from attrib.methods import METHODS
+
+    return METHODS[method].needs
+
+
+def _path_method(config: SanityConfig) -> str | None:
+    """The method completeness is reported for: the first asked for with a gap (else IG), if the test runs."""
+    if "completeness" not in config.tests:
+        return None
+    return (path_methods(config.methods) or [DEFAULT_PATH_METHOD])[0]
+
+
+def _with_steps(settings: Settings, method: str, steps: int) -> Settings:
+    """``settings`` with ``method`` at ``steps`` (its --set n_steps too)."""
+    mine = {k: v for k, v in settings.overrides.get(method, {}).items() if k != "n_steps"}
+    return dataclasses.replace(settings, methods=[method], n_steps=steps, overrides={**settings.overrides,
+                                                                                       method: mine})
+
+
+class _Texts:
+    """The texts checked: each explained by a classifier (its word scores per method), or IG's rows at some step
+    count; a progress step per text."""
+
+    def __init__(self, items: list[TextItem], lm, settings: Settings, events: Events) -> None:
+        self.items, self.lm, self.settings, self.events = items, lm, settings, events
+
+    def maps(self, classifier) -> list[dict[str, np.ndarray]]:
+        out = []
+        for position, item in enumerate(self.items):
+            entry = explain_one(classifier, self.lm, item, position, self.settings)
+            out.append({m: np.asarray(entry["scores"][m], dtype=np.float64) for m in self.settings.methods})
+            self.events.advance("maps", 1, f"sanity: {item.name}")
+        return out
+
+    def gaps(self, classifier, method: str, steps: int) -> tuple[list[dict], float]:
+        settings = _with_steps(self.settings, method, steps)
+        rows = []
+        for item in self.items:
+            models = [classifier] + ([self.lm] if self.lm is not None else [])
+            text, words, _ = readable(item, split_words(item.input), models)
+            target = int(classifier.scores([text])[0].argmax())
+            rows.append(gradient_scores(classifier, text, words, method, target, settings)[1])
+            self.events.advance("maps", 1, f"sanity: {method} at {steps} steps")
+        return rows, float(np.mean([r["passes"] for r in rows]))
+
+
+def _usable(classifier, lm, items: list[TextItem], settings: Settings, events: Events) -> tuple[list, list[str]]:
+    """The texts every method can explain, and one error line for each of the others (an empty text)."""
+    usable, errors = [], []
+    for position, item in enumerate(items):
+        try:
+            explain_one(classifier, lm, item, position, dataclasses.replace(settings, methods=[]))
+            usable.append(item)
+        except TextInputError as error:
+            errors.append(str(error))
+            events.error(str(error))
+    if not usable:
+        raise UsageError("no usable texts")
+    return usable, errors
+
+
+@closes_store
+def run(options: Options, store: RunStore, events: Events | None = None) -> dict[str, Any]:
+    """Both checks (or those asked for), the plot and run.json; returns the record."""
+    from attrib.evaluate.randomization import layer_groups, select
+
+    events = events or Events()
+    classifier, lm, items, settings, config, methods = _prepare(options, events)
+    items, errors = _usable(classifier, lm, items, settings, events)
+    path = _path_method(config)
+    default = settings.config(path)["n_steps"] if path else 0
+    events.info(f"classifier: {classifier.name}; {counted(len(items), 'text')}; methods: "
+                f"{', '.join(config.methods)}; tests: {', '.join(config.tests)}"
+                + (f"; completeness of {path}" if path and path not in config.methods else ""))
+    store.open(KIND)
+    groups = len(select(layer_groups(classifier.model), config.layers, config.max_layers))
+    budgets = len(set(config.steps) | {default}) if path else 0
+    sets = 1 + (groups * (config.repeats + 1) if "randomization" in config.tests else 0)
+    events.task("maps", "sanity checks", len(items) * (sets + budgets))
+    texts = _Texts(items, lm, settings, events)
+    start = time.perf_counter()
+    result = run_text_sanity(classifier, texts.maps, lambda m, s: texts.gaps(classifier, m, s), config, path,
+                             default)
+    record = header(KIND, model={"name": classifier.name, "kind": "text", "n_classes": len(classifier.labels),
+                                 "labels": classifier.labels},
+                    methods=methods, seed=config.seed, device=config.device, inputs=[i.name for i in items],
+                    input_errors=errors, tests=config.tests, layers=result["layers"], lm=lm.name if lm else None,
+                    thresholds=THRESHOLDS, repeats=config.repeats, draw_seeds=config.draw_seeds,
+                    seconds=round(time.perf_counter() - start, 1),
+                    **{k: result[k] for k in ("randomization", "robustness", "completeness", "verdicts")})
+    record["plots"] = save_plots(store, result)
+    record["finished"] = now()
+    store.write_record(record)
+    return record

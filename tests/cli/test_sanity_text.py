@@ -1,0 +1,91 @@
+"""attrib sanity-text: a text classifier's word scores checked by randomizing the classifier, and IG's gaps."""
+
+import json
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+import torch
+
+from attrib.methods import METHODS, TEXT, register_method
+from tests.cli.conftest import parse_json
+
+TEXTS = ["the movie was great and the acting was good", "a dull , boring film with bad jokes",
+         "an excellent and moving story"]
+
+
+@dataclass(frozen=True)
+class _NoOptions:
+    pass
+
+
+@pytest.fixture
+def word_length():
+    """A text "method" blind to the classifier, as an edge detector is to an image model: each word's length."""
+    @register_method("word_length_test", config=_NoOptions, inputs=TEXT, rows=lambda c: 0, cost="none",
+                     summary="each word's length, whatever the classifier (a test control)")
+    def method(ctx, config):
+        lengths = torch.tensor([float(len(w.text)) for w in ctx.words])
+        return lambda p, original: lengths[:, None].expand(-1, p.shape[1])
+
+    yield "word_length_test"
+    METHODS.remove("word_length_test")
+
+
+def test_randomizing_the_classifier_fails_a_method_blind_to_it_and_passes_one_that_reads_it(run_cli, text_models,
+                                                                                          tmp_path, word_length):
+    result = run_cli("sanity-text", *TEXTS, "-M", text_models["clf"], "-m", "unk", "-m", word_length, "-m",
+                     "gradient_x_input", "--tests", "randomization", "--json", "--out", tmp_path / "s", "--html",
+                     tmp_path / "s.html")
+    assert result.exit_code == 0, result.output
+    verdicts = {v["method"]: v for v in parse_json(result)["verdicts"]}
+    assert verdicts[word_length]["passed"] is False and "abs-Spearman stays 1.00" in verdicts[word_length]["reason"]
+    assert verdicts["unk"]["passed"] is True and "depends on the model" in verdicts["unk"]["reason"]
+    rows = parse_json(result)["randomization"]
+    blind = [r for r in rows if r["method"] == word_length]
+    assert blind and all(r["spearman_abs"] == 1.0 and r["spearman_signed"] == 1.0 for r in blind)
+    layers = [r["layer"] for r in rows if r["method"] == "unk" and r["mode"] == "cascading"]
+    assert layers == ["classifier (Linear)", "bert.pooler (BertPooler)", "bert.encoder.layer.0 (BertLayer)",
+                      "bert.embeddings (BertEmbeddings)"]  # top down, every group of the tiny BERT
+    record = json.loads((tmp_path / "s" / "run.json").read_text())
+    assert record["kind"] == "sanity" and record["model"]["kind"] == "text" and record["inputs"] == \
+        ["text 1", "text 2", "text 3"] and record["draw_seeds"] == [0, 1, 2]
+    html = (tmp_path / "s.html").read_text()
+    assert "Sanity checks:" in html and "word scores for each classifier's predicted class" in html
+    assert (tmp_path / "s" / "randomization.png").is_file()
+
+
+def test_the_gap_at_the_runs_steps_is_explain_texts(run_cli, text_models, tmp_path):
+    """Completeness is IG's gap on the embeddings at several step counts; at the run's own it is the gap
+    explain-text reports for the same texts (mean over them)."""
+    checked = parse_json(run_cli("sanity-text", *TEXTS, "-M", text_models["clf"], "-m", "ig", "--n-steps", "5",
+                                 "--tests", "completeness", "--json", "--out", tmp_path / "s"))
+    rows = checked["completeness"]
+    assert [(r["steps"], r["default"]) for r in rows] == [(5, True), (8, False), (16, False), (32, False),
+                                                          (64, False)]
+    assert all(r["passes"] == r["steps"] for r in rows)
+    explained = parse_json(run_cli("explain-text", *TEXTS, "-M", text_models["clf"], "-m", "ig", "--n-steps", "5",
+                                   "--target", "pred", "--json", "--out", tmp_path / "e"))["texts"]
+    mean = np.mean([t["gaps"]["integrated_gradients"] for t in explained])
+    assert rows[0]["gap"] == pytest.approx(mean, rel=1e-4, abs=1e-7)
+    assert [v["test"] for v in checked["verdicts"]] == ["completeness"]
+    assert checked["randomization"] == [] and checked["robustness"] == []
+
+
+def test_texts_that_cannot_be_checked_and_usage_errors_are_one_line(run_cli, text_models, tmp_path):
+    some = run_cli("sanity-text", TEXTS[0], "   ", "-M", text_models["clf"], "-m", "unk", "--tests",
+                   "randomization", "--max-layers", "2", "--repeats", "1", "--out", tmp_path / "s")
+    assert some.exit_code == 1 and "error: text 2: empty text (no words to explain)" in some.stderr
+    assert "1 text checked" in some.stderr
+    assert json.loads((tmp_path / "s" / "run.json").read_text())["input_errors"] == \
+        ["text 2: empty text (no words to explain)"]
+    for args, message in ((["--tests", "robustness"], "unknown test 'robustness' (robustness perturbs an image by a "
+                            "small norm: a text has no such perturbation); choose from randomization, completeness"),
+                          (["--layers", "bert.nowhere"], "unknown layer 'bert.nowhere'; layers (bottom to top): "
+                           "bert.embeddings, bert.encoder.layer.0, bert.pooler, classifier"),
+                          (["-m", "gradient", "-m", "lime"], "unknown text method 'lime'")):
+        failed = run_cli("sanity-text", TEXTS[0], "-M", text_models["clf"], "-m", "unk", *args, "--out",
+                         tmp_path / "x")
+        assert failed.exit_code == 2 and message in " ".join(failed.output.split()), args
+    nothing = run_cli("sanity-text", "  ", "-M", text_models["clf"], "-m", "unk", "--out", tmp_path / "y")
+    assert nothing.exit_code == 2 and "no usable texts" in nothing.output
