@@ -539,7 +539,8 @@ def json_view(record: dict[str, Any], out: Path) -> dict[str, Any]:
         if e["status"] == "error":
             return {k: e[k] for k in ("name", "text", "pair", "status", "error") if k in e}
         return {k: e[k] for k in ("name", "text", "pair", "status", "pair_start", "words", "prediction", "target",
-                                 "target_from", "gold", "versus", "versus_prob", "scores", "gaps", "faithfulness", "cut") if k in e}
+                                 "target_from", "gold", "versus", "versus_prob", "scores", "gaps", "faithfulness",
+                                 "cut") if k in e}
 
     return {"texts": [entry(e) for e in record["texts"]], "correlations": record["correlations"],
             "correlation_texts": record["correlation_texts"], "top1": record.get("top1"),
