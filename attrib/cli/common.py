@@ -283,12 +283,16 @@ def wrote(out: Path, *names: str) -> str:
 
 
 def write_html(ui: UI, out: Path, html_path: str) -> None:
+    from attrib.errors import AttribError
     from attrib.report.html import write_report
 
     try:
         write_report(out, html_path)
     except OSError as error:
         ui.error(f"cannot write the report {html_path}: {error.strerror or error} (the run is in {out})")
+        sys.exit(1)
+    except AttribError as error:  # a record the report cannot render: one line, the run kept
+        ui.error(f"cannot write the report {html_path}: {error} (the run is in {out})")
         sys.exit(1)
     ui.info(f"wrote {html_path}")
 

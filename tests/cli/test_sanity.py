@@ -186,3 +186,26 @@ def test_a_folder_data_set_is_read_as_the_model_reads_pictures(tmp_path):
     assert sanity_inputs(model, [], f"folder:{tmp_path}", 1, image_size=48)[0].shape == (1, 3, 48, 48)
     with pytest.raises(UsageError, match="^--image-size resizes the pictures of a --dataset; images are read at "):
         sanity_inputs(model, [str(tmp_path / "a")], None, None, image_size=48)
+
+
+def test_the_report_of_a_model_of_flat_inputs_has_no_strip_of_maps(run_cli, tmp_path, capsys):
+    """A model of 1-D inputs has no picture of its maps as layers are randomized; its report renders without
+    one (it failed on the missing plot), and a report that cannot render is one line with the run kept."""
+    result = run_cli("sanity", "-M", "sample:synthetic-standard", "-m", "gradient", "--tests", "randomization",
+                     "--repeats", "1", "--out", tmp_path / "s", "--html", tmp_path / "s.html")
+    assert result.exit_code == 0, result.output
+    assert "randomization.png" in (tmp_path / "s" / "run.json").read_text() and \
+        not (tmp_path / "s" / "randomized_maps.png").exists()
+    assert "Model-parameter randomization" in (tmp_path / "s.html").read_text()
+    record = json.loads((tmp_path / "s" / "run.json").read_text())
+    del record["verdicts"]
+    (tmp_path / "s" / "run.json").write_text(json.dumps(record))
+    from attrib.cli.common import write_html
+    from attrib.cli.ui import UI
+
+    with pytest.raises(SystemExit) as stop:
+        write_html(UI(), tmp_path / "s", str(tmp_path / "t.html"))
+    assert stop.value.code == 1 and not (tmp_path / "t.html").exists()
+    line = " ".join(capsys.readouterr().err.split())
+    assert f"cannot write the report {tmp_path / 't.html'}: {tmp_path / 's'}/run.json is not a complete sanity " \
+        "record" in line and "Traceback" not in line
