@@ -94,6 +94,40 @@ def method_options(default_help: str) -> Callable[[Callable[..., Any]], Callable
     return decorate
 
 
+def text_model_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The text commands' classifier and methods: --model/-M SPEC, --lm SPEC, --method/-m NAME, --set KEY=VALUE,
+    --n-samples, --n-steps, --batch-size, --trust-remote-code; the command receives them as one ``text`` dict of
+    the text jobs' options (attrib.jobs.explain_text.TextModelOptions)."""
+    @functools.wraps(command)
+    def wrapper(*args: Any, model_spec, lm_spec, methods, settings, n_samples, n_steps, batch_size,
+                trust_remote_code, **kwargs: Any) -> Any:
+        text = {"model": model_spec, "lm": lm_spec, "settings": list(settings), "n_samples": n_samples,
+                "n_steps": n_steps, "batch_size": batch_size, "trust_remote_code": trust_remote_code,
+                **({"methods": list(methods)} if methods else {})}
+        return command(*args, text=text, **kwargs)
+
+    for option in reversed((
+            click.option("--model", "-M", "model_spec", required=True, metavar="SPEC",
+                         help="Hugging Face sequence classifier: hub id (online) or a local save_pretrained folder."),
+            click.option("--lm", "lm_spec", default=None, metavar="SPEC",
+                         help="Masked LM for olm/olm_s: hub id or local folder [default: bert-base-uncased]."),
+            click.option("--method", "-m", "methods", multiple=True, metavar="NAME",
+                         help="olm, olm_s, unk, delete, gradient, gradient_x_input, ig, ... (repeatable; default "
+                              "olm, olm_s)."),
+            click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
+                         help="Method option (repeatable; wins over --n-samples/--n-steps); METHOD.KEY=VALUE for "
+                              "one method only."),
+            click.option("--n-samples", default=100, show_default=True, type=click.IntRange(1),
+                         help="n_samples of every method (OLM: LM draws per word)."),
+            click.option("--n-steps", default=100, show_default=True, type=click.IntRange(1),
+                         help="n_steps of every method (IG's steps)."),
+            click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1),
+                         help="Sentences per forward."),
+            click.option("--trust-remote-code", is_flag=True, help="Allow the model repos' own code to run."))):
+        wrapper = option(wrapper)
+    return wrapper
+
+
 def executor_options(unit: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """--executor local|ray, --address, --gpus-per-UNIT, --cpus-per-UNIT; the command receives them as one
     ``executor: ExecutorSpec`` argument (checked when the job starts)."""

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from attrib.cli.common import LABELS_OPTION, Common, View, common_options, run_job, show_confusions
+from attrib.cli.common import (LABELS_OPTION, Common, View, common_options, run_job, show_confusions,
+                               text_model_options)
 from attrib.cli.ui import UI
 from attrib.errors import counted
 
@@ -26,15 +27,7 @@ INTERRUPTED = "interrupted; the texts explained so far are in {out}/run.json: th
 
 @click.command(epilog=EPILOG)
 @click.argument("texts", nargs=-1)
-@click.option("--model", "-M", "model_spec", required=True, metavar="SPEC",
-              help="Hugging Face sequence classifier: hub id (online) or a local save_pretrained folder.")
-@click.option("--lm", "lm_spec", default=None, metavar="SPEC",
-              help="Masked LM for olm/olm_s: hub id or local folder [default: bert-base-uncased].")
-@click.option("--method", "-m", "methods", multiple=True, metavar="NAME",
-              help="olm, olm_s, unk, delete, gradient, gradient_x_input, ig, ... (repeatable; default olm, olm_s).")
-@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
-              help="Method option (repeatable; wins over --n-samples/--n-steps); METHOD.KEY=VALUE for one "
-                   "method only.")
+@text_model_options
 @click.option("--file", "text_file", type=click.Path(dir_okay=False, allow_dash=True),
               help="Texts: one per line, or CSV/JSONL (or a JSON array of objects), also .gz, .bz2 or .xz, or "
                    "Parquet (with pyarrow); - reads standard input.")
@@ -54,18 +47,11 @@ INTERRUPTED = "interrupted; the texts explained so far are in {out}/run.json: th
                    "classes' probabilities (why this class rather than that one). runner-up: each text's "
                    "highest-scoring other class; gold: its gold label; pred: its predicted class; or one class. "
                    "Where it is the class explained, the runner-up stands in.")
-@click.option("--n-samples", default=100, show_default=True, type=click.IntRange(1),
-              help="n_samples of every method (OLM: LM draws per word).")
-@click.option("--n-steps", default=100, show_default=True, type=click.IntRange(1),
-              help="n_steps of every method (IG's steps).")
-@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1), help="Sentences per forward.")
-@click.option("--trust-remote-code", is_flag=True, help="Allow the model repos' own code to run.")
 @click.option("--force", is_flag=True, help="Redo the texts an earlier run into --out explained.")
 @LABELS_OPTION
 @common_options
-def explain_text(texts, model_spec, lm_spec, methods, settings, text_file, column, label_column, pairs, pair_column,
-                 target, only, versus, n_samples, n_steps, batch_size, trust_remote_code, force, labels,
-                 common: Common) -> None:
+def explain_text(texts, text, text_file, column, label_column, pairs, pair_column, target, only, versus, force,
+                 labels, common: Common) -> None:
     """Explain a text classifier's predictions word by word (OLM, OLM-S, occlusion, gradients).
 
     TEXTS are given as arguments or with --file. Each word (punctuation is a word of its own) gets one
@@ -75,10 +61,8 @@ def explain_text(texts, model_spec, lm_spec, methods, settings, text_file, colum
     """
     from attrib.jobs import explain_text as job
 
-    options = job.Options(list(texts), text_file, column, label_column, list(pairs), pair_column, model_spec, lm_spec,
-                          list(methods) or list(job.DEFAULT_METHODS), list(settings), target, n_samples, n_steps,
-                          common.seed, batch_size, common.device, trust_remote_code, labels=labels, only=only,
-                          force=force, versus=versus)
+    options = job.Options(list(texts), text_file, column, label_column, list(pairs), pair_column, target, only, force,
+                          versus, **text, seed=common.seed, device=common.device, labels=labels)
     run_job(common, job, options, View(show=_summary, json=job.json_view, exit_code=job.exit_code,
                                        on_item=_show_text, interrupted=INTERRUPTED), prefix="text-")
 

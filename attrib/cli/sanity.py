@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from attrib.cli.common import (IMAGE_SIZE_HELP, LABELS_OPTION, Common, View, common_options, listed, method_options,
-                               model_options, run_job, wrote)
+                               model_options, run_job, text_model_options, wrote)
 from attrib.cli.ui import UI
 from attrib.errors import counted, duration
 
@@ -93,19 +93,13 @@ Examples:
   attrib sanity-text "a gripping, beautifully acted film" "a dull mess" -M ./sst2-classifier --lm ./bert
   attrib sanity-text --file dev.csv --column sentence --n 16 -M ./clf -m unk -m ig --tests randomization
 The word scores are explain-text's, for each classifier's predicted class; the masked LM is not randomized.
+IG's completeness is reported at 8, 16, 32 and 64 steps and at --n-steps (the verdict's).
 Exit codes: 0 report written, 1 some texts could not be explained, 2 usage error."""
 
 
 @click.command("sanity-text", epilog=TEXT_EPILOG)
 @click.argument("texts", nargs=-1)
-@click.option("--model", "-M", "model_spec", required=True, metavar="SPEC",
-              help="Hugging Face sequence classifier: hub id (online) or a local save_pretrained folder.")
-@click.option("--lm", "lm_spec", default=None, metavar="SPEC",
-              help="Masked LM for olm/olm_s: hub id or local folder [default: bert-base-uncased].")
-@click.option("--method", "-m", "methods", multiple=True, metavar="NAME",
-              help="olm, olm_s, unk, delete, gradient, gradient_x_input, ig, ... (repeatable; default olm, olm_s).")
-@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
-              help="Method option (repeatable); METHOD.KEY=VALUE for one method only.")
+@text_model_options
 @click.option("--file", "text_file", type=click.Path(dir_okay=False, allow_dash=True),
               help="Texts, as explain-text reads them (one per line, CSV/JSONL/JSON/Parquet with --column).")
 @click.option("--column", help="The column of --file holding the texts.")
@@ -119,16 +113,10 @@ Exit codes: 0 report written, 1 some texts could not be explained, 2 usage error
               help="Layer groups reported when --layers is not given [default: 4].")
 @click.option("--repeats", type=click.IntRange(1),
               help="Draws of random weights; values are mean ± sd over them [default: 3].")
-@click.option("--n-samples", default=100, show_default=True, type=click.IntRange(1),
-              help="n_samples of every method (OLM: LM draws per word).")
-@click.option("--n-steps", default=100, show_default=True, type=click.IntRange(1),
-              help="n_steps of every method (IG's steps; completeness is also reported at 8, 16, 32, 64).")
-@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1), help="Sentences per forward.")
-@click.option("--trust-remote-code", is_flag=True, help="Allow the model repos' own code to run.")
 @LABELS_OPTION
 @common_options
-def sanity_text(texts, model_spec, lm_spec, methods, settings, text_file, column, n_inputs, tests, layers, max_layers,
-                repeats, n_samples, n_steps, batch_size, trust_remote_code, labels, common: Common) -> None:
+def sanity_text(texts, text, text_file, column, n_inputs, tests, layers, max_layers, repeats, labels,
+                common: Common) -> None:
     """Check whether a text classifier's word scores depend on the classifier, and whether IG's add up.
 
     Two parts (--tests): model-parameter randomization of the classifier's layers (cascading and independent),
@@ -137,7 +125,6 @@ def sanity_text(texts, model_spec, lm_spec, methods, settings, text_file, column
     """
     from attrib.jobs import sanity_text as job
 
-    options = job.Options(list(texts), text_file, column, model_spec, lm_spec, list(methods) or
-                          list(job.DEFAULT_METHODS), list(settings), tests, layers, max_layers, repeats, n_inputs,
-                          n_samples, n_steps, common.seed, batch_size, common.device, trust_remote_code, labels)
+    options = job.Options(list(texts), text_file, column, tests, layers, max_layers, repeats, n_inputs, **text,
+                          seed=common.seed, device=common.device, labels=labels)
     run_job(common, job, options, View(show=_show, json=job.json_view, exit_code=job.exit_code), prefix="sanity-")

@@ -60,8 +60,25 @@ class Settings:
         return {**{k: v for k, v in values.items() if k in fields}, **self.overrides.get(method, {})}
 
 
+@dataclass(kw_only=True)
+class TextModelOptions(ListFields):
+    """The classifier and masked LM specs, methods and settings, as every text job takes them (keywords only)."""
+
+    model: str = ""
+    lm: str | None = None
+    methods: list[str] = field(default_factory=lambda: list(DEFAULT_METHODS))
+    settings: list[str] = field(default_factory=list)  # --set KEY=VALUE / METHOD.KEY=VALUE items
+    n_samples: int = 100
+    n_steps: int = 100
+    seed: int = 0
+    batch_size: int = 64
+    device: str = "auto"
+    trust_remote_code: bool = False
+    labels: str | None = None  # a file naming the classifier's classes (default: its id2label)
+
+
 @dataclass
-class Options(ListFields):
+class Options(TextModelOptions):
     """The whole job: texts (arguments or a file), the classifier and LM specs, methods and settings."""
 
     texts: list[str] = field(default_factory=list)
@@ -70,18 +87,7 @@ class Options(ListFields):
     label_column: str | None = None
     pairs: list[str] = field(default_factory=list)  # --pair: one second text per argument text, in order
     pair_column: str | None = None
-    model: str = ""
-    lm: str | None = None
-    methods: list[str] = field(default_factory=lambda: list(DEFAULT_METHODS))
-    settings: list[str] = field(default_factory=list)  # --set KEY=VALUE / METHOD.KEY=VALUE items
     target: str | None = None  # None: each row's gold label where it has one, else the predicted class
-    n_samples: int = 100
-    n_steps: int = 100
-    seed: int = 0
-    batch_size: int = 64
-    device: str = "auto"
-    trust_remote_code: bool = False
-    labels: str | None = None  # a file naming the classifier's classes (default: its id2label)
     only: str | None = None  # Settings.only
     force: bool = False  # redo the texts an earlier run into the same folder explained
     versus: str | None = None  # explain the class against another: runner-up, gold, pred or a class

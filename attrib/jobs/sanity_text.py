@@ -15,9 +15,9 @@ from attrib.data.text import TextInputError, TextItem, split_words
 from attrib.errors import UsageError, counted
 from attrib.evaluate.sanity import DEFAULT_PATH_METHOD, THRESHOLDS, SanityConfig, path_methods
 from attrib.evaluate.text_sanity import TEXT_TESTS, run_text_sanity
-from attrib.jobs.common import Events, ListFields, check_counts, describe_methods, header, now, resolve_device
-from attrib.jobs.explain_text import (DEFAULT_METHODS, PRED, Settings, canonical_methods, explain_one,
-                                      gradient_scores, readable)
+from attrib.jobs.common import Events, check_counts, describe_methods, header, now, resolve_device
+from attrib.jobs.explain_text import (DEFAULT_METHODS, PRED, Settings, TextModelOptions, canonical_methods,
+                                      explain_one, gradient_scores, readable)
 from attrib.jobs.sanity import exit_code, json_view, save_plots  # noqa: F401 - the same record, viewed alike
 from attrib.runs.store import RunStore, closes_store
 
@@ -26,29 +26,18 @@ DEFAULT_TEXTS = 8  # texts of a file checked when --n is not given
 
 
 @dataclass
-class Options(ListFields):
+class Options(TextModelOptions):
     """What to check: texts (arguments, or the first ``n_inputs`` of a file), the classifier (and the masked LM
     OLM draws from), methods and their settings, as explain-text takes them."""
 
     texts: list[str] = field(default_factory=list)
     file: str | None = None
     column: str | None = None
-    model: str = ""
-    lm: str | None = None
-    methods: list[str] = field(default_factory=lambda: list(DEFAULT_METHODS))
-    settings: list[str] = field(default_factory=list)
     tests: list[str] = field(default_factory=lambda: list(TEXT_TESTS))
     layers: list[str] | None = None
     max_layers: int | None = None
     repeats: int | None = None
     n_inputs: int | None = None  # the first N texts (None: every argument text, or DEFAULT_TEXTS of a file)
-    n_samples: int = 100
-    n_steps: int = 100
-    seed: int = 0
-    batch_size: int = 64
-    device: str = "auto"
-    trust_remote_code: bool = False
-    labels: str | None = None
 
 
 def _prepare(options: Options, events: Events):
