@@ -128,6 +128,15 @@ def text_model_options(command: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def pair_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--pair TEXT (repeatable) and --pair-column: the second text of a pair classifier's inputs."""
+    command = click.option("--pair-column", help="CSV/JSONL column with each row's second text (read with the text, "
+                                                 "as a pair).")(command)
+    return click.option("--pair", "pairs", multiple=True, metavar="TEXT",
+                        help="A second text read with the text (NLI's hypothesis, a question's passage): one per "
+                             "TEXT, in order.")(command)
+
+
 def executor_options(unit: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """--executor local|ray, --address, --gpus-per-UNIT, --cpus-per-UNIT; the command receives them as one
     ``executor: ExecutorSpec`` argument (checked when the job starts)."""

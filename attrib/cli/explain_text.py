@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from attrib.cli.common import (LABELS_OPTION, Common, View, common_options, run_job, show_confusions,
-                               text_model_options)
+from attrib.cli.common import (LABELS_OPTION, Common, View, common_options, pair_options, run_job,
+                               show_confusions, text_model_options)
 from attrib.cli.ui import UI
 from attrib.errors import counted
 
@@ -33,10 +33,7 @@ INTERRUPTED = "interrupted; the texts explained so far are in {out}/run.json: th
                    "Parquet (with pyarrow); - reads standard input.")
 @click.option("--column", help="CSV/JSONL column holding the text.")
 @click.option("--label-column", help="CSV/JSONL column with each row's gold label (the explained class).")
-@click.option("--pair", "pairs", multiple=True, metavar="TEXT",
-              help="A second text read with the text (NLI's hypothesis, a question's passage): one per TEXT, in "
-                   "order.")
-@click.option("--pair-column", help="CSV/JSONL column with each row's second text (read with the text, as a pair).")
+@pair_options
 @click.option("--target", help="The class to explain: pred, a class index, or a label name [default: each row's gold "
                                "label where --label-column gives one, else pred].")
 @click.option("--only", type=click.Choice(["wrong", "right"]),

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from attrib.cli.common import (IMAGE_SIZE_HELP, LABELS_OPTION, Common, View, common_options, listed, method_options,
-                               model_options, run_job, text_model_options, wrote)
+                               model_options, pair_options, run_job, text_model_options, wrote)
 from attrib.cli.ui import UI
 from attrib.errors import counted, duration
 
@@ -103,6 +103,7 @@ Exit codes: 0 report written, 1 some texts could not be explained, 2 usage error
 @click.option("--file", "text_file", type=click.Path(dir_okay=False, allow_dash=True),
               help="Texts, as explain-text reads them (one per line, CSV/JSONL/JSON/Parquet with --column).")
 @click.option("--column", help="The column of --file holding the texts.")
+@pair_options
 @click.option("--n", "n_inputs", type=click.IntRange(1),
               help="Check the first N texts [default: every text given as an argument, 8 of a file].")
 @click.option("--tests", callback=_list, multiple=True, default=["randomization,completeness"], show_default=True,
@@ -115,8 +116,8 @@ Exit codes: 0 report written, 1 some texts could not be explained, 2 usage error
               help="Draws of random weights; values are mean ± sd over them [default: 3].")
 @LABELS_OPTION
 @common_options
-def sanity_text(texts, text, text_file, column, n_inputs, tests, layers, max_layers, repeats, labels,
-                common: Common) -> None:
+def sanity_text(texts, text, text_file, column, pairs, pair_column, n_inputs, tests, layers, max_layers, repeats,
+                labels, common: Common) -> None:
     """Check whether a text classifier's word scores depend on the classifier, and whether IG's add up.
 
     Two parts (--tests): model-parameter randomization of the classifier's layers (cascading and independent),
@@ -125,6 +126,6 @@ def sanity_text(texts, text, text_file, column, n_inputs, tests, layers, max_lay
     """
     from attrib.jobs import sanity_text as job
 
-    options = job.Options(list(texts), text_file, column, tests, layers, max_layers, repeats, n_inputs, **text,
-                          seed=common.seed, device=common.device, labels=labels)
+    options = job.Options(list(texts), text_file, column, list(pairs), pair_column, tests, layers, max_layers,
+                          repeats, n_inputs, **text, seed=common.seed, device=common.device, labels=labels)
     run_job(common, job, options, View(show=_show, json=job.json_view, exit_code=job.exit_code), prefix="sanity-")

@@ -33,6 +33,8 @@ class Options(TextModelOptions):
     texts: list[str] = field(default_factory=list)
     file: str | None = None
     column: str | None = None
+    pairs: list[str] = field(default_factory=list)  # --pair: one second text per argument text, in order
+    pair_column: str | None = None
     tests: list[str] = field(default_factory=lambda: list(TEXT_TESTS))
     layers: list[str] | None = None
     max_layers: int | None = None
@@ -56,7 +58,8 @@ def _prepare(options: Options, events: Events):
                          f"no test to run; choose from {', '.join(TEXT_TESTS)}")
     names = canonical_methods(options.methods or list(DEFAULT_METHODS))
     overrides = parse_overrides(names, options.settings)
-    items = read_texts(options.texts, options.file, options.column)
+    items = read_texts(options.texts, options.file, options.column, pairs=options.pairs,
+                       pair_column=options.pair_column)
     items = items[:options.n_inputs or (DEFAULT_TEXTS if options.file else None)]
     if not items:
         raise UsageError("no texts: give them as arguments or with --file")

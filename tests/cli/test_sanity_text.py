@@ -89,3 +89,17 @@ def test_texts_that_cannot_be_checked_and_usage_errors_are_one_line(run_cli, tex
         assert failed.exit_code == 2 and message in " ".join(failed.output.split()), args
     nothing = run_cli("sanity-text", "  ", "-M", text_models["clf"], "-m", "unk", "--out", tmp_path / "y")
     assert nothing.exit_code == 2 and "no usable texts" in nothing.output
+
+
+def test_a_pair_classifiers_texts_are_checked_with_their_pairs(run_cli, text_models, tmp_path):
+    """Each text is read with its --pair, and the words of both are scored: a pair that changes the scores
+    changes what is compared."""
+    command = ["sanity-text", TEXTS[0], TEXTS[1], "-M", text_models["clf"], "-m", "unk", "--tests", "randomization",
+               "--max-layers", "2", "--repeats", "1", "--json"]
+    alone = parse_json(run_cli(*command, "--out", tmp_path / "a"))["randomization"]
+    paired = run_cli(*command, "--pair", "great fun", "--pair", "what a waste", "--out", tmp_path / "p")
+    assert paired.exit_code == 0, paired.output
+    assert [r["layer"] for r in parse_json(paired)["randomization"]] == [r["layer"] for r in alone]
+    assert [r["spearman_abs"] for r in parse_json(paired)["randomization"]] != [r["spearman_abs"] for r in alone]
+    one = run_cli(*command, "--pair", "great fun", "--out", tmp_path / "x")
+    assert one.exit_code == 2 and "1 pair for 2 texts given as arguments" in one.output
