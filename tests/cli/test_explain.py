@@ -16,7 +16,7 @@ from tests.cli.conftest import FAST, TINY, parse_json
 
 def test_help_does_not_import_torch():
     code = ("import sys\nfrom click.testing import CliRunner\nfrom attrib.cli import main\n"
-            "for args in (['--help'], ['explain', '--help'], ['report', '--help']):\n"
+            "for args in (['--help'], ['explain', '--help'], ['report', '--help'], ['sanity-text', '--help']):\n"
             "    r = CliRunner().invoke(main, args)\n    assert r.exit_code == 0, r.output\n"
             "    assert 'Examples' in r.output\n"
             "print('torch' in sys.modules)")
