@@ -92,7 +92,8 @@ def load_hf(name: str, *, trust_remote_code: bool = False, weights: object = Non
             config = AutoConfig.from_pretrained(name, trust_remote_code=trust_remote_code)
             module = AutoModelForImageClassification.from_config(config, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as error:
-        wrong_kind(error, name, "an image classifier", "a text classifier? explain it with `attrib explain-text`")
+        wrong_kind(error, name, "an image classifier", "a text classifier? explain it with `attrib explain-text`, "
+                   "check it with `attrib sanity-text`")
         raise ModelError(f"cannot load Hugging Face model {name!r}: {first_line(error)} (offline? pass a local "
                          "folder saved with save_pretrained)") from None
     try:
