@@ -103,3 +103,28 @@ def test_a_pair_classifiers_texts_are_checked_with_their_pairs(run_cli, text_mod
     assert [r["spearman_abs"] for r in parse_json(paired)["randomization"]] != [r["spearman_abs"] for r in alone]
     one = run_cli(*command, "--pair", "great fun", "--out", tmp_path / "x")
     assert one.exit_code == 2 and "1 pair for 2 texts given as arguments" in one.output
+
+
+def test_the_progress_bar_counts_every_text_explained(text_models, tmp_path):
+    """One step per text explained: the clean scores, each randomized classifier's, and IG's at each step count."""
+    from attrib.jobs import sanity_text
+    from attrib.jobs.common import Events
+    from attrib.runs import RunStore
+
+    class Counted(Events):
+        def __init__(self):
+            self.total, self.done = {}, {}
+
+        def task(self, key, description, total):
+            self.total[key] = total
+
+        def advance(self, key, n=1, description=None):
+            self.done[key] = self.done.get(key, 0) + n
+
+    events = Counted()
+    options = sanity_text.Options(TEXTS[:2], model=text_models["clf"], methods=["unk", "ig"], max_layers=3,
+                                  repeats=2, n_steps=4)
+    record = sanity_text.run(options, RunStore(tmp_path / "s"), events)
+    budgets = len({8, 16, 32, 64, 4})
+    assert events.total["maps"] == events.done["maps"] == 2 * (1 + 3 * (2 + 1) + budgets)
+    assert {r["draws"] for r in record["randomization"] if r["mode"] == "cascading"} == {2}
