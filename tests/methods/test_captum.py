@@ -31,6 +31,21 @@ def test_integrated_gradients_matches_captum(resnet, images, rule):
     assert _rel(ours.values, theirs) < 1e-4
 
 
+def test_a_contrast_matches_captum_on_the_difference_of_logits(resnet, images):
+    """captum has no contrast, but IG of a forward that returns the logit difference is the same integral."""
+    ours = attrib.attribute(resnet, images, "ig", target=[3, 7], versus=[5, 3], n_steps=16, rule="gausslegendre")
+    other = torch.tensor([[3, 5], [7, 3]])
+
+    def difference(x):
+        out = resnet(x)
+        rows = torch.arange(len(x)) % 2  # captum stacks the inputs' steps step by step: row r is input r % 2
+        return out.gather(1, other[rows])[:, :1] - out.gather(1, other[rows])[:, 1:]
+
+    theirs = captum_attr.IntegratedGradients(difference).attribute(images, target=0, n_steps=16,
+                                                                    method="gausslegendre", internal_batch_size=2)
+    assert ours.versus == [5, 3] and _rel(ours.values, theirs) < 1e-4
+
+
 def test_saliency_and_input_x_gradient_match_captum(resnet, images):
     grad = attrib.attribute(resnet, images, "gradient", target=2, abs=True).values
     assert _rel(grad, captum_attr.Saliency(resnet).attribute(images.clone().requires_grad_(), target=2)) < 1e-5
