@@ -34,16 +34,23 @@ def compare_scores(a: np.ndarray, b: np.ndarray) -> dict[str, float | None]:
             "ssim": None, "hog": None}
 
 
-def randomization(classifier, maps_of: Callable[[Any], Maps], clean: Maps, config: SanityConfig) -> list[dict]:
+def randomization(classifier, maps_of: Callable[[Any], Maps], clean: Maps, config: SanityConfig,
+                  strips: dict[str, list] | None = None) -> list[dict]:
     """Rows per (method, mode, layer): the mean similarity of the randomized classifier's scores to ``clean``
-    over the texts whose clean scores vary, per draw of random weights, summarized over draws."""
+    over the texts whose clean scores vary, per draw of random weights, summarized over draws. ``strips``, when
+    given, gets the first text's scores per method as the first draw randomizes the layers top down."""
     groups = layer_groups(classifier.model)
     report = select(groups, config.layers, config.max_layers)
     draws: dict[tuple, list[dict]] = {}
+    if strips is not None:
+        strips.update({m: [("original", clean[0][m])] for m in config.methods})
     for k, seed in enumerate(config.draw_seeds):
         for mode in ("cascading", "independent")[:2 if k == 0 else 1]:  # independent: one draw (no verdict)
             for group, depth, module in randomized(classifier.model, groups, report, mode, seed):
                 maps = maps_of(dataclasses.replace(classifier, model=module))
+                if strips is not None and k == 0 and mode == "cascading":
+                    for method in config.methods:
+                        strips[method].append((group.label, maps[0][method]))
                 for method in config.methods:
                     pairs = [(a[method], b[method]) for a, b in zip(clean, maps) if np.ptp(a[method]) > 0]
                     if pairs:
@@ -71,13 +78,13 @@ def completeness(method: str, gaps_at: Callable[[int], tuple[list[dict], float]]
 def run_text_sanity(classifier, maps_of: Callable[[Any], Maps], gaps_at: Callable[[str, int], tuple[list, float]],
                     config: SanityConfig, path_method: str | None, default_steps: int) -> dict[str, Any]:
     """The selected checks on the texts ``maps_of`` explains: result tables and verdicts, shaped as
-    :func:`attrib.evaluate.sanity.run_sanity`'s."""
+    :func:`attrib.evaluate.sanity.run_sanity`'s (``strips``: the first text's scores per method and layer)."""
     clean = maps_of(classifier)
     out: dict[str, Any] = {"randomization": [], "robustness": [], "completeness": [], "strips": {},
                            "layers": [g.label for g in layer_groups(classifier.model)], "n_inputs": len(clean),
                            "constant_maps": {m: sum(np.ptp(c[m]) == 0 for c in clean) for m in config.methods}}
     if "randomization" in config.tests:
-        out["randomization"] = randomization(classifier, maps_of, clean, config)
+        out["randomization"] = randomization(classifier, maps_of, clean, config, out["strips"])
     if "completeness" in config.tests and path_method:
         budgets = sorted(set(config.steps) | {default_steps})
         out["completeness"] = completeness(path_method, lambda steps: gaps_at(path_method, steps), budgets,

@@ -107,11 +107,13 @@ class _Texts:
 
     def __init__(self, items: list[TextItem], lm, settings: Settings, events: Events) -> None:
         self.items, self.lm, self.settings, self.events = items, lm, settings, events
+        self.words: list[str] = []  # the first text's words (and its pair's)
 
     def maps(self, classifier) -> list[dict[str, np.ndarray]]:
         out = []
         for position, item in enumerate(self.items):
             entry = explain_one(classifier, self.lm, item, position, self.settings)
+            self.words = self.words or entry["words"]
             out.append({m: np.asarray(entry["scores"][m], dtype=np.float64) for m in self.settings.methods})
             self.events.advance("maps", 1, f"sanity: {item.name}")
         return out
@@ -143,6 +145,13 @@ def _usable(classifier, lm, items: list[TextItem], settings: Settings, events: E
     return usable, errors
 
 
+def _strip(name: str, words: list[str], strips: dict[str, list]) -> dict[str, Any]:
+    """The first text's words and, per method, its scores as the layers are randomized top down (the report
+    colours them, as the image report shows the first input's maps)."""
+    return {"name": name, "words": words, "rows": {m: [{"layer": layer, "scores": [float(v) for v in scores]}
+                                                       for layer, scores in rows] for m, rows in strips.items()}}
+
+
 @closes_store
 def run(options: Options, store: RunStore, events: Events | None = None) -> dict[str, Any]:
     """Both checks (or those asked for), the plot and run.json; returns the record."""
@@ -172,6 +181,8 @@ def run(options: Options, store: RunStore, events: Events | None = None) -> dict
                     thresholds=THRESHOLDS, repeats=config.repeats, draw_seeds=config.draw_seeds,
                     seconds=round(time.perf_counter() - start, 1),
                     **{k: result[k] for k in ("randomization", "robustness", "completeness", "verdicts")})
+    if result["strips"]:
+        record["text_strip"] = _strip(items[0].name, texts.words, result["strips"])
     record["plots"] = save_plots(store, result)
     record["finished"] = now()
     store.write_record(record)

@@ -50,8 +50,15 @@ def test_randomizing_the_classifier_fails_a_method_blind_to_it_and_passes_one_th
     record = json.loads((tmp_path / "s" / "run.json").read_text())
     assert record["kind"] == "sanity" and record["model"]["kind"] == "text" and record["inputs"] == \
         ["text 1", "text 2", "text 3"] and record["draw_seeds"] == [0, 1, 2]
+    strip = record["text_strip"]  # the first text's scores as the layers go, coloured in the report
+    assert strip["name"] == "text 1" and strip["words"] == TEXTS[0].split()
+    assert [r["layer"] for r in strip["rows"]["unk"]] == ["original", *layers]
+    assert strip["rows"][word_length][0]["scores"] == [float(len(w)) for w in strip["words"]]
+    assert all(r["scores"] == strip["rows"][word_length][0]["scores"] for r in strip["rows"][word_length])
     html = (tmp_path / "s.html").read_text()
     assert "Sanity checks:" in html and "word scores for each classifier's predicted class" in html
+    assert "The word scores of the first text (text 1) as the layers are randomized" in html
+    assert html.count(">acting</span>") == 3 * 5  # three methods, the original and four layers
     assert (tmp_path / "s" / "randomization.png").is_file()
 
 
