@@ -19,6 +19,7 @@ from attrib.jobs.common import Events, check_counts, describe_methods, header, n
 from attrib.jobs.explain_text import (DEFAULT_METHODS, PRED, Settings, TextModelOptions, canonical_methods,
                                       explain_one, gradient_scores, readable)
 from attrib.jobs.sanity import exit_code, json_view, save_plots  # noqa: F401 - the same record, viewed alike
+from attrib.methods import METHODS
 from attrib.runs.store import RunStore, closes_store
 
 KIND = "sanity"
@@ -68,7 +69,7 @@ def _prepare(options: Options, events: Events):
     classifier = load_text_classifier(options.model, trust_remote_code=options.trust_remote_code,
                                       batch_size=options.batch_size, device=device, labels=options.labels)
     lm = load_masked_lm(options.lm, trust_remote_code=options.trust_remote_code, device=device) \
-        if any("lm" in _needs(n) for n in names) else None
+        if any("lm" in METHODS[n].needs for n in names) else None
     settings = Settings(names, options.n_samples, options.n_steps, options.seed, PRED, overrides)
     configs = {m: settings.config(m) for m in names}
     extra = {k: v for k, v in (("max_layers", options.max_layers), ("repeats", options.repeats)) if v is not None}
@@ -79,12 +80,6 @@ def _prepare(options: Options, events: Events):
 
         select(layer_groups(classifier.model), options.layers, None)
     return classifier, lm, items, settings, config, describe_methods(names, configs)
-
-
-def _needs(method: str) -> tuple[str, ...]:
-    from attrib.methods import METHODS
-
-    return METHODS[method].needs
 
 
 def _path_method(config: SanityConfig) -> str | None:
