@@ -66,6 +66,33 @@ def test_explain_text_on_cuda(run_cli, text_models, tmp_path):
     assert json.loads((tmp_path / "run.json").read_text())["device"].startswith("cuda")
 
 
+def test_sanity_text_and_text_contrasts_on_cuda(run_cli, text_models, tmp_path):
+    result = run_cli("sanity-text", "the movie was great", "-M", text_models["clf"], "-m", "unk", "-m", "ig",
+                     "--n-steps", "8", "--max-layers", "2", "--repeats", "1", "--device", "cuda", "--out",
+                     tmp_path / "s", "--json")
+    assert result.exit_code == 0, result.output
+    assert {v["test"] for v in parse_json(result)["verdicts"]} == {"randomization", "completeness"}
+    texts = {}
+    for device in ("cpu", "cuda"):
+        found = run_cli("explain-text", "the movie was great", "-M", text_models["clf"], "-m", "unk", "--versus",
+                        "runner-up", "--device", device, "--out", tmp_path / device, "--json")
+        assert found.exit_code == 0, found.output
+        texts[device] = parse_json(found)["texts"][0]
+    assert texts["cpu"]["versus"] == texts["cuda"]["versus"]
+    assert np.allclose(texts["cpu"]["scores"]["unk"], texts["cuda"]["scores"]["unk"], atol=1e-5)
+
+
+def test_a_contrast_on_cuda_matches_the_cpu():
+    from tests.toys import small_convnet
+
+    model = small_convnet(torch.float32)
+    x = torch.randn(3, 3, 12, 12, generator=torch.Generator().manual_seed(0))
+    cpu = attrib.attribute(model, x, "ig", versus="runner-up", device="cpu")
+    cuda = attrib.attribute(model, x, "ig", versus="runner-up", device="cuda")
+    assert cpu.versus == cuda.versus and cpu.target == cuda.target
+    assert float((cpu.values - cuda.values).norm() / cpu.values.norm()) < 1e-4
+
+
 def test_diffroar_and_its_workers_on_cuda(run_cli, tmp_path):
     import subprocess
     import sys
