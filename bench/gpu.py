@@ -1,7 +1,7 @@
 """Benchmark on a GPU: attrib vs captum vs the forward+input-backward bound, side by side in one process.
 
     python bench/gpu.py                      # the card: resnet50, efficientnet_lite0, vit_base_patch16_224
-    python bench/gpu.py --device cpu --models resnet18 --batch 2 --steps 4    # a dry run of the script
+    python bench/gpu.py --device cpu --models test_resnet --batch 2 --steps 4 --reps 1   # a dry run (4 min)
 
 For each timm model (pretrained=False, a batch of 32 images at 224 px) and precision (fp32, true float32 in all
 three: TF32 off; tf32; bf16 autocast):
