@@ -28,6 +28,7 @@ CPU_MAX_CHUNK = 32  # measured: per-row time rises past ~32 rows on a 2-core CPU
 GPU_MEMORY_FRACTION = float(os.environ.get("ATTRIB_GPU_MEMORY_FRACTION", 0.25))  # of the card, per chunk
 GPU_MAX_CHUNK = 256  # rows: measured on an H200, 64-256-row chunks ran fastest; 1024 thrashed the allocator
 BACKWARD_FACTOR = 2  # the backward's own buffers about match the activations the forward saves
+CHANNELS_LAST = {"1": True, "0": False}.get(os.environ.get("ATTRIB_CHANNELS_LAST", ""))  # None: _channels_last
 PRECISIONS = ("fp32", "tf32", "bf16")
 
 def native_bf16(device: str | torch.device) -> bool:
@@ -94,9 +95,10 @@ class Engine:
         chunk_size: rows per chunk; None chooses it from a memory budget.
         progress: called with the number of rows finished after each chunk.
         pad_shapes: pad partial chunks to a few fixed sizes (:func:`padded_rows`); None means on CUDA devices,
-            where a batch size met for the first time can cost seconds (on an H200, the first call on
-            EfficientNet-Lite0 took 11.4 s longer than the second; ResNet-50, 0.4-0.6 s), and adaptive methods'
-            chunks would otherwise come in many sizes.
+            where a batch size met for the first time can cost seconds (on an H200, 4-12 s for
+            EfficientNet-Lite0's depthwise convolutions channels_last, 0.1-0.6 s NCHW, which is why the engine
+            runs such nets NCHW there: :func:`_channels_last`), and adaptive methods' chunks would otherwise come
+            in many sizes.
     """
 
     model: Callable[[torch.Tensor], torch.Tensor]
@@ -122,7 +124,7 @@ class Engine:
                              f"{torch.cuda.device_count() if torch.cuda.is_available() else 'no'} CUDA devices")
         if self.pad_shapes is None:
             self.pad_shapes = _pads(self.device)
-        self.channels_last = _channels_last(self.model)
+        self.channels_last = _channels_last(self.model, self.device, self.precision)
 
     def place(self, x: torch.Tensor) -> torch.Tensor:
         """Inputs on the engine's device, in the dtype of the model's parameters when they share one (float64
@@ -331,8 +333,15 @@ class Engine:
         return cache[key]
 
     def _measure_row_bytes(self, one_row: torch.Tensor) -> int:
+        """What two rows save minus what one row saves: tensors saved once per chunk whatever its size (weights
+        cast to bf16 under autocast, 170 MB for a ViT-B) are not counted as every row's."""
         x = self._layout(one_row.detach().to(self.device))
         params = _storages(self._network(x))
+        one, two = (self._saved_bytes(self._layout(x.expand(n, *x.shape[1:]).clone()), params) for n in (1, 2))
+        return max(1, two - one) + x.numel() * x.element_size()
+
+    def _saved_bytes(self, x: torch.Tensor, params: set[int]) -> int:
+        """Bytes of the tensors autograd saves for a forward at x, beyond the model's own parameters."""
         saved: dict[int, int] = {}
 
         def pack(t: torch.Tensor) -> torch.Tensor:
@@ -344,7 +353,7 @@ class Engine:
         x = x.requires_grad_(True)
         with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
             self._forward(x)
-        return sum(saved.values()) + x.numel() * x.element_size()
+        return sum(saved.values())
 
 
 def segment_sums(rows_input: torch.Tensor, values: torch.Tensor) -> list[tuple[int, torch.Tensor]]:
@@ -411,9 +420,20 @@ def _model_device(model: Any) -> torch.device:
     return torch.device("cpu")
 
 
-def _channels_last(model: Any) -> bool:
-    """Conv nets run channels_last (measured faster on the CPU, and in bf16 on a GPU)."""
-    return isinstance(model, torch.nn.Module) and any(isinstance(m, torch.nn.Conv2d) for m in model.modules())
+def _channels_last(model: Any, device: torch.device, precision: str) -> bool:
+    """Whether a conv net runs channels_last: ATTRIB_CHANNELS_LAST=1 or 0 if set, else on a CPU (measured faster)
+    and on a GPU in bf16 for nets without grouped convolutions. On an H200 (bench/RESULTS.md, session 30) fp32 ran
+    NCHW 1.15x faster on ResNet-50, while bf16 ran channels_last 1.26x faster; and each batch size met for the
+    first time cost EfficientNet-Lite0's depthwise convolutions 5-12 s channels_last, against 0.1-0.6 s NCHW."""
+    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)] if isinstance(model, torch.nn.Module) \
+        else []
+    if not convs:
+        return False
+    if CHANNELS_LAST is not None:
+        return CHANNELS_LAST
+    if device.type != "cuda":
+        return True
+    return precision == "bf16" and all(conv.groups == 1 for conv in convs)
 
 
 def _pads(device: torch.device) -> bool:

@@ -5,12 +5,12 @@
 
 For each timm model (pretrained=False, a batch of 32 images at 224 px) and precision (fp32, true float32 in all
 three: TF32 off; tf32; bf16 autocast):
-  bound    = rows x the best per-row time of one forward + input-backward over chunk sizes (channels_last);
+  bound    = rows x the best per-row time of one forward + input-backward over chunk sizes and both layouts;
   captum   = IG (gausslegendre, as attrib's fixed rule below) and NoiseTunnel(Saliency) SmoothGrad, at their
              defaults and at their best internal_batch_size / nt_samples_batch_size;
   attrib   = attrib.attribute at its automatic chunk size, and at fixed chunk sizes (auto should be within
-             10% of the best fixed one); and at the automatic size with conv nets left NCHW (captum's layout)
-             instead of channels_last.
+             10% of the best fixed one); and at the automatic size in the layout attrib's rule does not choose
+             (attrib.engine._channels_last: NCHW, captum's, or channels_last), the "layout" column's other one.
 Throughput is images/s, best of --reps runs after a warm-up. Each attrib and captum candidate reports its peak
 memory and the allocator's retries during its runs (num_alloc_retries must stay 0). IG values are checked
 against captum's (relative L2), fp32 and bf16.
@@ -19,6 +19,7 @@ against captum's (relative L2), fp32 and bf16.
 from __future__ import annotations
 
 import argparse
+import itertools
 import platform
 import time
 from collections.abc import Callable
@@ -67,10 +68,10 @@ def autocast(device: str, precision: str):
 
 
 def bound(module, x, target, device, precision, reps, rows_needed: int) -> tuple[float, int]:
-    """Seconds for ``rows_needed`` rows at the best per-row chunk size (forward + input-backward only)."""
+    """Seconds for ``rows_needed`` rows at the best per-row chunk size and layout (forward + input-backward)."""
     best = (float("inf"), 0)
-    for n in BOUND_CHUNKS:
-        rows = x[:1].expand(n, -1, -1, -1).contiguous(memory_format=torch.channels_last)
+    for n, layout in itertools.product(BOUND_CHUNKS, (torch.channels_last, torch.contiguous_format)):
+        rows = x[:1].expand(n, -1, -1, -1).contiguous(memory_format=layout)
 
         def step(rows=rows):
             points = rows.detach().requires_grad_(True)
@@ -108,22 +109,26 @@ def captum_runs(module, x, targets, device, precision, steps) -> dict:
     return out
 
 
-def nchw(fn: Callable[[], object]) -> Callable[[], object]:
-    """``fn`` with the engine's channels_last conversion switched off (captum's layout), to compare layouts."""
+def auto_layout(module, device: str, precision: str) -> str:
+    return "channels_last" if engine_module._channels_last(module, torch.device(device), precision) else "NCHW"
+
+
+def other_layout(fn: Callable[[], object], layout: str) -> Callable[[], object]:
+    """``fn`` in the layout the engine's rule does not choose (``layout`` is the one it chooses)."""
     def run():
-        default, engine_module._channels_last = engine_module._channels_last, lambda model: False
+        default, engine_module.CHANNELS_LAST = engine_module.CHANNELS_LAST, layout == "NCHW"
         try:
             return fn()
         finally:
-            engine_module._channels_last = default
+            engine_module.CHANNELS_LAST = default
     return run
 
 
 def attrib_runs(module, x, targets, device, precision, steps) -> dict:
-    out = {}
+    out, layout = {}, auto_layout(module, device, precision)
     for method, config in (("ig", {"n_steps": steps, "rule": GL}), ("smoothgrad", {"n_samples": steps})):
-        out[("attrib-nchw", method, None)] = nchw(lambda m=method, c=config: attrib.attribute(
-            module, x, m, target=targets, device=device, precision=precision, **c))
+        out[("attrib-other", method, None)] = other_layout(lambda m=method, c=config: attrib.attribute(
+            module, x, m, target=targets, device=device, precision=precision, **c), layout)
     for chunk in (None, *ATTRIB_CHUNKS):
         out[("attrib", "ig", chunk)] = lambda c=chunk: attrib.attribute(
             module, x, "ig", target=targets, n_steps=steps, rule=GL, device=device, precision=precision,
@@ -161,6 +166,7 @@ def bench(name: str, args) -> list[dict]:
                 results[key] = None
         for method in ("ig", "smoothgrad"):
             rows.append(_row(name, precision, method, results, seconds, chunk, args.batch))
+            rows[-1]["layout"] = auto_layout(module, args.device, precision)
         rows[-2]["ig_vs_captum"] = _agreement(candidates, precision)
     return rows
 
@@ -197,7 +203,7 @@ def _row(model, precision, method, results, bound_seconds, bound_chunk, batch) -
             "captum_default": rate(captum.get(None)), "captum_best": rate(captum[tuned_key]),
             "captum_setting": tuned_key, "attrib": rate(auto),
             "attrib_best_fixed": rate(fixed.get(best_fixed)), "best_chunk": best_fixed,
-            "attrib_nchw": rate(results.get(("attrib-nchw", method, None))),
+            "attrib_other": rate(results.get(("attrib-other", method, None))),
             "peak_gib": auto and auto["peak_gib"], "retries": auto and auto["retries"],
             "captum_peak_gib": captum[tuned_key]["peak_gib"]}
 
@@ -219,10 +225,10 @@ def main() -> None:
     card = torch.cuda.get_device_name(0) if args.device.startswith("cuda") else platform.processor() or "CPU"
     print(f"# bench/gpu.py — {card}, torch {torch.__version__}, {time.strftime('%Y-%m-%d')}; batch {args.batch}, "
           f"{args.steps} steps/samples; images/s (higher is better)")
-    print("| model | precision | method | bound | captum default | captum best (setting) | attrib auto | "
-          "attrib best fixed (chunk) | attrib NCHW auto | attrib / captum best | auto / best fixed | "
+    print("| model | precision | method | layout | bound | captum default | captum best (setting) | attrib auto | "
+          "attrib best fixed (chunk) | attrib other layout | attrib / captum best | auto / best fixed | "
           "peak GiB (captum) | alloc retries | IG vs captum |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     everything = []
     for name in args.models.split(","):
         start = time.perf_counter()
@@ -232,10 +238,10 @@ def main() -> None:
         for r in rows:
             ratio = r["attrib"] / r["captum_best"] if r["attrib"] else None
             auto = r["attrib"] / r["attrib_best_fixed"] if r["attrib"] and r["attrib_best_fixed"] else None
-            print(f"| {r['model']} | {r['precision']} | {r['method']}-{args.steps} | {fmt(r['bound'])} "
+            print(f"| {r['model']} | {r['precision']} | {r['method']}-{args.steps} | {r['layout']} | {fmt(r['bound'])} "
                   f"(chunk {r['bound_chunk']}) | {fmt(r['captum_default'])} | {fmt(r['captum_best'])} "
                   f"({r['captum_setting'] or 'default'}) | {fmt(r['attrib'])} | {fmt(r['attrib_best_fixed'])} "
-                  f"({r['best_chunk']}) | {fmt(r['attrib_nchw'])} | {fmt(ratio, 2)} | {fmt(auto, 2)} | "
+                  f"({r['best_chunk']}) | {fmt(r['attrib_other'])} | {fmt(ratio, 2)} | {fmt(auto, 2)} | "
                   f"{fmt(r['peak_gib'], 2)} ({fmt(r['captum_peak_gib'], 2)}) | {r['retries']} | "
                   f"{fmt(r.get('ig_vs_captum'), 4)} |", flush=True)
     print()

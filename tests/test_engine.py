@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from torch import nn
 
 import attrib
 from attrib.engine import Engine
@@ -193,3 +194,34 @@ def test_gpu_chunk_policy_caps_memory_and_size():
     assert rows % 8 == 0 and 2 * (400 << 20) * rows <= 0.25 * 141 * gib < 2 * (400 << 20) * (rows + 8)
     assert gpu_chunk_rows(400 << 20, free=2 * gib, total=141 * gib) == 1  # a nearly full card: one row at a time
     assert gpu_chunk_rows(1 << 20, free=gib, total=gib, fraction=0.01) == 5  # below 8: not rounded
+
+
+def test_layout_rule_channels_last_on_the_cpu_and_for_bf16_on_a_card_without_grouped_convolutions(monkeypatch):
+    """NCHW on a card in fp32 and for depthwise convolutions (measured there: faster, and no seconds-long cost
+    per new batch size); ATTRIB_CHANNELS_LAST overrides the rule; a net without convolutions is left as it is."""
+    import attrib.engine as engine
+
+    plain = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Conv2d(8, 8, 3))
+    depthwise = nn.Sequential(nn.Conv2d(3, 8, 3), nn.Conv2d(8, 8, 3, groups=8))
+    cpu, card = torch.device("cpu"), torch.device("cuda")
+    rule = engine._channels_last
+    assert rule(plain, cpu, "fp32") and rule(depthwise, cpu, "bf16")
+    assert not rule(plain, card, "fp32") and not rule(plain, card, "tf32") and rule(plain, card, "bf16")
+    assert not rule(depthwise, card, "bf16") and not rule(depthwise, card, "fp32")
+    assert not rule(nn.Linear(4, 2), cpu, "fp32") and not rule(lambda x: x, card, "bf16")
+    monkeypatch.setattr(engine, "CHANNELS_LAST", True)
+    assert rule(depthwise, card, "fp32") and not rule(nn.Linear(4, 2), card, "bf16")
+    monkeypatch.setattr(engine, "CHANNELS_LAST", False)
+    assert not rule(plain, cpu, "fp32")
+    assert Engine(plain, device="cpu").channels_last is False
+
+
+def test_row_bytes_leave_out_what_a_chunk_saves_once_whatever_its_size():
+    """Under bf16 autocast the weights' bf16 copies are saved for the backward once per chunk; counted as every
+    row's, they made a ViT-B's chunks 3x too small on a card. A wide linear layer saves 8 MB of such a copy and
+    about 2 KB per row."""
+    net = nn.Sequential(nn.Linear(2048, 2048), nn.ReLU(), nn.Linear(2048, 2)).eval()
+    for precision in ("fp32", "bf16"):
+        with Engine(net, device="cpu", precision=precision) as engine:
+            per_row = engine._row_bytes(torch.zeros(1, 2048))
+        assert 2048 * 2 <= per_row <= 2048 * 4 * 4, (precision, per_row)

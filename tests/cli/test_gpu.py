@@ -54,8 +54,9 @@ def test_streaming_explain_on_cuda_matches_the_cpu(run_cli, tmp_path):
         a, b = runs["cpu"].arrays[(entry["id"], "gradient")], runs["cuda"].arrays[(entry["id"], "gradient")]
         errors.append(np.linalg.norm(a - b) / np.linalg.norm(a))
     # fp32 rounding flips a ReLU here and there: on the CPU alone, fp32 against float64 is 3e-7 off for the
-    # median image of these 40 and 5e-3 for the worst (measured), so one or two maps may differ by a percent
-    assert np.median(errors) < 1e-5 and sum(e > 1e-4 for e in errors) <= 2 and max(errors) < 0.05, errors
+    # median image of these 40 and 5e-3 for the worst; on an H200, 3 of the 40 maps were over 1e-4, the worst
+    # 1.1% off (measured), so a few maps may differ by a percent
+    assert np.median(errors) < 1e-5 and sum(e > 1e-4 for e in errors) <= 4 and max(errors) < 0.05, errors
 
 
 def test_explain_text_on_cuda(run_cli, text_models, tmp_path):
