@@ -41,7 +41,8 @@ def setting(name: str):
 def timed(module, x: torch.Tensor, device: str, pad: bool, precision: str) -> str:
     engine_module._pads = lambda _: pad
     start = time.perf_counter()
-    attrib.attribute(module, x, "gradient", target=0, device=device, precision=precision)  # CPU tensors: the card is done
+    # it returns CPU tensors: the card has finished
+    attrib.attribute(module, x, "gradient", target=0, device=device, precision=precision)
     return f"{time.perf_counter() - start:.2f}"
 
 
@@ -73,8 +74,8 @@ def main() -> None:
     args = parser.parse_args()
     card = torch.cuda.get_device_name(0) if args.device.startswith("cuda") else "CPU"
     print(f"# bench/gpu_shapes.py — {card}, torch {torch.__version__}, {time.strftime('%Y-%m-%d')}; seconds")
-    print("| model | precision | setting | first call, 8 rows | two new row counts, no padding | three row counts padded to "
-          "one new shape |")
+    print("| model | precision | setting | first call, 8 rows | two new row counts, no padding | three row counts "
+          "padded to one new shape |")
     print("|---|---|---|---|---|---|")
     settings = args.settings.split(",")
     for name in args.models.split(","):

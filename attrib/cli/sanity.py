@@ -17,8 +17,15 @@ Examples:
   attrib sanity -M sample:blockdigits-standard    a sample model on 8 of its test images (+ data randomization)
   attrib sanity cat.jpg -M timm:resnet50 -m ig -m gradient --tests randomization --layers fc,layer4.1
   attrib sanity -M sample:blockdigits-robust --tests robustness --radii 5%,0.3 --norm linf  (5% of max |x_i|, and 0.3)
+  attrib sanity -M sample:blockdigits-standard --versus runner-up    the maps of "why this digit rather than that one"
 Maps are computed at a reduced budget (each method's own, e.g. ig 32 steps, smoothgrad 16 samples); --set wins.
 Exit codes: 0 report written, 1 some inputs could not be read, 2 usage error."""
+
+
+VERSUS_OPTION = click.option(
+    "--versus", metavar="CLASS|runner-up", help="Explain each model's predicted class against its runner-up or "
+    "another class (where that is the class predicted: the runner-up), as explain's --versus does, and check those "
+    "maps.")
 
 
 def _list(ctx, param, value: tuple[str, ...]) -> list[str] | None:
@@ -61,9 +68,10 @@ def _radii(ctx, param, value: tuple[str, ...]) -> list[float | str] | None:
 @click.option("--image-size", type=click.IntRange(1), metavar="PX", help=IMAGE_SIZE_HELP)
 @click.option("--repeats", type=click.IntRange(1),
               help="Draws of random weights and of noise; values are mean ± sd over them [default: 3].")
+@VERSUS_OPTION
 @common_options
 def sanity(inputs, model_spec, weights, no_pretrained, labels, methods, settings, tests, layers, max_layers, radii,
-           norm, dataset, n_inputs, image_size, repeats, common: Common) -> None:
+           norm, dataset, n_inputs, image_size, repeats, versus, common: Common) -> None:
     """Check whether attribution maps depend on the model, survive small perturbations, and add up.
 
     Three parts (--tests): model-parameter randomization (cascading and independent; data randomization for
@@ -74,7 +82,7 @@ def sanity(inputs, model_spec, weights, no_pretrained, labels, methods, settings
 
     options = job.Options(list(inputs), model_spec, weights, not no_pretrained, list(methods) or
                           list(job.DEFAULT_METHODS), list(settings), tests, layers, max_layers, radii, norm, dataset,
-                          n_inputs, image_size, repeats, common.seed, common.device, labels=labels)
+                          n_inputs, image_size, repeats, common.seed, common.device, labels=labels, versus=versus)
     run_job(common, job, options, View(show=_show, json=job.json_view, exit_code=job.exit_code), prefix="sanity-")
 
 
@@ -114,10 +122,11 @@ Exit codes: 0 report written, 1 some texts could not be explained, 2 usage error
               help="Layer groups reported when --layers is not given [default: 4].")
 @click.option("--repeats", type=click.IntRange(1),
               help="Draws of random weights; values are mean ± sd over them [default: 3].")
+@VERSUS_OPTION
 @LABELS_OPTION
 @common_options
 def sanity_text(texts, text, text_file, column, pairs, pair_column, n_inputs, tests, layers, max_layers, repeats,
-                labels, common: Common) -> None:
+                versus, labels, common: Common) -> None:
     """Check whether a text classifier's word scores depend on the classifier, and whether IG's add up.
 
     Two parts (--tests): model-parameter randomization of the classifier's layers (cascading and independent),
@@ -127,5 +136,6 @@ def sanity_text(texts, text, text_file, column, pairs, pair_column, n_inputs, te
     from attrib.jobs import sanity_text as job
 
     options = job.Options(list(texts), text_file, column, list(pairs), pair_column, tests, layers, max_layers,
-                          repeats, n_inputs, **text, seed=common.seed, device=common.device, labels=labels)
+                          repeats, n_inputs, **text, seed=common.seed, device=common.device, labels=labels,
+                          versus=versus)
     run_job(common, job, options, View(show=_show, json=job.json_view, exit_code=job.exit_code), prefix="sanity-")

@@ -61,6 +61,7 @@ class SanityConfig:
     repeats: int = REPEATS
     seed: int = 0
     device: str = "cpu"
+    versus: int | str | None = None  # each model's predicted class against this one (RUNNER_UP, a class) or none
 
     @property
     def draw_seeds(self) -> list[int]:
@@ -84,7 +85,8 @@ class Checker:
         from attrib.api import attribute
 
         options = {**self.config.configs.get(method, {}), **extra}
-        values = attribute(module, x, method, None, seed=self.config.seed, device=self.config.device, **options)
+        values = attribute(module, x, method, None, seed=self.config.seed, device=self.config.device,
+                           versus=self.config.versus, **options)
         self.advance(method)
         return values.values.numpy()
 
@@ -167,7 +169,7 @@ class Checker:
 
         options = {**self.config.configs.get(method, {}), METHODS[method].knob: steps}
         result = attribute(self.module, self.x, method, None, seed=self.config.seed, device=self.config.device,
-                           **options)
+                           versus=self.config.versus, **options)
         self.advance(method)
         extras, n = result.extras, len(self.x)
         return {**_mean_gap(result.completeness_gap, extras.get("gap_stderr")), "passes": result.passes / n,

@@ -122,7 +122,7 @@ def prepare(options: Options, events: Events) -> Plan:
         raise UsageError(f"{model.name} takes {model.kind} inputs, not images; evaluate it with "
                          "`attrib diffroar` or `attrib sanity` on its data set")
     target, truth, flag = _target(options.target, options.truth, model.labels)
-    versus = _versus(options.versus, target, truth, model)
+    versus = versus_option(options.versus, target, truth, model)
     check_only(options.only, truth is not None or isinstance(target, int), "--truth folder or FILE, or one class "
                "with --target")
     _check_view(options.view)
@@ -192,7 +192,7 @@ def _target(text: str, truth_text: str | None, labels: list[str]) -> tuple[int |
     return parse_class(text, labels), truth, "--truth"
 
 
-def _versus(text: str | None, target: int | str | None, truth: Any, model) -> int | str | None:
+def versus_option(text: str | None, target: int | str | None, truth: Any, model) -> int | str | None:
     """``--versus``: RUNNER_UP, TRUTH (with true classes), PRED or one class; a UsageError where it would contrast
     every input's explained class with itself."""
     from attrib.targets import RUNNER_UP, parse_class

@@ -146,7 +146,7 @@ def explain_one(classifier, lm, item: TextItem, position: int, settings: Setting
              for m in settings.methods if METHODS[m].inputs == TEXT}
     probs = classifier.scores(unique.texts)
     target, reason, gold = _target(item, settings, probs[original], classifier.labels)
-    versus = _versus_class(item, settings, probs[original], target, gold)
+    versus = other_class(item, settings, probs[original], target, gold)
     explained = probs[:, [target]] - (0 if versus is None else probs[:, [versus]])  # the score explained
     scores = {m: fn(explained, original)[:, 0].tolist() for m, fn in plans.items()}
     gaps, faithfulness = {}, {}
@@ -184,8 +184,8 @@ def _classes(labels: list[str], probs: torch.Tensor, target: int, reason: str, g
             "gold_label": None if gold is None else labels[gold]}
 
 
-def _versus_class(item: TextItem, settings: Settings, probs: torch.Tensor, target: int, gold: int | None
-                  ) -> int | None:
+def other_class(item: TextItem, settings: Settings, probs: torch.Tensor, target: int, gold: int | None
+                ) -> int | None:
     """A text's other class for the contrast (None: no contrast): ``--versus``'s, its runner-up where that is
     the class explained."""
     from attrib.targets import runner_up
@@ -317,7 +317,7 @@ def _load(options: Options, events: Events):
         events.warning(warning)
     lm = load_masked_lm(options.lm, trust_remote_code=options.trust_remote_code, device=device) if needs_lm else None
     target = _target_option(options.target, classifier.labels)
-    versus = _versus_option(options.versus, target, bool(options.label_column), classifier.labels)
+    versus = versus_option(options.versus, target, bool(options.label_column), classifier.labels)
     settings = Settings(names, options.n_samples, options.n_steps, options.seed, target, overrides, options.only,
                         versus)
     configs = {m: settings.config(m) for m in names}
@@ -338,7 +338,7 @@ def _target_option(text: str | None, labels: list[str]) -> int | str | None:
     return PRED if str(text).strip().lower() == PRED else parse_class(text, labels)
 
 
-def _versus_option(text: str | None, target: int | str | None, gold: bool, labels: list[str]) -> int | str | None:
+def versus_option(text: str | None, target: int | str | None, gold: bool, labels: list[str]) -> int | str | None:
     """``--versus``: None, RUNNER_UP, GOLD (with gold labels), PRED or one class; a UsageError where it would
     contrast every text's explained class with itself."""
     from attrib.targets import RUNNER_UP, parse_class

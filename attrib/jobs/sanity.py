@@ -45,6 +45,7 @@ class Options(ListFields):
     seed: int = 0
     device: str = "auto"
     labels: str | None = None  # a file naming the model's classes (default: the model's own names)
+    versus: str | None = None  # explain each model's predicted class against this one: runner-up or a class
 
 
 def _prepare(options: Options, events: Events):
@@ -79,14 +80,40 @@ def _prepare(options: Options, events: Events):
     extra = {k: v for k, v in (("max_layers", options.max_layers), ("repeats", options.repeats)) if v is not None}
     radii = resolve_radii(options.radii, x, options.norm)
     config = SanityConfig(names, configs, list(options.tests), options.layers, radii=radii, norm=options.norm,
-                          seed=options.seed, device=device, **extra)
+                          seed=options.seed, device=device, versus=contrast(options.versus, model), **extra)
     if options.layers:
         from attrib.evaluate.randomization import layer_groups, select
 
         select(layer_groups(model.module), options.layers, None)
     events.info(f"model: {model.name}; {counted(len(x), 'input')}; methods: {', '.join(names)}; "
                 f"tests: {', '.join(config.tests)}{_tests_detail(config)}")
+    if config.versus is not None:
+        events.info(f"each model's predicted class is explained against {against(config.versus, model.labels)}")
     return model, x, input_names, errors, config, methods
+
+
+NO_TRUTH = ("truth", "gold")
+
+
+def contrast(text: str | None, model) -> int | str | None:
+    """``--versus`` of the sanity checks: RUNNER_UP or one class (each model explains its own predicted class, and
+    there are no true classes to contrast with)."""
+    from attrib.jobs.explain import versus_option
+
+    check_versus(text)
+    return versus_option(text, None, None, model)
+
+
+def check_versus(text: str | None) -> None:
+    if text is not None and text.strip().lower() in NO_TRUTH:
+        raise UsageError(f"--versus {text}: the sanity checks have no true classes; use --versus runner-up or a "
+                         "class")
+
+
+def against(versus: int | str, labels: list[str]) -> str:
+    """The other class of a contrast, in words."""
+    return "its runner-up" if isinstance(versus, str) else f"{labels[versus]} ({versus}; where that is the class " \
+        "explained: its runner-up)"
 
 
 USED_BY = (("--layers", "layers", "randomization"), ("--max-layers", "max_layers", "randomization"),
@@ -135,7 +162,7 @@ def run(options: Options, store: RunStore, events: Events | None = None) -> dict
     record = header(KIND, model=model.describe(), methods=methods, seed=config.seed, device=config.device,
                     inputs=input_names, input_errors=errors, tests=config.tests, layers=result["layers"],
                     radii=config.radii, norm=config.norm, fraction=config.fraction, thresholds=THRESHOLDS,
-                    repeats=config.repeats, draw_seeds=config.draw_seeds,
+                    repeats=config.repeats, draw_seeds=config.draw_seeds, versus=config.versus,
                     seconds=round(time.perf_counter() - start, 1),
                     **{k: result[k] for k in ("randomization", "robustness", "completeness", "verdicts")})
     record["plots"] = save_plots(store, result)

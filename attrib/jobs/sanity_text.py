@@ -17,8 +17,8 @@ from attrib.evaluate.sanity import DEFAULT_PATH_METHOD, THRESHOLDS, SanityConfig
 from attrib.evaluate.text_sanity import TEXT_TESTS, run_text_sanity
 from attrib.jobs.common import Events, check_counts, describe_methods, header, now, resolve_device
 from attrib.jobs.explain_text import (DEFAULT_METHODS, PRED, Settings, TextModelOptions, canonical_methods,
-                                      explain_one, gradient_scores, readable)
-from attrib.jobs.sanity import exit_code, json_view, save_plots  # noqa: F401 - the same record, viewed alike
+                                      explain_one, gradient_scores, other_class, readable, versus_option)
+from attrib.jobs.sanity import against, check_versus, exit_code, json_view, save_plots  # noqa: F401 - viewed alike
 from attrib.methods import METHODS
 from attrib.runs.store import RunStore, closes_store
 
@@ -41,6 +41,7 @@ class Options(TextModelOptions):
     max_layers: int | None = None
     repeats: int | None = None
     n_inputs: int | None = None  # the first N texts (None: every argument text, or DEFAULT_TEXTS of a file)
+    versus: str | None = None  # each classifier's predicted class against this one: runner-up or a class
 
 
 def _prepare(options: Options, events: Events):
@@ -70,11 +71,13 @@ def _prepare(options: Options, events: Events):
                                       batch_size=options.batch_size, device=device, labels=options.labels)
     lm = load_masked_lm(options.lm, trust_remote_code=options.trust_remote_code, device=device) \
         if any("lm" in METHODS[n].needs for n in names) else None
-    settings = Settings(names, options.n_samples, options.n_steps, options.seed, PRED, overrides)
+    check_versus(options.versus)
+    versus = versus_option(options.versus, PRED, False, classifier.labels)
+    settings = Settings(names, options.n_samples, options.n_steps, options.seed, PRED, overrides, versus=versus)
     configs = {m: settings.config(m) for m in names}
     extra = {k: v for k, v in (("max_layers", options.max_layers), ("repeats", options.repeats)) if v is not None}
     config = SanityConfig(names, configs, list(options.tests), options.layers, seed=options.seed, device=device,
-                          **extra)
+                          versus=versus, **extra)
     if options.layers:
         from attrib.evaluate.randomization import layer_groups, select
 
@@ -119,8 +122,10 @@ class _Texts:
         for item in self.items:
             models = [classifier] + ([self.lm] if self.lm is not None else [])
             text, words, _ = readable(item, split_words(item.input), models)
-            target = int(classifier.scores([text])[0].argmax())
-            rows.append(gradient_scores(classifier, text, words, method, target, settings)[1])
+            probs = classifier.scores([text])[0]
+            target = int(probs.argmax())
+            versus = other_class(item, settings, probs, target, None)
+            rows.append(gradient_scores(classifier, text, words, method, target, settings, versus)[1])
             self.events.advance("maps", 1, f"sanity: {method} at {steps} steps")
         return rows, float(np.mean([r["passes"] for r in rows]))
 
@@ -160,6 +165,9 @@ def run(options: Options, store: RunStore, events: Events | None = None) -> dict
     events.info(f"classifier: {classifier.name}; {counted(len(items), 'text')}; methods: "
                 f"{', '.join(config.methods)}; tests: {', '.join(config.tests)}"
                 + (f"; completeness of {path}" if path and path not in config.methods else ""))
+    if config.versus is not None:
+        events.info(f"each classifier's predicted class is explained against "
+                    f"{against(config.versus, classifier.labels)}: its probability minus the other's")
     store.open(KIND)
     groups = len(select(layer_groups(classifier.model), config.layers, config.max_layers))
     budgets = len(set(config.steps) | {default}) if path else 0
@@ -174,7 +182,7 @@ def run(options: Options, store: RunStore, events: Events | None = None) -> dict
                     methods=methods, seed=config.seed, device=config.device, inputs=[i.name for i in items],
                     input_errors=errors, tests=config.tests, layers=result["layers"], lm=lm.name if lm else None,
                     thresholds=THRESHOLDS, repeats=config.repeats, draw_seeds=config.draw_seeds,
-                    seconds=round(time.perf_counter() - start, 1),
+                    versus=config.versus, seconds=round(time.perf_counter() - start, 1),
                     **{k: result[k] for k in ("randomization", "robustness", "completeness", "verdicts")})
     if result["strips"]:
         record["text_strip"] = _strip(items[0].name, texts.words, result["strips"])

@@ -122,6 +122,9 @@ def test_usage_errors(run_cli, tmp_path):
               "sample:blockdigits-standard cannot take synthetic inputs of shape (10,)"),
              (["--dataset", "blockdigits", str(tmp_path / "cat.png")],  # the image was silently ignored
               "give images or --dataset blockdigits, not both"),
+             (["--versus", "truth"], "--versus truth: the sanity checks have no true classes; use --versus runner-up"),
+             (["--versus", "pred"], "--versus pred contrasts the class explained with itself"),
+             (["--versus", "12"], "--versus: target 12 is out of range: the model has 10 classes"),
              (["-M", "sample:synthetic-standard", "-m", "ig", "--set", "baseline=blur"],  # "unexpected ValueError"
               "integrated_gradients takes images (C, H, W) only, as configured (the blur baseline blurs images); "
               "the inputs, of shape (10,), are not")]
@@ -209,3 +212,23 @@ def test_the_report_of_a_model_of_flat_inputs_has_no_strip_of_maps(run_cli, tmp_
     line = " ".join(capsys.readouterr().err.split())
     assert f"cannot write the report {tmp_path / 't.html'}: {tmp_path / 's'}/run.json is not a complete sanity " \
         "record" in line and "Traceback" not in line
+
+
+def test_versus_checks_each_models_contrast_with_its_runner_up(run_cli, tmp_path):
+    """`--versus runner-up`: the record and the report say so; the maps checked are contrasts, so the numbers
+    differ from the plain check's (the test in tests/evaluate/test_sanity.py checks the maps themselves)."""
+    runs = {}
+    for name, extra in (("plain", []), ("contrast", ["--versus", "runner-up"])):
+        result = run_cli("sanity", *SAMPLE, "-m", "gradient", "--tests", "randomization,completeness", "--max-layers",
+                         "2", "--repeats", "1", "--out", tmp_path / name, "--json", "--html", tmp_path / f"{name}.html",
+                         *extra)
+        assert result.exit_code == 0, result.output
+        runs[name] = json.loads((tmp_path / name / "run.json").read_text())
+    assert "each model's predicted class is explained against its runner-up" in " ".join(result.output.split())
+    assert runs["contrast"]["versus"] == "runner-up" and runs["plain"]["versus"] is None
+    similarity = {k: [r["spearman_signed"] for r in run["randomization"]] for k, run in runs.items()}
+    gaps = {k: [r["gap"] for r in run["completeness"]] for k, run in runs.items()}
+    assert similarity["plain"] != similarity["contrast"] and gaps["plain"] != gaps["contrast"]
+    html = (tmp_path / "contrast.html").read_text()
+    assert "each model's predicted class against its runner-up" in html and "two classes' logits" in html
+    assert "<td>contrast</td>" not in (tmp_path / "plain.html").read_text()

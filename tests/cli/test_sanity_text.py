@@ -90,7 +90,9 @@ def test_texts_that_cannot_be_checked_and_usage_errors_are_one_line(run_cli, tex
                             "small norm: a text has no such perturbation); choose from randomization, completeness"),
                           (["--layers", "bert.nowhere"], "unknown layer 'bert.nowhere'; layers (bottom to top): "
                            "bert.embeddings, bert.encoder.layer.0, bert.pooler, classifier"),
-                          (["-m", "gradient", "-m", "lime"], "unknown text method 'lime'")):
+                          (["-m", "gradient", "-m", "lime"], "unknown text method 'lime'"),
+                          (["--versus", "gold"], "--versus gold: the sanity checks have no true classes"),
+                          (["--versus", "pred"], "--versus pred contrasts the class explained with itself")):
         failed = run_cli("sanity-text", TEXTS[0], "-M", text_models["clf"], "-m", "unk", *args, "--out",
                          tmp_path / "x")
         assert failed.exit_code == 2 and message in " ".join(failed.output.split()), args
@@ -135,3 +137,31 @@ def test_the_progress_bar_counts_every_text_explained(text_models, tmp_path):
     budgets = len({8, 16, 32, 64, 4})
     assert events.total["maps"] == events.done["maps"] == 2 * (1 + 3 * (2 + 1) + budgets)
     assert {r["draws"] for r in record["randomization"] if r["mode"] == "cascading"} == {2}
+
+
+def test_versus_runner_up_doubles_a_two_class_classifiers_scores_and_keeps_every_similarity_and_gap(
+        run_cli, text_models, tmp_path):
+    """For two classes p(a) - p(b) = 2 p(a) - 1: each classifier's contrast with its runner-up scores every word
+    twice as much as its predicted class alone, at every depth of randomization, and IG's similarities are
+    unchanged (its gaps here, 1e-5 relative, are float32 rounding)."""
+    runs = {}
+    for name, extra in (("plain", []), ("contrast", ["--versus", "runner-up"])):
+        result = run_cli("sanity-text", *TEXTS[:2], "-M", text_models["clf"], "-m", "unk", "-m", "ig", "--n-steps",
+                         "16", "--max-layers", "2", "--repeats", "1", "--out", tmp_path / name, "--html",
+                         tmp_path / f"{name}.html", *extra)
+        assert result.exit_code == 0, result.output
+        runs[name] = json.loads((tmp_path / name / "run.json").read_text())
+    assert runs["contrast"]["versus"] == "runner-up"
+    for method in ("unk", "integrated_gradients"):
+        plain, contrast = (runs[k]["text_strip"]["rows"][method] for k in ("plain", "contrast"))
+        assert [r["layer"] for r in plain] == [r["layer"] for r in contrast] and len(plain) == 3
+        for a, b in zip(plain, contrast):  # occlusion's scores, about 1e-5 here, are differences of float32
+            # probabilities near 0.5, each rounded to 6e-8
+            assert np.allclose(np.multiply(a["scores"], 2), b["scores"], rtol=1e-4, atol=3e-7), (method, a, b)
+    for key in ("spearman_abs", "spearman_signed"):  # IG's (occlusion's ranks can swap within the rounding)
+        assert [r[key] for r in runs["plain"]["randomization"] if r["method"] == "integrated_gradients"] == \
+            pytest.approx([r[key] for r in runs["contrast"]["randomization"]
+                           if r["method"] == "integrated_gradients"], abs=1e-6)
+    assert [r["steps"] for r in runs["contrast"]["completeness"]] == [8, 16, 32, 64]  # IG of the contrast's score
+    assert "two classes&#39; probabilities" not in (tmp_path / "contrast.html").read_text()
+    assert "each model's predicted class against its runner-up" in (tmp_path / "contrast.html").read_text()

@@ -386,3 +386,31 @@ def test_radii_in_percent_are_of_the_median_norm_in_the_chosen_norm():
     assert resolve_radii([0.123], x, "linf") == [0.123]  # numbers as given
     with pytest.raises(UsageError, match=r"must be positive and finite, got 2%, 5% \(median \|x\| in l2: 0\)"):
         resolve_radii(None, torch.zeros(2, 3), "l2")
+
+
+def test_with_versus_every_model_explains_its_own_prediction_against_its_own_runner_up(digits):
+    """A contrast's sanity check: the clean model's gradient map is the predicted class's map minus the runner-up's,
+    a randomized model's is its own predicted class's minus its own runner-up's, and the completeness gap is that
+    of the contrast's F(x) - F(x')."""
+    import copy
+
+    import attrib
+    from attrib.evaluate.sanity import Checker
+    from attrib.targets import RUNNER_UP
+
+    model, x = digits
+    x = x[:4]
+    checker = Checker(model, x, SanityConfig(["gradient", "integrated_gradients"], tests=["completeness"],
+                                             versus=RUNNER_UP))
+    randomized_copy = copy.deepcopy(model.module)
+    reinitialise(randomized_copy, layer_groups(randomized_copy)[-1], seed=3)
+    for module in (model.module, randomized_copy):
+        with torch.no_grad():
+            top2 = module(x).topk(2, dim=1).indices
+        maps = [attrib.attribute(module, x, "gradient", target=top2[:, k].tolist()).values for k in (0, 1)]
+        assert np.allclose(checker.explain(module, x, "gradient"), (maps[0] - maps[1]).numpy(), atol=1e-6)
+    row = next(r for r in checker.completeness() if r["steps"] == 16)
+    gaps = attrib.attribute(model.module, x, "ig", n_steps=16, versus=RUNNER_UP).completeness_gap
+    assert row["gap"] == pytest.approx(float(gaps.mean()), rel=1e-6)
+    plain = Checker(model, x, SanityConfig(["integrated_gradients"], tests=["completeness"]))
+    assert next(r for r in plain.completeness() if r["steps"] == 16)["gap"] != pytest.approx(row["gap"], rel=1e-3)
