@@ -115,6 +115,14 @@ def test_sanity_all_tests_on_cuda(run_cli, tmp_path):
     assert result.exit_code == 0, result.output
     modes = {r["mode"] for r in parse_json(result)["randomization"]}
     assert modes == {"cascading", "independent", "data"}
+    gaps = {}
+    for device in ("cpu", "cuda"):  # contrasts on the card: the CPU's gaps, up to fp32 rounding
+        found = run_cli("sanity", "-M", "sample:blockdigits-standard", "--n", "3", "-m", "ig", "--tests",
+                        "completeness", "--versus", "runner-up", "--device", device, "--out", tmp_path / device,
+                        "--json")
+        assert found.exit_code == 0, found.output
+        gaps[device] = [r["gap"] for r in parse_json(found)["completeness"]]
+    assert gaps["cuda"] == pytest.approx(gaps["cpu"], abs=1e-4)
 
 
 def test_ig_fp32_is_as_accurate_on_the_gpu_as_on_the_cpu():
