@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from attrib.cli.common import (LABELS_OPTION, Common, View, common_options, pair_options, run_job,
+from attrib.cli.common import (LABELS_OPTION, Common, View, common_options, executor_options, pair_options, run_job,
                                show_confusions, text_model_options)
 from attrib.cli.ui import UI
 from attrib.errors import counted
@@ -21,6 +21,7 @@ Examples:
   grep -i acting reviews.txt | attrib explain-text --file - --model ./clf -m unk --json
   attrib explain-text "A man plays a guitar." --pair "A person makes music." --model roberta-large-mnli
   attrib explain-text --file mnli.jsonl --column premise --pair-column hypothesis --model ./nli --lm ./bert
+  attrib explain-text --file reviews.csv --column text --model ./clf --lm ./bert --executor ray --address auto
 Exit codes: 0 all texts explained, 1 some texts failed, 2 usage error."""
 INTERRUPTED = "interrupted; the texts explained so far are in {out}/run.json: the same command goes on from there"
 
@@ -46,9 +47,10 @@ INTERRUPTED = "interrupted; the texts explained so far are in {out}/run.json: th
                    "Where it is the class explained, the runner-up stands in.")
 @click.option("--force", is_flag=True, help="Redo the texts an earlier run into --out explained.")
 @LABELS_OPTION
+@executor_options("worker")
 @common_options
 def explain_text(texts, text, text_file, column, label_column, pairs, pair_column, target, only, versus, force,
-                 labels, common: Common) -> None:
+                 labels, executor, common: Common) -> None:
     """Explain a text classifier's predictions word by word (OLM, OLM-S, occlusion, gradients).
 
     TEXTS are given as arguments or with --file. Each word (punctuation is a word of its own) gets one
@@ -59,7 +61,7 @@ def explain_text(texts, text, text_file, column, label_column, pairs, pair_colum
     from attrib.jobs import explain_text as job
 
     options = job.Options(list(texts), text_file, column, label_column, list(pairs), pair_column, target, only, force,
-                          versus, **text, seed=common.seed, device=common.device, labels=labels)
+                          versus, executor, **text, seed=common.seed, device=common.device, labels=labels)
     run_job(common, job, options, View(show=_summary, json=job.json_view, exit_code=job.exit_code,
                                        on_item=_show_text, interrupted=INTERRUPTED), prefix="text-")
 

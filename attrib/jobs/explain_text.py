@@ -11,16 +11,17 @@ multi-label model, the output itself for a one-output model).
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import torch
 
 from attrib.data.text import TextInput, TextInputError, TextItem, Word, split_words
 from attrib.errors import UsageError, counted
+from attrib.executors import ExecutorSpec
 from attrib.jobs.common import (Accuracy, Events, ListFields, attribution_row, check_counts, check_images,
                                 check_only, describe_methods, failure_line, gap_warnings, header, ignored_settings,
                                 now, resolve_device, selected)
@@ -91,6 +92,7 @@ class Options(TextModelOptions):
     only: str | None = None  # Settings.only
     force: bool = False  # redo the texts an earlier run into the same folder explained
     versus: str | None = None  # explain the class against another: runner-up, gold, pred or a class
+    executor: ExecutorSpec = field(default_factory=ExecutorSpec)  # where the texts are explained
 
 
 def canonical_methods(names: list[str]) -> list[str]:
@@ -292,7 +294,6 @@ def _load(options: Options, events: Events):
     """Texts, classifier, LM and settings, validated before any work."""
     from attrib.data.text import read_texts
     from attrib.methods.options import parse_overrides
-    from attrib.models.text_models import load_masked_lm, load_text_classifier
 
     check_counts(options, "n_samples", "n_steps", "batch_size")
     names = canonical_methods(options.methods or list(DEFAULT_METHODS))
@@ -308,14 +309,12 @@ def _load(options: Options, events: Events):
     if not items:
         raise UsageError(f"no texts: {options.file} holds none" if options.file else
                          "no texts: give them as arguments or with --file")
-    device = resolve_device(options.device)
+    device = _device(options)
     events.info("loading models ...")
-    classifier = load_text_classifier(options.model, trust_remote_code=options.trust_remote_code,
-                                      batch_size=options.batch_size, device=device, labels=options.labels)
-    needs_lm = any("lm" in METHODS[n].needs for n in names)
-    for warning in _unused(options, names, needs_lm):
+    here = "cpu" if options.executor.remote else device  # remote: the classes and targets are read here
+    classifier, lm = load_models(options, names, here)
+    for warning in _unused(options, names, lm is not None):
         events.warning(warning)
-    lm = load_masked_lm(options.lm, trust_remote_code=options.trust_remote_code, device=device) if needs_lm else None
     target = _target_option(options.target, classifier.labels)
     versus = versus_option(options.versus, target, bool(options.label_column), classifier.labels)
     settings = Settings(names, options.n_samples, options.n_steps, options.seed, target, overrides, options.only,
@@ -327,6 +326,29 @@ def _load(options: Options, events: Events):
     events.info(f"classifier: {classifier.name}; LM: {lm.name if lm else '—'}; methods: {', '.join(names)}; "
                 f"{counted(len(items), 'text')}")
     return classifier, lm, settings, items, device
+
+
+def load_models(options: TextModelOptions, methods: list[str], device: str):
+    """(classifier, masked LM or None where no method draws from one), as the options name them."""
+    from attrib.models.text_models import load_masked_lm, load_text_classifier
+
+    classifier = load_text_classifier(options.model, trust_remote_code=options.trust_remote_code,
+                                      batch_size=options.batch_size, device=device, labels=options.labels)
+    needs_lm = any("lm" in METHODS[n].needs for n in methods)
+    return classifier, load_masked_lm(options.lm, trust_remote_code=options.trust_remote_code, device=device) \
+        if needs_lm else None
+
+
+def _device(options: Options) -> str:
+    """Where the texts are explained: here, or on the workers (a GPU share: their GPU)."""
+    options.executor.check()
+    if not options.executor.remote:
+        return resolve_device(options.device)
+    device = options.executor.device
+    if options.device not in ("auto", device):
+        raise UsageError(f"with --executor ray the workers' device follows --gpus-per-worker ({device} here), "
+                         f"not --device {options.device}")
+    return device
 
 
 def _target_option(text: str | None, labels: list[str]) -> int | str | None:
@@ -406,7 +428,7 @@ def run(options: Options, store: RunStore, events: Events | None = None) -> dict
     previous = [] if options.force else _previous(store, record, events)
     events.task("texts", "texts", len(items))
     try:
-        _explain_all(items, classifier, lm, settings, record, store, events, previous)
+        _explain_all(items, classifier, lm, settings, record, store, events, previous, options)
     except KeyboardInterrupt:  # what was explained is kept (the record has no "finished")
         store.write_record(record)
         raise
@@ -453,39 +475,84 @@ def _reusable(entry: dict | None, item: TextItem, settings: Settings, labels: li
 
 
 def _explain_all(items: list[TextItem], classifier, lm, settings: Settings, record: dict[str, Any],
-                 store: RunStore, events: Events, previous: list[dict[str, Any]]) -> None:
+                 store: RunStore, events: Events, previous: list[dict[str, Any]], options: Options) -> None:
     """Each text into ``record["texts"]`` (an entry of ``previous`` at the same position reused where it stands:
-    a text's draws depend on its position), the record saved as it grows (see :func:`save_due`)."""
+    a text's draws depend on its position), the record saved as it grows (see :func:`save_due`); the others are
+    explained here or on the executor's workers (:func:`_entries`), and come back in order."""
     saved, cost = time.monotonic(), 0.0
     record["already_done"] = 0
-    for position, item in enumerate(items):
-        old = previous[position] if position < len(previous) else None
-        if _reusable(old, item, settings, classifier.labels):
-            record["texts"].append(old)
-            record["already_done"] += 1
-            events.advance("texts", 1)
-            events.item({**old, "skipped": True})
-            continue
-        try:
-            entry = explain_one(classifier, lm, item, position, settings)
+    old = [previous[p] if p < len(previous) and _reusable(previous[p], item, settings, classifier.labels) else None
+           for p, item in enumerate(items)]
+    results = _entries([(p, item) for p, item in enumerate(items) if old[p] is None], classifier, lm, settings,
+                       options, events)
+    try:
+        for position, item in enumerate(items):
+            if old[position] is not None:
+                record["texts"].append(old[position])
+                record["already_done"] += 1
+                events.advance("texts", 1)
+                events.item({**old[position], "skipped": True})
+                continue
+            entry = next(results)
             if entry["status"] == "ok":
                 _warn_vanishing(events, entry, record["warnings"])
                 _warn_cut(events, entry)
                 _warn_gaps(events, entry)
-        except TextInputError as error:
-            entry = _failed(item, str(error))
-        except Exception as error:  # noqa: BLE001 - one text's failure stays its own; the rest go on
-            entry = _failed(item, failure_line(item.name, error, events))
-        record["texts"].append(entry)
-        if save_due(time.monotonic() - saved, cost):  # not per text: rewriting the growing record is quadratic
-            start = time.monotonic()
-            store.write_record(record)
-            saved = time.monotonic()
-            cost = saved - start
-        if entry["status"] == "error":
-            events.error(entry["error"])
-        events.advance("texts", 1)
-        events.item(entry)
+            record["texts"].append(entry)
+            if save_due(time.monotonic() - saved, cost):  # not per text: rewriting the growing record is quadratic
+                start = time.monotonic()
+                store.write_record(record)
+                saved = time.monotonic()
+                cost = saved - start
+            if entry["status"] == "error":
+                events.error(entry["error"])
+            events.advance("texts", 1)
+            events.item(entry)
+    finally:
+        results.close()  # a Ray cluster stopped with the run
+
+
+TEXTS_PER_SHARD = 8  # texts a cluster worker explains per call
+
+
+def _entries(todo: list[tuple[int, TextItem]], classifier, lm, settings: Settings, options: Options,
+             events: Events) -> Iterator[dict[str, Any]]:
+    """The entries of the texts ``todo`` (with their positions), in order: explained here, or in shards by
+    workers that each load the models once (:class:`TextWorker`)."""
+    if not options.executor.remote:
+        yield from (explained(classifier, lm, item, position, settings, events) for position, item in todo)
+        return
+    from attrib.executors import make_executor
+    from attrib.jobs.pipeline import batches
+
+    init = (options, settings, options.executor.device)
+    with make_executor(options.executor) as cluster:
+        events.info(f"explaining on the Ray cluster at {cluster.address}")
+        for entries in cluster.map_ordered(TextWorker, init, "explain", batches(todo, TEXTS_PER_SHARD)):
+            yield from entries
+
+
+def explained(classifier, lm, item: TextItem, position: int, settings: Settings, events: Events) -> dict[str, Any]:
+    """One text's entry: explained, or failed with one line (the rest go on)."""
+    try:
+        return explain_one(classifier, lm, item, position, settings)
+    except TextInputError as error:
+        return _failed(item, str(error))
+    except Exception as error:  # noqa: BLE001 - one text's failure stays its own; the rest go on
+        return _failed(item, failure_line(item.name, error, events))
+
+
+class TextWorker:
+    """(on a cluster worker) the classifier and masked LM, loaded once; shards of (position, text) in, their
+    entries out, in order."""
+
+    def __init__(self, options: Options, settings: Settings, device: str) -> None:
+        self.classifier, self.lm = load_models(options, settings.methods, device)
+        self.settings = settings
+
+    def explain(self, shard: list[tuple[int, TextItem]]) -> list[dict[str, Any]]:
+        return [explained(self.classifier, self.lm, item, position, self.settings, Events())
+                for position, item in shard]
 
 
 def _failed(item: TextItem, error: str) -> dict[str, Any]:

@@ -17,9 +17,9 @@ from attrib.evaluate.sanity import DEFAULT_PATH_METHOD, THRESHOLDS, SanityConfig
 from attrib.evaluate.text_sanity import TEXT_TESTS, run_text_sanity
 from attrib.jobs.common import Events, check_counts, describe_methods, header, now, resolve_device
 from attrib.jobs.explain_text import (DEFAULT_METHODS, PRED, Settings, TextModelOptions, canonical_methods,
-                                      explain_one, gradient_scores, other_class, readable, versus_option)
+                                      explain_one, gradient_scores, load_models, other_class, readable,
+                                      versus_option)
 from attrib.jobs.sanity import against, check_versus, exit_code, json_view, save_plots  # noqa: F401 - viewed alike
-from attrib.methods import METHODS
 from attrib.runs.store import RunStore, closes_store
 
 KIND = "sanity"
@@ -48,7 +48,6 @@ def _prepare(options: Options, events: Events):
     """Texts, models, settings and the checks' config, validated before the long work starts."""
     from attrib.data.text import read_texts
     from attrib.methods.options import parse_overrides
-    from attrib.models.text_models import load_masked_lm, load_text_classifier
 
     check_counts(options, "n_samples", "n_steps", "batch_size", "n_inputs", "repeats", "max_layers",
                  least={"max_layers": 2})
@@ -67,10 +66,7 @@ def _prepare(options: Options, events: Events):
         raise UsageError("no texts: give them as arguments or with --file")
     device = resolve_device(options.device)
     events.info("loading models ...")
-    classifier = load_text_classifier(options.model, trust_remote_code=options.trust_remote_code,
-                                      batch_size=options.batch_size, device=device, labels=options.labels)
-    lm = load_masked_lm(options.lm, trust_remote_code=options.trust_remote_code, device=device) \
-        if any("lm" in METHODS[n].needs for n in names) else None
+    classifier, lm = load_models(options, names, device)
     check_versus(options.versus)
     versus = versus_option(options.versus, PRED, False, classifier.labels)
     settings = Settings(names, options.n_samples, options.n_steps, options.seed, PRED, overrides, versus=versus)

@@ -253,7 +253,11 @@ def test_usage_errors_are_one_line(run_cli, text_models, tmp_path):
              (["hi", "-M", text_models["clf"], "-m", "ig", "--set", "baseline=blur"],  # each text failed alone
               "(the blur baseline blurs images); text embeddings (tokens, dim) are not"),
              (["hi", "-M", text_models["clf"], "--lm", "sample:synthetic-standard"],
-              "names a sample model (for `attrib explain`, `sanity` or `diffroar`), not a masked language model")]
+              "names a sample model (for `attrib explain`, `sanity` or `diffroar`), not a masked language model"),
+             (["hi", "-M", text_models["clf"], "-m", "unk", "--address", "127.0.0.1:1"],
+              "--address, CPU and GPU shares and worker counts apply to --executor ray only"),
+             (["hi", "-M", text_models["clf"], "-m", "unk", "--executor", "ray", "--device", "cuda"],
+              "with --executor ray the workers' device follows --gpus-per-worker (cpu here), not --device cuda")]
     for args, message in cases:
         result = run_cli("explain-text", *args, "--out", tmp_path / "x")
         assert result.exit_code == 2, (args, result.output)

@@ -20,7 +20,7 @@ import torch
 
 from attrib.evaluate.diffroar import DiffRoarConfig
 from attrib.executors import ExecutorSpec
-from attrib.jobs import diffroar, explain
+from attrib.jobs import diffroar, explain, explain_text
 from attrib.jobs.common import Events
 from attrib.models import load_model
 from attrib.runs import RunStore
@@ -272,3 +272,30 @@ def test_an_error_raised_by_the_work_reaches_the_driver_as_itself():
     with _ray() as executor:
         with pytest.raises(ValueError, match="invalid literal"):
             list(executor.map_unordered(int, [("12",), ("twelve",)]))
+
+
+def test_explain_text_on_ray_equals_the_local_run(tmp_path, text_models, monkeypatch):
+    """Shards of texts to workers that load the classifier and masked LM once each: the same entries in the same
+    order as a local run (OLM's and OLM-S's draws depend on a text's position, which the shards carry), the empty
+    text's one-line error included; a rerun into the folder reuses every text."""
+    texts = ["the movie was great", "a dull , boring film", "   ", "an excellent and moving story",
+             "bad jokes and worse acting", "it was fine"] * 2
+    options = dict(texts=texts, model=text_models["clf"], lm=text_models["lm"], methods=["olm", "olm_s", "unk", "ig"],
+                   n_samples=8, n_steps=8, device="cpu")
+    local = explain_text.run(explain_text.Options(**options), RunStore(tmp_path / "local"))
+    spec = ExecutorSpec("ray", workers=2)
+
+    def not_here(*args):
+        raise AssertionError("a text was explained in the driver")
+
+    monkeypatch.setattr(explain_text, "explain_one", not_here)  # the workers import their own, unpatched
+    remote = explain_text.run(explain_text.Options(**options, executor=spec), RunStore(tmp_path / "ray"))
+
+    def entries(record):
+        return [{k: v for k, v in e.items() if k != "seconds"} for e in record["texts"]]
+
+    assert entries(remote) == entries(local) and len(remote["texts"]) == 12
+    assert [e["status"] for e in remote["texts"]].count("error") == 2
+    assert remote["device"] == "cpu" and remote["correlations"] == local["correlations"]
+    again = explain_text.run(explain_text.Options(**options, executor=spec), RunStore(tmp_path / "ray"))
+    assert again["already_done"] == 10 and entries(again) == entries(local)
