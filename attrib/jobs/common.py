@@ -164,6 +164,18 @@ def header(kind: str, *, model: dict[str, Any], methods: list[dict[str, Any]], s
             "started": now(), **extra}
 
 
+def work_device(executor, name: str) -> str:
+    """Where a job's work runs: ``name`` resolved here, or with ``--executor ray`` the workers' device (a GPU
+    share: their GPU), which ``--device`` may only repeat. The executor is checked first."""
+    executor.check()
+    if not executor.remote:
+        return resolve_device(name)
+    if name not in ("auto", executor.device):
+        raise UsageError(f"with --executor ray the workers' device follows --gpus-per-worker ({executor.device} "
+                         f"here), not --device {name}")
+    return executor.device
+
+
 def resolve_device(name: str) -> str:
     """"auto" -> "cuda" when available, else "cpu"; an explicit device must exist on this machine."""
     if name == "auto":

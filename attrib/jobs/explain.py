@@ -32,7 +32,7 @@ from attrib.errors import AttribError, UsageError, counted, first_line
 from attrib.executors import ExecutorSpec, make_executor
 from attrib.jobs.common import (Accuracy, Events, ListFields, attribution_row, check_counts, check_only,
                                 describe_methods, failure_line, gap_warnings, header, ignored_settings, method_kwargs,
-                                now, resolve_device, resolve_methods, selected, supplies)
+                                now, resolve_methods, selected, supplies, work_device)
 from attrib.jobs.pipeline import OrderedFinisher, batches, prefetch
 from attrib.runs.store import RunStore, closes_store, slug
 
@@ -110,11 +110,7 @@ def prepare(options: Options, events: Events) -> Plan:
         raise UsageError(f"precision must be one of {', '.join(PRECISIONS)}, got {options.precision!r}")
     names, overrides = resolve_methods(options.methods or ["integrated_gradients"], options.settings,
                                        inputs="tensor", supplied={"background"}, where="attrib explain")
-    options.executor.check()
-    device = options.executor.device if options.executor.remote else resolve_device(options.device)
-    if options.executor.remote and options.device not in ("auto", device):
-        raise UsageError(f"with --executor ray the workers' device follows --gpus-per-worker ({device} here), "
-                         f"not --device {options.device}")
+    device = work_device(options.executor, options.device)
     events.info("loading model ...")
     model = load_model(options.model, weights=options.weights, pretrained=options.pretrained,
                        trust_remote_code=options.trust_remote_code, labels=options.labels)

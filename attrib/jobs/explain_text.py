@@ -12,9 +12,9 @@ multi-label model, the output itself for a one-output model).
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -24,7 +24,7 @@ from attrib.errors import UsageError, counted
 from attrib.executors import ExecutorSpec
 from attrib.jobs.common import (Accuracy, Events, ListFields, attribution_row, check_counts, check_images,
                                 check_only, describe_methods, failure_line, gap_warnings, header, ignored_settings,
-                                now, resolve_device, selected)
+                                now, selected, work_device)
 from attrib.methods import METHODS, TEXT, TextContext, check_needs
 from attrib.runs.store import RunStore, closes_store
 
@@ -309,7 +309,7 @@ def _load(options: Options, events: Events):
     if not items:
         raise UsageError(f"no texts: {options.file} holds none" if options.file else
                          "no texts: give them as arguments or with --file")
-    device = _device(options)
+    device = work_device(options.executor, options.device)
     events.info("loading models ...")
     here = "cpu" if options.executor.remote else device  # remote: the classes and targets are read here
     classifier, lm = load_models(options, names, here)
@@ -337,18 +337,6 @@ def load_models(options: TextModelOptions, methods: list[str], device: str):
     needs_lm = any("lm" in METHODS[n].needs for n in methods)
     return classifier, load_masked_lm(options.lm, trust_remote_code=options.trust_remote_code, device=device) \
         if needs_lm else None
-
-
-def _device(options: Options) -> str:
-    """Where the texts are explained: here, or on the workers (a GPU share: their GPU)."""
-    options.executor.check()
-    if not options.executor.remote:
-        return resolve_device(options.device)
-    device = options.executor.device
-    if options.device not in ("auto", device):
-        raise UsageError(f"with --executor ray the workers' device follows --gpus-per-worker ({device} here), "
-                         f"not --device {options.device}")
-    return device
 
 
 def _target_option(text: str | None, labels: list[str]) -> int | str | None:

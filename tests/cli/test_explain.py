@@ -172,6 +172,7 @@ def test_target_table_explains_each_image_as_a_file_names_it(run_cli, tmp_path):
     (["-M", "banana"], "unknown model spec 'banana'"),
     (["--view", "mask", "--magnitude"], "--magnitude is --view magnitude: it contradicts --view mask"),  # was: silent
     (["--no-images", "--view", "signed"], "--no-images draws no pictures: --view and --magnitude have nothing"),
+    (["--executor", "ray", "--device", "cuda"], "the workers' device follows --gpus-per-worker (cpu here), not"),
 ])
 def test_usage_errors_exit_2_with_one_line(run_cli, images, tmp_path, args, message):
     torch = __import__("torch")
