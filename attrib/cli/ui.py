@@ -19,6 +19,8 @@ class UI:
 
     def __init__(self, quiet: bool = False, verbose: bool = False, json_mode: bool = False) -> None:
         self.quiet, self.verbose, self.json_mode = quiet, verbose, json_mode
+        for stream in (sys.stdout, sys.stderr):
+            _tolerant(stream)
         self.err = Console(stderr=True, highlight=False)
         self.out = Console(highlight=False, width=_table_width(sys.stdout))
 
@@ -81,6 +83,15 @@ class UI:
 
 
 LOG_WIDTH = 120  # tables written to a log or pipe: rich's 80 columns there folded a sanity table's every name
+
+
+def _tolerant(stream: Any) -> None:
+    """A file name that is not UTF-8 prints with its odd bytes as ``caf\\xe9.jpg`` where the stream would fail
+    on them (a UTF-8 locale's strict handler) or show the surrogate (stderr's); the C locale's writes the bytes."""
+    if getattr(stream, "errors", None) in ("strict", "backslashreplace") and hasattr(stream, "reconfigure"):
+        from attrib.runs.atomic import SHOW_BYTES
+
+        stream.reconfigure(errors=SHOW_BYTES)
 
 
 def _table_width(stream: Any) -> int | None:

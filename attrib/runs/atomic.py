@@ -5,6 +5,7 @@ process (say a DiffROAR worker sharing the folder) is still writing, and swept (
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import io
 import json
@@ -95,7 +96,26 @@ def _umask() -> int:
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
+    atomic_write_bytes(path, utf8(text))
+
+
+def utf8(text: str) -> bytes:
+    """``text`` as UTF-8, a file name's undecodable bytes written as ``\\xe9`` (see :data:`SHOW_BYTES`)."""
+    return text.encode("utf-8", SHOW_BYTES)
+
+
+def _show_bytes(error: UnicodeError) -> tuple[str, int]:
+    """Python carries a file name's bytes that are not UTF-8 as lone surrogates U+DC80..U+DCFF: each is shown as
+    the byte it stands for, ``\\xe9``, any other lone surrogate as ``\\ud800``."""
+    if not isinstance(error, UnicodeEncodeError):
+        raise error
+    shown = "".join(f"\\x{ord(c) - 0xDC00:02x}" if 0xDC80 <= ord(c) <= 0xDCFF else f"\\u{ord(c):04x}"
+                    for c in error.object[error.start:error.end])
+    return shown, error.end
+
+
+SHOW_BYTES = "attrib.show-bytes"  # an error handler for str.encode and text streams
+codecs.register_error(SHOW_BYTES, _show_bytes)
 
 
 def atomic_write_json(path: str | Path, obj: Any) -> None:

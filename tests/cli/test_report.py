@@ -1,6 +1,7 @@
 """HTML reports: self-contained, escaped, rendered from the run folder; checked by parsing and in Chromium."""
 
 import html.parser
+import os
 import shutil
 import subprocess
 
@@ -88,6 +89,21 @@ def test_report_pictures_are_the_run_folders_in_fewer_bytes(tmp_path):
     assert data_uri(tmp_path, "view.png") == "data:image/png;base64," + base64.b64encode(png).decode()
     assert data_uri(tmp_path, "odd.png", "lossy") == "data:image/png;base64," + base64.b64encode(
         b"not a picture").decode()
+
+
+def test_a_file_name_that_is_not_utf8_is_shown_by_its_bytes(run_cli, tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    name = os.fsdecode(b"caf\xe9.png")  # Latin-1 bytes: one lone surrogate in Python's str
+    try:
+        Image.new("RGB", (64, 64), (200, 100, 0)).save(folder / name)
+    except (OSError, UnicodeEncodeError):
+        pytest.skip("this file system takes only UTF-8 names")
+    result = run_cli("explain", folder, *TINY, "-m", "gradient", "--out", tmp_path / "run",
+                     "--html", tmp_path / "r.html")
+    assert result.exit_code == 0, result.output  # the runner's stdout is strict UTF-8, as a UTF-8 locale's
+    assert "caf\\xe9.png" in result.output
+    assert "caf\\xe9.png" in (tmp_path / "r.html").read_text(encoding="utf-8")
 
 
 def test_report_of_a_non_run_folder_is_a_usage_error(run_cli, tmp_path):
