@@ -43,6 +43,7 @@ TRUTH = "truth"  # --target truth: explain each input's true class (--target fol
 PRED = "pred"  # --versus pred: each input's predicted class
 EXCLUDED = "excluded"  # an input's status when --only leaves it out (its predictions are recorded)
 MAX_BATCH = 64  # images per engine call at most (decoded images held: about 0.6 MB each at 224 px)
+ENLARGED = 4  # an image enlarged more than this to fill the model's input is warned of (see enlarged())
 CHUNKS_PER_BATCH = 2  # a batch holds rows for this many full engine chunks (so the last chunk's waste is small)
 
 
@@ -620,12 +621,24 @@ def _decode(plan: Plan, source, input_id: str, given: int | None) -> dict[str, A
     item = {"source": source, "id": input_id, "view": None, "x": None, "error": None, "given": given,
             "target": target}
     try:
-        item["view"] = plan.model.preprocess.view(source.load())
+        image = source.load()
+        item["view"] = plan.model.preprocess.view(image)
         item["x"] = plan.model.preprocess.tensor(item["view"])
+        item["note"] = enlarged(image.size, plan.model.preprocess)
     except Exception as error:  # noqa: BLE001 - a bad file is that input's error, never a crash
         item["error"] = str(error) if isinstance(error, AttribError) else \
             f"{source.name}: unexpected {type(error).__name__}: {first_line(error)}"
     return item
+
+
+def enlarged(size: tuple[int, int], preprocess) -> str | None:
+    """What to say of an image so small (a thumbnail, a strip) that the model sees it enlarged over
+    :data:`ENLARGED` times: its map is then of the enlargement's blur more than of the picture."""
+    factor = preprocess.enlargement(size)
+    if factor <= ENLARGED:
+        return None
+    height, width = preprocess.size
+    return f"the image is {size[0]}x{size[1]} px, enlarged {factor:.0f}x to the model's {width}x{height} input"
 
 
 def _explain_batch(plan: Plan, items: list[dict], options: Options, events: Events) -> list:
@@ -698,7 +711,8 @@ def bundle(plan: Plan, item: dict, outcome, options: Options) -> dict[str, Any]:
     from attrib.runs.atomic import png_bytes
 
     outputs, results = outcome
-    entry, pngs, warnings = _entry(item), {}, []
+    entry, pngs = _entry(item), {}
+    warnings = [f"{item['id']}: {item['note']}"] if item.get("note") else []
     entry["predictions"] = top_predictions(outputs, plan.model.labels, options.top_k, plan.model.score_kind)
     if results is None:  # left out by --only
         item["view"] = None
@@ -738,6 +752,7 @@ def _summary(plan, item, method, result: dict, options: Options, warnings: list[
     heat = render(magnitude_map(values), False) if magnitude else render(values, result["signed"])
     notes = ([heat.warning] if heat.warning else []) + gap_warnings(result, method, options.precision)
     warnings.extend(f"{item['id']} / {method}: {note}" for note in notes)
+    notes = ([item["note"]] if item.get("note") else []) + notes  # the input's, said once above, in every map's
     files, pngs = {"heatmap": None, "overlay": None}, {}
     if options.images:
         files = {"heatmap": f"images/{item['id']}/{method}_heatmap.png",

@@ -100,6 +100,11 @@ class Preprocess:
         std = torch.tensor(self.std, dtype=torch.float32)[:, None, None]
         return (x - mean) / std
 
+    def enlargement(self, image_size: tuple[int, int]) -> float:
+        """How many times an image of ``image_size`` (width, height) is at least enlarged to fill the input."""
+        height, width = self.size
+        return max(height / max(image_size[1], 1), width / max(image_size[0], 1))
+
     def __call__(self, image: Image.Image) -> torch.Tensor:
         return self.tensor(self.view(image))
 

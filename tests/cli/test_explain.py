@@ -272,6 +272,23 @@ def test_a_set_option_the_configured_method_does_not_use_is_warned_of(run_cli, i
     assert used.exit_code == 0 and "ignored" not in used.output
 
 
+def test_an_image_enlarged_over_four_times_is_warned_of_once_and_in_each_map(run_cli, tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name, size in (("thumb.png", (30, 40)), ("strip.png", (200, 8)), ("small.png", (40, 40))):
+        Image.new("RGB", size, (200, 30, 30)).save(folder / name)  # test_resnet's input: 160 x 160
+    result = run_cli("explain", folder, *TINY, "-m", "gradient", "-m", "gxi", "--out", tmp_path / "run")
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.output.split())
+    assert said.count("warning: thumb.png: the image is 30x40 px, enlarged 5x to the model's 160x160 input") == 1
+    assert "warning: strip.png: the image is 200x8 px, enlarged 20x" in said
+    assert "small.png:" not in said  # 4x: no more than a thumbnail's usual
+    record, _ = attrib.load_run(tmp_path / "run")
+    warnings = {Path(e["name"]).name: [a["warning"] for a in e["attributions"]] for e in record["inputs"]}
+    assert warnings["small.png"] == [None, None]
+    assert all(w.startswith("the image is 200x8 px, enlarged 20x") for w in warnings["strip.png"])
+
+
 def test_expected_gradients_background_is_named(run_cli, images, tmp_path):
     result = run_cli("explain", images / "im0.png", *TINY, "-m", "eg", "--set", "n_samples=4", "--out", tmp_path / "a")
     assert result.exit_code == 0 and "built-in: 4 sample images" in result.output
