@@ -541,7 +541,7 @@ def test_a_large_runs_warnings_past_twenty_are_counted_not_printed(run_cli, tmp_
     from attrib.cli.common import WARNINGS_SHOWN
 
     for i in range(WARNINGS_SHOWN + 5):  # IG with a budget of 4 steps warns on every map
-        Image.new("RGB", (24, 24), (10 * i, 90, 200 - 5 * i)).save(tmp_path / f"{i:02d}.png")
+        Image.new("RGB", (48, 48), (10 * i, 90, 200 - 5 * i)).save(tmp_path / f"{i:02d}.png")  # not enlarged 4x
     for verbose, printed in (([], WARNINGS_SHOWN), (["-v"], WARNINGS_SHOWN + 5)):
         result = run_cli("explain", tmp_path, *FAST, "-m", "ig", "--no-images", "--force", "--out", tmp_path / "o",
                          *verbose)
