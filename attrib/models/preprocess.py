@@ -101,9 +101,12 @@ class Preprocess:
         return (x - mean) / std
 
     def enlargement(self, image_size: tuple[int, int]) -> float:
-        """How many times an image of ``image_size`` (width, height) is at least enlarged to fill the input."""
+        """About how many times an image of ``image_size`` (width, height) is enlarged along its more enlarged
+        side: its shorter side fills the input (a crop), or each side does (squash), or only the longer one does
+        (``pad``: a strip is letterboxed, not enlarged)."""
         height, width = self.size
-        return max(height / max(image_size[1], 1), width / max(image_size[0], 1))
+        scales = (height / max(image_size[1], 1), width / max(image_size[0], 1))
+        return min(scales) if self.pad else max(scales)
 
     def __call__(self, image: Image.Image) -> torch.Tensor:
         return self.tensor(self.view(image))

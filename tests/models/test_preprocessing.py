@@ -153,3 +153,17 @@ def test_perceivers_crop_then_resize_is_read_as_the_same_region():
         gaps = (ours - theirs).abs() * min(pre.std) * 255  # in 8-bit levels
         assert float(gaps.max()) <= 2.01 and float(gaps.mean()) < 0.05, (float(gaps.max()), float(gaps.mean()))
     assert mismatch(processor, pre) is None
+
+
+@pytest.mark.parametrize("pad, squash, expected", [(False, False, 224 / 3), (False, True, 224 / 3),
+                                                   (True, False, 224 / 300)])
+def test_enlargement_is_that_of_the_side_the_resize_fits(pad, squash, expected):
+    """A 3 x 300 strip: centre-cropped or squashed, its 3-pixel side is stretched across the input; letterboxed
+    (timm's "border"), its long side is fitted and nothing is enlarged."""
+    from attrib.models.preprocess import Preprocess
+
+    preprocess = Preprocess(size=(224, 224), pad=pad, squash=squash)
+    assert preprocess.enlargement((3, 300)) == pytest.approx(expected)
+    view = np.asarray(preprocess.view(Image.new("RGB", (3, 300), (9, 9, 9))))
+    strip_columns = (view == 9).all(axis=(0, 2)).sum()  # the columns the strip fills from top to bottom
+    assert strip_columns == (224 if expected > 1 else 3)
