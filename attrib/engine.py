@@ -32,12 +32,15 @@ CHANNELS_LAST = {"1": True, "0": False}.get(os.environ.get("ATTRIB_CHANNELS_LAST
 PRECISIONS = ("fp32", "tf32", "bf16")
 
 def native_bf16(device: str | torch.device) -> bool:
-    """Whether ``device`` computes in bfloat16 natively: a card that supports it, or a CPU with AVX-512 BF16 or
-    AMX (oneDNN's test). Elsewhere torch emulates bf16, and it is far slower than fp32 (26x per pass for the
-    default model on this project's 2-core AVX2 CPU)."""
+    """Whether ``device`` computes in bfloat16 natively: an NVIDIA card of compute capability 8.0 or more (Ampere
+    on; torch's ``is_bf16_supported()`` also says yes where it only emulates bf16, as on a T4 or V100), an AMD
+    card, or a CPU with AVX-512 BF16 or AMX (oneDNN's test). Elsewhere torch emulates bf16, far slower than fp32
+    (26x per pass for the default model on this project's 2-core AVX2 CPU)."""
     device = torch.device(device)
     if device.type == "cuda":
-        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+        if not torch.cuda.is_available():
+            return False
+        return bool(torch.version.hip) or torch.cuda.get_device_capability(device)[0] >= 8
     try:
         return device.type == "cpu" and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):  # a build without oneDNN

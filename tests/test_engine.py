@@ -216,6 +216,22 @@ def test_layout_rule_channels_last_on_the_cpu_and_for_bf16_on_a_card_without_gro
     assert Engine(plain, device="cpu").channels_last is False
 
 
+@pytest.mark.parametrize("capability, hip, native", [((7, 5), None, False), ((7, 0), None, False),
+                                                     ((8, 0), None, True), ((9, 0), None, True),
+                                                     ((7, 5), "6.2", True)])
+def test_bf16_is_native_on_cards_from_ampere_on_not_where_torch_only_emulates_it(monkeypatch, capability, hip,
+                                                                               native):
+    """torch.cuda.is_bf16_supported() says yes on a T4 (7.5) or a V100 (7.0), where bf16 is emulated: slower than
+    fp32, and attrib did not warn."""
+    from attrib.engine import native_bf16
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    monkeypatch.setattr(torch.version, "hip", hip)
+    assert native_bf16("cuda") is native and native_bf16("cuda:1") is native
+
+
 def test_row_bytes_leave_out_what_a_chunk_saves_once_whatever_its_size():
     """Under bf16 autocast the weights' bf16 copies are saved for the backward once per chunk; counted as every
     row's, they made a ViT-B's chunks 3x too small on a card. A wide linear layer saves 8 MB of such a copy and

@@ -142,7 +142,8 @@ def prepare(options: Options, events: Events) -> Plan:
     if options.precision == "bf16" and not options.executor.remote and not native_bf16(device):  # workers: unknown
         events.warning(f"--precision bf16: {device} has no bfloat16 arithmetic, so torch emulates it, many times "
                        "slower than fp32 (26x per pass for the default model on a 2-core AVX2 CPU); bf16 is for "
-                       "GPUs and CPUs with AVX-512 BF16 or AMX")
+                       "GPUs of compute capability 8.0 or more (NVIDIA's from Ampere on) and CPUs with AVX-512 "
+                       "BF16 or AMX")
     return Plan(model, names, kwargs, target, device, record, options.only, truth, flag, versus)
 
 
