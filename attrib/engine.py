@@ -47,6 +47,15 @@ def native_bf16(device: str | torch.device) -> bool:
         return False
 
 
+def has_tf32(device: str | torch.device) -> bool:
+    """Whether ``--precision tf32`` changes anything on ``device``: TF32 tensor cores are on NVIDIA cards of compute
+    capability 8.0 or more; elsewhere (a CPU, a T4 or V100) the run is fp32. AMD cards: assumed to."""
+    device = torch.device(device)
+    if device.type != "cuda" or not torch.cuda.is_available():
+        return False
+    return bool(torch.version.hip) or torch.cuda.get_device_capability(device)[0] >= 8
+
+
 _ROW_BYTES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> {(shape, dtype, ...): bytes}
 
 

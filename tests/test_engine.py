@@ -219,17 +219,17 @@ def test_layout_rule_channels_last_on_the_cpu_and_for_bf16_on_a_card_without_gro
 @pytest.mark.parametrize("capability, hip, native", [((7, 5), None, False), ((7, 0), None, False),
                                                      ((8, 0), None, True), ((9, 0), None, True),
                                                      ((7, 5), "6.2", True)])
-def test_bf16_is_native_on_cards_from_ampere_on_not_where_torch_only_emulates_it(monkeypatch, capability, hip,
-                                                                               native):
+def test_bf16_and_tf32_are_native_on_cards_from_ampere_on(monkeypatch, capability, hip, native):
     """torch.cuda.is_bf16_supported() says yes on a T4 (7.5) or a V100 (7.0), where bf16 is emulated: slower than
     fp32, and attrib did not warn."""
-    from attrib.engine import native_bf16
+    from attrib.engine import has_tf32, native_bf16
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
     monkeypatch.setattr(torch.version, "hip", hip)
     assert native_bf16("cuda") is native and native_bf16("cuda:1") is native
+    assert has_tf32("cuda:0") is native and not has_tf32("cpu")  # TF32 came with Ampere too
 
 
 def test_row_bytes_leave_out_what_a_chunk_saves_once_whatever_its_size():

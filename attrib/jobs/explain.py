@@ -27,7 +27,7 @@ from typing import Any
 import torch
 
 from attrib.data.class_table import ClassTable, is_class_table, read_class_table
-from attrib.engine import PRECISIONS, native_bf16
+from attrib.engine import PRECISIONS, has_tf32, native_bf16
 from attrib.errors import AttribError, UsageError, counted, first_line
 from attrib.executors import ExecutorSpec, make_executor
 from attrib.jobs.common import (Accuracy, Events, ListFields, attribution_row, check_counts, check_only,
@@ -137,8 +137,10 @@ def prepare(options: Options, events: Events) -> Plan:
     if versus is not None:
         events.info(f"explaining {_explained(target)} against {_other(versus, model.labels)}: positive attributions "
                     "favour the first")
-    if options.precision == "tf32" and not device.startswith("cuda"):
-        events.warning(f"--precision tf32 changes CUDA matrix products only; on {device} this run is fp32")
+    card_here = device.startswith("cuda") and not options.executor.remote  # a worker's card: unknown here
+    if options.precision == "tf32" and not (has_tf32(device) if card_here else device.startswith("cuda")):
+        events.warning(f"--precision tf32 changes CUDA matrix products only, on cards of compute capability 8.0 or "
+                       f"more; on {device} this run is fp32")
     if options.precision == "bf16" and not options.executor.remote and not native_bf16(device):  # workers: unknown
         events.warning(f"--precision bf16: {device} has no bfloat16 arithmetic, so torch emulates it, many times "
                        "slower than fp32 (26x per pass for the default model on a 2-core AVX2 CPU); bf16 is for "
