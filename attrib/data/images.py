@@ -12,7 +12,7 @@ import re
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
+from functools import cache, partial
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +20,9 @@ from PIL import Image, ImageOps
 
 from attrib.errors import AttribError
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".jfif"}
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".jfif",
+                  ".avif", ".jp2", ".heic", ".heif"}  # HEIF (phones' photos): with pillow-heif, attrib[heif]
+HEIF_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"}  # ISO BMFF major brands
 SAMPLE_NAMES = ("chelsea", "coffee", "rocket", "astronaut")
 
 
@@ -169,6 +171,7 @@ def load_image(path: str | Path) -> Image.Image:
 
 def decode_image(file: Path | bytes, name: str) -> Image.Image:
     """Decode a file (or its bytes) into RGB, EXIF orientation applied; InputError naming ``name`` otherwise."""
+    _read_heif()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -180,11 +183,38 @@ def decode_image(file: Path | bytes, name: str) -> Image.Image:
         raise InputError(f"{name}: image too large (over {Image.MAX_IMAGE_PIXELS:,} pixels; "
                          "possible decompression bomb)") from None
     except Image.UnidentifiedImageError:
+        if _is_heif(file):
+            raise InputError(f"{name}: a HEIF image (as phones save photos); reading it needs pillow-heif: "
+                             "pip install 'attrib[heif]'") from None
         raise InputError(f"{name}: not an image Pillow can read") from None
     except (OSError, SyntaxError, ValueError) as error:
         text = str(error)
         reason = "truncated or corrupt image" if re.search("truncated|broken", text, re.I) else text
         raise InputError(f"{name}: {reason.splitlines()[0] if reason else 'unreadable'}") from None
+
+
+@cache
+def _read_heif() -> bool:
+    """Teach Pillow HEIF (HEIC) where pillow-heif is installed (once per process); whether it could."""
+    try:
+        import pillow_heif
+    except ImportError:
+        return False
+    pillow_heif.register_heif_opener()
+    return True
+
+
+def _is_heif(file: Path | bytes) -> bool:
+    """Whether a file is a HEIF image by its first box (ftyp and a HEIF brand), whatever its name."""
+    if isinstance(file, bytes):
+        head = file[:12]
+    else:
+        try:
+            with open(file, "rb") as stream:
+                head = stream.read(12)
+        except OSError:
+            return False
+    return head[4:8] == b"ftyp" and head[8:12] in HEIF_BRANDS
 
 
 def to_rgb(image: Image.Image) -> Image.Image:

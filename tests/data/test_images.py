@@ -92,3 +92,40 @@ def test_expand_folders_globs_and_missing(tmp_path):
             source.load()
     assert [s.name for s in expand_inputs([])] == ["sample:chelsea", "sample:coffee", "sample:rocket",
                                                    "sample:astronaut"]
+
+
+def test_phone_photos_heif_and_avif_are_found_in_folders_and_read(tmp_path):
+    """iPhones save HEIC by default: a folder of them was searched for nothing and explained nothing."""
+    pillow_heif = pytest.importorskip("pillow_heif")
+    from PIL import features
+
+    from attrib.data.images import image_files
+
+    photo = Image.fromarray((np.arange(48 * 32 * 3) % 251).astype(np.uint8).reshape(32, 48, 3))
+    pillow_heif.from_pillow(photo).save(tmp_path / "IMG_0001.HEIC", quality=95)  # Pillow itself is not taught
+    names = ["IMG_0001.HEIC"]
+    if features.check("avif"):
+        photo.save(tmp_path / "still.avif", quality=95)
+        names.append("still.avif")
+    assert [p.name for p in image_files(tmp_path)] == sorted(names)
+    for name in names:
+        out = load_image(tmp_path / name)
+        assert out.mode == "RGB" and out.size == (48, 32)
+        assert np.abs(np.asarray(out, dtype=float) - np.asarray(photo, dtype=float)).mean() < 20  # lossy
+
+
+def test_a_heif_photo_without_pillow_heif_says_what_to_install(tmp_path):
+    """Checked in a process where pillow-heif cannot be imported; the file is told by its content (ftyp heic),
+    so a HEIF photo named .jpg gets the same line."""
+    import subprocess
+    import sys
+
+    head = b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic"
+    (tmp_path / "IMG_0002.jpg").write_bytes(head + bytes(200))
+    script = ("import sys; sys.modules['pillow_heif'] = None\n"
+              "from attrib.data.images import InputError, load_image\n"
+              f"try:\n    load_image({str(tmp_path / 'IMG_0002.jpg')!r})\n"
+              "except InputError as error:\n    print(error)\n")
+    said = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    assert said.strip() == f"{tmp_path / 'IMG_0002.jpg'}: a HEIF image (as phones save photos); reading it " \
+        "needs pillow-heif: pip install 'attrib[heif]'"
