@@ -183,10 +183,7 @@ def decode_image(file: Path | bytes, name: str) -> Image.Image:
         raise InputError(f"{name}: image too large (over {Image.MAX_IMAGE_PIXELS:,} pixels; "
                          "possible decompression bomb)") from None
     except Image.UnidentifiedImageError:
-        if _is_heif(file):
-            raise InputError(f"{name}: a HEIF image (as phones save photos); reading it needs pillow-heif: "
-                             "pip install 'attrib[heif]'") from None
-        raise InputError(f"{name}: not an image Pillow can read") from None
+        raise InputError(f"{name}: {_unreadable(_head(file))}") from None
     except (OSError, SyntaxError, ValueError) as error:
         text = str(error)
         reason = "truncated or corrupt image" if re.search("truncated|broken", text, re.I) else text
@@ -204,17 +201,30 @@ def _read_heif() -> bool:
     return True
 
 
-def _is_heif(file: Path | bytes) -> bool:
-    """Whether a file is a HEIF image by its first box (ftyp and a HEIF brand), whatever its name."""
+def _head(file: Path | bytes, size: int = 512) -> bytes:
     if isinstance(file, bytes):
-        head = file[:12]
-    else:
-        try:
-            with open(file, "rb") as stream:
-                head = stream.read(12)
-        except OSError:
-            return False
-    return head[4:8] == b"ftyp" and head[8:12] in HEIF_BRANDS
+        return file[:size]
+    try:
+        with open(file, "rb") as stream:
+            return stream.read(size)
+    except OSError:
+        return b""
+
+
+def _unreadable(head: bytes) -> str:
+    """Why Pillow could not read a file, by its content (not its name): a HEIF photo without pillow-heif, or a
+    kind of file that is no raster image."""
+    if head[4:8] == b"ftyp":  # ISO media: HEIF's first box, or a video's
+        if head[8:12] in HEIF_BRANDS:
+            return "a HEIF image (as phones save photos); reading it needs pillow-heif: pip install 'attrib[heif]'"
+        if head[8:12] in (b"avif", b"avis"):
+            return "an AVIF image, which this Pillow cannot read (recent ones can: pip install -U pillow)"
+        return "a video or other ISO media file (MP4, MOV), not an image: extract frames from it first"
+    if head.startswith(b"%PDF"):
+        return "a PDF document, not an image: export its pages as PNG first"
+    if b"<svg" in head.lower():
+        return "an SVG drawing (vector graphics): render it to PNG first"
+    return "not an image Pillow can read"
 
 
 def to_rgb(image: Image.Image) -> Image.Image:

@@ -1,6 +1,7 @@
 """Image decoding: every Pillow mode becomes RGB; each bad file gets one clear reason."""
 
 import glob
+import re
 
 import numpy as np
 import pytest
@@ -129,3 +130,13 @@ def test_a_heif_photo_without_pillow_heif_says_what_to_install(tmp_path):
     said = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
     assert said.strip() == f"{tmp_path / 'IMG_0002.jpg'}: a HEIF image (as phones save photos); reading it " \
         "needs pillow-heif: pip install 'attrib[heif]'"
+
+
+@pytest.mark.parametrize("content, reason", [
+    (b"\x00\x00\x00\x20ftypisom\x00\x00\x02\x00isomiso2mp41", "a video or other ISO media file (MP4, MOV)"),
+    (b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n", "a PDF document, not an image: export its pages as PNG first"),
+    (b'<?xml version="1.0"?>\n<SVG xmlns="http://www.w3.org/2000/svg"/>', "an SVG drawing (vector graphics)")])
+def test_files_that_are_no_raster_image_are_named_by_their_content(tmp_path, content, reason):
+    (tmp_path / "input.png").write_bytes(content)
+    with pytest.raises(InputError, match=re.escape(f"{tmp_path / 'input.png'}: {reason}")):
+        load_image(tmp_path / "input.png")
