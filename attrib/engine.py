@@ -38,9 +38,7 @@ def native_bf16(device: str | torch.device) -> bool:
     (26x per pass for the default model on this project's 2-core AVX2 CPU)."""
     device = torch.device(device)
     if device.type == "cuda":
-        if not torch.cuda.is_available():
-            return False
-        return bool(torch.version.hip) or torch.cuda.get_device_capability(device)[0] >= 8
+        return _ampere_on(device)
     try:
         return device.type == "cpu" and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):  # a build without oneDNN
@@ -51,7 +49,12 @@ def has_tf32(device: str | torch.device) -> bool:
     """Whether ``--precision tf32`` changes anything on ``device``: TF32 tensor cores are on NVIDIA cards of compute
     capability 8.0 or more; elsewhere (a CPU, a T4 or V100) the run is fp32. AMD cards: assumed to."""
     device = torch.device(device)
-    if device.type != "cuda" or not torch.cuda.is_available():
+    return device.type == "cuda" and _ampere_on(device)
+
+
+def _ampere_on(device: torch.device) -> bool:
+    """An NVIDIA card of compute capability 8.0 or more (Ampere on), or an AMD card."""
+    if not torch.cuda.is_available():
         return False
     return bool(torch.version.hip) or torch.cuda.get_device_capability(device)[0] >= 8
 
