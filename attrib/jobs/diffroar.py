@@ -280,8 +280,11 @@ def _chance_warnings(record: dict, data) -> list[str]:
     chance = float(torch.bincount(data.test_y).max()) / len(data.test_y)
     said = []
     if record["model_test_accuracy"] <= chance + CHANCE_MARGIN:
+        outputs = record["model"].get("n_classes")
+        why = (f" (it has {outputs} classes, the data set {len(data.labels)}: give it --weights trained on "
+               f"{data.name})" if outputs not in (None, len(data.labels)) else "")
         said.append(f"the evaluated model's test accuracy is {record['model_test_accuracy']:.3f}, chance is "
-                    f"{chance:.3f}: its attributions explain a model that has not learned {data.name}")
+                    f"{chance:.3f}: its attributions explain a model that has not learned {data.name}{why}")
     best = max((max(r["acc_top"], r["acc_bottom"]) for r in record["results"]), default=None)
     if best is not None and best <= chance + CHANCE_MARGIN:
         said.append(f"no retrained model beat chance (best test accuracy {best:.3f}, chance {chance:.3f}): "

@@ -151,6 +151,8 @@ def test_timm_architecture_on_an_image_folder(run_cli, tmp_path):
     said = "".join(result.output.split())  # a long path may be wrapped anywhere
     assert result.exit_code == 1 and "error:leftoutofthedataset:" in said and "broken.png:notanimage" in said
     assert "DiffROAR" in said  # the evaluation ran without it
+    # a 1000-class model of random weights on a 2-class folder: the warning says why it has not learned it
+    assert "hasnotlearned" in said and "(ithas1000classes,thedataset2:giveit--weightstrainedonfolder:" in said
 
 
 def test_retrains_build_the_head_the_weights_have(run_cli, tmp_path):
