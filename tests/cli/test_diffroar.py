@@ -199,9 +199,15 @@ def test_accuracies_at_chance_are_warned_about():
 
     from attrib.jobs.diffroar import _chance_warnings
 
-    data = type("D", (), {"test_y": torch.tensor([0, 0, 0, 1]), "name": "d"})()  # majority class: 0.75
-    learned = {"model_test_accuracy": 0.9, "results": [{"acc_top": 0.9, "acc_bottom": 0.6}]}
+    data = type("D", (), {"test_y": torch.tensor([0, 0, 0, 1]), "name": "d", "labels": ["a", "b"]})()  # chance 0.75
+    model = {"n_classes": 2}
+    learned = {"model": model, "model_test_accuracy": 0.9, "results": [{"acc_top": 0.9, "acc_bottom": 0.6}]}
     assert _chance_warnings(learned, data) == []
-    said = _chance_warnings({"model_test_accuracy": 0.76, "results": [{"acc_top": 0.75, "acc_bottom": 0.5}]}, data)
-    assert len(said) == 2 and "chance is 0.750" in said[0]
+    said = _chance_warnings({"model": model, "model_test_accuracy": 0.76,
+                             "results": [{"acc_top": 0.75, "acc_bottom": 0.5}]}, data)
+    assert len(said) == 2 and "chance is 0.750" in said[0] and "classes" not in said[0]
     assert "no retrained model beat chance (best test accuracy 0.750" in said[1]
+    other = _chance_warnings({"model": {"n_classes": 10}, "model_test_accuracy": 0.0, "results": []}, data)
+    assert other == ["the evaluated model's test accuracy is 0.000, chance is 0.750: its attributions explain a "
+                     "model that has not learned d (it has 10 classes, the data set 2: give it --weights trained "
+                     "on d)"]
