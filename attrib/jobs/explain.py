@@ -43,7 +43,6 @@ TRUTH = "truth"  # --target truth: explain each input's true class (--target fol
 PRED = "pred"  # --versus pred: each input's predicted class
 EXCLUDED = "excluded"  # an input's status when --only leaves it out (its predictions are recorded)
 MAX_BATCH = 64  # images per engine call at most (decoded images held: about 0.6 MB each at 224 px)
-ENLARGED = 4  # an image enlarged more than this to fill the model's input is warned of (see enlarged())
 CHUNKS_PER_BATCH = 2  # a batch holds rows for this many full engine chunks (so the last chunk's waste is small)
 
 
@@ -627,21 +626,11 @@ def _decode(plan: Plan, source, input_id: str, given: int | None) -> dict[str, A
         image = source.load()
         item["view"] = plan.model.preprocess.view(image)
         item["x"] = plan.model.preprocess.tensor(item["view"])
-        item["note"] = enlarged(image.size, plan.model.preprocess)
+        item["note"] = plan.model.preprocess.enlarged(image.size)
     except Exception as error:  # noqa: BLE001 - a bad file is that input's error, never a crash
         item["error"] = str(error) if isinstance(error, AttribError) else \
             f"{source.name}: unexpected {type(error).__name__}: {first_line(error)}"
     return item
-
-
-def enlarged(size: tuple[int, int], preprocess) -> str | None:
-    """What to say of an image so small (a thumbnail, a strip) that the model sees it enlarged over
-    :data:`ENLARGED` times: its map is then of the enlargement's blur more than of the picture."""
-    factor = preprocess.enlargement(size)
-    if factor <= ENLARGED:
-        return None
-    height, width = preprocess.size
-    return f"the image is {size[0]}x{size[1]} px, enlarged {factor:.0f}x to the model's {width}x{height} input"
 
 
 def _explain_batch(plan: Plan, items: list[dict], options: Options, events: Events) -> list:

@@ -66,7 +66,7 @@ def _prepare(options: Options, events: Events):
     events.info("loading model and inputs ...")
     model = load_model(options.model, weights=options.weights, pretrained=options.pretrained, labels=options.labels)
     x, input_names, errors = sanity_inputs(model, options.inputs, options.dataset, options.n_inputs,
-                                           options.image_size)
+                                           options.image_size, warn=events.warning)
     for error in errors:
         events.error(error)
     if len(x) == 0:
@@ -202,11 +202,12 @@ def permuted_label_model(model, seed: int = 0) -> torch.nn.Module | None:
 DATASET_INPUTS = 8  # test examples of a data set checked when --n is not given
 
 
-def sanity_inputs(model, paths: list[str], dataset: str | None, n: int | None,
-                  image_size: int | None = None) -> tuple[torch.Tensor, list[str], list[str]]:
+def sanity_inputs(model, paths: list[str], dataset: str | None, n: int | None, image_size: int | None = None,
+                  warn=lambda text: None) -> tuple[torch.Tensor, list[str], list[str]]:
     """(inputs, names, errors): the first ``n`` (None: all) image files / folders / globs through the model's
     preprocessing, else the first ``n`` (None: ``DATASET_INPUTS``) test examples of ``dataset`` (default: a
-    sample model's own data set, or the built-in images)."""
+    sample model's own data set, or the built-in images); ``warn`` is told of an image the model sees much
+    enlarged (:meth:`Preprocess.enlarged`)."""
     from attrib.data.datasets import load_dataset, read_as
     from attrib.data.images import InputError, expand_inputs
 
@@ -228,10 +229,14 @@ def sanity_inputs(model, paths: list[str], dataset: str | None, n: int | None,
     xs, names, errors = [], [], []
     for source in list(expand_inputs(paths))[:n]:
         try:
-            xs.append(model.preprocess(source.load()))
-            names.append(source.name)
+            image = source.load()
+            xs.append(model.preprocess(image))
         except InputError as error:
             errors.append(str(error))
+            continue
+        names.append(source.name)
+        if note := model.preprocess.enlarged(image.size):
+            warn(f"{source.name}: {note}")
     return (torch.stack(xs) if xs else torch.empty(0)), names, errors
 
 

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+ENLARGED = 4  # an image enlarged more than this to fill the model's input is warned of (Preprocess.enlarged)
 WHOLE_RESIZE_PIXELS = 4_000_000  # above this the crop's region alone is resized (equal to within one 8-bit level)
 _RESAMPLE = {"bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.BICUBIC,
              "nearest": Image.Resampling.NEAREST, "lanczos": Image.Resampling.LANCZOS}
@@ -107,6 +108,16 @@ class Preprocess:
         height, width = self.size
         scales = (height / max(image_size[1], 1), width / max(image_size[0], 1))
         return min(scales) if self.pad else max(scales)
+
+    def enlarged(self, image_size: tuple[int, int]) -> str | None:
+        """What to say of an image so small (a thumbnail, a strip) that the model sees it enlarged over
+        :data:`ENLARGED` times (its map is then of the enlargement's blur more than of the picture), else None."""
+        factor = self.enlargement(image_size)
+        if factor <= ENLARGED:
+            return None
+        height, width = self.size
+        return f"the image is {image_size[0]}x{image_size[1]} px, enlarged {factor:.0f}x to the model's " \
+               f"{width}x{height} input"
 
     def __call__(self, image: Image.Image) -> torch.Tensor:
         return self.tensor(self.view(image))

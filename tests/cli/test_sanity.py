@@ -87,6 +87,18 @@ def test_a_bad_image_fails_alone(run_cli, tmp_path):
     assert record["inputs"] == [str(tmp_path / "ok.png")]
 
 
+def test_an_image_enlarged_over_four_times_is_warned_of(run_cli, tmp_path):
+    """Its maps are of the enlargement's blur: sanity says so as explain does, and not of a 4x image."""
+    Image.new("RGB", (40, 30), (200, 10, 10)).save(tmp_path / "thumb.png")
+    Image.new("RGB", (40, 40), (10, 200, 10)).save(tmp_path / "four.png")
+    result = run_cli("sanity", tmp_path / "thumb.png", tmp_path / "four.png", "-M", "timm:test_resnet",
+                     "--no-pretrained", "-m", "gradient", "--tests", "randomization", "--out", tmp_path / "o")
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.stderr.split())
+    assert said.count(f"{tmp_path / 'thumb.png'}: the image is 40x30 px, enlarged 5x to the model's 160x160 "
+                      "input") == 1 and "four.png:" not in said
+
+
 def test_n_takes_the_first_images_too(run_cli, tmp_path):
     """--n was for --dataset only: with images it was silently ignored (--n 3 checked all 4 samples)."""
     for i in range(4):
