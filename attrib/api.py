@@ -173,10 +173,10 @@ def _where(model: object, x: torch.Tensor, device: torch.device | str | None) ->
 def completeness_gap(values: torch.Tensor, expected: torch.Tensor) -> torch.Tensor:
     """|sum(values) - expected| / |expected| per input, as float32 CPU: 0 where both are 0, inf where only
     expected is, NaN where the values or the reference score are not finite."""
-    total = values.reshape(len(values), -1).sum(dim=1).double()
-    expected = expected.double()
+    total = values.reshape(len(values), -1).sum(dim=1).cpu().double()  # float64 on the CPU: MPS has none
+    expected = expected.cpu().double()
     gap = (total - expected).abs() / expected.abs()
-    return torch.where((total == 0) & (expected == 0), 0.0, gap).float().cpu()  # NaN: something is not finite
+    return torch.where((total == 0) & (expected == 0), 0.0, gap).float()  # NaN: something is not finite
 
 
 def _keys(keys: Sequence[int] | None, n: int) -> torch.Tensor:

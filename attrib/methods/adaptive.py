@@ -163,7 +163,7 @@ class Path:
         off_line.addcmul_(self._terms.take(left).flatten(1), weight(h_r))
         off_line.addcmul_(self._terms.take(right).flatten(1), weight(h_l))
         spread = (h_l * h_r / (h_l + h_r)).sqrt()
-        return (math.sqrt(math.pi / 2) * off_line.abs_().sum(1).double().cpu() / spread).tolist()
+        return (math.sqrt(math.pi / 2) * off_line.abs_().sum(1).cpu().double() / spread).tolist()
 
     def variances(self) -> list[float]:
         """Per panel, S^2 of the model: the mean roughness of its end nodes, squared."""
