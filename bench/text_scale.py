@@ -2,6 +2,7 @@
 
     python bench/text_scale.py                  unk on 200 / 800 / 3200 texts (CPU, ~1 min)
     python bench/text_scale.py --sizes 100,1000 --method olm
+    python bench/text_scale.py --executor ray    the same on a local Ray cluster (loopback, 2 CPU workers)
 
 Texts are 12 words drawn (seeded) from a small vocabulary; the classifier and masked LM are tiny BERTs built
 offline by the tests' builder (tests/text_fixtures.py), so the numbers show attrib's own overhead per
@@ -28,9 +29,10 @@ WORDS = ("the movie was great and the acting was good a dull boring film with ba
          "thin but music fine what terrible waste of time an excellent moving story cast").split()
 
 
-def run(texts: Path, out: Path, models: dict[str, str], method: str) -> float:
+def run(texts: Path, out: Path, models: dict[str, str], method: str, executor: str) -> float:
     command = [sys.executable, "-m", "attrib", "explain-text", "--file", str(texts), "-M", models["clf"],
-               "--lm", models["lm"], "-m", method, "--n-samples", "10", "--out", str(out), "-q"]
+               "--lm", models["lm"], "-m", method, "--n-samples", "10", "--out", str(out), "-q",
+               "--executor", executor]
     start = time.perf_counter()
     subprocess.run(command, check=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     return time.perf_counter() - start
@@ -40,6 +42,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="200,800,3200")
     parser.add_argument("--method", default="unk")
+    parser.add_argument("--executor", default="local", choices=("local", "ray"))
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     rng = random.Random(0)
@@ -50,7 +53,7 @@ def main() -> None:
         for n in sizes:
             texts = root / f"t{n}.txt"
             texts.write_text("\n".join(" ".join(rng.choice(WORDS) for _ in range(12)) for _ in range(n)) + "\n")
-            rows.append((n, run(texts, root / f"out{n}", models, args.method)))
+            rows.append((n, run(texts, root / f"out{n}", models, args.method, args.executor)))
         print(f"{'texts':>6} {'seconds':>8} {'texts/s':>8} {'marginal s/text':>16} {'ratio':>6}")
         for i, (n, seconds) in enumerate(rows):
             marginal = (seconds - rows[i - 1][1]) / (n - rows[i - 1][0]) if i else None
