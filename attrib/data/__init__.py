@@ -3,6 +3,7 @@ reference sets (backgrounds)."""
 
 from __future__ import annotations
 
+import codecs
 import sys
 
 from attrib.errors import AttribError, UsageError
@@ -16,11 +17,24 @@ def piped_bytes(flag: str) -> bytes:
     return sys.stdin.buffer.read()
 
 
-def utf8_text(data: bytes, where: str, error: type[AttribError] = UsageError) -> str:
-    """``data`` as UTF-8 text (a byte-order mark dropped); ``error`` with one line naming the first bad byte
-    otherwise."""
+# Byte-order marks of the UTF-16 and UTF-32 files Windows tools write (Excel's "Unicode text", PowerShell 5's
+# `>`), the UTF-32 ones first: UTF-32 LE's begins with UTF-16 LE's
+_BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF16_LE, "utf-16"),
+         (codecs.BOM_UTF16_BE, "utf-16"))
+
+
+def unicode_text(data: bytes, where: str, error: type[AttribError] = UsageError) -> str:
+    """``data`` as text: UTF-8 (a byte-order mark dropped), or UTF-16 / UTF-32 when it starts with their
+    byte-order mark; ``error`` with one line naming the first bad byte otherwise, or the line of a NUL."""
+    codec = next((name for bom, name in _BOMS if data.startswith(bom)), "utf-8-sig")
     try:
-        return data.decode("utf-8-sig")
+        text = data.decode(codec)
     except UnicodeDecodeError as bad:
-        raise error(f"{where}: not UTF-8 text (byte {bad.object[bad.start]:#04x} at offset {bad.start}); save it "
+        kind = codec.upper().removesuffix("-SIG")
+        raise error(f"{where}: not {kind} text (byte {bad.object[bad.start]:#04x} at offset {bad.start}); save it "
                     "as UTF-8") from None
+    if "\x00" in text:  # valid UTF-8, but no text: UTF-16 without a mark reads as every other character NUL
+        line = text.count("\n", 0, text.index("\x00")) + 1
+        raise error(f"{where}: line {line} holds a NUL character (binary data, or UTF-16 without a byte-order "
+                    "mark?); save it as UTF-8")
+    return text

@@ -64,14 +64,14 @@ class ClassTable:
 def read_class_table(file: str, labels: list[str], flag: str = "--target") -> ClassTable:
     """The table in ``file`` (given with the option ``flag``), every class checked against the model's
     ``labels``; a UsageError naming the file and line of the first problem."""
-    from attrib.data import utf8_text
+    from attrib.data import unicode_text
 
     try:
         data = Path(file).read_bytes()
     except OSError as error:
         raise UsageError(f"{flag} {file}: cannot read the table of classes ({error.strerror or error}); a "
                          f"{flag} ending .csv, .tsv, .txt or .json names a file of images and their classes") from None
-    rows = list(_rows(utf8_text(data, file), file))
+    rows = list(_rows(unicode_text(data, file), file))
     classes = _Classes(labels, file)
     if rows and classes.header(rows[0]):
         rows = rows[1:]

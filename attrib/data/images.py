@@ -56,7 +56,7 @@ def load_sample(name: str) -> Image.Image:
 def read_input_list(file: str) -> list[str]:
     """The inputs a list file names, one per line (files, folders, globs; blank lines skipped), "-" for standard
     input (``find photos -name '*.jpg' | attrib explain --inputs-from -``); an InputError when it names none."""
-    from attrib.data import piped_bytes, utf8_text
+    from attrib.data import piped_bytes, unicode_text
 
     where = "standard input" if file == "-" else file
     if file == "-":
@@ -66,7 +66,7 @@ def read_input_list(file: str) -> list[str]:
             data = Path(file).read_bytes()
         except OSError as error:
             raise InputError(f"{file}: cannot read the list of inputs ({error.strerror or error})") from None
-    names = [line.strip() for line in utf8_text(data, where, InputError).splitlines() if line.strip()]
+    names = [line.strip() for line in unicode_text(data, where, InputError).splitlines() if line.strip()]
     if not names:
         raise InputError(f"{where}: the list of inputs names none")
     return names

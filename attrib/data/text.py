@@ -23,7 +23,7 @@ import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
-from attrib.data import piped_bytes, utf8_text
+from attrib.data import piped_bytes, unicode_text
 from attrib.errors import AttribError, counted, first_line
 
 # CJK ideographs, each a unit of its own (the ranges BERT's tokenizer splits per character): Chinese and
@@ -163,7 +163,7 @@ class TextFile:
         """The file, or standard input for "-" (its kind read from its first character when ``column`` says it is
         a table: JSON with "{" or "[", else CSV)."""
         if file == "-":
-            text = utf8_text(piped_bytes("--file"), "stdin", TextInputError)
+            text = unicode_text(piped_bytes("--file"), "stdin", TextInputError)
             start = text.lstrip()[:1]
             kind = "" if column is None else {"{": ".jsonl", "[": ".json"}.get(start, ".csv")
             return cls("stdin", "stdin", kind, text)
@@ -180,7 +180,7 @@ class TextFile:
             raise TextInputError(f"{path}: a {suffix} file is not text; give plain lines, CSV/TSV, JSONL or a JSON "
                                  "array (convert it, e.g. with pandas' to_json(..., orient='records', lines=True))")
         data = path.read_bytes() if data is None else data
-        return cls(str(path), path.name, suffix, utf8_text(data, str(path), TextInputError))
+        return cls(str(path), path.name, suffix, unicode_text(data, str(path), TextInputError))
 
     def lines(self) -> list[str]:
         """The lines, ends kept, broken at \\n, \\r and \\r\\n only, as editors and the csv module count them

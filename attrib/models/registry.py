@@ -73,11 +73,14 @@ def read_labels(path: str | Path, n_classes: int) -> list[str]:
     """Class names from a file: one per line (lines of a WordNet id and names, as Caffe's synset_words.txt: see
     :func:`_synsets`), a JSON list, or a JSON object {index: name} (as Hugging Face's id2label); exactly
     ``n_classes`` of them, else one ModelError line."""
+    from attrib.data import unicode_text
+
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        raise ModelError(f"cannot read labels {path}: {getattr(error, 'strerror', None) or error}") from None
+        data = path.read_bytes()
+    except OSError as error:
+        raise ModelError(f"cannot read labels {path}: {error.strerror or error}") from None
+    text = unicode_text(data, f"labels {path}", ModelError)
     names = _synsets(_parse_labels(text, path), n_classes)
     if len(names) != n_classes:
         raise ModelError(f"labels {path}: {len(names)} names for a model with {n_classes} classes")

@@ -568,6 +568,10 @@ def test_inputs_listed_in_a_file_or_on_standard_input(run_cli, images, tmp_path)
     piped = CliRunner().invoke(main, ["explain", "--inputs-from", "-", *TINY, "-m", "gradient", "--out",
                                       str(tmp_path / "b"), "--json"], input=f"{images / 'im0.png'}\n")
     assert piped.exit_code == 0 and [Path(i["path"]).name for i in parse_json(piped)["inputs"]] == ["im0.png"]
+    (tmp_path / "ps.txt").write_text(f"{images / 'im0.png'}\r\n", encoding="utf-16")  # PowerShell 5's `dir > ps.txt`
+    result = run_cli("explain", "--inputs-from", tmp_path / "ps.txt", *TINY, "-m", "gradient", "--out",
+                     tmp_path / "d", "--json")
+    assert result.exit_code == 0 and [Path(i["path"]).name for i in parse_json(result)["inputs"]] == ["im0.png"]
     (tmp_path / "blank.txt").write_text("\n \n")
     (tmp_path / "latin1.txt").write_bytes("caf\u00e9.png\n".encode("latin-1"))
     for path, message in ((tmp_path / "blank.txt", "blank.txt: the list of inputs names none"),

@@ -312,6 +312,11 @@ def test_labels_file_names_the_classes(tmp_path):
     from attrib.targets import parse_class
 
     assert parse_class("n01443537", read_labels(tmp_path / "synset_words.txt", 2)) == 1  # an id-named folder
+    for codec in ("utf-8-sig", "utf-16"):  # Notepad's byte-order mark was read into the first class's name
+        (tmp_path / f"{codec}.txt").write_text("normal\npneumonia\ncovid\n", encoding=codec)
+        (tmp_path / f"{codec}.json").write_text('["normal", "pneumonia", "covid"]', encoding=codec)
+        for suffix in ("txt", "json"):
+            assert read_labels(tmp_path / f"{codec}.{suffix}", 3) == ["normal", "pneumonia", "covid"]
     (tmp_path / "mixed.txt").write_text("n01440764 tench\nplain name\n")  # ids on some lines only: names as they are
     assert read_labels(tmp_path / "mixed.txt", 2) == ["n01440764 tench", "plain name"]
     (tmp_path / "gap.json").write_text('{"0": "a", "2": "c", "3": "d"}')

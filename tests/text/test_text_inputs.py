@@ -1,5 +1,6 @@
 """Words and text inputs."""
 
+import codecs
 import json
 import re
 
@@ -101,6 +102,24 @@ def test_only_newlines_break_lines_not_the_other_unicode_separators(tmp_path):
     assert [(i.name, i.text, i.label) for i in read_texts([], str(tmp_path / "b.csv"), "s", "l")] == \
         [("b.csv:2", "one\u2028two", "1"), ("b.csv:3", "next", "0")]
     assert [i.text for i in read_texts([], str(tmp_path / "c.txt"))] == ["one\x0cpage", "two"]
+
+
+def test_utf16_and_utf32_files_with_a_byte_order_mark_are_read(tmp_path):
+    """Excel's "Unicode text" and PowerShell 5's `>` write UTF-16 with a byte-order mark: once refused as "not
+    UTF-8". Without a mark (or with bytes the mark's codec cannot read) a file is still refused in one line."""
+    table = "text\tlabel\nh\u00e9llo \U0001f600\t1\n"
+    for i, codec in enumerate(("utf-16", "utf-16-be", "utf-32", "utf-32-be")):
+        data = table.encode(codec)
+        (tmp_path / f"{i}.tsv").write_bytes(data if codec in ("utf-16", "utf-32") else "\ufeff".encode(codec) + data)
+        items = read_texts([], str(tmp_path / f"{i}.tsv"), "text", "label")
+        assert [(item.text, item.label) for item in items] == [("h\u00e9llo \U0001f600", "1")], codec
+    (tmp_path / "cut.txt").write_bytes(codecs.BOM_UTF16_LE + "ok\n".encode("utf-16-le") + b"\x00\xd8")
+    with pytest.raises(TextInputError, match=re.escape("cut.txt: not UTF-16 text (byte 0x00 at offset 8); save it")):
+        read_texts([], str(tmp_path / "cut.txt"))
+    (tmp_path / "nobom.txt").write_bytes("fine\nok\n".encode("utf-8") + "ok\n".encode("utf-16-le"))
+    with pytest.raises(TextInputError, match=re.escape("nobom.txt: line 3 holds a NUL character (binary data, or "
+                                                       "UTF-16 without a byte-order mark?); save it as UTF-8")):
+        read_texts([], str(tmp_path / "nobom.txt"))  # once read as texts "o", "k" with NULs between
 
 
 def test_bad_text_files_name_the_line_or_the_byte(tmp_path):
