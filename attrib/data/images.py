@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import glob
 import io
+import math
 import os
 import re
+import threading
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,6 +26,8 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".we
                   ".avif", ".jp2", ".heic", ".heif"}  # HEIF (phones' photos): with pillow-heif, attrib[heif]
 HEIF_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"}  # ISO BMFF major brands
 SAMPLE_NAMES = ("chelsea", "coffee", "rocket", "astronaut")
+JPEG_START = b"\xff\xd8\xff"
+_OPENING = threading.Lock()  # see _opened()
 
 
 class InputError(AttribError):
@@ -170,15 +174,19 @@ def load_image(path: str | Path) -> Image.Image:
 
 
 def decode_image(file: Path | bytes, name: str) -> Image.Image:
-    """Decode a file (or its bytes) into RGB, EXIF orientation applied; InputError naming ``name`` otherwise."""
+    """Decode a file (or its bytes) into RGB, EXIF orientation applied; InputError naming ``name`` otherwise. A
+    JPEG over Pillow's pixel limit (a 100-megapixel photo) is decoded smaller (:func:`_drafted`); any other
+    image over it is refused as a possible decompression bomb."""
     _read_heif()
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(file) if isinstance(file, bytes) else file) as image:
+        try:
+            with _opened(file) as image:
                 image.load()
-                image = ImageOps.exif_transpose(image)
-                return to_rgb(image)
+                return to_rgb(ImageOps.exif_transpose(image))
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+            if not _head(file, len(JPEG_START)).startswith(JPEG_START):
+                raise
+        return _drafted(file)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise InputError(f"{name}: image too large (over {Image.MAX_IMAGE_PIXELS:,} pixels; "
                          "possible decompression bomb)") from None
@@ -188,6 +196,39 @@ def decode_image(file: Path | bytes, name: str) -> Image.Image:
         text = str(error)
         reason = "truncated or corrupt image" if re.search("truncated|broken", text, re.I) else text
         raise InputError(f"{name}: {reason.splitlines()[0] if reason else 'unreadable'}") from None
+
+
+def _opened(file: Path | bytes) -> Image.Image:
+    """Image.open (the header only), with Pillow's warning of an image over its pixel limit raised as an error.
+    warnings.catch_warnings changes the whole process's filters and puts back what it found on leaving: decoding
+    threads that overlap there undo each other's filter (an image over the limit was then decoded whole), so
+    they take turns."""
+    with _OPENING, warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        return Image.open(_stream(file))
+
+
+def _stream(file: Path | bytes) -> Path | io.BytesIO:
+    return io.BytesIO(file) if isinstance(file, bytes) else file
+
+
+def _drafted(file: Path | bytes) -> Image.Image:
+    """A JPEG over Pillow's pixel limit, decoded at 1/2, 1/4 or 1/8 of its size by the JPEG decoder's own
+    scaling (the least reduction that fits the limit: still many times the model's input, in a fraction of the
+    memory); DecompressionBombError where none fits. (Image.open refuses such a file before a size can be
+    chosen; the JPEG reader itself does not.)"""
+    from PIL import JpegImagePlugin
+
+    with JpegImagePlugin.JpegImageFile(_stream(file)) as image:
+        width, height = image.size
+        fits = [s for s in (2, 4, 8) if math.ceil(width / s) * math.ceil(height / s) <= Image.MAX_IMAGE_PIXELS]
+        if not fits:
+            raise Image.DecompressionBombError(f"{width}x{height}")
+        image.draft("RGB", (max(1, width // fits[0]), max(1, height // fits[0])))  # Pillow: scale = size // these
+        if image.size != (math.ceil(width / fits[0]), math.ceil(height / fits[0])):
+            raise Image.DecompressionBombError(f"{width}x{height}")  # a JPEG Pillow cannot decode scaled
+        image.load()
+        return to_rgb(ImageOps.exif_transpose(image))
 
 
 @cache

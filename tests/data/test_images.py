@@ -1,6 +1,7 @@
 """Image decoding: every Pillow mode becomes RGB; each bad file gets one clear reason."""
 
 import glob
+import math
 import re
 
 import numpy as np
@@ -62,6 +63,47 @@ def test_bad_files_have_one_line_reasons(tmp_path, monkeypatch):
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
     with pytest.raises(InputError, match="too large.*decompression bomb"):
         load_image(good)
+
+
+@pytest.mark.parametrize("limit, scale", [(20_000, 2), (12_000, 2), (7_499, 4), (1_000, 8)])
+def test_a_jpeg_over_the_pixel_limit_is_decoded_smaller(tmp_path, monkeypatch, limit, scale):
+    """A 100-megapixel photo was refused as a possible decompression bomb. A JPEG decodes at 1/2, 1/4 or 1/8 of
+    its size by itself: the least reduction that fits Pillow's limit is taken (over the limit, Pillow warns;
+    over twice the limit, it refuses), EXIF orientation kept; any other format over the limit is still refused."""
+    rows, cols = np.mgrid[0:150, 0:200]
+    picture = Image.fromarray(np.stack([rows, cols, rows + cols], -1).astype(np.uint8))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees on display
+    photo = _save(tmp_path / "photo.jpg", picture, exif=exif, quality=95)
+    picture.save(tmp_path / "photo.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", limit)
+    out = load_image(photo)
+    assert out.size == (math.ceil(150 / scale), math.ceil(200 / scale)) and out.mode == "RGB"
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", None)  # the whole photo, reduced as the model's resize would
+    whole = load_image(photo).resize(out.size, Image.Resampling.BOX)
+    assert np.abs(np.asarray(out, dtype=float) - np.asarray(whole, dtype=float)).mean() < 2
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", limit)
+    with pytest.raises(InputError, match="photo.png: image too large.*decompression bomb"):
+        load_image(tmp_path / "photo.png")
+
+
+def test_images_over_the_limit_are_refused_by_every_decoding_thread(tmp_path, monkeypatch):
+    """Decoding threads each turned Pillow's over-the-limit warning into an error with warnings.catch_warnings,
+    which is process-wide: overlapping, they undid each other's filter and such images were decoded whole."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    Image.new("RGB", (40, 30)).save(tmp_path / "big.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # 1,200 pixels: Pillow warns (it refuses over 2,000)
+
+    def refused(_) -> bool:
+        try:
+            load_image(tmp_path / "big.png")
+        except InputError:
+            return True
+        return False
+
+    with ThreadPoolExecutor(8) as pool:
+        assert all(pool.map(refused, range(2000)))
 
 
 def test_a_folder_skips_hidden_files_as_a_glob_does(tmp_path):
