@@ -115,15 +115,38 @@ def _expand_one(arg: str) -> list[ImageSource]:
 def image_files(folder: Path) -> list[Path]:
     """Image files under ``folder``, recursively, sorted. Left out: hidden files and folders, as globs leave them
     (macOS's ._cat.png, .ipynb_checkpoints/), and attrib's own run folders (``attrib explain .`` run twice
-    must not explain the first run's overlays)."""
+    must not explain the first run's overlays). Linked folders are followed, as globs and torchvision's
+    ImageFolder follow them (a subset of ImageNet is often class folders linked to the full set's); a link to
+    a folder the path already passed through (a loop) is not."""
     from attrib.runs.store import is_run_folder
 
-    found = []
-    for root, folders, names in os.walk(folder):
-        here = Path(root)
-        folders[:] = sorted(f for f in folders if not f.startswith(".") and not is_run_folder(here / f))
-        found += [here / n for n in names if not n.startswith(".") and Path(n).suffix.lower() in IMAGE_SUFFIXES]
+    found, todo = [], [(Path(folder), frozenset({_identity(folder)}))]
+    while todo:
+        here, above = todo.pop()
+        try:
+            entries = list(os.scandir(here))
+        except OSError:  # unreadable: skipped, as os.walk skips it
+            continue
+        for entry in entries:
+            path = here / entry.name
+            if entry.name.startswith("."):
+                continue
+            if entry.is_dir():  # through a link too
+                identity = _identity(path)
+                if identity is not None and identity not in above and not is_run_folder(path):
+                    todo.append((path, above | {identity}))
+            elif Path(entry.name).suffix.lower() in IMAGE_SUFFIXES:
+                found.append(path)
     return sorted(found)
+
+
+def _identity(folder: Path) -> tuple[int, int] | None:
+    """What tells a folder from another whatever the path to it (None: it cannot be read)."""
+    try:
+        status = os.stat(folder)
+    except OSError:
+        return None
+    return status.st_dev, status.st_ino
 
 
 def _file_source(path: Path) -> ImageSource:

@@ -3,6 +3,7 @@
 import glob
 import math
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -104,6 +105,25 @@ def test_images_over_the_limit_are_refused_by_every_decoding_thread(tmp_path, mo
 
     with ThreadPoolExecutor(8) as pool:
         assert all(pool.map(refused, range(2000)))
+
+
+def test_linked_folders_are_searched_and_a_loop_ends(tmp_path):
+    """An ImageNet subset made of links to the full set's class folders held "no image files": os.walk did not
+    follow links. A folder linked twice is searched twice, as a glob would; a link to a folder above it (a loop,
+    here through another link) is not followed."""
+    store = tmp_path / "store" / "n01440764"
+    store.mkdir(parents=True)
+    Image.new("RGB", (8, 8)).save(store / "fish.png")
+    subset = tmp_path / "subset"
+    (subset / "own").mkdir(parents=True)
+    Image.new("RGB", (8, 8)).save(subset / "own" / "a.png")
+    (subset / "n01440764").symlink_to(store, target_is_directory=True)
+    (subset / "again").symlink_to(store, target_is_directory=True)
+    (subset / "own" / "up").symlink_to(subset, target_is_directory=True)  # a loop
+    (store / "back").symlink_to(subset / "own", target_is_directory=True)  # a loop through n01440764/
+    names = [s.name for s in expand_inputs([str(subset)])]
+    assert names == [str(subset / p) for p in ("again/back/a.png", "again/fish.png", "n01440764/back/a.png",
+                                                "n01440764/fish.png", "own/a.png")]
 
 
 def test_a_folder_skips_hidden_files_as_a_glob_does(tmp_path):
