@@ -102,6 +102,8 @@ def _rows(text: str, file: str) -> Iterator[tuple[str, str, str]]:
         yield from _json_rows(text, file)
         return
     lines, delimiter = text.splitlines(), SUFFIXES[suffix]
+    if delimiter == "," and lines and ";" in lines[0] and "," not in lines[0]:
+        delimiter = ";"  # Excel's CSV where the decimal mark is a comma
     if delimiter:
         reader = csv.reader(lines, delimiter=delimiter, strict=True)
         numbered = ((reader.line_num, row) for row in reader)  # a quoted field may span lines

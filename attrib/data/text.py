@@ -60,6 +60,7 @@ def _ranges(test, end: int) -> str:
 NOT_TEXT = (".arrow", ".feather", ".xlsx", ".xls", ".zip", ".pkl", ".pickle")
 PARQUET = ".parquet"  # Hugging Face datasets' format: read with pyarrow (pip install 'attrib[parquet]')
 COMPRESSED = (".gz", ".bz2", ".xz")  # dev.jsonl.gz: read as dev.jsonl
+DELIMITERS = (",", "\t", ";", "|")  # a table's, tried in this order (see _delimiter)
 NOT_AN_OBJECT = 'not a JSON object (each line must be one, e.g. {"text": ...})'
 NOT_AN_ITEM = 'not a JSON object (each item of the array must be one, e.g. {"text": ...})'
 
@@ -141,7 +142,7 @@ def read_texts(texts: list[str], file: str | None = None, column: str | None = N
         return items + _parquet_items(Path(file), columns)
     source = TextFile.open(file, column)
     if source.suffix in (".csv", ".tsv", ".jsonl", ".json") or column is not None:
-        return items + _column_items(source, _table_rows(source), columns)
+        return items + _column_items(source, _table_rows(source, columns.text), columns)
     if pair_column is not None:
         raise TextInputError(f"{source.where}: --pair-column names a column of CSV or JSONL rows; this file is read "
                              "as plain lines (give --column too if it is a table)")
@@ -202,13 +203,14 @@ def _decompressed(path: Path, suffix: str) -> bytes:
         raise TextInputError(f"{path}: not a readable {suffix} file ({first_line(error)})") from None
 
 
-def _table_rows(source: TextFile) -> list[tuple[str, dict | str]]:
-    """(name, row): ``FILE:N`` with the line a CSV row starts on (after its header; a quoted text may span lines)
-    or a JSONL row's line, as for a file of plain lines; a JSON array's items by index (:func:`_array_rows`). A
-    JSONL line that is not a JSON object is its one-line reason instead of a row."""
+def _table_rows(source: TextFile, column: str | None = None) -> list[tuple[str, dict | str]]:
+    """(name, row): ``FILE:N`` with the line a CSV row starts on (after its header; a quoted text may span lines;
+    its delimiter: :func:`_delimiter`) or a JSONL row's line, as for a file of plain lines; a JSON array's items
+    by index (:func:`_array_rows`). A JSONL line that is not a JSON object is its one-line reason instead of a
+    row."""
     lines = source.lines()  # with their ends: a quoted text keeps its line breaks
     if source.suffix not in (".jsonl", ".json"):
-        reader = csv.DictReader(lines, delimiter="\t" if source.suffix == ".tsv" else ",")
+        reader = csv.DictReader(lines, delimiter=_delimiter(source.suffix, lines[0] if lines else "", column))
         rows, end = [], (reader.fieldnames, reader.line_num)[1]
         for row in reader:
             start = end + 1
@@ -229,6 +231,15 @@ def _table_rows(source: TextFile) -> list[tuple[str, dict | str]]:
                 problem = f"not a JSON line ({error.msg})"
             rows.append((f"{source.name}:{n}", f"{source.where}:{n}: {problem}" if problem else row))
     return rows
+
+
+def _delimiter(suffix: str, header: str, column: str | None) -> str:
+    """A .tsv's tab; else the first of comma, tab (Excel's "Unicode text" .txt), semicolon (Excel's CSV where
+    the decimal mark is a comma) and bar that makes the header name the text ``column``; else comma."""
+    if suffix == ".tsv":
+        return "\t"
+    fits = (d for d in DELIMITERS if column in next(csv.reader([header], delimiter=d), []))
+    return next(fits, ",")
 
 
 @dataclass(frozen=True)

@@ -74,6 +74,10 @@ def test_tsv_txt_and_json_tables(tmp_path):
     assert _table(tmp_path, "t.json", json.dumps({"x.png": 2, "d/y.png": "Dog"})).by_name == {"x.png": 2}
     assert list(_table(tmp_path, "u.json", json.dumps({"d/y.png": "Dog"})).by_path.values()) == [1, 1]
     assert is_class_table("labels.CSV") and is_class_table(" t.json") and not is_class_table("tiger cat")
+    # Excel's CSV where the decimal mark is a comma, and its "Unicode text" (UTF-16, tabs)
+    assert _table(tmp_path, "semi.csv", "image;class\nx.png;dog\ny, z.png;2\n").by_name == {"x.png": 1, "y, z.png": 2}
+    (tmp_path / "excel.txt").write_text("image\tclass\r\nx.png\tbird\r\n", encoding="utf-16")
+    assert read_class_table(str(tmp_path / "excel.txt"), FEW).by_name == {"x.png": 2}
 
 
 @pytest.mark.parametrize("name, text, message", [

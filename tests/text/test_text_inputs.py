@@ -113,6 +113,11 @@ def test_utf16_and_utf32_files_with_a_byte_order_mark_are_read(tmp_path):
         (tmp_path / f"{i}.tsv").write_bytes(data if codec in ("utf-16", "utf-32") else "\ufeff".encode(codec) + data)
         items = read_texts([], str(tmp_path / f"{i}.tsv"), "text", "label")
         assert [(item.text, item.label) for item in items] == [("h\u00e9llo \U0001f600", "1")], codec
+    (tmp_path / "excel.txt").write_text("sentence\tlabel\r\na fine, fun film\t1\r\n", encoding="utf-16")
+    (tmp_path / "semi.csv").write_text('sentence;label\n"a fine; fun film";1\n')  # Excel's, with decimal commas
+    for name, text in (("excel.txt", "a fine, fun film"), ("semi.csv", "a fine; fun film")):
+        items = read_texts([], str(tmp_path / name), "sentence", "label")  # was: no column; columns: sentence\tlabel
+        assert [(item.text, item.label) for item in items] == [(text, "1")], name
     (tmp_path / "cut.txt").write_bytes(codecs.BOM_UTF16_LE + "ok\n".encode("utf-16-le") + b"\x00\xd8")
     with pytest.raises(TextInputError, match=re.escape("cut.txt: not UTF-16 text (byte 0x00 at offset 8); save it")):
         read_texts([], str(tmp_path / "cut.txt"))
