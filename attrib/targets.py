@@ -253,7 +253,7 @@ FEW_CLASSES = 20  # a model with at most this many classes has them all named wh
 
 def parse_class(text: str, labels: list[str]) -> int | None:
     """Resolve a user's class: "pred" -> None, an index, a label name (case-insensitive, any comma-separated
-    synonym of ImageNet-style labels) or, for a model of ImageNet-1k's 1000 classes, its WordNet id
+    synonym of ImageNet-style labels; else with underscores read as spaces, :func:`_loose`) or, for a model of ImageNet-1k's 1000 classes, its WordNet id
     ("n02123045", as ImageNet's folders are named); UsageError with suggestions on a miss, and with the
     candidates when a name belongs to several classes (ImageNet has two "crane"s)."""
     text = str(text).strip()
@@ -271,7 +271,7 @@ def parse_class(text: str, labels: list[str]) -> int | None:
                              f"(valid indices 0..{len(labels) - 1})")
         return index
     names = _label_names(tuple(labels))
-    found = names.get(text.lower())
+    found = names.get(text.lower()) or _loose_names(tuple(labels)).get(_loose(text))
     if found and len(found) > 1:
         listed = ", ".join(f"{i} ({labels[i]})" for i in found)
         raise UsageError(f"target label {text!r} names {len(found)} classes: {listed}; give the class index")
@@ -311,6 +311,22 @@ def imagenet_ids() -> dict[str, int]:
     from timm.data import ImageNetInfo
 
     return {name: i for i, name in enumerate(ImageNetInfo().label_names())}
+
+
+def _loose(name: str) -> str:
+    """A name as written loosely: lower case, underscores as spaces, runs of spaces as one (folders and Keras'
+    ImageNet index say "golden_retriever" for "golden retriever")."""
+    return " ".join(name.lower().replace("_", " ").split())
+
+
+@functools.lru_cache(maxsize=8)
+def _loose_names(labels: tuple[str, ...]) -> dict[str, list[int]]:
+    """:func:`_label_names` by their :func:`_loose` forms, for names that match no label as they are."""
+    loose: dict[str, list[int]] = {}
+    for name, indices in _label_names(labels).items():
+        found = loose.setdefault(_loose(name), [])
+        found.extend(i for i in indices if i not in found)
+    return loose
 
 
 def _suggestions(text: str, names: dict[str, list[int]]) -> str:

@@ -180,6 +180,19 @@ def test_class_names_resolve(text, expected):
     assert parse_class(text, ["tabby, tabby cat", "crane, bird", "crane", "tiger cat"]) == expected
 
 
+def test_class_names_written_with_underscores_resolve():
+    """Folders and Keras' ImageNet index write "tiger_cat" and "golden_retriever": `--truth folder` failed on every
+    image of such a tree. A name that matches a label as it is still wins over a loose match."""
+    from attrib.targets import parse_class
+
+    labels = ["tabby, tabby cat", "tiger cat", "no_finding", "no finding", "golden retriever"]
+    cases = {"tiger_cat": 1, "Tabby_Cat": 0, "golden__retriever ": 4, "no_finding": 2, "no finding": 3,
+             "No_Finding": 2}
+    assert {text: parse_class(text, labels) for text in cases} == cases
+    with pytest.raises(attrib.AttribError, match=r"target label 'no  finding' names 2 classes: 2 \(no_finding\), 3 "):
+        parse_class("no  finding", labels)
+
+
 def test_imagenet_wordnet_ids_name_classes_of_1000_class_models():
     """ImageNet's folders are named by WordNet id (val/n02123045/...): "n02123045" is class 281, tabby."""
     from attrib.models.builtin import imagenet_labels
