@@ -111,7 +111,15 @@ def _parse_labels(text: str, path: Path) -> list[str]:
             raise ValueError("expected a list of names or an object {index: name}")
     except (ValueError, TypeError) as error:
         raise ModelError(f"labels {path}: {first_line(error)}") from None
-    return [str(name) for name in data]
+    return [_json_label(name) for name in data]
+
+
+def _json_label(item: Any) -> str:
+    """One class of a JSON labels file: its name, or a list of names; Keras's imagenet_class_index.json gives
+    [WordNet id, name], read as a synset_words.txt line."""
+    if not isinstance(item, list) or not item or not all(isinstance(part, str) for part in item):
+        return str(item)
+    return " ".join(item) if len(item) == 2 and re.fullmatch(r"n\d{8}", item[0]) else ", ".join(item)
 
 
 EXAMPLES = {"timm": "timm:resnet50", "hf": "hf:google/vit-base-patch16-224", "sample": "sample:blockdigits-standard"}

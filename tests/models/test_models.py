@@ -1,5 +1,7 @@
 """Model specs resolve into working adapters offline; bad specs and weights give one clear line."""
 
+import json
+
 import pytest
 import torch
 from PIL import Image
@@ -317,6 +319,11 @@ def test_labels_file_names_the_classes(tmp_path):
         (tmp_path / f"{codec}.json").write_text('["normal", "pneumonia", "covid"]', encoding=codec)
         for suffix in ("txt", "json"):
             assert read_labels(tmp_path / f"{codec}.{suffix}", 3) == ["normal", "pneumonia", "covid"]
+    keras = {"0": ["n01440764", "tench"], "1": ["n01443537", "goldfish"]}  # Keras's imagenet_class_index.json
+    (tmp_path / "keras.json").write_text(json.dumps(keras))
+    assert read_labels(tmp_path / "keras.json", 2) == ["tench, n01440764", "goldfish, n01443537"]
+    (tmp_path / "synonyms.json").write_text('[["cat", "kitty"], "dog"]')
+    assert read_labels(tmp_path / "synonyms.json", 2) == ["cat, kitty", "dog"]
     (tmp_path / "mixed.txt").write_text("n01440764 tench\nplain name\n")  # ids on some lines only: names as they are
     assert read_labels(tmp_path / "mixed.txt", 2) == ["n01440764 tench", "plain name"]
     (tmp_path / "gap.json").write_text('{"0": "a", "2": "c", "3": "d"}')
