@@ -15,6 +15,7 @@ EPILOG = """\b
 Examples:
   attrib explain                                  the four built-in samples, IG, default model
   attrib explain cat.jpg dogs/ 'shots/**/*.png'   files, folders (recursive) and globs
+  attrib explain val.tar -M timm:resnet50 --target LOC_val_solution.csv   the images in a .tar or .zip
   attrib explain cat.jpg -m ig -m sg --set n_steps=100 --set sg.noise_frac=0.2
   attrib explain cat.jpg -M timm:resnet50 --weights resnet50.safetensors --target "tabby cat"
   attrib explain imagenet/val/ -M timm:resnet50 --target folder      each image's class: its folder (n01440764/)
@@ -72,7 +73,8 @@ def explain(inputs, model_spec, weights, no_pretrained, labels, trust_remote_cod
     """Explain image classifiers' predictions with attribution methods.
 
     INPUTS are image files, folders (searched recursively, leaving out hidden files and attrib's own run
-    folders) or globs; with none, the built-in sample images are explained.
+    folders), globs, or .zip / .tar archives (read in place); with none, the built-in sample images are
+    explained.
     Each input x method gets an overlay and a heatmap PNG; raw values go to arrays/<input>.npz and
     everything else to run.json in the run folder.
     """

@@ -41,6 +41,8 @@ class ImageSource:
     name: str
     load: Callable[[], Image.Image]
     path: str | None = None
+    read: Callable[[], bytes] | None = None  # its bytes, where they are not the file at ``path`` (an archive's)
+    error: str | None = None  # the one line it fails with, where that is known without reading it
 
 
 def sample_sources() -> list[ImageSource]:
@@ -108,8 +110,50 @@ def _expand_one(arg: str) -> list[ImageSource]:
         return [_file_source(p) for p in files]
     if any(c in arg for c in "*?[") and not path.exists():
         matches = sorted(Path(p) for p in glob.glob(arg, recursive=True) if Path(p).is_file())
-        return [_file_source(p) for p in matches] or [_failing(arg, "no files match this pattern")]
-    return [_file_source(path)]
+        return [s for p in matches for s in _file_sources(p)] or [_failing(arg, "no files match this pattern")]
+    return _file_sources(path)
+
+
+def _file_sources(path: Path) -> list[ImageSource]:
+    """The image a file is, or the images in it when it is an archive (.zip, .tar: see attrib.data.archives)."""
+    from attrib.data.archives import is_archive
+
+    return _archive_sources(path) if is_archive(path) and path.is_file() else [_file_source(path)]
+
+
+def _archive_sources(path: Path) -> list[ImageSource]:
+    """One input per image file in an archive, named ``ARCHIVE/MEMBER`` (its path in the archive, as ``tar tf``
+    lists it: its file name keys a ``--truth`` table, the folder it lies in names its class for ``--truth
+    folder``); one failing input when the archive cannot be used, or for the part of it a cut left out."""
+    from attrib.data.archives import ArchiveError, archive_members
+
+    name = str(path)
+    try:
+        members, cut = archive_members(path, IMAGE_SUFFIXES)
+    except ArchiveError as error:
+        return [failing_source(name, f"{name}: {error}")]
+    if not members and cut is None:
+        return [failing_source(name, f"{name}: the archive holds no image files")]
+    sources = [_member_source(f"{name}/{member}", read) for member, read in members]
+    return sources + ([failing_source(name, f"{name}: {cut}")] if cut else [])
+
+
+def _member_source(name: str, read: Callable[[], bytes]) -> ImageSource:
+    checked = partial(_member_bytes, name, read)
+    return ImageSource(name, partial(_decoded, name, checked), name, read=checked)
+
+
+def _member_bytes(name: str, read: Callable[[], bytes]) -> bytes:
+    from attrib.data.archives import ArchiveError, read_member
+
+    try:
+        return read_member(read)
+    except ArchiveError as error:
+        raise InputError(f"{name}: cannot be read from its archive ({error})") from None
+
+
+def _decoded(name: str, read: Callable[[], bytes]) -> Image.Image:
+    return decode_image(read(), name)
 
 
 def image_files(folder: Path) -> list[Path]:
@@ -159,7 +203,7 @@ def _failing(name: str, reason: str) -> ImageSource:
 
 def failing_source(name: str, message: str) -> ImageSource:
     """An input whose loading fails with ``message``, one line (no path: nothing is read for it)."""
-    return ImageSource(name, partial(_fail, message))
+    return ImageSource(name, partial(_fail, message), error=message)
 
 
 def _fail(message: str) -> Image.Image:
@@ -172,9 +216,9 @@ def portable(source: ImageSource) -> ImageSource:
     if source.path is None:
         return source
     try:
-        data = _check_file(Path(source.path)).read_bytes()
+        data = source.read() if source.read is not None else _check_file(Path(source.path)).read_bytes()
     except InputError as error:
-        return ImageSource(source.name, partial(_fail, str(error)), source.path)
+        return ImageSource(source.name, partial(_fail, str(error)), source.path, error=str(error))
     except OSError as error:
         return _failing(source.name, error.strerror or str(error))
     return ImageSource(source.name, partial(decode_image, data, source.path), source.path)

@@ -156,6 +156,7 @@ def _check_classes(plan: Plan, sources: list, events: Events) -> None:
     if plan.truth is None:
         return
     failures = []
+    sources = [source for source in sources if source.error is None]  # the others fail with their own line
     for source in sources:
         try:
             _given(plan, source)
@@ -596,7 +597,10 @@ def folder_class(source, labels: list[str], flag: str = "--target") -> int:
 
 def _given(plan: Plan, source) -> int | None:
     """The class an input is judged against: its true class (its folder's or its table row's; an InputError when
-    they name none), else the one class of ``--target``, else None."""
+    they name none), else the one class of ``--target``, else None. An input known to fail (a glob matching
+    nothing, a compressed tar) has none to look for: it fails with its own line."""
+    if source.error is not None:
+        return None
     if plan.truth == FOLDER:
         return folder_class(source, plan.model.labels, plan.truth_flag)
     if isinstance(plan.truth, ClassTable):

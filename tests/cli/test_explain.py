@@ -792,3 +792,24 @@ def test_versus_explains_why_one_class_rather_than_another(run_cli, tmp_path):
                           (["--versus", "banana"], "--versus: unknown target label 'banana'")):
         result = run_cli("explain", tmp_path / "val", *DIGITS, *args, "--out", tmp_path / "x")
         assert result.exit_code == 2 and message in " ".join(result.output.split()), args
+
+
+def test_an_archive_is_read_and_its_folders_name_the_classes(run_cli, tmp_path):
+    """`attrib explain val.tar --target folder`: the folder an image lies in inside the archive is its class. A
+    glob that matches nothing says so (with --target folder it used to say that no folder names its class)."""
+    import io
+    import tarfile
+
+    picture = io.BytesIO()
+    Image.new("RGB", (30, 20), (200, 30, 30)).save(picture, "PNG")
+    archive = tmp_path / "val.tar"
+    with tarfile.open(archive, "w") as tar:
+        info = tarfile.TarInfo("./1/a.png")
+        info.size = len(picture.getvalue())
+        tar.addfile(info, io.BytesIO(picture.getvalue()))
+    result = run_cli("explain", archive, str(tmp_path / "none*.png"), *TINY, "-m", "gradient", "--target",
+                     "folder", "--out", tmp_path / "o", "--json")
+    assert result.exit_code == 1, result.output
+    inputs = parse_json(result)["inputs"]
+    assert (inputs[0]["path"], inputs[0]["given"], inputs[0]["status"]) == (f"{archive}/1/a.png", 1, "ok")
+    assert inputs[1]["error"] == f"{tmp_path / 'none*.png'}: no files match this pattern"
