@@ -1,0 +1,130 @@
+"""Reading inputs as people's tools write them: images in an archive against the same images in a folder, and a
+JPEG over Pillow's pixel limit decoded scaled down against a whole decode.
+
+    python bench/inputs.py               # about a minute on a 2-core CPU, ~1.5 GB of temporary files
+    python bench/inputs.py --files 5000  # fewer files
+
+1. ``--files`` (50,000: ImageNet's validation set) small JPEGs named as ImageNet's, written once to a folder, an
+   uncompressed .tar and a .zip. Printed: seconds to list them (``expand_inputs``) and to load the first 2,000,
+   for each, and the ratio to the folder.
+2. chelsea enlarged to 11648 x 8736 (102 megapixels, a medium-format camera's) and saved as a JPEG. Decoded
+   as attrib decodes it (at 1/2 size: over Pillow's limit of 89.5 megapixels) and whole (the limit lifted),
+   each in a fresh process: seconds and the decode's peak memory (Linux's VmHWM, reset before it); how far the embedded model's input
+   and its top-class probability move.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from skimage import data
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from attrib.data.images import expand_inputs, load_image  # noqa: E402
+from attrib.models import load_model  # noqa: E402
+
+LOADED = 2000
+
+
+def _write_sets(root: Path, n: int) -> list[Path]:
+    buffer = io.BytesIO()
+    Image.fromarray(np.asarray(Image.fromarray(data.chelsea()).resize((64, 48)))).save(buffer, "JPEG")
+    picture = buffer.getvalue()
+    folder = root / "val"
+    folder.mkdir()
+    with tarfile.open(root / "val.tar", "w") as tar, zipfile.ZipFile(root / "val.zip", "w") as archive:
+        for i in range(n):
+            name = f"ILSVRC2012_val_{i + 1:08d}.JPEG"
+            (folder / name).write_bytes(picture)
+            info = tarfile.TarInfo(name)
+            info.size = len(picture)
+            tar.addfile(info, io.BytesIO(picture))
+            archive.writestr(name, picture)
+    return [folder, root / "val.tar", root / "val.zip"]
+
+
+def archives(root: Path, n: int) -> None:
+    print(f"{n:,} files: seconds to list them, and to load the first {LOADED:,}")
+    print(f"{'input':>8} {'list':>7} {'ratio':>6} {'load':>7} {'ratio':>6}")
+    first = None
+    for path in _write_sets(root, n):
+        start = time.perf_counter()
+        sources = expand_inputs([str(path)])
+        listed = time.perf_counter() - start
+        start = time.perf_counter()
+        for source in sources[:LOADED]:
+            source.load()
+        loaded = time.perf_counter() - start
+        assert len(sources) == n
+        first = first or (listed, loaded)
+        print(f"{path.suffix or 'folder':>8} {listed:>7.2f} {listed / first[0]:>6.2f} {loaded:>7.2f} "
+              f"{loaded / first[1]:>6.2f}")
+
+
+CHILD = """
+import sys, time
+from PIL import Image
+from attrib.data.images import load_image
+def kib(key):
+    return int(next(line for line in open("/proc/self/status") if line.startswith(key)).split()[1])
+if sys.argv[2] == "whole":
+    Image.MAX_IMAGE_PIXELS = None
+open("/proc/self/clear_refs", "w").write("5")  # the peak (VmHWM) restarts from here: Linux
+before, start = kib("VmRSS:"), time.perf_counter()
+size = load_image(sys.argv[1]).size
+print(size[0], size[1], time.perf_counter() - start, kib("VmHWM:") - before)
+"""
+
+
+def _decoded_in_child(path: Path, how: str) -> tuple[str, float, float]:
+    """(size, seconds, MiB the decode added to the peak resident memory of a fresh process: Linux only)."""
+    out = subprocess.run([sys.executable, "-c", CHILD, str(path), how], check=True, capture_output=True, text=True,
+                         cwd=Path(__file__).resolve().parents[1]).stdout.split()
+    return f"{out[0]} x {out[1]}", float(out[2]), int(out[3]) / 1024
+
+
+def big_jpeg(root: Path) -> None:
+    path = root / "big.jpg"
+    Image.fromarray(data.chelsea()).resize((11648, 8736), Image.Resampling.BILINEAR).save(path, quality=90)
+    size, seconds, peak = _decoded_in_child(path, "scaled")
+    whole_size, whole_seconds, whole_peak = _decoded_in_child(path, "whole")
+    print(f"\n11648 x 8736 JPEG: decoded at {size} in {seconds:.2f} s, the decode's peak memory {peak:.0f} MiB; "
+          f"whole ({whole_size}) {whole_seconds:.2f} s, {whole_peak:.0f} MiB (ratio {whole_peak / peak:.1f})")
+    model = load_model()
+    x = model.preprocess(load_image(path))
+    limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+    try:
+        y = model.preprocess(load_image(path))
+    finally:
+        Image.MAX_IMAGE_PIXELS = limit
+    with torch.no_grad():
+        p, q = (model.module(t[None]).softmax(-1)[0] for t in (x, y))
+    top = int(q.argmax())
+    std = float(torch.tensor(model.preprocess.std).min())
+    print(f"model input: mean |difference| {float((x - y).abs().mean() / y.abs().mean()):.2%} of its mean "
+          f"magnitude, largest {float((x - y).abs().max()) * std * 255:.1f} of 255 levels; class {top}: "
+          f"probability {float(p[top]):.4f} (scaled) vs {float(q[top]):.4f} (whole)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--files", type=int, default=50_000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        archives(Path(tmp), args.files)
+        big_jpeg(Path(tmp))
+
+
+if __name__ == "__main__":
+    main()
