@@ -61,7 +61,8 @@ Exit codes: 0 all inputs explained, 1 some inputs failed, 2 usage error."""
 @click.option("--force", is_flag=True, help="Redo inputs already done in --out.")
 @click.option("--no-images", is_flag=True, help="Write arrays and records only (no PNGs): for large runs.")
 @click.option("--inputs-from", type=click.Path(dir_okay=False, allow_dash=True), metavar="FILE",
-              help="More inputs, one per line (- reads standard input): a list too long for the command line.")
+              help="More inputs, one per line, or NUL-ended as find -print0 writes them (- reads standard "
+                   "input): a list too long for the command line.")
 @click.option("--limit", type=click.IntRange(1), help="Explain at most this many inputs.")
 @click.option("--batch-size", type=click.IntRange(1), help="Images per engine call [default: sized to the engine].")
 @click.option("--workers", type=click.IntRange(1), help="Threads decoding images ahead [default: min(4, CPUs)].")

@@ -60,8 +60,9 @@ def load_sample(name: str) -> Image.Image:
 
 
 def read_input_list(file: str) -> list[str]:
-    """The inputs a list file names, one per line (files, folders, globs; blank lines skipped), "-" for standard
-    input (``find photos -name '*.jpg' | attrib explain --inputs-from -``); an InputError when it names none."""
+    """The inputs a list file names (files, folders, globs), "-" for standard input (``find photos -name '*.jpg' |
+    attrib explain --inputs-from -``): one per line, blank lines skipped; or NUL-terminated, as ``find -print0``
+    writes them (see :func:`_nul_separated`); an InputError when it names none."""
     from attrib.data import piped_bytes, unicode_text
 
     where = "standard input" if file == "-" else file
@@ -72,10 +73,22 @@ def read_input_list(file: str) -> list[str]:
             data = Path(file).read_bytes()
         except OSError as error:
             raise InputError(f"{file}: cannot read the list of inputs ({error.strerror or error})") from None
-    names = [line.strip() for line in unicode_text(data, where, InputError).splitlines() if line.strip()]
+    if _nul_separated(data):  # names taken byte for byte: spaces, line breaks and the file system's own encoding
+        names = [os.fsdecode(name) for name in data.split(b"\0") if name]
+    else:
+        names = [line.strip() for line in unicode_text(data, where, InputError).splitlines() if line.strip()]
     if not names:
         raise InputError(f"{where}: the list of inputs names none")
     return names
+
+
+def _nul_separated(data: bytes) -> bool:
+    """Whether ``data`` lists names ended by NULs (``find -print0``, ``xargs -0``) rather than lines of text. UTF-16
+    text without a byte-order mark holds NULs too, but in one of every two bytes (each ASCII character's high
+    byte), which names of two characters or more never do; that is refused as text, naming its NUL."""
+    if b"\0" not in data:
+        return False
+    return all(half.count(0) * 2 <= len(half) for half in (data[0::2], data[1::2]))
 
 
 def expand_inputs(args: list[str]) -> list[ImageSource]:

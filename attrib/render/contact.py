@@ -7,6 +7,8 @@ from typing import Any
 
 from PIL import Image, ImageDraw, ImageFont
 
+from attrib.runs.atomic import utf8
+
 CELL = 176  # thumbnail side in pixels
 LABEL = 34  # label strip under each row / above each column
 LINE = 17  # a caption's second line (13 px type)
@@ -55,7 +57,7 @@ def _caption(entry: dict[str, Any], draw: ImageDraw.ImageDraw, font, width: int)
             not (versus is None and wrong and explained["target"] == entry["given"]):  # said just before
         second.append(f"explaining {explained['target_label'].split(',')[0]}"
                       + (f" vs {versus.split(',')[0]}" if versus is not None else ""))
-    first = _first_line(entry["name"], rest, draw, font, width)
+    first = _first_line(_drawable(entry["name"]), rest, draw, font, width)
     return first + ("\n" + _fit(draw, "  |  ".join(second), font, width) if second else "")
 
 
@@ -66,6 +68,12 @@ def _first_line(name: str, rest: list[str], draw: ImageDraw.ImageDraw, font, wid
         head, tail = head[:-1], tail[1:]
         text = "  |  ".join([f"{head}…{tail}", *rest])
     return _fit(draw, text, font, width)
+
+
+def _drawable(name: str) -> str:
+    """``name`` on one line: a file name's bytes that are not UTF-8 as ``\\xe9`` (as run.json and the report show
+    them), a line break or other control character as "?"."""
+    return "".join(c if c.isprintable() else "?" for c in utf8(name).decode())
 
 
 def _fit(draw: ImageDraw.ImageDraw, text: str, font, width: int = CELL - 8) -> str:

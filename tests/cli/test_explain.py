@@ -1,6 +1,7 @@
 """`attrib explain` end to end through click's CliRunner (offline, small models)."""
 
 import json
+import os
 import subprocess
 import sys
 from collections import Counter
@@ -813,3 +814,26 @@ def test_an_archive_is_read_and_its_folders_name_the_classes(run_cli, tmp_path):
     inputs = parse_json(result)["inputs"]
     assert (inputs[0]["path"], inputs[0]["given"], inputs[0]["status"]) == (f"{archive}/1/a.png", 1, "ok")
     assert inputs[1]["error"] == f"{tmp_path / 'none*.png'}: no files match this pattern"
+
+
+def test_inputs_listed_with_nul_terminators(images, tmp_path):
+    """``find -print0 | attrib explain --inputs-from -``: names that start with a space, hold a line break or are not
+    UTF-8 (a Latin-1 file system's) cannot go through a list of lines; a NUL-separated one read as text failed
+    on its first NUL. A name with a line break then failed the whole run at its end, in the contact sheet."""
+    from click.testing import CliRunner
+
+    from attrib.cli import main
+
+    names = [b" starts with a space.png", b"line\nbreak.png", b"caf\xe9.png"]
+    for name in names:
+        os.link(images / "im0.png", bytes(images) + b"/" + name)
+    listed = b"".join(bytes(images) + b"/" + name + b"\0" for name in names)
+    piped = CliRunner().invoke(main, ["explain", "--inputs-from", "-", *TINY, "-m", "gradient", "--out",
+                                      str(tmp_path / "a"), "--json"], input=listed)
+    assert piped.exit_code == 0, piped.output  # the contact sheet's captions failed on the line break
+    assert [os.fsencode(Path(i["path"]).name) for i in parse_json(piped)["inputs"]] == names
+    assert (tmp_path / "a" / "overview.png").is_file()
+    utf16 = "im0.png\n".encode("utf-16-le")  # UTF-16 without its byte-order mark: still text, refused as before
+    refused = CliRunner().invoke(main, ["explain", "--inputs-from", "-", *TINY, "--out", str(tmp_path / "b")],
+                                 input=utf16)
+    assert refused.exit_code == 2 and "line 1 holds a NUL character" in refused.output
