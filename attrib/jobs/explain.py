@@ -34,7 +34,7 @@ from attrib.jobs.common import (Accuracy, Events, ListFields, attribution_row, c
                                 describe_methods, failure_line, gap_warnings, header, ignored_settings, method_kwargs,
                                 now, resolve_methods, selected, supplies, work_device)
 from attrib.jobs.pipeline import OrderedFinisher, batches, prefetch
-from attrib.runs.store import RunStore, closes_store, slug
+from attrib.runs.store import RunStore, closes_store, id_key, slug
 
 KIND = "explain"
 FOLDER = "folder"  # --truth folder: the class each image's folder names (ImageFolder's layout)
@@ -331,7 +331,7 @@ def _todo(plan: Plan, sources: list, previous: dict[str, dict], options: Options
     """(source, input id) of each input to explain; one done earlier with the same settings is reported as
     already done (counted in ``stats`` and ``top1``) unless ``options.force``, and so is one that ``--only``
     left out then and leaves out now."""
-    taken = {e["id"] for e in previous.values()}
+    taken = {id_key(e["id"]) for e in previous.values()}
     todo = []
     for source in sources:
         prev = previous.get(source.name)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import json
 import re
+import unicodedata
 import weakref
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -50,14 +51,34 @@ class RunError(AttribError):
 
 
 def slug(name: str, taken: set[str]) -> str:
-    """A file-safe id, unique among ``taken``, from an input's file name ('photos/cat 1.jpg' -> 'cat_1.jpg')."""
-    base = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(name.replace("sample:", "")).name).strip("._") or "input"
+    """A file-safe id from an input's file name ('photos/cat 1.jpg' -> 'cat_1.jpg'), unique among ids whose
+    :func:`id_key` is in ``taken`` (which it joins). Letters and digits of every script are kept; anything else
+    becomes "_"."""
+    name = unicodedata.normalize("NFC", Path(name.replace("sample:", "")).name)
+    base = re.sub("\0+", "_", "".join(c if _safe(c) else "\0" for c in name)).strip("._") or "input"
     base = base[-80:]
+    while len(base.encode()) > 160:  # a file name may hold 255 bytes: room for "-N" and a suffix
+        base = base[1:]
+    if base.split(".")[0].upper() in _RESERVED:
+        base = f"_{base}"
     candidate, n = base, 2
-    while candidate in taken:
+    while id_key(candidate) in taken:
         candidate, n = f"{base}-{n}", n + 1
-    taken.add(candidate)
+    taken.add(id_key(candidate))
     return candidate
+
+
+def id_key(input_id: str) -> str:
+    """What an id's files are told apart by on a file system that ignores case and Unicode normalisation (macOS's
+    and Windows's by default): 'Cat.jpg' and 'cat.jpg' would share one folder there."""
+    return unicodedata.normalize("NFC", input_id).casefold()
+
+
+def _safe(c: str) -> bool:
+    return c in "._-" or unicodedata.category(c)[0] in "LMN"  # letters, marks (accents, vowel signs), digits
+
+
+_RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"{port}{i}" for port in ("COM", "LPT") for i in range(1, 10))}  # Windows
 
 
 def closes_store(run):

@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pytest
 
-from attrib.runs import RunError, RunStore, load_run, slug
+from attrib.runs import RunError, RunStore, id_key, load_run, slug
 from attrib.runs.atomic import ABANDONED_AFTER_S, atomic_write_bytes, atomic_write_json, atomic_write_npz, \
     sweep_unfinished
 
@@ -149,6 +149,22 @@ def test_slugs_are_safe_and_unique():
     assert slug("photos/cat 1.jpg", taken) == "cat_1.jpg"
     assert slug("other/cat 1.jpg", taken) == "cat_1.jpg-2"
     assert slug("../..", taken) == "input"
+
+
+def test_slugs_keep_every_script_and_stay_apart_where_case_is_ignored():
+    """Names in other scripts all became 'jpg' ('猫.jpg', '写真.jpg'); 'Cat.jpg' and 'cat.jpg' from two folders
+    shared one folder of outputs on macOS and Windows, whose file systems ignore case, and so did a name macOS
+    wrote decomposed ('cafe' + U+0301) and its composed twin; 'con.png' cannot be made on Windows; 80 CJK
+    characters were 240 bytes, near the file-name limit of 255 before a suffix."""
+    taken = set()
+    ids = [slug(name, taken) for name in ("a/猫.jpg", "b/写真 1.jpg", "a/Cat.jpg", "b/cat.jpg", "c/CAT.JPG",
+                                          "a/cafe\u0301.png", "b/caf\u00e9.png", "con.png", "a/नमस्ते.jpg")]
+    assert ids == ["猫.jpg", "写真_1.jpg", "Cat.jpg", "cat.jpg-2", "CAT.JPG-3", "caf\u00e9.png", "caf\u00e9.png-2",
+                   "_con.png", "नमस्ते.jpg"]
+    long = slug("猫" * 100 + ".jpg", set())
+    assert long.endswith("猫.jpg") and len(long.encode()) <= 160
+    again = {id_key(i) for i in ids}  # a resumed run's ids, taken as before
+    assert slug("d/CAT.jpg", again) == "CAT.jpg-4"
 
 
 def test_records_are_strict_json_with_null_for_non_finite_numbers(tmp_path):
