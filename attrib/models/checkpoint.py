@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import pickle
 import re
 import warnings
@@ -35,9 +36,28 @@ def _load(path: Path) -> object:
         from safetensors.torch import load_file
 
         return load_file(str(path))
-    with warnings.catch_warnings():  # torch's notes on pickle protocols are not the user's business
-        warnings.simplefilter("ignore", UserWarning)
+    allowing = getattr(torch.serialization, "safe_globals", None)  # torch >= 2.5
+    with warnings.catch_warnings(), (allowing(_data_globals()) if allowing else contextlib.nullcontext()):
+        warnings.simplefilter("ignore", UserWarning)  # torch's notes on pickle protocols are not the user's business
         return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def _data_globals() -> list:
+    """Classes that checkpoints often hold beside their tensors and that build data, never run code, allowed to
+    ``weights_only`` loading: timm's train.py saves its ``args`` as an argparse.Namespace; numpy scalars, dtypes and
+    arrays (a best accuracy as np.float64). numpy 1 names its pickles ``numpy.core``, numpy 2 ``numpy._core``: both
+    are allowed where torch takes a name with each (2.6 on)."""
+    import argparse
+
+    import numpy as np
+
+    multiarray = (getattr(np, "_core", None) or np.core).multiarray
+    dtypes = sorted({type(np.dtype(code)) for code in "?bhilqBHILQefdgFDGUSMm"}, key=str)
+    found = [argparse.Namespace, np.dtype, np.ndarray, *dtypes]
+    if tuple(int(part) for part in re.findall(r"\d+", torch.__version__)[:2]) < (2, 6):
+        return [*found, multiarray.scalar, multiarray._reconstruct]
+    return [*found, *((function, f"numpy.{core}.multiarray.{function.__name__}") for core in ("core", "_core")
+                      for function in (multiarray.scalar, multiarray._reconstruct))]
 
 
 def _reason(error: Exception) -> str:

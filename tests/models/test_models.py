@@ -240,6 +240,42 @@ def test_pickled_code_is_never_run(tmp_path, capsys):
     assert "weights_only" not in message and "\x1b" not in message
 
 
+def test_checkpoints_with_training_data_beside_the_weights_load(tmp_path, capsys):
+    """timm's train.py saves its argparse.Namespace as ``args`` beside ``state_dict``, and many training scripts
+    a best accuracy as a numpy scalar (pickled as numpy.core under numpy 1): weights_only refused both, and the
+    user was told to save the state dict again. Pickled code stays refused, in a Namespace too."""
+    import argparse
+    import zipfile
+
+    import numpy as np
+    import timm
+
+    source = timm.create_model("test_resnet", num_classes=3)
+    path = tmp_path / "model_best.pth.tar"
+    torch.save({"epoch": 3, "arch": "test_resnet", "state_dict": source.state_dict(), "version": 2,
+                "args": argparse.Namespace(model="test_resnet", lr=0.1, mean=(0.5, 0.5, 0.5), sched=None),
+                "metric": 91.2, "best": np.float64(0.9), "confusion": np.eye(3, dtype=np.int64)}, path)
+    numpy1 = tmp_path / "numpy1.pt"  # the same, as numpy 1 names the function that rebuilds a scalar
+    with zipfile.ZipFile(path) as read, zipfile.ZipFile(numpy1, "w") as write:
+        for info in read.infolist():
+            data = read.read(info)
+            write.writestr(info.filename, data.replace(b"numpy._core.multiarray\n", b"numpy.core.multiarray\n")
+                           if info.filename.endswith("data.pkl") else data)
+    for weights in (path, numpy1):
+        model = load_model("timm:test_resnet", weights=weights)
+        assert all(torch.equal(a, b) for a, b in zip(model.module.state_dict().values(),
+                                                     source.state_dict().values()))
+
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    torch.save({"state_dict": source.state_dict(), "args": argparse.Namespace(x=Evil())}, tmp_path / "evil.pt")
+    with pytest.raises(ModelError, match="pickled Python objects"):
+        load_model("timm:test_resnet", weights=tmp_path / "evil.pt")
+    assert "pwned" not in capsys.readouterr().out
+
+
 def test_unknown_specs():
     with pytest.raises(ModelError, match="unknown timm model 'resnet_nope'"):
         load_model("timm:resnet_nope")
