@@ -79,6 +79,8 @@ MODEL_KINDS = [
                                  ".safetensors); classes and input channels (3 or 1) read from it"),
     ("... --labels FILE", "class names: one per line, a JSON list or {index: name}"),
     ("... --no-pretrained", "random weights, the same on every run (for tests and sanity checks; any model)"),
+    ("torchvision:NAME[.WEIGHTS]", "a torchvision classifier (tv:NAME for short) read as its weights' transforms "
+                                   "read pictures; --weights and --no-pretrained as for timm"),
     ("hf:ORG/NAME", "Hugging Face image classifier with its image processor (hub, when online)"),
     ("PATH/TO/FOLDER", "a Hugging Face classifier saved with save_pretrained"),
     ("sample:NAME", "a small model shipped with attrib (listed below)"),

@@ -3,6 +3,8 @@
 Specs:
     None / "default"        the embedded EfficientNet-Lite0 ImageNet classifier (offline)
     "timm:NAME[.TAG]"       a timm model; pretrained weights from the hub, or ``weights=FILE``, or pretrained=False
+    "torchvision:NAME[.WEIGHTS]"  a torchvision classifier ("tv:" for short), read as its weights' transforms read
+                            pictures; hub weights, ``weights=FILE`` or pretrained=False
     "hf:ORG/NAME" / FOLDER  a Hugging Face image classifier (AutoModelForImageClassification + image processor)
     "sample:NAME"           a model shipped in attrib/sample_models (or registered with ``register_sample``)
 
@@ -11,6 +13,6 @@ Layout: ``base.py`` (types), ``registry.py`` (prefix -> loader), one module per 
 
 from attrib.models.base import Model, ModelError
 from attrib.models.registry import LOADERS, load_model, register_loader
-from attrib.models import builtin, timm_models, hf_models, samples  # noqa: F401,I001 - they register themselves
+from attrib.models import builtin, timm_models, torchvision_models, hf_models, samples  # noqa: F401,I001 - they register themselves
 
 __all__ = ["LOADERS", "Model", "ModelError", "load_model", "register_loader"]

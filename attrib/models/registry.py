@@ -122,7 +122,7 @@ def _json_label(item: Any) -> str:
     return " ".join(item) if len(item) == 2 and re.fullmatch(r"n\d{8}", item[0]) else ", ".join(item)
 
 
-EXAMPLES = {"timm": "timm:resnet50", "hf": "hf:google/vit-base-patch16-224", "sample": "sample:blockdigits-standard"}
+EXAMPLES = {"timm": "timm:resnet50", "torchvision": "torchvision:resnet50", "tv": "tv:resnet50", "hf": "hf:google/vit-base-patch16-224", "sample": "sample:blockdigits-standard"}
 
 
 def _load(spec: str | None, **options: Any) -> Model:
@@ -141,5 +141,6 @@ def _load(spec: str | None, **options: Any) -> Model:
     if Path(spec).is_file():
         raise ModelError(f"--model {spec} is a file; a state dict needs its architecture: --model timm:NAME --weights "
                          f"{spec} (a Hugging Face model is a folder saved with save_pretrained)")
-    raise ModelError(f"unknown model spec {spec!r}: use 'timm:NAME', 'hf:ORG/NAME', a local Hugging Face folder, "
-                     "'sample:NAME' or leave --model out for the embedded default (see `attrib models`)")
+    raise ModelError(f"unknown model spec {spec!r}: use 'timm:NAME', 'torchvision:NAME', 'hf:ORG/NAME', a local "
+                     "Hugging Face folder, 'sample:NAME' or leave --model out for the embedded default (see "
+                     "`attrib models`)")
