@@ -50,8 +50,8 @@ def _classes(ctx, param, value: tuple[str, ...]) -> list[int | str] | None:
               help="Local state dict for a timm, torchvision or sample model.")
 @click.option("--no-pretrained", is_flag=True, help=NO_PRETRAINED_HELP)
 @click.option("--dataset", "-d", default=None, metavar="NAME",
-              help="blockdigits, blockdigits-top, synthetic, torchvision:NAME, folder:PATH "
-                   "[default: the sample model's own data set].")
+              help="blockdigits, blockdigits-top, synthetic, torchvision:NAME, folder:PATH (an ImageFolder tree, or "
+                   "a .zip / .tar of one) [default: the sample model's own data set].")
 @click.option("--classes", callback=_classes, multiple=True, metavar="I,J,...",
               help="Keep only these classes: indices or names (e.g. 0,1 or cat,dog; repeatable).")
 @click.option("--data-dir", type=click.Path(file_okay=False), help="Where torchvision data sets live.")

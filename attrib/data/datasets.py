@@ -7,7 +7,8 @@ Names:
     blockdigits-top       the same with the signal always on top.
     synthetic             the DiffROAR paper's coordinate data: x = (2y - 1) e_j in 10 dimensions, j uniform.
     torchvision:NAME      MNIST, FashionMNIST, CIFAR10 or SVHN (downloaded into --data-dir only when online).
-    folder:PATH           an ImageFolder tree (PATH/train + PATH/test, or one tree split 80/20), read through the
+    folder:PATH           an ImageFolder tree (PATH/train + PATH/test, or one tree split 80/20), or a .zip / .tar
+                          holding one (read in place), read through the
                           preprocessing given (the evaluated model's: size, crop, normalisation), else at
                           64 x 64 px, squashed, with mean = std = 0.5.
 
@@ -19,8 +20,10 @@ Every set is deterministic under its seed. Pixel data are in [0, 1] and normalis
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
+from functools import partial
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
@@ -294,35 +297,76 @@ def _torchvision_labels(name: str) -> list[str]:
 
 
 def _folder(root: Path, seed: int, preprocess: Preprocess) -> Dataset:
-    """An ImageFolder tree read through ``preprocess`` (image files only; hidden files and folders, as
-    .ipynb_checkpoints/, are no class and no example); unreadable images are left out, each with its one-line
-    reason in ``skipped``."""
-    from attrib.data.images import InputError, image_files, load_image
+    """An ImageFolder tree, or a .zip / .tar holding one, read through ``preprocess`` (image files only; hidden
+    files and folders, as .ipynb_checkpoints/, are no class and no example); unreadable images are left out, each
+    with its one-line reason in ``skipped``."""
+    from attrib.data.archives import is_archive
+    from attrib.data.images import InputError
 
-    if not root.is_dir():
-        raise DatasetError(f"folder data set {root} does not exist or is not a folder")
-    parts = [root / "train", root / "test"] if (root / "train").is_dir() and (root / "test").is_dir() else [root]
-    classes = sorted(p.name for p in parts[0].iterdir() if p.is_dir() and not p.name.startswith("."))
-    if not classes:
-        raise DatasetError(f"{parts[0]} has no class subfolders (expected FOLDER/CLASS/image.png)")
-    skipped: list[str] = []
+    classes, parts, skipped = _archive_tree(root) if is_archive(root) and root.is_file() else _folder_tree(root)
     tensors = []
-    for part in parts:
+    for where, by_class in parts:
         xs, ys = [], []
         for label, name in enumerate(classes):
-            for path in image_files(part / name) if (part / name).is_dir() else []:
+            for load in by_class.get(name, []):
                 try:
-                    xs.append(preprocess(load_image(str(path))))
+                    xs.append(preprocess(load()))
                     ys.append(label)
                 except InputError as error:
                     skipped.append(str(error))
         if not xs:
-            raise DatasetError(f"{part} holds no readable images")
+            raise DatasetError(f"{where} holds no readable images")
         tensors.append((torch.stack(xs), torch.tensor(ys)))
     if len(tensors) == 1:
         tensors = _split(*tensors[0], seed)
     (tx, ty), (vx, vy) = tensors
     return Dataset(f"folder:{root}", tx, ty, vx, vy, classes, preprocess, skipped=skipped)
+
+
+Tree = tuple[list[str], list[tuple[str, dict[str, list[Callable[[], Any]]]]], list[str]]  # classes, parts, skipped
+
+
+def _folder_tree(root: Path) -> Tree:
+    """The classes (sorted class folders of ``root/train``, or of ``root``) and, for each part (train and test, or
+    the whole tree), each class's image loaders."""
+    from attrib.data.images import image_files, load_image
+
+    if not root.is_dir():
+        raise DatasetError(f"folder data set {root} does not exist or is not a folder (or a .zip / .tar of one)")
+    parts = [root / "train", root / "test"] if (root / "train").is_dir() and (root / "test").is_dir() else [root]
+    classes = sorted(p.name for p in parts[0].iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not classes:
+        raise DatasetError(f"{parts[0]} has no class subfolders (expected FOLDER/CLASS/image.png)")
+    return classes, [(str(part), {name: [partial(load_image, str(path)) for path in image_files(part / name)]
+                                  for name in classes if (part / name).is_dir()}) for part in parts], []
+
+
+def _archive_tree(path: Path) -> Tree:
+    """:func:`_folder_tree` of the tree inside a .zip or .tar (as Kaggle ships its data sets), read in place; a
+    single folder that holds the whole tree (``flowers.zip``'s ``flowers/``) is looked through."""
+    from attrib.data.archives import ArchiveError, archive_members
+    from attrib.data.images import IMAGE_SUFFIXES, member_source
+
+    try:
+        members, cut = archive_members(path, IMAGE_SUFFIXES)
+    except ArchiveError as error:
+        raise DatasetError(f"folder data set {path}: {error}") from None
+    files = [(PurePosixPath(member).parts, read) for member, read in members]
+    while files and len({parts[0] for parts, _ in files}) == 1 and all(len(parts) > 2 for parts, _ in files) \
+            and files[0][0][0] not in ("train", "test"):
+        files = [(parts[1:], read) for parts, read in files]
+    tops = {parts[0] for parts, _ in files if len(parts) > 2}
+    splits = ["train", "test"] if {"train", "test"} <= tops else [None]
+    by_part: dict[str | None, dict[str, list[Callable[[], Any]]]] = {split: {} for split in splits}
+    for parts, read in files:
+        split, rest = (parts[0], parts[1:]) if splits[0] else (None, parts)
+        if split in by_part and len(rest) > 1:
+            by_part[split].setdefault(rest[0], []).append(member_source(f"{path}/{'/'.join(parts)}", read).load)
+    classes = sorted(by_part[splits[0]])
+    if not classes:
+        raise DatasetError(f"{path} has no class folders (expected CLASS/image.png inside it)")
+    where = [f"{path}/{split}" if split else str(path) for split in splits]
+    return classes, list(zip(where, by_part.values())), [f"{path}: {cut}"] if cut else []
 
 
 def _split(x: torch.Tensor, y: torch.Tensor, seed: int, test_frac: float = 0.2):

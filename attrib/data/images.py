@@ -147,11 +147,13 @@ def _archive_sources(path: Path) -> list[ImageSource]:
         return [failing_source(name, f"{name}: {error}")]
     if not members and cut is None:
         return [failing_source(name, f"{name}: the archive holds no image files")]
-    sources = [_member_source(f"{name}/{member}", read) for member, read in members]
+    sources = [member_source(f"{name}/{member}", read) for member, read in members]
     return sources + ([failing_source(name, f"{name}: {cut}")] if cut else [])
 
 
-def _member_source(name: str, read: Callable[[], bytes]) -> ImageSource:
+def member_source(name: str, read: Callable[[], bytes]) -> ImageSource:
+    """The input an archive's file is, named ``name``, its bytes from ``read``; loading it fails with one
+    InputError line where they cannot be read or decoded."""
     checked = partial(_member_bytes, name, read)
     return ImageSource(name, partial(_decoded, name, checked), name, read=checked)
 

@@ -75,10 +75,12 @@ def dataset_of(spec: dict[str, Any]):
 
 
 def _folder_version(name: str) -> tuple:
-    """(files, latest change) of a folder data set's tree: what the cache must see to notice an edit."""
+    """(files, latest change) of a folder data set's tree, or its archive's: what the cache must see to notice an
+    edit."""
     if not name.startswith("folder:"):
         return ()
-    stats = [p.stat() for p in Path(name[7:]).expanduser().rglob("*")]
+    root = Path(name[7:]).expanduser()
+    stats = [root.stat()] if root.is_file() else [p.stat() for p in root.rglob("*")]
     return len(stats), max((st.st_mtime_ns for st in stats), default=0)
 
 

@@ -123,6 +123,40 @@ def test_folder_dataset_splits_and_skips_bad_files(tmp_path):
         load_dataset(f"folder:{tmp_path / 'nope'}")
 
 
+def test_a_folder_data_set_in_a_zip_or_tar_is_read_in_place(tmp_path):
+    """Kaggle ships its image sets as zips (often one folder holding the tree); `--dataset folder:set.zip` said
+    it was not a folder, and the user had to extract thousands of files first."""
+    import tarfile
+    import zipfile
+
+    rng = np.random.default_rng(0)
+    tree = tmp_path / "tree"
+    for split in ("train", "test"):
+        for label in ("cat", "dog"):
+            (tree / "flowers" / split / label).mkdir(parents=True)
+            for i in range(3):
+                Image.fromarray(rng.integers(0, 255, (20, 30, 3), dtype=np.uint8)).save(
+                    tree / "flowers" / split / label / f"{i}.png")
+    (tree / "flowers" / "train" / "dog" / "bad.png").write_bytes(b"not a png")
+    with zipfile.ZipFile(tmp_path / "set.zip", "w") as archive:  # one folder wrapping the tree, and macOS's extras
+        for path in sorted(tree.rglob("*.png")):
+            archive.write(path, str(path.relative_to(tree)))
+        archive.writestr("__MACOSX/flowers/train/cat/._0.png", b"resource fork")
+    with tarfile.open(tmp_path / "whole.tar", "w") as archive:  # no split: the whole tree, split 80/20
+        archive.add(tree / "flowers" / "train", "pets")
+    folder = load_dataset(f"folder:{tree / 'flowers'}")
+    for name in ("set.zip", "whole.tar"):
+        data = load_dataset(f"folder:{tmp_path / name}")
+        assert data.labels == ["cat", "dog"] and len(data.skipped) == 1 and "bad.png: not an image" in data.skipped[0]
+    zipped = load_dataset(f"folder:{tmp_path / 'set.zip'}")
+    for split in ("train_x", "train_y", "test_x", "test_y"):
+        assert torch.equal(getattr(zipped, split), getattr(folder, split))
+    assert len(load_dataset(f"folder:{tmp_path / 'whole.tar'}").test_y) == 1  # 6 readable images, 20% of them
+    (tmp_path / "flat.zip").write_bytes((tmp_path / "set.zip").read_bytes()[:100])
+    with pytest.raises(DatasetError, match=r"^folder data set \S+flat.zip: not a readable .zip archive"):
+        load_dataset(f"folder:{tmp_path / 'flat.zip'}")
+
+
 def test_a_folder_is_read_as_the_model_reads_pictures_and_resized_on_request(tmp_path):
     """A folder was read at 64 px with mean = std = 0.5 whatever the model: a ViT could not take it, and a
     pretrained model saw other pixels than it was trained on."""
