@@ -21,7 +21,7 @@ import json
 import re
 import unicodedata
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from attrib.data import piped_bytes, unicode_text
 from attrib.errors import AttribError, counted, first_line
@@ -57,7 +57,8 @@ def _ranges(test, end: int) -> str:
     return "".join(out)
 
 
-NOT_TEXT = (".arrow", ".feather", ".xlsx", ".xls", ".zip", ".pkl", ".pickle")
+NOT_TEXT = (".arrow", ".feather", ".xlsx", ".xls", ".pkl", ".pickle")
+TEXT_SUFFIXES = (".csv", ".tsv", ".jsonl", ".json", ".txt")  # what a .zip may hold (see _unzipped)
 PARQUET = ".parquet"  # Hugging Face datasets' format: read with pyarrow (pip install 'attrib[parquet]')
 COMPRESSED = (".gz", ".bz2", ".xz")  # dev.jsonl.gz: read as dev.jsonl
 DELIMITERS = (",", "\t", ";", "|")  # a table's, tried in this order (see _delimiter)
@@ -174,6 +175,8 @@ class TextFile:
         suffix, data = path.suffix.lower(), None
         if suffix in COMPRESSED:
             data, suffix = _decompressed(path, suffix), Path(path.stem).suffix.lower()
+        elif suffix == ".zip":
+            data, suffix = _unzipped(path)
         if suffix == PARQUET:  # x.parquet.gz
             raise TextInputError(f"{path}: a compressed Parquet file; decompress it (Parquet compresses its own "
                                  "columns)")
@@ -201,6 +204,23 @@ def _decompressed(path: Path, suffix: str) -> bytes:
             return stream.read()
     except (OSError, EOFError, lzma.LZMAError) as error:
         raise TextInputError(f"{path}: not a readable {suffix} file ({first_line(error)})") from None
+
+
+def _unzipped(path: Path) -> tuple[bytes, str]:
+    """The one text file a zip holds, as Kaggle ships a table ("IMDB Dataset.csv.zip"), and its suffix; one line
+    when it holds none, or several (which to read is the user's call)."""
+    from attrib.data.archives import ArchiveError, archive_members, read_member
+
+    try:
+        members, _ = archive_members(path, TEXT_SUFFIXES)
+        if len(members) != 1:
+            held = ", ".join(name for name, _ in members[:3]) + (", ..." if len(members) > 3 else "")
+            raise TextInputError(f"{path}: holds {len(members)} text files ({held}); extract the one to read"
+                                 if members else f"{path}: holds no {', '.join(TEXT_SUFFIXES)} file")
+        (name, read), = members
+        return read_member(read), PurePosixPath(name).suffix.lower()
+    except ArchiveError as error:
+        raise TextInputError(f"{path}: {error}") from None
 
 
 def _table_rows(source: TextFile, column: str | None = None) -> list[tuple[str, dict | str]]:

@@ -191,6 +191,30 @@ def test_compressed_files_read_as_the_file_inside(tmp_path, suffix):
         read_texts([], str(tmp_path / f"dev.parquet{suffix}"), "t")
 
 
+def test_a_zip_holding_one_table_is_read_as_that_table(tmp_path):
+    """Kaggle ships text sets as a zip of one CSV ("IMDB Dataset.csv.zip"): it was refused as "not text"."""
+    import zipfile
+
+    rows = 'review,sentiment\n"a fine, quiet film",positive\ndull,negative\n'
+    (tmp_path / "imdb.csv").write_text(rows)
+    with zipfile.ZipFile(tmp_path / "IMDB Dataset.csv.zip", "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("IMDB Dataset.csv", rows)
+        archive.writestr("__MACOSX/._IMDB Dataset.csv", b"\0resource fork")
+    plain = [(i.text, i.label) for i in read_texts([], str(tmp_path / "imdb.csv"), "review", "sentiment")]
+    packed = read_texts([], str(tmp_path / "IMDB Dataset.csv.zip"), "review", "sentiment")
+    assert [(i.text, i.label) for i in packed] == plain == [("a fine, quiet film", "positive"), ("dull", "negative")]
+    assert packed[0].name == "IMDB Dataset.csv.zip:2"
+    with zipfile.ZipFile(tmp_path / "two.zip", "w") as archive:
+        archive.writestr("train.csv", rows)
+        archive.writestr("test.csv", rows)
+    with zipfile.ZipFile(tmp_path / "pictures.zip", "w") as archive:
+        archive.writestr("cat.png", b"\x89PNG")
+    for name, message in (("two.zip", "two.zip: holds 2 text files (test.csv, train.csv); extract the one to read"),
+                          ("pictures.zip", "pictures.zip: holds no .csv, .tsv, .jsonl, .json, .txt file")):
+        with pytest.raises(TextInputError, match=re.escape(message)):
+            read_texts([], str(tmp_path / name), "review")
+
+
 def test_parquet_files_as_hugging_face_datasets_ship_them(tmp_path):
     """glue/sst2's validation split is a Parquet file: its rows are read by column (gold labels as the ints a
     ClassLabel stores), named FILE[i]; a missing column, a broken file and a missing pyarrow are one line each."""
