@@ -11,7 +11,7 @@ from __future__ import annotations
 import tarfile
 import zipfile
 import zlib
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from functools import lru_cache, partial
 from pathlib import Path, PurePosixPath
 
@@ -34,20 +34,28 @@ def is_archive(path: Path) -> bool:
     return name.endswith(ARCHIVES) or name.endswith(COMPRESSED_TARS)
 
 
-def archive_members(path: Path, suffixes: Collection[str]) -> tuple[list[tuple[str, Reader]], str | None]:
+def archive_members(path: Path, suffixes: Collection[str]) -> tuple[Sequence[tuple[str, Reader]], str | None]:
     """(path in the archive, its reader) for each file with one of ``suffixes`` (hidden files and folders and
     ``__MACOSX/`` left out, as a folder search leaves them), sorted; and, for a tar cut short (a download that
     stopped), what is missing (the files before the cut stay readable). ArchiveError when the archive cannot be
-    read file by file, or at all."""
+    read file by file, or at all. Listed once per archive (and version of it): inputs that each name one of its
+    images (``val.tar/ILSVRC2012_val_00000001.JPEG``, a list of them) do not each read its headers again."""
     name = path.name.lower()
     if name.endswith(COMPRESSED_TARS):
         raise ArchiveError("a compressed tar cannot be read one image at a time; decompress it to a .tar (gunzip, "
                            "bunzip2, unxz) or extract it")
     try:
-        members, cut = _tar_members(path) if name.endswith(".tar") else (_zip_members(path), None)
+        stat = path.stat()
+        members, cut = _listed(str(path), stat.st_mtime_ns, stat.st_size, frozenset(suffixes))
     except (OSError, tarfile.TarError, zipfile.BadZipFile) as error:
         raise ArchiveError(f"not a readable {path.suffix.lower()} archive ({first_line(error)})") from None
-    return sorted(((m, read) for m, read in members if _wanted(m, suffixes)), key=lambda member: member[0]), cut
+    return members, cut
+
+
+@lru_cache(maxsize=8)
+def _listed(path: str, mtime_ns: int, size: int, suffixes: frozenset[str]) -> tuple[tuple, str | None]:
+    members, cut = _tar_members(Path(path)) if path.lower().endswith(".tar") else (_zip_members(Path(path)), None)
+    return tuple(sorted(((m, read) for m, read in members if _wanted(m, suffixes)), key=lambda member: member[0])), cut
 
 
 def read_member(read: Reader) -> bytes:

@@ -5,6 +5,7 @@ Built-in samples (no input given): scikit-image's chelsea, coffee, rocket and as
 
 from __future__ import annotations
 
+import bisect
 import glob
 import io
 import math
@@ -15,6 +16,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache, partial
+from operator import itemgetter
 from pathlib import Path
 
 import numpy as np
@@ -124,7 +126,34 @@ def _expand_one(arg: str) -> list[ImageSource]:
     if any(c in arg for c in "*?[") and not path.exists():
         matches = sorted(Path(p) for p in glob.glob(arg, recursive=True) if Path(p).is_file())
         return [s for p in matches for s in _file_sources(p)] or [_failing(arg, "no files match this pattern")]
-    return _file_sources(path)
+    archive = None if path.exists() else _archive_above(path)
+    return _file_sources(path) if archive is None else _in_archive(archive, path)
+
+
+def _archive_above(path: Path) -> Path | None:
+    """The archive an ``ARCHIVE/MEMBER`` path (as attrib names an archive's images) lies in, if any."""
+    from attrib.data.archives import is_archive
+
+    return next((parent for parent in path.parents if is_archive(parent) and parent.is_file()), None)
+
+
+def _in_archive(archive: Path, path: Path) -> list[ImageSource]:
+    """The image ``ARCHIVE/MEMBER`` names, or the images in the archive's folder ``ARCHIVE/FOLDER``: an input is
+    given back as a run named it (found by bisection: a list of many of a large archive's images stays fast)."""
+    from attrib.data.archives import ArchiveError, archive_members
+
+    inner = path.relative_to(archive).as_posix()
+    try:
+        members, cut = archive_members(archive, IMAGE_SUFFIXES)
+    except ArchiveError as error:
+        return [_failing(str(path), str(error))]
+    name = itemgetter(0)
+    at = bisect.bisect_left(members, inner, key=name)
+    named = members[at:at + 1] if at < len(members) and members[at][0] == inner else \
+        members[bisect.bisect_left(members, f"{inner}/", key=name):bisect.bisect_left(members, f"{inner}0", key=name)]
+    if not named:  # "0" follows "/": the folder's files are those between
+        return [_failing(str(path), f"{archive} holds no image {inner}" + (f"; {cut}" if cut else ""))]
+    return [member_source(f"{archive}/{member}", read) for member, read in named]
 
 
 def _file_sources(path: Path) -> list[ImageSource]:

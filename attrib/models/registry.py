@@ -139,8 +139,9 @@ def _load(spec: str | None, **options: Any) -> Model:
         if entry.matches is not None and entry.matches(spec):
             return entry.loader(spec, **options)
     if Path(spec).is_file():
-        raise ModelError(f"--model {spec} is a file; a state dict needs its architecture: --model timm:NAME --weights "
-                         f"{spec} (a Hugging Face model is a folder saved with save_pretrained)")
+        raise ModelError(f"--model {spec} is a file; a state dict needs its architecture: --model timm:NAME (or "
+                         f"torchvision:NAME) --weights {spec} (a Hugging Face model is a folder saved with "
+                         "save_pretrained)")
     raise ModelError(f"unknown model spec {spec!r}: use 'timm:NAME', 'torchvision:NAME', 'hf:ORG/NAME', a local "
                      "Hugging Face folder, 'sample:NAME' or leave --model out for the embedded default (see "
                      "`attrib models`)")

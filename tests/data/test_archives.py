@@ -41,6 +41,24 @@ def _zip(path, files):
 
 
 @pytest.mark.parametrize("make", [_tar, _zip])
+def test_an_image_or_folder_in_an_archive_is_named_as_a_run_names_it(tmp_path, make):
+    """A run names an archive's image ``ARCHIVE/PATH``; given back (to explain it again, or in a list of the
+    ones to look at) that name was "no such file"."""
+    files = _pictures() | {"n02123159.jpg": _pictures()["n02123159/a.jpg"]}  # sorts between the folder's name
+    archive = make(tmp_path / f"set{'.tar' if make is _tar else '.zip'}", files)  # and its files
+    asked = [f"{archive}/dogs/c.png", f"{archive}/n02123159", f"{archive}/nope.png", f"{archive}/dogs/._c.png"]
+    sources = expand_inputs(asked)
+    assert [s.name for s in sources] == [f"{archive}/dogs/c.png", f"{archive}/n02123159/a.jpg",
+                                         f"{archive}/n02123159/b.png", f"{archive}/nope.png", f"{archive}/dogs/._c.png"]
+    whole = {s.name: s for s in expand_inputs([str(archive)])}
+    for source in sources[:3]:
+        assert np.array_equal(np.asarray(source.load()), np.asarray(whole[source.name].load()))
+    for source, inner in zip(sources[3:], ("nope.png", "dogs/._c.png")):  # a hidden file is no input, as in a folder
+        with pytest.raises(InputError, match=f"^{archive}/{inner}: {archive} holds no image {inner}$"):
+            source.load()
+
+
+@pytest.mark.parametrize("make", [_tar, _zip])
 def test_the_images_of_an_archive_are_inputs_named_by_their_path_in_it(tmp_path, make):
     """Hidden files, macOS's __MACOSX/ and other files are left out, as a folder search leaves them; each image
     decodes as the same file would, and one that does not fails alone with its own line."""

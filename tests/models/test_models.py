@@ -298,8 +298,8 @@ def test_a_folder_or_file_that_is_no_model_says_what_it_is(tmp_path):
                                              r"save_pretrained \(it has no config.json\)$"):
             load(str(tmp_path))
     torch.save({"w": torch.zeros(1)}, tmp_path / "tuned.pt")
-    with pytest.raises(ModelError, match=r"is a file; a state dict needs its architecture: --model timm:NAME "
-                                         r"--weights .*tuned\.pt"):
+    with pytest.raises(ModelError, match=r"is a file; a state dict needs its architecture: --model timm:NAME \(or "
+                                         r"torchvision:NAME\) --weights .*tuned\.pt"):
         load_model(tmp_path / "tuned.pt")
 
 
