@@ -6,7 +6,7 @@ JPEG over Pillow's pixel limit decoded scaled down against a whole decode.
 
 1. ``--files`` (50,000: ImageNet's validation set) small JPEGs named as ImageNet's, written once to a folder, an
    uncompressed .tar and a .zip. Printed: seconds to list them (``expand_inputs``) and to load the first 2,000,
-   for each, and the ratio to the folder.
+   for each, and the ratio to the folder; then seconds to find 2,000 of them named ``ARCHIVE/PATH``.
 2. chelsea enlarged to 11648 x 8736 (102 megapixels, a medium-format camera's) and saved as a JPEG. Decoded
    as attrib decodes it (at 1/2 size: over Pillow's limit of 89.5 megapixels) and whole (the limit lifted),
    each in a fresh process: seconds and the decode's peak memory (Linux's VmHWM, reset before it); how far the embedded model's input
@@ -70,6 +70,26 @@ def archives(root: Path, n: int) -> None:
         first = first or (listed, loaded)
         print(f"{path.suffix or 'folder':>8} {listed:>7.2f} {listed / first[0]:>6.2f} {loaded:>7.2f} "
               f"{loaded / first[1]:>6.2f}")
+    named(root, n)
+
+
+def named(root: Path, n: int) -> None:
+    """Inputs given as a run names an archive's images (``val.tar/ILSVRC2012_val_00000001.JPEG``): each found in
+    the archive's one listing, cold (the listing read first) and warm."""
+    from attrib.data.archives import _listed, _open_zip
+
+    names = [f"ILSVRC2012_val_{i * (n // LOADED) + 1:08d}.JPEG" for i in range(LOADED)]
+    print(f"{LOADED:,} inputs named ARCHIVE/PATH, seconds to find them (cold: the archive listed first; warm)")
+    for archive in (root / "val.tar", root / "val.zip"):
+        _listed.cache_clear()
+        _open_zip.cache_clear()
+        times = []
+        for _ in ("cold", "warm"):
+            start = time.perf_counter()
+            sources = expand_inputs([f"{archive}/{name}" for name in names])
+            times.append(time.perf_counter() - start)
+            assert len(sources) == LOADED and all(s.error is None for s in sources)
+        print(f"{archive.suffix:>8} cold {times[0]:.2f}, warm {times[1]:.2f}")
 
 
 CHILD = """
