@@ -82,7 +82,8 @@ MODEL_KINDS = [
     ("torchvision:NAME[.WEIGHTS]", "a torchvision classifier (tv:NAME for short) read as its weights' transforms "
                                    "read pictures; --weights and --no-pretrained as for timm"),
     ("hf:ORG/NAME", "Hugging Face image classifier with its image processor (hub, when online)"),
-    ("PATH/TO/FOLDER", "a Hugging Face classifier saved with save_pretrained"),
+    ("PATH/TO/FOLDER", "a Hugging Face classifier saved with save_pretrained, or a timm model as the hub serves "
+                       "it (config.json naming its architecture, model.safetensors)"),
     ("sample:NAME", "a small model shipped with attrib (listed below)"),
 ]
 

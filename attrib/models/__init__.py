@@ -5,6 +5,7 @@ Specs:
     "timm:NAME[.TAG]"       a timm model; pretrained weights from the hub, or ``weights=FILE``, or pretrained=False
     "torchvision:NAME[.WEIGHTS]"  a torchvision classifier ("tv:" for short), read as its weights' transforms read
                             pictures; hub weights, ``weights=FILE`` or pretrained=False
+    FOLDER                  a timm model in its hub format (config.json naming the architecture), else:
     "hf:ORG/NAME" / FOLDER  a Hugging Face image classifier (AutoModelForImageClassification + image processor)
     "sample:NAME"           a model shipped in attrib/sample_models (or registered with ``register_sample``)
 

@@ -81,8 +81,8 @@ def load_hf(name: str, *, trust_remote_code: bool = False, weights: object = Non
     from transformers import AutoConfig, AutoImageProcessor, AutoModelForImageClassification
 
     if weights is not None:
-        raise ModelError(f"--weights is for timm and sample models; a Hugging Face model ({name}) loads its own: "
-                         "pass a folder saved with save_pretrained")
+        raise ModelError(f"--weights is for timm, torchvision and sample models; a Hugging Face model ({name}) loads "
+                         "its own: pass a folder saved with save_pretrained")
     check_folder(name)
     try:
         if pretrained:

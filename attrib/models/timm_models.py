@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import warnings
 from functools import partial
 from pathlib import Path
@@ -35,6 +36,65 @@ def load_timm(name: str, *, weights: str | Path | None = None, pretrained: bool 
     in_chans = shape.get("in_chans", 3)
     factory = partial(timm.create_model, name, pretrained=False, num_classes=module.num_classes, in_chans=in_chans)
     return Model(module.eval(), timm_preprocess(module, in_chans), _labels(module), "image", f"timm:{name}", factory)
+
+
+def is_timm_folder(spec: str) -> bool:
+    """Whether ``spec`` is a folder in timm's own format, as the hub serves timm's models (``huggingface-cli
+    download timm/resnet50.a1_in1k --local-dir r50``) and ``timm.models.push_to_hf_hub`` writes them: a
+    config.json naming the ``architecture`` (and no transformers ``model_type``) beside the weights."""
+    config = _folder_config(Path(spec))
+    return isinstance(config.get("architecture"), str) and "model_type" not in config
+
+
+def _folder_config(folder: Path) -> dict:
+    try:
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return config if isinstance(config, dict) else {}
+
+
+def load_timm_folder(spec: str, *, weights: str | Path | None = None, pretrained: bool = True,
+                     **_: object) -> Model:
+    """A timm folder (:func:`is_timm_folder`): its architecture built by timm with the folder's model arguments
+    and pretrained config (the preprocessing), its weights (model.safetensors, else pytorch_model.bin, or
+    ``weights``) read as any checkpoint is, never through pickle; class names from the config's label_names."""
+    import timm
+
+    folder = Path(spec)
+    config = _folder_config(folder)
+    name = config["architecture"]
+    if not timm.is_model(name):
+        raise ModelError(f"{folder}: its config.json names {name!r}, which this timm ({timm.__version__}) does not "
+                         "know; upgrade timm")
+    arguments = {**config.get("model_args", {}), "num_classes": config.get("num_classes", 1000)}
+    module = timm.create_model(name, pretrained=False, pretrained_cfg=_known_fields(config.get("pretrained_cfg")),
+                               **arguments)
+    if weights is None and pretrained:
+        weights = next((folder / f for f in ("model.safetensors", "pytorch_model.bin") if (folder / f).is_file()),
+                       None)
+        if weights is None:
+            raise ModelError(f"{folder} holds no model.safetensors or pytorch_model.bin (timm's weights files)")
+    if weights is not None:
+        load_state_dict(module, weights)
+    in_chans = int(arguments.get("in_chans", 3))
+    factory = partial(timm.create_model, name, pretrained=False, **{k: v for k, v in arguments.items()
+                                                                       if isinstance(v, int | float | str | bool)})
+    labels = _labels(module)
+    names = (config.get("pretrained_cfg") or {}).get("label_names") or config.get("label_names")
+    if isinstance(names, list) and len(names) == len(labels):
+        labels = [str(n) for n in names]
+    return Model(module.eval(), timm_preprocess(module, in_chans), labels, "image", str(folder), factory)
+
+
+def _known_fields(cfg: object) -> dict | None:
+    """A pretrained config's fields that this timm knows (a newer timm's config may hold more)."""
+    import dataclasses
+
+    from timm.models import PretrainedCfg
+
+    known = {f.name for f in dataclasses.fields(PretrainedCfg)}
+    return {k: v for k, v in cfg.items() if k in known} if isinstance(cfg, dict) else None
 
 
 def _similar_names(base: str) -> list[str]:
@@ -97,3 +157,4 @@ def _labels(module) -> list[str]:
 
 
 register_loader("timm", load_timm)
+register_loader("timm-folder", load_timm_folder, matches=is_timm_folder)  # before "hf", which takes any folder

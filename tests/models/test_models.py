@@ -163,6 +163,36 @@ def test_fine_tuned_timm_weights_set_the_head_and_the_stem(tmp_path, in_chans):
         assert model.preprocess.mean == (sum(source.pretrained_cfg["mean"]) / 3,)
 
 
+def test_a_timm_folder_as_the_hub_serves_it_loads_through_timm(tmp_path):
+    """`huggingface-cli download timm/resnet50.a1_in1k --local-dir r50` gives a config.json naming the
+    architecture beside model.safetensors: transformers' timm wrapper failed on it with a TypeError ("multiple
+    values for keyword argument 'num_classes'"), and the model's own preprocessing was not timm's."""
+    import timm
+    from safetensors.torch import save_file
+
+    source = timm.create_model("test_resnet", num_classes=3).eval()
+    folder = tmp_path / "r50"
+    folder.mkdir()
+    cfg = {**source.pretrained_cfg, "crop_pct": 0.8, "label_names": ["ant", "bee", "cat"]}
+    (folder / "config.json").write_text(json.dumps({"architecture": "test_resnet", "num_classes": 3,
+                                                    "model_args": {"num_classes": 3, "global_pool": "avg"},
+                                                    "pretrained_cfg": cfg}))
+    save_file(source.state_dict(), folder / "model.safetensors")
+    model = load_model(str(folder))
+    assert (model.name, model.labels, model.preprocess.crop_pct) == (str(folder), ["ant", "bee", "cat"], 0.8)
+    x = torch.randn(2, 3, *model.preprocess.size)
+    with torch.no_grad():
+        assert torch.equal(model.module(x), source(x))
+    assert model.factory().fc.out_features == 3  # DiffROAR's retrains build it too
+    assert not torch.equal(load_model(str(folder), pretrained=False).module.fc.weight, source.fc.weight)
+    (folder / "model.safetensors").unlink()
+    with pytest.raises(ModelError, match="holds no model.safetensors or pytorch_model.bin"):
+        load_model(str(folder))
+    (folder / "config.json").write_text(json.dumps({"architecture": "resnet_from_the_future"}))
+    with pytest.raises(ModelError, match="names 'resnet_from_the_future', which this timm .* does not know"):
+        load_model(str(folder))
+
+
 def test_malformed_and_mismatched_weights(tmp_path):
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"garbage, not a checkpoint")
@@ -380,7 +410,7 @@ def test_weights_for_sample_and_hugging_face_models(tmp_path, tiny_vit_folder):
     x = torch.rand(2, 1, 56, 28)
     assert torch.equal(mine.module(x), fresh.eval()(x)) and not torch.equal(mine.module(x), shipped.module(x))
     assert mine.card["dataset"] == "blockdigits" and "test_accuracy" not in mine.card  # not the shipped scores
-    with pytest.raises(ModelError, match="--weights is for timm and sample models"):
+    with pytest.raises(ModelError, match="--weights is for timm, torchvision and sample models"):
         load_model(tiny_vit_folder, weights=tmp_path / "mine.pt")  # a Path spec works too
 
 
