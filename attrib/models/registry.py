@@ -122,7 +122,8 @@ def _json_label(item: Any) -> str:
     return " ".join(item) if len(item) == 2 and re.fullmatch(r"n\d{8}", item[0]) else ", ".join(item)
 
 
-EXAMPLES = {"timm": "timm:resnet50", "torchvision": "torchvision:resnet50", "tv": "tv:resnet50", "hf": "hf:google/vit-base-patch16-224", "sample": "sample:blockdigits-standard"}
+EXAMPLES = {"timm": "timm:resnet50", "torchvision": "torchvision:resnet50", "tv": "tv:resnet50",
+            "hf": "hf:google/vit-base-patch16-224", "sample": "sample:blockdigits-standard"}
 
 
 def _load(spec: str | None, **options: Any) -> Model:
