@@ -55,36 +55,43 @@ def _folder_config(folder: Path) -> dict:
 
 
 def load_timm_folder(spec: str, *, weights: str | Path | None = None, pretrained: bool = True,
-                     **_: object) -> Model:
+                     name: str | None = None, **_: object) -> Model:
     """A timm folder (:func:`is_timm_folder`): its architecture built by timm with the folder's model arguments
     and pretrained config (the preprocessing), its weights (model.safetensors, else pytorch_model.bin, or
-    ``weights``) read as any checkpoint is, never through pickle; class names from the config's label_names."""
+    ``weights``) read as any checkpoint is, never through pickle; class names from the config's label_names.
+    ``name``: the model's name where the folder is a hub repo's copy in the cache."""
     import timm
 
     folder = Path(spec)
     config = _folder_config(folder)
-    name = config["architecture"]
-    if not timm.is_model(name):
-        raise ModelError(f"{folder}: its config.json names {name!r}, which this timm ({timm.__version__}) does not "
-                         "know; upgrade timm")
+    architecture = config["architecture"]
+    if not timm.is_model(architecture):
+        raise ModelError(f"{name or folder}: its config.json names {architecture!r}, which this timm "
+                         f"({timm.__version__}) does not know; upgrade timm")
     arguments = {**config.get("model_args", {}), "num_classes": config.get("num_classes", 1000)}
-    module = timm.create_model(name, pretrained=False, pretrained_cfg=_known_fields(config.get("pretrained_cfg")),
-                               **arguments)
-    if weights is None and pretrained:
-        weights = next((folder / f for f in ("model.safetensors", "pytorch_model.bin") if (folder / f).is_file()),
-                       None)
-        if weights is None:
-            raise ModelError(f"{folder} holds no model.safetensors or pytorch_model.bin (timm's weights files)")
+    module = timm.create_model(architecture, pretrained=False,
+                               pretrained_cfg=_known_fields(config.get("pretrained_cfg")), **arguments)
+    weights = _folder_weights(folder, name or str(folder)) if weights is None and pretrained else weights
     if weights is not None:
         load_state_dict(module, weights)
-    in_chans = int(arguments.get("in_chans", 3))
-    factory = partial(timm.create_model, name, pretrained=False, **{k: v for k, v in arguments.items()
-                                                                       if isinstance(v, int | float | str | bool)})
+    factory = partial(timm.create_model, architecture, pretrained=False,
+                      **{k: v for k, v in arguments.items() if isinstance(v, int | float | str | bool)})
+    preprocess = timm_preprocess(module, int(arguments.get("in_chans", 3)))
+    return Model(module.eval(), preprocess, _folder_labels(config, module), "image", name or str(folder), factory)
+
+
+def _folder_weights(folder: Path, name: str) -> Path:
+    found = next((folder / f for f in ("model.safetensors", "pytorch_model.bin") if (folder / f).is_file()), None)
+    if found is None:
+        raise ModelError(f"{name} holds no model.safetensors or pytorch_model.bin (timm's weights files)")
+    return found
+
+
+def _folder_labels(config: dict, module) -> list[str]:
+    """The config's label_names (timm's hub configs may hold them), else timm's defaults."""
     labels = _labels(module)
     names = (config.get("pretrained_cfg") or {}).get("label_names") or config.get("label_names")
-    if isinstance(names, list) and len(names) == len(labels):
-        labels = [str(n) for n in names]
-    return Model(module.eval(), timm_preprocess(module, in_chans), labels, "image", str(folder), factory)
+    return [str(n) for n in names] if isinstance(names, list) and len(names) == len(labels) else labels
 
 
 def _known_fields(cfg: object) -> dict | None:

@@ -193,6 +193,40 @@ def test_a_timm_folder_as_the_hub_serves_it_loads_through_timm(tmp_path):
         load_model(str(folder))
 
 
+def test_a_timm_repo_on_the_hub_is_read_with_its_own_preprocessing(tmp_path, monkeypatch):
+    """`hf:timm/resnet50.a1_in1k` went through transformers' timm wrapper, which finds no preprocessor_config.json
+    in timm's repos: pictures were squashed to 224 px with mean = std = 0.5 instead of the repo's own transform."""
+    import huggingface_hub
+    import timm
+    from safetensors.torch import save_file
+
+    source = timm.create_model("test_resnet", num_classes=1000).eval()
+    snapshot = tmp_path / "cache" / "snapshots" / "abc"  # as the hub's cache lays a repo out
+    snapshot.mkdir(parents=True)
+    cfg = {k: source.pretrained_cfg[k] for k in ("input_size", "interpolation", "crop_pct", "mean", "std")}
+    (snapshot / "config.json").write_text(json.dumps({"architecture": "test_resnet", "num_classes": 1000,
+                                                      "pretrained_cfg": cfg}))
+    save_file(source.state_dict(), snapshot / "model.safetensors")
+    fetched = []
+
+    def download(repo, filename, **kwargs):
+        assert repo == "timm/test_resnet.r160_in1k"
+        if not (snapshot / filename).is_file():
+            raise FileNotFoundError(filename)
+        fetched.append(filename)
+        return str(snapshot / filename)
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", download)
+    for spec in ("hf:timm/test_resnet.r160_in1k", f"hf:{snapshot}"):
+        model = load_model(spec)
+        assert model.name == spec.removeprefix("hf:") and model.preprocess.size == (160, 160)
+        assert model.preprocess.crop_pct == source.pretrained_cfg["crop_pct"] and model.labels[281] == "tabby, tabby cat"
+        x = torch.randn(1, 3, 160, 160)
+        with torch.no_grad():
+            assert torch.equal(model.module(x), source(x))
+    assert fetched == ["config.json", "model.safetensors"]  # the local folder fetched nothing
+
+
 def test_malformed_and_mismatched_weights(tmp_path):
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"garbage, not a checkpoint")
