@@ -35,11 +35,22 @@ def load_torchvision(spec: str, *, weights: str | Path | None = None, pretrained
         raise ModelError(f"cannot create torchvision:{name}: {error}") from None
     if state is not None:
         load_state_dict(module, weights, state)
-    categories, n_classes = chosen.meta["categories"], shape["num_classes"]
-    labels = list(categories) if n_classes == len(categories) else [f"class {i}" for i in range(n_classes)]
+    labels = _labels(chosen.meta["categories"], shape["num_classes"])
     factory = partial(_build, name, weights=None, use_hub=False, **shape)
     return Model(module.eval(), torchvision_preprocess(chosen), labels, "image", f"torchvision:{name}.{chosen.name}",
                  factory)
+
+
+def _labels(categories: list[str], n_classes: int) -> list[str]:
+    """ImageNet-1k's classes named as for every other model, with their synonyms ("tabby, tabby cat": torchvision
+    says "tabby"; the order is the same); other weights' own categories; ``class i`` for a fine-tuned head."""
+    if n_classes != len(categories):
+        return [f"class {i}" for i in range(n_classes)]
+    if n_classes == 1000:
+        from attrib.models.builtin import imagenet_labels
+
+        return imagenet_labels()
+    return list(categories)
 
 
 def _weights_entry(name: str, tag: str):

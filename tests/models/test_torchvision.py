@@ -59,7 +59,10 @@ def test_random_weights_take_the_size_of_the_weights_named(pictures):
     model = load_model("torchvision:vit_b_16.IMAGENET1K_SWAG_E2E_V1", pretrained=False)
     x = model.preprocess.tensor(model.preprocess.view(pictures[1]))[None]
     assert x.shape[-1] == 384 and model.module(x).shape == (1, 1000)
-    assert model.labels[281] == "tabby" and model.name.endswith(".IMAGENET1K_SWAG_E2E_V1")
+    assert model.labels[281] == "tabby, tabby cat" and model.name.endswith(".IMAGENET1K_SWAG_E2E_V1")
+    categories = tvm.ViT_B_16_Weights.IMAGENET1K_SWAG_E2E_V1.meta["categories"]  # the same classes in order, with
+    differ = [c for c, ours in zip(categories, model.labels) if c not in ours.split(", ")]  # the synonyms of timm's
+    assert differ == ["crane bird", "maillot tank suit"]  # torchvision tells apart two names ImageNet gives twice
     again = load_model("torchvision:vit_b_16.IMAGENET1K_SWAG_E2E_V1", pretrained=False)
     assert all(torch.equal(a, b) for a, b in zip(model.module.parameters(), again.module.parameters()))
 
