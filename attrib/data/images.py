@@ -29,6 +29,8 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".we
 HEIF_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"}  # ISO BMFF major brands
 SAMPLE_NAMES = ("chelsea", "coffee", "rocket", "astronaut")
 JPEG_START = b"\xff\xd8\xff"
+FRAMES = "attrib.frames"  # a decoded image's info: how many frames its file holds (its first is decoded)
+MOVING = {"GIF", "PNG", "WEBP", "TIFF"}  # animations and pages (not a phone JPEG's second, MPO, picture)
 _OPENING = threading.Lock()  # see _opened()
 
 
@@ -284,6 +286,15 @@ def load_image(path: str | Path) -> Image.Image:
     return decode_image(path, str(path))
 
 
+def input_notes(image: Image.Image, preprocess) -> list[str]:
+    """What a user should know of how an image was taken in: enlarged over 4x to fill the model's input
+    (:meth:`Preprocess.enlarged`), or only the first frame of an animated GIF or a multi-page TIFF used."""
+    notes = [preprocess.enlarged(image.size)]
+    if image.info.get(FRAMES, 1) > 1:
+        notes.append(f"an animated or multi-page image: only its first frame (of {image.info[FRAMES]}) is used")
+    return [note for note in notes if note]
+
+
 def decode_image(file: Path | bytes, name: str) -> Image.Image:
     """Decode a file (or its bytes) into RGB, EXIF orientation applied; InputError naming ``name`` otherwise. A
     JPEG over Pillow's pixel limit (a 100-megapixel photo) is decoded smaller (:func:`_drafted`); any other
@@ -293,7 +304,10 @@ def decode_image(file: Path | bytes, name: str) -> Image.Image:
         try:
             with _opened(file) as image:
                 image.load()
-                return to_rgb(ImageOps.exif_transpose(image))
+                rgb = to_rgb(ImageOps.exif_transpose(image))
+                if image.format in MOVING and getattr(image, "n_frames", 1) > 1:
+                    rgb.info[FRAMES] = image.n_frames  # only the first is decoded: input_notes() says so
+                return rgb
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
             if not _head(file, len(JPEG_START)).startswith(JPEG_START):
                 raise

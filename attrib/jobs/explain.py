@@ -623,6 +623,8 @@ def _targeted(plan: Plan, todo):
 def _decode(plan: Plan, source, input_id: str, given: int | None) -> dict[str, Any]:
     """(in a worker thread) the image as the model sees it, or the one-line reason it cannot be read; with the
     class it is given and the one to explain (None: its predicted one)."""
+    from attrib.data.images import input_notes
+
     target = given if plan.target == TRUTH else plan.target
     item = {"source": source, "id": input_id, "view": None, "x": None, "error": None, "given": given,
             "target": target}
@@ -630,7 +632,7 @@ def _decode(plan: Plan, source, input_id: str, given: int | None) -> dict[str, A
         image = source.load()
         item["view"] = plan.model.preprocess.view(image)
         item["x"] = plan.model.preprocess.tensor(item["view"])
-        item["note"] = plan.model.preprocess.enlarged(image.size)
+        item["note"] = "; ".join(input_notes(image, plan.model.preprocess)) or None
     except Exception as error:  # noqa: BLE001 - a bad file is that input's error, never a crash
         item["error"] = str(error) if isinstance(error, AttribError) else \
             f"{source.name}: unexpected {type(error).__name__}: {first_line(error)}"

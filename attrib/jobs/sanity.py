@@ -207,9 +207,9 @@ def sanity_inputs(model, paths: list[str], dataset: str | None, n: int | None, i
     """(inputs, names, errors): the first ``n`` (None: all) image files / folders / globs through the model's
     preprocessing, else the first ``n`` (None: ``DATASET_INPUTS``) test examples of ``dataset`` (default: a
     sample model's own data set, or the built-in images); ``warn`` is told of an image the model sees much
-    enlarged (:meth:`Preprocess.enlarged`)."""
+    enlarged, or of which it sees the first frame only (:func:`attrib.data.images.input_notes`)."""
     from attrib.data.datasets import load_dataset, read_as
-    from attrib.data.images import InputError, expand_inputs
+    from attrib.data.images import InputError, expand_inputs, input_notes
 
     if dataset and paths:
         raise UsageError(f"give images or --dataset {dataset}, not both")
@@ -235,7 +235,7 @@ def sanity_inputs(model, paths: list[str], dataset: str | None, n: int | None, i
             errors.append(str(error))
             continue
         names.append(source.name)
-        if note := model.preprocess.enlarged(image.size):
+        for note in input_notes(image, model.preprocess):
             warn(f"{source.name}: {note}")
     return (torch.stack(xs) if xs else torch.empty(0)), names, errors
 

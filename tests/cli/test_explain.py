@@ -278,6 +278,8 @@ def test_an_image_enlarged_over_four_times_is_warned_of_once_and_in_each_map(run
     folder.mkdir()
     for name, size in (("thumb.png", (30, 40)), ("strip.png", (200, 8)), ("small.png", (40, 40))):
         Image.new("RGB", size, (200, 30, 30)).save(folder / name)  # test_resnet's input: 160 x 160
+    moving = [Image.new("RGB", (30, 40), colour) for colour in ((200, 30, 30), (30, 200, 30))]
+    moving[0].save(folder / "moving.gif", save_all=True, append_images=moving[1:])  # two notes in one line
     result = run_cli("explain", folder, *TINY, "-m", "gradient", "-m", "gxi", "--out", tmp_path / "run")
     assert result.exit_code == 0, result.output
     said = " ".join(result.output.split())
@@ -288,6 +290,9 @@ def test_an_image_enlarged_over_four_times_is_warned_of_once_and_in_each_map(run
     warnings = {Path(e["name"]).name: [a["warning"] for a in e["attributions"]] for e in record["inputs"]}
     assert warnings["small.png"] == [None, None]
     assert all(w.startswith("the image is 200x8 px, enlarged 20x") for w in warnings["strip.png"])
+    assert said.count("warning: moving.gif: the image is 30x40 px, enlarged 5x to the model's 160x160 input; an "
+                      "animated or multi-page image: only its first frame (of 2) is used") == 1
+    assert all("only its first frame (of 2) is used" in w for w in warnings["moving.gif"])
 
 
 def test_expected_gradients_background_is_named(run_cli, images, tmp_path):

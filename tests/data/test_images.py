@@ -202,3 +202,29 @@ def test_files_that_are_no_raster_image_are_named_by_their_content(tmp_path, con
     (tmp_path / "input.png").write_bytes(content)
     with pytest.raises(InputError, match=re.escape(f"{tmp_path / 'input.png'}: {reason}")):
         load_image(tmp_path / "input.png")
+
+
+def test_animations_and_pages_say_that_their_first_frame_is_used(tmp_path):
+    """An animated GIF or WebP, or a multi-page TIFF, was explained by its first frame without a word; a phone's
+    JPEG with a second picture (MPO: a depth map, a large preview) is one photo and gets no note."""
+    from attrib.data.images import input_notes
+    from attrib.models.preprocess import Preprocess
+
+    frames = [Image.new("RGB", (64, 48), colour) for colour in ((255, 0, 0), (0, 255, 0), (0, 0, 255))]
+    for name in ("a.gif", "a.webp", "a.tif", "a.mpo", "one.gif"):
+        more = frames[1:] if name != "one.gif" else []
+        frames[0].save(tmp_path / name, save_all=True, append_images=more)
+    preprocess = Preprocess(size=(64, 64))
+    for name in ("a.gif", "a.webp", "a.tif"):
+        image = load_image(tmp_path / name)
+        assert max(abs(a - b) for a, b in zip(image.getpixel((0, 0)), (255, 0, 0))) <= 4  # the first (WebP: lossy)
+        assert input_notes(image, preprocess) == ["an animated or multi-page image: only its first frame (of 3) is "
+                                                  "used"]
+    with Image.open(tmp_path / "a.mpo") as mpo:
+        assert (mpo.format, mpo.n_frames) == ("MPO", 3)
+    for name in ("a.mpo", "one.gif"):
+        assert input_notes(load_image(tmp_path / name), preprocess) == []
+    frames[0].resize((10, 8)).save(tmp_path / "small.gif", save_all=True, append_images=[frames[1].resize((10, 8))])
+    notes = input_notes(load_image(tmp_path / "small.gif"), preprocess)
+    assert notes == [preprocess.enlarged((10, 8)), "an animated or multi-page image: only its first frame (of 2) is "
+                                                   "used"] and notes[0]
