@@ -220,7 +220,8 @@ def test_a_timm_repo_on_the_hub_is_read_with_its_own_preprocessing(tmp_path, mon
     for spec in ("hf:timm/test_resnet.r160_in1k", f"hf:{snapshot}"):
         model = load_model(spec)
         assert model.name == spec.removeprefix("hf:") and model.preprocess.size == (160, 160)
-        assert model.preprocess.crop_pct == source.pretrained_cfg["crop_pct"] and model.labels[281] == "tabby, tabby cat"
+        assert model.preprocess.crop_pct == source.pretrained_cfg["crop_pct"]
+        assert model.labels[281] == "tabby, tabby cat"
         x = torch.randn(1, 3, 160, 160)
         with torch.no_grad():
             assert torch.equal(model.module(x), source(x))
