@@ -71,15 +71,22 @@ LABELS_OPTION = click.option("--labels", "labels", type=click.Path(dir_okay=Fals
                              help="Class names: one per line (synset_words.txt too), a JSON list or {index: name}.")
 
 
+PREPROCESS_OPTION = click.option(
+    "--preprocess", "preprocess", multiple=True, metavar="KEY=VALUE",
+    help="How the model reads pictures, where a fine-tune differs from its architecture's weights (repeatable): "
+         "size=384 (or HxW), crop_pct=1, mean=0.5 (or R,G,B), std=..., interpolation=bilinear, "
+         "mode=center|squash|border.")
+
+
 def model_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """--model/-M SPEC, --weights FILE, --no-pretrained, --labels FILE."""
+    """--model/-M SPEC, --weights FILE, --no-pretrained, --labels FILE, --preprocess KEY=VALUE."""
     for option in reversed((
             click.option("--model", "-M", "model_spec", default=None, metavar="SPEC", help=MODEL_HELP),
             click.option("--weights", type=click.Path(dir_okay=False),
                          help="Local state dict (.pt/.pth/.safetensors)."),
             click.option("--no-pretrained", is_flag=True,
                          help=NO_PRETRAINED_HELP),
-            LABELS_OPTION)):
+            LABELS_OPTION, PREPROCESS_OPTION)):
         command = option(command)
     return command
 

@@ -68,9 +68,9 @@ Exit codes: 0 all inputs explained, 1 some inputs failed, 2 usage error."""
 @click.option("--workers", type=click.IntRange(1), help="Threads decoding images ahead [default: min(4, CPUs)].")
 @executor_options("worker")
 @common_options
-def explain(inputs, model_spec, weights, no_pretrained, labels, trust_remote_code, methods, settings, target, truth,
-            only, versus, top_k, precision, background, view, magnitude, force, no_images, inputs_from, limit,
-            batch_size, workers, executor, common: Common) -> None:
+def explain(inputs, model_spec, weights, no_pretrained, labels, preprocess, trust_remote_code, methods, settings,
+            target, truth, only, versus, top_k, precision, background, view, magnitude, force, no_images, inputs_from,
+            limit, batch_size, workers, executor, common: Common) -> None:
     """Explain image classifiers' predictions with attribution methods.
 
     INPUTS are image files, folders (searched recursively, leaving out hidden files and attrib's own run
@@ -89,7 +89,8 @@ def explain(inputs, model_spec, weights, no_pretrained, labels, trust_remote_cod
                           list(methods) or ["integrated_gradients"], list(settings), target, top_k, common.seed,
                           common.device, precision, background, "magnitude" if magnitude else view, force,
                           not no_images, limit, batch_size, workers, executor, labels=labels,
-                          inputs_from=inputs_from, only=only, truth=truth, versus=versus)
+                          inputs_from=inputs_from, only=only, truth=truth, versus=versus,
+                          preprocess=list(preprocess))
     run_job(common, job, options, View(show=_summary, json=job.json_view, exit_code=job.exit_code,
                                        on_item=_show_input, interrupted=RESUMES))
 

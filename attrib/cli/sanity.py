@@ -70,8 +70,8 @@ def _radii(ctx, param, value: tuple[str, ...]) -> list[float | str] | None:
               help="Draws of random weights and of noise; values are mean ± sd over them [default: 3].")
 @VERSUS_OPTION
 @common_options
-def sanity(inputs, model_spec, weights, no_pretrained, labels, methods, settings, tests, layers, max_layers, radii,
-           norm, dataset, n_inputs, image_size, repeats, versus, common: Common) -> None:
+def sanity(inputs, model_spec, weights, no_pretrained, labels, preprocess, methods, settings, tests, layers,
+           max_layers, radii, norm, dataset, n_inputs, image_size, repeats, versus, common: Common) -> None:
     """Check whether attribution maps depend on the model, survive small perturbations, and add up.
 
     Three parts (--tests): model-parameter randomization (cascading and independent; data randomization for
@@ -82,7 +82,8 @@ def sanity(inputs, model_spec, weights, no_pretrained, labels, methods, settings
 
     options = job.Options(list(inputs), model_spec, weights, not no_pretrained, list(methods) or
                           list(job.DEFAULT_METHODS), list(settings), tests, layers, max_layers, radii, norm, dataset,
-                          n_inputs, image_size, repeats, common.seed, common.device, labels=labels, versus=versus)
+                          n_inputs, image_size, repeats, common.seed, common.device, labels=labels, versus=versus,
+                          preprocess=list(preprocess))
     run_job(common, job, options, View(show=_show, json=job.json_view, exit_code=job.exit_code), prefix="sanity-")
 
 

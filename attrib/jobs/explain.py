@@ -79,6 +79,7 @@ class Options(ListFields):
     only: str | None = None  # "wrong" ("right"): explain only the inputs classified wrong (right); None: all
     truth: str | None = None  # "folder" or a table file: each input's true class (accuracy, confusions, --only)
     versus: str | None = None  # explain the target against this class: runner-up, truth, pred or a class
+    preprocess: list[str] = field(default_factory=list)  # KEY=VALUE changes to how the model reads pictures
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -113,7 +114,8 @@ def prepare(options: Options, events: Events) -> Plan:
     device = work_device(options.executor, options.device)
     events.info("loading model ...")
     model = load_model(options.model, weights=options.weights, pretrained=options.pretrained,
-                       trust_remote_code=options.trust_remote_code, labels=options.labels)
+                       trust_remote_code=options.trust_remote_code, labels=options.labels,
+                       preprocess=options.preprocess)
     if model.kind != "image":
         raise UsageError(f"{model.name} takes {model.kind} inputs, not images; evaluate it with "
                          "`attrib diffroar` or `attrib sanity` on its data set")
@@ -542,7 +544,8 @@ class ShardWorker:
         from attrib.models import load_model
 
         model = load_model(options.model, weights=options.weights, pretrained=options.pretrained,
-                           trust_remote_code=options.trust_remote_code, labels=options.labels)
+                           trust_remote_code=options.trust_remote_code, labels=options.labels,
+                           preprocess=options.preprocess)
         model.module.to(device).eval()
         self.plan = Plan(model, methods, kwargs, target, device, {}, options.only, versus=versus)  # truth: per input
         self.options = options

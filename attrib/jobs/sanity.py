@@ -46,6 +46,7 @@ class Options(ListFields):
     device: str = "auto"
     labels: str | None = None  # a file naming the model's classes (default: the model's own names)
     versus: str | None = None  # explain each model's predicted class against this one: runner-up or a class
+    preprocess: list[str] = field(default_factory=list)  # KEY=VALUE changes to how the model reads pictures
 
 
 def _prepare(options: Options, events: Events):
@@ -64,7 +65,8 @@ def _prepare(options: Options, events: Events):
         events.warning(warning)
     device = resolve_device(options.device)
     events.info("loading model and inputs ...")
-    model = load_model(options.model, weights=options.weights, pretrained=options.pretrained, labels=options.labels)
+    model = load_model(options.model, weights=options.weights, pretrained=options.pretrained, labels=options.labels,
+                       preprocess=options.preprocess)
     x, input_names, errors = sanity_inputs(model, options.inputs, options.dataset, options.n_inputs,
                                            options.image_size, warn=events.warning)
     for error in errors:

@@ -6,11 +6,14 @@ overlay the pixels they explain; ``tensor`` normalises that view into the model'
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 from PIL import Image
+
+from attrib.errors import UsageError
 
 ENLARGED = 4  # an image enlarged more than this to fill the model's input is warned of (Preprocess.enlarged)
 WHOLE_RESIZE_PIXELS = 4_000_000  # above this the crop's region alone is resized (equal to within one 8-bit level)
@@ -121,6 +124,56 @@ class Preprocess:
 
     def __call__(self, image: Image.Image) -> torch.Tensor:
         return self.tensor(self.view(image))
+
+
+MODES = ("center", "squash", "border")  # timm's crop modes: --preprocess mode=...
+PREPROCESS_KEYS = ("size", "crop_pct", "mean", "std", "interpolation", "mode")
+
+
+def overridden(preprocess: Preprocess, settings: list[str] | tuple[str, ...]) -> Preprocess:
+    """``preprocess`` with ``KEY=VALUE`` settings applied (``--preprocess``), for a fine-tune that reads pictures
+    otherwise than its architecture's pretrained weights: ``size=384`` (or ``HxW``), ``crop_pct=1``, ``mean=0.5``
+    (one value for every channel) or ``mean=0.49,0.48,0.45``, ``std=...``, ``interpolation=bilinear``,
+    ``mode=center|squash|border``. A UsageError names a bad setting."""
+    changes: dict = {}
+    for setting in settings:
+        key, sep, value = setting.partition("=")
+        key, value = key.strip(), value.strip()
+        if not sep or key not in PREPROCESS_KEYS:
+            raise UsageError(f"--preprocess {setting!r}: expected KEY=VALUE, KEY one of {', '.join(PREPROCESS_KEYS)}")
+        try:
+            changes.update(_setting(preprocess, key, value))
+        except ValueError as error:
+            why = "not a number" if re.match("invalid literal|could not convert", str(error)) else error
+            raise UsageError(f"--preprocess {setting}: {why}") from None
+    return replace(preprocess, **changes)
+
+
+def _setting(preprocess: Preprocess, key: str, value: str) -> dict:
+    if key == "size":
+        sides = [int(side) for side in value.lower().split("x")]
+        if len(sides) not in (1, 2) or min(sides) < 1:
+            raise ValueError("a size in pixels, N or HxW")
+        return {"size": (sides[0], sides[-1])}
+    if key == "crop_pct":
+        crop = float(value)
+        if not 0 < crop <= 1:
+            raise ValueError("the share of the resized picture the centre crop keeps, in (0, 1]")
+        return {"crop_pct": crop}
+    if key in ("mean", "std"):
+        values = tuple(float(v) for v in value.split(","))
+        values = values * preprocess.channels if len(values) == 1 else values
+        if len(values) != preprocess.channels or (key == "std" and min(values) <= 0):
+            raise ValueError(f"one value, or one per channel ({preprocess.channels})"
+                             + (", each > 0" if key == "std" else ""))
+        return {key: values}
+    if key == "interpolation":
+        if value not in _RESAMPLE:
+            raise ValueError(f"one of {', '.join(_RESAMPLE)}")
+        return {"interpolation": value}
+    if value not in MODES:
+        raise ValueError(f"one of {', '.join(MODES)}")
+    return {"squash": value == "squash", "pad": value == "border", "crop_first": False}
 
 
 def _floor(size: float) -> int:

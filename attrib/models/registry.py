@@ -16,8 +16,9 @@ from typing import Any
 
 import torch
 
-from attrib.errors import first_line
+from attrib.errors import UsageError, first_line
 from attrib.models.base import Model, ModelError, check_finite
+from attrib.models.preprocess import overridden
 
 Loader = Callable[..., Model]  # loader(rest_of_spec, *, weights, pretrained, trust_remote_code) -> Model
 
@@ -40,9 +41,11 @@ def register_loader(prefix: str, loader: Loader, matches: Callable[[str], bool] 
 
 
 def load_model(spec: str | Path | None = None, *, weights: str | Path | None = None, pretrained: bool = True,
-               trust_remote_code: bool = False, labels: str | Path | None = None) -> Model:
+               trust_remote_code: bool = False, labels: str | Path | None = None,
+               preprocess: list[str] | tuple[str, ...] = ()) -> Model:
     """Resolve a model spec into a :class:`Model` in eval mode (specs: ``attrib models``); ``labels``: a file
-    naming its classes (see :func:`read_labels`)."""
+    naming its classes (see :func:`read_labels`); ``preprocess``: ``KEY=VALUE`` changes to how it reads pictures
+    (see :func:`attrib.models.preprocess.overridden`)."""
     with _seeded(not pretrained and weights is None):
         model = _load(spec, weights=weights, pretrained=pretrained, trust_remote_code=trust_remote_code)
     check_finite(model.module, f"{model.name} with weights {weights}" if weights else model.name)
@@ -51,6 +54,10 @@ def load_model(spec: str | Path | None = None, *, weights: str | Path | None = N
                          "explains classifiers: give --weights with a fine-tuned head, or a classification model")
     if labels is not None:
         model.labels = read_labels(labels, model.n_classes)
+    if preprocess:
+        if model.preprocess is None:
+            raise UsageError(f"--preprocess: {model.name} takes no pictures")
+        model.preprocess = overridden(model.preprocess, preprocess)
     return model
 
 

@@ -842,3 +842,18 @@ def test_inputs_listed_with_nul_terminators(images, tmp_path):
     refused = CliRunner().invoke(main, ["explain", "--inputs-from", "-", *TINY, "--out", str(tmp_path / "b")],
                                  input=utf16)
     assert refused.exit_code == 2 and "line 1 holds a NUL character" in refused.output
+
+
+def test_preprocess_settings_reach_the_model_the_record_and_the_pictures(run_cli, images, tmp_path):
+    result = run_cli("explain", images / "im0.png", *TINY, "-m", "gradient", "--preprocess", "size=48x64",
+                     "--preprocess", "mean=0.5", "--preprocess", "std=0.5", "--out", tmp_path / "run")
+    assert result.exit_code == 0, result.output
+    record, arrays = attrib.load_run(tmp_path / "run")
+    assert (record["model"]["input_size"], record["model"]["mean"]) == ([48, 64], [0.5, 0.5, 0.5])
+    entry = record["inputs"][0]
+    assert arrays[(entry["id"], "gradient")].shape == (3, 48, 64)
+    assert Image.open(tmp_path / "run" / entry["view"]).size == (64, 48)
+    refused = run_cli("explain", images / "im0.png", *TINY, "--preprocess", "mean=1,2", "--out", tmp_path / "b")
+    assert refused.exit_code == 2 and "--preprocess mean=1,2: one value, or one per channel (3)" in refused.output
+    vector = run_cli("sanity", "-M", "sample:synthetic-standard", "--preprocess", "size=8", "--out", tmp_path / "c")
+    assert vector.exit_code == 2 and "--preprocess: sample:synthetic-standard takes no pictures" in vector.output

@@ -167,3 +167,28 @@ def test_enlargement_is_that_of_the_side_the_resize_fits(pad, squash, expected):
     view = np.asarray(preprocess.view(Image.new("RGB", (3, 300), (9, 9, 9))))
     strip_columns = (view == 9).all(axis=(0, 2)).sum()  # the columns the strip fills from top to bottom
     assert strip_columns == (224 if expected > 1 else 3)
+
+
+def test_preprocess_settings_change_how_a_fine_tune_reads_pictures():
+    """A fine-tune trained at 384 px, or with mean = std = 0.5, was read as its architecture's pretrained weights
+    read pictures (224 px, ImageNet's statistics): its maps explained inputs it never saw in training."""
+    from attrib.errors import UsageError
+    from attrib.models.preprocess import Preprocess, overridden
+
+    base = Preprocess(size=(224, 224), crop_pct=0.875, interpolation="bicubic")
+    changed = overridden(base, ["size=384", "crop_pct=1", "mean=0.5", "std=0.2,0.3,0.4", "interpolation=bilinear",
+                                "mode=squash"])
+    assert changed == Preprocess(size=(384, 384), crop_pct=1.0, mean=(0.5,) * 3, std=(0.2, 0.3, 0.4),
+                                 interpolation="bilinear", squash=True)
+    assert overridden(changed, ["size=240x320", "mode=border"]).size == (240, 320)
+    assert overridden(changed, ["mode=border"]).pad and not overridden(changed, ["mode=border"]).squash
+    assert overridden(base, []) == base
+    gray = Preprocess(channels=1, mean=(0.5,), std=(0.5,))
+    assert overridden(gray, ["mean=0.1"]).mean == (0.1,)
+    for setting, message in (("size=0", "a size in pixels"), ("size=big", "not a number"),
+                             ("crop_pct=1.5", r"in \(0, 1\]"), ("mean=0.1,0.2", r"one per channel \(3\)"),
+                             ("std=0", "each > 0"), ("interpolation=cubic", "one of bilinear"),
+                             ("mode=crop", "one of center, squash, border"), ("resize=1", "KEY one of size"),
+                             ("size", "expected KEY=VALUE")):
+        with pytest.raises(UsageError, match=message):
+            overridden(base, [setting])
