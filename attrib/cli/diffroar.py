@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from attrib.cli.common import (IMAGE_SIZE_HELP, NO_PRETRAINED_HELP, RESUMES, Common, View, common_options,
-                               executor_options, listed, method_options, run_job, wrote)
+from attrib.cli.common import (IMAGE_SIZE_HELP, NO_PRETRAINED_HELP, PREPROCESS_OPTION, RESUMES, Common, View,
+                               common_options, executor_options, listed, method_options, run_job, wrote)
 from attrib.cli.ui import UI
 from attrib.errors import counted, duration
 
@@ -58,6 +58,7 @@ def _classes(ctx, param, value: tuple[str, ...]) -> list[int | str] | None:
 @click.option("--n-train", type=click.IntRange(1), help="Use at most this many training examples.")
 @click.option("--n-test", type=click.IntRange(1), help="Use at most this many test examples.")
 @click.option("--image-size", type=click.IntRange(1), metavar="PX", help=IMAGE_SIZE_HELP)
+@PREPROCESS_OPTION
 @method_options("gradient, ig, smoothgrad; random is always added")
 @click.option("--k", "ks", multiple=True, default=["0.05,0.1,0.2,0.3,0.5"], show_default=True, callback=_floats,
               metavar="K1,K2", help="Fractions of coordinates kept (comma-separated or repeated).")
@@ -68,8 +69,8 @@ def _classes(ctx, param, value: tuple[str, ...]) -> list[int | str] | None:
 @click.option("--plan-only", is_flag=True, help="Compute attributions and write the job files, then stop.")
 @executor_options("job")
 @common_options
-def diffroar(model_spec, weights, no_pretrained, dataset, classes, data_dir, n_train, n_test, image_size, methods,
-             settings, ks, seeds, epochs, lr, batch_size, plan_only, executor, common: Common) -> None:
+def diffroar(model_spec, weights, no_pretrained, dataset, classes, data_dir, n_train, n_test, image_size, preprocess,
+             methods, settings, ks, seeds, epochs, lr, batch_size, plan_only, executor, common: Common) -> None:
     """Evaluate attribution methods by DiffROAR: retrain on the top-k vs the bottom-k coordinates.
 
     DiffROAR(method, k) = acc(top-k kept) - acc(bottom-k kept), each from a fresh model of the same
@@ -80,7 +81,7 @@ def diffroar(model_spec, weights, no_pretrained, dataset, classes, data_dir, n_t
 
     options = job.Options(model_spec, weights, not no_pretrained, dataset, classes, data_dir, n_train, n_test,
                           image_size, list(methods) or list(job.DEFAULT_METHODS), list(settings), ks, seeds, epochs, lr,
-                          batch_size, common.seed, common.device, plan_only, executor)
+                          batch_size, common.seed, common.device, plan_only, executor, preprocess=list(preprocess))
     view = View(show=_plan_note if plan_only else _show, json=job.json_view,
                 exit_code=job.exit_code, on_item=_job_done, interrupted=RESUMES)
     run_job(common, job, options, view, prefix="diffroar-")

@@ -60,6 +60,7 @@ class Options(ListFields):
     device: str = "auto"
     plan_only: bool = False
     executor: ExecutorSpec = field(default_factory=ExecutorSpec)  # where the retrains run
+    preprocess: list[str] = field(default_factory=list)  # KEY=VALUE changes to how the model reads a folder's pictures
 
 
 @lru_cache(maxsize=4)
@@ -115,7 +116,8 @@ def prepare(options: Options, events: Events):
         events.warning("--executor ray is not used with --plan-only: the job files run wherever "
                        "`python -m attrib.jobs.diffroar` runs them")
     events.info("loading model and data ...")
-    model = load_model(options.model, weights=options.weights, pretrained=options.pretrained)
+    model = load_model(options.model, weights=options.weights, pretrained=options.pretrained,
+                       preprocess=options.preprocess)
     name = options.dataset or model.card.get("dataset")
     if name is None:
         raise UsageError(f"--dataset is required for {model.name} (it does not say what it was trained on)")

@@ -192,6 +192,12 @@ def test_a_folder_is_read_at_the_models_size_and_resized_on_request(run_cli, tmp
     said = " ".join(small.output.split())
     assert small.exit_code == 2 and "cannot take" in said and "inputs of shape (3, 64, 64)" in said
     assert said.endswith("; resize its pictures to the model's with --image-size 224")
+    tuned = run_cli("diffroar", "-M", "timm:test_resnet", "--no-pretrained", "--dataset", f"folder:{tmp_path / 'data'}",
+                    "-m", "gradient", "--k", "0.5", "--preprocess", "size=40", "--preprocess", "mean=0.5",
+                    "--plan-only", "--out", tmp_path / "tuned")  # a fine-tune's own way of reading pictures
+    assert tuned.exit_code == 0, tuned.output
+    job = json.loads((tmp_path / "tuned" / "jobs" / "gradient-k0.5-top-s0.json").read_text())
+    assert job["dataset"]["preprocess"]["size"] == [40, 40] and job["dataset"]["preprocess"]["mean"] == [0.5] * 3
 
 
 def test_accuracies_at_chance_are_warned_about():
