@@ -74,39 +74,13 @@ def check_folder(name: str) -> None:
                          "config.json)")
 
 
-def timm_repo(name: str, with_weights: bool) -> str | None:
-    """The folder of a model in timm's own format (see attrib.models.timm_models.is_timm_folder): ``name`` itself,
-    or a hub repo's config.json and weights fetched to the hub's cache (``hf:timm/resnet50.a1_in1k``); None for
-    any other model. transformers' timm wrapper reads no preprocessing from such a repo (it has no
-    preprocessor_config.json), so attrib would squash pictures at 224 px with mean = std = 0.5."""
-    from attrib.models.timm_models import is_timm_folder
-
-    if Path(name).is_dir():
-        return name if is_timm_folder(name) else None
-    from huggingface_hub import hf_hub_download
-
-    try:
-        folder = Path(hf_hub_download(name, "config.json")).parent
-    except Exception:  # noqa: BLE001 - offline, no such repo, ...: transformers says which below
-        return None
-    if not is_timm_folder(str(folder)):
-        return None
-    for weights in ("model.safetensors", "pytorch_model.bin") if with_weights else ():
-        try:
-            hf_hub_download(name, weights)  # into the same snapshot folder as its config
-            break
-        except Exception:  # noqa: BLE001 - this repo has the other file (none: load_timm_folder says so)
-            continue
-    return str(folder)
-
-
 def load_hf(name: str, *, trust_remote_code: bool = False, weights: object = None, pretrained: bool = True,
             **_: object) -> Model:
     """Load model + image processor (``pretrained`` False: the architecture from its config, randomly
     initialised); remote code runs only when ``trust_remote_code`` is set."""
     from transformers import AutoConfig, AutoImageProcessor, AutoModelForImageClassification
 
-    from attrib.models.timm_models import load_timm_folder
+    from attrib.models.timm_models import load_timm_folder, timm_repo
 
     folder = timm_repo(name, pretrained and weights is None)
     if folder is not None:

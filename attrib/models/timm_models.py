@@ -17,6 +17,13 @@ def load_timm(name: str, *, weights: str | Path | None = None, pretrained: bool 
     """Create a timm model; download pretrained weights only when no local file is given."""
     import timm
 
+    repo = name.removeprefix("hf-hub:")
+    if "/" in repo:  # a hub repo in timm's format, as timm names one: timm:timm/resnet50.a1_in1k
+        folder = timm_repo(repo, pretrained and weights is None)
+        if folder is None:
+            raise ModelError(f"timm:{name}: no timm model in {repo} on the Hugging Face hub, or the hub cannot be "
+                             "reached (offline? use timm:NAME --weights FILE, or a folder of the repo's files)")
+        return load_timm_folder(folder, weights=weights, pretrained=pretrained, name=f"timm:{name}")
     if not timm.is_model(name.split(".")[0]):
         close = _similar_names(name.split(".")[0])
         hint = f"; did you mean {', '.join(close)}?" if close else " (see timm.list_models())"
@@ -36,6 +43,30 @@ def load_timm(name: str, *, weights: str | Path | None = None, pretrained: bool 
     in_chans = shape.get("in_chans", 3)
     factory = partial(timm.create_model, name, pretrained=False, num_classes=module.num_classes, in_chans=in_chans)
     return Model(module.eval(), timm_preprocess(module, in_chans), _labels(module), "image", f"timm:{name}", factory)
+
+
+def timm_repo(name: str, with_weights: bool) -> str | None:
+    """The folder of a model in timm's own format (see :func:`is_timm_folder`): ``name`` itself, or a hub repo's
+    config.json and weights fetched to the hub's cache (``hf:timm/resnet50.a1_in1k``, ``timm:timm/...``); None
+    for any other model, or a repo that cannot be fetched. (transformers' timm wrapper reads no preprocessing from
+    such a repo, which has no preprocessor_config.json: attrib would squash pictures at 224 px, mean = std = 0.5.)"""
+    if Path(name).is_dir():
+        return name if is_timm_folder(name) else None
+    from huggingface_hub import hf_hub_download
+
+    try:
+        folder = Path(hf_hub_download(name, "config.json")).parent
+    except Exception:  # noqa: BLE001 - offline, no such repo, ...: the caller says so
+        return None
+    if not is_timm_folder(str(folder)):
+        return None
+    for weights in ("model.safetensors", "pytorch_model.bin") if with_weights else ():
+        try:
+            hf_hub_download(name, weights)  # into the same snapshot folder as its config
+            break
+        except Exception:  # noqa: BLE001 - this repo has the other file (none: load_timm_folder says so)
+            continue
+    return str(folder)
 
 
 def is_timm_folder(spec: str) -> bool:

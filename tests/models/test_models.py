@@ -210,14 +210,14 @@ def test_a_timm_repo_on_the_hub_is_read_with_its_own_preprocessing(tmp_path, mon
     fetched = []
 
     def download(repo, filename, **kwargs):
-        assert repo == "timm/test_resnet.r160_in1k"
-        if not (snapshot / filename).is_file():
+        if repo != "timm/test_resnet.r160_in1k" or not (snapshot / filename).is_file():
             raise FileNotFoundError(filename)
         fetched.append(filename)
         return str(snapshot / filename)
 
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", download)
-    for spec in ("hf:timm/test_resnet.r160_in1k", f"hf:{snapshot}"):
+    for spec in ("hf:timm/test_resnet.r160_in1k", f"hf:{snapshot}", "timm:timm/test_resnet.r160_in1k",
+                 "timm:hf-hub:timm/test_resnet.r160_in1k"):  # timm's own names for a hub repo too
         model = load_model(spec)
         assert model.name == spec.removeprefix("hf:") and model.preprocess.size == (160, 160)
         assert model.preprocess.crop_pct == source.pretrained_cfg["crop_pct"]
@@ -225,7 +225,10 @@ def test_a_timm_repo_on_the_hub_is_read_with_its_own_preprocessing(tmp_path, mon
         x = torch.randn(1, 3, 160, 160)
         with torch.no_grad():
             assert torch.equal(model.module(x), source(x))
-    assert fetched == ["config.json", "model.safetensors"]  # the local folder fetched nothing
+    assert fetched == ["config.json", "model.safetensors"] * 3  # the local folder fetched nothing
+    with pytest.raises(ModelError, match=r"^timm:timm/nothing: no timm model in timm/nothing on the Hugging Face "
+                                         r"hub, or the hub cannot be reached \(offline\?"):
+        load_model("timm:timm/nothing")
 
 
 def test_malformed_and_mismatched_weights(tmp_path):
