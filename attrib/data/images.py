@@ -151,9 +151,12 @@ def _in_archive(archive: Path, path: Path) -> list[ImageSource]:
         return [_failing(str(path), str(error))]
     name = itemgetter(0)
     at = bisect.bisect_left(members, inner, key=name)
-    named = members[at:at + 1] if at < len(members) and members[at][0] == inner else \
-        members[bisect.bisect_left(members, f"{inner}/", key=name):bisect.bisect_left(members, f"{inner}0", key=name)]
-    if not named:  # "0" follows "/": the folder's files are those between
+    if at < len(members) and members[at][0] == inner:
+        named = members[at:at + 1]
+    else:  # the folder's files: from "inner/" up to "inner0" ("0" is the character after "/")
+        named = members[bisect.bisect_left(members, f"{inner}/", key=name):
+                        bisect.bisect_left(members, f"{inner}0", key=name)]
+    if not named:
         return [_failing(str(path), f"{archive} holds no image {inner}" + (f"; {cut}" if cut else ""))]
     return [member_source(f"{archive}/{member}", read) for member, read in named]
 
