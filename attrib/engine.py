@@ -196,7 +196,8 @@ class Engine:
                 module._buffers[name] = tensor
 
         self._restore.append(restore)
-        self.model.requires_grad_(False)
+        for p, _, _ in params:  # not module.requires_grad_, which TorchScript modules refuse
+            p.requires_grad_(False)
         fmt = torch.channels_last if self.channels_last else torch.contiguous_format
         self.model.to(self.device, memory_format=fmt)
         return self.model

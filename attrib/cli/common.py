@@ -21,8 +21,8 @@ from attrib.errors import counted
 NO_PRETRAINED_HELP = "Random weights: the model's architecture only (the same fixed-seed draw on every run)."
 IMAGE_SIZE_HELP = ("Resize a torchvision or folder data set's pictures to PX x PX [default: a folder is read as the "
                    "model reads pictures; torchvision sets at their own size].")
-MODEL_HELP = ("timm:NAME, torchvision:NAME, hf:ORG/NAME, a local HF folder, sample:NAME; default: embedded "
-              "EfficientNet-Lite0.")
+MODEL_HELP = ("timm:NAME, torchvision:NAME, hf:ORG/NAME, a local HF folder, sample:NAME, your code's "
+              "FILE.py:NAME[(ARGS)]; default: embedded EfficientNet-Lite0.")
 
 
 def listed(values: tuple[str, ...] | str | None) -> list[str]:

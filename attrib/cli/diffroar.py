@@ -44,10 +44,10 @@ def _classes(ctx, param, value: tuple[str, ...]) -> list[int | str] | None:
 
 @click.command(epilog=EPILOG)
 @click.option("--model", "-M", "model_spec", default="sample:blockdigits-standard", show_default=True,
-              metavar="SPEC", help="Model under evaluation (sample:NAME, timm:NAME or torchvision:NAME; its "
-                                   "architecture is retrained).")
+              metavar="SPEC", help="Model under evaluation (sample:NAME, timm:NAME, torchvision:NAME or "
+                                   "your code's FILE.py:NAME[(ARGS)]; its architecture is retrained).")
 @click.option("--weights", type=click.Path(dir_okay=False),
-              help="Local state dict for a timm, torchvision or sample model.")
+              help="Local state dict for a timm, torchvision, sample or your code's model.")
 @click.option("--no-pretrained", is_flag=True, help=NO_PRETRAINED_HELP)
 @click.option("--dataset", "-d", default=None, metavar="NAME",
               help="blockdigits, blockdigits-top, synthetic, torchvision:NAME, folder:PATH (an ImageFolder tree, or "

@@ -85,6 +85,9 @@ MODEL_KINDS = [
     ("PATH/TO/FOLDER", "a Hugging Face classifier saved with save_pretrained, or a timm model as the hub serves "
                        "it (config.json naming its architecture, model.safetensors)"),
     ("sample:NAME", "a small model shipped with attrib (listed below)"),
+    ("FILE.py:NAME[(ARGS)]", "your own code's model: NAME a class or function in FILE.py building it, ARGS Python "
+                             "literals (py:package.module:NAME for an importable module); --weights, --labels, "
+                             "--preprocess for how it reads pictures"),
 ]
 
 

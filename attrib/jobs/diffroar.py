@@ -117,7 +117,7 @@ def prepare(options: Options, events: Events):
                        "`python -m attrib.jobs.diffroar` runs them")
     events.info("loading model and data ...")
     model = load_model(options.model, weights=options.weights, pretrained=options.pretrained,
-                       preprocess=options.preprocess)
+                       preprocess=options.preprocess, pictures=(options.dataset or "").startswith("folder:"))
     name = options.dataset or model.card.get("dataset")
     if name is None:
         raise UsageError(f"--dataset is required for {model.name} (it does not say what it was trained on)")

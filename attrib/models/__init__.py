@@ -8,6 +8,8 @@ Specs:
     FOLDER                  a timm model in its hub format (config.json naming the architecture), else:
     "hf:ORG/NAME" / FOLDER  a Hugging Face image classifier (AutoModelForImageClassification + image processor)
     "sample:NAME"           a model shipped in attrib/sample_models (or registered with ``register_sample``)
+    "py:FILE.py:NAME[(ARGS)]"  your own code's model (``FILE.py:NAME`` without the prefix; or
+                            ``py:package.module:NAME``): a class or function building it, arguments as literals
 
 Layout: ``base.py`` (types), ``registry.py`` (prefix -> loader), one module per loader that registers itself.
 """
@@ -15,6 +17,6 @@ Layout: ``base.py`` (types), ``registry.py`` (prefix -> loader), one module per 
 from attrib.models.base import Model, ModelError
 from attrib.models.registry import LOADERS, load_model, register_loader
 # they register themselves, timm's before hf's (a timm folder is claimed before any folder is taken for hf's)
-from attrib.models import builtin, timm_models, torchvision_models, hf_models, samples  # noqa: F401,I001
+from attrib.models import builtin, timm_models, torchvision_models, hf_models, samples, python_models  # noqa: F401,I001
 
 __all__ = ["LOADERS", "Model", "ModelError", "load_model", "register_loader"]

@@ -37,6 +37,8 @@ class Model:
             randomization); None when the spec cannot say how.
         card: what is known of how the model was trained (sample models: data set, recipe, accuracies).
         multi_label: the classes are independent (read through a sigmoid, not a softmax).
+        assumed: what the loader had to assume of how the model reads pictures, as no config of it says (a Hugging
+            Face folder without its processor, your own model code): warned of unless ``--preprocess`` says how.
     """
 
     module: torch.nn.Module
@@ -47,6 +49,7 @@ class Model:
     factory: Callable[[], torch.nn.Module] | None = None
     card: dict[str, Any] = field(default_factory=dict)
     multi_label: bool = False
+    assumed: str = ""
 
     @property
     def n_classes(self) -> int:
@@ -59,7 +62,7 @@ class Model:
 
         return score_kind(self.n_classes, self.multi_label)
 
-    def outputs_on(self, x: torch.Tensor, what: str) -> torch.Tensor:
+    def outputs_on(self, x: torch.Tensor, what: str = "") -> torch.Tensor:
         """The module's outputs on a couple of ``x``'s rows (no gradient, on the module's device); ModelError
         naming ``what`` and its shape when the model cannot take them (a data set of another size or depth)."""
         device = next((p.device for p in self.module.parameters()), torch.device("cpu"))
@@ -69,8 +72,8 @@ class Model:
         except Exception as error:  # noqa: BLE001 - shape errors come in many types
             reason = (str(error).splitlines() or [type(error).__name__])[0]
             reason = reason if len(reason) <= 160 else reason[:160].rsplit(" ", 1)[0] + " …"
-            raise ModelError(f"{self.name} cannot take {what} inputs of shape {tuple(x.shape[1:])}: {reason}") \
-                from None
+            what = f"{what} " if what else ""
+            raise ModelError(f"{self.name} cannot take {what}inputs of shape {tuple(x.shape[1:])}: {reason}") from None
 
     def describe(self) -> dict[str, Any]:
         """The model as run records hold it."""

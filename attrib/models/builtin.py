@@ -53,6 +53,11 @@ def imagenet_labels() -> list[str]:
     return [info.index_to_description(i) for i in range(info.num_classes())]
 
 
+def class_names(n_classes: int) -> list[str]:
+    """Names for a model's classes when nothing else names them: ImageNet-1k's for 1000, else ``class i``."""
+    return imagenet_labels() if n_classes == 1000 else [f"class {i}" for i in range(n_classes)]
+
+
 def load_default(rest: str = "", *, weights: str | Path | None = None, pretrained: bool = True,
                  **_: object) -> Model:
     """The embedded classifier, optionally with a local state dict of the same architecture (``pretrained``

@@ -19,6 +19,9 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"weights file not found: {path}")
+    program = a_program(path)
+    if program:
+        raise ModelError(f"--weights {program}")
     try:
         state = _load(path)
     except Exception as error:  # noqa: BLE001 - any decoding failure is a malformed file for the user
@@ -29,6 +32,28 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ModelError(f"weights {path} do not hold a state dict of tensors")
     return state
+
+
+_PROGRAMS = {"/code/__torch__/": ("TorchScript program", "torch.jit.load({})"),  # a member's name -> kind
+             "/models/model.json": ("torch.export program (.pt2)", "torch.export.load({}).module()")}
+
+
+def a_program(path: Path) -> str:
+    """What to say of a TorchScript or torch.export archive (told by its members' names, never loaded: loading
+    one can run code) given as a model or weights, else ""."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except (OSError, zipfile.BadZipFile):
+        return ""
+    found = next((kind for mark, kind in _PROGRAMS.items() if any(mark in name for name in names)), None)
+    if found is None:
+        return ""
+    return (f"{path} is a {found[0]}, which can run code when it is loaded: attrib never loads one by itself. If "
+            "you trust it, load it in your own code and name that: a file load.py holding `def model(): return "
+            f"{found[1].format(repr(str(path)))}`, and --model load.py:model")
 
 
 def _load(path: Path) -> object:

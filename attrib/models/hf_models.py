@@ -110,15 +110,15 @@ def load_hf(name: str, *, trust_remote_code: bool = False, weights: object = Non
     preprocess = _preprocess(processor, module)
     bgr = bool(getattr(processor, "do_flip_channel_order", False))
     differs = mismatch(processor, preprocess, bgr) if processor is not None else None
-    if processor is None:
-        warnings.warn(f"{name} has no image processor (preprocessor_config.json): attrib squashes images to "
-                      f"{preprocess.size[0]} x {preprocess.size[1]} and normalises with mean = std = 0.5; save the "
-                      "model's processor beside it if it was trained otherwise", stacklevel=2)
     if differs:
         warnings.warn(f"{name}: {differs} ({type(processor).__name__} has rules attrib does not follow); "
                       "predictions and maps may differ from those on the processor's inputs", stacklevel=2)
+    assumed = "" if processor is not None else \
+        f"{name} has no image processor (preprocessor_config.json): attrib squashes images to " \
+        f"{preprocess.size[0]} x {preprocess.size[1]} and normalises with mean = std = 0.5; save the model's " \
+        "processor beside it, or say how with --preprocess, if it was trained otherwise"
     return Model(LogitsOnly(module, bgr).eval(), preprocess, labels, "image", f"hf:{name}",
-                 multi_label=multi_label(module.config))
+                 multi_label=multi_label(module.config), assumed=assumed)
 
 
 def _preprocess(processor, module) -> Preprocess:

@@ -6,8 +6,10 @@ loader. ``attrib.models`` imports the built-in loader modules, so that ``load_mo
 
 from __future__ import annotations
 
+import ast
 import json
 import re
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -18,6 +20,7 @@ import torch
 
 from attrib.errors import UsageError, first_line
 from attrib.models.base import Model, ModelError, check_finite
+from attrib.models.checkpoint import a_program
 from attrib.models.preprocess import overridden
 
 Loader = Callable[..., Model]  # loader(rest_of_spec, *, weights, pretrained, trust_remote_code) -> Model
@@ -42,12 +45,16 @@ def register_loader(prefix: str, loader: Loader, matches: Callable[[str], bool] 
 
 def load_model(spec: str | Path | None = None, *, weights: str | Path | None = None, pretrained: bool = True,
                trust_remote_code: bool = False, labels: str | Path | None = None,
-               preprocess: list[str] | tuple[str, ...] = ()) -> Model:
+               preprocess: list[str] | tuple[str, ...] = (), pictures: bool = True) -> Model:
     """Resolve a model spec into a :class:`Model` in eval mode (specs: ``attrib models``); ``labels``: a file
     naming its classes (see :func:`read_labels`); ``preprocess``: ``KEY=VALUE`` changes to how it reads pictures
-    (see :func:`attrib.models.preprocess.overridden`)."""
-    with _seeded(not pretrained and weights is None):
-        model = _load(spec, weights=weights, pretrained=pretrained, trust_remote_code=trust_remote_code)
+    (see :func:`attrib.models.preprocess.overridden`); ``pictures`` False: none will be read through its
+    preprocessing (a data set of tensors), so what the loader assumed of it goes unsaid."""
+    with seeded_weights(not pretrained and weights is None):
+        model = _load(spec, weights=weights, pretrained=pretrained, trust_remote_code=trust_remote_code,
+                      preprocess=tuple(preprocess))
+    if model.assumed and pictures and not preprocess:
+        warnings.warn(model.assumed, stacklevel=2)
     check_finite(model.module, f"{model.name} with weights {weights}" if weights else model.name)
     if model.n_classes == 0:
         raise ModelError(f"{model.name} has no classifier head (0 classes: a feature extractor or backbone); attrib "
@@ -62,7 +69,7 @@ def load_model(spec: str | Path | None = None, *, weights: str | Path | None = N
 
 
 @contextmanager
-def _seeded(random_weights: bool) -> Iterator[None]:
+def seeded_weights(random_weights: bool = True) -> Iterator[None]:
     """Random weights (``pretrained=False``) drawn from a fixed seed on a forked generator: the same model on
     every run and every Ray worker, and the caller's own random state left as it was."""
     if not random_weights:
@@ -147,9 +154,29 @@ def _load(spec: str | None, **options: Any) -> Model:
         if entry.matches is not None and entry.matches(spec):
             return entry.loader(spec, **options)
     if Path(spec).is_file():
-        raise ModelError(f"--model {spec} is a file; a state dict needs its architecture: --model timm:NAME (or "
-                         f"torchvision:NAME) --weights {spec} (a Hugging Face model is a folder saved with "
-                         "save_pretrained)")
+        raise ModelError(_a_file(Path(spec)))
     raise ModelError(f"unknown model spec {spec!r}: use 'timm:NAME', 'torchvision:NAME', 'hf:ORG/NAME', a local "
-                     "Hugging Face folder, 'sample:NAME' or leave --model out for the embedded default (see "
-                     "`attrib models`)")
+                     "Hugging Face folder, 'sample:NAME', your code's 'FILE.py:NAME' or leave --model out for the "
+                     "embedded default (see `attrib models`)")
+
+
+def _a_file(path: Path) -> str:
+    """What to say of a file given as a model: Python code names its model (its classes are listed, read without
+    running it); a state dict needs its architecture."""
+    program = a_program(path)
+    if program:
+        return f"--model {program}"
+    if path.suffix != ".py":
+        return (f"--model {path} is a file; a state dict needs its architecture: --model timm:NAME (or "
+                f"torchvision:NAME, or your code's FILE.py:NAME) --weights {path} (a Hugging Face model is a folder "
+                "saved with save_pretrained)")
+    try:
+        tree = ast.parse(path.read_bytes())
+    except (OSError, SyntaxError, ValueError):
+        tree = ast.Module(body=[], type_ignores=[])
+    defined = [node for node in tree.body if isinstance(node, ast.ClassDef | ast.FunctionDef)]
+    models = [node for node in defined if isinstance(node, ast.ClassDef) and "Module" in ast.unparse(node.bases)]
+    names = [node.name for node in models + [node for node in defined if isinstance(node, ast.FunctionDef)]]
+    listed = f" (it defines {', '.join(names[:8])})" if names else ""
+    return f"--model {path} is Python code: name the class or function in it that builds the model, as " \
+           f"{path}:{names[0] if names else 'NAME'}{listed}"

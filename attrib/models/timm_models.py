@@ -186,12 +186,9 @@ def timm_preprocess(module, in_chans: int = 3) -> Preprocess:
 
 
 def _labels(module) -> list[str]:
-    n = module.num_classes
-    if n == 1000:
-        from attrib.models.builtin import imagenet_labels
+    from attrib.models.builtin import class_names
 
-        return imagenet_labels()
-    return [f"class {i}" for i in range(n)]
+    return class_names(module.num_classes)
 
 
 register_loader("timm", load_timm)

@@ -44,13 +44,9 @@ def load_torchvision(spec: str, *, weights: str | Path | None = None, pretrained
 def _labels(categories: list[str], n_classes: int) -> list[str]:
     """ImageNet-1k's classes named as for every other model, with their synonyms ("tabby, tabby cat": torchvision
     says "tabby"; the order is the same); other weights' own categories; ``class i`` for a fine-tuned head."""
-    if n_classes != len(categories):
-        return [f"class {i}" for i in range(n_classes)]
-    if n_classes == 1000:
-        from attrib.models.builtin import imagenet_labels
+    from attrib.models.builtin import class_names
 
-        return imagenet_labels()
-    return list(categories)
+    return list(categories) if n_classes == len(categories) != 1000 else class_names(n_classes)
 
 
 def _weights_entry(name: str, tag: str):

@@ -217,3 +217,19 @@ def test_accuracies_at_chance_are_warned_about():
     assert other == ["the evaluated model's test accuracy is 0.000, chance is 0.750: its attributions explain a "
                      "model that has not learned d (it has 10 classes, the data set 2: give it --weights trained "
                      "on d)"]
+
+
+def test_your_own_architecture_is_retrained(run_cli, tmp_path, monkeypatch):
+    """`-M mlp.py:MLP(features=10)` on the synthetic set: a model of vectors from the user's code, evaluated and
+    retrained as its own class; no warning about how it reads pictures, since it reads none."""
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    (tmp_path / "mlp.py").write_text("from torch import nn\n\nBUILT = []\n\nclass MLP(nn.Sequential):\n    def "
+                                     "__init__(self, features):\n        BUILT.append(self)\n        super().__init__("
+                                     "nn.Linear(features, 16), nn.ReLU(), nn.Linear(16, 2))\n")
+    spec = f"{tmp_path / 'mlp.py'}:MLP(features=10)"
+    result = run_cli("diffroar", "-M", spec, "--dataset", "synthetic", "-m", "gradient", "--k", "0.5",
+                     "--n-train", "200", "--n-test", "100", "--epochs", "2", "--out", tmp_path / "run", "--json")
+    assert result.exit_code == 0, result.output
+    assert parse_json(result)["model"] == f"py:{spec}" and "reads pictures" not in result.output
+    built = next(m for m in list(sys.modules.values()) if getattr(m, "__file__", None) == str(tmp_path / "mlp.py")).BUILT
+    assert len(built) >= 1 + 4 and len({id(m) for m in built}) == len(built)  # the evaluated model + 4 retrains

@@ -857,3 +857,30 @@ def test_preprocess_settings_reach_the_model_the_record_and_the_pictures(run_cli
     assert refused.exit_code == 2 and "--preprocess mean=1,2: one value, or one per channel (3)" in refused.output
     vector = run_cli("sanity", "-M", "sample:synthetic-standard", "--preprocess", "size=8", "--out", tmp_path / "c")
     assert vector.exit_code == 2 and "--preprocess: sample:synthetic-standard takes no pictures" in vector.output
+
+
+def test_your_own_model_code_is_explained_and_an_edit_starts_the_folder_over(run_cli, images, tmp_path, monkeypatch):
+    """`-M nets.py:Net(classes=2)`: the user's class, built with literal arguments; run.json records the code's
+    sha256, so a rerun after the code changed starts over rather than mixing two models' maps."""
+    import sys
+
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    code = tmp_path / "nets.py"
+    net = ("from torch import nn\n\nclass Net(nn.Sequential):\n    def __init__(self, classes):\n        super()."
+           "__init__(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, classes))\n")
+    code.write_text(net)
+    spec = f"{code}:Net(classes=2)"
+    out = tmp_path / "run"
+    result = run_cli("explain", images, "-M", spec, "--preprocess", "size=32", "-m", "gradient", "--out", out)
+    assert result.exit_code == 0, result.output
+    record, arrays = attrib.load_run(out)
+    assert record["model"]["name"] == f"py:{spec}" and record["model"]["n_classes"] == 2
+    assert arrays[(record["inputs"][0]["id"], "gradient")].shape == (3, 32, 32)
+    assert "says nothing of how it reads pictures" not in result.output  # --preprocess said how
+    code.write_text(net.replace("nn.ReLU()", "nn.Tanh()"))
+    again = run_cli("explain", images, "-M", spec, "--preprocess", "size=32", "-m", "gradient", "--out", out)
+    assert again.exit_code == 0 and "held a run with other settings (model)" in again.output
+    code.write_text(net.replace("nn.ReLU()", "nn.Relu()"))
+    broken = run_cli("explain", images, "-M", spec, "--out", tmp_path / "b")
+    assert broken.exit_code == 2 and f"{spec} failed (nets.py line 5): AttributeError: module 'torch.nn' has no " \
+        "attribute 'Relu'" in broken.output

@@ -367,7 +367,7 @@ def test_a_folder_or_file_that_is_no_model_says_what_it_is(tmp_path):
             load(str(tmp_path))
     torch.save({"w": torch.zeros(1)}, tmp_path / "tuned.pt")
     with pytest.raises(ModelError, match=r"is a file; a state dict needs its architecture: --model timm:NAME \(or "
-                                         r"torchvision:NAME\) --weights .*tuned\.pt"):
+                                         r"torchvision:NAME, or your code's FILE.py:NAME\) --weights .*tuned\.pt"):
         load_model(tmp_path / "tuned.pt")
 
 
@@ -463,3 +463,17 @@ def test_weights_saved_through_a_training_wrapper_load(tmp_path, prefix):
     assert model.n_classes == 7
     for key, value in source.state_dict().items():
         assert torch.equal(model.module.state_dict()[key], value)
+
+
+def test_preprocess_settings_silence_what_attrib_would_assume(tmp_path, tiny_vit_folder):
+    """A folder without its processor is read as attrib assumes, and said; once --preprocess says how, nothing is
+    assumed and nothing said."""
+    import shutil
+    import warnings
+
+    shutil.copytree(tiny_vit_folder, tmp_path / "bare")
+    (tmp_path / "bare" / "preprocessor_config.json").unlink()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model = load_model(str(tmp_path / "bare"), preprocess=["mean=0.4", "std=0.2"])
+    assert model.preprocess.mean == (0.4, 0.4, 0.4)
