@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 
 from attrib.errors import counted, first_line
+from attrib.models import inert
 from attrib.models.base import ModelError
 
 
@@ -27,8 +28,9 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     except Exception as error:  # noqa: BLE001 - any decoding failure is a malformed file for the user
         raise ModelError(f"cannot read weights {path}: {_reason(error)}") from None
     for key in ("state_dict", "model", "model_state_dict"):
-        if isinstance(state, dict) and isinstance(state.get(key), dict):
+        if isinstance(state, dict) and isinstance(state.get(key), dict | inert.Record):
             state = state[key]
+    state = inert.module_state(state) or state  # a whole pickled model's weights
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ModelError(f"weights {path} do not hold a state dict of tensors")
     return state
@@ -57,12 +59,23 @@ def a_program(path: Path) -> str:
 
 
 def _load(path: Path) -> object:
+    """The file's contents: a safetensors file, or a checkpoint read with ``weights_only=True`` (its other
+    objects, which that refuses, read as inert records: :mod:`attrib.models.inert`)."""
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
         return load_file(str(path))
+    try:
+        return _weights_only(path, _data_globals())
+    except pickle.UnpicklingError as error:
+        if "Unsupported global" not in str(error) or not inert.possible():
+            raise
+        return inert.load_inert(path, _data_globals(), _weights_only, error)
+
+
+def _weights_only(path: Path, allowed: list) -> object:
     allowing = getattr(torch.serialization, "safe_globals", None)  # torch >= 2.5
-    with warnings.catch_warnings(), (allowing(_data_globals()) if allowing else contextlib.nullcontext()):
+    with warnings.catch_warnings(), (allowing(allowed) if allowing else contextlib.nullcontext()):
         warnings.simplefilter("ignore", UserWarning)  # torch's notes on pickle protocols are not the user's business
         return torch.load(path, map_location="cpu", weights_only=True)
 
@@ -87,8 +100,11 @@ def _data_globals() -> list:
 
 def _reason(error: Exception) -> str:
     """Why a checkpoint could not be read, in the user's terms (torch's own text suggests unsafe loading)."""
-    found = re.search(r"Unsupported global: GLOBAL (\S+)", str(error))
-    if isinstance(error, pickle.UnpicklingError) and found:
+    found = re.search(r"(?:Unsupported global: GLOBAL|unsupported GLOBAL) ([\w.]+)", str(error))
+    if isinstance(error, pickle.UnpicklingError) and found and "is blocked" in str(error):
+        return (f"it holds pickled code calling {found[1]}, which torch never loads and attrib never runs: save "
+                "model.state_dict() with torch.save, or use .safetensors")
+    if isinstance(error, pickle.UnpicklingError) and found:  # torch before 2.6, which cannot read objects inert
         return (f"it holds pickled Python objects ({found[1]}), not only tensors (a whole saved model?); attrib "
                 "never runs pickled code: save model.state_dict() with torch.save, or use .safetensors")
     unsupported = re.search(r"Unsupported [^\n.]*", str(error))  # the unpickler's reason, not its advice

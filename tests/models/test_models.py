@@ -1,6 +1,7 @@
 """Model specs resolve into working adapters offline; bad specs and weights give one clear line."""
 
 import json
+import re
 
 import pytest
 import torch
@@ -294,9 +295,11 @@ def test_a_mismatch_is_counted_with_examples_in_one_line(tmp_path):
 
 
 def test_pickled_code_is_never_run(tmp_path, capsys):
+    import os
+
     class Evil:
         def __reduce__(self):
-            return (print, ("pwned",))
+            return (os.system, ("echo pwned",))
 
     path = tmp_path / "evil.pt"
     torch.save({"x": Evil()}, path)
@@ -304,14 +307,15 @@ def test_pickled_code_is_never_run(tmp_path, capsys):
         load_model("timm:test_resnet", weights=path)
     assert "pwned" not in capsys.readouterr().out
     message = str(error.value)  # says what to do, not torch's advice to load it unsafely
-    assert "pickled Python objects" in message and "state_dict()" in message and "\n" not in message
+    assert re.search(r"it holds pickled code calling (posix|nt)\.system, which torch never loads and attrib never "
+                     r"runs: save model.state_dict\(\)", message) and "\n" not in message
     assert "weights_only" not in message and "\x1b" not in message
 
 
 def test_checkpoints_with_training_data_beside_the_weights_load(tmp_path, capsys):
     """timm's train.py saves its argparse.Namespace as ``args`` beside ``state_dict``, and many training scripts
     a best accuracy as a numpy scalar (pickled as numpy.core under numpy 1): weights_only refused both, and the
-    user was told to save the state dict again. Pickled code stays refused, in a Namespace too."""
+    user was told to save the state dict again. Pickled code is never run, in a Namespace too."""
     import argparse
     import zipfile
 
@@ -339,8 +343,7 @@ def test_checkpoints_with_training_data_beside_the_weights_load(tmp_path, capsys
             return (print, ("pwned",))
 
     torch.save({"state_dict": source.state_dict(), "args": argparse.Namespace(x=Evil())}, tmp_path / "evil.pt")
-    with pytest.raises(ModelError, match="pickled Python objects"):
-        load_model("timm:test_resnet", weights=tmp_path / "evil.pt")
+    load_model("timm:test_resnet", weights=tmp_path / "evil.pt")  # the call to print read as an inert record
     assert "pwned" not in capsys.readouterr().out
 
 
