@@ -65,8 +65,9 @@ def _prepare(options: Options, events: Events):
         events.warning(warning)
     device = resolve_device(options.device)
     events.info("loading model and inputs ...")
+    tensors = bool(options.dataset) and not options.dataset.strip().startswith("folder:")  # no pictures read
     model = load_model(options.model, weights=options.weights, pretrained=options.pretrained, labels=options.labels,
-                       preprocess=options.preprocess)
+                       preprocess=options.preprocess, pictures=not tensors)
     x, input_names, errors = sanity_inputs(model, options.inputs, options.dataset, options.n_inputs,
                                            options.image_size, warn=events.warning)
     for error in errors:

@@ -244,3 +244,21 @@ def test_versus_checks_each_models_contrast_with_its_runner_up(run_cli, tmp_path
     html = (tmp_path / "contrast.html").read_text()
     assert "each model's predicted class against its runner-up" in html and "two classes' logits" in html
     assert "<td>contrast</td>" not in (tmp_path / "plain.html").read_text()
+
+
+def test_your_own_model_on_a_data_set_of_tensors_is_not_warned_about_pictures(run_cli, tmp_path, monkeypatch):
+    """How a model from code reads pictures is assumed and warned of where pictures are read (images given, or
+    the built-in ones); a data set of tensors reads none, so nothing is said."""
+    import sys
+
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    (tmp_path / "small.py").write_text("from torch import nn\n\ndef small():\n    return nn.Sequential(nn.Conv2d(1, 2, "
+                                       "3), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(2, 10))\n")
+    spec = f"{tmp_path / 'small.py'}:small"
+    tensors = run_cli("sanity", "-M", spec, "--dataset", "blockdigits", "--n", "2", "-m", "gradient",
+                      "--tests", "completeness", "--out", tmp_path / "a")
+    assert tensors.exit_code == 0, tensors.output
+    assert "reads pictures" not in tensors.output
+    pictures = run_cli("sanity", "-M", spec, "--n", "2", "-m", "gradient", "--tests", "completeness",
+                       "--out", tmp_path / "b")
+    assert pictures.exit_code == 0 and "small says nothing of how it reads pictures" in pictures.output
