@@ -26,6 +26,7 @@ from attrib.models.builtin import class_names
 from attrib.models.checkpoint import load_state_dict
 from attrib.models.preprocess import Preprocess, overridden
 from attrib.models.registry import register_loader, seeded_weights
+from attrib.targets import as_logits
 
 SPEC = re.compile(r"(?P<source>.+?):(?P<name>[A-Za-z_][\w.]*)\s*(?P<args>\(.*\))?\s*", re.S)
 SAFE_NAME = re.compile(r"\W")
@@ -48,11 +49,15 @@ def load_python(spec: str, *, weights: str | Path | None = None, pretrained: boo
     with seeded_weights():
         module = build_model(source, name, args, fresh=not pretrained)
     if weights is not None:
-        load_state_dict(module, weights)
+        load_state_dict(module.inner if isinstance(module, Adapted) else module, weights)
     reading, assumed = _reading(module, label, preprocess)
-    model = Model(module.eval(), reading, [], "image" if reading else "vector", label,
-                  partial(build_model, source, name, args, fresh=True), card=_provenance(source), assumed=assumed)
-    model.labels = class_names(_classes(model, preprocess))
+    model = Model(module.eval(), reading, [], "image" if reading else "vector", label, None,
+                  card=_provenance(source), assumed=assumed)
+    n_classes, logits = _probe(model, preprocess)
+    model.factory = partial(build_model, source, name, args, fresh=True, logits=logits)
+    if logits:
+        model.module = Adapted(model.module, logits=True).eval()
+    model.labels = class_names(n_classes)
     return model
 
 
@@ -64,10 +69,11 @@ def _parsed(spec: str) -> tuple[str, str, str]:
     return found["source"].strip(), found["name"], (found["args"] or "").strip()
 
 
-def build_model(source: str, name: str, args: str = "", fresh: bool = False) -> torch.nn.Module:
+def build_model(source: str, name: str, args: str = "", fresh: bool = False, logits: bool = False) -> torch.nn.Module:
     """The model the code builds: ``NAME(*args)`` for a class or function, a copy of a module instance; with
     ``fresh`` (random weights, DiffROAR's retrains) every layer re-drawn, since a function or an instance may
-    hand out trained weights. One ModelError line when the code fails, saying where."""
+    hand out trained weights; :class:`Adapted` where its mode cannot be switched or (``logits``) its output is a
+    dict or Hugging Face output holding the logits. One ModelError line when the code fails, saying where."""
     label = f"{source}:{name}{args}"
     code = _imported(source)
     target = _attribute(code, source, name)
@@ -80,8 +86,13 @@ def build_model(source: str, name: str, args: str = "", fresh: bool = False) -> 
         module = _called(target, positional, keywords, label, code)
     else:
         raise ModelError(f"{label}: {name} is a {type(target).__name__}, not a class or function building a model")
-    module = _switchable(module)
-    return redrawn(module, label) if fresh else module
+    if fresh:
+        redrawn(module, label)
+    try:
+        module.eval()
+    except NotImplementedError:  # torch.export's programs: their graph is fixed in the mode it was exported in
+        return Adapted(module, fixed_mode=True, logits=logits)
+    return Adapted(module, logits=True) if logits else module
 
 
 def _called(target: Any, positional: list, keywords: dict, label: str, code) -> torch.nn.Module:
@@ -94,14 +105,6 @@ def _called(target: Any, positional: list, keywords: dict, label: str, code) -> 
         raise ModelError(f"{label} failed{_where(error, code)}: {_said(error)}{hint}") from None
     if not isinstance(module, torch.nn.Module):
         raise ModelError(f"{label} returned a {type(module).__name__}, not a torch.nn.Module")
-    return module
-
-
-def _switchable(module: torch.nn.Module) -> torch.nn.Module:
-    try:
-        module.eval()
-    except NotImplementedError:  # torch.export's programs: their graph is fixed in the mode it was exported in
-        return FixedMode(module)
     return module
 
 
@@ -120,20 +123,24 @@ def redrawn(module: torch.nn.Module, label: str) -> torch.nn.Module:
     return module
 
 
-class FixedMode(torch.nn.Module):
-    """A module whose train/eval mode cannot be switched (``torch.export.load(...).module()``), as one whose
-    ``eval()`` and ``train()`` leave it as it is."""
+class Adapted(torch.nn.Module):
+    """The code's model as attrib takes models: the logits out of a dict or Hugging Face output (``logits``);
+    a torch.export program (``torch.export.load(...).module()``), whose train/eval mode cannot be switched,
+    left in the mode it was exported in (``fixed_mode``)."""
 
-    def __init__(self, program: torch.nn.Module) -> None:
+    def __init__(self, inner: torch.nn.Module, fixed_mode: bool = False, logits: bool = False) -> None:
         super().__init__()
-        self.program = program
+        self.inner, self.fixed_mode, self.logits = inner, fixed_mode, logits
 
-    def train(self, mode: bool = True) -> FixedMode:
+    def train(self, mode: bool = True) -> Adapted:
+        if not self.fixed_mode:
+            return super().train(mode)
         self.training = mode
         return self
 
-    def forward(self, *args: Any, **kwargs: Any) -> Any:
-        return self.program(*args, **kwargs)
+    def forward(self, x: torch.Tensor) -> Any:
+        out = self.inner(x)
+        return as_logits(out) if self.logits else out
 
 
 def _imported(source: str):
@@ -258,22 +265,27 @@ def _weights(module: torch.nn.Module) -> list[torch.Tensor]:
     return [p for p in module.parameters() if not is_lazy(p) and p.is_floating_point() and p.dim() >= 2]
 
 
-def _classes(model: Model, settings: tuple[str, ...]) -> int:
-    """The number of classes: the width of the model's output on one zero input of the size it reads."""
-    if model.preprocess is None:
-        x, hint = torch.zeros(1, _weights(model.module)[0].shape[1]), ""
-    else:
-        x = torch.zeros(1, model.preprocess.channels, *model.preprocess.size)
-        hint = "" if any(s.startswith("size") for s in settings) else \
-            "; give the input size it takes with --preprocess size=H or HxW"
+def _probe(model: Model, settings: tuple[str, ...]) -> tuple[int, bool]:
+    """The number of classes, and whether the model's logits come in a dict or Hugging Face output (else as a
+    tensor), from its output on one zero input; one line when it cannot take an input of the size it reads, or
+    returns anything else."""
+    hint = "" if model.preprocess is None or any(s.startswith("size") for s in settings) else \
+        "; give the input size it takes with --preprocess size=H or HxW"
+    x = torch.zeros(1, _weights(model.module)[0].shape[1]) if model.preprocess is None else \
+        torch.zeros(1, model.preprocess.channels, *model.preprocess.size)
     try:
         outputs = model.outputs_on(x)
     except ModelError as error:
         raise ModelError(f"{error}{hint}") from None
-    if not isinstance(outputs, torch.Tensor) or outputs.dim() != 2:
-        shown = tuple(outputs.shape) if isinstance(outputs, torch.Tensor) else type(outputs).__name__
-        raise ModelError(f"{model.name} returns {shown}, not a (batch, classes) tensor of logits")
-    return int(outputs.shape[1])
+    try:
+        logits = as_logits(outputs)
+    except TypeError:
+        logits = None
+    if logits is None or logits.dim() != 2:
+        shown = tuple(logits.shape) if logits is not None else type(outputs).__name__
+        raise ModelError(f"{model.name} returns {shown}, not a (batch, classes) tensor of logits (or a dict or "
+                         "Hugging Face output holding one as its logits)")
+    return int(logits.shape[1]), logits is not outputs
 
 
 def _provenance(source: str) -> dict[str, Any]:

@@ -67,6 +67,21 @@ def broken():
     return Nett()
 
 
+class Heads(nn.Module):  # logits in a dict, as many research models return them
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+        self.head = nn.Linear(4, 6)
+
+    def forward(self, x):
+        features = self.conv(x).mean((2, 3))
+        return {"features": features, "logits": self.head(features)}
+
+
+def two():
+    return Heads(), 2
+
+
 def pooled():
     return nn.Sequential(nn.Conv2d(3, 2, 3), nn.AdaptiveAvgPool2d(1))  # (B, 2, 1, 1): not logits
 
@@ -197,7 +212,7 @@ def test_a_package_module_imports_from_the_working_folder(tmp_path, monkeypatch)
 
 @pytest.mark.parametrize("name, error, match", [
     ("Nope", ModelError, r"nets.py has no 'Nope'; it defines Net, Flat, Tabular, build, not_a_model, broken, "
-                         r"pooled, built"),
+                         r"Heads, two$"),
     ("broken", ModelError, r"nets.py:broken failed \(nets.py line \d+\): NameError: name 'Nett' is not defined"),
     ("Net(2, 3, 4, 5)", ModelError, r"failed: TypeError: .*takes from 1 to 4 positional arguments but 5 were "
                                     r"given$"),
@@ -205,7 +220,9 @@ def test_a_package_module_imports_from_the_working_folder(tmp_path, monkeypatch)
                             r"them: .*nets.py:Tabular\(features=\.\.\.\)\)"),
     ("not_a_model", ModelError, r"not_a_model returned a dict, not a torch.nn.Module"),
     ("Widths", ModelError, r"Widths returned a Widths, not a torch.nn.Module"),
-    ("pooled", ModelError, r"returns \(1, 2, 1, 1\), not a \(batch, classes\) tensor of logits"),
+    ("two", ModelError, r"two returned a tuple, not a torch.nn.Module"),
+    ("pooled", ModelError, r"returns \(1, 2, 1, 1\), not a \(batch, classes\) tensor of logits \(or a dict or "
+                           r"Hugging Face output holding one as its logits\)"),
     ("built(2)", UsageError, r"built is a model already built, which takes no arguments"),
     ("Net(num_classes=n)", UsageError, r"the arguments must be Python literals"),
     ("Net(**{'width': 2})", UsageError, r"the arguments must be Python literals"),
@@ -290,3 +307,23 @@ def test_torchscript_and_exported_programs_load_through_your_code(tmp_path, monk
     with pytest.raises(ModelError, match=r"^--weights .*net.pt2 is a torch.export program \(.pt2\), which can run "
                                          r"code.*torch.export.load\('.*net.pt2'\).module\(\)`, and --model load.py"):
         load_model("timm:test_resnet", weights=tmp_path / "net.pt2")
+
+
+def test_logits_in_a_dict_are_read_and_retrained(code, tmp_path):
+    """A model returning {"features": ..., "logits": ...}: explained, its weights loaded, its fresh copies
+    trained, all on the logits."""
+    import attrib
+    from attrib.training import Recipe, init_seeded, train
+
+    model = _quiet_load(f"{code}:Heads")
+    assert model.n_classes == 6
+    x = torch.randn(3, 3, 12, 12)
+    inner = model.module.inner
+    with torch.no_grad():
+        assert torch.equal(model.module(x), inner(x)["logits"])
+    assert attrib.attribute(model.module, x, "gradient").values.shape == x.shape
+    torch.save(inner.state_dict(), tmp_path / "heads.pt")
+    assert torch.equal(_quiet_load(f"{code}:Heads", weights=tmp_path / "heads.pt").module.inner.head.weight,
+                       inner.head.weight)
+    fresh = train(init_seeded(model.factory, 0), x, torch.tensor([0, 1, 2]), Recipe(epochs=1, batch_size=3))
+    assert fresh(x).shape == (3, 6)
