@@ -84,11 +84,16 @@ def retrain_recipe(card: dict[str, Any], config: DiffRoarConfig) -> Recipe:
     return replace(base, **changes)
 
 
-def plan(config: DiffRoarConfig, recipe: Recipe, fill: float, attribution_files: dict[str, str]) -> list[dict]:
-    """One job per (method, k, side, seed): everything a retrain needs, as plain data."""
+def plan(config: DiffRoarConfig, recipe: Recipe, fill: float, attribution_files: dict[str, str],
+         stamps: dict[str, str] | None = None) -> list[dict]:
+    """One job per (method, k, side, seed): everything a retrain needs, as plain data; ``stamps``: a digest of
+    what each method's attributions were made from, so that a result made from other attributions (other
+    method options, other weights) is not taken as this job's."""
+    stamps = stamps or {}
     return [{"id": job_id(method, k, side, seed), "method": method, "k": k, "side": side, "seed": seed,
              "model": config.model, "architecture": config.architecture, "dataset": config.dataset, "fill": fill,
-             "attributions": attribution_files.get(method), "recipe": recipe.to_dict(),
+             "attributions": attribution_files.get(method), "attributions_stamp": stamps.get(method),
+             "recipe": recipe.to_dict(),
              "device": config.retrain_device or config.device, "random": GENERATOR}
             for method in config.all_methods for k in config.ks for seed in range(config.seeds) for side in SIDES]
 

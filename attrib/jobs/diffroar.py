@@ -11,6 +11,7 @@ in any process or machine, and rerunning ``attrib diffroar`` into the same folde
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 from dataclasses import asdict, dataclass, field
@@ -169,10 +170,11 @@ def evaluate(model, config: DiffRoarConfig, store: RunStore, events: Events | No
     started = now()
     kwargs, descriptions = method_kwargs_all(config, model, data)
     events.task("main", "attributions", len(config.methods) * (len(data.train_y) + len(data.test_y)))
-    paths = {m: _attributions(model, data, m, kwargs[m], config, store, events, descriptions)
-             for m in config.methods}
+    stamps = {m: _stamp(model, data, m, kwargs[m], config) for m in config.methods}
+    paths = {m: _attributions(model, data, m, kwargs[m], config, store, events, stamps[m]) for m in config.methods}
     recipe = retrain_recipe(model.card, config)
-    jobs = files.write_jobs(store, plan(config, recipe, data.fill_value(), paths))
+    digests = {m: hashlib.sha256(stamp.encode()).hexdigest()[:16] for m, stamp in stamps.items()}
+    jobs = files.write_jobs(store, plan(config, recipe, data.fill_value(), paths, digests))
     pending = [p for p in jobs if files.done_result(p) is None]
     _announce(config, model, data, recipe, len(jobs), len(pending), store, events)
     if not plan_only and pending:
@@ -198,10 +200,15 @@ def evaluate(model, config: DiffRoarConfig, store: RunStore, events: Events | No
     return record
 
 
-def _attributions(model, data, method, options, config, store, events, descriptions) -> str:
-    """The method's cached attributions on both splits (computed when the cache does not match)."""
-    stamp = json.dumps({"method": method, "options": describe_config(options), "seed": config.attribution_seed,
-                        "model": model.name, "dataset": data.spec}, sort_keys=True, default=str)
+def _stamp(model, data, method: str, options: dict[str, Any], config: DiffRoarConfig) -> str:
+    """What a method's attributions are made from: method, options, seed, model (and its weights), data."""
+    return json.dumps({"method": method, "options": describe_config(options), "seed": config.attribution_seed,
+                       "model": model.name, "dataset": data.spec, **({"weights": model.weights} if model.weights
+                                                                      else {})}, sort_keys=True, default=str)
+
+
+def _attributions(model, data, method, options, config, store, events, stamp: str) -> str:
+    """The method's cached attributions on both splits (computed when the cache does not match ``stamp``)."""
     cached = files.cached_attributions(store, method, stamp)
     if cached is not None:
         events.advance("main", len(data.train_y) + len(data.test_y))

@@ -405,12 +405,15 @@ def run(options: Options, store: RunStore, events: Events | None = None) -> dict
     events = events or Events()
     classifier, lm, settings, items, device = _load(options, events)
     store.open(KIND)  # not another kind's folder; what a killed earlier run here was writing, swept
-    record = header(KIND, model={"name": classifier.name, "kind": "text", "n_classes": len(classifier.labels),
-                                 "labels": classifier.labels},
+    from attrib.models.checkpoint import folder_weights
+
+    lm_weights = folder_weights(lm.name) if lm else None  # a local masked LM retrained in place is another LM
+    record = header(KIND, model=classifier.describe(),
                     methods=describe_methods(settings.methods, {m: settings.config(m) for m in settings.methods}),
                     seed=settings.seed, device=device, lm=lm.name if lm else None, n_samples=settings.n_samples,
                     n_steps=settings.n_steps, target=settings.target, only=settings.only, texts=[], correlations={},
                     correlation_texts={}, **({} if settings.versus is None else {"versus": settings.versus}),
+                    **({"lm_weights": lm_weights} if lm_weights else {}),
                     score=f"{classifier.score_name} of the target class"
                     + ("" if settings.versus is None else " minus that of the other class"), warnings=[])
     previous = [] if options.force else _previous(store, record, events)
@@ -428,7 +431,8 @@ def run(options: Options, store: RunStore, events: Events | None = None) -> dict
     return record
 
 
-RESUME_KEYS = ("kind", "model", "lm", "methods", "seed", "random", "n_samples", "n_steps", "target", "versus")
+RESUME_KEYS = ("kind", "model", "lm", "lm_weights", "methods", "seed", "random", "n_samples", "n_steps", "target",
+               "versus")
 
 
 def _previous(store: RunStore, record: dict[str, Any], events: Events) -> list[dict[str, Any]]:

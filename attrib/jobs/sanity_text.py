@@ -173,8 +173,7 @@ def run(options: Options, store: RunStore, events: Events | None = None) -> dict
     start = time.perf_counter()
     result = run_text_sanity(classifier, texts.maps, lambda m, s: texts.gaps(classifier, m, s), config, path,
                              default)
-    record = header(KIND, model={"name": classifier.name, "kind": "text", "n_classes": len(classifier.labels),
-                                 "labels": classifier.labels},
+    record = header(KIND, model=classifier.describe(),
                     methods=methods, seed=config.seed, device=config.device, inputs=[i.name for i in items],
                     input_errors=errors, tests=config.tests, layers=result["layers"], lm=lm.name if lm else None,
                     thresholds=THRESHOLDS, repeats=config.repeats, draw_seeds=config.draw_seeds,

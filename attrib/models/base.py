@@ -39,6 +39,8 @@ class Model:
         multi_label: the classes are independent (read through a sigmoid, not a softmax).
         assumed: what the loader had to assume of how the model reads pictures, as no config of it says (a Hugging
             Face folder without its processor, your own model code): warned of unless ``--preprocess`` says how.
+        weights: the local weights file it was given ({"file", "sha256"}), so that records of runs with other
+            weights differ (None: the spec's own weights).
     """
 
     module: torch.nn.Module
@@ -50,6 +52,7 @@ class Model:
     card: dict[str, Any] = field(default_factory=dict)
     multi_label: bool = False
     assumed: str = ""
+    weights: dict[str, str] | None = None
 
     @property
     def n_classes(self) -> int:
@@ -90,4 +93,6 @@ class Model:
                 out["resize"]["crop_first"] = True
         if self.card:
             out["card"] = self.card
+        if self.weights:  # only then: records of runs without --weights stay equal and their folders resume
+            out["weights"] = self.weights
         return out

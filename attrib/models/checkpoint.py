@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import pickle
 import re
 import warnings
@@ -34,6 +35,31 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ModelError(f"weights {path} do not hold a state dict of tensors")
     return state
+
+
+def file_sha256(path: str | Path) -> str:
+    """A file's sha256, read in blocks (a checkpoint may be gigabytes)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
+
+
+def folder_weights(spec: str) -> dict[str, str] | None:
+    """{"file": FOLDER, "sha256": ...} for a model in a local folder (``FOLDER`` or ``hf:FOLDER``), a digest of
+    its weight files' names and contents, so that a run folder tells a model retrained in place from the one it
+    explained; None for any other spec."""
+    folder = Path(spec.removeprefix("hf:")).expanduser() if spec.strip() else None
+    if folder is None or not folder.is_dir():
+        return None
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.iterdir() if p.suffix in WEIGHT_SUFFIXES and p.is_file()):
+        digest.update(f"{path.name}\0{file_sha256(path)}\0".encode())
+    return {"file": spec, "sha256": digest.hexdigest()}
 
 
 _PROGRAMS = {"/code/__torch__/": ("TorchScript program", "torch.jit.load({})"),  # a member's name -> kind

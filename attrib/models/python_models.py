@@ -23,7 +23,7 @@ import torch
 from attrib.errors import UsageError
 from attrib.models.base import Model, ModelError
 from attrib.models.builtin import class_names
-from attrib.models.checkpoint import load_state_dict
+from attrib.models.checkpoint import file_sha256, load_state_dict
 from attrib.models.preprocess import Preprocess, overridden
 from attrib.models.registry import register_loader, seeded_weights
 from attrib.targets import as_logits
@@ -294,7 +294,7 @@ def _provenance(source: str) -> dict[str, Any]:
     path = getattr(code, "__file__", None)
     if not path:
         return {}
-    return {"code": {"file": str(path), "sha256": hashlib.sha256(Path(path).read_bytes()).hexdigest()}}
+    return {"code": {"file": str(path), "sha256": file_sha256(path)}}
 
 
 register_loader("py", load_python, matches=is_code_spec)

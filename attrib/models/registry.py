@@ -20,7 +20,7 @@ import torch
 
 from attrib.errors import UsageError, first_line
 from attrib.models.base import Model, ModelError, check_finite
-from attrib.models.checkpoint import a_program
+from attrib.models.checkpoint import a_program, file_sha256, folder_weights
 from attrib.models.preprocess import overridden
 
 Loader = Callable[..., Model]  # loader(rest_of_spec, *, weights, pretrained, trust_remote_code) -> Model
@@ -56,6 +56,8 @@ def load_model(spec: str | Path | None = None, *, weights: str | Path | None = N
     if model.assumed and pictures and not preprocess:
         warnings.warn(model.assumed, stacklevel=2)
     check_finite(model.module, f"{model.name} with weights {weights}" if weights else model.name)
+    model.weights = {"file": str(weights), "sha256": file_sha256(weights)} if weights is not None else \
+        folder_weights(str(spec or ""))
     if model.n_classes == 0:
         raise ModelError(f"{model.name} has no classifier head (0 classes: a feature extractor or backbone); attrib "
                          "explains classifiers: give --weights with a fine-tuned head, or a classification model")

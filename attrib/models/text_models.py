@@ -18,12 +18,14 @@ import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from attrib.data.text import TextInput, Word, replace_word
 from attrib.errors import first_line
 from attrib.models.base import ModelError, check_finite
+from attrib.models.checkpoint import folder_weights
 from attrib.models.hf_models import check_folder, from_pretrained_checked, multi_label, wrong_kind
 from attrib.targets import SCORE_KINDS, ClassLogit, ClassProb, read_scores, score_kind
 
@@ -87,6 +89,13 @@ class TextClassifier:
             return list(self.names)
         id2label = getattr(self.model.config, "id2label", None) or {}
         return [str(id2label.get(i, f"class {i}")) for i in range(self.model.config.num_labels)]
+
+    def describe(self) -> dict[str, Any]:
+        """The classifier as run records hold it; a local folder's weights by digest (retrained in place, it is
+        another model to a run folder)."""
+        weights = folder_weights(self.name)
+        return {"name": self.name, "kind": "text", "n_classes": len(self.labels), "labels": self.labels,
+                **({"weights": weights} if weights else {})}
 
     def encode(self, texts: list[TextInput]) -> dict[str, torch.Tensor]:
         batch = tokenize(self.tokenizer, texts, padding=True, truncation=True, max_length=self.max_tokens,

@@ -233,3 +233,24 @@ def test_your_own_architecture_is_retrained(run_cli, tmp_path, monkeypatch):
     assert parse_json(result)["model"] == f"py:{spec}" and "reads pictures" not in result.output
     built = next(m for m in list(sys.modules.values()) if getattr(m, "__file__", None) == str(tmp_path / "mlp.py")).BUILT
     assert len(built) >= 1 + 4 and len({id(m) for m in built}) == len(built)  # the evaluated model + 4 retrains
+
+
+def test_a_rerun_with_other_attributions_retrains_again(run_cli, tmp_path):
+    """Retrain results are of masks made from the attributions: when other method options (or other weights)
+    make other attributions, the retrains run again rather than being taken as done."""
+    import torch
+
+    base = ["diffroar", "-M", "sample:synthetic-standard", "-m", "gradient", "--k", "0.5", "--n-train", "100",
+            "--n-test", "50", "--epochs", "1", "--out", tmp_path / "run"]
+    assert run_cli(*base).exit_code == 0
+    again = run_cli(*base)
+    assert "(4 already done in" in again.stderr and "0 to run" in again.stderr
+    other = run_cli(*base, "--set", "abs=true")
+    assert other.exit_code == 0 and "2 to run" in other.stderr  # gradient's two; random's are as they were
+    from attrib.models import load_model
+
+    weights = tmp_path / "w.pt"
+    module = load_model("sample:synthetic-standard").module
+    torch.save({k: v * 2 for k, v in module.state_dict().items()}, weights)
+    assert "2 to run" in run_cli(*base, "--set", "abs=true", "--weights", weights).stderr
+    assert "0 to run" in run_cli(*base, "--set", "abs=true", "--weights", weights).stderr

@@ -1,5 +1,6 @@
 """`attrib explain` end to end through click's CliRunner (offline, small models)."""
 
+import hashlib
 import json
 import os
 import subprocess
@@ -391,6 +392,13 @@ def test_fine_tuned_weights_with_a_labels_file(run_cli, images, tmp_path):
     entry = parse_json(result)["inputs"][0]
     assert {p["label"] for p in entry["predictions"]} == {"normal", "pneumonia", "covid"}
     assert entry["attributions"][0]["target"] == 1
+    record = json.loads((tmp_path / "a" / "run.json").read_text())
+    assert record["model"]["weights"]["sha256"] == hashlib.sha256((tmp_path / "tuned.pt").read_bytes()).hexdigest()
+    again = run_cli("explain", images / "im0.png", *model, "-m", "gradient", "--target", "1", "--out", tmp_path / "a")
+    assert "1 already done" in again.output  # the same weights: resumed
+    torch.save(timm.create_model("test_resnet", num_classes=3).state_dict(), tmp_path / "tuned.pt")  # retrained
+    other = run_cli("explain", images / "im0.png", *model, "-m", "gradient", "--target", "1", "--out", tmp_path / "a")
+    assert "held a run with other settings (model)" in other.output and "1 explained" in other.output
     (tmp_path / "labels.txt").write_text("normal\npneumonia\n")
     result = run_cli("explain", images / "im0.png", *model, "-m", "gradient", "--out", tmp_path / "b")
     assert result.exit_code == 2 and "2 names for a model with 3 classes" in result.output
@@ -884,3 +892,24 @@ def test_your_own_model_code_is_explained_and_an_edit_starts_the_folder_over(run
     broken = run_cli("explain", images, "-M", spec, "--out", tmp_path / "b")
     assert broken.exit_code == 2 and f"{spec} failed (nets.py line 5): AttributeError: module 'torch.nn' has no " \
         "attribute 'Relu'" in broken.output
+
+
+def test_a_model_folder_retrained_in_place_starts_the_run_over(run_cli, images, tmp_path, tiny_vit_folder):
+    import shutil
+
+    import torch
+    from transformers import AutoModelForImageClassification
+
+    folder = tmp_path / "vit"
+    shutil.copytree(tiny_vit_folder, folder)
+    command = ["explain", images / "im0.png", "-M", folder, "-m", "gradient", "--out", tmp_path / "run"]
+    assert run_cli(*command).exit_code == 0
+    assert "1 already done" in run_cli(*command).output
+    record = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert record["model"]["weights"]["file"] == str(folder) and len(record["model"]["weights"]["sha256"]) == 64
+    retrained = AutoModelForImageClassification.from_pretrained(folder)
+    with torch.no_grad():
+        retrained.classifier.weight.add_(0.5)
+    retrained.save_pretrained(folder)
+    again = run_cli(*command)
+    assert "held a run with other settings (model)" in again.output and "1 explained" in again.output

@@ -543,3 +543,29 @@ def test_versus_explains_a_class_against_another(run_cli, text_models, tmp_path)
                       "--out", tmp_path / "x")
     assert no_gold.exit_code == 2 and "--versus gold contrasts with each text's gold label: give them with " \
         "--label-column" in " ".join(no_gold.output.split())
+
+
+def test_a_classifier_or_lm_retrained_in_its_folder_starts_the_run_over(run_cli, text_models, tmp_path):
+    """A local folder's weights are recorded by digest: the same folder holding other weights is another model,
+    so its earlier results are not reused as if they were this model's."""
+    import shutil
+
+    import torch
+    from transformers import AutoModelForMaskedLM, AutoModelForSequenceClassification
+
+    clf, lm = tmp_path / "clf", tmp_path / "lm"
+    shutil.copytree(text_models["clf"], clf)
+    shutil.copytree(text_models["lm"], lm)
+    command = ["explain-text", "great fun", "-M", clf, "--lm", lm, "-m", "olm", "--set", "n_samples=2",
+               "--out", tmp_path / "o"]
+    assert run_cli(*command).exit_code == 0
+    assert "(1 already done)" in run_cli(*command).stderr
+    for folder, kind in ((clf, AutoModelForSequenceClassification), (lm, AutoModelForMaskedLM)):
+        retrained = kind.from_pretrained(folder)
+        with torch.no_grad():
+            next(retrained.parameters()).add_(0.5)
+        retrained.save_pretrained(folder)
+        again = run_cli(*command)
+        changed = "model" if folder == clf else "lm_weights"
+        assert f"held a run with other settings ({changed})" in " ".join(again.stderr.split())
+        assert "already done" not in again.stderr

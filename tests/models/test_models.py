@@ -13,21 +13,6 @@ from attrib.models.checkpoint import load_state_dict
 from attrib.models.preprocess import Preprocess
 
 
-@pytest.fixture(scope="module")
-def tiny_vit_folder(tmp_path_factory):
-    from transformers import ViTConfig, ViTForImageClassification, ViTImageProcessor
-
-    folder = tmp_path_factory.mktemp("tiny_vit")
-    config = ViTConfig(image_size=32, patch_size=8, num_channels=3, hidden_size=16, num_hidden_layers=1,
-                       num_attention_heads=2, intermediate_size=32, num_labels=3,
-                       id2label={0: "ant", 1: "bee", 2: "cat <b>"}, label2id={"ant": 0, "bee": 1, "cat <b>": 2})
-    torch.manual_seed(0)
-    ViTForImageClassification(config).save_pretrained(folder)
-    ViTImageProcessor(size={"height": 32, "width": 32}, image_mean=[0.5] * 3, image_std=[0.5] * 3).save_pretrained(
-        folder)
-    return folder
-
-
 def _check(model, n_classes, size):
     image = Image.new("RGB", (50, 40), (120, 30, 200))
     x = model.preprocess(image)[None]
