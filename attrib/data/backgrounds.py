@@ -7,6 +7,8 @@ them, their blurred copies (Gaussian, sigma = 10% of the image side) and four im
 
 from __future__ import annotations
 
+import hashlib
+
 import torch
 from PIL import Image
 
@@ -49,4 +51,6 @@ def folder_background(folder: str, preprocess: Preprocess) -> tuple[torch.Tensor
                          "fix or remove them")
     if not images:
         raise InputError(f"{folder}: no background images")
-    return torch.stack(images), f"{len(images)} images from {folder}"
+    stacked = torch.stack(images)  # its digest in the description: other pictures under the same name are another set
+    digest = hashlib.sha256(stacked.numpy().tobytes()).hexdigest()[:12]
+    return stacked, f"{len(images)} images from {folder} (sha256 {digest})"

@@ -3,6 +3,7 @@
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 from collections import Counter
@@ -302,8 +303,14 @@ def test_expected_gradients_background_is_named(run_cli, images, tmp_path):
     result = run_cli("explain", images / "im0.png", *TINY, "-m", "eg", "--set", "n_samples=4", "--background", images,
                      "--out", tmp_path / "b", "--json")
     data = parse_json(result)
-    assert data["background"] == f"2 images from {images}"
+    assert re.fullmatch(rf"2 images from {re.escape(str(images))} \(sha256 [0-9a-f]{{12}}\)", data["background"])
     eg = data["inputs"][0]["attributions"][0]
+    background = ["-m", "eg", "--set", "n_samples=4", "--background", images, "--out", tmp_path / "b"]
+    assert "1 already done" in run_cli("explain", images / "im0.png", *TINY, *background).output
+    Image.new("RGB", (90, 70), (10, 10, 250)).save(images / "im1.png")  # another picture under the same name
+    again = run_cli("explain", images / "im0.png", *TINY, *background)
+    assert "held a run with other settings (expected_gradients options)" in again.output
+    assert "1 explained" in again.output
     assert abs(eg["completeness_gap"]) <= 4 * eg["gap_stderr"]  # Monte Carlo noise (the input is one background)
     assert eg["warning"].endswith("(Monte Carlo) > 5%; raise n_samples (--set expected_gradients.n_samples=N) for "
                                   "a faithful map")  # EG's own knob, not IG's n_steps
