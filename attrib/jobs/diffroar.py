@@ -101,6 +101,7 @@ def prepare(options: Options, events: Events):
     """The model and the evaluation's config, validated before the long work starts."""
     from attrib.data.datasets import read_as
     from attrib.models import load_model
+    from attrib.models.python_models import anchored
 
     check_counts(options, "n_train", "n_test", "image_size", "seeds", "epochs", "batch_size")
     if not options.ks or not all(isinstance(k, int | float) and 0 < k <= 1 for k in options.ks):
@@ -131,7 +132,7 @@ def prepare(options: Options, events: Events):
     takes_data(model, data)
     check_compatible(model, data)
     ks = sorted(set(map(float, options.ks)))
-    config = DiffRoarConfig(options.model, spec, names, overrides, ks, options.seeds, options.epochs,
+    config = DiffRoarConfig(anchored(options.model), spec, names, overrides, ks, options.seeds, options.epochs,
                             options.lr, options.batch_size, options.seed, device,
                             options.executor.device if options.executor.remote else None,
                             build_arguments(model.factory))

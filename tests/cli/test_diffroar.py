@@ -231,7 +231,8 @@ def test_your_own_architecture_is_retrained(run_cli, tmp_path, monkeypatch):
                      "--n-train", "200", "--n-test", "100", "--epochs", "2", "--out", tmp_path / "run", "--json")
     assert result.exit_code == 0, result.output
     assert parse_json(result)["model"] == f"py:{spec}" and "reads pictures" not in result.output
-    built = next(m for m in list(sys.modules.values()) if getattr(m, "__file__", None) == str(tmp_path / "mlp.py")).BUILT
+    code = str(tmp_path / "mlp.py")
+    built = next(m for m in list(sys.modules.values()) if getattr(m, "__file__", None) == code).BUILT
     assert len(built) >= 1 + 4 and len({id(m) for m in built}) == len(built)  # the evaluated model + 4 retrains
 
 
@@ -254,3 +255,23 @@ def test_a_rerun_with_other_attributions_retrains_again(run_cli, tmp_path):
     torch.save({k: v * 2 for k, v in module.state_dict().items()}, weights)
     assert "2 to run" in run_cli(*base, "--set", "abs=true", "--weights", weights).stderr
     assert "0 to run" in run_cli(*base, "--set", "abs=true", "--weights", weights).stderr
+
+
+def test_a_job_of_your_own_model_runs_from_another_folder(run_cli, tmp_path, monkeypatch):
+    """The job files name the code by its absolute path, so that `python -m attrib.jobs.diffroar` finds it
+    wherever it runs (another folder, another machine sharing the files)."""
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.chdir(tmp_path)
+    Path("mlp.py").write_text("from torch import nn\n\ndef mlp():\n    return nn.Sequential(nn.Linear(10, 8), "
+                              "nn.ReLU(), nn.Linear(8, 2))\n")
+    planned = run_cli("diffroar", "-M", "mlp.py:mlp", "--dataset", "synthetic", "-m", "gradient", "--k", "0.5",
+                      "--n-train", "100", "--n-test", "50", "--epochs", "1", "--out", "run", "--plan-only")
+    assert planned.exit_code == 0, planned.output
+    job = sorted((tmp_path / "run" / "jobs").glob("gradient-*.json"))[0]
+    assert json.loads(job.read_text())["model"] == f"py:{tmp_path / 'mlp.py'}:mlp"
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    done = subprocess.run([sys.executable, "-m", "attrib.jobs.diffroar", str(job)], cwd=elsewhere,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert job.with_name(job.name.replace(".json", ".result.json")).is_file()
