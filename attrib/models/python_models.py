@@ -235,11 +235,22 @@ def _arguments(args: str, label: str) -> tuple[list, dict]:
 
 
 def _where(error: BaseException, code) -> str:
-    """`` (models.py line 12)``: the last place in the user's code (not torch's) the error passed through."""
+    """`` (models.py line 12)``: where in the user's code the error was raised, or the last place it passed
+    through there (not Python's, torch's or attrib's own files); a syntax error's own place."""
+    if isinstance(error, SyntaxError) and error.filename:
+        return f" ({Path(error.filename).name} line {error.lineno})"
     frames = traceback.extract_tb(error.__traceback__)
     own = [f for f in frames if code is not None and f.filename == getattr(code, "__file__", None)] or \
-        [f for f in frames if "site-packages" not in f.filename and "/attrib/" not in f.filename.replace("\\", "/")]
+        [f for f in frames if not f.filename.startswith("<") and not _library(f.filename)]
     return f" ({Path(own[-1].filename).name} line {own[-1].lineno})" if own else ""
+
+
+def _library(filename: str) -> bool:
+    """A file of Python's, of an installed package or of attrib itself."""
+    import sysconfig
+
+    roots = {sysconfig.get_paths()[key] for key in ("stdlib", "purelib", "platlib")} | {str(Path(__file__).parents[1])}
+    return any(str(Path(filename)).startswith(root) for root in roots)
 
 
 def _said(error: BaseException) -> str:

@@ -208,6 +208,9 @@ def test_a_package_module_imports_from_the_working_folder(tmp_path, monkeypatch)
         load_model(f"{package / 'nets.py'}:mlp")  # a relative import in a file named alone
     with pytest.raises(ModelError, match="no module 'nosuchpkg_x' here or on the Python path"):
         load_model("py:nosuchpkg_x.nets:mlp")
+    (package / "broken.py").write_text("import torch\n\nx = 1 / 0\n")
+    with pytest.raises(ModelError, match=r"^cannot import mymodels_pkg.broken \(broken.py line 3\): ZeroDivisionError"):
+        load_model("py:mymodels_pkg.broken:mlp")
 
 
 @pytest.mark.parametrize("name, error, match", [
@@ -267,6 +270,9 @@ def test_an_error_while_importing_names_the_line_and_edited_code_is_read_again(c
     code.write_text("import torch\nraise SystemExit('usage: nets.py DATA')\n")
     with pytest.raises(ModelError, match=r"cannot import .*nets.py \(nets.py line 2\): SystemExit: usage"):
         load_model(f"{code}:Net")
+    code.write_text("import torch\n\ndef net(:\n    pass\n")
+    with pytest.raises(ModelError, match=r"cannot import .*nets.py \(nets.py line 3\): SyntaxError"):
+        load_model(f"{code}:net")
     code.write_text(source.replace("num_classes=10", "num_classes=6"))
     assert _quiet_load(f"{code}:Net").n_classes == 6  # not the module imported before the edit
 
@@ -287,9 +293,9 @@ def test_torchscript_and_exported_programs_load_through_your_code(tmp_path, monk
     batch = torch.export.Dim("batch", min=1, max=64)
     program = torch.export.export(eager, (torch.zeros(2, 1, 16, 16),), dynamic_shapes=({0: batch},))
     torch.export.save(program, tmp_path / "net.pt2")
-    (tmp_path / "load.py").write_text(f"import torch\n\ndef scripted():\n    return torch.jit.load({str(tmp_path / 'net.ts')!r})"
-                                      f"\n\ndef exported():\n    return torch.export.load("
-                                      f"{str(tmp_path / 'net.pt2')!r}).module()\n")
+    scripted, exported = repr(str(tmp_path / "net.ts")), repr(str(tmp_path / "net.pt2"))
+    (tmp_path / "load.py").write_text(f"import torch\n\ndef scripted():\n    return torch.jit.load({scripted})\n\n"
+                                      f"def exported():\n    return torch.export.load({exported}).module()\n")
     x = torch.randn(3, 1, 16, 16)
     expected = attrib.attribute(eager, x, "gradient").values
     for name in ("scripted", "exported"):
