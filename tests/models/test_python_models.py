@@ -103,6 +103,7 @@ def code(tmp_path, monkeypatch):
 def _quiet_load(spec, **options):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
+        warnings.simplefilter("ignore", FutureWarning)  # torch.jit's: TorchScript is deprecated in newer torch
         return load_model(spec, **options)
 
 
