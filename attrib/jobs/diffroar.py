@@ -100,8 +100,7 @@ def _architecture(spec: str, arguments_json: str = "{}"):
 def prepare(options: Options, events: Events):
     """The model and the evaluation's config, validated before the long work starts."""
     from attrib.data.datasets import read_as
-    from attrib.models import load_model
-    from attrib.models.python_models import anchored
+    from attrib.models import anchored, load_model
 
     check_counts(options, "n_train", "n_test", "image_size", "seeds", "epochs", "batch_size")
     if not options.ks or not all(isinstance(k, int | float) and 0 < k <= 1 for k in options.ks):
@@ -123,7 +122,7 @@ def prepare(options: Options, events: Events):
     name = options.dataset or model.card.get("dataset")
     if name is None:
         raise UsageError(f"--dataset is required for {model.name} (it does not say what it was trained on)")
-    spec = {"name": name, "seed": 0, "classes": options.classes, "data_dir": options.data_dir,
+    spec = {"name": anchored(name), "seed": 0, "classes": options.classes, "data_dir": anchored(options.data_dir),
             "n_train": options.n_train, "n_test": options.n_test, **read_as(name, model.preprocess),
             **({} if options.image_size is None else {"image_size": options.image_size})}
     data = dataset_of(spec)

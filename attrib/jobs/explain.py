@@ -31,8 +31,8 @@ from attrib.engine import PRECISIONS, has_tf32, native_bf16
 from attrib.errors import AttribError, UsageError, counted, first_line
 from attrib.executors import ExecutorSpec, make_executor
 from attrib.jobs.common import (Accuracy, Events, ListFields, attribution_row, check_counts, check_only,
-                                describe_methods, failure_line, gap_warnings, header, ignored_settings, method_kwargs,
-                                now, resolve_methods, selected, supplies, work_device)
+                                describe_methods, failure_line, for_workers, gap_warnings, header, ignored_settings,
+                                method_kwargs, now, resolve_methods, selected, supplies, work_device)
 from attrib.jobs.pipeline import OrderedFinisher, batches, prefetch
 from attrib.runs.store import RunStore, closes_store, id_key, slug
 
@@ -523,7 +523,7 @@ def _stream_remote(plan: Plan, todo: list, options: Options, store: RunStore, ev
     """Shards of ``size`` inputs to the executor's workers; their bundles written here, in input order."""
     from attrib.data.images import portable
 
-    init = (options, plan.methods, plan.kwargs, plan.device, plan.target, plan.versus)
+    init = (for_workers(options), plan.methods, plan.kwargs, plan.device, plan.target, plan.versus)
     shards = ([(portable(source), input_id, given) for source, input_id, given in _targeted(plan, shard)]
               for shard in batches(todo, size))
     with make_executor(options.executor) as executor:

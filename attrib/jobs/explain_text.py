@@ -23,8 +23,8 @@ from attrib.data.text import TextInput, TextInputError, TextItem, Word, split_wo
 from attrib.errors import UsageError, counted
 from attrib.executors import ExecutorSpec
 from attrib.jobs.common import (Accuracy, Events, ListFields, attribution_row, check_counts, check_images,
-                                check_only, describe_methods, failure_line, gap_warnings, header, ignored_settings,
-                                now, selected, work_device)
+                                check_only, describe_methods, failure_line, for_workers, gap_warnings, header,
+                                ignored_settings, now, selected, work_device)
 from attrib.methods import METHODS, TEXT, TextContext, check_needs
 from attrib.runs.store import RunStore, closes_store
 
@@ -517,7 +517,7 @@ def _entries(todo: list[tuple[int, TextItem]], classifier, lm, settings: Setting
     from attrib.executors import make_executor
     from attrib.jobs.pipeline import batches
 
-    init = (options, settings, options.executor.device)
+    init = (for_workers(options), settings, options.executor.device)
     with make_executor(options.executor) as cluster:
         events.info(f"explaining on the Ray cluster at {cluster.address}")
         for entries in cluster.map_ordered(TextWorker, init, "explain", batches(todo, TEXTS_PER_SHARD)):

@@ -37,19 +37,6 @@ def is_code_spec(spec: str) -> bool:
     return re.match(r".+?\.py:", spec) is not None
 
 
-def anchored(spec: str) -> str:
-    """``spec`` with its code file's absolute path, where it names one by a relative path (a DiffROAR job run
-    from another folder finds it); any other spec as it is."""
-    prefixed = spec.startswith("py:")
-    found = SPEC.fullmatch(spec[3:] if prefixed else spec)
-    if not (prefixed or is_code_spec(spec)) or not found or not found["source"].endswith(".py"):
-        return spec
-    source = Path(found["source"]).expanduser()
-    if source.is_absolute():
-        return spec
-    return f"py:{source.resolve()}:{found['name']}{found['args'] or ''}"
-
-
 def load_python(spec: str, *, weights: str | Path | None = None, pretrained: bool = True,
                 preprocess: tuple[str, ...] = (), **_: object) -> Model:
     """Build the model the code names (under a fixed seed, so that reruns and Ray workers build the same one);

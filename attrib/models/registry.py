@@ -82,6 +82,22 @@ def seeded_weights(random_weights: bool = True) -> Iterator[None]:
         yield
 
 
+def anchored(spec: str | Path | None) -> str | None:
+    """A model spec or file option as a process in another folder reads it (a cluster worker, a DiffROAR job run
+    elsewhere): a local file or folder it names, a code spec's file (``nets.py:Net``), ``hf:FOLDER`` or a
+    ``folder:`` data set by an absolute path; hub names, other specs and absolute paths as they are."""
+    if spec is None:
+        return None
+    text = str(spec)
+    code = re.fullmatch(r"(?:py:)?(.+?\.py)(:[A-Za-z_].*)", text, re.S)
+    prefix = "py:" if code else next((p for p in ("hf:", "folder:") if text.startswith(p)), "")
+    path, rest = (code[1], code[2]) if code else (text[len(prefix):], "")
+    local = Path(path).expanduser()
+    if not path or local.is_absolute() or not local.exists():
+        return text
+    return f"{prefix}{local.resolve()}{rest}"
+
+
 SYNSET_LINE = re.compile(r"^(n\d{8})\s+(\S.*)$")  # Caffe's synset_words.txt, Kaggle's LOC_synset_mapping.txt
 
 

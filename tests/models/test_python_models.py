@@ -334,3 +334,26 @@ def test_logits_in_a_dict_are_read_and_retrained(code, tmp_path):
                        inner.head.weight)
     fresh = train(init_seeded(model.factory, 0), x, torch.tensor([0, 1, 2]), Recipe(epochs=1, batch_size=3))
     assert fresh(x).shape == (3, 6)
+
+
+def test_local_files_are_named_absolutely_for_processes_elsewhere(tmp_path, monkeypatch):
+    """A cluster worker or a DiffROAR job may run in another folder: the files and folders a spec or option
+    names go to them by absolute paths; hub names and other specs as they are."""
+    from attrib.jobs.common import for_workers
+    from attrib.jobs.explain import Options
+    from attrib.models import anchored
+
+    monkeypatch.chdir(tmp_path)
+    for name in ("nets.py", "w.pt", "labels.txt"):
+        (tmp_path / name).write_text("")
+    (tmp_path / "clf").mkdir()
+    assert anchored("nets.py:Net(num_classes=3)") == f"py:{tmp_path}/nets.py:Net(num_classes=3)"
+    assert anchored("py:nets.py:build") == f"py:{tmp_path}/nets.py:build"
+    assert (anchored("clf"), anchored("hf:clf"), anchored("folder:clf")) == \
+        (f"{tmp_path}/clf", f"hf:{tmp_path}/clf", f"folder:{tmp_path}/clf")
+    for same in ("timm:resnet50", "hf:google/vit-base-patch16-224", "py:pkg.nets:build", "missing.pt", None,
+                 f"{tmp_path}/w.pt"):
+        assert anchored(same) == same
+    sent = for_workers(Options(["a.jpg"], model="clf", weights="w.pt", labels="labels.txt"))
+    assert (sent.model, sent.weights, sent.labels, sent.inputs) == \
+        (f"{tmp_path}/clf", f"{tmp_path}/w.pt", f"{tmp_path}/labels.txt", ["a.jpg"])
