@@ -201,3 +201,28 @@ def test_report_renders_in_chromium(report, tmp_path):
                     "--window-size=1200,900", (report / "report.html").as_uri()], capture_output=True, timeout=120)
     with Image.open(shot) as picture:
         assert picture.size == (1200, 900)
+
+
+def test_the_report_names_the_weights_and_the_model_code(run_cli, images, tmp_path, monkeypatch):
+    """Which checkpoint and which code made the maps: their files and digests, escaped like everything else."""
+    import hashlib
+    import sys
+
+    import torch
+
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    code = tmp_path / "my<i>nets.py"
+    code.write_text("from torch import nn\n\ndef net():\n    return nn.Sequential(nn.Conv2d(3, 2, 3), "
+                    "nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(2, 3))\n")
+    weights = tmp_path / "best<b>.pt"
+    from attrib.models import load_model
+
+    torch.save(load_model(f"{code}:net", preprocess=["size=16"]).module.state_dict(), weights)
+    out = tmp_path / "run"
+    result = run_cli("explain", images / "im0.png", "-M", f"{code}:net", "--weights", weights, "--preprocess",
+                     "size=16", "-m", "gradient", "--out", out, "--html", tmp_path / "r.html")
+    assert result.exit_code == 0, result.output
+    html = (tmp_path / "r.html").read_text()
+    digest = hashlib.sha256(weights.read_bytes()).hexdigest()[:16]
+    assert f"<tr><td>weights</td><td>{tmp_path}/best&lt;b&gt;.pt (sha256 {digest})</td></tr>" in html
+    assert f"<tr><td>model code</td><td>{tmp_path}/my&lt;i&gt;nets.py (sha256 " in html and "my<i>" not in html
