@@ -83,7 +83,7 @@ def model_options(command: Callable[..., Any]) -> Callable[..., Any]:
     for option in reversed((
             click.option("--model", "-M", "model_spec", default=None, metavar="SPEC", help=MODEL_HELP),
             click.option("--weights", type=click.Path(dir_okay=False),
-                         help="Local state dict (.pt/.pth/.safetensors)."),
+                         help="Local weights: a state dict or training checkpoint (.pt/.pth/.ckpt/.safetensors)."),
             click.option("--no-pretrained", is_flag=True,
                          help=NO_PRETRAINED_HELP),
             LABELS_OPTION, PREPROCESS_OPTION)):
