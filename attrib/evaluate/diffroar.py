@@ -55,6 +55,7 @@ class DiffRoarConfig:
     device: str = "cpu"
     retrain_device: str | None = None  # where the retrains run (None: ``device``; a cluster's task device)
     architecture: dict[str, Any] = field(default_factory=dict)  # the factory's build arguments (build_arguments)
+    code: str | None = None  # the sha256 of the model's code (your own), so that an edit retrains every job
 
     @property
     def all_methods(self) -> list[str]:
@@ -93,7 +94,7 @@ def plan(config: DiffRoarConfig, recipe: Recipe, fill: float, attribution_files:
     return [{"id": job_id(method, k, side, seed), "method": method, "k": k, "side": side, "seed": seed,
              "model": config.model, "architecture": config.architecture, "dataset": config.dataset, "fill": fill,
              "attributions": attribution_files.get(method), "attributions_stamp": stamps.get(method),
-             "recipe": recipe.to_dict(),
+             "recipe": recipe.to_dict(), **({"code": config.code} if config.code else {}),
              "device": config.retrain_device or config.device, "random": GENERATOR}
             for method in config.all_methods for k in config.ks for seed in range(config.seeds) for side in SIDES]
 

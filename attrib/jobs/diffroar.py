@@ -134,7 +134,7 @@ def prepare(options: Options, events: Events):
     config = DiffRoarConfig(anchored(options.model), spec, names, overrides, ks, options.seeds, options.epochs,
                             options.lr, options.batch_size, options.seed, device,
                             options.executor.device if options.executor.remote else None,
-                            build_arguments(model.factory))
+                            build_arguments(model.factory), model.card.get("code", {}).get("sha256"))
     kwargs = method_kwargs_all(config, model, data)[0]
     describe_methods(names, kwargs)  # validates every option
     for warning in ignored_settings(overrides, kwargs):
@@ -201,10 +201,11 @@ def evaluate(model, config: DiffRoarConfig, store: RunStore, events: Events | No
 
 
 def _stamp(model, data, method: str, options: dict[str, Any], config: DiffRoarConfig) -> str:
-    """What a method's attributions are made from: method, options, seed, model (and its weights), data."""
+    """What a method's attributions are made from: method, options, seed, model (its weights and code too), data."""
+    made_of = {"weights": model.weights, "code": model.card.get("code")}
     return json.dumps({"method": method, "options": describe_config(options), "seed": config.attribution_seed,
-                       "model": model.name, "dataset": data.spec, **({"weights": model.weights} if model.weights
-                                                                      else {})}, sort_keys=True, default=str)
+                       "model": model.name, "dataset": data.spec, **{k: v for k, v in made_of.items() if v}},
+                      sort_keys=True, default=str)
 
 
 def _attributions(model, data, method, options, config, store, events, stamp: str) -> str:

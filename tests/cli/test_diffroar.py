@@ -234,6 +234,10 @@ def test_your_own_architecture_is_retrained(run_cli, tmp_path, monkeypatch):
     code = str(tmp_path / "mlp.py")
     built = next(m for m in list(sys.modules.values()) if getattr(m, "__file__", None) == code).BUILT
     assert len(built) >= 1 + 4 and len({id(m) for m in built}) == len(built)  # the evaluated model + 4 retrains
+    (tmp_path / "mlp.py").write_text((tmp_path / "mlp.py").read_text().replace("16", "12"))  # the code edited
+    again = run_cli("diffroar", "-M", spec, "--dataset", "synthetic", "-m", "gradient", "--k", "0.5",
+                    "--n-train", "200", "--n-test", "100", "--epochs", "2", "--out", tmp_path / "run")
+    assert again.exit_code == 0 and "4 to run" in again.stderr  # every retrain: the architecture is another
 
 
 def test_a_rerun_with_other_attributions_retrains_again(run_cli, tmp_path):
