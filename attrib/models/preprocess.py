@@ -126,6 +126,12 @@ class Preprocess:
         return self.tensor(self.view(image))
 
 
+def for_channels(values: tuple[float, ...], channels: int) -> tuple[float, ...]:
+    """RGB statistics (a mean or std) for a model of ``channels`` channels: as they are, or their mean for a
+    grayscale one (pretrained configs describe RGB)."""
+    return (sum(values) / len(values),) if channels == 1 else tuple(values)
+
+
 MODES = ("center", "squash", "border")  # timm's crop modes: --preprocess mode=...
 PREPROCESS_KEYS = ("size", "crop_pct", "mean", "std", "interpolation", "mode")
 

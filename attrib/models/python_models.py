@@ -24,7 +24,7 @@ from attrib.errors import UsageError
 from attrib.models.base import Model, ModelError
 from attrib.models.builtin import class_names
 from attrib.models.checkpoint import file_sha256, load_state_dict
-from attrib.models.preprocess import Preprocess, overridden
+from attrib.models.preprocess import Preprocess, for_channels, overridden
 from attrib.models.registry import register_loader, seeded_weights
 from attrib.targets import as_logits
 
@@ -45,14 +45,14 @@ def load_python(spec: str, *, weights: str | Path | None = None, pretrained: boo
     source, name, args = _parsed(spec)
     label = f"py:{source}:{name}{args}"
     with seeded_weights():  # the import apart: a model the module builds as it is imported is the same every time
-        _imported(source)
+        code = _imported(source)
     with seeded_weights():
         module = build_model(source, name, args, fresh=not pretrained)
     if weights is not None:
         load_state_dict(module.inner if isinstance(module, Adapted) else module, weights)
     reading, assumed = _reading(module, label, preprocess)
     model = Model(module.eval(), reading, [], "image" if reading else "vector", label, None,
-                  card=_provenance(source), assumed=assumed)
+                  card=_provenance(code), assumed=assumed)
     n_classes, logits = _probe(model, preprocess)
     model.factory = partial(build_model, source, name, args, fresh=True, logits=logits)
     if logits:
@@ -260,9 +260,8 @@ def _reading(module: torch.nn.Module, label: str, settings: tuple[str, ...]) -> 
         from attrib.models.timm_models import timm_preprocess
 
         return overridden(timm_preprocess(module, channels), settings), ""
-    base = Preprocess()
-    if channels == 1:
-        base = Preprocess(mean=(sum(base.mean) / 3,), std=(sum(base.std) / 3,), channels=1)
+    base = Preprocess(mean=for_channels(Preprocess.mean, channels), std=for_channels(Preprocess.std, channels),
+                      channels=channels)
     assumed = (f"{label} says nothing of how it reads pictures: attrib reads them as ImageNet models commonly do "
                "(shorter side to 256, centre crop 224, bicubic, ImageNet's mean and std); say how it was trained "
                "with --preprocess size=... mean=... std=...")
@@ -299,9 +298,8 @@ def _probe(model: Model, settings: tuple[str, ...]) -> tuple[int, bool]:
     return int(logits.shape[1]), logits is not outputs
 
 
-def _provenance(source: str) -> dict[str, Any]:
+def _provenance(code) -> dict[str, Any]:
     """The code's file and its sha256, so that a run folder's record changes when the code does."""
-    code = _imported(source)
     path = getattr(code, "__file__", None)
     if not path:
         return {}

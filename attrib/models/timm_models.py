@@ -9,7 +9,7 @@ from pathlib import Path
 
 from attrib.models.base import Model, ModelError
 from attrib.models.checkpoint import load_state_dict, read_state_dict, unwrapped
-from attrib.models.preprocess import Preprocess
+from attrib.models.preprocess import Preprocess, for_channels
 from attrib.models.registry import register_loader
 
 
@@ -174,9 +174,7 @@ def timm_preprocess(module, in_chans: int = 3) -> Preprocess:
 
     cfg = resolve_data_config({}, model=module)
     _, height, width = cfg["input_size"]
-    mean, std = tuple(cfg["mean"]), tuple(cfg["std"])
-    if in_chans == 1:
-        mean, std = (sum(mean) / len(mean),), (sum(std) / len(std),)
+    mean, std = for_channels(tuple(cfg["mean"]), in_chans), for_channels(tuple(cfg["std"]), in_chans)
     mode = cfg.get("crop_mode") or "center"
     if mode not in ("center", "squash", "border"):
         warnings.warn(f"timm's crop_mode {mode!r} is unknown to attrib: approximated by a centre crop", stacklevel=2)
