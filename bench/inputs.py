@@ -11,12 +11,17 @@ JPEG over Pillow's pixel limit decoded scaled down against a whole decode.
    as attrib decodes it (at 1/2 size: over Pillow's limit of 89.5 megapixels) and whole (the limit lifted),
    each in a fresh process: seconds and the decode's peak memory (Linux's VmHWM, reset before it); how far the embedded model's input
    and its top-class probability move.
+3. 2,000 photos of ImageNet's size (chelsea at 500 x 375, a JPEG of about 80 KB), in a folder, dated an hour ago.
+   Printed: seconds to decode and preprocess them as explain does, and to take their fingerprints (read and
+   sha256: explain takes one per input as it decodes it); then a resumed run's check of them as done
+   (``unchanged``): with the same times (a stat each), and after a ``touch`` (each read and hashed again).
 """
 
 from __future__ import annotations
 
 import argparse
 import io
+import os
 import subprocess
 import sys
 import tarfile
@@ -137,6 +142,41 @@ def big_jpeg(root: Path) -> None:
           f"probability {float(p[top]):.4f} (scaled) vs {float(q[top]):.4f} (whole)")
 
 
+PHOTOS = 2000
+
+
+def fingerprints(root: Path) -> None:
+    from attrib.data.fingerprints import fingerprint, unchanged
+
+    folder = root / "photos"
+    folder.mkdir()
+    buffer = io.BytesIO()
+    Image.fromarray(data.chelsea()).resize((500, 375)).save(buffer, "JPEG", quality=95)
+    hour_ago = time.time_ns() - 3600 * 10**9
+    for i in range(PHOTOS):
+        (folder / f"{i:05d}.jpg").write_bytes(buffer.getvalue())
+        os.utime(folder / f"{i:05d}.jpg", ns=(hour_ago, hour_ago))
+    sources = expand_inputs([str(folder)])
+    preprocess = load_model().preprocess
+    seconds = {"decode": _timed(lambda: [preprocess.tensor(preprocess.view(s.load())) for s in sources])}
+    stamps = [fingerprint(s) for s in sources]  # (warm: the files were just read)
+    seconds["fingerprint"] = _timed(lambda: [fingerprint(s) for s in sources])
+    seconds["check"] = _timed(lambda: all(unchanged(s, f) for s, f in zip(sources, stamps)))
+    for path in folder.iterdir():
+        os.utime(path)
+    seconds["touched"] = _timed(lambda: all(unchanged(s, f) for s, f in zip(sources, stamps)))
+    print(f"\n{PHOTOS:,} JPEGs of {len(buffer.getvalue()) / 1024:.0f} KiB: seconds to decode and preprocess "
+          f"{seconds['decode']:.2f}, to fingerprint {seconds['fingerprint']:.2f} "
+          f"({seconds['fingerprint'] / seconds['decode']:.1%} of decoding); resumed, the check "
+          f"{seconds['check']:.3f} (same times), {seconds['touched']:.2f} (touched: read and hashed)")
+
+
+def _timed(work) -> float:
+    start = time.perf_counter()
+    assert work()
+    return time.perf_counter() - start
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--files", type=int, default=50_000)
@@ -144,6 +184,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         archives(Path(tmp), args.files)
         big_jpeg(Path(tmp))
+        fingerprints(Path(tmp))
 
 
 if __name__ == "__main__":

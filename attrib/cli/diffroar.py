@@ -96,7 +96,7 @@ def _plan_note(ui: UI, record: dict, out: Path) -> None:
     if record["complete"]:
         _show(ui, record, out)
         return
-    pending = record["jobs"] - len(record["results"])
+    pending = record["jobs"] - record["jobs_done"]
     ui.info(f"wrote {record['jobs']} job files to {out}/jobs, {pending} still to run; run them with "
             f"`python -m attrib.jobs.diffroar {out}/jobs/*.json` (anywhere that sees the folder), then run this "
             "command again without --plan-only to collect the results")

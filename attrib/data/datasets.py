@@ -20,9 +20,10 @@ Every set is deterministic under its seed. Pixel data are in [0, 1] and normalis
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
-from functools import partial
+from functools import cached_property, partial
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -76,6 +77,17 @@ class Dataset:
     def fill_value(self) -> float:
         """The scalar mean of the normalised training data: what masked coordinates are set to."""
         return float(self.train_x.double().mean())
+
+    @cached_property
+    def digest(self) -> str:
+        """sha256 of both splits' inputs and labels as built (a folder's image edited, the set built otherwise:
+        another digest), so that results made from other data are not taken as this data's."""
+        made = hashlib.sha256()
+        for tensor in (self.train_x, self.train_y, self.test_x, self.test_y):
+            tensor = tensor.detach().cpu().contiguous()
+            made.update(f"{tensor.dtype} {tuple(tensor.shape)}\0".encode())
+            made.update(tensor.view(torch.uint8).numpy().data if tensor.numel() else b"")
+        return made.hexdigest()
 
 
 def load_dataset(name: str, *, seed: int = 0, classes: list[int | str] | None = None, data_dir: str | None = None,

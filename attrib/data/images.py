@@ -47,6 +47,8 @@ class ImageSource:
     path: str | None = None
     read: Callable[[], bytes] | None = None  # its bytes, where they are not the file at ``path`` (an archive's)
     error: str | None = None  # the one line it fails with, where that is known without reading it
+    file: str | None = None  # the file on disk its bytes are in (its archive, for an archive's image)
+    stamp: dict | None = None  # its fingerprint, taken where the file is (a portable copy's: see fingerprints)
 
 
 def sample_sources() -> list[ImageSource]:
@@ -158,7 +160,7 @@ def _in_archive(archive: Path, path: Path) -> list[ImageSource]:
                         bisect.bisect_left(members, f"{inner}0", key=name)]
     if not named:
         return [_failing(str(path), f"{archive} holds no image {inner}" + (f"; {cut}" if cut else ""))]
-    return [member_source(f"{archive}/{member}", read) for member, read in named]
+    return [member_source(f"{archive}/{member}", read, archive) for member, read in named]
 
 
 def _file_sources(path: Path) -> list[ImageSource]:
@@ -181,15 +183,16 @@ def _archive_sources(path: Path) -> list[ImageSource]:
         return [failing_source(name, f"{name}: {error}")]
     if not members and cut is None:
         return [failing_source(name, f"{name}: the archive holds no image files")]
-    sources = [member_source(f"{name}/{member}", read) for member, read in members]
+    sources = [member_source(f"{name}/{member}", read, path) for member, read in members]
     return sources + ([failing_source(name, f"{name}: {cut}")] if cut else [])
 
 
-def member_source(name: str, read: Callable[[], bytes]) -> ImageSource:
-    """The input an archive's file is, named ``name``, its bytes from ``read``; loading it fails with one
-    InputError line where they cannot be read or decoded."""
+def member_source(name: str, read: Callable[[], bytes], archive: Path | None = None) -> ImageSource:
+    """The input an archive's file is, named ``name``, its bytes from ``read`` (out of ``archive``); loading it
+    fails with one InputError line where they cannot be read or decoded."""
     checked = partial(_member_bytes, name, read)
-    return ImageSource(name, partial(_decoded, name, checked), name, read=checked)
+    return ImageSource(name, partial(_decoded, name, checked), name, read=checked,
+                       file=None if archive is None else str(archive))
 
 
 def _member_bytes(name: str, read: Callable[[], bytes]) -> bytes:
@@ -243,7 +246,7 @@ def _identity(folder: Path) -> tuple[int, int] | None:
 
 
 def _file_source(path: Path) -> ImageSource:
-    return ImageSource(str(path), partial(load_image, path), str(path))
+    return ImageSource(str(path), partial(load_image, path), str(path), file=str(path))
 
 
 def _failing(name: str, reason: str) -> ImageSource:
@@ -261,16 +264,23 @@ def _fail(message: str) -> Image.Image:
 
 def portable(source: ImageSource) -> ImageSource:
     """The same input with a file's bytes read here, so that another machine decodes it (no shared file
-    system); a file that cannot be read becomes a source that fails with the same one-line reason there."""
+    system), with its fingerprint taken here; a file that cannot be read becomes a source that fails with the
+    same one-line reason there."""
+    from attrib.data.fingerprints import fingerprint_of
+
     if source.path is None:
         return source
     try:
-        data = source.read() if source.read is not None else _check_file(Path(source.path)).read_bytes()
+        if source.read is None:
+            _check_file(Path(source.path))
+        status = None if source.file is None else os.stat(source.file)
+        data = source.read() if source.read is not None else Path(source.path).read_bytes()
     except InputError as error:
         return ImageSource(source.name, partial(_fail, str(error)), source.path, error=str(error))
     except OSError as error:
         return _failing(source.name, error.strerror or str(error))
-    return ImageSource(source.name, partial(decode_image, data, source.path), source.path)
+    return ImageSource(source.name, partial(decode_image, data, source.path), source.path,
+                       stamp=None if status is None else fingerprint_of(status, data))
 
 
 def _check_file(path: Path) -> Path:

@@ -86,13 +86,15 @@ def retrain_recipe(card: dict[str, Any], config: DiffRoarConfig) -> Recipe:
 
 
 def plan(config: DiffRoarConfig, recipe: Recipe, fill: float, attribution_files: dict[str, str],
-         stamps: dict[str, str] | None = None) -> list[dict]:
+         stamps: dict[str, str] | None = None, data: str | None = None) -> list[dict]:
     """One job per (method, k, side, seed): everything a retrain needs, as plain data; ``stamps``: a digest of
     what each method's attributions were made from, so that a result made from other attributions (other
-    method options, other weights) is not taken as this job's."""
+    method options, other weights) is not taken as this job's; ``data``: the data set's digest (``Dataset.digest``),
+    so that a result made from other data is not either, and a retrain refuses data built otherwise."""
     stamps = stamps or {}
     return [{"id": job_id(method, k, side, seed), "method": method, "k": k, "side": side, "seed": seed,
-             "model": config.model, "architecture": config.architecture, "dataset": config.dataset, "fill": fill,
+             "model": config.model, "architecture": config.architecture, "dataset": config.dataset,
+             **({"data_sha256": data} if data else {}), "fill": fill,
              "attributions": attribution_files.get(method), "attributions_stamp": stamps.get(method),
              "recipe": recipe.to_dict(), **({"code": config.code} if config.code else {}),
              "device": config.retrain_device or config.device, "random": GENERATOR}

@@ -174,7 +174,7 @@ def evaluate(model, config: DiffRoarConfig, store: RunStore, events: Events | No
     paths = {m: _attributions(model, data, m, kwargs[m], config, store, events, stamps[m]) for m in config.methods}
     recipe = retrain_recipe(model.card, config)
     digests = {m: hashlib.sha256(stamp.encode()).hexdigest()[:16] for m, stamp in stamps.items()}
-    jobs = files.write_jobs(store, plan(config, recipe, data.fill_value(), paths, digests))
+    jobs = files.write_jobs(store, plan(config, recipe, data.fill_value(), paths, digests, data.digest))
     pending = [p for p in jobs if files.done_result(p) is None]
     _announce(config, model, data, recipe, len(jobs), len(pending), store, events)
     if not plan_only and pending:
@@ -201,10 +201,12 @@ def evaluate(model, config: DiffRoarConfig, store: RunStore, events: Events | No
 
 
 def _stamp(model, data, method: str, options: dict[str, Any], config: DiffRoarConfig) -> str:
-    """What a method's attributions are made from: method, options, seed, model (its weights and code too), data."""
+    """What a method's attributions are made from: method, options, seed, model (its weights and code too), data
+    (its spec and digest)."""
     made_of = {"weights": model.weights, "code": model.card.get("code")}
     return json.dumps({"method": method, "options": describe_config(options), "seed": config.attribution_seed,
-                       "model": model.name, "dataset": data.spec, **{k: v for k, v in made_of.items() if v}},
+                       "model": model.name, "dataset": data.spec, "data_sha256": data.digest,
+                       **{k: v for k, v in made_of.items() if v}},
                       sort_keys=True, default=str)
 
 
@@ -253,8 +255,16 @@ def _values(root: Path, job: dict, data) -> dict[str, Any]:
 
 
 def retrain_job(job: dict, values: dict[str, Any]) -> dict:
-    """(anywhere) one retrain from its job and its attributions per split; the result (written by the caller)."""
+    """(anywhere) one retrain from its job and its attributions per split; the result (written by the caller).
+    Refused in one line where the data set built here is not the one the job was planned with."""
+    from attrib.data.datasets import DatasetError
+
     data = dataset_of(job["dataset"])
+    if job.get("data_sha256", data.digest) != data.digest:
+        raise DatasetError(f"{data.name} built here is not the data set this job was planned with (sha256 "
+                           f"{data.digest[:12]} here, {job['data_sha256'][:12]} planned): its files differ here, or "
+                           "changed since, or this machine's libraries read them otherwise; plan the run again "
+                           "(the same command) or retrain where the data is the same")
     factory = _architecture(job["model"], json.dumps(job.get("architecture") or {}, sort_keys=True))
     return retrain(job, factory, {split: data.split(split) for split in SPLITS}, values)
 
@@ -315,7 +325,8 @@ def _record(model, config, data, recipe, results, started, n_jobs, kwargs, descr
     record.update({
         "started": started, "finished": now(),
         "dataset": {**data.spec, "name": data.name, "n_train": len(data.train_y), "n_test": len(data.test_y),
-                    "input_shape": list(data.input_shape), "fill": data.fill_value(), "left_out": data.skipped},
+                    "input_shape": list(data.input_shape), "fill": data.fill_value(), "left_out": data.skipped,
+                    "sha256": data.digest},
         "model_test_accuracy": accuracy(model.module, data.test_x, data.test_y), "config": config_record,
         "retrain_recipe": recipe.to_dict(), "target": "true label logit", "results": aggregate(results),
         "jobs": n_jobs, "jobs_done": len(results), "complete": len(results) == n_jobs,

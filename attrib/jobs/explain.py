@@ -331,19 +331,26 @@ def run(options: Options, store: RunStore, events: Events | None = None) -> dict
 def _todo(plan: Plan, sources: list, previous: dict[str, dict], options: Options, events: Events, stats: dict,
           top1: Accuracy | None) -> list[tuple]:
     """(source, input id) of each input to explain; one done earlier with the same settings is reported as
-    already done (counted in ``stats`` and ``top1``) unless ``options.force``, and so is one that ``--only``
-    left out then and leaves out now."""
+    already done (counted in ``stats`` and ``top1``) unless ``options.force`` or its file changed since, and so
+    is one that ``--only`` left out then and leaves out now."""
+    from attrib.data.fingerprints import unchanged
+
     taken = {id_key(e["id"]) for e in previous.values()}
-    todo = []
+    todo, changed = [], 0
     for source in sources:
         prev = previous.get(source.name)
         if prev and not options.force and _reusable(plan, source, prev):
-            stats["skipped" if prev["status"] == "ok" else "excluded"] += 1
-            _tally(top1, prev)
-            events.advance("inputs", 1)
-            events.item({**_only(prev, plan.methods), "skipped": True})
-        else:
-            todo.append((source, prev["id"] if prev else slug(source.name, taken)))
+            if unchanged(source, prev.get("fingerprint")):
+                stats["skipped" if prev["status"] == "ok" else "excluded"] += 1
+                _tally(top1, prev)
+                events.advance("inputs", 1)
+                events.item({**_only(prev, plan.methods), "skipped": True})
+                continue
+            changed += 1
+        todo.append((source, prev["id"] if prev else slug(source.name, taken)))
+    if changed:
+        events.info(f"{counted(changed, 'input')} changed on disk since the earlier run here: explaining "
+                    f"{'it' if changed == 1 else 'them'} again")
     return todo
 
 
@@ -568,13 +575,14 @@ def _outcomes(plan: Plan, batch: list[dict], options: Options, events: Events):
 
 
 def _failed(item: dict, error: str) -> dict[str, Any]:
-    return _entry(item) | {"status": "error", "error": error}
+    return _entry(item) | {"status": "error", "error": error, "fingerprint": None}  # (a failed input is redone)
 
 
 def _entry(item: dict) -> dict[str, Any]:
     source = item["source"]
     return {"name": source.name, "path": source.path, "id": item["id"], "status": "ok", "error": None,
-            "given": item["given"], "view": None, "predictions": [], "attributions": []}
+            "given": item["given"], "fingerprint": item.get("fingerprint"), "view": None, "predictions": [],
+            "attributions": []}
 
 
 def folder_class(source, labels: list[str], flag: str = "--target") -> int:
@@ -625,12 +633,13 @@ def _targeted(plan: Plan, todo):
 
 def _decode(plan: Plan, source, input_id: str, given: int | None) -> dict[str, Any]:
     """(in a worker thread) the image as the model sees it, or the one-line reason it cannot be read; with the
-    class it is given and the one to explain (None: its predicted one)."""
+    class it is given, the one to explain (None: its predicted one) and the input's fingerprint (taken first)."""
+    from attrib.data.fingerprints import fingerprint
     from attrib.data.images import input_notes
 
     target = given if plan.target == TRUTH else plan.target
     item = {"source": source, "id": input_id, "view": None, "x": None, "error": None, "given": given,
-            "target": target}
+            "target": target, "fingerprint": fingerprint(source)}
     try:
         image = source.load()
         item["view"] = plan.model.preprocess.view(image)

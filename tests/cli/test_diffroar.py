@@ -279,3 +279,27 @@ def test_a_job_of_your_own_model_runs_from_another_folder(run_cli, tmp_path, mon
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert job.with_name(job.name.replace(".json", ".result.json")).is_file()
+
+
+def test_a_data_set_edited_in_place_is_evaluated_again(run_cli, tmp_path):
+    """Attributions and retrain results are of the data they were made from: after an image of a folder data set
+    is replaced, they are made again; a job planned before the edit refuses the edited data."""
+    from PIL import Image
+
+    _colour_folder(tmp_path / "data", 3)
+    base = ["diffroar", "-M", "timm:test_resnet", "--no-pretrained", "--dataset", f"folder:{tmp_path / 'data'}",
+            "-m", "gradient", "--k", "0.5", "--epochs", "1", "--out", tmp_path / "run"]
+    assert "4 to run" in run_cli(*base).stderr
+    assert "0 to run" in run_cli(*base).stderr
+    digest = json.loads((tmp_path / "run" / "run.json").read_text())["dataset"]["sha256"]
+    Image.new("RGB", (32, 32), (20, 220, 20)).save(tmp_path / "data" / "red" / "0.png")  # same name, other pixels
+    assert "4 to run" in run_cli(*base).stderr
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["dataset"]["sha256"] not in (digest, None)
+    planned = run_cli(*base, "--set", "abs=true", "--plan-only")
+    assert "2 still to run" in planned.stderr
+    Image.new("RGB", (32, 32), (220, 220, 20)).save(tmp_path / "data" / "red" / "0.png")
+    job = sorted((tmp_path / "run" / "jobs").glob("gradient-*.json"))[0]
+    worker = subprocess.run([sys.executable, "-m", "attrib.jobs.diffroar", str(job)], capture_output=True, text=True)
+    assert worker.returncode == 1 and len(worker.stderr.splitlines()) == 1
+    assert f"error: {job}: folder:" in worker.stderr and "is not the data set this job was planned with" in \
+        worker.stderr

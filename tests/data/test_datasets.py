@@ -1,5 +1,6 @@
 """Data sets: blockdigits layout and determinism, synthetic's definition, torchvision offline, image folders."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -39,6 +40,18 @@ def test_blockdigits_is_deterministic_under_its_seed():
     a, b, c = load_dataset("blockdigits"), load_dataset("blockdigits"), load_dataset("blockdigits", seed=1)
     assert torch.equal(a.train_x, b.train_x) and torch.equal(a.test_y, b.test_y)
     assert not torch.equal(a.train_x, c.train_x)
+
+
+def test_a_data_sets_digest_is_of_its_tensors():
+    digest = load_dataset("synthetic", n_train=50, n_test=20).digest
+    assert load_dataset("synthetic", n_train=50, n_test=20).digest == digest  # built again: the same
+    assert load_dataset("synthetic", seed=1, n_train=50, n_test=20).digest != digest
+    data = load_dataset("synthetic", n_train=50, n_test=20)
+    data.test_x[3, 2] += 1e-6  # one coordinate of one example
+    assert dataclasses.replace(data).digest != digest
+    data = load_dataset("synthetic", n_train=50, n_test=20)
+    data.train_y = data.train_y.to(torch.int32)  # the same values, stored otherwise
+    assert dataclasses.replace(data).digest != digest
 
 
 def test_blockdigits_top_and_class_subset():
