@@ -311,7 +311,7 @@ def run(options: Options, store: RunStore, events: Events | None = None) -> dict
     store.write_record(record)
     stats, top1 = {"done": 0, "skipped": 0, "excluded": 0, "failed": 0}, _accuracy(plan)
     events.task("inputs", "inputs", len(sources))
-    todo = _todo(plan, sources, previous, options, events, stats, top1)
+    todo = _todo(plan, sources, previous, options, events, stats, top1, store)
     start = time.perf_counter()
     _stream(plan, todo, options, store, events, stats, top1)
     seconds = time.perf_counter() - start
@@ -329,10 +329,11 @@ def run(options: Options, store: RunStore, events: Events | None = None) -> dict
 
 
 def _todo(plan: Plan, sources: list, previous: dict[str, dict], options: Options, events: Events, stats: dict,
-          top1: Accuracy | None) -> list[tuple]:
+          top1: Accuracy | None, store: RunStore) -> list[tuple]:
     """(source, input id) of each input to explain; one done earlier with the same settings is reported as
-    already done (counted in ``stats`` and ``top1``) unless ``options.force`` or its file changed since, and so
-    is one that ``--only`` left out then and leaves out now."""
+    already done (counted in ``stats`` and ``top1``; committed again with the class names the model has now,
+    where a ``--labels`` file was edited) unless ``options.force`` or its file changed since, and so is one that
+    ``--only`` left out then and leaves out now."""
     from attrib.data.fingerprints import unchanged
 
     taken = {id_key(e["id"]) for e in previous.values()}
@@ -341,6 +342,7 @@ def _todo(plan: Plan, sources: list, previous: dict[str, dict], options: Options
         prev = previous.get(source.name)
         if prev and not options.force and _reusable(plan, source, prev):
             if unchanged(source, prev.get("fingerprint")):
+                prev = _named(prev, plan.model.labels, store)
                 stats["skipped" if prev["status"] == "ok" else "excluded"] += 1
                 _tally(top1, prev)
                 events.advance("inputs", 1)
@@ -352,6 +354,22 @@ def _todo(plan: Plan, sources: list, previous: dict[str, dict], options: Options
         events.info(f"{counted(changed, 'input')} changed on disk since the earlier run here: explaining "
                     f"{'it' if changed == 1 else 'them'} again")
     return todo
+
+
+def _named(entry: dict, labels: list[str], store: RunStore) -> dict:
+    """An input's earlier record with the class names of ``labels`` (the classes are indices; their names may
+    have been edited since in a ``--labels`` file), committed again where a name changed."""
+    def name(index: int | None) -> str | None:
+        return None if index is None else labels[index]
+
+    named = {**entry, "predictions": [{**p, "label": name(p["index"])} for p in entry["predictions"]],
+             "attributions": [{**a, **{f"{k}_label": name(a.get(k)) for k in ("target", "versus")
+                                       if f"{k}_label" in a}} for a in entry.get("attributions", [])]}
+    if "true_label" in entry:
+        named["true_label"] = name(entry.get("given"))
+    if named != entry:
+        store.append_input(named)
+    return named
 
 
 def _accuracy(plan: Plan) -> Accuracy | None:

@@ -438,6 +438,34 @@ def test_fine_tuned_weights_with_a_labels_file(run_cli, images, tmp_path):
     assert result.exit_code == 2 and "2 names for a model with 3 classes" in result.output
 
 
+def test_a_resumed_run_names_classes_as_an_edited_labels_file_does(run_cli, images, tmp_path):
+    import timm
+    import torch
+
+    torch.save(timm.create_model("test_resnet", num_classes=3).state_dict(), tmp_path / "tuned.pt")
+    (tmp_path / "labels.txt").write_text("normal\npneumonia\ncovid\n")
+    (tmp_path / "truth.csv").write_text("im0.png,pneumonia\nim1.png,normal\n")
+    command = ["explain", images, "-M", "timm:test_resnet", "--weights", tmp_path / "tuned.pt", "--labels",
+               tmp_path / "labels.txt", "--truth", tmp_path / "truth.csv", "--versus", "runner-up",
+               "-m", "gradient", "--out", tmp_path / "a"]
+    assert "2 explained" in run_cli(*command).output
+    png = tmp_path / "a" / "images" / "im0.png" / "gradient_overlay.png"
+    written = png.stat().st_mtime_ns
+    (tmp_path / "labels.txt").write_text("healthy\npneumonia\ncovid-19\n")  # names edited: the classes stand
+    (tmp_path / "truth.csv").write_text("im0.png,pneumonia\nim1.png,healthy\n")
+    again = run_cli(*command, "--json")
+    assert "2 already done" in again.output and png.stat().st_mtime_ns == written
+    names = {"healthy", "pneumonia", "covid-19"}
+    for entry in (*parse_json(again)["inputs"], *attrib.load_run(tmp_path / "a").record["inputs"]):
+        assert {p["label"] for p in entry["predictions"]} == names
+        (a,) = entry["attributions"]
+        assert {a["target_label"], a["versus_label"]} <= names and a["target_label"] != a["versus_label"]
+    assert {e.get("true_label") for e in attrib.load_run(tmp_path / "a").record["inputs"]} == {"pneumonia", "healthy"}
+    lines = (tmp_path / "a" / "inputs.jsonl").read_text().count("\n")
+    assert "2 already done" in run_cli(*command).output  # the same names now: nothing committed again
+    assert (tmp_path / "a" / "inputs.jsonl").read_text().count("\n") == lines == 4
+
+
 def test_an_unwritable_run_folder_is_one_line(run_cli, images, tmp_path, monkeypatch):
     result = run_cli("explain", images / "im0.png", *TINY, "-m", "gradient", "--out", images / "im0.png" / "run")
     assert result.exit_code == 2 and f"{images / 'im0.png'} is a file" in result.output
