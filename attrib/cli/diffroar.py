@@ -22,7 +22,8 @@ Examples:
   attrib diffroar ... --plan-only        write the jobs; run them anywhere with
                                          python -m attrib.jobs.diffroar OUT/jobs/*.json
 Rerunning the same command into the same --out resumes: finished retrains are kept.
-Exit codes: 0 done, 2 usage error."""
+Exit codes: 0 done, 1 some images of a folder data set could not be read (evaluated without them),
+2 usage error."""
 
 
 def _floats(ctx, param, value: tuple[str, ...]) -> list[float]:
