@@ -235,11 +235,12 @@ def _announce(config, model, data, recipe, n_jobs, n_pending, store, events) -> 
 def run_pending(paths: list[Path], store: RunStore, data, executor: Executor):
     """Each job's retrain on ``executor``; the driver writes each result file as it arrives; yields results."""
     jobs = [files.read_job(p) for p in paths]
+    splits = executor.share({split: data.split(split) for split in SPLITS})  # workers read no data set files
     shared: dict[tuple, Any] = {}
     for job in jobs:  # one copy of each attribution set, however many jobs use it
         if _values_key(job) not in shared:
             shared[_values_key(job)] = executor.share(_values(store.root, job, data))
-    calls = [(job, shared[_values_key(job)]) for job in jobs]
+    calls = [(job, shared[_values_key(job)], splits) for job in jobs]
     for index, result in executor.map_unordered(retrain_job, calls):
         files.write_result(paths[index], result)
         yield result
@@ -254,9 +255,16 @@ def _values(root: Path, job: dict, data) -> dict[str, Any]:
     return {split: files.load_attributions(root, job, split, tuple(data.split(split)[0].shape)) for split in SPLITS}
 
 
-def retrain_job(job: dict, values: dict[str, Any]) -> dict:
-    """(anywhere) one retrain from its job and its attributions per split; the result (written by the caller).
-    Refused in one line where the data set built here is not the one the job was planned with."""
+def retrain_job(job: dict, values: dict[str, Any], splits: dict[str, tuple]) -> dict:
+    """(anywhere) one retrain from its job, its attributions per split and the data set's (inputs, labels) per
+    split (sent by the driver: a worker reads no data set files); the result (written by the caller)."""
+    factory = _architecture(job["model"], json.dumps(job.get("architecture") or {}, sort_keys=True))
+    return retrain(job, factory, splits, values)
+
+
+def planned_data(job: dict):
+    """The job's data set, built here from its spec; refused in one line where it is not the one the job was
+    planned with."""
     from attrib.data.datasets import DatasetError
 
     data = dataset_of(job["dataset"])
@@ -265,15 +273,15 @@ def retrain_job(job: dict, values: dict[str, Any]) -> dict:
                            f"{data.digest[:12]} here, {job['data_sha256'][:12]} planned): its files differ here, or "
                            "changed since, or this machine's libraries read them otherwise; plan the run again "
                            "(the same command) or retrain where the data is the same")
-    factory = _architecture(job["model"], json.dumps(job.get("architecture") or {}, sort_keys=True))
-    return retrain(job, factory, {split: data.split(split) for split in SPLITS}, values)
+    return data
 
 
 def run_job(job_path: str | Path) -> dict:
     """Run one retrain job file and write its result file next to it; returns the result."""
     job_path = Path(job_path)
     job = files.read_job(job_path)
-    result = retrain_job(job, _values(files.run_root(job_path), job, dataset_of(job["dataset"])))
+    data = planned_data(job)
+    result = retrain_job(job, _values(files.run_root(job_path), job, data), {s: data.split(s) for s in SPLITS})
     files.write_result(job_path, result)
     return result
 

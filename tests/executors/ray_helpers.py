@@ -10,23 +10,23 @@ import torch
 BARRIER_SECONDS = 60
 
 
-def crash_once(marks: str, crash_id: str, fn, job, values):
+def crash_once(marks: str, crash_id: str, fn, job, *args):
     """The first attempt at job ``crash_id`` kills its worker process outright; later attempts run ``fn``."""
     mark = Path(marks) / f"{job['id']}.crashed"
     if job["id"] == crash_id and not mark.exists():
         mark.write_text(str(os.getpid()))
         os._exit(1)
-    return fn(job, values)
+    return fn(job, *args)
 
 
-def hang_once(marks: str, hang_id: str, fn, job, values):
+def hang_once(marks: str, hang_id: str, fn, job, *args):
     """The first attempt at job ``hang_id`` writes its pid and waits (to be killed); later attempts run ``fn``."""
     mark = Path(marks) / f"{job['id']}.pid"
     if job["id"] == hang_id and not mark.exists():
         mark.write_text(str(os.getpid()))
         time.sleep(BARRIER_SECONDS)
         raise AssertionError("the hanging attempt was not killed")
-    return fn(job, values)
+    return fn(job, *args)
 
 
 def kill_when_written(path: Path, timeout: float = BARRIER_SECONDS) -> int:

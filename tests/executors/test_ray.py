@@ -106,6 +106,21 @@ def test_diffroar_on_ray_equals_the_local_run_weights_included(tmp_path):
     assert local["results"] == remote["results"]
 
 
+def test_diffroar_workers_retrain_on_the_drivers_data(tmp_path, monkeypatch):
+    """The data set goes to the tasks through the object store: a worker reads no data set files (here the
+    workers cannot build it at all: only the driver's loader, patched, knows it)."""
+    from attrib.data.datasets import load_dataset
+
+    nowhere = {"name": f"folder:{tmp_path / 'only-the-driver-has-it'}", "seed": 0}
+    synthetic = load_dataset("synthetic", n_train=400, n_test=200)
+    monkeypatch.setattr(diffroar, "dataset_of", lambda spec: synthetic if spec == nowhere else None)
+    config = replace(_config(), dataset=nowhere)
+    remote = _evaluate(tmp_path / "ray", _ray(), config)
+    assert remote["complete"] and remote["jobs"] == 4
+    job = json.loads(next((tmp_path / "ray" / "jobs").glob("gradient-*.result.json")).read_text())["job"]
+    assert job["dataset"] == nowhere and job["data_sha256"] == synthetic.digest
+
+
 def test_a_job_whose_worker_crashes_is_retried_and_written_once(tmp_path):
     marks = tmp_path / "marks"
     marks.mkdir()
