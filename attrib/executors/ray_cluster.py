@@ -65,6 +65,13 @@ def _use_token_if_any() -> bool:
     return False
 
 
+def fetch(reference: Any) -> Any:
+    """(in a worker) the object a reference inside its arguments stands for."""
+    import ray
+
+    return ray.get(reference)
+
+
 def _run(fn: Callable[..., Any], threads: int, *args: Any) -> Any:
     """(in a Ray worker) ``fn(*args)`` with torch limited to the task's CPUs."""
     import torch

@@ -395,13 +395,3 @@ def takes_data(model, data) -> None:
         if size is None or size[0] != size[1] or not data.name.startswith(("torchvision:", "folder:")):
             raise
         raise ModelError(f"{error}; resize its pictures to the model's with --image-size {size[0]}") from None
-
-
-def for_workers(options: Any) -> Any:
-    """A job's options as cluster workers take them: the model, LM, weights and labels named by absolute paths
-    where they are local files or folders (a worker runs in another folder than the command; :func:`anchored`)."""
-    from attrib.models import anchored
-
-    fields = [name for name in ("model", "lm", "weights", "labels")
-              if isinstance(getattr(options, name, None), str | Path)]
-    return dataclasses.replace(options, **{name: anchored(getattr(options, name)) for name in fields})

@@ -234,13 +234,16 @@ def _announce(config, model, data, recipe, n_jobs, n_pending, store, events) -> 
 
 def run_pending(paths: list[Path], store: RunStore, data, executor: Executor):
     """Each job's retrain on ``executor``; the driver writes each result file as it arrives; yields results."""
+    from attrib.jobs.shipping import ModelSpec, ship
+
     jobs = [files.read_job(p) for p in paths]
     splits = executor.share({split: data.split(split) for split in SPLITS})  # workers read no data set files
+    models = {spec: ship(ModelSpec(spec), executor.share) for spec in {job["model"] for job in jobs}}  # your code
     shared: dict[tuple, Any] = {}
     for job in jobs:  # one copy of each attribution set, however many jobs use it
         if _values_key(job) not in shared:
             shared[_values_key(job)] = executor.share(_values(store.root, job, data))
-    calls = [(job, shared[_values_key(job)], splits) for job in jobs]
+    calls = [(job, shared[_values_key(job)], splits, models[job["model"]]) for job in jobs]
     for index, result in executor.map_unordered(retrain_job, calls):
         files.write_result(paths[index], result)
         yield result
@@ -255,10 +258,12 @@ def _values(root: Path, job: dict, data) -> dict[str, Any]:
     return {split: files.load_attributions(root, job, split, tuple(data.split(split)[0].shape)) for split in SPLITS}
 
 
-def retrain_job(job: dict, values: dict[str, Any], splits: dict[str, tuple]) -> dict:
-    """(anywhere) one retrain from its job, its attributions per split and the data set's (inputs, labels) per
-    split (sent by the driver: a worker reads no data set files); the result (written by the caller)."""
-    factory = _architecture(job["model"], json.dumps(job.get("architecture") or {}, sort_keys=True))
+def retrain_job(job: dict, values: dict[str, Any], splits: dict[str, tuple], model=None) -> dict:
+    """(anywhere) one retrain from its job, its attributions per split, the data set's (inputs, labels) per split
+    (sent by the driver: a worker reads no data set files) and its model spec with your code's file (a shipping
+    Parcel; None: the job's spec as it is); the result (written by the caller)."""
+    spec = job["model"] if model is None else model.opened().model
+    factory = _architecture(spec, json.dumps(job.get("architecture") or {}, sort_keys=True))
     return retrain(job, factory, splits, values)
 
 

@@ -31,7 +31,7 @@ from attrib.engine import PRECISIONS, has_tf32, native_bf16
 from attrib.errors import AttribError, UsageError, counted, first_line
 from attrib.executors import ExecutorSpec, make_executor
 from attrib.jobs.common import (Accuracy, Events, ListFields, attribution_row, check_counts, check_only,
-                                describe_methods, failure_line, for_workers, gap_warnings, header, ignored_settings,
+                                describe_methods, failure_line, gap_warnings, header, ignored_settings,
                                 method_kwargs, now, resolve_methods, selected, supplies, work_device)
 from attrib.jobs.pipeline import OrderedFinisher, batches, prefetch
 from attrib.runs.store import RunStore, closes_store, id_key, slug
@@ -547,12 +547,13 @@ def _stream_remote(plan: Plan, todo: list, options: Options, store: RunStore, ev
                    per_input: int):
     """Shards of ``size`` inputs to the executor's workers; their bundles written here, in input order."""
     from attrib.data.images import portable
+    from attrib.jobs.shipping import ship
 
-    init = (for_workers(options), plan.methods, plan.kwargs, plan.device, plan.target, plan.versus)
     shards = ([(portable(source), input_id, given) for source, input_id, given in _targeted(plan, shard)]
               for shard in batches(todo, size))
     with make_executor(options.executor) as executor:
         events.info(f"explaining on the Ray cluster at {executor.address}")
+        init = (ship(options, executor.share), plan.methods, plan.kwargs, plan.device, plan.target, plan.versus)
         for bundles in executor.map_ordered(ShardWorker, init, "explain", shards):
             used = sum(a["passes"] or 0 for finished in bundles for a in finished["entry"]["attributions"])
             for finished in bundles:
@@ -564,10 +565,11 @@ def _stream_remote(plan: Plan, todo: list, options: Options, store: RunStore, ev
 class ShardWorker:
     """(on a cluster worker) the model, loaded once; shards of inputs in, their bundles out, in order."""
 
-    def __init__(self, options: Options, methods: list[str], kwargs: dict, device: str, target: int | str | None,
+    def __init__(self, parcel, methods: list[str], kwargs: dict, device: str, target: int | str | None,
                  versus: int | str | None = None) -> None:
         from attrib.models import load_model
 
+        options = parcel.opened()  # (a Parcel: the options, with the local files they name)
         model = load_model(options.model, weights=options.weights, pretrained=options.pretrained,
                            trust_remote_code=options.trust_remote_code, labels=options.labels,
                            preprocess=options.preprocess)

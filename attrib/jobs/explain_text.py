@@ -23,7 +23,7 @@ from attrib.data.text import TextInput, TextInputError, TextItem, Word, split_wo
 from attrib.errors import UsageError, counted
 from attrib.executors import ExecutorSpec
 from attrib.jobs.common import (Accuracy, Events, ListFields, attribution_row, check_counts, check_images,
-                                check_only, describe_methods, failure_line, for_workers, gap_warnings, header,
+                                check_only, describe_methods, failure_line, gap_warnings, header,
                                 ignored_settings, now, selected, work_device)
 from attrib.methods import METHODS, TEXT, TextContext, check_needs
 from attrib.runs.store import RunStore, closes_store
@@ -516,10 +516,11 @@ def _entries(todo: list[tuple[int, TextItem]], classifier, lm, settings: Setting
         return
     from attrib.executors import make_executor
     from attrib.jobs.pipeline import batches
+    from attrib.jobs.shipping import ship
 
-    init = (for_workers(options), settings, options.executor.device)
     with make_executor(options.executor) as cluster:
         events.info(f"explaining on the Ray cluster at {cluster.address}")
+        init = (ship(options, cluster.share), settings, options.executor.device)
         for entries in cluster.map_ordered(TextWorker, init, "explain", batches(todo, TEXTS_PER_SHARD)):
             yield from entries
 
@@ -538,8 +539,8 @@ class TextWorker:
     """(on a cluster worker) the classifier and masked LM, loaded once; shards of (position, text) in, their
     entries out, in order."""
 
-    def __init__(self, options: Options, settings: Settings, device: str) -> None:
-        self.classifier, self.lm = load_models(options, settings.methods, device)
+    def __init__(self, parcel, settings: Settings, device: str) -> None:
+        self.classifier, self.lm = load_models(parcel.opened(), settings.methods, device)  # (a shipping.Parcel)
         self.settings = settings
 
     def explain(self, shard: list[tuple[int, TextItem]]) -> list[dict[str, Any]]:

@@ -86,6 +86,16 @@ def anchored(spec: str | Path | None) -> str | None:
     """A model spec or file option as a process in another folder reads it (a cluster worker, a DiffROAR job run
     elsewhere): a local file or folder it names, a code spec's file (``nets.py:Net``), ``hf:FOLDER`` or a
     ``folder:`` data set by an absolute path; hub names, other specs and absolute paths as they are."""
+    part = local_part(spec)
+    if part is None or part[1].is_absolute():
+        return None if spec is None else str(spec)
+    prefix, path, rest = part
+    return f"{prefix}{path.resolve()}{rest}"
+
+
+def local_part(spec: str | Path | None) -> tuple[str, Path, str] | None:
+    """(what comes before, the local file or folder, what comes after) in a model spec or file option that names
+    one that exists here (see :func:`anchored`); None for any other."""
     if spec is None:
         return None
     text = str(spec)
@@ -93,9 +103,7 @@ def anchored(spec: str | Path | None) -> str | None:
     prefix = "py:" if code else next((p for p in ("hf:", "folder:") if text.startswith(p)), "")
     path, rest = (code[1], code[2]) if code else (text[len(prefix):], "")
     local = Path(path).expanduser()
-    if not path or local.is_absolute() or not local.exists():
-        return text
-    return f"{prefix}{local.resolve()}{rest}"
+    return (prefix, local, rest) if path and local.exists() else None
 
 
 SYNSET_LINE = re.compile(r"^(n\d{8})\s+(\S.*)$")  # Caffe's synset_words.txt, Kaggle's LOC_synset_mapping.txt

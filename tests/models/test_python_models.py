@@ -339,8 +339,8 @@ def test_logits_in_a_dict_are_read_and_retrained(code, tmp_path):
 def test_local_files_are_named_absolutely_for_processes_elsewhere(tmp_path, monkeypatch):
     """A cluster worker or a DiffROAR job may run in another folder: the files and folders a spec or option
     names go to them by absolute paths; hub names and other specs as they are."""
-    from attrib.jobs.common import for_workers
     from attrib.jobs.explain import Options
+    from attrib.jobs.shipping import ship
     from attrib.models import anchored
 
     monkeypatch.chdir(tmp_path)
@@ -354,6 +354,6 @@ def test_local_files_are_named_absolutely_for_processes_elsewhere(tmp_path, monk
     for same in ("timm:resnet50", "hf:google/vit-base-patch16-224", "py:pkg.nets:build", "missing.pt", None,
                  f"{tmp_path}/w.pt"):
         assert anchored(same) == same
-    sent = for_workers(Options(["a.jpg"], model="clf", weights="w.pt", labels="labels.txt"))
+    sent = ship(Options(["a.jpg"], model="clf", weights="w.pt", labels="labels.txt"), lambda files: files).options
     assert (sent.model, sent.weights, sent.labels, sent.inputs) == \
         (f"{tmp_path}/clf", f"{tmp_path}/w.pt", f"{tmp_path}/labels.txt", ["a.jpg"])

@@ -1,0 +1,119 @@
+"""Local files a job's options name (``--weights``, ``--labels``, a model or LM folder, your model code), sent
+to cluster workers, which may not share the driver's file system (explain's and explain-text's workers;
+DiffROAR's retrains, for your model code).
+
+A worker uses its own copy at the same absolute path when it has one with the same digest, as on one machine or
+a shared file system; otherwise it fetches the driver's bytes from the object store (only then: they are a
+reference inside its arguments) and writes them once per node under ``TMP/attrib-shipped/DIGEST/``, kept for
+later runs. So a worker never loads weights other than the driver's, and needs no copy of its own.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+FIELDS = ("model", "lm", "weights", "labels")  # the options that may name local files or folders
+
+
+@dataclass(frozen=True)
+class Shipment:
+    """One option's local file or folder: how the option spells it around the path, the path (absolute), the
+    digest of its files, and their bytes, shared ({relative name: bytes}, fetched only where needed)."""
+
+    option: str
+    prefix: str
+    path: str
+    rest: str
+    digest: str
+    files: Any
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A model spec alone, shipped as a job's options are (DiffROAR's retrains build fresh models from it)."""
+
+    model: str
+
+
+@dataclass(frozen=True)
+class Parcel:
+    """A job's options as cluster workers take them, with the local files they name."""
+
+    options: Any
+    shipments: tuple[Shipment, ...] = ()
+
+    def opened(self) -> Any:
+        """(on a worker) the options, each local path replaced where this machine's copy differs or is missing
+        by the driver's files, written here."""
+        changes = {s.option: f"{s.prefix}{_received(s)}{s.rest}" for s in self.shipments}
+        return dataclasses.replace(self.options, **changes)
+
+
+def ship(options: Any, share) -> Parcel:
+    """The options for cluster workers (local paths made absolute: a worker runs in another folder), with the
+    files they name shared through ``share`` (an executor's)."""
+    from attrib.models.registry import local_part
+
+    shipments = []
+    for option in FIELDS:
+        part = local_part(getattr(options, option, None))
+        if part is not None:
+            prefix, path, rest = part
+            path = path.resolve()
+            files = _files(path)
+            shipments.append(Shipment(option, prefix, str(path), rest, _digest(files), share(files)))
+    changes = {s.option: f"{s.prefix}{s.path}{s.rest}" for s in shipments}
+    return Parcel(dataclasses.replace(options, **changes), tuple(shipments))
+
+
+def _files(path: Path) -> dict[str, bytes]:
+    """A file's bytes by its name, or a folder's files (not hidden; its top level, as a model folder is read:
+    a training run's checkpoint folders inside it are not sent) by ``FOLDER/NAME``."""
+    if path.is_file():
+        return {path.name: path.read_bytes()}
+    return {f"{path.name}/{p.name}": p.read_bytes() for p in sorted(path.iterdir())
+            if p.is_file() and not p.name.startswith(".")}
+
+
+def _digest(files: dict[str, bytes]) -> str:
+    made = hashlib.sha256()
+    for name, data in sorted(files.items()):
+        made.update(f"{name}\0{hashlib.sha256(data).hexdigest()}\0".encode())
+    return made.hexdigest()
+
+
+def _received(shipment: Shipment) -> Path:
+    """Where a worker reads a shipment: its own copy when that has the digest, else the driver's files."""
+    path = Path(shipment.path)
+    if path.exists() and _digest(_files(path)) == shipment.digest:
+        return path
+    return _written(shipment) / path.name
+
+
+def _written(shipment: Shipment) -> Path:
+    """The folder holding the shipment's files on this node, written once (atomically: a folder renamed into
+    place; another process that got there first wins)."""
+    from attrib.executors import fetched
+
+    root = Path(tempfile.gettempdir()) / "attrib-shipped"
+    final = root / shipment.digest[:32]
+    if final.is_dir():
+        return final
+    root.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".incoming-", dir=root))
+    for name, data in fetched(shipment.files).items():
+        (staging / name).parent.mkdir(parents=True, exist_ok=True)
+        (staging / name).write_bytes(data)
+    try:
+        os.rename(staging, final)
+    except OSError:  # written meanwhile by another worker on this node
+        import shutil
+
+        shutil.rmtree(staging, ignore_errors=True)
+    return final

@@ -1,0 +1,68 @@
+"""Local files a job names, sent to cluster workers: a worker's own copy where it is the same, else the driver's."""
+
+import dataclasses
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from attrib.jobs import explain_text
+from attrib.jobs.explain import Options
+from attrib.jobs.shipping import ship
+
+
+def _here(files):
+    return files  # a local executor's share()
+
+
+@pytest.fixture
+def driver(tmp_path, monkeypatch):
+    """A driver's folder of local files, and a worker's temp folder of its own."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "worker-tmp"))
+    (tmp_path / "worker-tmp").mkdir()
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "w.pt").write_bytes(b"weights")
+    (tmp_path / "labels.txt").write_text("a\nb\n")
+    (tmp_path / "nets.py").write_text("net = None\n")
+    clf = tmp_path / "clf"
+    (clf / "checkpoint-500").mkdir(parents=True)
+    (clf / "config.json").write_text("{}")
+    (clf / "model.safetensors").write_bytes(b"tensors")
+    (clf / ".cache").write_text("hidden")
+    (clf / "checkpoint-500" / "model.safetensors").write_bytes(b"old")
+    return tmp_path
+
+
+def test_a_worker_with_the_same_files_reads_its_own(driver):
+    parcel = ship(Options(["a.jpg"], model="nets.py:Net(n=3)", weights="w.pt", labels="labels.txt"), _here)
+    sent = parcel.options
+    assert (sent.model, sent.weights, sent.labels) == \
+        (f"py:{driver}/nets.py:Net(n=3)", f"{driver}/w.pt", f"{driver}/labels.txt")
+    assert parcel.opened() == sent and not list((driver / "worker-tmp").iterdir())  # nothing written
+
+
+def test_a_worker_whose_copy_differs_or_is_missing_reads_the_drivers(driver):
+    parcel = ship(Options(["a.jpg"], model="clf", weights="w.pt", labels="labels.txt"), _here)
+    (driver / "w.pt").write_bytes(b"other weights")  # this worker's copy is not the driver's
+    (driver / "labels.txt").unlink()
+    (driver / "clf" / "config.json").write_text('{"edited": true}')
+    opened = parcel.opened()
+    assert opened.weights != f"{driver}/w.pt" and open(opened.weights, "rb").read() == b"weights"
+    assert opened.weights.endswith("/w.pt") and opened.weights.startswith(f"{driver}/worker-tmp/attrib-shipped/")
+    assert open(opened.labels).read() == "a\nb\n"
+    folder = sorted(p.name for p in Path(opened.model).iterdir())
+    assert folder == ["config.json", "model.safetensors"]  # its top level, not hidden: as a model folder is read
+    assert parcel.opened() == opened  # written once, then read where it was written
+    (driver / "w.pt").write_bytes(b"weights")
+    assert parcel.opened().weights == f"{driver}/w.pt"  # the same again: its own copy
+
+
+def test_text_options_ship_the_lm_folder_too(driver):
+    options = explain_text.Options(texts=["fine"], model="clf", lm="clf")
+    parcel = ship(options, _here)
+    assert {s.option for s in parcel.shipments} == {"model", "lm"}
+    elsewhere = dataclasses.replace(parcel, shipments=tuple(dataclasses.replace(s, path=f"{driver}/not-here/clf")
+                                                            for s in parcel.shipments))  # a node without them
+    opened = elsewhere.opened()
+    assert opened.model == opened.lm and opened.model.startswith(f"{driver}/worker-tmp/attrib-shipped/")
+    assert (Path(opened.model) / "model.safetensors").read_bytes() == b"tensors"
