@@ -121,33 +121,49 @@ def test_diffroar_workers_retrain_on_the_drivers_data(tmp_path, monkeypatch):
     assert job["dataset"] == nowhere and job["data_sha256"] == synthetic.digest
 
 
-def test_diffroar_retrains_of_your_code_on_nodes_without_it(tmp_path, monkeypatch):
-    """Your model code's file goes to the retrain tasks with them (here they are told it lies where nothing is)."""
-    import shutil
-    import tempfile
-
+def _shipped_to_nodes_without_them(monkeypatch, folder: Path) -> list:
+    """Make the driver tell workers that the local files it ships lie under ``folder``, where nothing is (as on
+    a node without them); the shipments sent (their written copies removed by :func:`_unwritten`)."""
     from attrib.jobs import shipping
 
-    (tmp_path / "mlp.py").write_text("from torch import nn\n\ndef mlp():\n    return nn.Sequential(nn.Linear(10, 8), "
-                                     "nn.ReLU(), nn.Linear(8, 2))\n")
     sent, real = [], shipping.ship
 
-    def to_nodes_without_it(options, share):
+    def elsewhere(options, share):
         parcel = real(options, share)
-        moved = tuple(replace(s, path=f"{tmp_path}/not-on-this-node/mlp.py") for s in parcel.shipments)
+        moved = tuple(replace(s, path=f"{folder}/{Path(s.path).name}") for s in parcel.shipments)
         sent.extend(moved)
         return replace(parcel, shipments=moved)
 
-    monkeypatch.setattr(shipping, "ship", to_nodes_without_it)
+    monkeypatch.setattr(shipping, "ship", elsewhere)
+    return sent
+
+
+def _written(shipment) -> Path:
+    import tempfile
+
+    return Path(tempfile.gettempdir()) / "attrib-shipped" / shipment.digest[:32]
+
+
+def _unwritten(sent: list) -> None:
+    import shutil
+
+    for shipment in sent:
+        shutil.rmtree(_written(shipment), ignore_errors=True)
+
+
+def test_diffroar_retrains_of_your_code_on_nodes_without_it(tmp_path, monkeypatch):
+    """Your model code's file goes to the retrain tasks with them (here they are told it lies where nothing is)."""
+    (tmp_path / "mlp.py").write_text("from torch import nn\n\ndef mlp():\n    return nn.Sequential(nn.Linear(10, 8), "
+                                     "nn.ReLU(), nn.Linear(8, 2))\n")
+    sent = _shipped_to_nodes_without_them(monkeypatch, tmp_path / "not-on-this-node")
     config = replace(_config(), model=f"py:{tmp_path}/mlp.py:mlp")
     try:
         record = diffroar.evaluate(load_model(config.model), config, RunStore(tmp_path / "ray"), Events(),
                                    executor=_ray())
         assert record["complete"] and [s.option for s in sent] == ["model"]
-        assert (Path(tempfile.gettempdir()) / "attrib-shipped" / sent[0].digest[:32] / "mlp.py").is_file()
+        assert (_written(sent[0]) / "mlp.py").is_file()
     finally:
-        for s in sent:
-            shutil.rmtree(Path(tempfile.gettempdir()) / "attrib-shipped" / s.digest[:32], ignore_errors=True)
+        _unwritten(sent)
 
 
 def test_a_job_whose_worker_crashes_is_retried_and_written_once(tmp_path):
@@ -235,16 +251,21 @@ def _run_folder(out: Path) -> tuple[list[dict], dict[str, dict[str, np.ndarray]]
     return entries, arrays, files
 
 
+def _explain_with_one_thread(options, out: Path) -> None:
+    """A local run with a worker's thread count (one): the same arithmetic as the workers'."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        explain.run(options, RunStore(out))
+    finally:
+        torch.set_num_threads(threads)
+
+
 def test_explain_on_ray_writes_the_local_run_folder(tmp_path):
     images = _images(tmp_path / "images")
     options = dict(inputs=[str(images)], methods=["gradient", "smoothgrad"], settings=["sg.n_samples=3"],
                    device="cpu", batch_size=2)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        explain.run(explain.Options(**options), RunStore(tmp_path / "local"))
-    finally:
-        torch.set_num_threads(threads)
+    _explain_with_one_thread(explain.Options(**options), tmp_path / "local")
     record = explain.run(explain.Options(**options, executor=ExecutorSpec("ray", workers=2)),
                          RunStore(tmp_path / "ray"))
     assert record["summary"]["done"] == 6 and record["summary"]["failed"] == 1
@@ -262,41 +283,22 @@ def test_explain_on_ray_writes_the_local_run_folder(tmp_path):
 def test_explain_on_ray_sends_local_files_to_workers_without_them(tmp_path, monkeypatch):
     """Workers on nodes without the driver's --weights and --labels files get their bytes from the object store
     (here the workers are told the files lie where nothing is), and explain as the local run does."""
-    import shutil
-    import tempfile
-
     import timm
-
-    from attrib.jobs import shipping
 
     images = _images(tmp_path / "images", n=2)
     torch.save(timm.create_model("test_resnet", num_classes=3).state_dict(), tmp_path / "tuned.pt")
     (tmp_path / "labels.txt").write_text("normal\npneumonia\ncovid\n")
     options = dict(inputs=[str(images)], model="timm:test_resnet", weights=str(tmp_path / "tuned.pt"),
                    labels=str(tmp_path / "labels.txt"), methods=["gradient"], device="cpu")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        explain.run(explain.Options(**options), RunStore(tmp_path / "local"))
-    finally:
-        torch.set_num_threads(threads)
-    sent, real = [], shipping.ship
-
-    def to_nodes_without_them(options, share):
-        parcel = real(options, share)
-        moved = tuple(replace(s, path=f"{tmp_path}/not-on-this-node/{Path(s.path).name}") for s in parcel.shipments)
-        sent.extend(moved)
-        return replace(parcel, shipments=moved)
-
-    monkeypatch.setattr(shipping, "ship", to_nodes_without_them)
+    _explain_with_one_thread(explain.Options(**options), tmp_path / "local")
+    sent = _shipped_to_nodes_without_them(monkeypatch, tmp_path / "not-on-this-node")
     try:
         explain.run(explain.Options(**options, executor=ExecutorSpec("ray", workers=1)), RunStore(tmp_path / "ray"))
-        written = [Path(tempfile.gettempdir()) / "attrib-shipped" / s.digest[:32] for s in sent]
-        assert {s.option for s in sent} == {"weights", "labels"} and all(w.is_dir() for w in written)
-        assert (written[0] / "tuned.pt").read_bytes() == (tmp_path / "tuned.pt").read_bytes()
+        assert [s.option for s in sent] == ["weights", "labels"]
+        assert (_written(sent[0]) / "tuned.pt").read_bytes() == (tmp_path / "tuned.pt").read_bytes()
+        assert (_written(sent[1]) / "labels.txt").read_bytes() == (tmp_path / "labels.txt").read_bytes()
     finally:
-        for s in sent:
-            shutil.rmtree(Path(tempfile.gettempdir()) / "attrib-shipped" / s.digest[:32], ignore_errors=True)
+        _unwritten(sent)
     local, remote = _run_folder(tmp_path / "local"), _run_folder(tmp_path / "ray")
     assert local[0] == remote[0] and {p["label"] for p in remote[0][0]["predictions"]} <= {"normal", "pneumonia",
                                                                                             "covid"}
