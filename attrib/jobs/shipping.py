@@ -5,7 +5,8 @@ DiffROAR's retrains, for your model code).
 A worker uses its own copy at the same absolute path when it has one with the same digest, as on one machine or
 a shared file system; otherwise it fetches the driver's bytes from the object store (only then: they are a
 reference inside its arguments) and writes them once per node under ``TMP/attrib-shipped/DIGEST/``, kept for
-later runs. So a worker never loads weights other than the driver's, and needs no copy of its own.
+later runs. Files over SHIP_LIMIT in all are not sent: a node needs its own copy of those. Either way a worker
+never loads weights other than the driver's.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 FIELDS = ("model", "lm", "weights", "labels")  # the options that may name local files or folders
+SHIP_LIMIT = 2 << 30  # bytes: larger files are not sent (each node needs its own copy, checked by its digest)
 
 
 @dataclass(frozen=True)
@@ -57,7 +59,7 @@ class Parcel:
 
 def ship(options: Any, share) -> Parcel:
     """The options for cluster workers (local paths made absolute: a worker runs in another folder), with the
-    files they name shared through ``share`` (an executor's)."""
+    files they name shared through ``share`` (an executor's; files over SHIP_LIMIT in all are not sent)."""
     from attrib.models.registry import local_part
 
     shipments = []
@@ -66,33 +68,44 @@ def ship(options: Any, share) -> Parcel:
         if part is not None:
             prefix, path, rest = part
             path = path.resolve()
-            files = _files(path)
-            shipments.append(Shipment(option, prefix, str(path), rest, _digest(files), share(files)))
+            members = _members(path)
+            size = sum(file.stat().st_size for _, file in members)
+            files = share({name: file.read_bytes() for name, file in members}) if size <= SHIP_LIMIT else None
+            shipments.append(Shipment(option, prefix, str(path), rest, _digest(members), files))
     changes = {s.option: f"{s.prefix}{s.path}{s.rest}" for s in shipments}
     return Parcel(dataclasses.replace(options, **changes), tuple(shipments))
 
 
-def _files(path: Path) -> dict[str, bytes]:
-    """A file's bytes by its name, or a folder's files (not hidden; its top level, as a model folder is read:
-    a training run's checkpoint folders inside it are not sent) by ``FOLDER/NAME``."""
+def _members(path: Path) -> list[tuple[str, Path]]:
+    """A file by its name, or a folder's files (not hidden; its top level, as a model folder is read: a training
+    run's checkpoint folders inside it are not sent) by ``FOLDER/NAME``."""
     if path.is_file():
-        return {path.name: path.read_bytes()}
-    return {f"{path.name}/{p.name}": p.read_bytes() for p in sorted(path.iterdir())
-            if p.is_file() and not p.name.startswith(".")}
+        return [(path.name, path)]
+    return [(f"{path.name}/{p.name}", p) for p in sorted(path.iterdir()) if p.is_file() and not p.name.startswith(".")]
 
 
-def _digest(files: dict[str, bytes]) -> str:
+def _digest(members: list[tuple[str, Path]]) -> str:
+    from attrib.models.checkpoint import file_sha256
+
     made = hashlib.sha256()
-    for name, data in sorted(files.items()):
-        made.update(f"{name}\0{hashlib.sha256(data).hexdigest()}\0".encode())
+    for name, file in members:
+        made.update(f"{name}\0{file_sha256(file)}\0".encode())
     return made.hexdigest()
 
 
 def _received(shipment: Shipment) -> Path:
-    """Where a worker reads a shipment: its own copy when that has the digest, else the driver's files."""
+    """Where a worker reads a shipment: its own copy when that has the digest, else the driver's files (one line
+    where they were too large to send)."""
     path = Path(shipment.path)
-    if path.exists() and _digest(_files(path)) == shipment.digest:
+    if path.exists() and _digest(_members(path)) == shipment.digest:
         return path
+    if shipment.files is None:
+        from attrib.errors import UsageError
+
+        state = "another file" if path.exists() else "missing"
+        raise UsageError(f"{path} is {state} on this worker's node (the driver's has sha256 {shipment.digest[:12]}), "
+                         f"and at over {SHIP_LIMIT >> 30} GiB it is too large to send to the workers: put the same "
+                         "file at the same path on every node")
     return _written(shipment) / path.name
 
 

@@ -66,3 +66,20 @@ def test_text_options_ship_the_lm_folder_too(driver):
     opened = elsewhere.opened()
     assert opened.model == opened.lm and opened.model.startswith(f"{driver}/worker-tmp/attrib-shipped/")
     assert (Path(opened.model) / "model.safetensors").read_bytes() == b"tensors"
+
+
+def test_files_too_large_to_send_must_be_on_the_node(driver, monkeypatch):
+    from attrib.errors import UsageError
+    from attrib.jobs import shipping
+
+    monkeypatch.setattr(shipping, "SHIP_LIMIT", len(b"weights") - 1)
+    parcel = ship(Options(["a.jpg"], weights="w.pt", labels="labels.txt"), _here)
+    assert [s.files is None for s in parcel.shipments] == [True, False]  # the labels (4 bytes) are sent
+    assert parcel.opened().weights == f"{driver}/w.pt"  # the node has the same file
+    (driver / "w.pt").write_bytes(b"weights, retrained")
+    with pytest.raises(UsageError, match=rf"^{driver}/w.pt is another file on this worker's node \(the driver's "
+                                         r"has sha256 [0-9a-f]{12}\), and at over 0 GiB it is too large to send"):
+        parcel.opened()
+    (driver / "w.pt").unlink()
+    with pytest.raises(UsageError, match="w.pt is missing on this worker's node"):
+        parcel.opened()
