@@ -238,12 +238,13 @@ def run_pending(paths: list[Path], store: RunStore, data, executor: Executor):
 
     jobs = [files.read_job(p) for p in paths]
     splits = executor.share({split: data.split(split) for split in SPLITS})  # workers read no data set files
-    models = {spec: ship(ModelSpec(spec), executor.share) for spec in {job["model"] for job in jobs}}  # your code
+    models = {spec: ship(ModelSpec(spec), executor.share) for spec in {job["model"] for job in jobs}} \
+        if executor.remote else {}  # your code's file, for workers on other nodes
     shared: dict[tuple, Any] = {}
     for job in jobs:  # one copy of each attribution set, however many jobs use it
         if _values_key(job) not in shared:
             shared[_values_key(job)] = executor.share(_values(store.root, job, data))
-    calls = [(job, shared[_values_key(job)], splits, models[job["model"]]) for job in jobs]
+    calls = [(job, shared[_values_key(job)], splits, models.get(job["model"])) for job in jobs]
     for index, result in executor.map_unordered(retrain_job, calls):
         files.write_result(paths[index], result)
         yield result
