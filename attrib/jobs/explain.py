@@ -42,6 +42,7 @@ TABLE = "table"  # --truth FILE.csv: a table file names each image's class (run.
 TRUTH = "truth"  # --target truth: explain each input's true class (--target folder|FILE: --truth it, explain it)
 PRED = "pred"  # --versus pred: each input's predicted class
 EXCLUDED = "excluded"  # an input's status when --only leaves it out (its predictions are recorded)
+GIVEN = "given_inputs"  # the record run() returns: this run's inputs (the folder may hold earlier runs' too)
 MAX_BATCH = 64  # images per engine call at most (decoded images held: about 0.6 MB each at 224 px)
 CHUNKS_PER_BATCH = 2  # a batch holds rows for this many full engine chunks (so the last chunk's waste is small)
 
@@ -325,7 +326,7 @@ def run(options: Options, store: RunStore, events: Events | None = None) -> dict
         record["overview"] = write_overview(store)
     record["finished"] = now()
     store.write_record(record)
-    return record
+    return record | {GIVEN: [source.name for source in sources]}  # (not kept in run.json: see json_view)
 
 
 def _todo(plan: Plan, sources: list, previous: dict[str, dict], options: Options, events: Events, stats: dict,
@@ -800,7 +801,8 @@ def _summary(plan, item, method, result: dict, options: Options, warnings: list[
 
 
 def json_view(record: dict[str, Any], out: Path) -> dict[str, Any]:
-    """The ``--json`` object: the run's facts with file paths made absolute."""
+    """The ``--json`` object: the run's facts with file paths made absolute; its inputs are this run's, in order
+    (the folder may also hold inputs of earlier runs into it, which the report and ``load_run`` show)."""
     from attrib.runs import load_run
 
     out = out.resolve()
@@ -817,9 +819,11 @@ def json_view(record: dict[str, Any], out: Path) -> dict[str, Any]:
                 for a in entry.get("attributions", [])]
 
     methods = [m["method"] for m in record["methods"]]
+    committed = {r["name"]: r for r in load_run(out).record.get("inputs", [])}
+    names = record.get(GIVEN, list(committed))
     inputs = [{"path": r["path"] or r["name"], "status": r["status"], "error": r["error"], "given": r.get("given"),
                "predictions": r.get("predictions", []), "attributions": files(_only(r, methods))}
-              for r in load_run(out).record.get("inputs", [])]
+              for r in (committed[name] for name in names if name in committed)]
     return {"inputs": inputs, "out_dir": str(out), "model": record["model"]["name"],
             "methods": record["methods"], "seed": record["seed"], "device": record["device"],
             "background": record["background"], "summary": record["summary"]}

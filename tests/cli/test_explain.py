@@ -76,6 +76,8 @@ def test_resume_redoes_an_input_changed_on_disk_and_only_it(run_cli, images, tmp
     with zipfile.ZipFile(archive, "w") as z:  # the archive's image replaced
         z.write(images / "im1.png", "x/a.png")
     assert "1 explained, 2 already done" in run_cli(*command).output
+    one = parse_json(run_cli("explain", images / "im1.png", *TINY, "-m", "gradient", "--out", out, "--json"))
+    assert [i["path"] for i in one["inputs"]] == [name] and one["summary"]["inputs"] == 1  # this run's, not 3
     lines = [json.loads(line) for line in (out / "inputs.jsonl").read_text().splitlines()]
     (out / "inputs.jsonl").write_text("".join(json.dumps({k: v for k, v in e.items() if k != "fingerprint"}) + "\n"
                                               for e in lines))  # as attrib 0.1 kept them: taken as they are
