@@ -11,16 +11,21 @@ never loads weights other than the driver's.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import os
+import shutil
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 FIELDS = ("model", "lm", "weights", "labels")  # the options that may name local files or folders
 SHIP_LIMIT = 2 << 30  # bytes: larger files are not sent (each node needs its own copy, checked by its digest)
+INCOMING = ".incoming-"  # a folder of files being written, renamed into place when complete
+STALE = 3600  # seconds after which an incoming folder is one a killed worker left
 
 
 @dataclass(frozen=True)
@@ -119,14 +124,21 @@ def _written(shipment: Shipment) -> Path:
     if final.is_dir():
         return final
     root.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".incoming-", dir=root))
+    _sweep(root)
+    staging = Path(tempfile.mkdtemp(prefix=INCOMING, dir=root))
     for name, data in fetched(shipment.files).items():
         (staging / name).parent.mkdir(parents=True, exist_ok=True)
         (staging / name).write_bytes(data)
     try:
         os.rename(staging, final)
     except OSError:  # written meanwhile by another worker on this node
-        import shutil
-
         shutil.rmtree(staging, ignore_errors=True)
     return final
+
+
+def _sweep(root: Path) -> None:
+    """Remove what workers killed while writing left (folders still incoming after STALE seconds)."""
+    for left in root.glob(f"{INCOMING}*"):
+        with contextlib.suppress(OSError):
+            if time.time() - left.stat().st_mtime > STALE:
+                shutil.rmtree(left, ignore_errors=True)

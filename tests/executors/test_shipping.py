@@ -1,7 +1,9 @@
 """Local files a job names, sent to cluster workers: a worker's own copy where it is the same, else the driver's."""
 
 import dataclasses
+import os
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -53,6 +55,16 @@ def test_a_worker_whose_copy_differs_or_is_missing_reads_the_drivers(driver):
     folder = sorted(p.name for p in Path(opened.model).iterdir())
     assert folder == ["config.json", "model.safetensors"]  # its top level, not hidden: as a model folder is read
     assert parcel.opened() == opened  # written once, then read where it was written
+    shipped = driver / "worker-tmp" / "attrib-shipped"
+    left, writing = shipped / ".incoming-killed", shipped / ".incoming-now"  # a killed worker's; another's
+    left.mkdir()
+    writing.mkdir()
+    os.utime(left, (time.time() - 7200, time.time() - 7200))
+    (driver / "labels.txt").write_text("c\nd\n")
+    other = ship(Options(["a.jpg"], labels="labels.txt"), _here)
+    (driver / "labels.txt").unlink()
+    assert open(other.opened().labels).read() == "c\nd\n"  # another file written: the killed worker's swept
+    assert not left.exists() and writing.exists()
     (driver / "w.pt").write_bytes(b"weights")
     assert parcel.opened().weights == f"{driver}/w.pt"  # the same again: its own copy
 
