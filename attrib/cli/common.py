@@ -15,6 +15,7 @@ from typing import Any
 
 import click
 
+from attrib.cli import completion
 from attrib.cli.ui import UI
 from attrib.errors import counted
 
@@ -81,7 +82,8 @@ PREPROCESS_OPTION = click.option(
 def model_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """--model/-M SPEC, --weights FILE, --no-pretrained, --labels FILE, --preprocess KEY=VALUE."""
     for option in reversed((
-            click.option("--model", "-M", "model_spec", default=None, metavar="SPEC", help=MODEL_HELP),
+            click.option("--model", "-M", "model_spec", default=None, metavar="SPEC", help=MODEL_HELP,
+                         shell_complete=completion.model_spec),
             click.option("--weights", type=click.Path(dir_okay=False),
                          help="Local weights: a state dict or training checkpoint (.pt/.pth/.ckpt/.safetensors)."),
             click.option("--no-pretrained", is_flag=True,
@@ -95,8 +97,10 @@ def method_options(default_help: str) -> Callable[[Callable[..., Any]], Callable
     """--method/-m NAME (repeatable) and --set KEY=VALUE (repeatable)."""
     def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
         command = click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
+                               shell_complete=completion.method_settings(completion.IMAGES),
                                help="Method option (repeatable); METHOD.KEY=VALUE for one method only.")(command)
         return click.option("--method", "-m", "methods", multiple=True, metavar="NAME",
+                            shell_complete=completion.method_names(completion.IMAGES),
                             help=f"Method name or alias (repeatable; default {default_help}). "
                                  "See `attrib methods`.")(command)
     return decorate
@@ -116,13 +120,16 @@ def text_model_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
     for option in reversed((
             click.option("--model", "-M", "model_spec", required=True, metavar="SPEC",
+                         shell_complete=completion.folder,
                          help="Hugging Face sequence classifier: hub id (online) or a local save_pretrained folder."),
-            click.option("--lm", "lm_spec", default=None, metavar="SPEC",
+            click.option("--lm", "lm_spec", default=None, metavar="SPEC", shell_complete=completion.folder,
                          help="Masked LM for olm/olm_s: hub id or local folder [default: bert-base-uncased]."),
             click.option("--method", "-m", "methods", multiple=True, metavar="NAME",
+                         shell_complete=completion.method_names(completion.TEXTS),
                          help="olm, olm_s, unk, delete, gradient, gradient_x_input, ig, ... (repeatable; default "
                               "olm, olm_s)."),
             click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
+                         shell_complete=completion.method_settings(completion.TEXTS),
                          help="Method option (repeatable; wins over --n-samples/--n-steps); METHOD.KEY=VALUE for "
                               "one method only."),
             click.option("--n-samples", default=100, show_default=True, type=click.IntRange(1),

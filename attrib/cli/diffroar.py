@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from attrib.cli import completion
 from attrib.cli.common import (IMAGE_SIZE_HELP, NO_PRETRAINED_HELP, PREPROCESS_OPTION, RESUMES, Common, View,
                                common_options, executor_options, listed, method_options, run_job, wrote)
 from attrib.cli.ui import UI
@@ -45,8 +46,9 @@ def _classes(ctx, param, value: tuple[str, ...]) -> list[int | str] | None:
 
 @click.command(epilog=EPILOG)
 @click.option("--model", "-M", "model_spec", default="sample:blockdigits-standard", show_default=True,
-              metavar="SPEC", help="Model under evaluation (sample:NAME, timm:NAME, torchvision:NAME or "
-                                   "your code's FILE.py:NAME[(ARGS)]; its architecture is retrained).")
+              metavar="SPEC", shell_complete=completion.model_spec,
+              help="Model under evaluation (sample:NAME, timm:NAME, torchvision:NAME or "
+                   "your code's FILE.py:NAME[(ARGS)]; its architecture is retrained).")
 @click.option("--weights", type=click.Path(dir_okay=False),
               help="Local state dict for a timm, torchvision, sample or your code's model.")
 @click.option("--no-pretrained", is_flag=True, help=NO_PRETRAINED_HELP)

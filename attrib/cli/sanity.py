@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from attrib.cli import completion
 from attrib.cli.common import (IMAGE_SIZE_HELP, LABELS_OPTION, Common, View, common_options, listed, method_options,
                                model_options, pair_options, run_job, text_model_options, wrote)
 from attrib.cli.ui import UI
@@ -48,7 +49,7 @@ def _radii(ctx, param, value: tuple[str, ...]) -> list[float | str] | None:
 
 
 @click.command(epilog=EPILOG)
-@click.argument("inputs", nargs=-1)
+@click.argument("inputs", nargs=-1, shell_complete=completion.image_inputs)
 @model_options
 @method_options("gradient, ig, smoothgrad, moreaugrad")
 @click.option("--tests", callback=_list, multiple=True, default=["randomization,robustness,completeness"],

@@ -15,8 +15,8 @@ Layout: ``base.py`` (types), ``registry.py`` (prefix -> loader), one module per 
 """
 
 from attrib.models.base import Model, ModelError
-from attrib.models.registry import LOADERS, anchored, load_model, register_loader
+from attrib.models.registry import LOADERS, anchored, load_model, register_loader, spec_completions
 # they register themselves, timm's before hf's (a timm folder is claimed before any folder is taken for hf's)
 from attrib.models import builtin, timm_models, torchvision_models, hf_models, samples, python_models  # noqa: F401,I001
 
-__all__ = ["LOADERS", "Model", "ModelError", "anchored", "load_model", "register_loader"]
+__all__ = ["LOADERS", "Model", "ModelError", "anchored", "load_model", "register_loader", "spec_completions"]

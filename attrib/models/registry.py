@@ -31,6 +31,7 @@ class LoaderEntry:
     prefix: str
     loader: Loader
     matches: Callable[[str], bool] | None = None  # also claims specs without the prefix (e.g. a local folder)
+    names: Callable[[str], list[str]] | None = None  # the names after "PREFIX:" that begin with a text (for Tab)
 
 
 LOADERS: dict[str, LoaderEntry] = {}
@@ -38,9 +39,24 @@ DEFAULT = "default"
 RANDOM_WEIGHTS_SEED = 1234  # --no-pretrained models are initialised from this seed (not 0: a common seed)
 
 
-def register_loader(prefix: str, loader: Loader, matches: Callable[[str], bool] | None = None) -> None:
-    """Make ``PREFIX:REST`` specs (and specs ``matches`` accepts) load through ``loader``."""
-    LOADERS[prefix] = LoaderEntry(prefix, loader, matches)
+def register_loader(prefix: str, loader: Loader, matches: Callable[[str], bool] | None = None,
+                    names: Callable[[str], list[str]] | None = None) -> None:
+    """Make ``PREFIX:REST`` specs (and specs ``matches`` accepts) load through ``loader``; ``names(text)`` lists
+    the models that may follow the prefix and begin with ``text`` (what the shell offers on Tab)."""
+    LOADERS[prefix] = LoaderEntry(prefix, loader, matches, names)
+
+
+def spec_completions(text: str) -> list[str]:
+    """Model specs that begin with ``text``: the prefixes of the kinds that list their models (``timm:``), then,
+    after one, its models; after ``FILE.py:``, what the code defines (read, not run)."""
+    prefix, sep, rest = text.partition(":")
+    if not sep:
+        return [f"{p}:" for p, entry in LOADERS.items() if entry.names and p.startswith(prefix)]
+    if prefix in LOADERS and LOADERS[prefix].names:
+        return [f"{prefix}:{name}" for name in LOADERS[prefix].names(rest)]
+    if prefix.endswith(".py") and Path(prefix).is_file():
+        return [f"{prefix}:{name}" for name in defined_models(Path(prefix)) if name.startswith(rest)]
+    return []
 
 
 def load_model(spec: str | Path | None = None, *, weights: str | Path | None = None, pretrained: bool = True,
@@ -196,13 +212,19 @@ def _a_file(path: Path) -> str:
         return (f"--model {path} is a file; a state dict needs its architecture: --model timm:NAME (or "
                 f"torchvision:NAME, or your code's FILE.py:NAME) --weights {path} (a Hugging Face model is a folder "
                 "saved with save_pretrained)")
-    try:
-        tree = ast.parse(path.read_bytes())
-    except (OSError, SyntaxError, ValueError):
-        tree = ast.Module(body=[], type_ignores=[])
-    defined = [node for node in tree.body if isinstance(node, ast.ClassDef | ast.FunctionDef)]
-    models = [node for node in defined if isinstance(node, ast.ClassDef) and "Module" in ast.unparse(node.bases)]
-    names = [node.name for node in models + [node for node in defined if isinstance(node, ast.FunctionDef)]]
+    names = defined_models(path)
     listed = f" (it defines {', '.join(names[:8])})" if names else ""
     return f"--model {path} is Python code: name the class or function in it that builds the model, as " \
            f"{path}:{names[0] if names else 'NAME'}{listed}"
+
+
+def defined_models(path: Path) -> list[str]:
+    """What Python code at ``path`` may build its model with, read without running it: its classes of a
+    ``...Module`` base, then its functions (none where the file cannot be read or parsed)."""
+    try:
+        tree = ast.parse(path.read_bytes())
+    except (OSError, SyntaxError, ValueError):
+        return []
+    defined = [node for node in tree.body if isinstance(node, ast.ClassDef | ast.FunctionDef)]
+    models = [node for node in defined if isinstance(node, ast.ClassDef) and "Module" in ast.unparse(node.bases)]
+    return [node.name for node in models + [node for node in defined if isinstance(node, ast.FunctionDef)]]

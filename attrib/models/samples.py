@@ -56,4 +56,4 @@ def _other_weights(model: Model, name: str, weights: str) -> None:
     model.card = {k: v for k, v in model.card.items() if k in ARCHITECTURE_CARD} | {"weights": weights}
 
 
-register_loader("sample", load_sample)
+register_loader("sample", load_sample, names=lambda text: sorted(n for n in samples() if n.startswith(text)))

@@ -189,5 +189,12 @@ def _labels(module) -> list[str]:
     return class_names(module.num_classes)
 
 
-register_loader("timm", load_timm)
+def _names(text: str) -> list[str]:
+    """timm's architectures that begin with ``text``; after a dot, its pretrained tags (``resnet50.a1_in1k``)."""
+    import timm
+
+    return timm.list_models(f"{text}*", pretrained="." in text)
+
+
+register_loader("timm", load_timm, names=_names)
 register_loader("timm-folder", load_timm_folder, matches=is_timm_folder)  # before "hf", which takes any folder

@@ -117,5 +117,18 @@ def torchvision_preprocess(weights) -> Preprocess:
                       interpolation=transform.interpolation.value)
 
 
-register_loader("torchvision", load_torchvision)
-register_loader("tv", load_torchvision)
+def _names(text: str) -> list[str]:
+    """torchvision's classifiers that begin with ``text``; after a dot, a classifier's weights
+    (``resnet50.IMAGENET1K_V2``)."""
+    import torchvision.models as tvm
+
+    name, dot, tag = text.partition(".")
+    known = tvm.list_models(module=tvm)
+    if not dot:
+        return [n for n in known if n.startswith(name)]
+    entries = tvm.get_model_weights(name) if name in known else []
+    return [f"{name}.{entry.name}" for entry in entries if entry.name.startswith(tag)]
+
+
+register_loader("torchvision", load_torchvision, names=_names)
+register_loader("tv", load_torchvision, names=_names)

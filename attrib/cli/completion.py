@@ -1,0 +1,146 @@
+"""What Tab offers on the command line (click's shell completion; README, *Shell completion*).
+
+Paths complete as the shell completes them. Other values come from where the code knows them: method names
+and their options from the method registry, models from the loader registry (``timm:``, ``sample:``, ... and
+the models after each; what ``FILE.py`` defines), sample images from the data module. Each callback imports
+what it needs when Tab is pressed, never when a command runs (the registries import torch: about a second),
+and one that fails (a library missing, a file unreadable) offers nothing: no traceback lands in the prompt.
+
+A name that is not a path is offered only where no path begins as typed: bash shows files only when nothing
+else is offered, so a name never hides a file there. bash also splits words at ``:``; :class:`Bash` joins
+them again, so that ``timm:res`` completes as one word.
+"""
+
+from __future__ import annotations
+
+import functools
+import glob
+import os
+from collections.abc import Callable, Iterable
+
+import click
+from click.shell_completion import BashComplete, CompletionItem, add_completion_class, split_arg_string
+
+Complete = Callable[[click.Context, click.Parameter, str], list[CompletionItem]]
+IMAGES, TEXTS = "tensor", "text"  # the registry's kinds of inputs (attrib.methods.TENSOR, TEXT), which imports torch
+
+
+def quiet(complete: Complete) -> Complete:
+    """``complete``, offering nothing where it fails."""
+    @functools.wraps(complete)
+    def offer(ctx: click.Context, param: click.Parameter, text: str) -> list[CompletionItem]:
+        try:
+            return complete(ctx, param, text)
+        except Exception:  # noqa: BLE001 - Tab must never print a traceback
+            return []
+    return offer
+
+
+def _offered(names: Iterable[str | tuple[str, str]], text: str) -> list[CompletionItem]:
+    """``names`` (or (name, help) pairs) that begin with ``text``, as plain items."""
+    pairs = [(n, None) if isinstance(n, str) else n for n in names]
+    return [CompletionItem(name, help=help_) for name, help_ in pairs if name.startswith(text)]
+
+
+def _paths_or(names: list[str], text: str) -> list[CompletionItem]:
+    """A path, or one of ``names`` where no path begins with ``text``."""
+    path = CompletionItem(text, type="file")
+    if glob.glob(glob.escape(os.path.expanduser(text)) + "*"):
+        return [path]
+    return [path, *_offered(names, text)]
+
+
+@quiet
+def model_spec(ctx: click.Context, param: click.Parameter, text: str) -> list[CompletionItem]:
+    """``--model``: a path (a model folder, your code's file), a kind's prefix, a model after it."""
+    from attrib.models import spec_completions
+
+    return _paths_or(spec_completions(text), text)
+
+
+@quiet
+def folder(ctx: click.Context, param: click.Parameter, text: str) -> list[CompletionItem]:
+    """A Hugging Face model: a folder here (a hub id is not listed)."""
+    return [CompletionItem(text, type="dir")]
+
+
+@quiet
+def image_inputs(ctx: click.Context, param: click.Parameter, text: str) -> list[CompletionItem]:
+    """Images: paths, and the built-in samples (``sample:chelsea``)."""
+    from attrib.data.images import SAMPLE_NAMES
+
+    return _paths_or([f"sample:{name}" for name in SAMPLE_NAMES], text)
+
+
+def method_names(inputs: str) -> Complete:
+    """``--method`` of a command for ``inputs`` (IMAGES, or TEXTS: what the text commands run)."""
+    @quiet
+    def complete(ctx: click.Context, param: click.Parameter, text: str) -> list[CompletionItem]:
+        from attrib.methods import METHODS
+
+        names = _method_names(inputs)
+        return _offered([(alias, METHODS[name].summary) for name in names
+                         for alias in (name, *METHODS[name].aliases)], text.lower())
+    return complete
+
+
+def method_settings(inputs: str) -> Complete:
+    """``--set``: ``KEY=`` of the methods given with ``-m`` (of every method where none is given yet), or
+    ``METHOD.KEY=`` after ``METHOD.``."""
+    @quiet
+    def complete(ctx: click.Context, param: click.Parameter, text: str) -> list[CompletionItem]:
+        from attrib.methods import METHODS, describe_options
+
+        method, dot, _ = text.rpartition(".")
+        if dot:
+            names, prefix = ([METHODS.canonical(method)] if method in METHODS else []), f"{method}."
+        else:
+            names, prefix = [m for m in ctx.params.get("methods") or () if m in METHODS] or _method_names(inputs), ""
+        options = {f"{prefix}{o['name']}=": f"default {o['default']}" for name in names
+                   for o in describe_options(METHODS[name].config, METHODS[name].needs)}
+        return _offered(options.items(), text)
+    return complete
+
+
+def _method_names(inputs: str) -> list[str]:
+    from attrib.methods import METHODS
+
+    if inputs == TEXTS:
+        from attrib.jobs.explain_text import available
+
+        return available()
+    return METHODS.of_kind(inputs)
+
+
+class Bash(BashComplete):
+    """click's bash completion, with words that bash split at ``:`` joined again (``timm``, ``:``, ``res`` is
+    ``timm:res``); bash then replaces only what follows the last ``:``, so that is what each value offers."""
+
+    def get_completion_args(self) -> tuple[list[str], str]:
+        words, current = rejoined(split_arg_string(os.environ["COMP_WORDS"]), int(os.environ["COMP_CWORD"]))
+        text = words[current] if current < len(words) else ""
+        self.typed = text[:text.rfind(":") + 1]  # what bash keeps of the word
+        return words[1:current], text
+
+    def format_completion(self, item: CompletionItem) -> str:
+        value = item.value[len(self.typed):] if item.type == "plain" and item.value.startswith(self.typed) \
+            else item.value
+        return f"{item.type},{value}"
+
+
+def rejoined(words: list[str], current: int) -> tuple[list[str], int]:
+    """``words`` with each ``:`` joined to its neighbours, and the new index of word ``current`` (the word being
+    completed; past the end where it is a new, empty word)."""
+    out: list[str] = []
+    index = None
+    for i, word in enumerate(words):
+        if out and (word == ":" or out[-1].endswith(":")):
+            out[-1] += word
+        else:
+            out.append(word)
+        if i == current:
+            index = len(out) - 1
+    return out, len(out) if index is None else index
+
+
+add_completion_class(Bash)
