@@ -14,7 +14,10 @@ from attrib.models.inert import Record
 LIGHTNING = '''
 class AttributeDict(dict):  # lightning.fabric.utilities.data's: a dict subclass, pickled with SETITEMS
     def __getattr__(self, key):
-        return self[key]
+        try:
+            return self[key]
+        except KeyError as missing:  # as Lightning's does: pickle asks Python 3.10 for __getstate__ this way
+            raise AttributeError(key) from missing
 
 
 class Config:  # an object with state, as omegaconf's DictConfig is pickled
