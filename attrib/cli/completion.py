@@ -72,6 +72,17 @@ def image_inputs(ctx: click.Context, param: click.Parameter, text: str) -> list[
     return _paths_or([f"sample:{name}" for name in SAMPLE_NAMES], text)
 
 
+@quiet
+def dataset(ctx: click.Context, param: click.Parameter, text: str) -> list[CompletionItem]:
+    """``diffroar --dataset``: the data sets by name; after ``folder:``, the folders and files (archives) there."""
+    from attrib.data.datasets import DATASET_NAMES
+
+    if text.startswith("folder:"):
+        found = sorted(glob.glob(glob.escape(text.removeprefix("folder:")) + "*"))
+        return [CompletionItem(f"folder:{path}/" if os.path.isdir(path) else f"folder:{path}") for path in found]
+    return _offered([name.removesuffix("PATH") for name in DATASET_NAMES], text)
+
+
 def method_names(inputs: str) -> Complete:
     """``--method`` of a command for ``inputs`` (IMAGES, or TEXTS: what the text commands run)."""
     @quiet

@@ -52,7 +52,7 @@ def _classes(ctx, param, value: tuple[str, ...]) -> list[int | str] | None:
 @click.option("--weights", type=click.Path(dir_okay=False),
               help="Local state dict for a timm, torchvision, sample or your code's model.")
 @click.option("--no-pretrained", is_flag=True, help=NO_PRETRAINED_HELP)
-@click.option("--dataset", "-d", default=None, metavar="NAME",
+@click.option("--dataset", "-d", default=None, metavar="NAME", shell_complete=completion.dataset,
               help="blockdigits, blockdigits-top, synthetic, torchvision:NAME, folder:PATH (an ImageFolder tree, or "
                    "a .zip / .tar of one) [default: the sample model's own data set].")
 @click.option("--classes", callback=_classes, multiple=True, metavar="I,J,...",

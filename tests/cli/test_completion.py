@@ -71,6 +71,15 @@ def test_names_never_hide_a_path_that_begins_as_typed(tmp_path, monkeypatch):
     assert offered("attrib explain -M ti") == [("file", "ti")]
 
 
+def test_data_sets_by_name_and_folders_after_their_prefix(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert values("attrib diffroar -d block") == ["blockdigits", "blockdigits-top"]
+    assert "torchvision:CIFAR10" in values("attrib diffroar --dataset t") and "folder:" in values("attrib diffroar -d ")
+    (tmp_path / "pets").mkdir()
+    (tmp_path / "pets.zip").write_bytes(b"")
+    assert values("attrib diffroar -d folder : pe", 5) == ["pets/", "pets.zip"]
+
+
 def test_methods_are_the_commands_own(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     image = set(values("attrib explain -m "))
