@@ -3,8 +3,10 @@
 Paths complete as the shell completes them. Other values come from where the code knows them: method names
 and their options from the method registry, models from the loader registry (``timm:``, ``sample:``, ... and
 the models after each; what ``FILE.py`` defines), sample images from the data module. Each callback imports
-what it needs when Tab is pressed, never when a command runs (the registries import torch: about a second),
-and one that fails (a library missing, a file unreadable) offers nothing: no traceback lands in the prompt.
+what it needs when Tab is pressed, never when a command runs. The registries import torch (1-3 s, timm's names
+seconds more), so what they list is kept on disk (attrib/cli/completion_cache.py) and the next Tab reads it back
+in milliseconds. A callback that fails (a library missing, a file unreadable) offers nothing: no traceback lands
+in the prompt.
 
 A name that is not a path is offered only where no path begins as typed: bash shows files only when nothing
 else is offered, so a name never hides a file there. bash also splits words at ``:``; :class:`Bash` joins
@@ -20,6 +22,8 @@ from collections.abc import Callable, Iterable
 
 import click
 from click.shell_completion import BashComplete, CompletionItem, add_completion_class, split_arg_string
+
+from attrib.cli.completion_cache import file_stamp, remembered
 
 Complete = Callable[[click.Context, click.Parameter, str], list[CompletionItem]]
 IMAGES, TEXTS = "tensor", "text"  # the registry's kinds of inputs (attrib.methods.TENSOR, TEXT), which imports torch
@@ -52,10 +56,17 @@ def _paths_or(names: list[str], text: str) -> list[CompletionItem]:
 
 @quiet
 def model_spec(ctx: click.Context, param: click.Parameter, text: str) -> list[CompletionItem]:
-    """``--model``: a path (a model folder, your code's file), a kind's prefix, a model after it."""
-    from attrib.models import spec_completions
+    """``--model``: a path (a model folder, your code's file), a kind's prefix, a model after it. The specs that
+    follow the text up to its last ``:`` or ``.`` (``timm:``, ``timm:resnet50.``) are listed once, and kept."""
+    head = text[:max(text.rfind(":"), text.rfind(".")) + 1] if ":" in text else ""
+    code = head.partition(":")[0]
+    name = f"specs {head}" + (f" {file_stamp(code)}" if code.endswith(".py") and os.path.isfile(code) else "")
 
-    return _paths_or(spec_completions(text), text)
+    def make() -> list[str]:
+        from attrib.models import spec_completions
+
+        return spec_completions(head)
+    return _paths_or(remembered(name, make), text)
 
 
 @quiet
@@ -75,23 +86,24 @@ def image_inputs(ctx: click.Context, param: click.Parameter, text: str) -> list[
 @quiet
 def dataset(ctx: click.Context, param: click.Parameter, text: str) -> list[CompletionItem]:
     """``diffroar --dataset``: the data sets by name; after ``folder:``, the folders and files (archives) there."""
-    from attrib.data.datasets import DATASET_NAMES
-
     if text.startswith("folder:"):
         found = sorted(glob.glob(glob.escape(text.removeprefix("folder:")) + "*"))
         return [CompletionItem(f"folder:{path}/" if os.path.isdir(path) else f"folder:{path}") for path in found]
-    return _offered([name.removesuffix("PATH") for name in DATASET_NAMES], text)
+
+    def make() -> list[str]:
+        from attrib.data.datasets import DATASET_NAMES
+
+        return [name.removesuffix("PATH") for name in DATASET_NAMES]
+    return _offered(remembered("datasets", make), text)
 
 
 def method_names(inputs: str) -> Complete:
     """``--method`` of a command for ``inputs`` (IMAGES, or TEXTS: what the text commands run)."""
     @quiet
     def complete(ctx: click.Context, param: click.Parameter, text: str) -> list[CompletionItem]:
-        from attrib.methods import METHODS
-
-        names = _method_names(inputs)
-        return _offered([(alias, METHODS[name].summary) for name in names
-                         for alias in (name, *METHODS[name].aliases)], text.lower())
+        methods = _methods()
+        return _offered([(alias, methods[name]["summary"]) for name in _of_kind(methods, inputs)
+                         for alias in (name, *methods[name]["aliases"])], text.lower())
     return complete
 
 
@@ -100,27 +112,38 @@ def method_settings(inputs: str) -> Complete:
     ``METHOD.KEY=`` after ``METHOD.``."""
     @quiet
     def complete(ctx: click.Context, param: click.Parameter, text: str) -> list[CompletionItem]:
-        from attrib.methods import METHODS, describe_options
-
+        methods = _methods()
         method, dot, _ = text.rpartition(".")
-        if dot:
-            names, prefix = ([METHODS.canonical(method)] if method in METHODS else []), f"{method}."
-        else:
-            names, prefix = [m for m in ctx.params.get("methods") or () if m in METHODS] or _method_names(inputs), ""
-        options = {f"{prefix}{o['name']}=": f"default {o['default']}" for name in names
-                   for o in describe_options(METHODS[name].config, METHODS[name].needs)}
+        given = [method] if dot else list(ctx.params.get("methods") or ())
+        names = [n for n in (_canonical(methods, m) for m in given) if n] or ([] if dot else _of_kind(methods, inputs))
+        prefix = f"{method}." if dot else ""
+        options = {f"{prefix}{key}=": f"default {default}" for name in names
+                   for key, default in methods[name]["options"].items()}
         return _offered(options.items(), text)
     return complete
 
 
-def _method_names(inputs: str) -> list[str]:
-    from attrib.methods import METHODS
-
-    if inputs == TEXTS:
+def _methods() -> dict[str, dict]:
+    """Each method by its name: aliases, kind of inputs, summary, options with their defaults, and whether the
+    text commands run it."""
+    def make() -> dict[str, dict]:
         from attrib.jobs.explain_text import available
+        from attrib.methods import METHODS, describe_options
 
-        return available()
-    return METHODS.of_kind(inputs)
+        text = set(available())
+        return {name: {"aliases": list(spec.aliases), "inputs": spec.inputs, "summary": spec.summary,
+                       "text": name in text,
+                       "options": {o["name"]: str(o["default"]) for o in describe_options(spec.config, spec.needs)}}
+                for name, spec in ((name, METHODS[name]) for name in METHODS)}
+    return remembered("methods", make)
+
+
+def _of_kind(methods: dict[str, dict], inputs: str) -> list[str]:
+    return [name for name, m in methods.items() if (m["text"] if inputs == TEXTS else m["inputs"] == inputs)]
+
+
+def _canonical(methods: dict[str, dict], given: str) -> str | None:
+    return next((name for name, m in methods.items() if given.lower() in (name, *m["aliases"])), None)
 
 
 class Bash(BashComplete):

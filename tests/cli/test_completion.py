@@ -1,6 +1,7 @@
 """Shell completion (attrib/cli/completion.py): what Tab offers, through click's completion protocol as the
 shells' scripts call it, and once through bash itself."""
 
+import json
 import shutil
 import subprocess
 import sys
@@ -9,10 +10,17 @@ import pytest
 from click.testing import CliRunner
 
 from attrib.cli import main
+from attrib.cli import completion_cache
 from attrib.cli.completion import rejoined
 from attrib.jobs.explain_text import available
 from attrib.methods import METHODS
 from attrib.models.samples import samples
+
+@pytest.fixture(autouse=True)
+def lists_kept_here(tmp_path, monkeypatch):
+    """Each test keeps its lists in a folder of its own (not in ~/.cache)."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+
 
 CODE = "import torch\n\n\ndef build():\n    return Net()\n\n\nclass Net(torch.nn.Module):\n    pass\n"
 
@@ -111,19 +119,49 @@ def test_a_failing_completion_offers_nothing(monkeypatch):
     assert offered("attrib explain -M timm : res", 5) == []
 
 
+def test_lists_are_kept_until_the_code_or_a_library_changes(tmp_path, monkeypatch):
+    made = []
+
+    def make():
+        made.append(1)
+        return ["a", "b"]
+
+    assert completion_cache.remembered("x", make) == ["a", "b"] == completion_cache.remembered("x", make)
+    assert len(made) == 1 and completion_cache.cache_file().is_file()
+    monkeypatch.setattr(completion_cache, "_stamp", lambda: "another torch")
+    assert completion_cache.remembered("x", make) == ["a", "b"] and len(made) == 2
+    completion_cache.cache_file().write_text("{half")
+    assert completion_cache.remembered("x", make) == ["a", "b"] and len(made) == 3
+    assert json.loads(completion_cache.cache_file().read_text())["lists"] == {"x": ["a", "b"]}
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache" / "attrib" / "completion.json"))  # not a folder
+    assert completion_cache.remembered("x", make) == ["a", "b"] and len(made) == 4  # made, not kept
+
+
+def test_a_code_file_is_read_again_once_edited(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "nets.py").write_text(CODE)
+    assert values("attrib explain -M nets.py :", 4) == ["Net", "build"]
+    (tmp_path / "nets.py").write_text(CODE + "\n\nclass Wide(torch.nn.Module):\n    pass\n")
+    assert values("attrib explain -M nets.py :", 4) == ["Net", "Wide", "build"]
+
+
 @pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
 def test_bash_completes_a_model_after_its_prefix(tmp_path):
     """The script `_ATTRIB_COMPLETE=bash_source attrib` prints, run by bash on the words bash makes of
     `attrib explain -M timm:resnet1` (split at ':')."""
     command = tmp_path / "attrib"
-    command.write_text(f"#!/bin/sh\nexec {sys.executable} -c 'from attrib.cli import main; main(prog_name=\"attrib\")' "
-                       '"$@"\n')
+    program = "import atexit, sys; atexit.register(lambda: print('torch', 'torch' in sys.modules, file=sys.stderr)); " \
+        "from attrib.cli import main; main(prog_name='attrib')"
+    command.write_text(f'#!/bin/sh\nexec {sys.executable} -c "{program}" "$@"\n')
     command.chmod(0o755)
-    env = {"PATH": f"{tmp_path}:/usr/bin:/bin", "HOME": str(tmp_path), "HF_HUB_OFFLINE": "1"}
+    env = {"PATH": f"{tmp_path}:/usr/bin:/bin", "HOME": str(tmp_path), "HF_HUB_OFFLINE": "1",
+           "XDG_CACHE_HOME": str(tmp_path / "cache")}
     source = subprocess.run([str(command)], env={**env, "_ATTRIB_COMPLETE": "bash_source"}, capture_output=True,
                             text=True, timeout=60, check=True).stdout
     script = source + '\nCOMP_WORDS=(attrib explain -M timm : resnet1); COMP_CWORD=5\n_attrib_completion attrib\n' \
         'printf "%s\\n" "${COMPREPLY[@]}"\n'
-    done = subprocess.run(["bash", "--norc", "-c", script], env=env, cwd=tmp_path, capture_output=True, text=True,
-                          timeout=60)
-    assert "resnet18" in done.stdout.split() and "timm:resnet18" not in done.stdout, done.stdout + done.stderr
+    for first in (True, False):
+        done = subprocess.run(["bash", "--norc", "-c", script], env=env, cwd=tmp_path, capture_output=True,
+                              text=True, timeout=60)
+        assert "resnet18" in done.stdout.split() and "timm:resnet18" not in done.stdout, done.stdout + done.stderr
+        assert f"torch {first}" in done.stderr  # the second Tab reads the kept list: no torch imported
