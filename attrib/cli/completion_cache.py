@@ -31,8 +31,8 @@ def remembered(name: str, make: Callable[[], Any]) -> Any:
     path, stamp = cache_file(), _stamp()
     try:
         kept = json.loads(path.read_text())
-        lists = kept["lists"] if kept["stamp"] == stamp else {}
-    except (OSError, ValueError, KeyError, TypeError):
+        lists = kept["lists"] if kept["stamp"] == stamp and isinstance(kept["lists"], dict) else {}
+    except (OSError, ValueError, KeyError, TypeError):  # none yet, or not one this code wrote
         lists = {}
     if name in lists:
         return lists[name]

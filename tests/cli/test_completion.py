@@ -132,9 +132,11 @@ def test_lists_are_kept_until_the_code_or_a_library_changes(tmp_path, monkeypatc
     assert completion_cache.remembered("x", make) == ["a", "b"] and len(made) == 2
     completion_cache.cache_file().write_text("{half")
     assert completion_cache.remembered("x", make) == ["a", "b"] and len(made) == 3
+    completion_cache.cache_file().write_text(json.dumps({"stamp": "another torch", "lists": 5}))
+    assert completion_cache.remembered("x", make) == ["a", "b"] and len(made) == 4
     assert json.loads(completion_cache.cache_file().read_text())["lists"] == {"x": ["a", "b"]}
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache" / "attrib" / "completion.json"))  # not a folder
-    assert completion_cache.remembered("x", make) == ["a", "b"] and len(made) == 4  # made, not kept
+    assert completion_cache.remembered("x", make) == ["a", "b"] and len(made) == 5  # made, not kept
 
 
 def test_a_code_file_is_read_again_once_edited(tmp_path, monkeypatch):
