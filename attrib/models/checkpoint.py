@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import pickle
 import re
@@ -62,8 +61,9 @@ def folder_weights(spec: str) -> dict[str, str] | None:
     return {"file": spec, "sha256": digest.hexdigest()}
 
 
+_EXPORTED = ("torch.export program (.pt2)", "torch.export.load({}).module()")
 _PROGRAMS = {"/code/__torch__/": ("TorchScript program", "torch.jit.load({})"),  # a member's name -> kind
-             "/models/model.json": ("torch.export program (.pt2)", "torch.export.load({}).module()")}
+             "/models/model.json": _EXPORTED, "serialized_exported_program.json": _EXPORTED}  # torch 2.6's layout
 
 
 def a_program(path: Path) -> str:
@@ -94,14 +94,13 @@ def _load(path: Path) -> object:
     try:
         return _weights_only(path, _data_globals())
     except pickle.UnpicklingError as error:
-        if "Unsupported global" not in str(error) or not inert.possible():
+        if "Unsupported global" not in str(error):
             raise
         return inert.load_inert(path, _data_globals(), _weights_only, error)
 
 
 def _weights_only(path: Path, allowed: list) -> object:
-    allowing = getattr(torch.serialization, "safe_globals", None)  # torch >= 2.5
-    with warnings.catch_warnings(), (allowing(allowed) if allowing else contextlib.nullcontext()):
+    with warnings.catch_warnings(), torch.serialization.safe_globals(allowed):
         warnings.simplefilter("ignore", UserWarning)  # torch's notes on pickle protocols are not the user's business
         return torch.load(path, map_location="cpu", weights_only=True)
 
@@ -110,7 +109,7 @@ def _data_globals() -> list:
     """Classes that checkpoints often hold beside their tensors and that build data, never run code, allowed to
     ``weights_only`` loading: timm's train.py saves its ``args`` as an argparse.Namespace; numpy scalars, dtypes and
     arrays (a best accuracy as np.float64). numpy 1 names its pickles ``numpy.core``, numpy 2 ``numpy._core``: both
-    are allowed where torch takes a name with each (2.6 on)."""
+    are allowed, torch taking a name with each."""
     import argparse
 
     import numpy as np
@@ -118,8 +117,6 @@ def _data_globals() -> list:
     multiarray = (getattr(np, "_core", None) or np.core).multiarray
     dtypes = sorted({type(np.dtype(code)) for code in "?bhilqBHILQefdgFDGUSMm"}, key=str)
     found = [argparse.Namespace, np.dtype, np.ndarray, *dtypes]
-    if tuple(int(part) for part in re.findall(r"\d+", torch.__version__)[:2]) < (2, 6):
-        return [*found, multiarray.scalar, multiarray._reconstruct]
     return [*found, *((function, f"numpy.{core}.multiarray.{function.__name__}") for core in ("core", "_core")
                       for function in (multiarray.scalar, multiarray._reconstruct))]
 
@@ -130,7 +127,7 @@ def _reason(error: Exception) -> str:
     if isinstance(error, pickle.UnpicklingError) and found and "is blocked" in str(error):
         return (f"it holds pickled code calling {found[1]}, which torch never loads and attrib never runs: save "
                 "model.state_dict() with torch.save, or use .safetensors")
-    if isinstance(error, pickle.UnpicklingError) and found:  # torch before 2.6, which cannot read objects inert
+    if isinstance(error, pickle.UnpicklingError) and found:  # not read inert (a record torch would not fill in)
         return (f"it holds pickled Python objects ({found[1]}), not only tensors (a whole saved model?); attrib "
                 "never runs pickled code: save model.state_dict() with torch.save, or use .safetensors")
     unsupported = re.search(r"Unsupported [^\n.]*", str(error))  # the unpickler's reason, not its advice

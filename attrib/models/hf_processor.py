@@ -88,8 +88,9 @@ def _interpolation(processor: Any) -> str:
 
 
 def _normalisation(processor: Any, channels: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Mean and std on [0, 1] pixels equal to the processor's rescaling and normalisation."""
-    if getattr(processor, "do_normalize", True):
+    """Mean and std on [0, 1] pixels equal to the processor's rescaling and normalisation. A processor with no
+    normalisation step at all (MobileViT's in transformers 4: no ``do_normalize``, no ``image_mean``) has none."""
+    if getattr(processor, "do_normalize", getattr(processor, "image_mean", None) is not None):
         mean = per_channel(getattr(processor, "image_mean", None), channels)
         std = per_channel(getattr(processor, "image_std", None), channels)
     else:

@@ -29,12 +29,6 @@ class Record:
         self.state = state
 
 
-def possible() -> bool:
-    """torch can list a checkpoint's globals and allow stand-ins by name (2.6 on)."""
-    return hasattr(torch.serialization, "get_unsafe_globals_in_checkpoint") and \
-        tuple(int(part) for part in re.findall(r"\d+", torch.__version__)[:2]) >= (2, 6)
-
-
 def load_inert(path: Path, allowed: list, load: Callable[[Path, list], Any], refused: Exception) -> Any:
     """The checkpoint with every global torch does not allow read as a :class:`Record` (or as an empty dict or
     list, where the pickle fills one in as a dict or list subclass); ``refused``, torch's first refusal, is
@@ -44,12 +38,25 @@ def load_inert(path: Path, allowed: list, load: Callable[[Path, list], Any], ref
     for _ in range(2 * len(names) + 1):
         try:
             return load(path, [*allowed, *((_stand_in(name, kind), name) for name, kind in kinds.items())])
-        except pickle.UnpicklingError as error:
-            found = re.search(rf"but got <class '{MODULE}\.([\w.]+)'>", str(error))
-            if found is None or found[1] not in kinds or kinds[found[1]] is not Record:
+        except (pickle.UnpicklingError, TypeError) as error:
+            name = _filled_in(error, kinds)
+            if name is None:
                 raise refused from None
-            kinds[found[1]] = dict if "for dict" in str(error) else list
+            kinds[name] = dict if "for dict" in str(error) or isinstance(error, TypeError) else list
     raise refused
+
+
+def _filled_in(error: Exception, kinds: dict[str, type]) -> str | None:
+    """The stand-in that the pickle filled in as a dict or list, from torch's refusal: "... but got <class
+    'attrib_inert.NAME'>", or on torch 2.6, which does not check where it sets items, "'NAME' object does not
+    support item assignment" (the class's own name only)."""
+    named = re.search(rf"but got <class '{MODULE}\.([\w.]+)'>", str(error))
+    if named:
+        names = [named[1]]
+    else:
+        short = re.search(r"'(\w+)' object does not support item assignment", str(error))
+        names = [name for name in kinds if short and name.rsplit(".", 1)[-1] == short[1]]
+    return names[0] if len(names) == 1 and kinds.get(names[0]) is Record else None
 
 
 def _stand_in(name: str, kind: type) -> type:

@@ -149,7 +149,8 @@ class TextClassifier:
 
         def forward(e: torch.Tensor) -> torch.Tensor:
             expanded = {k: v.expand(len(e), *v.shape[1:]) for k, v in rest.items()}
-            return self.model(inputs_embeds=e, **expanded).logits
+            # a copy: DeBERTa-v2 of transformers 4.40 adds its position embeddings to inputs_embeds in place
+            return self.model(inputs_embeds=e.clone(), **expanded).logits
 
         return embeddings, forward
 

@@ -83,7 +83,4 @@ def _fit(draw: ImageDraw.ImageDraw, text: str, font, width: int = CELL - 8) -> s
 
 
 def _font(size: int):
-    try:
-        return ImageFont.load_default(size=size)
-    except TypeError:  # Pillow < 10.1
-        return ImageFont.load_default()
+    return ImageFont.load_default(size=size)

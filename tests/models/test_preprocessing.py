@@ -81,6 +81,18 @@ def test_hugging_face_processors_are_reproduced(name):
     assert mismatch(processor, pre) is None
 
 
+def test_a_processor_without_a_normalisation_step_is_not_normalised():
+    """transformers 4's MobileViT processor has neither ``do_normalize`` nor an ``image_mean``: attrib normalised
+    its inputs with mean = std = 0.5 all the same (101% off the processor's, warned of)."""
+    from types import SimpleNamespace
+
+    bare = SimpleNamespace(size={"height": 8, "width": 8}, rescale_factor=1 / 255)
+    pre = processor_preprocess(bare, 8, 8, 3)
+    assert pre.mean == (0.0,) * 3 and pre.std == (1.0,) * 3
+    stats = SimpleNamespace(size={"height": 8, "width": 8}, image_mean=[0.25] * 3, image_std=[0.5] * 3)
+    assert processor_preprocess(stats, 8, 8, 3).mean == (0.25,) * 3  # statistics and no switch: normalised
+
+
 def test_a_processor_with_rules_of_its_own_is_flagged():
     from transformers import LevitImageProcessor
 
