@@ -120,3 +120,18 @@ def test_code_from_the_blocked_modules_is_still_refused(tmp_path):
     with pytest.raises(ModelError, match="pickled code calling (posix|nt).system"):
         read_state_dict(tmp_path / "system.pt")
     assert not (tmp_path / "ran").exists()
+
+
+def test_a_stand_in_filled_in_as_a_dict_is_found_from_either_refusal():
+    """Newer torch refuses items set on a stand-in naming its class in full; torch 2.6 sets them regardless, and
+    Python's TypeError names only the class's own name, which must name one stand-in to be acted on."""
+    from attrib.models.inert import MODULE, _filled_in
+
+    kinds = {"lightning.fabric.utilities.data.AttributeDict": Record, "pathlib.PosixPath": Record}
+    newer = __import__("pickle").UnpicklingError(
+        f"Can only SETITEM for dict, but got <class '{MODULE}.lightning.fabric.utilities.data.AttributeDict'>")
+    older = TypeError("'AttributeDict' object does not support item assignment")
+    assert _filled_in(newer, kinds) == _filled_in(older, kinds) == "lightning.fabric.utilities.data.AttributeDict"
+    assert _filled_in(older, {**kinds, "other.AttributeDict": Record}) is None  # two stand-ins of that name
+    assert _filled_in(older, {**kinds, "lightning.fabric.utilities.data.AttributeDict": dict}) is None  # done
+    assert _filled_in(TypeError("unsupported operand"), kinds) is None
