@@ -3,6 +3,7 @@ runner for the command tail (UI, run folder, the job, the terminal view, HTML, J
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import sys
@@ -232,10 +233,11 @@ class View:
     json: Callable[[dict, Path], Any] | None = None
     exit_code: Callable[[dict], int] = lambda record: 0
     on_item: Callable[[UI, dict, dict], None] | None = None  # (ui, finished item, task totals)
-    interrupted: str = "interrupted"  # what Ctrl-C leaves, said with the run folder as {out}
+    interrupted: str = "interrupted"  # what Ctrl-C leaves, said with the run folder as {out}, "the same command"
+    # (with --out where the folder was the default) as {again}
 
 
-RESUMES = "interrupted; what finished is kept in {out}: the same command goes on from there"
+RESUMES = "interrupted; what finished is kept in {out}: {again} goes on from there"
 
 
 def run_job(common: Common, job: Any, options: Any, view: View, prefix: str = "") -> None:
@@ -244,9 +246,6 @@ def run_job(common: Common, job: Any, options: Any, view: View, prefix: str = ""
     A user error (AttribError) is a usage error (exit 2, one line); anything else is one line naming its type
     and pointing to -v, which shows the traceback instead.
     """
-    from attrib.errors import AttribError, first_line
-    from attrib.runs import RunStore
-
     ui = UI(quiet=common.quiet, verbose=common.verbose, json_mode=common.json_mode)
     out = Path(common.out_dir or Path("attrib-runs") / time.strftime(f"{prefix}%Y%m%d-%H%M%S"))
     check_writable(out)
@@ -254,6 +253,35 @@ def run_job(common: Common, job: Any, options: Any, view: View, prefix: str = ""
         check_writable(Path(common.html_path), "the report", folder=False)
         check_not_in_run(Path(common.html_path), out, "the report")
         check_replaceable(Path(common.html_path), "the report")
+    if common.out_dir:
+        _run_and_finish(common, job, options, view, ui, out, again="the same command")  # exits
+    out = claim_new_folder(out)  # the default folder is this run's alone, whoever else starts in this second
+    try:
+        _run_and_finish(common, job, options, view, ui, out, again=f"the same command with --out {out}")
+    finally:
+        with contextlib.suppress(OSError):
+            out.rmdir()  # only when empty: the run stopped before writing anything (a usage error)
+
+
+def claim_new_folder(path: Path) -> Path:
+    """Create and return ``path``, or ``path-2``, ``path-3``, ... where it exists (each made atomically: runs
+    started in the same second get a folder each)."""
+    candidate, n = path, 1
+    while True:
+        try:
+            candidate.mkdir(parents=True)
+            return candidate
+        except FileExistsError:
+            n += 1
+            candidate = path.with_name(f"{path.name}-{n}")
+
+
+def _run_and_finish(common: Common, job: Any, options: Any, view: View, ui: UI, out: Path, again: str) -> None:
+    """The job into ``out``, then the terminal view, the report and the exit (see :func:`run_job`); ``again``
+    says what goes on from an interrupted run."""
+    from attrib.errors import AttribError, first_line
+    from attrib.runs import RunStore
+
     try:
         with ui.progress() as progress, warnings.catch_warnings():
             warnings.showwarning = _shown_by(ui, warnings.showwarning)
@@ -262,12 +290,12 @@ def run_job(common: Common, job: Any, options: Any, view: View, prefix: str = ""
     except AttribError as error:
         raise click.UsageError(first_line(error, limit=2000)) from None
     except KeyboardInterrupt:
-        ui.error(view.interrupted.format(out=out))
+        ui.error(view.interrupted.format(out=out, again=again))
         sys.exit(130)
     except Exception as error:  # noqa: BLE001 - the last line of defence: one line, not a traceback
         if isinstance(error, OSError) and error.filename is not None and Path(error.filename).is_relative_to(out):
             ui.error(f"cannot write the run folder: {error.strerror or error}: {error.filename}; what finished is "
-                     "kept there: the same command goes on from it once it can be written")
+                     f"kept there: {again} goes on from it once it can be written")
             sys.exit(1)
         if common.verbose:
             raise

@@ -34,7 +34,7 @@ from attrib.jobs.common import (Accuracy, Events, ListFields, attribution_row, c
                                 describe_methods, failure_line, gap_warnings, header, ignored_settings,
                                 method_kwargs, now, resolve_methods, selected, supplies, work_device)
 from attrib.jobs.pipeline import OrderedFinisher, batches, prefetch
-from attrib.runs.store import RunStore, closes_store, id_key, slug
+from attrib.runs.store import MAP_PICTURES, OVERVIEW, RunStore, closes_store, id_key, image_path, slug
 
 KIND = "explain"
 FOLDER = "folder"  # --truth folder: the class each image's folder names (ImageFolder's layout)
@@ -407,7 +407,7 @@ def _reusable(plan: Plan, source, previous: dict) -> bool:
     return _covers(previous, plan.methods) if status == "ok" and wanted else status == EXCLUDED and not wanted
 
 
-def write_overview(store: RunStore, path: str = "overview.png") -> str | None:
+def write_overview(store: RunStore, path: str = OVERVIEW) -> str | None:
     """The run's contact sheet (inputs x methods), written into the run folder; its relative path."""
     from attrib.render.contact import contact_sheet
     from attrib.runs import load_run
@@ -749,7 +749,7 @@ def bundle(plan: Plan, item: dict, outcome, options: Options) -> dict[str, Any]:
         item["view"] = None
         return {"entry": entry | {"status": EXCLUDED}}
     if options.images:
-        entry["view"] = f"images/{item['id']}/input.png"
+        entry["view"] = image_path(item["id"])
         pngs[entry["view"]] = png_bytes(item["view"])
     for method, result in results.items():
         summary, images = _summary(plan, item, method, result, options, warnings)
@@ -786,8 +786,7 @@ def _summary(plan, item, method, result: dict, options: Options, warnings: list[
     notes = ([item["note"]] if item.get("note") else []) + notes  # the input's, said once above, in every map's
     files, pngs = {"heatmap": None, "overlay": None}, {}
     if options.images:
-        files = {"heatmap": f"images/{item['id']}/{method}_heatmap.png",
-                 "overlay": f"images/{item['id']}/{method}_overlay.png"}
+        files = {kind: image_path(item["id"], method, kind) for kind in MAP_PICTURES}
         pngs = {files["heatmap"]: png_bytes(heat.image),
                 files["overlay"]: png_bytes(view_image(item["view"], values, result["signed"], options.view))}
     versus = result["versus"]

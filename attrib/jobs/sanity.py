@@ -174,17 +174,22 @@ def run(options: Options, store: RunStore, events: Events | None = None) -> dict
     return record
 
 
+PLOTS = {"randomization": "randomization.png", "strip": "randomized_maps.png", "robustness": "robustness.png"}
+
+
 def save_plots(store: RunStore, result: dict[str, Any]) -> dict[str, str]:
     """The report's pictures, drawn from the results and written into the run folder."""
     from attrib.render.plots import randomization_plot, robustness_plot, strip_plot
 
     plots = {}
     if result["randomization"]:
-        plots["randomization"] = store.write_png("randomization.png", randomization_plot(result["randomization"]))
+        plots["randomization"] = store.write_png(PLOTS["randomization"], randomization_plot(result["randomization"]))
         if any(np.ndim(v) >= 2 for rows in result["strips"].values() for _, v in rows):
-            plots["strip"] = store.write_png("randomized_maps.png", strip_plot(result["strips"]))
+            plots["strip"] = store.write_png(PLOTS["strip"], strip_plot(result["strips"]))
     if result["robustness"]:
-        plots["robustness"] = store.write_png("robustness.png", robustness_plot(result["robustness"]))
+        plots["robustness"] = store.write_png(PLOTS["robustness"], robustness_plot(result["robustness"]))
+    for key in PLOTS.keys() - plots.keys():  # an earlier run's, into this folder: not this run's picture
+        store.remove(PLOTS[key])
     return plots
 
 

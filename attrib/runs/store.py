@@ -33,6 +33,10 @@ from attrib.runs.atomic import atomic_write_bytes, atomic_write_json, atomic_wri
 RUN_JSON = "run.json"
 INPUTS = "inputs.jsonl"
 ARRAYS_DIR = "arrays"
+IMAGES_DIR = "images"
+OVERVIEW = "overview.png"
+INPUT_VIEW = "input.png"  # what the model saw; beside it, <method>_heatmap.png and <method>_overlay.png
+MAP_PICTURES = ("heatmap", "overlay")
 LEGACY_ARRAYS = "attributions.npz"  # attrib 0.1: one archive for the whole run
 
 
@@ -176,8 +180,19 @@ class RunStore:
         sweep_unfinished(self.root)
 
     def reset_inputs(self) -> None:
-        """Forget the committed inputs (a new, incompatible run into the same folder)."""
+        """Start the folder over for a new, incompatible run: forget the committed inputs and remove the files
+        an earlier run wrote for them, so that no map of another model or setting passes for this run's. Only
+        files named as attrib names them go (the commit log first: a run killed part way leaves no record of a
+        removed file); anything else in the folder stays."""
         (self.root / INPUTS).unlink(missing_ok=True)
+        for path in [self.root / OVERVIEW, self.root / LEGACY_ARRAYS, *(self.root / ARRAYS_DIR).glob("*.npz")]:
+            path.unlink(missing_ok=True)
+        for folder in (self.root / IMAGES_DIR).glob("*/"):
+            for path in folder.glob("*.png"):
+                if path.name == INPUT_VIEW or path.stem.endswith(tuple(f"_{kind}" for kind in MAP_PICTURES)):
+                    path.unlink(missing_ok=True)
+        for folder in [*(self.root / IMAGES_DIR).glob("*/"), self.root / IMAGES_DIR, self.root / ARRAYS_DIR]:
+            _remove_if_empty(folder)
 
     def write_json(self, relative: str, obj: Any) -> str:
         atomic_write_json(self.root / relative, obj)
@@ -197,8 +212,25 @@ class RunStore:
         atomic_write_npz(self.root / relative, arrays)
         return relative
 
+    def remove(self, relative: str) -> None:
+        """Remove a file this kind of run writes (gone already: nothing to do)."""
+        (self.root / relative).unlink(missing_ok=True)
+
     def arrays(self) -> "LazyArrays":
         return LazyArrays(self.root)
+
+
+def image_path(input_id: str, method: str | None = None, kind: str = "") -> str:
+    """Where an input's picture goes, relative to the run folder: what the model saw (no method), or a map's
+    ``kind`` (one of MAP_PICTURES)."""
+    return f"{IMAGES_DIR}/{input_id}/{INPUT_VIEW if method is None else f'{method}_{kind}.png'}"
+
+
+def _remove_if_empty(folder: Path) -> None:
+    try:
+        folder.rmdir()
+    except OSError:  # not empty (a file attrib did not write), or not there
+        pass
 
 
 class LazyArrays(Mapping):

@@ -282,6 +282,23 @@ def test_resume_skips_done_inputs_and_force_redoes(run_cli, images, tmp_path):
     assert not abandoned.exists()
 
 
+def test_a_run_started_over_keeps_no_map_of_the_earlier_one(run_cli, images, tmp_path):
+    out = tmp_path / "o"
+    assert run_cli("explain", images, *FAST, "-m", "ig", "-m", "gradient", "--out", out).exit_code == 0
+    mine = [out / "notes.txt", out / "images" / "im0.png" / "my_crop.png"]  # files attrib did not write stay
+    for path in mine:
+        path.write_text("mine")
+    other = run_cli("explain", images / "im1.png", *TINY, "-m", "gradient", "--seed", "3", "--out", out)
+    assert other.exit_code == 0 and "starting it over" in " ".join(other.output.split())
+    record, arrays = attrib.load_run(out)
+    assert [e["id"] for e in record["inputs"]] == ["im1.png"]
+    assert sorted(arrays) == [("im1.png", "gradient")]  # not im0's maps of the earlier seed
+    pictures = sorted(str(p.relative_to(out)) for p in (out / "images").rglob("*.png") if p.is_file())
+    assert pictures == ["images/im0.png/my_crop.png", "images/im1.png/gradient_heatmap.png",
+                        "images/im1.png/gradient_overlay.png", "images/im1.png/input.png"]
+    assert all(path.read_text() == "mine" for path in mine) and (out / "overview.png").is_file()
+
+
 def test_a_background_no_method_takes_is_warned_of(run_cli, images, tmp_path):
     result = run_cli("explain", images / "im0.png", *TINY, "-m", "gradient", "--background", images,
                      "--out", tmp_path / "a")
@@ -536,6 +553,30 @@ def test_an_interrupted_run_keeps_what_finished_and_goes_on(run_cli, images, tmp
                      "--json")
     assert result.exit_code == 0, result.output
     assert parse_json(result)["summary"]["skipped"] == 1
+
+def test_runs_started_in_the_same_second_get_a_default_folder_each(run_cli, images, tmp_path, monkeypatch):
+    import attrib.cli.common
+    from attrib.runs import RunStore
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(attrib.cli.common.time, "strftime", lambda pattern: pattern.replace("%Y%m%d-%H%M%S", "t"))
+    first = run_cli("explain", images / "im0.png", *TINY, "-m", "gradient")
+    second = run_cli("explain", images / "im1.png", *TINY, "-m", "ig", "--set", "n_steps=4")
+    assert first.exit_code == second.exit_code == 0
+    runs = tmp_path / "attrib-runs"
+    assert [e["id"] for e in attrib.load_run(runs / "t")[0]["inputs"]] == ["im0.png"]  # kept, not started over
+    assert [e["id"] for e in attrib.load_run(runs / "t-2")[0]["inputs"]] == ["im1.png"]
+    assert run_cli("explain", images, "-M", "timm:no_such_net").exit_code == 2
+    assert sorted(p.name for p in runs.iterdir()) == ["t", "t-2"]  # a usage error leaves no empty folder
+
+    def interrupt(self, entry):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(RunStore, "append_input", interrupt)
+    result = run_cli("explain", images, *TINY, "-m", "gradient")
+    said = " ".join(result.output.split())
+    assert result.exit_code == 130 and f"the same command with --out {Path('attrib-runs') / 't-3'} goes on" in said
+
 
 
 def test_a_processor_attrib_only_approximates_is_a_warning_line(run_cli, images, tmp_path):
