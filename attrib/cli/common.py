@@ -255,12 +255,14 @@ def run_job(common: Common, job: Any, options: Any, view: View, prefix: str = ""
         check_replaceable(Path(common.html_path), "the report")
     if common.out_dir:
         _run_and_finish(common, job, options, view, ui, out, again="the same command")  # exits
+    made = [folder for folder in (out, *out.parents) if not folder.exists()]
     out = claim_new_folder(out)  # the default folder is this run's alone, whoever else starts in this second
     try:
         _run_and_finish(common, job, options, view, ui, out, again=f"the same command with --out {out}")
     finally:
-        with contextlib.suppress(OSError):
-            out.rmdir()  # only when empty: the run stopped before writing anything (a usage error)
+        with contextlib.suppress(OSError):  # only while empty: the run stopped before writing (a usage error)
+            for folder in [out, *made[1:]]:
+                folder.rmdir()
 
 
 def claim_new_folder(path: Path) -> Path:

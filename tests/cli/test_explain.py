@@ -560,6 +560,8 @@ def test_runs_started_in_the_same_second_get_a_default_folder_each(run_cli, imag
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(attrib.cli.common.time, "strftime", lambda pattern: pattern.replace("%Y%m%d-%H%M%S", "t"))
+    assert run_cli("explain", images, "-M", "timm:no_such_net").exit_code == 2
+    assert not (tmp_path / "attrib-runs").exists()  # a usage error leaves no folder, nor their parent
     first = run_cli("explain", images / "im0.png", *TINY, "-m", "gradient")
     second = run_cli("explain", images / "im1.png", *TINY, "-m", "ig", "--set", "n_steps=4")
     assert first.exit_code == second.exit_code == 0
@@ -567,7 +569,7 @@ def test_runs_started_in_the_same_second_get_a_default_folder_each(run_cli, imag
     assert [e["id"] for e in attrib.load_run(runs / "t")[0]["inputs"]] == ["im0.png"]  # kept, not started over
     assert [e["id"] for e in attrib.load_run(runs / "t-2")[0]["inputs"]] == ["im1.png"]
     assert run_cli("explain", images, "-M", "timm:no_such_net").exit_code == 2
-    assert sorted(p.name for p in runs.iterdir()) == ["t", "t-2"]  # a usage error leaves no empty folder
+    assert sorted(p.name for p in runs.iterdir()) == ["t", "t-2"]  # nor an empty one beside them
 
     def interrupt(self, entry):
         raise KeyboardInterrupt
