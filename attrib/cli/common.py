@@ -254,7 +254,7 @@ def run_job(common: Common, job: Any, options: Any, view: View, prefix: str = ""
         check_not_in_run(Path(common.html_path), out, "the report")
         check_replaceable(Path(common.html_path), "the report")
     if common.out_dir:
-        _run_and_finish(common, job, options, view, ui, out, again="the same command")  # exits
+        return _run_and_finish(common, job, options, view, ui, out, again="the same command")  # (exits)
     made = [folder for folder in (out, *out.parents) if not folder.exists()]
     out = claim_new_folder(out)  # the default folder is this run's alone, whoever else starts in this second
     try:
