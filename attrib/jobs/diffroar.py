@@ -32,6 +32,7 @@ from attrib.runs.store import RunStore, closes_store
 
 KIND = "diffroar"
 SPLITS = ("train", "test")
+PLOT = "diffroar.png"  # drawn when every job of the plan has its result
 DEFAULT_METHODS = ("gradient", "integrated_gradients", "smoothgrad")
 CHANCE_MARGIN = 0.02  # accuracies within this of the majority-class rate count as chance
 CONTROL_WARNING = 0.06  # |DiffROAR| of the random control above which retrain noise is too large to read
@@ -191,8 +192,9 @@ def evaluate(model, config: DiffRoarConfig, store: RunStore, events: Events | No
     if record["complete"]:
         from attrib.render.plots import diffroar_plot
 
-        record["plot"] = store.write_png("diffroar.png", diffroar_plot(record["results"],
-                                                                        f"{model.name} on {data.name}"))
+        record["plot"] = store.write_png(PLOT, diffroar_plot(record["results"], f"{model.name} on {data.name}"))
+    else:
+        store.remove(PLOT)  # an earlier run's, of other jobs: not this run's picture
     record["warnings"] = _control_warnings(record) + _chance_warnings(record, data)  # the report shows them too
     for warning in record["warnings"]:
         events.warning(warning)

@@ -75,6 +75,10 @@ def test_plan_only_then_workers_then_collect(run_cli, tmp_path):
     assert worker.stdout == f"{Path(jobs[0]).stem}: already done\n"
     worker = subprocess.run([sys.executable, "-m", "attrib.jobs.diffroar"], capture_output=True, text=True)
     assert worker.returncode == 2 and worker.stderr.startswith("usage: python -m attrib.jobs.diffroar")
+    assert (tmp_path / "diffroar.png").is_file()
+    wider = [{"0.1,0.5": "0.1,0.5,0.9"}.get(a, a) for a in SYN]
+    assert run_cli("diffroar", *wider, "--out", tmp_path, "--plan-only").exit_code == 0
+    assert not (tmp_path / "diffroar.png").exists()  # the plot of fewer jobs is not this plan's
 
 
 def test_list_options_may_be_repeated(run_cli, tmp_path):
