@@ -426,7 +426,8 @@ def _previous(store: RunStore, record: dict[str, Any], events: Events) -> dict[s
         if old and store.has_inputs():
             events.warning(f"{store.root} held a run with other settings ({', '.join(changed)}); starting it over: "
                            "its results are replaced (use another --out to keep them)")
-        store.reset_inputs()
+        if old:  # (a folder without a record holds no results of attrib's: nothing in it is removed)
+            store.reset_inputs()
         return {}
     store.repair_inputs()
     committed = {e["name"]: e for e in store.read_inputs()}

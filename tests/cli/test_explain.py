@@ -284,7 +284,11 @@ def test_resume_skips_done_inputs_and_force_redoes(run_cli, images, tmp_path):
 
 def test_a_run_started_over_keeps_no_map_of_the_earlier_one(run_cli, images, tmp_path):
     out = tmp_path / "o"
+    (out / "arrays").mkdir(parents=True)
+    np.savez(out / "arrays" / "data.npz", x=np.ones(3))  # the user's, in a folder that holds no run yet
     assert run_cli("explain", images, *FAST, "-m", "ig", "-m", "gradient", "--out", out).exit_code == 0
+    assert (out / "arrays" / "data.npz").is_file()
+    (out / "arrays" / "data.npz").unlink()
     mine = [out / "notes.txt", out / "images" / "im0.png" / "my_crop.png"]  # files attrib did not write stay
     for path in mine:
         path.write_text("mine")
