@@ -193,8 +193,8 @@ def evaluate(model, config: DiffRoarConfig, store: RunStore, events: Events | No
         from attrib.render.plots import diffroar_plot
 
         record["plot"] = store.write_png(PLOT, diffroar_plot(record["results"], f"{model.name} on {data.name}"))
-    else:
-        store.remove(PLOT)  # an earlier run's, of other jobs: not this run's picture
+    elif store.read_record().get("plot") == PLOT:  # an earlier run's (its record not yet replaced), of other jobs
+        store.remove(PLOT)
     record["warnings"] = _control_warnings(record) + _chance_warnings(record, data)  # the report shows them too
     for warning in record["warnings"]:
         events.warning(warning)

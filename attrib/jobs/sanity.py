@@ -188,8 +188,9 @@ def save_plots(store: RunStore, result: dict[str, Any]) -> dict[str, str]:
             plots["strip"] = store.write_png(PLOTS["strip"], strip_plot(result["strips"]))
     if result["robustness"]:
         plots["robustness"] = store.write_png(PLOTS["robustness"], robustness_plot(result["robustness"]))
-    for key in PLOTS.keys() - plots.keys():  # an earlier run's, into this folder: not this run's picture
-        store.remove(PLOTS[key])
+    earlier = store.read_record().get("plots") or {}  # an earlier run's into this folder (its record not yet replaced)
+    for stale in (set(earlier.values()) - set(plots.values())) & set(PLOTS.values()):
+        store.remove(stale)  # not this run's picture
     return plots
 
 

@@ -49,10 +49,12 @@ def test_json_schema(run_cli, tmp_path):
 def test_tests_can_be_selected(run_cli, tmp_path):
     for name in ("randomization.png", "robustness.png"):  # an earlier run's plots, into this folder
         (tmp_path / name).write_bytes(b"\x89PNG")
+    (tmp_path / "run.json").write_text(json.dumps({"kind": "sanity", "plots": {"robustness": "robustness.png"}}))
     result = run_cli("sanity", *SAMPLE, "-m", "ig", "--tests", "completeness", "--out", tmp_path, "--json")
     data = parse_json(result)
     assert result.exit_code == 0 and data["randomization"] == [] and data["robustness"] == []
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".attrib.lock", "run.json"]  # not this run's: gone
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".attrib.lock", "randomization.png", "run.json"]
+    # the earlier run's plot is gone (not this run's); a file its record did not name stays
     assert [r["steps"] for r in data["completeness"]] == [8, 16, 32, 64, 256]  # 256: the adaptive rule's budget
     assert [r["default"] for r in data["completeness"]] == [False] * 4 + [True]
     console = Console(width=120, record=True, file=io.StringIO())
