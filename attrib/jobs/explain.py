@@ -333,28 +333,41 @@ def _todo(plan: Plan, sources: list, previous: dict[str, dict], options: Options
           top1: Accuracy | None, store: RunStore) -> list[tuple]:
     """(source, input id) of each input to explain; one done earlier with the same settings is reported as
     already done (counted in ``stats`` and ``top1``; committed again with the class names the model has now,
-    where a ``--labels`` file was edited) unless ``options.force`` or its file changed since, and so is one that
-    ``--only`` left out then and leaves out now."""
+    where a ``--labels`` file was edited) unless ``options.force``, its file changed since or its pictures are
+    not the ones this run draws, and so is one that ``--only`` left out then and leaves out now."""
     from attrib.data.fingerprints import unchanged
 
     taken = {id_key(e["id"]) for e in previous.values()}
-    todo, changed = [], 0
+    todo, changed, redrawn = [], 0, 0
     for source in sources:
         prev = previous.get(source.name)
         if prev and not options.force and _reusable(plan, source, prev):
-            if unchanged(source, prev.get("fingerprint")):
+            if not _drawn(prev, options):
+                redrawn += 1
+            elif unchanged(source, prev.get("fingerprint")):
                 prev = _named(prev, plan.model.labels, store)
                 stats["skipped" if prev["status"] == "ok" else "excluded"] += 1
                 _tally(top1, prev)
                 events.advance("inputs", 1)
                 events.item({**_only(prev, plan.methods), "skipped": True})
                 continue
-            changed += 1
+            else:
+                changed += 1
         todo.append((source, prev["id"] if prev else slug(source.name, taken)))
     if changed:
         events.info(f"{counted(changed, 'input')} changed on disk since the earlier run here: explaining "
                     f"{'it' if changed == 1 else 'them'} again")
+    if redrawn:
+        events.info(f"{counted(redrawn, 'input')} done earlier here without pictures in --view {options.view}: "
+                    f"explaining {'it' if redrawn == 1 else 'them'} again")
     return todo
+
+
+def _drawn(previous: dict, options: Options) -> bool:
+    """Whether an input done earlier has the pictures this run draws: none wanted (--no-images), none to draw
+    (left out by --only), or drawn in the same --view."""
+    return not options.images or previous["status"] != "ok" or \
+        (previous.get("view") is not None and previous.get("drawn_as") == options.view)
 
 
 def _named(entry: dict, labels: list[str], store: RunStore) -> dict:
@@ -430,12 +443,20 @@ def _previous(store: RunStore, record: dict[str, Any], events: Events) -> dict[s
             store.reset_inputs()
         return {}
     store.repair_inputs()
-    committed = {e["name"]: e for e in store.read_inputs()}
+    committed = {e["name"]: _with_drawn_as(e, old) for e in store.read_inputs()}
     for entry in old.get("inputs", []):  # attrib 0.1 kept them in run.json: carry them over
         if entry["name"] not in committed:
             store.append_input(entry)
             committed[entry["name"]] = entry
     return committed
+
+
+def _with_drawn_as(entry: dict, record: dict) -> dict:
+    """An input's record saying which --view its pictures were drawn in (records written before attrib said so:
+    the earlier run's)."""
+    if entry.get("view") is not None and "drawn_as" not in entry:
+        return {**entry, "drawn_as": record.get("view")}
+    return entry
 
 
 def _differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
@@ -750,7 +771,7 @@ def bundle(plan: Plan, item: dict, outcome, options: Options) -> dict[str, Any]:
         item["view"] = None
         return {"entry": entry | {"status": EXCLUDED}}
     if options.images:
-        entry["view"] = image_path(item["id"])
+        entry["view"], entry["drawn_as"] = image_path(item["id"]), options.view
         pngs[entry["view"]] = png_bytes(item["view"])
     for method, result in results.items():
         summary, images = _summary(plan, item, method, result, options, warnings)

@@ -282,6 +282,26 @@ def test_resume_skips_done_inputs_and_force_redoes(run_cli, images, tmp_path):
     assert not abandoned.exists()
 
 
+def test_an_input_done_without_the_pictures_a_rerun_draws_is_explained_again(run_cli, images, tmp_path):
+    out, args = tmp_path / "o", (images / "im0.png", *TINY, "-m", "gradient", "--out", tmp_path / "o")
+    assert run_cli("explain", *args, "--no-images").exit_code == 0 and not (out / "images").exists()
+    drawn = run_cli("explain", *args)  # it was done, but has no pictures: they were asked for now
+    assert "1 input done earlier here without pictures in --view blend: explaining it again" in \
+        " ".join(drawn.output.split())
+    overlay = out / "images" / "im0.png" / "gradient_overlay.png"
+    blend = overlay.read_bytes()
+    assert [e["drawn_as"] for e in attrib.load_run(out)[0]["inputs"]] == ["blend"]
+    assert "1 already done" in run_cli("explain", *args).output
+    masked = run_cli("explain", *args, "--view", "mask")  # the record would say mask over blend pictures
+    assert "without pictures in --view mask" in " ".join(masked.output.split()) and overlay.read_bytes() != blend
+    record = attrib.load_run(out)[0]
+    assert record["view"] == "mask" and [e["drawn_as"] for e in record["inputs"]] == ["mask"]
+    lines = (out / "inputs.jsonl").read_text().splitlines()  # as attrib wrote it before it said drawn_as
+    (out / "inputs.jsonl").write_text("".join(json.dumps({k: v for k, v in json.loads(line).items()
+                                                          if k != "drawn_as"}) + "\n" for line in lines))
+    assert "1 already done" in run_cli("explain", *args, "--view", "mask").output  # the record's view: mask
+
+
 def test_a_run_started_over_keeps_no_map_of_the_earlier_one(run_cli, images, tmp_path):
     out = tmp_path / "o"
     (out / "arrays").mkdir(parents=True)
