@@ -541,6 +541,7 @@ def _stream(plan: Plan, todo: list, options: Options, store: RunStore, events: E
         stats[{"ok": "done", EXCLUDED: "excluded"}.get(entry["status"], "failed")] += 1
         _tally(top1, entry)
         if entry["status"] == "error":
+            store.remove_input_files(entry["id"])  # maps an earlier run made of it no longer stand: it failed now
             events.error(entry["error"])
         events.advance("inputs", 1)
         events.item(entry)

@@ -185,14 +185,23 @@ class RunStore:
         files named as attrib names them go (the commit log first: a run killed part way leaves no record of a
         removed file); anything else in the folder stays."""
         (self.root / INPUTS).unlink(missing_ok=True)
-        for path in [self.root / OVERVIEW, self.root / LEGACY_ARRAYS, *(self.root / ARRAYS_DIR).glob("*.npz")]:
+        for path in [self.root / OVERVIEW, self.root / LEGACY_ARRAYS]:
             path.unlink(missing_ok=True)
-        for folder in (self.root / IMAGES_DIR).glob("*/"):
-            for path in folder.glob("*.png"):
-                if path.name == INPUT_VIEW or path.stem.endswith(tuple(f"_{kind}" for kind in MAP_PICTURES)):
-                    path.unlink(missing_ok=True)
-        for folder in [*(self.root / IMAGES_DIR).glob("*/"), self.root / IMAGES_DIR, self.root / ARRAYS_DIR]:
+        for input_id in {path.stem for path in (self.root / ARRAYS_DIR).glob("*.npz")} | \
+                {path.name for path in (self.root / IMAGES_DIR).glob("*/")}:
+            self.remove_input_files(input_id)
+        for folder in (self.root / IMAGES_DIR, self.root / ARRAYS_DIR):
             _remove_if_empty(folder)
+
+    def remove_input_files(self, input_id: str) -> None:
+        """Remove one input's arrays and pictures (files attrib names only; its folder too, once empty): an input
+        whose maps no longer stand, as one that failed when it was explained again."""
+        (self.root / ARRAYS_DIR / f"{input_id}.npz").unlink(missing_ok=True)
+        folder = self.root / IMAGES_DIR / input_id
+        for path in folder.glob("*.png"):
+            if path.name == INPUT_VIEW or path.stem.endswith(tuple(f"_{kind}" for kind in MAP_PICTURES)):
+                path.unlink(missing_ok=True)
+        _remove_if_empty(folder)
 
     def write_json(self, relative: str, obj: Any) -> str:
         atomic_write_json(self.root / relative, obj)

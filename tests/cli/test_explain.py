@@ -82,6 +82,11 @@ def test_resume_redoes_an_input_changed_on_disk_and_only_it(run_cli, images, tmp
     (out / "inputs.jsonl").write_text("".join(json.dumps({k: v for k, v in e.items() if k != "fingerprint"}) + "\n"
                                               for e in lines))  # as attrib 0.1 kept them: taken as they are
     assert "3 already done" in run_cli(*command).output
+    (images / "im1.png").write_bytes(b"not a picture")  # changed again, to something that cannot be read
+    failed = run_cli(*command, "--force")
+    assert failed.exit_code == 1 and "1 failed" in failed.output
+    assert sorted(attrib.load_run(out).arrays) == [("a.png", "gradient"), ("im0.png", "gradient")]
+    assert not (out / "images" / "im1.png").exists()  # its maps were of the picture it no longer is
 
 
 def test_json_paths_are_absolute_for_a_relative_out(run_cli, images, tmp_path, monkeypatch):
