@@ -57,7 +57,8 @@ Exit codes: 0 all inputs explained, 1 some inputs failed, 2 usage error."""
               help="Folder of reference images for expected_gradients [default: built-in set].")
 @click.option("--view", type=click.Choice(["blend", "negative", "magnitude", "mask", "signed"]),
               help="Overlay style: blend (positive evidence over a dimmed image), negative, magnitude (sum |a|, "
-                   "heatmaps too), mask (top 20% of the image), signed [default: blend; with --versus: signed].")
+                   "heatmaps too), mask (top 20% of the image), signed [default: blend; with --versus: signed]. Into an "
+                   "earlier --out, its done inputs are drawn again from their saved maps.")
 @click.option("--magnitude", is_flag=True, help="Same as --view magnitude (as the MoreauGrad paper draws maps).")
 @click.option("--force", is_flag=True, help="Redo inputs already done in --out.")
 @click.option("--no-images", is_flag=True, help="Write arrays and records only (no PNGs): for large runs.")

@@ -338,28 +338,32 @@ def _todo(plan: Plan, sources: list, previous: dict[str, dict], options: Options
     from attrib.data.fingerprints import unchanged
 
     taken = {id_key(e["id"]) for e in previous.values()}
-    todo, changed, redrawn = [], 0, 0
+    todo, changed, redrawn, undrawn = [], 0, 0, 0
     for source in sources:
         prev = previous.get(source.name)
         if prev and not options.force and _reusable(plan, source, prev):
-            if not _drawn(prev, options):
-                redrawn += 1
-            elif unchanged(source, prev.get("fingerprint")):
-                prev = _named(prev, plan.model.labels, store)
-                stats["skipped" if prev["status"] == "ok" else "excluded"] += 1
-                _tally(top1, prev)
+            if not unchanged(source, prev.get("fingerprint")):
+                changed += 1
+            elif (done := prev if _drawn(prev, options) else _redrawn(plan, prev, options, store)) is not None:
+                redrawn += done is not prev
+                done = _named(done, plan.model.labels, store)
+                stats["skipped" if done["status"] == "ok" else "excluded"] += 1
+                _tally(top1, done)
                 events.advance("inputs", 1)
-                events.item({**_only(prev, plan.methods), "skipped": True})
+                events.item({**_only(done, plan.methods), "skipped": True})
                 continue
             else:
-                changed += 1
+                undrawn += 1
         todo.append((source, prev["id"] if prev else slug(source.name, taken)))
     if changed:
         events.info(f"{counted(changed, 'input')} changed on disk since the earlier run here: explaining "
                     f"{'it' if changed == 1 else 'them'} again")
     if redrawn:
-        events.info(f"{counted(redrawn, 'input')} done earlier here without pictures in --view {options.view}: "
-                    f"explaining {'it' if redrawn == 1 else 'them'} again")
+        events.info(f"{counted(redrawn, 'input')} done earlier here drawn again in --view {options.view} from "
+                    "the maps and pictures the folder holds")
+    if undrawn:
+        events.info(f"{counted(undrawn, 'input')} done earlier here without pictures in --view {options.view}: "
+                    f"explaining {'it' if undrawn == 1 else 'them'} again")
     return todo
 
 
@@ -368,6 +372,34 @@ def _drawn(previous: dict, options: Options) -> bool:
     (left out by --only), or drawn in the same --view."""
     return not options.images or previous["status"] != "ok" or \
         (previous.get("view") is not None and previous.get("drawn_as") == options.view)
+
+
+def _redrawn(plan: Plan, prev: dict, options: Options, store: RunStore) -> dict | None:
+    """An input done earlier in another --view, its overlays and heatmaps drawn again in this one from the maps
+    and the picture the model saw that the folder holds (no model pass), written and committed: its record. None
+    where those are not all there, or the folder holds maps of other methods for it (it is explained again)."""
+    from PIL import Image
+
+    methods = [summary["method"] for summary in prev["attributions"]]
+    seen = store.path(prev["view"]) if prev.get("view") else None
+    if sorted(methods) != sorted(plan.methods) or seen is None:
+        return None
+    try:
+        maps = {method: store.arrays()[(prev["id"], method)] for method in methods}
+        with Image.open(seen) as image:
+            picture = image.copy()
+    except (KeyError, OSError, ValueError):
+        return None
+    signed = {row["method"]: row["signed"] for row in plan.record["methods"]}
+    entry = {**prev, "drawn_as": options.view, "attributions": []}
+    for summary in prev["attributions"]:
+        method = summary["method"]
+        heat, pngs = _pictures(picture, prev["id"], method, maps[method], signed[method], options)
+        for relative, data in pngs.items():
+            store.write_png(relative, data)
+        entry["attributions"].append({**summary, **_drawn_fields(heat, prev["id"], method, options)})
+    store.append_input(entry)
+    return entry
 
 
 def _named(entry: dict, labels: list[str], store: RunStore) -> dict:
@@ -797,29 +829,38 @@ def write_bundle(store: RunStore, finished: dict[str, Any], events: Events) -> d
 
 def _summary(plan, item, method, result: dict, options: Options, warnings: list[str]) -> tuple[dict, dict]:
     """One method's part of an input's record, and its PNGs (relative path -> bytes)."""
-    from attrib.evaluate.similarity import magnitude_map
-    from attrib.render.heatmap import render, view_image
-    from attrib.runs.atomic import png_bytes
-
     values, gap, target = result["values"], result["gap"], result["target"]
-    magnitude = options.view == "magnitude"
-    heat = render(magnitude_map(values), False) if magnitude else render(values, result["signed"])
+    heat, pngs = _pictures(item["view"], item["id"], method, values, result["signed"], options)
     notes = ([heat.warning] if heat.warning else []) + gap_warnings(result, method, options.precision)
     warnings.extend(f"{item['id']} / {method}: {note}" for note in notes)
     notes = ([item["note"]] if item.get("note") else []) + notes  # the input's, said once above, in every map's
-    files, pngs = {"heatmap": None, "overlay": None}, {}
-    if options.images:
-        files = {kind: image_path(item["id"], method, kind) for kind in MAP_PICTURES}
-        pngs = {files["heatmap"]: png_bytes(heat.image),
-                files["overlay"]: png_bytes(view_image(item["view"], values, result["signed"], options.view))}
     versus = result["versus"]
     return {"method": method, "target": target,
             "target_label": plan.model.labels[target] if target is not None else None,
             "versus": versus, "versus_label": plan.model.labels[versus] if versus is not None else None,
             "completeness_gap": gap, "gap_stderr": result["gap_stderr"], "converged": result["converged"],
             "map_error": result["map_error"], "seconds": round(result["seconds"], 3), "passes": result["passes"],
-            "scale": heat.scale, "signed": heat.signed and not magnitude, "warning": "; ".join(notes) or None,
-            **files}, pngs
+            "warning": "; ".join(notes) or None, **_drawn_fields(heat, item["id"], method, options)}, pngs
+
+
+def _pictures(picture, input_id: str, method: str, values, signed: bool, options: Options) -> tuple[Any, dict]:
+    """One map's heatmap (attrib.render.heatmap.Heatmap) and, with pictures, the PNG bytes of it and of its
+    overlay in ``options.view`` on ``picture`` (the input as the model saw it), by relative path."""
+    from attrib.evaluate.similarity import magnitude_map
+    from attrib.render.heatmap import render, view_image
+    from attrib.runs.atomic import png_bytes
+
+    heat = render(magnitude_map(values), False) if options.view == "magnitude" else render(values, signed)
+    if not options.images:
+        return heat, {}
+    return heat, {image_path(input_id, method, "heatmap"): png_bytes(heat.image),
+                  image_path(input_id, method, "overlay"): png_bytes(view_image(picture, values, signed, options.view))}
+
+
+def _drawn_fields(heat, input_id: str, method: str, options: Options) -> dict[str, Any]:
+    """A map's record fields that depend on how it was drawn: colour scale, signed, picture paths."""
+    return {"scale": heat.scale, "signed": heat.signed and options.view != "magnitude",
+            **{kind: image_path(input_id, method, kind) if options.images else None for kind in MAP_PICTURES}}
 
 
 def json_view(record: dict[str, Any], out: Path) -> dict[str, Any]:

@@ -287,24 +287,34 @@ def test_resume_skips_done_inputs_and_force_redoes(run_cli, images, tmp_path):
     assert not abandoned.exists()
 
 
-def test_an_input_done_without_the_pictures_a_rerun_draws_is_explained_again(run_cli, images, tmp_path):
+def test_a_rerun_draws_the_pictures_its_view_asks_for(run_cli, images, tmp_path):
     out, args = tmp_path / "o", (images / "im0.png", *TINY, "-m", "gradient", "--out", tmp_path / "o")
     assert run_cli("explain", *args, "--no-images").exit_code == 0 and not (out / "images").exists()
-    drawn = run_cli("explain", *args)  # it was done, but has no pictures: they were asked for now
+    drawn = run_cli("explain", *args)  # done, but without pictures (nor the picture the model saw): explained again
     assert "1 input done earlier here without pictures in --view blend: explaining it again" in \
         " ".join(drawn.output.split())
-    overlay = out / "images" / "im0.png" / "gradient_overlay.png"
-    blend = overlay.read_bytes()
     assert [e["drawn_as"] for e in attrib.load_run(out)[0]["inputs"]] == ["blend"]
     assert "1 already done" in run_cli("explain", *args).output
-    masked = run_cli("explain", *args, "--view", "mask")  # the record would say mask over blend pictures
-    assert "without pictures in --view mask" in " ".join(masked.output.split()) and overlay.read_bytes() != blend
+    redrawn = run_cli("explain", *args, "--view", "magnitude")  # drawn again from the arrays: no model pass
+    said = " ".join(redrawn.output.split())
+    assert "1 already done" in said and "1 input done earlier here drawn again in --view magnitude" in said
     record = attrib.load_run(out)[0]
-    assert record["view"] == "mask" and [e["drawn_as"] for e in record["inputs"]] == ["mask"]
+    assert record["view"] == "magnitude" and [e["drawn_as"] for e in record["inputs"]] == ["magnitude"]
+    fresh = tmp_path / "fresh"  # the same pictures as a run in that view draws
+    assert run_cli("explain", *args[:-1], fresh, "--view", "magnitude").exit_code == 0
+    for name in ("input.png", "gradient_overlay.png", "gradient_heatmap.png"):
+        assert (out / "images" / "im0.png" / name).read_bytes() == (fresh / "images" / "im0.png" / name).read_bytes()
+    summaries = [{k: v for k, v in attrib.load_run(run)[0]["inputs"][0]["attributions"][0].items() if k != "seconds"}
+                 for run in (out, fresh)]
+    assert summaries[0] == summaries[1] and summaries[0]["signed"] is False  # its scale and sign as drawn
     lines = (out / "inputs.jsonl").read_text().splitlines()  # as attrib wrote it before it said drawn_as
     (out / "inputs.jsonl").write_text("".join(json.dumps({k: v for k, v in json.loads(line).items()
                                                           if k != "drawn_as"}) + "\n" for line in lines))
-    assert "1 already done" in run_cli("explain", *args, "--view", "mask").output  # the record's view: mask
+    assert "1 already done" in run_cli("explain", *args, "--view", "magnitude").output  # the record's view
+    both = (images / "im0.png", *TINY, "-m", "gradient", "-m", "gxi", "--out", out)
+    assert run_cli("explain", *both, "--view", "magnitude").exit_code == 0
+    one = run_cli("explain", *args, "--view", "negative")  # gxi's maps would stay in another view: explained again
+    assert "1 input done earlier here without pictures in --view negative" in " ".join(one.output.split())
 
 
 def test_a_run_started_over_keeps_no_map_of_the_earlier_one(run_cli, images, tmp_path):
