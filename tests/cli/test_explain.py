@@ -315,6 +315,10 @@ def test_a_rerun_draws_the_pictures_its_view_asks_for(run_cli, images, tmp_path)
     assert run_cli("explain", *both, "--view", "magnitude").exit_code == 0
     one = run_cli("explain", *args, "--view", "negative")  # gxi's maps would stay in another view: explained again
     assert "1 input done earlier here without pictures in --view negative" in " ".join(one.output.split())
+    assert run_cli("explain", images / "im1.png", *TINY, "-m", "gradient", "--out", out).exit_code == 0  # blend
+    assert run_cli("report", out, "-o", tmp_path / "r.html").exit_code == 0
+    html = (tmp_path / "r.html").read_text()  # the report says which pictures another view drew
+    assert html.count("overlays drawn in --view") == 1 and "overlays drawn in --view negative" in html
 
 
 def test_a_run_started_over_keeps_no_map_of_the_earlier_one(run_cli, images, tmp_path):
