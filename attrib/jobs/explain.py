@@ -333,20 +333,23 @@ def _todo(plan: Plan, sources: list, previous: dict[str, dict], options: Options
           top1: Accuracy | None, store: RunStore) -> list[tuple]:
     """(source, input id) of each input to explain; one done earlier with the same settings is reported as
     already done (counted in ``stats`` and ``top1``; committed again with the class names the model has now,
-    where a ``--labels`` file was edited) unless ``options.force``, its file changed since or its pictures are
-    not the ones this run draws, and so is one that ``--only`` left out then and leaves out now."""
+    where a ``--labels`` file was edited, and as many predictions as ``--top-k`` asks) unless ``options.force``,
+    its file changed since, it has fewer predictions than ``--top-k`` asks (the outputs are not kept) or its
+    pictures are not the ones this run draws, and so is one that ``--only`` left out then and leaves out now."""
     from attrib.data.fingerprints import unchanged
 
     taken = {id_key(e["id"]) for e in previous.values()}
-    todo, changed, redrawn, undrawn = [], 0, 0, 0
+    todo, changed, redrawn, undrawn, shorter = [], 0, 0, 0, 0
     for source in sources:
         prev = previous.get(source.name)
         if prev and not options.force and _reusable(plan, source, prev):
             if not unchanged(source, prev.get("fingerprint")):
                 changed += 1
+            elif len(prev["predictions"]) < min(options.top_k, plan.model.n_classes):
+                shorter += 1
             elif (done := prev if _drawn(prev, options) else _redrawn(plan, prev, options, store)) is not None:
                 redrawn += done is not prev
-                done = _named(done, plan.model.labels, store)
+                done = _named(done, plan.model.labels, store, options.top_k)
                 stats["skipped" if done["status"] == "ok" else "excluded"] += 1
                 _tally(top1, done)
                 events.advance("inputs", 1)
@@ -364,6 +367,9 @@ def _todo(plan: Plan, sources: list, previous: dict[str, dict], options: Options
     if undrawn:
         events.info(f"{counted(undrawn, 'input')} done earlier here without pictures in --view {options.view}: "
                     f"explaining {'it' if undrawn == 1 else 'them'} again")
+    if shorter:
+        events.info(f"{counted(shorter, 'input')} done earlier here with fewer predictions than --top-k "
+                    f"{options.top_k}: explaining {'it' if shorter == 1 else 'them'} again")
     return todo
 
 
@@ -402,13 +408,14 @@ def _redrawn(plan: Plan, prev: dict, options: Options, store: RunStore) -> dict 
     return entry
 
 
-def _named(entry: dict, labels: list[str], store: RunStore) -> dict:
+def _named(entry: dict, labels: list[str], store: RunStore, top_k: int) -> dict:
     """An input's earlier record with the class names of ``labels`` (the classes are indices; their names may
-    have been edited since in a ``--labels`` file), committed again where a name changed."""
+    have been edited since in a ``--labels`` file) and the ``top_k`` predictions this run shows, committed again
+    where it changed."""
     def name(index: int | None) -> str | None:
         return None if index is None else labels[index]
 
-    named = {**entry, "predictions": [{**p, "label": name(p["index"])} for p in entry["predictions"]],
+    named = {**entry, "predictions": [{**p, "label": name(p["index"])} for p in entry["predictions"][:top_k]],
              "attributions": [{**a, **{f"{k}_label": name(a.get(k)) for k in ("target", "versus")
                                        if f"{k}_label" in a}} for a in entry.get("attributions", [])]}
     if "true_label" in entry:

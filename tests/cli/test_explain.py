@@ -321,6 +321,24 @@ def test_a_rerun_draws_the_pictures_its_view_asks_for(run_cli, images, tmp_path)
     assert html.count("overlays drawn in --view") == 1 and "overlays drawn in --view negative" in html
 
 
+def test_a_rerun_shows_the_predictions_its_top_k_asks_for(run_cli, images, tmp_path):
+    out = tmp_path / "o"
+    args = (images / "im0.png", *TINY, "-m", "gradient", "--no-images", "--out", out)
+
+    def shown(*more: str) -> tuple[str, list[int]]:
+        result = run_cli("explain", *args, *more, "--json")
+        assert result.exit_code == 0, result.output
+        return " ".join(result.output.split()), [len(e["predictions"]) for e in parse_json(result)["inputs"]]
+
+    assert shown("--top-k", "2")[1] == [2]
+    said, counts = shown("--top-k", "4")  # the outputs are not kept: more classes need the model again
+    assert counts == [4] and "1 input done earlier here with fewer predictions than --top-k 4: explaining it" in said
+    said, counts = shown("--top-k", "3")  # fewer: the earlier ones, cut
+    assert counts == [3] and "1 already done" in said
+    assert [len(e["predictions"]) for e in attrib.load_run(out)[0]["inputs"]] == [3]  # the report shows as many
+    assert "1 already done" in shown("--top-k", "3")[0]
+
+
 def test_a_run_started_over_keeps_no_map_of_the_earlier_one(run_cli, images, tmp_path):
     out = tmp_path / "o"
     (out / "arrays").mkdir(parents=True)
