@@ -168,7 +168,7 @@ def run(options: Options, store: RunStore, events: Events | None = None) -> dict
                     repeats=config.repeats, draw_seeds=config.draw_seeds, versus=config.versus,
                     seconds=round(time.perf_counter() - start, 1),
                     **{k: result[k] for k in ("randomization", "robustness", "completeness", "verdicts")})
-    record["plots"] = save_plots(store, result)
+    record["plots"] = save_plots(store, result, config.fraction)
     record["finished"] = now()
     store.write_record(record)
     return record
@@ -177,17 +177,20 @@ def run(options: Options, store: RunStore, events: Events | None = None) -> dict
 PLOTS = {"randomization": "randomization.png", "strip": "randomized_maps.png", "robustness": "robustness.png"}
 
 
-def save_plots(store: RunStore, result: dict[str, Any]) -> dict[str, str]:
-    """The report's pictures, drawn from the results and written into the run folder."""
+def save_plots(store: RunStore, result: dict[str, Any], fraction: float | None = None) -> dict[str, str]:
+    """The report's pictures, drawn from the results and written into the run folder (``fraction``: the share
+    of features the robustness test compares)."""
     from attrib.render.plots import randomization_plot, robustness_plot, strip_plot
 
     plots = {}
     if result["randomization"]:
-        plots["randomization"] = store.write_png(PLOTS["randomization"], randomization_plot(result["randomization"]))
+        drawn = randomization_plot(result["randomization"], THRESHOLDS["randomization"])
+        plots["randomization"] = store.write_png(PLOTS["randomization"], drawn)
         if any(np.ndim(v) >= 2 for rows in result["strips"].values() for _, v in rows):
             plots["strip"] = store.write_png(PLOTS["strip"], strip_plot(result["strips"]))
     if result["robustness"]:
-        plots["robustness"] = store.write_png(PLOTS["robustness"], robustness_plot(result["robustness"]))
+        drawn = robustness_plot(result["robustness"], fraction, THRESHOLDS["robustness"])
+        plots["robustness"] = store.write_png(PLOTS["robustness"], drawn)
     earlier = store.read_record().get("plots") or {}  # an earlier run's into this folder (its record not yet replaced)
     for stale in (set(earlier.values()) - set(plots.values())) & set(PLOTS.values()):
         store.remove(stale)  # not this run's picture

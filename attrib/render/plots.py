@@ -38,12 +38,15 @@ def _save(plt, fig) -> bytes:
     return buffer.getvalue()
 
 
-def randomization_plot(rows: list[dict]) -> bytes:
-    """Cascading randomization: abs-Spearman (solid) and signed Spearman (dashed) vs depth, per method; bands:
-    one standard deviation over the draws of random weights."""
-    plt, fig, ax = _figure()
+def randomization_plot(rows: list[dict], threshold: float | None = None) -> bytes:
+    """Cascading randomization: abs-Spearman (solid) and signed Spearman (dashed) vs depth, per method, each depth
+    named by the layer group it randomizes last; bands: one standard deviation over the draws of random weights;
+    dotted: the verdict's ``threshold`` (a map that depends on the model falls below it)."""
+    cascading = sorted((r for r in rows if r["mode"] == "cascading"), key=lambda r: r["depth"])
+    groups = dict((r["depth"], r["layer"]) for r in cascading)
+    plt, fig, ax = _figure(max(8.0, 4.5 + 0.35 * len(groups)), 4.2)
     for i, method in enumerate(dict.fromkeys(r["method"] for r in rows)):
-        mine = sorted((r for r in rows if r["method"] == method and r["mode"] == "cascading"), key=lambda r: r["depth"])
+        mine = [r for r in cascading if r["method"] == method]
         depths = [0] + [r["depth"] for r in mine]
         colour = f"C{i}"
         for key, style, label in (("spearman_abs", "o-", "|.|"), ("spearman_signed", "s--", "signed")):
@@ -53,17 +56,33 @@ def randomization_plot(rows: list[dict]) -> bytes:
                     label=f"{method} {label}")
             ax.fill_between(depths, [m - s for m, s in zip(mean, sd)], [m + s for m, s in zip(mean, sd)],
                             color=colour, alpha=0.15, linewidth=0)
-    ax.set_xlabel("layer groups randomized (top down)")
+    slanted = len(groups) > 6 or max(map(len, groups.values()), default=0) > 14
+    ax.set_xticks([0, *groups], ["none", *groups.values()], rotation=35 if slanted else 0,
+                  ha="right" if slanted else "center", fontsize=7)
+    ax.set_xlabel("randomized from the top down to layer group")
     ax.set_ylabel("Spearman to the original map")
     ax.axhline(0, color="grey", linewidth=0.8)
-    ax.legend(fontsize=7, ncol=2)
+    _threshold(ax, threshold, "pass below")
+    _legend_beside(ax)
     return _save(plt, fig)
 
 
-def robustness_plot(rows: list[dict]) -> bytes:
-    """Top-k intersection vs radius per method (random noise solid, top-k attack dashed); error bars: one
-    standard deviation over the noise draws."""
-    plt, fig, ax = _figure()
+def _threshold(ax, value: float | None, meaning: str) -> None:
+    """A verdict's threshold, dotted, with what it means."""
+    if value is not None:
+        ax.axhline(value, color="black", linestyle=":", linewidth=1, label=f"threshold {value:g} ({meaning})")
+
+
+def _legend_beside(ax) -> None:
+    """The legend right of the plot, where it hides no curve."""
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+
+
+def robustness_plot(rows: list[dict], fraction: float | None = None, threshold: float | None = None) -> bytes:
+    """Top-k intersection vs radius per method (random noise solid, top-k attack dashed; ``fraction``: k, as a
+    share of the features); error bars: one standard deviation over the noise draws; dotted: the verdict's
+    ``threshold`` (a robust map stays above it)."""
+    plt, fig, ax = _figure(7.5, 4)
     methods = list(dict.fromkeys(r["method"] for r in rows))
     for i, method in enumerate(methods):
         for kind, style in (("random", "o-"), ("top-k", "s--")):
@@ -72,11 +91,15 @@ def robustness_plot(rows: list[dict]) -> bytes:
             if mine:
                 sd = [(r.get("spread") or {}).get("topk_intersection") or 0.0 for r in mine]
                 ax.errorbar([r["radius"] for r in mine], [r["topk_intersection"] for r in mine], yerr=sd,
-                            fmt=style, color=f"C{i}", capsize=3, label=f"{method} ({kind})")
+                            fmt=style, color=f"C{i}", capsize=3, label=f"{method} ({mine[0]['perturbation']})")
+    radii = sorted({r["radius"] for r in rows})
+    ax.set_xticks(radii, [f"{r:.3g}" for r in radii])
     ax.set_xlabel("perturbation radius")
-    ax.set_ylabel("top-k intersection with the clean map")
+    share = "top-k" if fraction is None else f"top-{fraction:.0%}"
+    ax.set_ylabel(f"{share} intersection with the clean map")
     ax.set_ylim(0, 1.05)
-    ax.legend(fontsize=7, ncol=2)
+    _threshold(ax, threshold, "pass above")
+    _legend_beside(ax)
     return _save(plt, fig)
 
 

@@ -1,0 +1,56 @@
+"""The sanity plots: what a reader needs to read them at a glance is drawn on them."""
+
+import pytest
+
+from attrib.render import plots
+
+
+@pytest.fixture
+def drawn(monkeypatch):
+    """The figure a plot function draws (instead of its PNG bytes), kept open for the test to read."""
+    figures = []
+    monkeypatch.setattr(plots, "_save", lambda plt, fig: (fig.canvas.draw(), figures.append(fig)))
+    yield figures
+    import matplotlib.pyplot as plt
+
+    for fig in figures:
+        plt.close(fig)
+
+
+def _row(method, depth, layer, value):
+    return {"method": method, "mode": "cascading", "layer": layer, "depth": depth, "spearman_abs": value,
+            "spearman_signed": value / 2, "spread": {"spearman_abs": 0.01, "spearman_signed": 0.02}}
+
+
+def _beside(fig, ax) -> bool:
+    renderer = fig.canvas.get_renderer()
+    return ax.get_legend().get_window_extent(renderer).x0 >= ax.get_window_extent(renderer).x1
+
+
+def test_randomization_names_each_depth_by_its_layer_group_and_shows_the_threshold(drawn):
+    rows = [_row(m, d, layer, v) for m in ("gradient", "smoothgrad")
+            for d, layer, v in ((1, "fc (Linear)", 0.7), (2, "layer4", 0.4), (3, "stem (Conv2d)", 0.1))]
+    rows.append({**_row("gradient", 1, "layer4", 0.3), "mode": "independent"})  # a diagnostic: not on the axis
+    plots.randomization_plot(rows, threshold=0.5)
+    (fig,) = drawn
+    (ax,) = fig.axes
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["none", "fc (Linear)", "layer4", "stem (Conv2d)"]
+    assert list(ax.get_xticks()) == [0, 1, 2, 3]
+    dotted = [line for line in ax.get_lines() if line.get_linestyle() == ":"]
+    assert [tuple(line.get_ydata()) for line in dotted] == [(0.5, 0.5)]
+    assert "threshold 0.5 (pass below)" in [t.get_text() for t in ax.get_legend().get_texts()]
+    assert _beside(fig, ax)  # the legend hides no curve
+
+
+def test_robustness_ticks_the_radii_and_names_the_share_compared(drawn):
+    rows = [{"method": "gradient", "perturbation": f"{kind} l2", "radius": radius, "topk_intersection": value,
+             "spread": {"topk_intersection": 0.01}}
+            for kind in ("random", "top-k attack") for radius, value in ((0.23, 0.9), (0.58, 0.8))]
+    plots.robustness_plot(rows, fraction=0.1, threshold=0.5)
+    (fig,) = drawn
+    (ax,) = fig.axes
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["0.23", "0.58"]
+    assert ax.get_ylabel() == "top-10% intersection with the clean map"
+    assert {"gradient (random l2)", "gradient (top-k attack l2)", "threshold 0.5 (pass above)"} <= \
+        {t.get_text() for t in ax.get_legend().get_texts()}
+    assert _beside(fig, ax)
