@@ -7,16 +7,19 @@ import io
 
 def diffroar_plot(rows: list[dict], title: str) -> bytes:
     """DiffROAR vs k per method (error bars: std over seeds; the random control dashed); as PNG bytes."""
-    plt, fig, ax = _figure()
+    plt, fig, ax = _figure(7.5, 4)
     for method in dict.fromkeys(r["method"] for r in rows):
         mine = sorted((r for r in rows if r["method"] == method), key=lambda r: r["k"])
         ax.errorbar([r["k"] for r in mine], [r["diffroar"] for r in mine], yerr=[r["std"] for r in mine],
                     marker="o", capsize=3, label=method, linestyle="--" if method == "random" else "-")
     ax.axhline(0, color="grey", linewidth=0.8)
+    ks = sorted({r["k"] for r in rows})
+    if len(ks) <= 12:
+        ax.set_xticks(ks, [f"{k:g}" for k in ks])
     ax.set_xlabel("k (fraction of coordinates kept)")
     ax.set_ylabel("DiffROAR = acc(top-k) - acc(bottom-k)")
     ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=8)
+    _legend_beside(ax)
     return _save(plt, fig)
 
 

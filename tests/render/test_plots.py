@@ -54,3 +54,14 @@ def test_robustness_ticks_the_radii_and_names_the_share_compared(drawn):
     assert {"gradient (random l2)", "gradient (top-k attack l2)", "threshold 0.5 (pass above)"} <= \
         {t.get_text() for t in ax.get_legend().get_texts()}
     assert _beside(fig, ax)
+
+
+def test_diffroar_ticks_each_k_and_keeps_its_legend_off_the_curves(drawn):
+    rows = [{"method": method, "k": k, "diffroar": value * (1 - k), "std": 0.02}
+            for method, value in (("gradient", 0.3), ("random", 0.0)) for k in (0.05, 0.2, 0.6)]
+    plots.diffroar_plot(rows, "model on data")
+    (fig,) = drawn
+    (ax,) = fig.axes
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["0.05", "0.2", "0.6"]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["gradient", "random"]
+    assert _beside(fig, ax)
