@@ -2,6 +2,7 @@
 
     attributions/METHOD.npz   train and test attributions (cached; reused when their stamp matches)
     jobs/ID.json              one retrain: method, k, side, seed, and everything needed to run it anywhere
+                              (only the current plan's: one a smaller plan drops is removed, its result kept)
     jobs/ID.result.json       its accuracy, written when it completes, reused only for an identical job
     run.json, diffroar.png    the aggregate, written at the end
 """
@@ -50,14 +51,31 @@ def load_attributions(root: Path, job: dict, split: str, shape: tuple[int, ...])
 
 
 def write_jobs(store: RunStore, jobs: list[dict]) -> list[Path]:
-    """One job file per job (rewritten only when it changed); their paths."""
+    """One job file per job (rewritten only when it changed), and none for a job an earlier plan into the folder
+    had and this one has not (a worker's ``jobs/*.json`` would run it; its result stays, and counts again for a
+    plan that has the job again); their paths."""
     paths = []
     for job in jobs:
         path = store.path(f"jobs/{job['id']}.json")
         if not path.is_file() or json.loads(path.read_text()) != job:
             atomic_write_json(path, job)
         paths.append(path)
+    planned = {path.name for path in paths}
+    for path in store.path("jobs").glob("*.json"):
+        if path.name not in planned and _job_file(path):
+            path.unlink(missing_ok=True)
     return paths
+
+
+def _job_file(path: Path) -> bool:
+    """Whether a file in jobs/ is a job file of attrib's (not a result, nor a file of the user's)."""
+    if path.name.endswith(".result.json"):
+        return False
+    try:
+        job = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(job, dict) and job.get("id") == path.stem and {"method", "k", "side", "seed"} <= set(job)
 
 
 def result_path(job_path: Path) -> Path:

@@ -79,6 +79,14 @@ def test_plan_only_then_workers_then_collect(run_cli, tmp_path):
     wider = [{"0.1,0.5": "0.1,0.5,0.9"}.get(a, a) for a in SYN]
     assert run_cli("diffroar", *wider, "--out", tmp_path, "--plan-only").exit_code == 0
     assert not (tmp_path / "diffroar.png").exists()  # the plot of fewer jobs is not this plan's
+    more = sorted(str(p) for p in (tmp_path / "jobs").glob("*-s0.json") if str(p) not in jobs)
+    assert len(more) == 4 and all("0.9" in Path(p).name for p in more)
+    subprocess.run([sys.executable, "-m", "attrib.jobs.diffroar", *more], check=True, capture_output=True)
+    assert run_cli("diffroar", *SYN, "--out", tmp_path, "--plan-only").exit_code == 0
+    planned = sorted(str(p) for p in (tmp_path / "jobs").glob("*.json") if not p.name.endswith(".result.json"))
+    assert planned == sorted([*jobs, str(tmp_path / "jobs" / "bad.json")])  # none a worker's glob would run now
+    again = run_cli("diffroar", *wider, "--out", tmp_path, "--plan-only")  # the wider plan's results still count
+    assert again.exit_code == 0 and "12 retrains" in again.stderr and "(12 already done" in again.stderr
 
 
 def test_list_options_may_be_repeated(run_cli, tmp_path):
