@@ -34,7 +34,8 @@ from attrib.jobs.common import (Accuracy, Events, ListFields, attribution_row, c
                                 describe_methods, failure_line, gap_warnings, header, ignored_settings,
                                 method_kwargs, now, resolve_methods, selected, supplies, work_device)
 from attrib.jobs.pipeline import OrderedFinisher, batches, prefetch
-from attrib.runs.store import MAP_PICTURES, OVERVIEW, RunStore, closes_store, id_key, image_path, slug
+from attrib.runs.store import MAP_PICTURES, OVERVIEW, RunStore, arrays_path, closes_store, id_key, image_path, \
+    slug
 
 KIND = "explain"
 FOLDER = "folder"  # --truth folder: the class each image's folder names (ImageFolder's layout)
@@ -579,8 +580,9 @@ def _stream(plan: Plan, todo: list, options: Options, store: RunStore, events: E
         store.append_input(entry)
         stats[{"ok": "done", EXCLUDED: "excluded"}.get(entry["status"], "failed")] += 1
         _tally(top1, entry)
+        # what an earlier run made of it that does not stand now (it failed, or has maps of other methods now)
+        store.remove_input_files(entry["id"], keep=_files(entry))
         if entry["status"] == "error":
-            store.remove_input_files(entry["id"])  # maps an earlier run made of it no longer stand: it failed now
             events.error(entry["error"])
         events.advance("inputs", 1)
         events.item(entry)
@@ -589,6 +591,13 @@ def _stream(plan: Plan, todo: list, options: Options, store: RunStore, events: E
         _stream_remote(plan, todo, options, store, events, commit, size, per_input)
     else:
         _stream_here(plan, todo, options, store, events, commit, size)
+
+
+def _files(entry: dict) -> set[str]:
+    """An input's files as its record names them (relative paths): its maps' arrays, the picture the model saw and
+    its overlays and heatmaps."""
+    pictures = [entry.get("view"), *(a.get(kind) for a in entry.get("attributions", []) for kind in MAP_PICTURES)]
+    return {p for p in pictures if p} | ({arrays_path(entry["id"])} if entry["status"] == "ok" else set())
 
 
 def _stream_here(plan: Plan, todo: list, options: Options, store: RunStore, events: Events, commit, size: int):

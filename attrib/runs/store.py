@@ -19,7 +19,7 @@ import json
 import re
 import unicodedata
 import weakref
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -193,14 +193,18 @@ class RunStore:
         for folder in (self.root / IMAGES_DIR, self.root / ARRAYS_DIR):
             _remove_if_empty(folder)
 
-    def remove_input_files(self, input_id: str) -> None:
-        """Remove one input's arrays and pictures (files attrib names only; its folder too, once empty): an input
-        whose maps no longer stand, as one that failed when it was explained again."""
-        (self.root / ARRAYS_DIR / f"{input_id}.npz").unlink(missing_ok=True)
+    def remove_input_files(self, input_id: str, keep: Collection[str] = ()) -> None:
+        """Remove one input's arrays and pictures but those of ``keep`` (relative paths) (files attrib names only;
+        its folder too, once empty): maps that no longer stand, as those of an input that failed when it was
+        explained again, or of methods it was not explained with again."""
+        arrays = arrays_path(input_id)
+        if arrays not in keep:
+            (self.root / arrays).unlink(missing_ok=True)
         folder = self.root / IMAGES_DIR / input_id
         for path in folder.glob("*.png"):
             if path.name == INPUT_VIEW or path.stem.endswith(tuple(f"_{kind}" for kind in MAP_PICTURES)):
-                path.unlink(missing_ok=True)
+                if f"{IMAGES_DIR}/{input_id}/{path.name}" not in keep:
+                    path.unlink(missing_ok=True)
         _remove_if_empty(folder)
 
     def write_json(self, relative: str, obj: Any) -> str:
@@ -217,7 +221,7 @@ class RunStore:
 
     def write_arrays(self, input_id: str, arrays: dict[str, np.ndarray]) -> str:
         """One input's attributions (method -> array), written once, in one file."""
-        relative = f"{ARRAYS_DIR}/{input_id}.npz"
+        relative = arrays_path(input_id)
         atomic_write_npz(self.root / relative, arrays)
         return relative
 
@@ -227,6 +231,11 @@ class RunStore:
 
     def arrays(self) -> "LazyArrays":
         return LazyArrays(self.root)
+
+
+def arrays_path(input_id: str) -> str:
+    """Where an input's maps go, relative to the run folder."""
+    return f"{ARRAYS_DIR}/{input_id}.npz"
 
 
 def image_path(input_id: str, method: str | None = None, kind: str = "") -> str:

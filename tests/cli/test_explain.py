@@ -339,6 +339,28 @@ def test_a_rerun_shows_the_predictions_its_top_k_asks_for(run_cli, images, tmp_p
     assert "1 already done" in shown("--top-k", "3")[0]
 
 
+def test_an_input_explained_again_keeps_only_the_files_its_record_names(run_cli, images, tmp_path):
+    out = tmp_path / "o"
+    args = (images / "im0.png", *TINY, "--target", "3", "--out", out)
+
+    def files() -> list[str]:
+        return sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file() and p.suffix in (".png", ".npz")
+                      and p.name != "overview.png")
+
+    assert run_cli("explain", *args, "-m", "gradient").exit_code == 0
+    (out / "images" / "im0.png" / "mine.png").write_bytes(b"mine")  # not attrib's: stays
+    assert run_cli("explain", *args, "-m", "gxi").exit_code == 0  # explained again with another method
+    assert files() == ["arrays/im0.png.npz", "images/im0.png/gradient_x_input_heatmap.png",
+                       "images/im0.png/gradient_x_input_overlay.png", "images/im0.png/input.png",
+                       "images/im0.png/mine.png"]
+    assert sorted(attrib.load_run(out).arrays) == [("im0.png", "gradient_x_input")]
+    predicted = attrib.load_run(out)[0]["inputs"][0]["predictions"][0]["index"]
+    only = "wrong" if predicted == 3 else "right"  # left out now: its maps go with the maps it no longer has
+    result = run_cli("explain", *args, "-m", "gxi", "--only", only)
+    assert result.exit_code == 0 and attrib.load_run(out)[0]["inputs"][0]["status"] == "excluded"
+    assert files() == ["images/im0.png/mine.png"] and not attrib.load_run(out).arrays
+
+
 def test_a_run_started_over_keeps_no_map_of_the_earlier_one(run_cli, images, tmp_path):
     out = tmp_path / "o"
     (out / "arrays").mkdir(parents=True)
