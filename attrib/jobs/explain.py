@@ -371,7 +371,23 @@ def _todo(plan: Plan, sources: list, previous: dict[str, dict], options: Options
     if shorter:
         events.info(f"{counted(shorter, 'input')} done earlier here with fewer predictions than --top-k "
                     f"{options.top_k}: explaining {'it' if shorter == 1 else 'them'} again")
+    _warn_replaced(plan, todo, previous, events)
     return todo
+
+
+def _warn_replaced(plan: Plan, todo: list[tuple], previous: dict[str, dict], events: Events) -> None:
+    """A warning where inputs explained again lose the maps an earlier run here made with methods this one does
+    not run (an input's record and files are those of the run that explained it last)."""
+    lost = [[a["method"] for a in prev["attributions"] if a["method"] not in plan.methods]
+            for prev in (previous.get(source.name) for source, _ in todo) if prev and prev["status"] == "ok"]
+    methods = list(dict.fromkeys(method for gone in lost for method in gone))
+    if methods:
+        n = sum(1 for gone in lost if gone)
+        events.warning(f"{counted(n, 'input')} done earlier here with {', '.join(methods)} "
+                       f"{'is' if n == 1 else 'are'} explained again with {', '.join(plan.methods)}: "
+                       f"{'its' if n == 1 else 'their'} {', '.join(methods)} maps are replaced (add "
+                       f"{' '.join(f'-m {m}' for m in methods)} to make them again, or use another --out to keep "
+                       "them)")
 
 
 def _drawn(previous: dict, options: Options) -> bool:

@@ -349,7 +349,10 @@ def test_an_input_explained_again_keeps_only_the_files_its_record_names(run_cli,
 
     assert run_cli("explain", *args, "-m", "gradient").exit_code == 0
     (out / "images" / "im0.png" / "mine.png").write_bytes(b"mine")  # not attrib's: stays
-    assert run_cli("explain", *args, "-m", "gxi").exit_code == 0  # explained again with another method
+    other = run_cli("explain", *args, "-m", "gxi")  # explained again with another method: said
+    assert other.exit_code == 0 and "warning: 1 input done earlier here with gradient is explained again with " \
+        "gradient_x_input: its gradient maps are replaced (add -m gradient to make them again, or use another " \
+        "--out to keep them)" in " ".join(other.output.split())
     assert files() == ["arrays/im0.png.npz", "images/im0.png/gradient_x_input_heatmap.png",
                        "images/im0.png/gradient_x_input_overlay.png", "images/im0.png/input.png",
                        "images/im0.png/mine.png"]
