@@ -168,7 +168,8 @@ def run(options: Options, store: RunStore, events: Events | None = None) -> dict
                     repeats=config.repeats, draw_seeds=config.draw_seeds, versus=config.versus,
                     seconds=round(time.perf_counter() - start, 1),
                     **{k: result[k] for k in ("randomization", "robustness", "completeness", "verdicts")})
-    record["plots"] = save_plots(store, result, config.fraction)
+    picture = model.preprocess.picture(x[0]) if model.preprocess is not None else None
+    record["plots"] = save_plots(store, result, config.fraction, picture)
     record["finished"] = now()
     store.write_record(record)
     return record
@@ -177,9 +178,11 @@ def run(options: Options, store: RunStore, events: Events | None = None) -> dict
 PLOTS = {"randomization": "randomization.png", "strip": "randomized_maps.png", "robustness": "robustness.png"}
 
 
-def save_plots(store: RunStore, result: dict[str, Any], fraction: float | None = None) -> dict[str, str]:
+def save_plots(store: RunStore, result: dict[str, Any], fraction: float | None = None, picture=None
+               ) -> dict[str, str]:
     """The report's pictures, drawn from the results and written into the run folder (``fraction``: the share
-    of features the robustness test compares)."""
+    of features the robustness test compares; ``picture``: the first input as the model sees it, beside its
+    maps)."""
     from attrib.render.plots import randomization_plot, robustness_plot, strip_plot
 
     plots = {}
@@ -187,7 +190,7 @@ def save_plots(store: RunStore, result: dict[str, Any], fraction: float | None =
         drawn = randomization_plot(result["randomization"], THRESHOLDS["randomization"])
         plots["randomization"] = store.write_png(PLOTS["randomization"], drawn)
         if any(np.ndim(v) >= 2 for rows in result["strips"].values() for _, v in rows):
-            plots["strip"] = store.write_png(PLOTS["strip"], strip_plot(result["strips"]))
+            plots["strip"] = store.write_png(PLOTS["strip"], strip_plot(result["strips"], picture))
     if result["robustness"]:
         drawn = robustness_plot(result["robustness"], fraction, THRESHOLDS["robustness"])
         plots["robustness"] = store.write_png(PLOTS["robustness"], drawn)

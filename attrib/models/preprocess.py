@@ -104,6 +104,17 @@ class Preprocess:
         std = torch.tensor(self.std, dtype=torch.float32)[:, None, None]
         return (x - mean) / std
 
+    def picture(self, x: torch.Tensor) -> Image.Image | None:
+        """A (C, H, W) model input as a picture again (what :meth:`tensor` normalised, to 8 bits); None where the
+        input has another number of channels than this normalisation's."""
+        if x.ndim != 3 or x.shape[0] not in (1, 3) or len(self.mean) not in (1, x.shape[0]):
+            return None
+        mean = torch.tensor(self.mean, dtype=torch.float32)[:, None, None]
+        std = torch.tensor(self.std, dtype=torch.float32)[:, None, None]
+        pixels = ((x.detach().float().cpu() * std + mean).clamp(0, 1) * 255).round().to(torch.uint8)
+        array = pixels.permute(1, 2, 0).numpy()
+        return Image.fromarray(array[:, :, 0] if array.shape[2] == 1 else array)
+
     def enlargement(self, image_size: tuple[int, int]) -> float:
         """About how many times an image of ``image_size`` (width, height) is enlarged along its more enlarged
         side: its shorter side fills the input (a crop), or each side does (squash), or only the longer one does

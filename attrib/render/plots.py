@@ -106,23 +106,29 @@ def robustness_plot(rows: list[dict], fraction: float | None = None, threshold: 
     return _save(plt, fig)
 
 
-def strip_plot(strips: dict[str, list]) -> bytes:
-    """Input 0's magnitude maps: one row per method, the original then each cascading depth."""
+def strip_plot(strips: dict[str, list], picture=None) -> bytes:
+    """Input 0's magnitude maps: one row per method, the original then each cascading depth; ``picture`` (a PIL
+    image: the input as the model sees it), first in the top row."""
     import numpy as np
 
     from attrib.evaluate.similarity import magnitude_map
 
     methods = list(strips)
-    columns = max(len(v) for v in strips.values())
+    lead = 0 if picture is None else 1
+    columns = lead + max(len(v) for v in strips.values())
     plt, fig, axes = _figure(1.6 * columns, 2.0 * len(methods), len(methods), columns)
     axes = np.atleast_2d(axes).reshape(len(methods), columns)
     for r, method in enumerate(methods):
         for c in range(columns):
             ax = axes[r, c]
             ax.axis("off")
-            if c < len(strips[method]):
-                label, values = strips[method][c]
+            if c < lead:
+                if r == 0:
+                    ax.imshow(picture, cmap="gray" if picture.mode == "L" else None, vmin=0, vmax=255)
+                    ax.set_title("input", fontsize=6)
+            elif c - lead < len(strips[method]):
+                label, values = strips[method][c - lead]
                 label = label.replace(" (", "\n(") if len(label) > 24 else label  # a layer and its block's class
                 ax.imshow(magnitude_map(values), cmap="magma")
-                ax.set_title(f"{method}\n{label}" if c == 0 else label, fontsize=6)
+                ax.set_title(f"{method}\n{label}" if c == lead else label, fontsize=6)
     return _save(plt, fig)

@@ -6,6 +6,7 @@ import torch
 from PIL import Image
 
 from attrib.models.hf_processor import mismatch, processor_preprocess
+from attrib.models.preprocess import Preprocess
 from attrib.models.timm_models import timm_preprocess
 
 
@@ -104,7 +105,6 @@ def test_a_long_strip_resizes_only_what_the_crop_keeps(monkeypatch):
     """A 900 x 5 strip resized whole would be 46,080 x 256 px; only the crop's region is resized, to the same
     pixels as the whole resize."""
     import attrib.models.preprocess as module
-    from attrib.models.preprocess import Preprocess
 
     strip = Image.fromarray(np.random.default_rng(0).integers(0, 255, (5, 900, 3), dtype=np.uint8))
     pre = Preprocess()
@@ -204,3 +204,15 @@ def test_preprocess_settings_change_how_a_fine_tune_reads_pictures():
                              ("size", "expected KEY=VALUE")):
         with pytest.raises(UsageError, match=message):
             overridden(base, [setting])
+
+
+@pytest.mark.parametrize("channels, mean, std", [(3, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+                                                 (1, (0.0,), (1.0,)), (3, (0.5,), (0.5,))])
+def test_a_model_input_is_its_picture_again(channels, mean, std):
+    """What the sanity report shows beside the first input's maps: the normalised input undone, to the byte."""
+    pre = Preprocess(size=(6, 5), crop_pct=1.0, mean=mean, std=std, channels=channels)
+    pixels = np.random.default_rng(0).integers(0, 256, (6, 5, channels), dtype=np.uint8)
+    view = Image.fromarray(pixels[:, :, 0] if channels == 1 else pixels)
+    again = pre.picture(pre.tensor(view))
+    assert again.mode == view.mode and np.array_equal(np.asarray(again), np.asarray(view))
+    assert pre.picture(torch.zeros(2, 6, 5)) is None and pre.picture(torch.zeros(6, 5)) is None

@@ -1,5 +1,6 @@
 """The sanity plots: what a reader needs to read them at a glance is drawn on them."""
 
+import numpy as np
 import pytest
 
 from attrib.render import plots
@@ -65,3 +66,17 @@ def test_diffroar_ticks_each_k_and_keeps_its_legend_off_the_curves(drawn):
     assert [t.get_text() for t in ax.get_xticklabels()] == ["0.05", "0.2", "0.6"]
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["gradient", "random"]
     assert _beside(fig, ax)
+
+
+def test_the_randomized_maps_open_with_the_input_they_are_of(drawn):
+    from PIL import Image
+
+    maps = {method: [("original", np.ones((4, 3))), ("fc (Linear)", np.zeros((4, 3)))]
+            for method in ("gradient", "smoothgrad")}
+    plots.strip_plot(maps, Image.new("L", (3, 4), 128))
+    (fig,) = drawn
+    titles = [[ax.get_title() for ax in fig.axes[row * 3:(row + 1) * 3]] for row in range(2)]
+    assert titles == [["input", "gradient\noriginal", "fc (Linear)"], ["", "smoothgrad\noriginal", "fc (Linear)"]]
+    assert [len(ax.get_images()) for ax in fig.axes] == [1, 1, 1, 0, 1, 1]
+    plots.strip_plot(maps)  # text-free, picture-free: the maps only
+    assert [ax.get_title() for ax in drawn[1].axes[:2]] == ["gradient\noriginal", "fc (Linear)"]
