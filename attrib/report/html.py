@@ -75,6 +75,8 @@ def render_report(record: dict[str, Any], run_dir: Path, max_inputs: int | None 
     if kind in ("explain", "explain_text"):  # what --only left out is counted in the accuracy, not shown
         inputs = [e for e in inputs if e.get("status") != "excluded"]
     shown = inputs if max_inputs is None else inputs[:max_inputs]
+    if kind == "explain":
+        record = {**record, "methods": record["methods"] + _earlier_methods(record, shown)}
     try:
         return env.get_template(TEMPLATES[kind]).render(
             run=record, inputs=shown, n_inputs=len(inputs), view_note=VIEW_NOTES.get(record.get("view"), "the "
@@ -82,6 +84,16 @@ def render_report(record: dict[str, Any], run_dir: Path, max_inputs: int | None 
     except (jinja2.UndefinedError, KeyError, TypeError, ValueError, AttributeError) as error:
         raise RunError(f"{run_dir}/run.json is not a complete {kind} record ({first_line(error)}); was it "
                        "edited, or cut short?") from None
+
+
+def _earlier_methods(record: dict[str, Any], inputs: list[dict]) -> list[dict[str, Any]]:
+    """Columns for the maps an earlier run into the folder made of inputs this run did not explain again, with
+    methods this run does not have (the record holds this run's methods' options only)."""
+    known = {m["method"] for m in record["methods"]}
+    found = [a for entry in inputs for a in entry.get("attributions", []) if a["method"] not in known]
+    return [{"method": method, "config": {}, "earlier": True,
+             "signed": any(a.get("signed", True) for a in found if a["method"] == method)}
+            for method in dict.fromkeys(a["method"] for a in found)]
 
 
 def _num(value: float | None) -> str:

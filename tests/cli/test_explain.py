@@ -364,6 +364,19 @@ def test_an_input_explained_again_keeps_only_the_files_its_record_names(run_cli,
     assert files() == ["images/im0.png/mine.png"] and not attrib.load_run(out).arrays
 
 
+def test_the_report_shows_the_maps_an_earlier_run_made_with_other_methods(run_cli, images, tmp_path):
+    out = tmp_path / "o"
+    assert run_cli("explain", images / "im0.png", images / "im1.png", *TINY, "-m", "gradient", "--out", out) \
+        .exit_code == 0
+    assert run_cli("explain", images / "im0.png", *TINY, "-m", "gxi", "--out", out).exit_code == 0
+    assert run_cli("report", out, "-o", tmp_path / "r.html").exit_code == 0
+    html = (tmp_path / "r.html").read_text()
+    assert re.findall(r"<th>(\w+)</th>", html.split('class="grid"')[1])[1:] == ["gradient_x_input", "gradient"]
+    assert html.count("maps an earlier run into this folder made") == 1  # gradient's row: no options to show
+    shown = re.findall(r'alt="(\w+) overlay for [^"]*(im\d).png"', html)
+    assert shown == [("gradient_x_input", "im0"), ("gradient", "im1")]  # im0's earlier gradient maps: replaced
+
+
 def test_a_run_started_over_keeps_no_map_of_the_earlier_one(run_cli, images, tmp_path):
     out = tmp_path / "o"
     (out / "arrays").mkdir(parents=True)
