@@ -18,17 +18,19 @@ MAX_INPUTS = 12
 def contact_sheet(record: dict[str, Any], root: Path, max_inputs: int = MAX_INPUTS) -> Image.Image | None:
     """Rows: the first ``max_inputs`` explained inputs; columns: the input as the model saw it, then each
     method's overlay. None when the run wrote no pictures."""
-    methods = [m["method"] for m in record.get("methods", [])]
     rows = [e for e in record.get("inputs", []) if e.get("status") == "ok" and e.get("view")][:max_inputs]
     if not rows:
         return None
+    earlier = earlier_methods(record, rows)
+    methods = [m["method"] for m in record.get("methods", [])] + earlier
     font, width = _font(13), CELL * (1 + len(methods))
     measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
     captions = [_caption(entry, measure, font, width - 8) for entry in rows]
     label = LABEL + LINE * max(c.count("\n") for c in captions)  # room for a second line where one has it
     sheet = Image.new("RGB", (width, LABEL + len(rows) * (CELL + label)), "white")
     draw = ImageDraw.Draw(sheet)
-    for c, title in enumerate(["input (as the model saw it)", *methods]):
+    for c, title in enumerate(["input (as the model saw it)", *methods[:len(methods) - len(earlier)],
+                               *(f"{method} (earlier run)" for method in earlier)]):
         draw.text((c * CELL + 4, 10), _fit(draw, title, font), fill="black", font=font)
     for r, (entry, caption) in enumerate(zip(rows, captions)):
         top = LABEL + r * (CELL + label)
@@ -39,6 +41,14 @@ def contact_sheet(record: dict[str, Any], root: Path, max_inputs: int = MAX_INPU
                 sheet.paste(Image.open(root / relative).convert("RGB").resize((CELL - 4, CELL - 4)), (c * CELL + 2, top))
         draw.text((4, top + CELL + 2), caption, fill="black", font=font)
     return sheet
+
+
+def earlier_methods(record: dict[str, Any], inputs: list[dict]) -> list[str]:
+    """The methods of maps that an earlier run into the folder made (of inputs this run reused) and this run did
+    not run, in the order they first appear (the record holds this run's methods only)."""
+    known = {m["method"] for m in record.get("methods", [])}
+    return list(dict.fromkeys(a["method"] for entry in inputs for a in entry.get("attributions", [])
+                              if a["method"] not in known))
 
 
 def _caption(entry: dict[str, Any], draw: ImageDraw.ImageDraw, font, width: int) -> str:

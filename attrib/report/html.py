@@ -87,13 +87,13 @@ def render_report(record: dict[str, Any], run_dir: Path, max_inputs: int | None 
 
 
 def _earlier_methods(record: dict[str, Any], inputs: list[dict]) -> list[dict[str, Any]]:
-    """Columns for the maps an earlier run into the folder made of inputs this run did not explain again, with
-    methods this run does not have (the record holds this run's methods' options only)."""
-    known = {m["method"] for m in record["methods"]}
-    found = [a for entry in inputs for a in entry.get("attributions", []) if a["method"] not in known]
-    return [{"method": method, "config": {}, "earlier": True,
-             "signed": any(a.get("signed", True) for a in found if a["method"] == method)}
-            for method in dict.fromkeys(a["method"] for a in found)]
+    """Columns for the maps an earlier run into the folder made with methods this run does not have (of inputs
+    it reused): they have no options in this run's record."""
+    from attrib.render.contact import earlier_methods
+
+    signed = {a["method"]: a.get("signed", True) for entry in inputs for a in entry.get("attributions", [])}
+    return [{"method": method, "config": {}, "earlier": True, "signed": signed[method]}
+            for method in earlier_methods(record, inputs)]
 
 
 def _num(value: float | None) -> str:

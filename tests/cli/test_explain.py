@@ -375,6 +375,10 @@ def test_the_report_shows_the_maps_an_earlier_run_made_with_other_methods(run_cl
     assert html.count("maps an earlier run into this folder made") == 1  # gradient's row: no options to show
     shown = re.findall(r'alt="(\w+) overlay for [^"]*(im\d).png"', html)
     assert shown == [("gradient_x_input", "im0"), ("gradient", "im1")]  # im0's earlier gradient maps: replaced
+    from attrib.render.contact import CELL
+
+    with Image.open(out / "overview.png") as sheet:  # the contact sheet too: input, gxi, gradient (earlier run)
+        assert sheet.width == 3 * CELL
 
 
 def test_a_run_started_over_keeps_no_map_of_the_earlier_one(run_cli, images, tmp_path):
