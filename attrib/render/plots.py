@@ -98,7 +98,7 @@ def robustness_plot(rows: list[dict], fraction: float | None = None, threshold: 
     radii = sorted({r["radius"] for r in rows})
     ax.set_xticks(radii, [f"{r:.3g}" for r in radii])
     ax.set_xlabel("perturbation radius")
-    share = "top-k" if fraction is None else f"top-{fraction:.0%}"
+    share = "top-k" if fraction is None else f"top-{100 * fraction:.3g}%"
     ax.set_ylabel(f"{share} intersection with the clean map")
     ax.set_ylim(0, 1.05)
     _threshold(ax, threshold, "pass above")

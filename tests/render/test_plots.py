@@ -55,6 +55,8 @@ def test_robustness_ticks_the_radii_and_names_the_share_compared(drawn):
     assert {"gradient (random l2)", "gradient (top-k attack l2)", "threshold 0.5 (pass above)"} <= \
         {t.get_text() for t in ax.get_legend().get_texts()}
     assert _beside(fig, ax)
+    plots.robustness_plot(rows, fraction=0.125)
+    assert drawn[1].axes[0].get_ylabel() == "top-12.5% intersection with the clean map"
 
 
 def test_diffroar_ticks_each_k_and_keeps_its_legend_off_the_curves(drawn):
