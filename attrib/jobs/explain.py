@@ -43,6 +43,8 @@ TABLE = "table"  # --truth FILE.csv: a table file names each image's class (run.
 TRUTH = "truth"  # --target truth: explain each input's true class (--target folder|FILE: --truth it, explain it)
 PRED = "pred"  # --versus pred: each input's predicted class
 EXCLUDED = "excluded"  # an input's status when --only leaves it out (its predictions are recorded)
+STOPPED = "the run was stopped while it was explained again, its earlier maps already replaced: the same command " \
+    "explains it again"
 GIVEN = "given_inputs"  # the record run() returns: this run's inputs (the folder may hold earlier runs' too)
 MAX_BATCH = 64  # images per engine call at most (decoded images held: about 0.6 MB each at 224 px)
 CHUNKS_PER_BATCH = 2  # a batch holds rows for this many full engine chunks (so the last chunk's waste is small)
@@ -315,7 +317,8 @@ def run(options: Options, store: RunStore, events: Events | None = None) -> dict
     events.task("inputs", "inputs", len(sources))
     todo = _todo(plan, sources, previous, options, events, stats, top1, store)
     start = time.perf_counter()
-    _stream(plan, todo, options, store, events, stats, top1)
+    earlier = {prev["id"] for prev in previous.values() if _files(prev)}
+    _stream(plan, todo, options, store, events, stats, top1, earlier)
     seconds = time.perf_counter() - start
     record["summary"] = {**stats, "inputs": len(sources), "seconds": round(seconds, 2),
                          "images_per_second": round(stats["done"] / seconds, 3) if stats["done"] else 0.0,
@@ -414,6 +417,7 @@ def _redrawn(plan: Plan, prev: dict, options: Options, store: RunStore) -> dict 
     except (KeyError, OSError, ValueError):
         return None
     signed = {row["method"]: row["signed"] for row in plan.record["methods"]}
+    store.append_input({**prev, "drawn_as": None})  # its pictures in no one --view until this one commits
     entry = {**prev, "drawn_as": options.view, "attributions": []}
     for summary in prev["attributions"]:
         method = summary["method"]
@@ -581,18 +585,30 @@ def batch_size(plan: Plan, options: Options, per_input: int) -> int:
 
 
 def _stream(plan: Plan, todo: list, options: Options, store: RunStore, events: Events, stats: dict,
-            top1: Accuracy | None) -> None:
-    """Explain ``todo`` here or on the executor's workers; commit each input in order as it is finished."""
+            top1: Accuracy | None, earlier: set[str]) -> None:
+    """Explain ``todo`` here or on the executor's workers; commit each input in order as it is finished.
+
+    An input whose files are about to be written is first committed as stopped part way where its record from an
+    earlier run (``earlier``: the ids of those) names files, which this run overwrites: a run killed before the
+    input's own commit leaves no record naming a file of another run. Stopped by an exception (Ctrl-C), the files
+    written for inputs not committed yet are removed: a stopped run's folder holds the files its records name."""
     if not todo:
         return
     per_input = rows_per_input(plan)
     size = batch_size(plan, options, per_input)
     events.task("rows", "passes", per_input * len(todo))
     events.detail(f"{size} images per engine call")
+    begun: dict[str, None] = {}  # inputs whose files are being written, until they are committed
+
+    def begin(entry: dict) -> None:  # (in the thread about to write an input's files)
+        begun[entry["id"]] = None
+        if entry["id"] in earlier:
+            store.append_input(_stopped(entry))
 
     def commit(entry: dict) -> None:
         if plan.truth is not None and entry.get("given") is not None:  # (found here: workers know no truth)
             entry["true_label"] = plan.model.labels[entry["given"]]
+        begun.pop(entry["id"], None)  # (first: a file its record names is never removed)
         store.append_input(entry)
         stats[{"ok": "done", EXCLUDED: "excluded"}.get(entry["status"], "failed")] += 1
         _tally(top1, entry)
@@ -603,10 +619,14 @@ def _stream(plan: Plan, todo: list, options: Options, store: RunStore, events: E
         events.advance("inputs", 1)
         events.item(entry)
 
-    if options.executor.remote:
-        _stream_remote(plan, todo, options, store, events, commit, size, per_input)
-    else:
-        _stream_here(plan, todo, options, store, events, commit, size)
+    try:
+        if options.executor.remote:
+            _stream_remote(plan, todo, options, store, events, begin, commit, size, per_input)
+        else:
+            _stream_here(plan, todo, options, store, events, begin, commit, size)
+    finally:
+        for input_id in begun:  # (none once every input is committed)
+            store.remove_input_files(input_id)
 
 
 def _files(entry: dict) -> set[str]:
@@ -616,23 +636,31 @@ def _files(entry: dict) -> set[str]:
     return {p for p in pictures if p} | ({arrays_path(entry["id"])} if entry["status"] == "ok" else set())
 
 
-def _stream_here(plan: Plan, todo: list, options: Options, store: RunStore, events: Events, commit, size: int):
-    """Decode ahead, explain in batches, finish in the background, commit in order."""
+def _stream_here(plan: Plan, todo: list, options: Options, store: RunStore, events: Events, begin, commit,
+                 size: int):
+    """Decode ahead, explain in batches, finish in the background, commit in order. Stopped (Ctrl-C), the work
+    not started yet is dropped (an input whose files are not written keeps its earlier record)."""
     workers = options.workers or min(4, os.cpu_count() or 1)
     with ThreadPoolExecutor(workers) as decoders, ThreadPoolExecutor(2) as writers:
-        finisher = OrderedFinisher(writers, commit, backlog=size)
-        decoded = prefetch(decoders, _targeted(plan, todo), lambda item: _decode(plan, *item), ahead=size + workers)
-        for batch in batches(decoded, size):
-            for item, outcome in _outcomes(plan, batch, options, events):
-                if isinstance(outcome, str):
-                    finisher.done(_failed(item, outcome))
-                else:
-                    finisher.submit(_finish, plan, item, outcome, options, store, events)
-        finisher.close()
+        try:
+            finisher = OrderedFinisher(writers, commit, backlog=size)
+            decoded = prefetch(decoders, _targeted(plan, todo), lambda item: _decode(plan, *item),
+                               ahead=size + workers)
+            for batch in batches(decoded, size):
+                for item, outcome in _outcomes(plan, batch, options, events):
+                    if isinstance(outcome, str):
+                        finisher.done(_failed(item, outcome))
+                    else:
+                        finisher.submit(_finish, plan, item, outcome, options, store, events, begin)
+            finisher.close()
+        except BaseException:
+            for pool in (decoders, writers):
+                pool.shutdown(cancel_futures=True)
+            raise
 
 
-def _stream_remote(plan: Plan, todo: list, options: Options, store: RunStore, events: Events, commit, size: int,
-                   per_input: int):
+def _stream_remote(plan: Plan, todo: list, options: Options, store: RunStore, events: Events, begin, commit,
+                   size: int, per_input: int):
     """Shards of ``size`` inputs to the executor's workers; their bundles written here, in input order."""
     from attrib.data.images import portable
     from attrib.jobs.shipping import ship
@@ -645,7 +673,7 @@ def _stream_remote(plan: Plan, todo: list, options: Options, store: RunStore, ev
         for bundles in executor.map_ordered(ShardWorker, init, "explain", shards):
             used = sum(a["passes"] or 0 for finished in bundles for a in finished["entry"]["attributions"])
             for finished in bundles:
-                commit(write_bundle(store, finished, events))
+                commit(write_bundle(store, finished, events, begin))
             events.advance("rows", used)
             events.shrink("rows", per_input * len(bundles) - used)
 
@@ -684,6 +712,13 @@ def _outcomes(plan: Plan, batch: list[dict], options: Options, events: Events):
 
 def _failed(item: dict, error: str) -> dict[str, Any]:
     return _entry(item) | {"status": "error", "error": error, "fingerprint": None}  # (a failed input is redone)
+
+
+def _stopped(entry: dict) -> dict[str, Any]:
+    """What an input's record is while its files are written again (see _stream): one that names none."""
+    return {key: entry[key] for key in ("name", "path", "id", "given")} | {
+        "status": "error", "error": f"{entry['name']}: {STOPPED}", "fingerprint": None, "view": None,
+        "predictions": [], "attributions": []}
 
 
 def _entry(item: dict) -> dict[str, Any]:
@@ -818,9 +853,9 @@ def top_predictions(outputs: torch.Tensor, labels: list[str], k: int, kind: str 
     return [{"index": int(i), "label": labels[int(i)], "prob": float(v)} for v, i in zip(values, indices)]
 
 
-def _finish(plan: Plan, item: dict, outcome, options: Options, store: RunStore, events: Events) -> dict:
+def _finish(plan: Plan, item: dict, outcome, options: Options, store: RunStore, events: Events, begin) -> dict:
     """(in a background thread) render and write one input's files; its record."""
-    return write_bundle(store, bundle(plan, item, outcome, options), events)
+    return write_bundle(store, bundle(plan, item, outcome, options), events, begin)
 
 
 def bundle(plan: Plan, item: dict, outcome, options: Options) -> dict[str, Any]:
@@ -847,9 +882,11 @@ def bundle(plan: Plan, item: dict, outcome, options: Options) -> dict[str, Any]:
             "arrays": {method: result["values"] for method, result in results.items()}}
 
 
-def write_bundle(store: RunStore, finished: dict[str, Any], events: Events) -> dict[str, Any]:
-    """Write a bundle's files into the run folder (before its record is committed); the record."""
+def write_bundle(store: RunStore, finished: dict[str, Any], events: Events, begin) -> dict[str, Any]:
+    """Write a bundle's files into the run folder (``begin(record)`` first; its record is committed after); the
+    record."""
     entry = finished["entry"]
+    begin(entry)
     for relative, data in finished.get("pngs", {}).items():
         store.write_png(relative, data)
     if "arrays" in finished:

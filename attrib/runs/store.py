@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import json
 import re
+import threading
 import unicodedata
 import weakref
 from collections.abc import Collection, Iterator, Mapping
@@ -102,6 +103,7 @@ class RunStore:
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
         self._release: weakref.finalize | None = None  # gives the folder's lock back, once
+        self._appending = threading.Lock()  # (records are committed from more than one thread)
 
     def path(self, relative: str) -> Path:
         return self.root / relative
@@ -126,9 +128,11 @@ class RunStore:
 
     def append_input(self, entry: dict[str, Any]) -> None:
         """Commit one input's record: a single appended line (its files must already be written)."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        with open(self.root / INPUTS, "a", encoding="utf-8") as f:
-            f.write(json_text(entry) + "\n")
+        line = json_text(entry) + "\n"
+        with self._appending:
+            self.root.mkdir(parents=True, exist_ok=True)
+            with open(self.root / INPUTS, "a", encoding="utf-8") as f:
+                f.write(line)
 
     def has_inputs(self) -> bool:
         """Whether any input has been committed (without reading them)."""

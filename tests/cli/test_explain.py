@@ -657,6 +657,77 @@ def test_an_interrupted_run_keeps_what_finished_and_goes_on(run_cli, images, tmp
     assert result.exit_code == 0, result.output
     assert parse_json(result)["summary"]["skipped"] == 1
 
+
+def _as_recorded(out: Path) -> None:
+    """Each input's files are those its record names (no more), its arrays hold its maps' methods (no other)."""
+    run = attrib.load_run(out)
+    named = set()
+    for entry in run.record["inputs"]:
+        named |= {p for p in [entry["view"], *(a[k] for a in entry["attributions"] for k in ("heatmap", "overlay"))]
+                  if p}
+        methods = sorted(a["method"] for a in entry["attributions"])
+        if entry["status"] == "ok":
+            named.add(f"arrays/{entry['id']}.npz")
+            with np.load(out / "arrays" / f"{entry['id']}.npz") as arrays:
+                assert sorted(arrays.files) == methods, entry["id"]
+    on_disk = {str(p.relative_to(out)) for p in out.rglob("*") if p.is_file() and p.suffix in (".png", ".npz")}
+    on_disk.discard("overview.png")
+    assert on_disk == named
+
+
+def test_a_run_stopped_part_way_leaves_no_file_its_records_do_not_name(run_cli, images, tmp_path, monkeypatch):
+    from attrib.runs import RunStore
+
+    out, write = tmp_path / "o", RunStore.write_arrays
+    args = (images, *TINY, "--target", "1", "--out", out, "--batch-size", "1")
+
+    def stop_at(name: str):
+        def written_then_stopped(self, input_id, arrays):  # its files written, not committed: Ctrl-C
+            write(self, input_id, arrays)
+            if input_id == name:
+                raise KeyboardInterrupt
+        monkeypatch.setattr(RunStore, "write_arrays", written_then_stopped)
+
+    stop_at("im1.png")
+    assert run_cli("explain", *args, "-m", "gradient").exit_code == 130
+    _as_recorded(out)
+    assert [e["id"] for e in attrib.load_run(out).record["inputs"]] == ["im0.png"]
+    monkeypatch.setattr(RunStore, "write_arrays", write)
+    assert run_cli("explain", *args, "-m", "gradient").exit_code == 0
+    stop_at("im0.png")  # explained again with another method: its gradient maps are overwritten first
+    assert run_cli("explain", *args, "-m", "gxi").exit_code == 130
+    _as_recorded(out)
+    entry = {e["id"]: e for e in attrib.load_run(out).record["inputs"]}["im0.png"]
+    assert entry["status"] == "error" and "stopped while it was explained again" in entry["error"]
+    monkeypatch.setattr(RunStore, "write_arrays", write)
+    result = run_cli("explain", *args, "-m", "gradient", "--json")
+    assert result.exit_code == 0 and parse_json(result)["summary"]["skipped"] == 1  # im1; im0 explained again
+    _as_recorded(out)
+
+
+def test_a_redraw_stopped_part_way_is_drawn_again(run_cli, images, tmp_path, monkeypatch):
+    from attrib.runs import RunStore
+
+    out, append = tmp_path / "o", RunStore.append_input
+    args = (images / "im0.png", *TINY, "-m", "gradient", "--out", out)
+    assert run_cli("explain", *args).exit_code == 0
+
+    def stopped_before_its_commit(self, entry):  # its pictures drawn in --view magnitude: Ctrl-C
+        if entry.get("drawn_as") == "magnitude":
+            raise KeyboardInterrupt
+        append(self, entry)
+
+    monkeypatch.setattr(RunStore, "append_input", stopped_before_its_commit)
+    assert run_cli("explain", *args, "--view", "magnitude").exit_code == 130
+    monkeypatch.setattr(RunStore, "append_input", append)
+    said = " ".join(run_cli("explain", *args).output.split())  # blend: not as they are now
+    assert "1 input done earlier here drawn again in --view blend" in said
+    fresh = tmp_path / "fresh"
+    assert run_cli("explain", *args[:-1], fresh).exit_code == 0
+    assert (out / "images/im0.png/gradient_overlay.png").read_bytes() == \
+        (fresh / "images/im0.png/gradient_overlay.png").read_bytes()
+
+
 def test_runs_started_in_the_same_second_get_a_default_folder_each(run_cli, images, tmp_path, monkeypatch):
     import attrib.cli.common
     from attrib.runs import RunStore
