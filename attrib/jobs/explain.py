@@ -313,6 +313,7 @@ def run(options: Options, store: RunStore, events: Events | None = None) -> dict
     previous = _previous(store, plan.record, events)
     record = plan.record
     store.write_record(record)
+    store.remove(OVERVIEW)  # (drawn again at the end: a run stopped part way leaves no contact sheet of another)
     stats, top1 = {"done": 0, "skipped": 0, "excluded": 0, "failed": 0}, _accuracy(plan)
     events.task("inputs", "inputs", len(sources))
     todo = _todo(plan, sources, previous, options, events, stats, top1, store)

@@ -659,7 +659,8 @@ def test_an_interrupted_run_keeps_what_finished_and_goes_on(run_cli, images, tmp
 
 
 def _as_recorded(out: Path) -> None:
-    """Each input's files are those its record names (no more), its arrays hold its maps' methods (no other)."""
+    """Each input's files are those its record names (no more), its arrays hold its maps' methods (no other); the
+    contact sheet is there where the record names it."""
     run = attrib.load_run(out)
     named = set()
     for entry in run.record["inputs"]:
@@ -673,6 +674,7 @@ def _as_recorded(out: Path) -> None:
     on_disk = {str(p.relative_to(out)) for p in out.rglob("*") if p.is_file() and p.suffix in (".png", ".npz")}
     on_disk.discard("overview.png")
     assert on_disk == named
+    assert (out / "overview.png").exists() == ("overview" in run.record)  # a run's contact sheet, or none
 
 
 def test_a_run_stopped_part_way_leaves_no_file_its_records_do_not_name(run_cli, images, tmp_path, monkeypatch):
@@ -697,11 +699,14 @@ def test_a_run_stopped_part_way_leaves_no_file_its_records_do_not_name(run_cli, 
     stop_at("im0.png")  # explained again with another method: its gradient maps are overwritten first
     assert run_cli("explain", *args, "-m", "gxi").exit_code == 130
     _as_recorded(out)
-    entry = {e["id"]: e for e in attrib.load_run(out).record["inputs"]}["im0.png"]
-    assert entry["status"] == "error" and "stopped while it was explained again" in entry["error"]
+    entries = {e["id"]: e for e in attrib.load_run(out).record["inputs"]}
+    assert entries["im0.png"]["status"] == "error" and "stopped while it was explained again" in \
+        entries["im0.png"]["error"]
+    kept = [e for e in entries.values() if e["status"] == "ok"]  # (im1, unless its files were being written too)
+    assert all(a["method"] == "gradient" for e in kept for a in e["attributions"])
     monkeypatch.setattr(RunStore, "write_arrays", write)
     result = run_cli("explain", *args, "-m", "gradient", "--json")
-    assert result.exit_code == 0 and parse_json(result)["summary"]["skipped"] == 1  # im1; im0 explained again
+    assert result.exit_code == 0 and parse_json(result)["summary"]["skipped"] == len(kept)  # im0 explained again
     _as_recorded(out)
 
 
