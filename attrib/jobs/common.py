@@ -9,7 +9,6 @@ import math
 import platform
 import time
 import traceback
-from pathlib import Path
 from typing import Any
 
 import torch
