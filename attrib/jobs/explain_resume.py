@@ -40,7 +40,17 @@ def previous_inputs(store: RunStore, record: dict[str, Any], events: Events) -> 
         if entry["name"] not in committed:
             store.append_input(entry)
             committed[entry["name"]] = entry
+    _sweep_unnamed(store, committed)
     return committed
+
+
+def _sweep_unnamed(store: RunStore, committed: dict[str, dict]) -> None:
+    """Remove the files of inputs whose record names none: not committed, or committed as failed or left out,
+    where a run killed part way (kill -9) was writing them. (An input explained is committed with the files it
+    names; one explained again is first committed as stopped: see explain._stream.)"""
+    named = {entry["id"] for entry in committed.values() if entry["status"] == "ok"}
+    for input_id in store.input_ids() - named:
+        store.remove_input_files(input_id)
 
 
 def _with_drawn_as(entry: dict, record: dict) -> dict:

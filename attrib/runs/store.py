@@ -191,11 +191,15 @@ class RunStore:
         (self.root / INPUTS).unlink(missing_ok=True)
         for path in [self.root / OVERVIEW, self.root / LEGACY_ARRAYS]:
             path.unlink(missing_ok=True)
-        for input_id in {path.stem for path in (self.root / ARRAYS_DIR).glob("*.npz")} | \
-                {path.name for path in (self.root / IMAGES_DIR).glob("*/")}:
+        for input_id in self.input_ids():
             self.remove_input_files(input_id)
         for folder in (self.root / IMAGES_DIR, self.root / ARRAYS_DIR):
             _remove_if_empty(folder)
+
+    def input_ids(self) -> set[str]:
+        """The ids of the inputs the folder holds files for: arrays or a folder of pictures."""
+        return {path.stem for path in (self.root / ARRAYS_DIR).glob("*.npz")} | \
+            {path.name for path in (self.root / IMAGES_DIR).glob("*/")}
 
     def remove_input_files(self, input_id: str, keep: Collection[str] = ()) -> None:
         """Remove one input's arrays and pictures but those of ``keep`` (relative paths) (files attrib names only;

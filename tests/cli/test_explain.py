@@ -710,6 +710,25 @@ def test_a_run_stopped_part_way_leaves_no_file_its_records_do_not_name(run_cli, 
     _as_recorded(out)
 
 
+def test_a_rerun_removes_the_files_a_killed_run_left_that_no_record_names(run_cli, images, tmp_path):
+    out = tmp_path / "o"
+    args = (*TINY, "-m", "gradient", "--target", "1", "--out", out)
+    assert run_cli("explain", images, *args).exit_code == 0
+    # as kill -9 leaves a folder: the files of an input not committed yet, and of one committed as stopped
+    (out / "arrays/ghost.png.npz").write_bytes((out / "arrays/im0.png.npz").read_bytes())
+    (out / "images/ghost.png").mkdir()
+    (out / "images/ghost.png/gradient_overlay.png").write_bytes(b"")
+    (out / "images/im1.png/mine.png").write_bytes(b"mine")  # not attrib's: stays
+    im1 = {e["id"]: e for e in attrib.load_run(out).record["inputs"]}["im1.png"]
+    with open(out / "inputs.jsonl", "a") as f:
+        f.write(json.dumps({**im1, "status": "error", "error": "stopped", "view": None, "attributions": []}) + "\n")
+    assert run_cli("explain", images / "im0.png", *args).exit_code == 0  # (im1 is not explained again)
+    assert not (out / "arrays/ghost.png.npz").exists() and not (out / "images/ghost.png").exists()
+    assert sorted(p.name for p in (out / "images/im1.png").iterdir()) == ["mine.png"]
+    (out / "images/im1.png/mine.png").unlink()
+    _as_recorded(out)
+
+
 def test_a_redraw_stopped_part_way_is_drawn_again(run_cli, images, tmp_path, monkeypatch):
     from attrib.runs import RunStore
 
