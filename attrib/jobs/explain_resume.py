@@ -24,9 +24,14 @@ EXCLUDED = "excluded"  # an input's status when --only leaves it out (its predic
 
 def previous_inputs(store: RunStore, record: dict[str, Any], events: Events) -> dict[str, dict]:
     """The committed inputs of an earlier compatible run in this folder (else none, and the folder starts over,
-    which a warning says when it held results)."""
+    which a warning says when it held results). ``record``, this run's, gets ``earlier_methods``: the rows
+    (options, cost) of the methods whose maps the folder keeps and this run does not make, so that the report
+    shows how they were made and a later run that makes them again compares their options too."""
     old = store.read_record()
     changed = _differences(old, record)
+    committed = {} if changed else _committed(store, old)
+    changed = changed or _unrecorded(old, record, committed)
+    record["earlier_methods"] = [] if changed else _kept_methods(old, record, committed)
     if changed:
         if old and store.has_inputs():
             events.warning(f"{store.root} held a run with other settings ({', '.join(changed)}); starting it over: "
@@ -34,14 +39,42 @@ def previous_inputs(store: RunStore, record: dict[str, Any], events: Events) -> 
         if old:  # (a folder without a record holds no results of attrib's: nothing in it is removed)
             store.reset_inputs()
         return {}
+    _sweep_unnamed(store, committed)
+    return committed
+
+
+def _committed(store: RunStore, old: dict[str, Any]) -> dict[str, dict]:
+    """The inputs the folder's commit log holds, by name (what a crash cut short repaired first)."""
     store.repair_inputs()
     committed = {e["name"]: _with_drawn_as(e, old) for e in store.read_inputs()}
     for entry in old.get("inputs", []):  # attrib 0.1 kept them in run.json: carry them over
         if entry["name"] not in committed:
             store.append_input(entry)
             committed[entry["name"]] = entry
-    _sweep_unnamed(store, committed)
     return committed
+
+
+def _held(committed: dict[str, dict]) -> set[str]:
+    """The methods whose maps the folder holds."""
+    return {a["method"] for entry in committed.values() if entry["status"] == "ok" for a in entry["attributions"]}
+
+
+def _recorded(old: dict[str, Any]) -> dict[str, dict]:
+    """The method rows of the folder's record: its run's, and those of maps earlier runs made that it kept."""
+    return {row["method"]: row for row in old.get("earlier_methods", []) + old.get("methods", [])}
+
+
+def _unrecorded(old: dict[str, Any], record: dict[str, Any], committed: dict[str, dict]) -> list[str]:
+    """This run's methods whose maps the folder holds without their options on record (a folder written before
+    attrib kept ``earlier_methods``): they may have been made otherwise."""
+    unknown = _held(committed) - set(_recorded(old))
+    return [f"{row['method']} options (not recorded)" for row in record["methods"] if row["method"] in unknown]
+
+
+def _kept_methods(old: dict[str, Any], record: dict[str, Any], committed: dict[str, dict]) -> list[dict]:
+    """The rows of the methods whose maps the folder holds and this run does not make."""
+    now, held = {row["method"] for row in record["methods"]}, _held(committed)
+    return [row for method, row in _recorded(old).items() if method in held and method not in now]
 
 
 def _sweep_unnamed(store: RunStore, committed: dict[str, dict]) -> None:
@@ -63,12 +96,13 @@ def _with_drawn_as(entry: dict, record: dict) -> dict:
 
 def _differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     """What keeps an earlier run's results from being reused ([]: nothing): the kind of run, model, target,
-    seed, precision, random generator, or the options of a method both runs have."""
+    seed, precision, random generator, or the options of a method both runs have (or that an earlier run made
+    maps with, which the folder keeps)."""
     if not old:
         return ["no run"]
     changed = [k for k in ("kind", "model", "target", "truth", "versus", "seed", "precision", "random")
                if old.get(k) != new.get(k)]
-    old_cfg = {m["method"]: m["config"] for m in old.get("methods", [])}
+    old_cfg = {method: row["config"] for method, row in _recorded(old).items()}
     return changed + [f"{m['method']} options" for m in new["methods"]
                       if old_cfg.get(m["method"], m["config"]) != m["config"]]
 

@@ -88,11 +88,13 @@ def render_report(record: dict[str, Any], run_dir: Path, max_inputs: int | None 
 
 def _earlier_methods(record: dict[str, Any], inputs: list[dict]) -> list[dict[str, Any]]:
     """Columns for the maps an earlier run into the folder made with methods this run does not have (of inputs
-    it reused): they have no options in this run's record."""
+    it reused), with their options where the record keeps them (``earlier_methods``; folders written before it
+    did have none)."""
     from attrib.render.contact import earlier_methods
 
     signed = {a["method"]: a.get("signed", True) for entry in inputs for a in entry.get("attributions", [])}
-    return [{"method": method, "config": {}, "earlier": True, "signed": signed[method]}
+    kept = {row["method"]: row for row in record.get("earlier_methods", [])}
+    return [{**kept.get(method, {"method": method, "config": {}}), "earlier": True, "signed": signed[method]}
             for method in earlier_methods(record, inputs)]
 
 

@@ -381,6 +381,33 @@ def test_the_report_shows_the_maps_an_earlier_run_made_with_other_methods(run_cl
         assert sheet.width == 3 * CELL
 
 
+def test_maps_an_earlier_run_made_keep_their_options_on_record(run_cli, images, tmp_path):
+    out = tmp_path / "o"
+
+    def explain(image: str, *method: str) -> str:
+        result = run_cli("explain", images / image, *TINY, *method, "--out", out)
+        assert result.exit_code == 0, result.output
+        return " ".join(result.output.split())
+
+    ig4 = ("-m", "ig", "--set", "rule=gausslegendre", "--set", "n_steps=4")
+    explain("im0.png", *ig4)
+    explain("im1.png", "-m", "gradient")  # im0's IG maps stay: their options with them
+    kept = attrib.load_run(out).record["earlier_methods"]
+    assert [(row["method"], row["config"]["n_steps"]) for row in kept] == [("integrated_gradients", 4)]
+    assert run_cli("report", out, "-o", tmp_path / "r.html").exit_code == 0
+    html = (tmp_path / "r.html").read_text()
+    assert "<code>n_steps=4</code>" in html and "its options are not in" not in html
+    assert "1 already done" in explain("im0.png", *ig4)  # made as asked
+    said = explain("im0.png", *ig4[:-1], "n_steps=8")  # not as asked: not taken for maps of 8 steps
+    assert "starting it over" in said and "(integrated_gradients options)" in said and "1 explained" in said
+    explain("im1.png", "-m", "gradient")
+    record = json.loads((out / "run.json").read_text())
+    del record["earlier_methods"]  # as attrib wrote a folder before it kept them: how they were made is unknown
+    (out / "run.json").write_text(json.dumps(record))
+    said = explain("im0.png", *ig4[:-1], "n_steps=8")
+    assert "(integrated_gradients options (not recorded))" in said and "1 explained" in said
+
+
 def test_a_run_started_over_keeps_no_map_of_the_earlier_one(run_cli, images, tmp_path):
     out = tmp_path / "o"
     (out / "arrays").mkdir(parents=True)
