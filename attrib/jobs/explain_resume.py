@@ -8,12 +8,15 @@ fewer predictions than --top-k asks, without the methods or the class asked for 
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from attrib.data.class_table import ClassTable
 from attrib.errors import counted
 from attrib.jobs.common import Accuracy, Events, selected
 from attrib.jobs.explain_pictures import drawn_fields, pictures
+from attrib.jobs.pipeline import prefetch
 from attrib.runs.store import RunStore, id_key, slug
 
 if TYPE_CHECKING:
@@ -113,43 +116,59 @@ def todo_inputs(plan: Plan, sources: list, previous: dict[str, dict], options: O
     already done (counted in ``stats`` and ``top1``; committed again with the class names the model has now,
     where a ``--labels`` file was edited, and as many predictions as ``--top-k`` asks) unless ``options.force``,
     its file changed since, it has fewer predictions than ``--top-k`` asks (the outputs are not kept) or its
-    pictures are not the ones this run draws, and so is one that ``--only`` left out then and leaves out now."""
-    from attrib.data.fingerprints import unchanged
-
+    pictures are not the ones this run draws (and cannot be drawn again from the folder's maps), and so is one
+    that ``--only`` left out then and leaves out now. Inputs are judged (and drawn again) by worker threads, in
+    order."""
     taken = {id_key(e["id"]) for e in previous.values()}
-    todo, changed, redrawn, undrawn, shorter = [], 0, 0, 0, 0
-    for source in sources:
-        prev = previous.get(source.name)
-        if prev and not options.force and _reusable(plan, source, prev):
-            if not unchanged(source, prev.get("fingerprint")):
-                changed += 1
-            elif len(prev["predictions"]) < min(options.top_k, plan.model.n_classes):
-                shorter += 1
-            elif (done := prev if _drawn(prev, options) else _redrawn(plan, prev, options, store)) is not None:
-                redrawn += done is not prev
-                done = _named(done, plan.model.labels, store, options.top_k)
-                stats["skipped" if done["status"] == "ok" else "excluded"] += 1
-                tally(top1, done)
-                events.advance("inputs", 1)
-                events.item({**only_methods(done, plan.methods), "skipped": True})
+    todo, said = [], dict.fromkeys(REASONS, 0)
+    workers = options.workers or min(4, os.cpu_count() or 1)
+    with ThreadPoolExecutor(workers) as pool:
+        judged = prefetch(pool, sources, lambda source: _judged(plan, source, previous.get(source.name), options,
+                                                                store), ahead=4 * workers)
+        for source, (reason, done) in zip(sources, judged):
+            if reason is not None:
+                said[reason] += 1
+            if done is None:
+                prev = previous.get(source.name)
+                todo.append((source, prev["id"] if prev else slug(source.name, taken)))
                 continue
-            else:
-                undrawn += 1
-        todo.append((source, prev["id"] if prev else slug(source.name, taken)))
-    if changed:
-        events.info(f"{counted(changed, 'input')} changed on disk since the earlier run here: explaining "
-                    f"{'it' if changed == 1 else 'them'} again")
-    if redrawn:
-        events.info(f"{counted(redrawn, 'input')} done earlier here drawn again in --view {options.view} from "
-                    "the maps and pictures the folder holds")
-    if undrawn:
-        events.info(f"{counted(undrawn, 'input')} done earlier here without pictures in --view {options.view}: "
-                    f"explaining {'it' if undrawn == 1 else 'them'} again")
-    if shorter:
-        events.info(f"{counted(shorter, 'input')} done earlier here with fewer predictions than --top-k "
-                    f"{options.top_k}: explaining {'it' if shorter == 1 else 'them'} again")
+            done = _named(done, plan.model.labels, store, options.top_k)
+            stats["skipped" if done["status"] == "ok" else "excluded"] += 1
+            tally(top1, done)
+            events.advance("inputs", 1)
+            events.item({**only_methods(done, plan.methods), "skipped": True})
+    for reason, n in said.items():
+        if n:
+            events.info(REASONS[reason].format(inputs=counted(n, "input"), them="it" if n == 1 else "them",
+                                               view=options.view, top_k=options.top_k))
     _warn_replaced(plan, todo, previous, events)
     return todo
+
+
+REASONS = {  # what todo_inputs says of the inputs done earlier that it does not take as they are
+    "changed": "{inputs} changed on disk since the earlier run here: explaining {them} again",
+    "redrawn": "{inputs} done earlier here drawn again in --view {view} from the maps and pictures the folder holds",
+    "undrawn": "{inputs} done earlier here without pictures in --view {view}: explaining {them} again",
+    "shorter": "{inputs} done earlier here with fewer predictions than --top-k {top_k}: explaining {them} again",
+}
+
+
+def _judged(plan: Plan, source, prev: dict | None, options: Options,
+            store: RunStore) -> tuple[str | None, dict | None]:
+    """(in a worker thread) Why an input done earlier is not taken as it is (a key of REASONS, or None), and its
+    record where it is done: as it was, or drawn again in this run's --view (None: it is explained)."""
+    from attrib.data.fingerprints import unchanged
+
+    if not prev or options.force or not _reusable(plan, source, prev):
+        return None, None
+    if not unchanged(source, prev.get("fingerprint")):
+        return "changed", None
+    if len(prev["predictions"]) < min(options.top_k, plan.model.n_classes):
+        return "shorter", None
+    if _drawn(prev, options):
+        return None, prev
+    done = _redrawn(plan, prev, options, store)
+    return ("redrawn", done) if done is not None else ("undrawn", None)
 
 
 def _warn_replaced(plan: Plan, todo: list[tuple], previous: dict[str, dict], events: Events) -> None:

@@ -321,6 +321,23 @@ def test_a_rerun_draws_the_pictures_its_view_asks_for(run_cli, images, tmp_path)
     assert html.count("overlays drawn in --view") == 1 and "overlays drawn in --view negative" in html
 
 
+def test_inputs_drawn_again_by_worker_threads_come_out_as_a_fresh_run_draws_them(run_cli, images, tmp_path):
+    for i in range(2, 6):
+        Image.new("RGB", (50 + 10 * i, 60), (30 * i, 200 - 30 * i, 90)).save(images / f"im{i}.png")
+    out, fresh = tmp_path / "o", tmp_path / "fresh"
+    args = (images, *TINY, "-m", "gradient", "--workers", "3")
+    assert run_cli("explain", *args, "--out", out).exit_code == 0
+    result = run_cli("explain", *args, "--out", out, "--view", "mask", "--json")
+    assert result.exit_code == 0 and "6 inputs done earlier here drawn again in --view mask" in \
+        " ".join(result.stderr.split())
+    assert [Path(e["path"]).name for e in parse_json(result)["inputs"]] == [f"im{i}.png" for i in range(6)]
+    assert parse_json(result)["summary"]["seconds"] > 0  # the drawing counts
+    assert run_cli("explain", *args, "--out", fresh, "--view", "mask").exit_code == 0
+    for i in range(6):
+        for name in ("gradient_overlay.png", "gradient_heatmap.png"):
+            assert (out / f"images/im{i}.png" / name).read_bytes() == (fresh / f"images/im{i}.png" / name).read_bytes()
+
+
 def test_a_rerun_shows_the_predictions_its_top_k_asks_for(run_cli, images, tmp_path):
     out = tmp_path / "o"
     args = (images / "im0.png", *TINY, "-m", "gradient", "--no-images", "--out", out)
