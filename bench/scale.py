@@ -2,6 +2,10 @@
 
     python bench/scale.py                       gradient on 10/40/160/1000 images, IG on 10/40 (CPU, ~6 min)
     python bench/scale.py --device cuda --method ig --sizes 100,1000 --no-images   on a GPU
+    python bench/scale.py --sizes 40,160,640 --ig-sizes '' --rerun   reruns into the same folder too
+
+With --rerun each size is run twice more into its folder: as it was (every input already done: the time to check
+them) and in --view magnitude (every input drawn again from the folder's maps, no model pass).
 
 Images are 256 x 256 JPEG crops of the four scikit-image samples (seeded), explained by the default model in a
 fresh `attrib explain` process each (its peak RSS, from getrusage). Printed side by side: seconds, images/s,
@@ -85,6 +89,7 @@ def main() -> None:
     parser.add_argument("--method", default="gradient")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--no-images", action="store_true")
+    parser.add_argument("--rerun", action="store_true", help="time reruns into each folder too")
     args = parser.parse_args()
     extra = ["--no-images"] if args.no_images else []
     plans = [(args.method, [int(s) for s in args.sizes.split(",")])]
@@ -94,14 +99,15 @@ def main() -> None:
         root = Path(tmp)
         images = make_images(root / "images", max(max(sizes) for _, sizes in plans))
         for method, sizes in plans:
-            report(method, sizes, images, root, args.device, extra)
+            report(method, sizes, images, root, args.device, extra, args.rerun)
 
 
-def report(method: str, sizes: list[int], images: Path, root: Path, device: str, extra: list[str]) -> None:
+def report(method: str, sizes: list[int], images: Path, root: Path, device: str, extra: list[str],
+           rerun: bool = False) -> None:
     own = batch_cost(method, device)
     print(f"\n{method} on {device}: the method alone costs {own:.3f} s per image in a batch")
     print(f"{'images':>7} {'seconds':>8} {'img/s':>7} {'peak MB':>8} {'marginal s/img':>15} {'vs previous':>12} "
-          f"{'vs method alone':>16}", flush=True)
+          f"{'vs method alone':>16}" + (f" {'rerun s':>8} {'redraw s':>9}" if rerun else ""), flush=True)
     previous = None
     for n in sizes:
         subset = root / f"subset-{method}-{n}"
@@ -117,8 +123,14 @@ def report(method: str, sizes: list[int], images: Path, root: Path, device: str,
             previous = (n, seconds, m)
         else:
             previous = (n, seconds, None)
-        print(f"{n:>7} {seconds:>8.1f} {n / seconds:>7.2f} {peak:>8.0f} {marginal:>15} {ratio:>12} {alone:>16}",
-              flush=True)
+        again = ""
+        if rerun:  # the same command, then another --view: nothing computed, everything drawn again
+            out = root / f"out-{method}-{n}"
+            checked = run_explain(subset, out, method, device, extra)[0]
+            drawn = run_explain(subset, out, method, device, [*extra, "--view", "magnitude"])[0]
+            again = f" {checked:>8.1f} {drawn:>9.1f}"
+        print(f"{n:>7} {seconds:>8.1f} {n / seconds:>7.2f} {peak:>8.0f} {marginal:>15} {ratio:>12} {alone:>16}"
+              + again, flush=True)
 
 
 if __name__ == "__main__":
