@@ -3,7 +3,8 @@
 The inputs committed earlier with the same settings stand (:func:`previous_inputs`; other settings start the
 folder over); :func:`todo_inputs` says which of them are done as they are, which are drawn again in this run's
 --view from the maps the folder holds (no model pass), and which are explained again: changed on disk, with
-fewer predictions than --top-k asks, without the methods or the class asked for now, or failed.
+fewer predictions than --top-k asks, without the methods or the class asked for now, or failed. The folder's
+files that no record names (a killed run was writing them) are removed first.
 """
 
 from __future__ import annotations
