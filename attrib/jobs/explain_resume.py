@@ -34,8 +34,9 @@ def previous_inputs(store: RunStore, record: dict[str, Any], events: Events) -> 
     old = store.read_record()
     changed = _differences(old, record)
     committed = {} if changed else _committed(store, old)
-    changed = changed or _unrecorded(old, record, committed)
-    record["earlier_methods"] = [] if changed else _kept_methods(old, record, committed)
+    held = _held(committed)
+    changed = changed or _unrecorded(old, record, held)
+    record["earlier_methods"] = [] if changed else _kept_methods(old, record, held)
     if changed:
         if old and store.has_inputs():
             events.warning(f"{store.root} held a run with other settings ({', '.join(changed)}); starting it over: "
@@ -68,16 +69,16 @@ def _recorded(old: dict[str, Any]) -> dict[str, dict]:
     return {row["method"]: row for row in old.get("earlier_methods", []) + old.get("methods", [])}
 
 
-def _unrecorded(old: dict[str, Any], record: dict[str, Any], committed: dict[str, dict]) -> list[str]:
+def _unrecorded(old: dict[str, Any], record: dict[str, Any], held: set[str]) -> list[str]:
     """This run's methods whose maps the folder holds without their options on record (a folder written before
     attrib kept ``earlier_methods``): they may have been made otherwise."""
-    unknown = _held(committed) - set(_recorded(old))
+    unknown = held - set(_recorded(old))
     return [f"{row['method']} options (not recorded)" for row in record["methods"] if row["method"] in unknown]
 
 
-def _kept_methods(old: dict[str, Any], record: dict[str, Any], committed: dict[str, dict]) -> list[dict]:
-    """The rows of the methods whose maps the folder holds and this run does not make."""
-    now, held = {row["method"] for row in record["methods"]}, _held(committed)
+def _kept_methods(old: dict[str, Any], record: dict[str, Any], held: set[str]) -> list[dict]:
+    """The rows of the methods whose maps the folder holds (``held``) and this run does not make."""
+    now = {row["method"] for row in record["methods"]}
     return [row for method, row in _recorded(old).items() if method in held and method not in now]
 
 
