@@ -9,6 +9,7 @@ import math
 import platform
 import time
 import traceback
+from collections.abc import Collection
 from typing import Any
 
 import torch
@@ -162,6 +163,27 @@ def header(kind: str, *, model: dict[str, Any], methods: list[dict[str, Any]], s
             "random": GENERATOR, "device": device, "precision": precision,
             "versions": {"python": platform.python_version(), "torch": torch.__version__},
             "started": now(), **extra}
+
+
+def commit_drawn(store, record: dict[str, Any], key: str, draw, names: Collection[str]) -> dict[str, Any]:
+    """Write ``record`` and the pictures ``draw()`` writes into the run folder (it returns what ``record[key]``
+    names: a file, a dict of files, or nothing) so that a run stopped at any point leaves a record beside the
+    pictures it names, never an earlier run's record beside this run's pictures: first this run's record naming
+    none, then the pictures, then the record naming them. The pictures (of the file ``names`` this kind draws)
+    that the earlier record named and this run did not draw are removed; a file it did not name stays."""
+    earlier = _files(store.read_record().get(key)) & set(names)
+    store.write_record({k: v for k, v in record.items() if k != key})
+    drawn = draw()
+    for stale in earlier - _files(drawn):
+        store.remove(stale)
+    if drawn:
+        record[key] = drawn
+        store.write_record(record)
+    return record
+
+
+def _files(named: str | dict[str, str] | None) -> set[str]:
+    return set(named.values()) if isinstance(named, dict) else {named} if named else set()
 
 
 def work_device(executor, name: str) -> str:

@@ -24,9 +24,9 @@ from attrib.evaluate.diffroar import (CONTROL, DEFAULT_KS, DiffRoarConfig, attri
                                       check_compatible, epoch_seconds, null_block_share, plan, retrain,
                                       retrain_recipe)
 from attrib.executors import Executor, ExecutorSpec, executor_for
-from attrib.jobs.common import (Events, ListFields, check_counts, check_images, describe_config, describe_methods,
-                                failure_line, header, ignored_settings, method_kwargs, now, resolve_device,
-                                resolve_methods, supplies, takes_data)
+from attrib.jobs.common import (Events, ListFields, check_counts, check_images, commit_drawn, describe_config,
+                                describe_methods, failure_line, header, ignored_settings, method_kwargs, now,
+                                resolve_device, resolve_methods, supplies, takes_data)
 from attrib.runs import diffroar as files
 from attrib.runs.store import RunStore, closes_store
 
@@ -189,17 +189,17 @@ def evaluate(model, config: DiffRoarConfig, store: RunStore, events: Events | No
     results = [r for r in (files.done_result(p) for p in jobs) if r is not None]
     record = _record(model, config, data, recipe, results, started, len(jobs), kwargs, descriptions)
     record["null_block_share"] = _null_shares(store, config, data)
-    if record["complete"]:
-        from attrib.render.plots import diffroar_plot
-
-        record["plot"] = store.write_png(PLOT, diffroar_plot(record["results"], f"{model.name} on {data.name}"))
-    elif store.read_record().get("plot") == PLOT:  # an earlier run's (its record not yet replaced), of other jobs
-        store.remove(PLOT)
     record["warnings"] = _control_warnings(record) + _chance_warnings(record, data)  # the report shows them too
     for warning in record["warnings"]:
         events.warning(warning)
-    store.write_record(record)
-    return record
+    return commit_drawn(store, record, "plot", lambda: _plot(store, record, f"{model.name} on {data.name}"), [PLOT])
+
+
+def _plot(store: RunStore, record: dict[str, Any], title: str) -> str | None:
+    """DiffROAR against k per method, drawn when every retrain is done; the file's name in the run folder."""
+    from attrib.render.plots import diffroar_plot
+
+    return store.write_png(PLOT, diffroar_plot(record["results"], title)) if record["complete"] else None
 
 
 def _stamp(model, data, method: str, options: dict[str, Any], config: DiffRoarConfig) -> str:

@@ -14,8 +14,8 @@ import torch
 from attrib.errors import UsageError, counted
 from attrib.evaluate.sanity import TESTS, THRESHOLDS, SanityConfig, resolve_radii, n_explanations, run_sanity, \
     with_budget
-from attrib.jobs.common import (Events, ListFields, check_counts, check_images, describe_methods, header,
-                                ignored_settings, method_kwargs, now, resolve_device, resolve_methods, supplies,
+from attrib.jobs.common import (Events, ListFields, check_counts, check_images, commit_drawn, describe_methods,
+                                header, ignored_settings, method_kwargs, now, resolve_device, resolve_methods, supplies,
                                 takes_data)
 from attrib.runs.store import RunStore, closes_store
 
@@ -169,10 +169,9 @@ def run(options: Options, store: RunStore, events: Events | None = None) -> dict
                     seconds=round(time.perf_counter() - start, 1),
                     **{k: result[k] for k in ("randomization", "robustness", "completeness", "verdicts")})
     picture = model.preprocess.picture(x[0]) if model.preprocess is not None else None
-    record["plots"] = save_plots(store, result, config.fraction, picture)
     record["finished"] = now()
-    store.write_record(record)
-    return record
+    return commit_drawn(store, record, "plots", lambda: save_plots(store, result, config.fraction, picture),
+                        PLOTS.values())
 
 
 PLOTS = {"randomization": "randomization.png", "strip": "randomized_maps.png", "robustness": "robustness.png"}
@@ -194,9 +193,6 @@ def save_plots(store: RunStore, result: dict[str, Any], fraction: float | None =
     if result["robustness"]:
         drawn = robustness_plot(result["robustness"], fraction, THRESHOLDS["robustness"])
         plots["robustness"] = store.write_png(PLOTS["robustness"], drawn)
-    earlier = store.read_record().get("plots") or {}  # an earlier run's into this folder (its record not yet replaced)
-    for stale in (set(earlier.values()) - set(plots.values())) & set(PLOTS.values()):
-        store.remove(stale)  # not this run's picture
     return plots
 
 

@@ -15,11 +15,12 @@ from attrib.data.text import TextInputError, TextItem, split_words
 from attrib.errors import UsageError, counted
 from attrib.evaluate.sanity import DEFAULT_PATH_METHOD, THRESHOLDS, SanityConfig, path_methods
 from attrib.evaluate.text_sanity import TEXT_TESTS, run_text_sanity
-from attrib.jobs.common import Events, check_counts, describe_methods, header, now, resolve_device
+from attrib.jobs.common import Events, check_counts, commit_drawn, describe_methods, header, now, resolve_device
 from attrib.jobs.explain_text import (DEFAULT_METHODS, PRED, Settings, TextModelOptions, canonical_methods,
                                       explain_one, gradient_scores, load_models, other_class, readable,
                                       versus_option)
-from attrib.jobs.sanity import against, check_versus, exit_code, json_view, save_plots  # noqa: F401 - viewed alike
+from attrib.jobs.sanity import (PLOTS, against, check_versus, exit_code, json_view,  # noqa: F401 - viewed alike
+                                save_plots)
 from attrib.runs.store import RunStore, closes_store
 
 KIND = "sanity"
@@ -181,7 +182,5 @@ def run(options: Options, store: RunStore, events: Events | None = None) -> dict
                     **{k: result[k] for k in ("randomization", "robustness", "completeness", "verdicts")})
     if result["strips"]:
         record["text_strip"] = _strip(items[0].name, texts.words, result["strips"])
-    record["plots"] = save_plots(store, result)
     record["finished"] = now()
-    store.write_record(record)
-    return record
+    return commit_drawn(store, record, "plots", lambda: save_plots(store, result), PLOTS.values())

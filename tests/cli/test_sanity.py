@@ -10,7 +10,7 @@ from rich.console import Console
 
 from attrib.render.terminal import sanity_tables
 
-from tests.cli.conftest import parse_json
+from tests.cli.conftest import TINY, parse_json
 
 SAMPLE = ["-M", "sample:blockdigits-standard", "--n", "3"]
 
@@ -267,3 +267,26 @@ def test_your_own_model_on_a_data_set_of_tensors_is_not_warned_about_pictures(ru
     pictures = run_cli("sanity", "-M", spec, "--n", "2", "-m", "gradient", "--tests", "completeness",
                        "--out", tmp_path / "b")
     assert pictures.exit_code == 0 and "small says nothing of how it reads pictures" in pictures.output
+
+
+def test_a_rerun_stopped_while_drawing_leaves_no_earlier_record_beside_its_plots(run_cli, images, tmp_path,
+                                                                                 monkeypatch):
+    # a run into the folder, then another with other methods, stopped after its first plot is written
+    args = [images, *TINY, "--tests", "randomization,robustness", "--max-layers", "2", "--repeats", "1", "--radii",
+            "0.5", "--out", tmp_path / "run"]
+    assert run_cli("sanity", *args, "-m", "gradient").exit_code == 0
+    from attrib.render import plots
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(plots, "robustness_plot", stopped)
+    assert run_cli("sanity", *args, "-m", "gradient", "-m", "gxi").exit_code != 0
+    assert (tmp_path / "run" / "randomization.png").is_file()  # this run's, drawn before the stop
+    record = json.loads((tmp_path / "run" / "run.json").read_text())
+    # this run's record, naming no plot yet; the first run's record would stand beside this run's randomization plot
+    assert [m["method"] for m in record["methods"]] == ["gradient", "gradient_x_input"] and "plots" not in record
+    monkeypatch.undo()
+    assert run_cli("sanity", *args, "-m", "gradient", "-m", "gxi").exit_code == 0
+    assert set(json.loads((tmp_path / "run" / "run.json").read_text())["plots"]) == {"randomization", "strip",
+                                                                                    "robustness"}
