@@ -296,8 +296,9 @@ def _run_and_finish(common: Common, job: Any, options: Any, view: View, ui: UI, 
         sys.exit(130)
     except Exception as error:  # noqa: BLE001 - the last line of defence: one line, not a traceback
         if isinstance(error, OSError) and error.filename is not None and Path(error.filename).is_relative_to(out):
-            ui.error(f"cannot write the run folder: {error.strerror or error}: {error.filename}; what finished is "
-                     f"kept there: {again} goes on from it once it can be written")
+            kept = f"; what finished is kept there: {again} goes on from it once it can be written" \
+                if out.is_dir() else ""  # (none: the folder could not be made)
+            ui.error(f"cannot write the run folder: {error.strerror or error}: {error.filename}{kept}")
             sys.exit(1)
         if common.verbose:
             raise

@@ -648,7 +648,16 @@ def test_an_unwritable_run_folder_is_one_line(run_cli, images, tmp_path, monkeyp
     result = run_cli("explain", images / "im0.png", *TINY, "-m", "gradient", "--out", tmp_path / "o")
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert f"cannot write the run folder: Permission denied: {tmp_path / 'o' / 'run.json'}" in \
-        " ".join(result.output.split())
+        " ".join(result.output.split()) and "what finished is kept there" in " ".join(result.output.split())
+    monkeypatch.undo()
+
+    def unmade(self, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr("attrib.runs.lock.Path.mkdir", unmade)
+    result = run_cli("explain", images / "im0.png", *TINY, "-m", "gradient", "--out", tmp_path / "p")
+    said = " ".join(result.output.split())  # a folder that could not be made keeps nothing
+    assert result.exit_code == 1 and said.endswith(f"cannot write the run folder: Permission denied: {tmp_path / 'p'}")
 
 
 def test_a_full_disk_is_one_line_naming_the_file(run_cli, images, tmp_path, monkeypatch):
