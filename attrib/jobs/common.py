@@ -169,10 +169,11 @@ def commit_drawn(store, record: dict[str, Any], key: str, draw, names: Collectio
     """Write ``record`` and the pictures ``draw()`` writes into the run folder (it returns what ``record[key]``
     names: a file, a dict of files, or nothing) so that a run stopped at any point leaves a record beside the
     pictures it names, never an earlier run's record beside this run's pictures: first this run's record naming
-    none, then the pictures, then the record naming them. The pictures (of the file ``names`` this kind draws)
-    that the earlier record named and this run did not draw are removed; a file it did not name stays."""
+    none (``record[key]`` as given: absent or empty), then the pictures, then the record naming them. The
+    pictures (of the file ``names`` this kind draws) that the earlier record named and this run did not draw are
+    removed; a file it did not name stays."""
     earlier = _files(store.read_record().get(key)) & set(names)
-    store.write_record({k: v for k, v in record.items() if k != key})
+    store.write_record(record)
     drawn = draw()
     for stale in earlier - _files(drawn):
         store.remove(stale)

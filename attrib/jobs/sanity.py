@@ -169,7 +169,7 @@ def run(options: Options, store: RunStore, events: Events | None = None) -> dict
                     seconds=round(time.perf_counter() - start, 1),
                     **{k: result[k] for k in ("randomization", "robustness", "completeness", "verdicts")})
     picture = model.preprocess.picture(x[0]) if model.preprocess is not None else None
-    record["finished"] = now()
+    record["finished"], record["plots"] = now(), {}  # the plots are named once drawn
     return commit_drawn(store, record, "plots", lambda: save_plots(store, result, config.fraction, picture),
                         PLOTS.values())
 

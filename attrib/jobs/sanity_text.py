@@ -182,5 +182,5 @@ def run(options: Options, store: RunStore, events: Events | None = None) -> dict
                     **{k: result[k] for k in ("randomization", "robustness", "completeness", "verdicts")})
     if result["strips"]:
         record["text_strip"] = _strip(items[0].name, texts.words, result["strips"])
-    record["finished"] = now()
+    record["finished"], record["plots"] = now(), {}  # the plots are named once drawn
     return commit_drawn(store, record, "plots", lambda: save_plots(store, result), PLOTS.values())

@@ -285,7 +285,9 @@ def test_a_rerun_stopped_while_drawing_leaves_no_earlier_record_beside_its_plots
     assert (tmp_path / "run" / "randomization.png").is_file()  # this run's, drawn before the stop
     record = json.loads((tmp_path / "run" / "run.json").read_text())
     # this run's record, naming no plot yet; the first run's record would stand beside this run's randomization plot
-    assert [m["method"] for m in record["methods"]] == ["gradient", "gradient_x_input"] and "plots" not in record
+    assert [m["method"] for m in record["methods"]] == ["gradient", "gradient_x_input"] and record["plots"] == {}
+    assert run_cli("report", tmp_path / "run", "-o", tmp_path / "r.html").exit_code == 0  # its numbers, no plot
+    assert "data:image/png" not in (tmp_path / "r.html").read_text()
     monkeypatch.undo()
     assert run_cli("sanity", *args, "-m", "gradient", "-m", "gxi").exit_code == 0
     assert set(json.loads((tmp_path / "run" / "run.json").read_text())["plots"]) == {"randomization", "strip",
