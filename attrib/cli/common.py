@@ -235,6 +235,7 @@ class View:
     on_item: Callable[[UI, dict, dict], None] | None = None  # (ui, finished item, task totals)
     interrupted: str = "interrupted"  # what Ctrl-C leaves, said with the run folder as {out}, "the same command"
     # (with --out where the folder was the default) as {again}
+    resumes: bool = False  # whether a rerun into the folder goes on from what an interrupted run finished
 
 
 RESUMES = "interrupted; what finished is kept in {out}: {again} goes on from there"
@@ -297,7 +298,7 @@ def _run_and_finish(common: Common, job: Any, options: Any, view: View, ui: UI, 
     except Exception as error:  # noqa: BLE001 - the last line of defence: one line, not a traceback
         if isinstance(error, OSError) and error.filename is not None and Path(error.filename).is_relative_to(out):
             kept = f"; what finished is kept there: {again} goes on from it once it can be written" \
-                if out.is_dir() else ""  # (none: the folder could not be made)
+                if view.resumes and out.is_dir() else ""  # (none: the folder could not be made)
             ui.error(f"cannot write the run folder: {error.strerror or error}: {error.filename}{kept}")
             sys.exit(1)
         if common.verbose:

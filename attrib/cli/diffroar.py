@@ -86,7 +86,7 @@ def diffroar(model_spec, weights, no_pretrained, dataset, classes, data_dir, n_t
                           image_size, list(methods) or list(job.DEFAULT_METHODS), list(settings), ks, seeds, epochs, lr,
                           batch_size, common.seed, common.device, plan_only, executor, preprocess=list(preprocess))
     view = View(show=_plan_note if plan_only else _show, json=job.json_view,
-                exit_code=job.exit_code, on_item=_job_done, interrupted=RESUMES)
+                exit_code=job.exit_code, on_item=_job_done, interrupted=RESUMES, resumes=True)
     run_job(common, job, options, view, prefix="diffroar-")
 
 

@@ -94,7 +94,7 @@ def explain(inputs, model_spec, weights, no_pretrained, labels, preprocess, trus
                           inputs_from=inputs_from, only=only, truth=truth, versus=versus,
                           preprocess=list(preprocess))
     run_job(common, job, options, View(show=_summary, json=job.json_view, exit_code=job.exit_code,
-                                       on_item=_show_input, interrupted=RESUMES))
+                                       on_item=_show_input, interrupted=RESUMES, resumes=True))
 
 
 TABLES_UP_TO = 20  # inputs; larger runs show errors, the progress bar and the summary (-v: every table)

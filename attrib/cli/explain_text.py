@@ -63,7 +63,7 @@ def explain_text(texts, text, text_file, column, label_column, pairs, pair_colum
     options = job.Options(list(texts), text_file, column, label_column, list(pairs), pair_column, target, only, force,
                           versus, executor, **text, seed=common.seed, device=common.device, labels=labels)
     run_job(common, job, options, View(show=_summary, json=job.json_view, exit_code=job.exit_code,
-                                       on_item=_show_text, interrupted=INTERRUPTED), prefix="text-")
+                                       on_item=_show_text, interrupted=INTERRUPTED, resumes=True), prefix="text-")
 
 
 def _show_text(ui: UI, entry: dict, totals: dict) -> None:

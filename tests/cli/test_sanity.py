@@ -292,3 +292,16 @@ def test_a_rerun_stopped_while_drawing_leaves_no_earlier_record_beside_its_plots
     assert run_cli("sanity", *args, "-m", "gradient", "-m", "gxi").exit_code == 0
     assert set(json.loads((tmp_path / "run" / "run.json").read_text())["plots"]) == {"randomization", "strip",
                                                                                     "robustness"}
+
+
+def test_an_unwritable_run_folder_is_one_line_that_promises_no_resume(run_cli, images, tmp_path, monkeypatch):
+    from attrib.runs import RunStore
+
+    def refuse(self, record):
+        raise PermissionError(13, "Permission denied", str(self.root / "run.json"))
+
+    monkeypatch.setattr(RunStore, "write_record", refuse)
+    result = run_cli("sanity", images, *TINY, "-m", "gradient", "--tests", "completeness", "--out", tmp_path / "o")
+    said = " ".join(result.output.split())  # a sanity run keeps nothing a rerun goes on from
+    assert result.exit_code == 1 and said.endswith(
+        f"cannot write the run folder: Permission denied: {tmp_path / 'o' / 'run.json'}")
