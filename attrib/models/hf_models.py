@@ -68,10 +68,20 @@ def wrong_kind(error: Exception, name: str, task: str, hint: str) -> None:
 
 def check_folder(name: str) -> None:
     """One clear ModelError when ``name`` is a local folder that holds no saved model (transformers would say
-    "Unrecognized model" and attrib would guess the hub was offline)."""
+    "Unrecognized model" and attrib would guess the hub was offline), or a path to none: a name no hub id
+    could be (NAME or ORG/NAME), as ./model, /models/x, a/b/c or a folder's name with a slash at its end."""
+    if not Path(name).exists() and looks_like_path(name):
+        raise ModelError(f"{name}: no such folder (a Hugging Face model is a local folder saved with save_pretrained "
+                         "or a hub id, NAME or ORG/NAME)")
     if Path(name).is_dir() and not (Path(name) / "config.json").is_file():
         raise ModelError(f"{name} is a folder but not a Hugging Face model saved with save_pretrained (it has no "
                          "config.json)")
+
+
+def looks_like_path(name: str) -> bool:
+    """Whether ``name`` can only be a path: it starts with /, ./, ../ or ~, holds a backslash or more than one
+    slash, or ends with one."""
+    return name.startswith(("/", "./", "../", "~")) or "\\" in name or name.count("/") > 1 or name.endswith("/")
 
 
 def load_hf(name: str, *, trust_remote_code: bool = False, weights: object = None, pretrained: bool = True,

@@ -353,6 +353,12 @@ def test_a_folder_or_file_that_is_no_model_says_what_it_is(tmp_path):
         with pytest.raises(ModelError, match=rf"^{tmp_path} is a folder but not a Hugging Face model saved with "
                                              r"save_pretrained \(it has no config.json\)$"):
             load(str(tmp_path))
+    for missing in (str(tmp_path / "gone"), "./gone", "models/bert/final", "gone/"):  # paths no hub id can be
+        for load in (lambda name: load_model(f"hf:{name}"), load_text_classifier, load_masked_lm):
+            with pytest.raises(ModelError, match=rf"^{re.escape(missing)}: no such folder \(a Hugging Face model is "
+                                                 r"a local folder saved with save_pretrained or a hub id, NAME or "
+                                                 r"ORG/NAME\)$"):
+                load(missing)
     torch.save({"w": torch.zeros(1)}, tmp_path / "tuned.pt")
     with pytest.raises(ModelError, match=r"is a file; a state dict needs its architecture: --model timm:NAME \(or "
                                          r"torchvision:NAME, or your code's FILE.py:NAME\) --weights .*tuned\.pt"):
