@@ -401,6 +401,8 @@ def gap_warnings(result: dict, method: str, precision: str = "fp32", images: boo
 
         knob = METHODS[method].knob
         advice = f"raise {knob} (--set {method}.{knob}=N)" if knob else "raise its budget (--set)"
+        if result.get("converged") and gap <= (result.get("tol") or 0):  # met a tolerance set over the warning's
+            advice = f"lower tol (--set {method}.tol=0.01; this run's: {result['tol']:g})"
         return [f"completeness gap {gap:.1%}{noise} > {GAP_WARNING:.0%}; {advice} for a faithful map"]
     return []
 

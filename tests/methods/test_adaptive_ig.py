@@ -201,6 +201,11 @@ def test_equal_end_values_leave_the_gap_undefined_and_the_map_converges_alone():
     assert "raise n_steps (--set integrated_gradients.n_steps=N)" in gap_warnings(spent, "integrated_gradients")[0]
     (in_bf16,) = gap_warnings(spent, "integrated_gradients", "bf16")  # more steps do not remove rounding
     assert "run in fp32 (--precision fp32): in bf16 rounding reads as roughness" in in_bf16 and "n_steps" not in in_bf16
+    met = {**stalled, "converged": True, "tol": 0.5}  # converged within a tolerance set over 5%: more steps or not
+    assert gap_warnings(met, "integrated_gradients") == [
+        "completeness gap 30.0% > 5%; lower tol (--set integrated_gradients.tol=0.01; this run's: 0.5) for a "
+        "faithful map"]
+    assert "raise n_steps" in gap_warnings({**met, "tol": 0.01}, "integrated_gradients")[0]  # (not its tolerance)
 
 
 class _ScaleFree(torch.nn.Module):
