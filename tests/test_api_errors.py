@@ -101,6 +101,19 @@ def test_bad_run_options(setup, kwargs, match):
         attrib.attribute(model, x, "smoothgrad", **kwargs)
 
 
+@pytest.mark.parametrize("kwargs,match", [
+    ({"n_samples": 1}, r"n_samples must be >= 2 for a variance \(one draw's is 0\), got 1"),
+    ({"noise_frac": 0.0}, r"noise_frac must be > 0 for a variance \(without noise every draw is the same gradient\)"),
+    ({"n_samples": 0}, "n_samples must be a positive integer, got 0"),
+])
+def test_vargrad_refuses_options_that_make_its_map_zero(setup, kwargs, match):
+    model, x = setup
+    with pytest.raises(ValueError, match=match):
+        attrib.attribute(model, x, "vargrad", **kwargs)
+    if kwargs.get("n_samples", 1) >= 1:
+        attrib.attribute(model, x, "smoothgrad", **kwargs)  # SmoothGrad takes one draw, or no noise (the gradient)
+
+
 @pytest.mark.parametrize("inputs,match", [
     ([1.0, 2.0], "inputs must be a torch.Tensor"),
     (torch.zeros(0, 3, 12, 12), "non-empty batch"),

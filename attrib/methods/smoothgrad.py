@@ -36,6 +36,22 @@ class SmoothGradConfig:
             raise ValueError(f"noise_frac must be >= 0, got {self.noise_frac!r}")
 
 
+@dataclass(frozen=True)
+class VarGradConfig(SmoothGradConfig):
+    """Attributes:
+        n_samples: noisy copies per input, at least 2 (a variance of one draw is 0).
+        noise_frac: noise standard deviation as a fraction of each input's own value range (max - min); > 0
+            (without noise every draw is the same gradient).
+    """
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.n_samples < 2:
+            raise ValueError(f"n_samples must be >= 2 for a variance (one draw's is 0), got {self.n_samples}")
+        if self.noise_frac == 0:
+            raise ValueError("noise_frac must be > 0 for a variance (without noise every draw is the same gradient)")
+
+
 def noisy_gradient_sums(ctx: Context, config: SmoothGradConfig) -> tuple[torch.Tensor, torch.Tensor]:
     """Means over samples of g and of g^2."""
     x = ctx.inputs
@@ -70,7 +86,8 @@ def smoothgrad_squared(ctx: Context, config: SmoothGradConfig) -> MethodOutput:
     return MethodOutput(noisy_gradient_sums(ctx, config)[1])
 
 
-@register_method("vargrad", signed=False, summary="variance of the gradient over noisy copies", **_COMMON)
-def vargrad(ctx: Context, config: SmoothGradConfig) -> MethodOutput:
+@register_method("vargrad", signed=False, summary="variance of the gradient over noisy copies",
+                 **{**_COMMON, "config": VarGradConfig})
+def vargrad(ctx: Context, config: VarGradConfig) -> MethodOutput:
     mean, mean_sq = noisy_gradient_sums(ctx, config)
     return MethodOutput((mean_sq - mean * mean).clamp_min(0))
