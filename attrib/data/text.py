@@ -295,7 +295,8 @@ def _check_columns(where: str, names: list | None, columns: Columns) -> None:
     """One line when no text column is given, or a given column is not among the table's ``names`` (None:
     unknown, as for a table without readable rows)."""
     if columns.text is None:
-        raise TextInputError(f"{where}: say which column holds the text with --column")
+        among = f" (columns: {', '.join(map(str, names))})" if names else ""
+        raise TextInputError(f"{where}: say which column holds the text with --column{among}")
     named = (("", columns.text), ("label ", columns.label), ("pair ", columns.pair))
     for kind, column in named:
         if names is not None and column is not None and column not in names:

@@ -53,8 +53,11 @@ def test_read_texts_from_lines_csv_and_jsonl(tmp_path):
     assert read_texts([], str(tmp_path / "c.jsonl"), "text", "y")[0].label == "1"
     with pytest.raises(TextInputError, match="no column 'text'; columns: sentence, label"):
         read_texts([], str(tmp_path / "b.csv"), "text")
-    with pytest.raises(TextInputError, match="--column"):
+    with pytest.raises(TextInputError, match=r"say which column holds the text with --column \(columns: sentence, "
+                                             r"label\)$"):
         read_texts([], str(tmp_path / "b.csv"))
+    with pytest.raises(TextInputError, match=r"say which column holds the text with --column \(columns: text, y\)$"):
+        read_texts([], str(tmp_path / "c.jsonl"))
     with pytest.raises(TextInputError, match="file not found"):
         read_texts([], str(tmp_path / "nope.txt"))
 
@@ -228,7 +231,8 @@ def test_parquet_files_as_hugging_face_datasets_ship_them(tmp_path):
         ("validation-00000-of-00001.parquet[1]", "", "0"), ("validation-00000-of-00001.parquet[2]", "dull", "0")]
     with pytest.raises(TextInputError, match=r"parquet: no label column 'gold'; columns: idx, sentence, label$"):
         read_texts([], str(path), "sentence", "gold")
-    with pytest.raises(TextInputError, match=r"parquet: say which column holds the text with --column$"):
+    with pytest.raises(TextInputError, match=r"parquet: say which column holds the text with --column \(columns: "
+                                             r"idx, sentence, label\)$"):
         read_texts([], str(path))
     (tmp_path / "broken.parquet").write_bytes(b"PAR1\x15\x04")
     with pytest.raises(TextInputError, match=r"broken.parquet: not a readable Parquet file \("):
