@@ -78,6 +78,11 @@ def check_folder(name: str) -> None:
                          "config.json)")
 
 
+def home_expanded(name: str) -> str:
+    """``name`` with a leading ~ made the home folder (a quoted ~/models/x; no hub id starts with ~)."""
+    return str(Path(name).expanduser()) if name.startswith("~") else name
+
+
 def looks_like_path(name: str) -> bool:
     """Whether ``name`` can only be a path: it starts with /, ./, ../ or ~, holds a backslash or more than one
     slash, or ends with one."""
@@ -92,6 +97,7 @@ def load_hf(name: str, *, trust_remote_code: bool = False, weights: object = Non
 
     from attrib.models.timm_models import load_timm_folder, timm_repo
 
+    name = home_expanded(name)
     folder = timm_repo(name, pretrained and weights is None)
     if folder is not None:
         return load_timm_folder(folder, weights=weights, pretrained=pretrained,

@@ -26,7 +26,7 @@ from attrib.data.text import TextInput, Word, replace_word
 from attrib.errors import first_line
 from attrib.models.base import ModelError, check_finite
 from attrib.models.checkpoint import folder_weights
-from attrib.models.hf_models import check_folder, from_pretrained_checked, multi_label, wrong_kind
+from attrib.models.hf_models import check_folder, from_pretrained_checked, home_expanded, multi_label, wrong_kind
 from attrib.targets import SCORE_KINDS, ClassLogit, ClassProb, read_scores, score_kind
 
 DEFAULT_LM = "bert-base-uncased"
@@ -41,7 +41,7 @@ def _load(kind: str, spec: str, trust_remote_code: bool):
     """(model, tokenizer) from a hub id or a local folder; one-line ModelError when that cannot work."""
     import transformers
 
-    name = (spec[3:] if spec.startswith("hf:") else spec).strip()
+    name = home_expanded((spec[3:] if spec.startswith("hf:") else spec).strip())
     if not name:
         raise ModelError(f"{spec!r} names no model: give {TASKS[kind]} as a Hugging Face hub id or a local folder "
                          "saved with save_pretrained")

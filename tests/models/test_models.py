@@ -345,7 +345,7 @@ def test_unknown_specs():
         load_model("sample:nope")
 
 
-def test_a_folder_or_file_that_is_no_model_says_what_it_is(tmp_path):
+def test_a_folder_or_file_that_is_no_model_says_what_it_is(tmp_path, monkeypatch):
     from attrib.models.text_models import load_masked_lm, load_text_classifier
 
     (tmp_path / "notes.txt").write_text("x")  # a folder of something else: not a hub id, not a saved model
@@ -359,6 +359,10 @@ def test_a_folder_or_file_that_is_no_model_says_what_it_is(tmp_path):
                                                  r"a local folder saved with save_pretrained or a hub id, NAME or "
                                                  r"ORG/NAME\)$"):
                 load(missing)
+    monkeypatch.setenv("HOME", str(tmp_path.parent))  # a quoted ~/...: the folder under the home folder
+    for load in (lambda name: load_model(f"hf:{name}"), load_text_classifier, load_masked_lm):
+        with pytest.raises(ModelError, match=rf"^{tmp_path} is a folder but not a Hugging Face model saved with "):
+            load(f"~/{tmp_path.name}")
     torch.save({"w": torch.zeros(1)}, tmp_path / "tuned.pt")
     with pytest.raises(ModelError, match=r"is a file; a state dict needs its architecture: --model timm:NAME \(or "
                                          r"torchvision:NAME, or your code's FILE.py:NAME\) --weights .*tuned\.pt"):
