@@ -43,7 +43,7 @@ print(torch.cuda.get_device_name(0), 'torch', torch.__version__, 'cuDNN', torch.
       'timm', timm.__version__, 'transformers', transformers.__version__)" || exit 2
 step 150 "$PY" -m pytest -q -m gpu -p no:cacheprovider -rfE
 step 240 "$PY" bench/gpu.py --reps 1 --models resnet50,efficientnet_lite0
-step 80 "$PY" bench/gpu_shapes.py --models efficientnet_lite0
+step 120 "$PY" bench/gpu_shapes.py --models efficientnet_lite0
 step 90 "$PY" bench/scale.py --device cuda --method integrated_gradients --sizes 40,120 --ig-sizes "" --no-images
 [ "${GPU_VIT:-1}" = 1 ] && step 200 "$PY" bench/gpu.py --reps 1 --models vit_base_patch16_224 --precisions bf16
 [ "${RAY_BENCH:-0}" = 1 ] && step 600 "$PY" bench/ray_diffroar.py
