@@ -182,19 +182,30 @@ EXAMPLES = {"timm": "timm:resnet50", "torchvision": "torchvision:resnet50", "tv"
             "hf": "hf:google/vit-base-patch16-224", "sample": "sample:blockdigits-standard"}
 
 
+def claimed_by(spec: str) -> str | None:
+    """The prefix of the loader that loads ``spec`` (``default`` for the embedded model), or None where none does."""
+    spec = spec.strip() or DEFAULT
+    if spec == DEFAULT and DEFAULT in LOADERS:
+        return DEFAULT
+    prefix, sep, _ = spec.partition(":")
+    if sep and prefix in LOADERS:
+        return prefix
+    return next((e.prefix for e in LOADERS.values() if e.matches is not None and e.matches(spec)), None)
+
+
 def _load(spec: str | None, **options: Any) -> Model:
     spec = str(spec if spec is not None else "").strip() or DEFAULT  # a local folder may come as a Path
-    if spec == DEFAULT and DEFAULT in LOADERS:
+    claimer = claimed_by(spec)
+    if claimer == DEFAULT:
         return LOADERS[DEFAULT].loader("", **options)
     prefix, sep, rest = spec.partition(":")
-    if sep and prefix in LOADERS:
+    if sep and prefix == claimer:
         if not rest.strip():
             raise ModelError(f"--model {spec!r} names no model: give one after the prefix, e.g. "
                              f"{EXAMPLES.get(prefix, prefix + ':NAME')} (see `attrib models`)")
         return LOADERS[prefix].loader(rest.strip(), **options)
-    for entry in LOADERS.values():
-        if entry.matches is not None and entry.matches(spec):
-            return entry.loader(spec, **options)
+    if claimer is not None:
+        return LOADERS[claimer].loader(spec, **options)
     if Path(spec).is_file():
         raise ModelError(_a_file(Path(spec)))
     raise ModelError(f"unknown model spec {spec!r}: use 'timm:NAME', 'torchvision:NAME', 'hf:ORG/NAME', a local "

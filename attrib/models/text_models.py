@@ -27,6 +27,7 @@ from attrib.errors import first_line
 from attrib.models.base import ModelError, check_finite
 from attrib.models.checkpoint import folder_weights
 from attrib.models.hf_models import check_folder, from_pretrained_checked, home_expanded, multi_label, wrong_kind
+from attrib.models.registry import claimed_by
 from attrib.targets import SCORE_KINDS, ClassLogit, ClassProb, read_scores, score_kind
 
 DEFAULT_LM = "bert-base-uncased"
@@ -34,6 +35,8 @@ TASKS = {"AutoModelForSequenceClassification": "a sequence classifier",
          "AutoModelForMaskedLM": "a masked language model"}
 HINTS = {"AutoModelForSequenceClassification": "an image classifier? explain it with `attrib explain`",
          "AutoModelForMaskedLM": "--lm takes a masked language model such as bert-base-uncased"}
+IMAGE_MODELS = {"default": "the built-in image model", "timm": "a timm model", "sample": "a sample image model",
+                "torchvision": "a torchvision model", "tv": "a torchvision model", "py": "your code's image model"}
 _SPECIAL = re.compile(r"^(\[.*\]|<.*>)$")
 
 
@@ -45,9 +48,9 @@ def _load(kind: str, spec: str, trust_remote_code: bool):
     if not name:
         raise ModelError(f"{spec!r} names no model: give {TASKS[kind]} as a Hugging Face hub id or a local folder "
                          "saved with save_pretrained")
-    prefix = spec.partition(":")[0]
-    if prefix in ("timm", "sample") and not Path(spec).exists():
-        raise ModelError(f"{spec!r} names a {prefix} model (for `attrib explain`, `sanity` or `diffroar`), not "
+    image_model = None if Path(name).exists() else IMAGE_MODELS.get(claimed_by(spec), None)
+    if image_model:
+        raise ModelError(f"{spec!r} names {image_model} (for `attrib explain`, `sanity` or `diffroar`), not "
                          f"{TASKS[kind]}: give a Hugging Face hub id or a local save_pretrained folder")
     auto = getattr(transformers, kind)
     check_folder(name)

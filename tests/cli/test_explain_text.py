@@ -253,7 +253,10 @@ def test_usage_errors_are_one_line(run_cli, text_models, tmp_path):
              (["hi", "-M", text_models["clf"], "-m", "ig", "--set", "baseline=blur"],  # each text failed alone
               "(the blur baseline blurs images); text embeddings (tokens, dim) are not"),
              (["hi", "-M", text_models["clf"], "--lm", "sample:synthetic-standard"],
-              "names a sample model (for `attrib explain`, `sanity` or `diffroar`), not a masked language model"),
+              "names a sample image model (for `attrib explain`, `sanity` or `diffroar`), not a masked language model"),
+             (["hi", "-M", "default", "-m", "unk"], "'default' names the built-in image model (for `attrib explain`"),
+             (["hi", "-M", "tv:resnet18", "-m", "unk"], "'tv:resnet18' names a torchvision model"),
+             (["hi", "-M", "nets.py:Net", "-m", "unk"], "'nets.py:Net' names your code's image model"),
              (["hi", "-M", text_models["clf"], "-m", "unk", "--address", "127.0.0.1:1"],
               "--address, CPU and GPU shares and worker counts apply to --executor ray only"),
              (["hi", "-M", text_models["clf"], "-m", "unk", "--executor", "ray", "--device", "cuda"],
