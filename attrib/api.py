@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 
 from attrib.engine import Engine, has_tensors, is_oom
@@ -63,8 +64,8 @@ def attribute(model: torch.nn.Module | Callable[[torch.Tensor], torch.Tensor], i
 
     Args:
         model: a ``torch.nn.Module`` (put it in eval mode) or any callable mapping (B, ...) to (B, C) scores.
-        inputs: a (B, ...) float tensor, in the model's input space (already normalised); cast to the dtype of
-            the model's parameters.
+        inputs: a (B, ...) float tensor (or numpy array), in the model's input space (already normalised); cast
+            to the dtype of the model's parameters.
         method: a name or alias from ``attrib.METHODS``.
         target: None (the predicted class), a class index, one index per input (a list, or an integer
             tensor or numpy array), or a callable mapping the outputs (rows, C) to (rows,) scalars.
@@ -189,8 +190,11 @@ def _keys(keys: Sequence[int] | None, n: int) -> torch.Tensor:
 
 
 def _check_inputs(inputs: Any) -> torch.Tensor:
+    if isinstance(inputs, np.ndarray):
+        inputs = torch.tensor(inputs)  # a copy: the array may be read-only
     if not isinstance(inputs, torch.Tensor):
-        raise TypeError(f"inputs must be a torch.Tensor of shape (B, ...), got {type(inputs).__name__}")
+        raise TypeError(f"inputs must be a torch.Tensor or numpy array of shape (B, ...), got "
+                        f"{type(inputs).__name__}")
     if inputs.ndim < 1 or len(inputs) == 0:
         raise ValueError(f"inputs must have a non-empty batch dimension, got shape {tuple(inputs.shape)}")
     if not inputs.is_floating_point():

@@ -115,7 +115,8 @@ def test_vargrad_refuses_options_that_make_its_map_zero(setup, kwargs, match):
 
 
 @pytest.mark.parametrize("inputs,match", [
-    ([1.0, 2.0], "inputs must be a torch.Tensor"),
+    ([1.0, 2.0], "inputs must be a torch.Tensor or numpy array"),
+    (np.zeros((2, 3, 12, 12), dtype=np.int64), "floating point"),
     (torch.zeros(0, 3, 12, 12), "non-empty batch"),
     (torch.zeros(2, 3, 12, 12, dtype=torch.long), "floating point"),
     (torch.full((1, 3, 12, 12), float("nan")), "NaN"),
@@ -124,6 +125,17 @@ def test_bad_inputs(setup, inputs, match):
     model, _ = setup
     with pytest.raises((TypeError, ValueError), match=match):
         attrib.attribute(model, inputs, "gradient")
+
+
+def test_numpy_inputs_are_the_same_inputs(setup):
+    """A numpy array (read-only too, as np.load's memory maps are) is explained as the tensor it holds."""
+    model, x = setup
+    array = x.numpy().astype(np.float64)
+    array.flags.writeable = False
+    got = attrib.attribute(model, array, "ig", seed=0, rule="gausslegendre", n_steps=8)
+    expected = attrib.attribute(model, x, "ig", seed=0, rule="gausslegendre", n_steps=8)
+    assert torch.equal(got.values, expected.values)
+    assert torch.equal(attrib.predict(model, array), attrib.predict(model, x))
 
 
 @pytest.mark.parametrize("model_dtype,input_dtype", [(torch.float32, torch.float64), (torch.float64, torch.float32)])
