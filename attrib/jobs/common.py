@@ -6,6 +6,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import math
+import os
 import platform
 import time
 import traceback
@@ -50,13 +51,21 @@ class Events:
 
 class ListFields:
     """A job's Options: one value given where a list is expected (``methods="ig"``, ``inputs="cat.jpg"``) is
-    that one-element list, as on the command line, never the string's characters."""
+    that one-element list, as on the command line, never the string's characters; a path (``pathlib.Path``) given
+    where a string is expected, alone or in a list, is its string."""
 
     def __post_init__(self) -> None:
         for option in dataclasses.fields(self):
-            value = getattr(self, option.name)
-            if "list[" in str(option.type) and isinstance(value, str | int | float) and not isinstance(value, bool):
-                setattr(self, option.name, [value])
+            value, kind = getattr(self, option.name), str(option.type)
+            if "list[" in kind and isinstance(value, str | int | float | os.PathLike) and not isinstance(value, bool):
+                value = [value]
+            if "str" in kind:
+                value = [_text(v) for v in value] if isinstance(value, list | tuple) else _text(value)
+            setattr(self, option.name, value)
+
+
+def _text(value: Any) -> Any:
+    return os.fspath(value) if isinstance(value, os.PathLike) else value
 
 
 class Accuracy:

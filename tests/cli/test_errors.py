@@ -122,6 +122,21 @@ def test_one_value_where_options_take_a_list_is_a_list_of_one(tmp_path):
     assert record["summary"]["done"] == 1 and [m["method"] for m in record["methods"]] == ["gradient"]
 
 
+def test_paths_where_options_take_strings_are_their_strings(images, tmp_path):
+    """inputs=[Path(...)] failed deep inside ("'PosixPath' object has no attribute 'startswith'"), as did one Path."""
+    from attrib.jobs import explain, explain_text
+    from attrib.runs import RunStore
+
+    one, two = images / "im0.png", images / "im1.png"
+    assert explain.Options(inputs=one).inputs == [str(one)]
+    assert explain.Options(inputs=(one, str(two)), labels=one).inputs == [str(one), str(two)]
+    assert explain.Options(labels=one).labels == str(one) and explain.Options().labels is None
+    assert explain_text.Options(file=tmp_path / "t.txt").file == str(tmp_path / "t.txt")
+    record = explain.run(explain.Options(inputs=[one, two], model="timm:test_resnet", pretrained=False,
+                                         methods="gradient"), RunStore(tmp_path / "run"))
+    assert record["summary"]["done"] == 2
+
+
 def test_verbose_shows_the_traceback(run_cli, picky, bright_and_dark, tmp_path):
     result = run_cli("explain", bright_and_dark, "-M", picky, "-m", "gradient", "--out", tmp_path / "o", "-v")
     assert result.exit_code == 1 and "Traceback" in result.output and "picky model refuses" in result.output
