@@ -136,6 +136,11 @@ def test_numpy_inputs_are_the_same_inputs(setup):
     expected = attrib.attribute(model, x, "ig", seed=0, rule="gausslegendre", n_steps=8)
     assert torch.equal(got.values, expected.values)
     assert torch.equal(attrib.predict(model, array), attrib.predict(model, x))
+    refs = torch.rand(3, *x.shape[1:])  # so are tensor-valued options: EG's background, IG's baseline
+    for method, option in (("eg", "background"), ("ig", "baseline")):
+        got, expected = (attrib.attribute(model, x, method, seed=0, **{option: value}).values
+                         for value in (refs[:1].numpy(), refs[:1]))
+        assert torch.equal(got, expected)
 
 
 @pytest.mark.parametrize("model_dtype,input_dtype", [(torch.float32, torch.float64), (torch.float64, torch.float32)])

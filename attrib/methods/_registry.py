@@ -16,12 +16,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import torch
 
 from attrib.errors import UsageError
 
 if TYPE_CHECKING:
-    import torch
-
     from attrib.engine import Engine
     from attrib.targets import Target
 
@@ -147,8 +146,7 @@ class MethodSpec:
         if unknown:
             raise UsageError(f"unknown option(s) {', '.join(unknown)} for method {self.name!r}; "
                              f"valid options: {', '.join(valid) or '(none)'}")
-        overrides = {name: value.item() if isinstance(value, np.generic) else value  # numpy scalars: plain
-                     for name, value in overrides.items()}
+        overrides = {name: _plain(value) for name, value in overrides.items()}
         types = self._types()
         for name, value in overrides.items():
             _check_type(self.name, name, value, types[name])
@@ -158,6 +156,13 @@ class MethodSpec:
             raise
         except (ValueError, TypeError) as error:
             raise UsageError(f"{self.name}: {error}") from None
+
+
+def _plain(value: Any) -> Any:
+    """A numpy scalar as the plain number it holds; a numpy array (a baseline, a background) as a tensor."""
+    if isinstance(value, np.generic):
+        return value.item()
+    return torch.tensor(value) if isinstance(value, np.ndarray) else value
 
 
 def _check_type(method: str, name: str, value: Any, annotation: str) -> None:
