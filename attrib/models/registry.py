@@ -66,9 +66,10 @@ def load_model(spec: str | Path | None = None, *, weights: str | Path | None = N
     naming its classes (see :func:`read_labels`); ``preprocess``: ``KEY=VALUE`` changes to how it reads pictures
     (see :func:`attrib.models.preprocess.overridden`); ``pictures`` False: none will be read through its
     preprocessing (a data set of tensors), so what the loader assumed of it goes unsaid."""
+    preprocess = (preprocess,) if isinstance(preprocess, str) else tuple(preprocess)  # one change, not its letters
     with seeded_weights(not pretrained and weights is None):
         model = _load(spec, weights=weights, pretrained=pretrained, trust_remote_code=trust_remote_code,
-                      preprocess=tuple(preprocess))
+                      preprocess=preprocess)
     if model.assumed and pictures and not preprocess:
         warnings.warn(model.assumed, stacklevel=2)
     check_finite(model.module, f"{model.name} with weights {weights}" if weights else model.name)

@@ -463,6 +463,13 @@ def test_weights_saved_through_a_training_wrapper_load(tmp_path, prefix):
         assert torch.equal(model.module.state_dict()[key], value)
 
 
+def test_one_preprocess_change_is_one_change():
+    """preprocess="size=128" was read letter by letter ("--preprocess 's': expected KEY=VALUE")."""
+    one = load_model("timm:test_resnet", pretrained=False, preprocess="size=128").preprocess
+    assert one == load_model("timm:test_resnet", pretrained=False, preprocess=["size=128"]).preprocess
+    assert one.size == (128, 128)
+
+
 def test_preprocess_settings_silence_what_attrib_would_assume(tmp_path, tiny_vit_folder):
     """A folder without its processor is read as attrib assumes, and said; once --preprocess says how, nothing is
     assumed and nothing said."""
