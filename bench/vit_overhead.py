@@ -56,6 +56,59 @@ def nchw(fn):
     return run
 
 
+def bare_loop(model, x, targets, cast, params_frozen: bool = True) -> torch.Tensor:
+    """IG-STEPS by hand: chunks of path points through forward, input-only autograd.grad and index_add_."""
+    for p in model.parameters():
+        p.requires_grad_(not params_frozen)
+    nodes = torch.linspace(0.01, 0.99, STEPS, device=DEV)
+    total, flat = torch.zeros_like(x), torch.arange(len(x) * STEPS, device=DEV)
+    for start in range(0, len(flat), CHUNK):
+        b, r = flat[start:start + CHUNK] // STEPS, flat[start:start + CHUNK] % STEPS
+        points = (x[b] * nodes[r].view(-1, 1, 1, 1)).requires_grad_(True)
+        with cast:
+            score = model(points).float().gather(1, targets[b][:, None]).sum()
+        (grad,) = torch.autograd.grad(score, points)
+        total.index_add_(0, b, grad * x[b])
+    return total
+
+
+def candidates(model, x, targets) -> dict:
+    """What is timed, by label."""
+    cast = torch.autocast(DEV.split(":")[0], dtype=torch.bfloat16, enabled=PREC == "bf16")
+
+    def attrib_run(chunk=None):
+        return attrib.attribute(model, x, "ig", target=targets.tolist(), n_steps=STEPS, rule="gausslegendre",
+                                device=DEV, precision=PREC, chunk_size=chunk)
+
+    def bare(frozen=True):
+        return bare_loop(model, x, targets, cast, frozen)
+
+    def bare_and_ends():
+        bare()
+        with torch.inference_mode(), cast:
+            model(x), model(torch.zeros_like(x))
+
+    return {"attrib auto": attrib_run, f"attrib chunk {CHUNK}": lambda: attrib_run(CHUNK),
+            "bare loop, frozen params": bare, "bare loop, params require grad": lambda: bare(False),
+            "attrib NCHW": nchw(lambda: attrib_run(CHUNK)), "attrib again": lambda: attrib_run(CHUNK),
+            "bare again": bare, "bare + F(x), F(baseline)": bare_and_ends}
+
+
+def profile(runs: dict) -> None:
+    """torch.profiler's tables of attrib's call and the bare loop's, by self time on the device."""
+    activities = [torch.profiler.ProfilerActivity.CPU] + (
+        [torch.profiler.ProfilerActivity.CUDA] if DEV.startswith("cuda") else [])
+    key = "self_cuda_time_total" if DEV.startswith("cuda") else "self_cpu_time_total"
+    for label in (f"attrib chunk {CHUNK}", "bare loop, params require grad"):
+        runs[label]()
+        sync()
+        with torch.profiler.profile(activities=activities) as prof:
+            runs[label]()
+            sync()
+        print(f"## profile: {label}")
+        print(prof.key_averages().table(sort_by=key, row_limit=18, max_name_column_width=60))
+
+
 def main() -> None:
     import timm
 
@@ -64,58 +117,15 @@ def main() -> None:
     print(NAME, PREC, DEV, torch.__version__, "fused attention:",
           any(getattr(m, "fused_attn", False) for m in model.modules()))
     x = torch.randn(B, 3, 224, 224, device=DEV)
-    targets = torch.randint(0, 1000, (B,)).tolist()
-    nodes = torch.linspace(0.01, 0.99, STEPS, device=DEV)
-    cast = torch.autocast(DEV.split(":")[0], dtype=torch.bfloat16, enabled=PREC == "bf16")
-    tgt = torch.tensor(targets, device=DEV)
-
-    def attrib_run(chunk=None):
-        return attrib.attribute(model, x, "ig", target=targets, n_steps=STEPS, rule="gausslegendre", device=DEV,
-                                precision=PREC, chunk_size=chunk)
-
-    def bare(params_frozen: bool = True):
-        for p in model.parameters():
-            p.requires_grad_(not params_frozen)
-        total = torch.zeros_like(x)
-        flat = torch.arange(B * STEPS, device=DEV)
-        for start in range(0, len(flat), CHUNK):
-            b, r = flat[start:start + CHUNK] // STEPS, flat[start:start + CHUNK] % STEPS
-            points = (x[b] * nodes[r].view(-1, 1, 1, 1)).requires_grad_(True)
-            with cast:
-                score = model(points).float().gather(1, tgt[b][:, None]).sum()
-            (grad,) = torch.autograd.grad(score, points)
-            total.index_add_(0, b, grad * x[b])
-        return total
-
-    rows = B * STEPS
+    targets = torch.randint(0, 1000, (B,), device=DEV)
     with Engine(model, device=DEV, precision=PREC) as engine:
         print("auto chunk:", engine.chunk_rows(x[:1]), "channels_last:", engine.channels_last)
-    def bare_and_ends():
-        bare()
-        with torch.inference_mode(), cast:
-            model(x), model(torch.zeros_like(x))
-
-    for label, fn in (("attrib auto", attrib_run), (f"attrib chunk {CHUNK}", lambda: attrib_run(CHUNK)),
-                      ("bare loop, frozen params", bare), ("bare loop, params require grad", lambda: bare(False)),
-                      ("attrib NCHW", nchw(lambda: attrib_run(CHUNK))),
-                      ("attrib again", lambda: attrib_run(CHUNK)), ("bare again", bare),
-                      ("bare + F(x), F(baseline)", bare_and_ends)):
+    runs = candidates(model, x, targets)
+    for label, fn in runs.items():
         seconds = timed(fn, REPS)
-        print(f"{label:34s} {seconds:7.3f} s  {B / seconds:7.1f} images/s  {seconds / rows * 1e3:.3f} ms/row")
-    for p in model.parameters():
-        p.requires_grad_(True)
-    activities = [torch.profiler.ProfilerActivity.CPU] + (
-        [torch.profiler.ProfilerActivity.CUDA] if DEV.startswith("cuda") else [])
-    key = "self_cuda_time_total" if DEV.startswith("cuda") else "self_cpu_time_total"
-    for label, fn in (() if os.environ.get("PROFILE", "0") == "0" else
-                      (("attrib", lambda: attrib_run(CHUNK)), ("bare", bare))):
-        fn()
-        sync()
-        with torch.profiler.profile(activities=activities) as prof:
-            fn()
-            sync()
-        print(f"## profile: {label}")
-        print(prof.key_averages().table(sort_by=key, row_limit=18, max_name_column_width=60))
+        print(f"{label:34s} {seconds:7.3f} s  {B / seconds:7.1f} images/s  {seconds / (B * STEPS) * 1e3:.3f} ms/row")
+    if os.environ.get("PROFILE", "0") != "0":
+        profile(runs)
 
 
 if __name__ == "__main__":
