@@ -285,6 +285,8 @@ def portable(source: ImageSource) -> ImageSource:
 
 def _check_file(path: Path) -> Path:
     if not path.exists():
+        if path.is_symlink():
+            raise InputError(f"{path}: a link to {os.readlink(path)}, which does not exist")
         raise InputError(f"{path}: file not found")
     if path.is_dir():
         raise InputError(f"{path}: is a folder")

@@ -237,13 +237,16 @@ def test_bad_inputs_are_reported_and_the_rest_runs(run_cli, images, tmp_path, mo
     big = tmp_path / "big.png"
     Image.new("RGB", (400, 400)).save(big)
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 50_000)
-    bad = [tmp_path / "missing.png", tmp_path / "empty.png", tmp_path / "notimage.jpg", tmp_path / "cut.png", big]
+    (tmp_path / "link.png").symlink_to("gone.png")
+    bad = [tmp_path / "missing.png", tmp_path / "empty.png", tmp_path / "notimage.jpg", tmp_path / "cut.png", big,
+           tmp_path / "link.png"]
     result = run_cli("explain", good, *bad, images / "im1.png", *FAST, "--out", tmp_path / "o", "--json")
     assert result.exit_code == 1
     data = parse_json(result)
     status = {e["path"]: (e["status"], e["error"]) for e in data["inputs"]}
     assert status[str(good)][0] == "ok" and status[str(images / "im1.png")][0] == "ok"
-    reasons = ["file not found", "empty file", "not an image", "truncated or corrupt", "decompression bomb"]
+    reasons = ["file not found", "empty file", "not an image", "truncated or corrupt", "decompression bomb",
+               "a link to gone.png, which does not exist"]
     for path, reason in zip(bad, reasons):
         assert status[str(path)][0] == "error" and reason in status[str(path)][1]
         assert str(path) in status[str(path)][1]
