@@ -4,7 +4,9 @@ reference sets (backgrounds)."""
 from __future__ import annotations
 
 import codecs
+import os
 import sys
+from pathlib import Path
 
 from attrib.errors import AttribError, UsageError
 
@@ -15,6 +17,18 @@ def piped_bytes(flag: str) -> bytes:
     if sys.stdin.isatty():
         raise UsageError(f"{flag} -: standard input is a terminal; pipe the input in (... | attrib ... {flag} -)")
     return sys.stdin.buffer.read()
+
+
+def not_a_file(path: Path) -> str:
+    """What to say of a path that names no regular file: a folder, something else (a pipe, a device), a link to
+    nothing and where it points, or nothing at all."""
+    if path.is_dir():
+        return f"{path}: is a folder"
+    if path.exists():
+        return f"{path}: not a regular file"
+    if path.is_symlink():
+        return f"{path}: a link to {os.readlink(path)}, which does not exist"
+    return f"{path}: file not found"
 
 
 # Byte-order marks of the UTF-16 and UTF-32 files Windows tools write (Excel's "Unicode text", PowerShell 5's

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 import time
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,8 @@ def fingerprint(source) -> dict[str, Any] | None:
         return source.stamp
     try:
         status = os.stat(source.file)
+        if not stat.S_ISREG(status.st_mode):  # a pipe's reading would wait for a writer; it fails on its own
+            return None
         return fingerprint_of(status, _bytes(source))
     except (OSError, AttribError):
         return None

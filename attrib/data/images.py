@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
+from attrib.data import not_a_file
 from attrib.errors import AttribError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".jfif",
@@ -284,12 +285,8 @@ def portable(source: ImageSource) -> ImageSource:
 
 
 def _check_file(path: Path) -> Path:
-    if not path.exists():
-        if path.is_symlink():
-            raise InputError(f"{path}: a link to {os.readlink(path)}, which does not exist")
-        raise InputError(f"{path}: file not found")
-    if path.is_dir():
-        raise InputError(f"{path}: is a folder")
+    if not path.is_file():
+        raise InputError(not_a_file(path))
     if path.stat().st_size == 0:
         raise InputError(f"{path}: empty file (0 bytes)")
     return path

@@ -23,7 +23,7 @@ import unicodedata
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from attrib.data import piped_bytes, unicode_text
+from attrib.data import not_a_file, piped_bytes, unicode_text
 from attrib.errors import AttribError, counted, first_line
 
 # CJK ideographs, each a unit of its own (the ranges BERT's tokenizer splits per character): Chinese and
@@ -171,7 +171,7 @@ class TextFile:
             return cls("stdin", "stdin", kind, text)
         path = Path(file)
         if not path.is_file():
-            raise TextInputError(f"{file}: file not found")
+            raise TextInputError(not_a_file(path))
         suffix, data = path.suffix.lower(), None
         if suffix in COMPRESSED:
             data, suffix = _decompressed(path, suffix), Path(path.stem).suffix.lower()
@@ -312,7 +312,7 @@ def _parquet_items(path: Path, columns: Columns) -> list[TextItem]:
         raise TextInputError(f"{path}: reading Parquet needs pyarrow: pip install 'attrib[parquet]' (or convert "
                              "it to CSV or JSONL)") from None
     if not path.is_file():
-        raise TextInputError(f"{path}: file not found")
+        raise TextInputError(not_a_file(path))
     try:
         table = pq.ParquetFile(path)
         _check_columns(str(path), table.schema_arrow.names, columns)

@@ -254,6 +254,35 @@ def test_bad_inputs_are_reported_and_the_rest_runs(run_cli, images, tmp_path, mo
     assert len(errors) == len(bad) and "Traceback" not in result.output
 
 
+def test_a_pipe_named_as_an_image_is_refused_unread(run_cli, images, tmp_path):
+    """A named pipe (mkfifo) was opened to take its fingerprint: the run waited for a writer forever."""
+    import threading
+    import time
+
+    pipe = tmp_path / "pipe.jpg"
+    os.mkfifo(pipe)
+    opened, done = [], threading.Event()
+
+    def unblock() -> None:  # a reader waiting on the pipe lets a writer in: let it through, and count it
+        while not done.is_set():
+            try:
+                os.close(os.open(pipe, os.O_WRONLY | os.O_NONBLOCK))
+                opened.append(1)
+            except OSError:  # ENXIO: nobody is reading
+                time.sleep(0.01)
+
+    writer = threading.Thread(target=unblock, daemon=True)
+    writer.start()
+    try:
+        result = run_cli("explain", pipe, images / "im0.png", "-M", "timm:test_resnet", "--no-pretrained", "-m",
+                         "gradient", "--out", tmp_path / "o")
+    finally:
+        done.set()
+        writer.join()
+    assert result.exit_code == 1 and f"error: {pipe}: not a regular file" in result.stderr
+    assert "1 explained, 1 failed" in result.stderr and not opened
+
+
 def test_the_summary_names_only_what_the_run_folder_holds(run_cli, images, tmp_path):
     (tmp_path / "empty.png").write_bytes(b"")
     failed = run_cli("explain", tmp_path / "empty.png", *FAST, "--out", tmp_path / "a")
