@@ -19,6 +19,7 @@ import functools
 import io
 import json
 import re
+import stat
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -165,11 +166,10 @@ class TextFile:
         """The file, or standard input for "-" (its kind read from its first character when ``column`` says it is
         a table: JSON with "{" or "[", else CSV)."""
         if file == "-":
-            text = unicode_text(piped_bytes("--file"), "stdin", TextInputError)
-            start = text.lstrip()[:1]
-            kind = "" if column is None else {"{": ".jsonl", "[": ".json"}.get(start, ".csv")
-            return cls("stdin", "stdin", kind, text)
+            return cls._piped("stdin", piped_bytes("--file"), column)
         path = Path(file)
+        if _a_pipe(path):  # a shell's process substitution: --file <(zcat reviews.gz)
+            return cls._piped(str(path), path.read_bytes(), column)
         if not path.is_file():
             raise TextInputError(not_a_file(path))
         suffix, data = path.suffix.lower(), None
@@ -186,10 +186,24 @@ class TextFile:
         data = path.read_bytes() if data is None else data
         return cls(str(path), path.name, suffix, unicode_text(data, str(path), TextInputError))
 
+    @classmethod
+    def _piped(cls, where: str, data: bytes, column: str | None) -> "TextFile":
+        """Texts that came through a pipe; a table's kind is read from its first character."""
+        text = unicode_text(data, where, TextInputError)
+        kind = "" if column is None else {"{": ".jsonl", "[": ".json"}.get(text.lstrip()[:1], ".csv")
+        return cls(where, where, kind, text)
+
     def lines(self) -> list[str]:
         """The lines, ends kept, broken at \\n, \\r and \\r\\n only, as editors and the csv module count them
         (str.splitlines also breaks at U+2028, form feeds and more, which split a JSON line or a CSV row)."""
         return io.StringIO(self.text, newline="").readlines()
+
+
+def _a_pipe(path: Path) -> bool:
+    try:
+        return stat.S_ISFIFO(path.stat().st_mode)
+    except OSError:
+        return False
 
 
 def _decompressed(path: Path, suffix: str) -> bytes:

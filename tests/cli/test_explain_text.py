@@ -1,6 +1,7 @@
 """attrib explain-text: --json schema, files and columns, per-text errors, offline hub errors, HTML."""
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -466,6 +467,34 @@ def test_texts_from_standard_input(text_models, tmp_path):
     table = run("s,l\ngreat fun,positive\n", "--column", "s", "--label-column", "l", "--out", tmp_path / "c")
     (text,) = parse_json(table)["texts"]
     assert (text["name"], text["target_from"]) == ("stdin:2", "gold label")
+
+
+def test_texts_from_a_pipe_such_as_process_substitution(run_cli, text_models, tmp_path):
+    """--file <(zcat reviews.gz) names a pipe (/dev/fd/63): it was refused as no file; a pipe with a table is
+    read as stdin's is (its kind from its first character)."""
+    import threading
+
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+
+    def write(data: str) -> threading.Thread:
+        def run() -> None:
+            with open(pipe, "w") as out:  # waits for the reader
+                out.write(data)
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        return thread
+
+    writer = write("the movie was great\na dull film\n")
+    lines = run_cli("explain-text", "--file", pipe, "-M", text_models["clf"], "-m", "unk", "--json", "--out",
+                    tmp_path / "a")
+    writer.join(timeout=10)
+    assert lines.exit_code == 0 and [t["name"] for t in parse_json(lines)["texts"]] == [f"{pipe}:1", f"{pipe}:2"]
+    writer = write('{"t": "great fun"}\n')
+    rows = run_cli("explain-text", "--file", pipe, "--column", "t", "-M", text_models["clf"], "-m", "unk", "--json",
+                   "--out", tmp_path / "b")
+    writer.join(timeout=10)
+    assert rows.exit_code == 0 and [t["text"] for t in parse_json(rows)["texts"]] == ["great fun"]
 
 
 def test_standard_input_from_a_terminal_is_refused(monkeypatch):
