@@ -123,6 +123,9 @@ def _expand_one(arg: str) -> list[ImageSource]:
     if re.match(r"^[a-z][a-z0-9+.-]*://", arg, re.I):
         return [_failing(arg, "attrib reads local files only (no downloads): save the image and give its path")]
     path = Path(arg)
+    if arg == "-" and not path.exists():
+        return [_failing(arg, "an image is not read from standard input: save it to a file, or pipe a list of "
+                              "image files to --inputs-from -")]
     if path.is_dir():
         files = image_files(path)
         if not files:

@@ -145,6 +145,10 @@ def test_expand_folders_globs_and_missing(tmp_path):
     (url,) = expand_inputs(["https://example.com/cat.jpg"])
     with pytest.raises(InputError, match="https://example.com/cat.jpg: attrib reads local files only"):
         url.load()
+    (stdin,) = expand_inputs(["-"])  # piped in: there are flags for that; a file named "-" is that file
+    with pytest.raises(InputError, match="-: an image is not read from standard input: save it to a file, or pipe "
+                                         "a list of image files to --inputs-from -"):
+        stdin.load()
     names = [s.name for s in expand_inputs([str(tmp_path / "a"), str(tmp_path / "a" / "*.png"),
                                             str(tmp_path / "nomatch*.png"), str(tmp_path / "empty")])]
     assert names == [str(tmp_path / "a/1.png"), str(tmp_path / "a/b/2.jpg"), str(tmp_path / "nomatch*.png"),
