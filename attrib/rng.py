@@ -45,10 +45,16 @@ MOREAUGRAD_STRIDE = 7919
 GENERATOR = "splitmix64-counter/1"  # recorded in every run: a run drawn by another generator is not resumed
 
 
+MAX_SEED = 2 ** 32 - 1  # as numpy's and scikit-learn's; seeds derived from it (seed x 1000 + repeat, seed + index)
+#                        then stay within torch's signed 64 bits, and no two seeds wrap onto the same draws
+
+
 def check_seed(seed: int) -> int:
-    """Validate a user seed (a non-negative int)."""
+    """Validate a user seed (an int from 0 to MAX_SEED)."""
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
         raise UsageError(f"seed must be a non-negative integer, got {seed!r}")
+    if seed > MAX_SEED:
+        raise UsageError(f"seed must be at most 2**32 - 1 ({MAX_SEED}), got {seed}")
     return int(seed)
 
 

@@ -89,6 +89,7 @@ def test_bad_ig_config(setup, config, match):
 
 @pytest.mark.parametrize("kwargs,match", [
     ({"seed": -1}, "seed must be a non-negative integer"),
+    ({"seed": 2 ** 64 + 5}, r"seed must be at most 2\*\*32 - 1 \(4294967295\), got 18446744073709551621"),  # ran as 5
     ({"precision": "fp16"}, "precision must be one of fp32, tf32, bf16"),
     ({"chunk_size": 0}, "chunk_size must be a positive integer"),
     ({"noise_frac": -0.1}, "noise_frac must be >= 0"),

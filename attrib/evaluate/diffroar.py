@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from attrib.errors import AttribError
-from attrib.rng import GENERATOR
+from attrib.rng import GENERATOR, MAX_SEED
 from attrib.evaluate.masking import apply_mask, keep_mask, mass_share
 from attrib.training import Recipe, accuracy, init_seeded, train
 
@@ -110,7 +110,8 @@ def attribute_split(module: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, m
     parts = []
     for start in range(0, len(y), ATTRIBUTION_BLOCK):
         block = slice(start, start + ATTRIBUTION_BLOCK)
-        result = attribute(module, x[block], method, y[block].tolist(), seed=seed + start, device=device, **options)
+        block_seed = (seed + start) % (MAX_SEED + 1)  # the same as seed + start below the largest seeds
+        result = attribute(module, x[block], method, y[block].tolist(), seed=block_seed, device=device, **options)
         parts.append(result.values)
         advance(len(y[block]))
     return torch.cat(parts)

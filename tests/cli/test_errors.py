@@ -82,6 +82,7 @@ def test_a_failed_input_or_text_comes_to_the_jobs_error_event_once(run_cli, brig
 @pytest.mark.parametrize("job,fields,match", [
     ("explain", {"top_k": -1}, r"top_k must be an integer >= 1, got -1"),  # was torch's "selected index k out of range"
     ("explain", {"seed": -3}, r"seed must be a non-negative integer, got -3"),  # was every input failing
+    ("sanity", {"seed": 2 ** 63}, r"seed must be at most 2\*\*32 - 1"),  # was torch's "Overflow when unpacking"
     ("explain", {"workers": 0}, r"workers must be an integer >= 1, got 0"),
     ("explain", {"precision": "fp16"}, r"precision must be one of fp32, tf32, bf16, got 'fp16'"),
     ("sanity", {"max_layers": 1}, r"max_layers must be an integer >= 2, got 1"),

@@ -125,3 +125,17 @@ def test_random_control_stays_near_zero_on_blockdigits(tmp_path):
     assert len(rows) == 5 and all(r["n_seeds"] == 3 for r in rows)
     assert max(abs(r["diffroar"]) for r in rows) < 0.06, rows
     assert torch.isclose(torch.tensor(record["null_block_share"]["random"]), torch.tensor(0.5), atol=0.01)
+
+
+def test_the_largest_seed_attributes_every_block():
+    """Blocks are seeded seed + their offset: with the largest seed that passed the seed check and failed."""
+    from attrib.evaluate.diffroar import ATTRIBUTION_BLOCK, attribute_split
+    from attrib.rng import MAX_SEED
+
+    module = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 2)).eval()
+    n = ATTRIBUTION_BLOCK + 3
+    x, y = torch.randn(n, 4), torch.randint(0, 2, (n,))
+    largest = attribute_split(module, x, y, "smoothgrad", {"n_samples": 2}, MAX_SEED, "cpu")
+    assert largest.shape == x.shape and torch.isfinite(largest).all()
+    assert torch.equal(attribute_split(module, x, y, "smoothgrad", {"n_samples": 2}, 7, "cpu"),
+                       attribute_split(module, x, y, "smoothgrad", {"n_samples": 2}, 7, "cpu"))
