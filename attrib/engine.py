@@ -150,7 +150,7 @@ class Engine:
 
     def __enter__(self) -> "Engine":
         self._restore.append(_set_tf32(self.precision == "tf32"))
-        if isinstance(self.model, torch.nn.Module) and self.model.training:
+        if isinstance(self.model, torch.nn.Module) and self.model.training and _mode_matters(self.model):
             import warnings
             warnings.warn("the model is in training mode; call model.eval() so that batch statistics and "
                           "dropout do not change attributions", stacklevel=3)
@@ -478,6 +478,23 @@ def _storages(model: Any) -> set[int]:
         return set()
     tensors = [*model.parameters(), *model.buffers()]
     return {t.untyped_storage().data_ptr() for t in tensors}
+
+
+def _mode_matters(model: torch.nn.Module) -> bool:
+    """Whether training mode may change the model's outputs: it holds BatchNorm, InstanceNorm with running
+    statistics, dropout (a layer, or attention or recurrent layers dropping out) or RReLU, or code of its own,
+    which may read ``self.training``; a model of torch's other layers computes the same in either mode."""
+    nn = torch.nn
+    for module in model.modules():
+        if isinstance(module, (nn.modules.batchnorm._BatchNorm, nn.modules.dropout._DropoutNd, nn.RReLU)):
+            return True
+        if isinstance(module, nn.modules.instancenorm._InstanceNorm) and module.track_running_stats:
+            return True
+        if isinstance(module, (nn.MultiheadAttention, nn.RNNBase)) and module.dropout > 0:
+            return True
+        if not type(module).__module__.startswith("torch.nn."):
+            return True
+    return False
 
 
 def _weakrefable(obj: Any) -> bool:

@@ -1,5 +1,8 @@
 """The engine: chunking, out-of-memory back-off, model preparation and restoration, targets."""
 
+import contextlib
+import warnings
+
 import pytest
 import torch
 from torch import nn
@@ -52,9 +55,29 @@ def test_model_state_is_restored():
     assert net[0].weight.grad is None
 
 
-def test_training_mode_warns():
-    net = small_convnet().train()
+class _OwnCode(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.linear = torch.nn.Linear(4, 2)
+
+    def forward(self, x):
+        return self.linear(x)
+
+
+@pytest.mark.parametrize("net", [nn.Sequential(nn.Linear(4, 4), nn.Dropout(0.1), nn.Linear(4, 2)),
+                                 nn.Sequential(nn.Linear(4, 4), nn.BatchNorm1d(4), nn.Linear(4, 2)),
+                                 nn.Sequential(nn.LSTM(4, 4, 2, dropout=0.1)), _OwnCode()],
+                         ids=["dropout", "batchnorm", "lstm-dropout", "own-code"])
+def test_training_mode_warns_where_it_may_change_the_outputs(net):
     with pytest.warns(UserWarning, match="training mode"):
+        with contextlib.suppress(TypeError, ValueError):  # an LSTM's tuple, BatchNorm on one row: warned first
+            attrib.attribute(net.train(), torch.randn(2, 4), "gradient")
+
+
+def test_training_mode_of_layers_that_ignore_it_is_not_warned_about():
+    net = small_convnet().train()  # convolutions, smooth activations, linear: the same in either mode
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
         attrib.attribute(net, torch.randn(1, 3, 12, 12, dtype=torch.float64), "gradient")
 
 
