@@ -66,7 +66,7 @@ def attribute(model: torch.nn.Module | Callable[[torch.Tensor], torch.Tensor], i
         model: a ``torch.nn.Module`` (put it in eval mode) or any callable mapping (B, ...) to (B, C) scores.
         inputs: a (B, ...) float tensor (or numpy array), in the model's input space (already normalised); cast
             to the dtype of the model's parameters.
-        method: a name or alias from ``attrib.METHODS``.
+        method: a name or alias from ``attrib.METHODS`` (or its entry, ``attrib.METHODS["ig"]``).
         target: None (the predicted class), a class index, one index per input (a list, or an integer
             tensor or numpy array), or a callable mapping the outputs (rows, C) to (rows,) scalars.
         seed: seed of every random draw (noise, references, baselines); same seed, same result.

@@ -23,6 +23,13 @@ def test_unknown_method_lists_valid_names(setup):
     assert "integrated_gradients (ig)" in str(err.value) and "smoothgrad" in str(err.value)
 
 
+
+def test_a_registry_entry_names_its_method(setup):
+    model, x = setup  # it was "unknown method MethodSpec(name='integrated_gradients', fn=<function ...>, ...)"
+    by_entry = attrib.attribute(model, x, attrib.METHODS["ig"], rule="gausslegendre", n_steps=8)
+    assert by_entry.method == "integrated_gradients"
+    assert torch.equal(by_entry.values, attrib.attribute(model, x, "ig", rule="gausslegendre", n_steps=8).values)
+
 @pytest.mark.parametrize("target,match", [
     (4, r"target class 4 is out of range: the model has 4 classes \(valid indices 0..3\)"),
     (-1, "out of range"),

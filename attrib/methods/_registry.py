@@ -208,8 +208,9 @@ class Registry(Mapping):
             self._aliases.pop(key, None)
 
     def canonical(self, name: str, inputs: str | None = None) -> str:
-        """The canonical name for a name or alias; ``inputs`` restricts to methods that take that kind."""
-        key = str(name).strip().lower().replace("-", "_")
+        """The canonical name for a name, an alias or a registry entry; ``inputs`` restricts to methods that take
+        that kind."""
+        key = (name.name if isinstance(name, MethodSpec) else str(name)).strip().lower().replace("-", "_")
         if key in self._aliases and inputs and self._specs[self._aliases[key]].inputs != inputs:
             kind = self._specs[self._aliases[key]].inputs
             where = "`attrib explain-text`" if kind == TEXT else "`attrib explain` or attrib.attribute"
