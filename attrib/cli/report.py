@@ -18,7 +18,7 @@ Examples:
 
 
 @click.command(epilog=EPILOG)
-@click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
+@click.argument("run_dir", type=click.Path(exists=True))
 @click.option("--output", "-o", type=click.Path(dir_okay=False),
               help="Where to write the HTML file [default: report.html, unless only --png is asked for].")
 @click.option("--png", "png_path", type=click.Path(dir_okay=False),
@@ -27,11 +27,14 @@ Examples:
               help="Explain and explain-text runs: inputs or texts shown (0: all); the rest stay in the run folder.")
 @click.option("--quiet", "-q", is_flag=True, help="Only errors.")
 def report(run_dir: str, output: str | None, png_path: str | None, max_inputs: int, quiet: bool) -> None:
-    """Write one self-contained HTML report (and, with --png, a contact sheet) for a run folder."""
+    """Write one self-contained HTML report (and, with --png, a contact sheet) for a run folder (or its run.json)."""
     from attrib.errors import AttribError
     from attrib.report.html import write_contact_sheet, write_report
 
+    from attrib.runs import run_folder
+
     ui = UI(quiet=quiet)
+    run_dir = str(run_folder(run_dir))
     if output and Path(output).suffix.lower() in (".png", ".jpg", ".jpeg"):
         raise click.UsageError(f"-o writes the HTML report, not a picture ({output}); the contact sheet is --png FILE")
     writes = [(png_path, ("overview.png",), lambda: write_contact_sheet(run_dir, png_path))] if png_path else []

@@ -315,13 +315,21 @@ class Run(NamedTuple):
     arrays: LazyArrays
 
 
+def run_folder(path: str | Path) -> Path:
+    """The run folder that ``path`` names: the folder itself, or its run.json."""
+    path = Path(path)
+    return path.parent if path.name == RUN_JSON and path.is_file() else path
+
+
 def load_run(root: str | Path) -> Run:
-    """The record and a lazy ``(input id, method) -> array`` mapping of a run folder.
+    """The record and a lazy ``(input id, method) -> array`` mapping of a run folder (or of its run.json).
 
     Raises:
         RunError: ``root`` holds no run.json.
     """
-    store = RunStore(root)
+    store = RunStore(run_folder(root))
+    if Path(root).is_file() and store.root == Path(root):
+        raise RunError(f"{root} is a file, not an attrib run directory (give the folder that holds its {RUN_JSON})")
     if not (store.root / RUN_JSON).is_file():
         raise RunError(f"{root} is not an attrib run directory (no {RUN_JSON})")
     record = store.read_record()

@@ -38,7 +38,7 @@ def report(run_cli, tmp_path):
     result = run_cli("explain", folder, *FAST, "-m", "ig", "-m", "gradient", "--out", out,
                      "--html", tmp_path / "explain.html")
     assert result.exit_code == 1  # one input is broken
-    result = run_cli("report", out, "-o", tmp_path / "report.html")
+    result = run_cli("report", out / "run.json", "-o", tmp_path / "report.html")  # the run folder, by its record
     assert result.exit_code == 0, result.output
     return tmp_path
 
@@ -110,6 +110,9 @@ def test_report_of_a_non_run_folder_is_a_usage_error(run_cli, tmp_path):
     result = run_cli("report", tmp_path, "-o", tmp_path / "r.html")
     assert result.exit_code == 2 and "not an attrib run directory" in result.output
     assert not (tmp_path / "r.html").exists()
+    (tmp_path / "notes.txt").write_text("x")
+    result = run_cli("report", tmp_path / "notes.txt", "-o", tmp_path / "r.html")  # click said "is a file"
+    assert result.exit_code == 2 and "notes.txt is a file, not an attrib run directory" in result.output
     cases = {'{"kind": "explain"': "not a readable run record", "[1, 2]": "not a run record (a JSON list",
              '{"kind": "sanity"}': "is not a complete sanity record ('dict object' has no attribute 'model')",
              '{"kind": "explain", "model": {"name": "m"}, "methods": [], "inputs": [{"status": "ok"}]}':

@@ -123,6 +123,9 @@ def test_run_store_round_trip_reads_arrays_lazily(tmp_path):
         arrays[("x", "smoothgrad")]
     with pytest.raises(RunError, match="not an attrib run directory"):
         load_run(tmp_path)
+    assert load_run(tmp_path / "r" / "run.json").record == record  # its run.json names the folder
+    with pytest.raises(RunError, match=r"x\.npz is a file, not an attrib run directory \(give the folder"):
+        load_run(next((tmp_path / "r").rglob("*.npz")))
 
 
 def test_folders_written_by_attrib_0_1_still_load(tmp_path):
