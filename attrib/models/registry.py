@@ -160,7 +160,7 @@ def _parse_labels(text: str, path: Path) -> list[str]:
     try:
         data = json.loads(text)
         if isinstance(data, dict):
-            index = {int(key): name for key, name in data.items()}
+            index = {_class_index(key): name for key, name in data.items()}
             if sorted(index) != list(range(len(index))):
                 raise ValueError("its keys are not 0..N-1")
             data = [index[i] for i in range(len(index))]
@@ -169,6 +169,13 @@ def _parse_labels(text: str, path: Path) -> list[str]:
     except (ValueError, TypeError) as error:
         raise ModelError(f"labels {path}: {first_line(error)}") from None
     return [_json_label(name) for name in data]
+
+
+def _class_index(key: str) -> int:
+    try:
+        return int(key)
+    except ValueError:
+        raise ValueError(f"its key {key!r} is not a class index (an object maps indices 0..N-1 to names)") from None
 
 
 def _json_label(item: Any) -> str:
