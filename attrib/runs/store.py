@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import re
 import threading
 import unicodedata
@@ -127,12 +128,22 @@ class RunStore:
         atomic_write_json(self.root / RUN_JSON, record)
 
     def append_input(self, entry: dict[str, Any]) -> None:
-        """Commit one input's record: a single appended line (its files must already be written)."""
-        line = json_text(entry) + "\n"
+        """Commit one input's record: a single appended line (its files must already be written). Where the line
+        cannot be written whole (a full disk, a quota), the file is cut back to its earlier lines and the OSError
+        names it."""
+        line = (json_text(entry) + "\n").encode("utf-8")
+        path = self.root / INPUTS
         with self._appending:
             self.root.mkdir(parents=True, exist_ok=True)
-            with open(self.root / INPUTS, "a", encoding="utf-8") as f:
-                f.write(line)
+            with open(path, "ab", buffering=0) as f:
+                start = f.seek(0, os.SEEK_END)
+                try:
+                    written = 0
+                    while written < len(line):
+                        written += f.write(line[written:])
+                except OSError as error:
+                    f.truncate(start)
+                    raise OSError(error.errno, error.strerror, str(path)) from error
 
     def has_inputs(self) -> bool:
         """Whether any input has been committed (without reading them)."""

@@ -37,6 +37,31 @@ def test_atomic_write_leaves_no_partial_file_on_failure(tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == ["out.json"]
 
 
+FULL_DISK = """
+import errno, os, resource, signal, sys
+from attrib.runs import RunStore
+store = RunStore(sys.argv[1])
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the write fails with EFBIG instead of killing the process
+resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv[2]), resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+try:
+    store.append_input({"name": "b", "id": "b", "note": "x" * 100})
+except OSError as error:
+    print(errno.errorcode[error.errno], error.filename)
+"""
+
+
+@pytest.mark.skipif(os.name != "posix", reason="a file size limit stands in for a full disk")
+def test_a_record_that_cannot_be_written_whole_leaves_the_earlier_ones(tmp_path):
+    store = RunStore(tmp_path / "r")
+    store.append_input({"name": "a", "id": "a"})
+    size = (tmp_path / "r" / "inputs.jsonl").stat().st_size
+    done = subprocess.run([sys.executable, "-c", FULL_DISK, str(tmp_path / "r"), str(size + 40)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.stdout.split() == ["EFBIG", str(tmp_path / "r" / "inputs.jsonl")], done.stderr  # it names the file
+    assert (tmp_path / "r" / "inputs.jsonl").stat().st_size == size  # no part of the line: nothing half-written
+    assert [e["name"] for e in store.read_inputs()] == ["a"]
+
+
 @pytest.mark.skipif(os.name != "posix", reason="tells live writers by their process id")
 def test_the_sweep_removes_a_killed_writers_temp_file_and_keeps_a_live_ones(tmp_path):
     writer = subprocess.Popen([sys.executable, "-c", _STUCK_WRITER, str(tmp_path / "result.json")])
