@@ -19,6 +19,7 @@ _LAZY = {
     "predict": "attrib.api",
     "load_run": "attrib.runs",
     "AttribError": "attrib.errors",
+    "TooLargeError": "attrib.errors",
     "Attribution": "attrib.api",
     "completeness_gap": "attrib.api",
     "METHODS": "attrib.methods",

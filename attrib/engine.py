@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from attrib.errors import first_line
+from attrib.errors import TooLargeError, first_line
 from attrib.targets import Target, as_logits
 
 Points = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, Any]]
@@ -213,7 +213,7 @@ class Engine:
                 out = self._forward(self._layout(self._pad(x[start:stop].to(self.device), size)))
             parts.append(out[:stop - start].to(_acc_dtype(x)).clone())
 
-        self._run_chunks(len(x), 4 * self._max_chunk(x[:1]), work)
+        self._run_chunks(len(x), 4 * self._max_chunk(x[:1]), work, x)
         return torch.cat(parts)
 
     def scores(self, x: torch.Tensor, target: Target, rows_input: torch.Tensor) -> torch.Tensor:
@@ -265,7 +265,7 @@ class Engine:
                 self.progress(stop - start)
 
         if total:
-            self._run_chunks(total, self._max_chunk(like), work)
+            self._run_chunks(total, self._max_chunk(like), work, like)
 
     def _grad_chunk(self, points_fn: Points, b: torch.Tensor, r: torch.Tensor, target: Target, size: int):
         points, aux = points_fn(b, r)
@@ -310,16 +310,19 @@ class Engine:
 
     # -- chunking ----------------------------------------------------------------------------------------------
 
-    def _run_chunks(self, total: int, size: int, work: Callable[[int, int, int], None]) -> None:
-        """Call ``work(start, stop, size)`` over consecutive row ranges, halving ``size`` on out-of-memory."""
+    def _run_chunks(self, total: int, size: int, work: Callable[[int, int, int], None], like: torch.Tensor) -> None:
+        """Call ``work(start, stop, size)`` over consecutive row ranges, halving ``size`` on out-of-memory; a
+        TooLargeError when one row (shaped like a row of ``like``) does not fit alone."""
         start = 0
         while start < total:
             stop = min(start + size, total)
             try:
                 work(start, stop, size)
             except Exception as error:
-                if not is_oom(error) or size == 1:
+                if not is_oom(error):
                     raise
+                if size == 1:
+                    raise self._too_large(error, like) from error
                 size = max(1, size // 2)
                 _free_cache(self.device)
                 continue
@@ -353,8 +356,24 @@ class Engine:
         cast to bf16 under autocast, 170 MB for a ViT-B) are not counted as every row's."""
         x = self._layout(one_row.detach().to(self.device))
         params = _storages(self._network(x))
-        one, two = (self._saved_bytes(self._layout(x.expand(n, *x.shape[1:]).clone()), params) for n in (1, 2))
+        try:
+            one = self._saved_bytes(x.clone(), params)
+        except Exception as error:
+            if is_oom(error):
+                raise self._too_large(error, x) from error
+            raise
+        try:
+            two = self._saved_bytes(self._layout(x.expand(2, *x.shape[1:]).clone()), params)
+        except Exception as error:
+            if not is_oom(error):
+                raise
+            _free_cache(self.device)
+            two = 2 * one  # two rows do not fit: what one saves, all of it counted as the row's
         return max(1, two - one) + x.numel() * x.element_size()
+
+    def _too_large(self, error: BaseException, like: torch.Tensor) -> TooLargeError:
+        return TooLargeError(f"out of memory on {self.device}: one input of shape {tuple(like.shape[1:])} does not "
+                             f"fit even alone{_asked(error)}; give smaller inputs, or run where there is more memory")
 
     def _saved_bytes(self, x: torch.Tensor, params: set[int]) -> int:
         """Bytes of the tensors autograd saves for a forward at x, beyond the model's own parameters."""
@@ -495,6 +514,17 @@ def _mode_matters(model: torch.nn.Module) -> bool:
         if not type(module).__module__.startswith("torch.nn."):
             return True
     return False
+
+
+def _asked(error: BaseException) -> str:
+    """' (it asked for 128 MB more)' from an allocator's message (the CPU's counts bytes, CUDA's says 2.00 GiB)."""
+    import re
+
+    found = re.search(r"tried to allocate ([\d.]+) ?(\w+)", str(error), re.I)
+    if not found:
+        return f" ({first_line(error)})"
+    amount = f"{float(found[1]) / 2**20:,.0f} MiB" if found[2] == "bytes" else f"{found[1]} {found[2]}"
+    return f" (it asked for {amount} more)"
 
 
 def _weakrefable(obj: Any) -> bool:

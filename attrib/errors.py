@@ -17,6 +17,10 @@ class UsageError(AttribError, ValueError):
     """An option, name or value the user gave that cannot work (a bad seed, target, device, method option)."""
 
 
+class TooLargeError(AttribError, MemoryError):
+    """One input does not fit in the device's memory even alone (the engine runs chunks of one row at least)."""
+
+
 def first_line(error: BaseException, limit: int = 200) -> str:
     """The first line of an exception's message without its closing full stop (its type name when empty)."""
     lines = str(error).strip().strip('"').splitlines()

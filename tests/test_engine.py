@@ -36,6 +36,17 @@ def test_out_of_memory_halves_the_chunk_and_gives_the_same_answer():
     assert max(s for s in flaky.sizes[1:] if s <= 5) == 4  # 16 -> 8 -> 4
 
 
+def test_one_row_too_large_for_memory_is_one_clear_error_and_two_rows_fall_back_to_one():
+    net, x = small_convnet(), torch.randn(2, 3, 12, 12, dtype=torch.float64)
+    with pytest.raises(attrib.TooLargeError, match=r"out of memory on cpu: one input of shape \(3, 12, 12\) does "
+                       r"not fit even alone \(it asked for 2\.00 GiB more\); give smaller inputs"):
+        attrib.attribute(FailsAboveBatch(net, limit=0).eval(), x, "gradient")  # was the allocator's own error
+    one_at_a_time = FailsAboveBatch(net, limit=1).eval()  # the chunk is sized with two rows: they do not fit
+    res = attrib.attribute(one_at_a_time, x, "ig", n_steps=6, rule="gausslegendre", target=0)
+    ref = attrib.attribute(net, x, "ig", n_steps=6, rule="gausslegendre", target=0)
+    assert torch.allclose(res.values, ref.values, atol=1e-12)
+
+
 def test_other_errors_are_not_retried():
     class Broken(torch.nn.Module):
         def forward(self, x):
