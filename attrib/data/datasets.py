@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image
 
 from attrib.errors import AttribError
 from attrib.models.preprocess import Preprocess
@@ -101,6 +102,9 @@ def load_dataset(name: str, *, seed: int = 0, classes: list[int | str] | None = 
     if image_size is not None and not key.startswith(("torchvision:", "folder:")):
         raise DatasetError(f"{name} is not a set of pictures that can be resized: --image-size applies to "
                            "torchvision:NAME and folder:PATH")
+    if image_size is not None and image_size ** 2 > Image.MAX_IMAGE_PIXELS:
+        raise DatasetError(f"--image-size {image_size}: at most {Image.MAX_IMAGE_PIXELS:,} pixels, the largest "
+                           "picture attrib reads")
     if key in ("blockdigits", "blockdigits-top"):
         classes = None if classes is None else _class_indices(classes, DIGITS, key)
         data = blockdigits(seed=seed, classes=classes, signal_top_only=key.endswith("-top"))

@@ -171,6 +171,8 @@ def _setting(preprocess: Preprocess, key: str, value: str) -> dict:
         sides = [int(side) for side in value.lower().split("x")]
         if len(sides) not in (1, 2) or min(sides) < 1:
             raise ValueError("a size in pixels, N or HxW")
+        if sides[0] * sides[-1] > Image.MAX_IMAGE_PIXELS:  # a typo (size=22400) would fill the memory at once
+            raise ValueError(f"at most {Image.MAX_IMAGE_PIXELS:,} pixels, the largest picture attrib reads")
         return {"size": (sides[0], sides[-1])}
     if key == "crop_pct":
         crop = float(value)
@@ -180,8 +182,8 @@ def _setting(preprocess: Preprocess, key: str, value: str) -> dict:
     if key in ("mean", "std"):
         values = tuple(float(v) for v in value.split(","))
         values = values * preprocess.channels if len(values) == 1 else values
-        if len(values) != preprocess.channels or (key == "std" and min(values) <= 0):
-            raise ValueError(f"one value, or one per channel ({preprocess.channels})"
+        if len(values) != preprocess.channels or not np.isfinite(values).all() or (key == "std" and min(values) <= 0):
+            raise ValueError(f"one finite number, or one per channel ({preprocess.channels})"
                              + (", each > 0" if key == "std" else ""))
         return {key: values}
     if key == "interpolation":

@@ -196,6 +196,8 @@ def test_a_folder_is_read_as_the_model_reads_pictures_and_resized_on_request(tmp
     assert load_dataset(f"folder:{tmp_path}", image_size=12).train_x.shape[1:] == (3, 12, 12)
     with pytest.raises(DatasetError, match=r"^blockdigits is not a set of pictures that can be resized"):
         load_dataset("blockdigits", image_size=32)
+    with pytest.raises(DatasetError, match=r"^--image-size 10000: at most 89,478,485 pixels"):  # not 1.2 GB a picture
+        load_dataset(f"folder:{tmp_path}", image_size=10000)
 
 
 def test_a_torchvision_set_is_resized_as_its_pictures_would_be(monkeypatch, tmp_path):

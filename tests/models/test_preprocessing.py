@@ -201,7 +201,9 @@ def test_preprocess_settings_change_how_a_fine_tune_reads_pictures():
                              ("crop_pct=1.5", r"in \(0, 1\]"), ("mean=0.1,0.2", r"one per channel \(3\)"),
                              ("std=0", "each > 0"), ("interpolation=cubic", "one of bilinear"),
                              ("mode=crop", "one of center, squash, border"), ("resize=1", "KEY one of size"),
-                             ("size", "expected KEY=VALUE")):
+                             ("size", "expected KEY=VALUE"),
+                             ("size=100000", r"at most 89,478,485 pixels, the largest picture attrib reads"),
+                             ("mean=nan", "one finite number"), ("std=inf", "one finite number")):
         with pytest.raises(UsageError, match=message):
             overridden(base, [setting])
 
