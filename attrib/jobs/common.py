@@ -10,7 +10,7 @@ import os
 import platform
 import time
 import traceback
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from typing import Any
 
 import torch
@@ -51,14 +51,17 @@ class Events:
 
 class ListFields:
     """A job's Options: one value given where a list is expected (``methods="ig"``, ``inputs="cat.jpg"``) is
-    that one-element list, as on the command line, never the string's characters; a path (``pathlib.Path``) given
-    where a string is expected, alone or in a list, is its string."""
+    that one-element list, as on the command line, never the string's characters; a dict where a list of
+    ``KEY=VALUE`` items is (``settings={"n_steps": 100}``, ``preprocess={"size": 384}``) is those items; a path
+    (``pathlib.Path``) given where a string is expected, alone or in a list, is its string."""
 
     def __post_init__(self) -> None:
         for option in dataclasses.fields(self):
             value, kind = getattr(self, option.name), str(option.type)
             if "list[" in kind and isinstance(value, str | int | float | os.PathLike) and not isinstance(value, bool):
                 value = [value]
+            if "list[str]" in kind and isinstance(value, Mapping):
+                value = [f"{key}={item}" for key, item in value.items()]
             if "str" in kind:
                 value = [_text(v) for v in value] if isinstance(value, list | tuple) else _text(value)
             setattr(self, option.name, value)

@@ -138,6 +138,20 @@ def test_paths_where_options_take_strings_are_their_strings(images, tmp_path):
     assert record["summary"]["done"] == 2
 
 
+def test_a_dict_of_settings_is_its_key_value_items(images, tmp_path):
+    """settings={"n_steps": 4} said "--set expects KEY=VALUE, got 'n_steps'" (the dict's keys were the items)."""
+    from attrib.jobs import explain, sanity
+    from attrib.runs import RunStore, load_run
+
+    assert sanity.Options(settings={"ig.n_steps": 4, "abs": True}).settings == ["ig.n_steps=4", "abs=True"]
+    options = explain.Options(inputs=images / "im0.png", model="timm:test_resnet", pretrained=False,
+                              methods=["ig", "gradient"], settings={"ig.rule": "gausslegendre", "n_steps": 4},
+                              preprocess={"size": 48})
+    entry = explain.run(options, RunStore(tmp_path / "run"))
+    assert [a["passes"] for a in load_run(tmp_path / "run").record["inputs"][0]["attributions"]] == [4, 1]
+    assert entry["model"]["input_size"] == [48, 48]
+
+
 def test_verbose_shows_the_traceback(run_cli, picky, bright_and_dark, tmp_path):
     result = run_cli("explain", bright_and_dark, "-M", picky, "-m", "gradient", "--out", tmp_path / "o", "-v")
     assert result.exit_code == 1 and "Traceback" in result.output and "picky model refuses" in result.output
