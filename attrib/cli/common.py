@@ -293,7 +293,8 @@ def _run_and_finish(common: Common, job: Any, options: Any, view: View, ui: UI, 
     except AttribError as error:
         raise click.UsageError(first_line(error, limit=2000)) from None
     except KeyboardInterrupt:
-        ui.error(view.interrupted.format(out=out, again=again))
+        kept = not view.resumes or RunStore(out).read_record()  # (while the model loaded: nothing yet)
+        ui.error(view.interrupted.format(out=out, again=again) if kept else "interrupted before any work")
         sys.exit(130)
     except Exception as error:  # noqa: BLE001 - the last line of defence: one line, not a traceback
         if isinstance(error, OSError) and error.filename is not None and Path(error.filename).is_relative_to(out):

@@ -723,8 +723,16 @@ def test_expected_gradients_default_references_for_sample_and_grayscale_models(r
 
 
 def test_an_interrupted_run_keeps_what_finished_and_goes_on(run_cli, images, tmp_path, monkeypatch):
+    from attrib.jobs import explain
     from attrib.runs import RunStore
 
+    def interrupt_while_loading(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patched:  # Ctrl-C while the model loads: no folder said to keep anything
+        patched.setattr(explain, "prepare", interrupt_while_loading)
+        result = run_cli("explain", images, *TINY, "--out", tmp_path / "o")
+    assert result.exit_code == 130 and result.output.strip().endswith("error: interrupted before any work")
     append = RunStore.append_input
 
     def interrupt_after_one(self, entry):
