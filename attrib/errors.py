@@ -3,7 +3,7 @@
 Every error a user can cause (a bad option, an unknown model or method, an unreadable file) derives from
 :class:`AttribError`; the command line catches these and nothing broader. ``UsageError`` is also a
 ``ValueError`` so that library callers who catch ``ValueError`` keep working. The wording helpers below
-(``first_line``, ``counted``, ``duration``) keep the commands' messages alike.
+(``first_line``, ``counted``, ``duration``, ``similar``) keep the commands' messages alike.
 """
 
 from __future__ import annotations
@@ -37,3 +37,15 @@ def duration(seconds: float) -> str:
     if seconds < 10:
         return f"{seconds:.1f} s"
     return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
+
+
+def similar(text: str, known: list[str], n: int = 5, cutoff: float = 0.6) -> list[str]:
+    """Up to ``n`` known names holding ``text``, closest first ('resnet5' finds resnet50 before cspresnet50),
+    else up to ``n`` that look alike: the "did you mean" of an unknown name."""
+    import difflib
+
+    holding = [name for name in known if text in name]
+    if holding:
+        return sorted(holding, key=lambda name: (not name.startswith(text),
+                                                 -difflib.SequenceMatcher(None, text, name).ratio(), name))[:n]
+    return difflib.get_close_matches(text, known, n=n, cutoff=cutoff)

@@ -7,6 +7,7 @@ import warnings
 from functools import partial
 from pathlib import Path
 
+from attrib.errors import similar
 from attrib.models.base import Model, ModelError
 from attrib.models.checkpoint import load_state_dict, read_state_dict, unwrapped
 from attrib.models.preprocess import Preprocess, for_channels
@@ -136,12 +137,10 @@ def _known_fields(cfg: object) -> dict | None:
 
 
 def _similar_names(base: str) -> list[str]:
-    """Up to five timm architectures whose names hold the typed one, else up to five that look alike."""
-    import difflib
-
+    """Up to five timm architectures whose names hold the typed one (closest first), else five that look alike."""
     import timm
 
-    return timm.list_models(f"*{base}*")[:5] or difflib.get_close_matches(base, timm.list_models(), n=5, cutoff=0.7)
+    return similar(base, timm.list_models(), cutoff=0.7)
 
 
 def checkpoint_shape(name: str, state: dict) -> dict[str, int]:

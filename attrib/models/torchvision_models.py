@@ -3,13 +3,13 @@ read pictures, with hub weights when online, a local file, or random weights."""
 
 from __future__ import annotations
 
-import difflib
 import warnings
 from functools import partial
 from pathlib import Path
 
 import torch
 
+from attrib.errors import similar
 from attrib.models.base import Model, ModelError
 from attrib.models.checkpoint import load_state_dict, read_state_dict, unwrapped
 from attrib.models.preprocess import Preprocess
@@ -56,7 +56,7 @@ def _weights_entry(name: str, tag: str):
 
     known = tvm.list_models(module=tvm)  # the classifiers (not detection, segmentation or video models)
     if name not in known:
-        close = [n for n in known if name in n][:5] or difflib.get_close_matches(name, known, n=5, cutoff=0.6)
+        close = similar(name, known)
         hint = f"; did you mean {', '.join(close)}?" if close else " (see torchvision.models.list_models())"
         raise ModelError(f"unknown torchvision classifier {name!r}{hint}")
     entries = tvm.get_model_weights(name)

@@ -339,6 +339,10 @@ def test_unknown_specs():
         load_model("timm:resnt18")  # a typo: names that look alike
     with pytest.raises(ModelError, match=r"did you mean mobilenetv3_\w+"):
         load_model("timm:mobilenetv3")  # a family: names that hold it
+    with pytest.raises(ModelError, match=r"'resnet5'; did you mean resnet50, resnet50c"):  # was cspresnet50, ...
+        load_model("timm:resnet5")  # the closest of the names holding it first
+    with pytest.raises(ModelError, match=r"'vit_base'; did you mean vit_base_\w+, vit_base_"):  # was davit_base
+        load_model("timm:vit_base")
     with pytest.raises(ModelError, match="unknown model spec 'banana'"):
         load_model("banana")
     with pytest.raises(ModelError, match="unknown sample model 'nope'"):
