@@ -54,6 +54,22 @@ class Attribution:
     extras: dict[str, Any] = field(default_factory=dict)
     versus: list[int] | None = None
 
+    def __repr__(self) -> str:
+        """One line a notebook shows whole: the tensors by shape, the gaps as numbers, the extras by name."""
+        gaps = None if self.completeness_gap is None else [round(g, 6) for g in self.completeness_gap.tolist()]
+        return (f"Attribution(method={self.method!r}, values={_shape(self.values)}, target={_short(self.target)}"
+                + (f", versus={_short(self.versus)}" if self.versus is not None else "")
+                + f", completeness_gap={_short(gaps)}, passes={self.passes}, seed={self.seed}, device={self.device!r}, "
+                f"precision={self.precision!r}, seconds={self.seconds:.3g}, extras=[{', '.join(self.extras)}])")
+
+
+def _shape(t: torch.Tensor) -> str:
+    return f"<{str(t.dtype).removeprefix('torch.')} {tuple(t.shape)}>"
+
+
+def _short(items: list | None) -> str:
+    return str(items if items is None or len(items) <= 8 else [*items[:8], "..."]).replace("'...'", "...")
+
 
 def attribute(model: torch.nn.Module | Callable[[torch.Tensor], torch.Tensor], inputs: torch.Tensor,
               method: str = "ig", target: TargetSpec = None, *, seed: int = 0,

@@ -94,6 +94,20 @@ def test_aliases_resolve_and_names_are_listed():
         attrib.METHODS["integrated_gradient"]
 
 
+def test_a_result_shows_as_one_line_of_its_shapes_and_numbers():
+    """repr(res) in a notebook printed every value of every tensor (14 KB for two 12x12 inputs)."""
+    net = small_convnet()
+    res = attrib.attribute(net, torch.randn(2, 3, 12, 12, dtype=torch.float64), "ig", target=[1, 2], n_steps=8)
+    shown = repr(res)
+    assert shown.startswith("Attribution(method='integrated_gradients', values=<float32 (2, 3, 12, 12)>, "
+                            "target=[1, 2], completeness_gap=[") and "\n" not in shown and len(shown) < 300
+    assert f"passes={res.passes}, seed=0, device='cpu'" in shown
+    assert shown.endswith("extras=[steps, converged, map_error])")
+    many = attrib.attribute(net, torch.randn(10, 3, 12, 12, dtype=torch.float64), "gradient", target=0, versus=1)
+    assert "target=[0, 0, 0, 0, 0, 0, 0, 0, ...], versus=[1, 1, 1, 1, 1, 1, 1, 1, ...], completeness_gap=None" \
+        in repr(many)
+
+
 def test_signed_flags():
     m = attrib.METHODS
     assert m["ig"].is_signed(m["ig"].make_config()) and m["smoothgrad"].is_signed(m["sg"].make_config())
