@@ -14,11 +14,11 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from attrib.data.class_table import ClassTable
-from attrib.errors import counted
+from attrib.errors import AttribError, counted
 from attrib.jobs.common import Accuracy, Events, selected
 from attrib.jobs.explain_pictures import drawn_fields, pictures
 from attrib.jobs.pipeline import prefetch
-from attrib.runs.store import RunStore, id_key, slug
+from attrib.runs.store import RunStore, id_key, image_path, slug
 
 if TYPE_CHECKING:
     from attrib.jobs.explain import Options, Plan
@@ -149,8 +149,9 @@ def todo_inputs(plan: Plan, sources: list, previous: dict[str, dict], options: O
 
 REASONS = {  # what todo_inputs says of the inputs done earlier that it does not take as they are
     "changed": "{inputs} changed on disk since the earlier run here: explaining {them} again",
-    "redrawn": "{inputs} done earlier here drawn again in --view {view} from the maps and pictures the folder holds",
-    "undrawn": "{inputs} done earlier here without pictures in --view {view}: explaining {them} again",
+    "redrawn": "{inputs} done earlier here drawn again in --view {view} from the maps the folder holds (no model pass)",
+    "undrawn": "{inputs} done earlier here cannot be drawn in --view {view} from what the folder holds (maps of "
+               "other methods too, or files gone): explaining {them} again",
     "shorter": "{inputs} done earlier here with fewer predictions than --top-k {top_k}: explaining {them} again",
 }
 
@@ -169,7 +170,7 @@ def _judged(plan: Plan, source, prev: dict | None, options: Options,
         return "shorter", None
     if _drawn(prev, options):
         return None, prev
-    done = _redrawn(plan, prev, options, store)
+    done = _redrawn(plan, source, prev, options, store)
     return ("redrawn", done) if done is not None else ("undrawn", None)
 
 
@@ -224,25 +225,27 @@ def _drawn(previous: dict, options: Options) -> bool:
         (previous.get("view") is not None and previous.get("drawn_as") == options.view)
 
 
-def _redrawn(plan: Plan, prev: dict, options: Options, store: RunStore) -> dict | None:
-    """An input done earlier in another --view, its overlays and heatmaps drawn again in this one from the maps
-    and the picture the model saw that the folder holds (no model pass), written and committed: its record. None
-    where those are not all there, or the folder holds maps of other methods for it (it is explained again)."""
-    from PIL import Image
+def _redrawn(plan: Plan, source, prev: dict, options: Options, store: RunStore) -> dict | None:
+    """An input done earlier in another --view, or without pictures, its overlays and heatmaps drawn in this
+    one from the maps the folder holds and the picture the model saw (the folder's, else the input decoded
+    again; no model pass), written and committed: its record. None where those are not all there, or the folder
+    holds maps of other methods for it (it is explained again)."""
+    from attrib.runs.atomic import png_bytes
 
     methods = [summary["method"] for summary in prev["attributions"]]
-    seen = store.path(prev["view"]) if prev.get("view") else None
-    if sorted(methods) != sorted(plan.methods) or seen is None:
+    if sorted(methods) != sorted(plan.methods):
         return None
     try:
         maps = {method: store.arrays()[(prev["id"], method)] for method in methods}
-        with Image.open(seen) as image:
-            picture = image.copy()
-    except (KeyError, OSError, ValueError):
+        picture = _seen(plan, source, prev, store)
+    except (KeyError, OSError, ValueError, AttribError):
         return None
     signed = {row["method"]: row["signed"] for row in plan.record["methods"]}
     store.append_input({**prev, "drawn_as": None})  # its pictures in no one --view until this one commits
     entry = {**prev, "drawn_as": options.view, "attributions": []}
+    if not prev.get("view"):  # done with --no-images: the picture the model saw goes with the maps now
+        entry["view"] = image_path(prev["id"])
+        store.write_png(entry["view"], png_bytes(picture))
     for summary in prev["attributions"]:
         method = summary["method"]
         heat, pngs = pictures(picture, prev["id"], method, maps[method], signed[method], options)
@@ -251,6 +254,17 @@ def _redrawn(plan: Plan, prev: dict, options: Options, store: RunStore) -> dict 
         entry["attributions"].append({**summary, **drawn_fields(heat, prev["id"], method, options)})
     store.append_input(entry)
     return entry
+
+
+def _seen(plan: Plan, source, prev: dict, store: RunStore):
+    """The picture the model saw of an input done earlier: the folder's input.png, else (a --no-images run's) the
+    input decoded and prepared again, as unchanged on disk as its fingerprint says."""
+    from PIL import Image
+
+    if not prev.get("view"):
+        return plan.model.preprocess.view(source.load())
+    with Image.open(store.path(prev["view"])) as image:
+        return image.copy()
 
 
 def _named(entry: dict, labels: list[str], store: RunStore, top_k: int) -> dict:

@@ -322,10 +322,18 @@ def test_resume_skips_done_inputs_and_force_redoes(run_cli, images, tmp_path):
 def test_a_rerun_draws_the_pictures_its_view_asks_for(run_cli, images, tmp_path):
     out, args = tmp_path / "o", (images / "im0.png", *TINY, "-m", "gradient", "--out", tmp_path / "o")
     assert run_cli("explain", *args, "--no-images").exit_code == 0 and not (out / "images").exists()
-    drawn = run_cli("explain", *args)  # done, but without pictures (nor the picture the model saw): explained again
-    assert "1 input done earlier here without pictures in --view blend: explaining it again" in \
-        " ".join(drawn.output.split())
+    drawn = run_cli("explain", *args)  # done without pictures: drawn from its maps and the input decoded again
+    said = " ".join(drawn.output.split())  # (it was explained again: hours for a large --no-images run)
+    assert "1 already done" in said and "1 input done earlier here drawn again in --view blend" in said
     assert [e["drawn_as"] for e in attrib.load_run(out)[0]["inputs"]] == ["blend"]
+    blend = tmp_path / "blend"  # the same pictures as a run drawing them at once
+    assert run_cli("explain", *args[:-1], blend).exit_code == 0
+    for name in ("input.png", "gradient_overlay.png", "gradient_heatmap.png"):
+        assert (out / "images" / "im0.png" / name).read_bytes() == (blend / "images" / "im0.png" / name).read_bytes()
+    entries = [attrib.load_run(run)[0]["inputs"][0] for run in (out, blend)]  # the same record, but for times
+    for entry in entries:
+        entry["attributions"] = [{k: v for k, v in a.items() if k != "seconds"} for a in entry["attributions"]]
+    assert entries[0] == entries[1] and entries[0]["view"] == "images/im0.png/input.png"
     assert "1 already done" in run_cli("explain", *args).output
     redrawn = run_cli("explain", *args, "--view", "magnitude")  # drawn again from the arrays: no model pass
     said = " ".join(redrawn.output.split())
@@ -346,7 +354,8 @@ def test_a_rerun_draws_the_pictures_its_view_asks_for(run_cli, images, tmp_path)
     both = (images / "im0.png", *TINY, "-m", "gradient", "-m", "gxi", "--out", out)
     assert run_cli("explain", *both, "--view", "magnitude").exit_code == 0
     one = run_cli("explain", *args, "--view", "negative")  # gxi's maps would stay in another view: explained again
-    assert "1 input done earlier here without pictures in --view negative" in " ".join(one.output.split())
+    assert "1 input done earlier here cannot be drawn in --view negative from what the folder holds (maps of other " \
+        "methods too" in " ".join(one.output.split())
     assert run_cli("explain", images / "im1.png", *TINY, "-m", "gradient", "--out", out).exit_code == 0  # blend
     assert run_cli("report", out, "-o", tmp_path / "r.html").exit_code == 0
     html = (tmp_path / "r.html").read_text()  # the report says which pictures another view drew
