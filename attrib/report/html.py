@@ -43,7 +43,10 @@ def write_contact_sheet(run_dir: str | Path, out_path: str | Path) -> None:
     record = load_run(run_dir).record
     sheet = contact_sheet(record, Path(run_dir)) if record.get("kind") == "explain" else None
     if sheet is None:
-        raise RunError(f"{run_dir}: no pictures to put on a contact sheet (not an explain run, or --no-images)")
+        why = "not an explain run" if record.get("kind") != "explain" else "no input was explained" \
+            if record.get("images", True) else "made with --no-images: the same explain command without it, into " \
+            "this folder, draws them from the maps"
+        raise RunError(f"{run_dir}: no pictures to put on a contact sheet ({why})")
     atomic_write_png(out_path, sheet)
 
 

@@ -322,6 +322,11 @@ def test_resume_skips_done_inputs_and_force_redoes(run_cli, images, tmp_path):
 def test_a_rerun_draws_the_pictures_its_view_asks_for(run_cli, images, tmp_path):
     out, args = tmp_path / "o", (images / "im0.png", *TINY, "-m", "gradient", "--out", tmp_path / "o")
     assert run_cli("explain", *args, "--no-images").exit_code == 0 and not (out / "images").exists()
+    sheet = run_cli("report", out, "--png", tmp_path / "sheet.png")  # what draws the pictures is said
+    assert sheet.exit_code == 2 and "(made with --no-images: the same explain command without it, into this " \
+        "folder, draws them from the maps)" in " ".join(sheet.output.split())
+    assert run_cli("report", out, "-o", tmp_path / "r0.html").exit_code == 0
+    assert "without <code>--no-images</code>, into this folder, draws them" in (tmp_path / "r0.html").read_text()
     drawn = run_cli("explain", *args)  # done without pictures: drawn from its maps and the input decoded again
     said = " ".join(drawn.output.split())  # (it was explained again: hours for a large --no-images run)
     assert "1 already done" in said and "1 input done earlier here drawn again in --view blend" in said
