@@ -23,7 +23,7 @@ Examples:
   attrib explain-text --file mnli.jsonl --column premise --pair-column hypothesis --model ./nli --lm ./bert
   attrib explain-text --file reviews.csv --column text --model ./clf --lm ./bert --executor ray --address auto
 Exit codes: 0 all texts explained, 1 some texts failed, 2 usage error."""
-INTERRUPTED = "interrupted; the texts explained so far are in {out}/run.json: {again} goes on from there"
+INTERRUPTED = "{stopped}; the texts explained so far are in {out}/run.json: {again} goes on from there"
 
 
 @click.command(epilog=EPILOG)

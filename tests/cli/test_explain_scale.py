@@ -117,6 +117,29 @@ def test_resume_after_sigkill_redoes_nothing_finished(run_cli, tmp_path):
     assert len(attrib.load_run(out).record["inputs"]) == 120
 
 
+def test_sigterm_stops_a_run_as_ctrl_c_does(run_cli, tmp_path):
+    """A batch scheduler's time limit (SIGTERM) killed the run on the spot, without a word; it is now taken as
+    Ctrl-C is: what finished is kept and said, exit code 143, and the same command goes on from there."""
+    images = _images(tmp_path / "in", 40, size=64)
+    out = tmp_path / "o"
+    command = [sys.executable, "-m", "attrib", "explain", str(images), *TINY, "-m", "ig", "--set", "n_steps=8",
+               "--batch-size", "2", "--out", str(out), "-q"]
+    process = subprocess.Popen(command, env={**os.environ, "HF_HUB_OFFLINE": "1"}, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True)
+    records, deadline = out / "inputs.jsonl", time.time() + 120
+    while time.time() < deadline and process.poll() is None and (
+            not records.is_file() or records.read_text().count("\n") < 3):
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    said = " ".join(process.communicate(timeout=120)[1].split())
+    committed = records.read_text().count("\n")
+    assert process.returncode == 143 and 3 <= committed < 40, said
+    assert f"stopped by SIGTERM; what finished is kept in {out}: the same command goes on from there" in said
+    assert not list(out.rglob(".*.tmp")) and "Traceback" not in said
+    result = run_cli("explain", images, *TINY, "-m", "ig", "--set", "n_steps=8", "--out", out, "--json")
+    assert result.exit_code == 0 and parse_json(result)["summary"]["skipped"] == committed
+
+
 def test_the_passes_bar_ends_at_the_passes_adaptive_ig_used(tmp_path):
     """The bar starts at the budget (256 per input) and gives back what each converged input did not use, so
     it ends full, at the passes actually run."""
