@@ -293,8 +293,9 @@ def _constant_verdicts(method: str, out: dict[str, Any], config: SanityConfig) -
     compare: see :func:`varies`); [] otherwise."""
     if out.get("constant_maps", {}).get(method, 0) < out.get("n_inputs", 1):
         return []
-    reason = ("unsure — the method's map of every input is constant (all zero: the model's output does not depend "
-              "on its input there, or the map vanishes), so no similarity to it says anything")
+    reason = ("unsure — the method's map of every input is constant (one value, as a one-word text's, or all zero: "
+              "the model's output does not depend on its input there, or the map vanishes), so no similarity to it "
+              "says anything")
     tests = [t for t in ("randomization", "robustness") if t in config.tests]
     return [{"method": method, "test": test, "passed": None, "reason": reason} for test in tests]
 

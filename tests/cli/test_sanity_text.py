@@ -98,6 +98,11 @@ def test_texts_that_cannot_be_checked_and_usage_errors_are_one_line(run_cli, tex
         assert failed.exit_code == 2 and message in " ".join(failed.output.split()), args
     nothing = run_cli("sanity-text", "  ", "-M", text_models["clf"], "-m", "unk", "--out", tmp_path / "y")
     assert nothing.exit_code == 2 and "no usable texts" in nothing.output
+    one = run_cli("sanity-text", "great", "-M", text_models["clf"], "-m", "unk", "--tests", "randomization",
+                  "--max-layers", "2", "--repeats", "1", "--out", tmp_path / "w")  # its map: one value, not zero
+    verdict = json.loads((tmp_path / "w" / "run.json").read_text())["verdicts"][0]
+    assert one.exit_code == 0 and verdict["passed"] is None and "(one value, as a one-word text's, or all zero" \
+        in verdict["reason"]
 
 
 def test_a_pair_classifiers_texts_are_checked_with_their_pairs(run_cli, text_models, tmp_path):
