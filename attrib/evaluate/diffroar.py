@@ -183,6 +183,9 @@ def check_compatible(model, data) -> None:
     if model.factory is None:
         raise DiffRoarError(f"{model.name}: attrib cannot build a fresh copy of this architecture to retrain; "
                             "use a sample: or timm: model")
+    if len(set(data.train_y.tolist())) < 2:
+        raise DiffRoarError(f"{data.name}: its training examples are all of one class; DiffROAR retrains a "
+                            "classifier, which needs two classes or more")
     outputs = model.outputs_on(data.test_x, data.name)
     n_labels = int(max(data.train_y.max(), data.test_y.max())) + 1
     if outputs.ndim != 2 or outputs.shape[1] < n_labels:

@@ -36,6 +36,7 @@ PLOT = "diffroar.png"  # drawn when every job of the plan has its result
 DEFAULT_METHODS = ("gradient", "integrated_gradients", "smoothgrad")
 CHANCE_MARGIN = 0.02  # accuracies within this of the majority-class rate count as chance
 CONTROL_WARNING = 0.06  # |DiffROAR| of the random control above which retrain noise is too large to read
+FEW_TEST_EXAMPLES = 50  # a test split smaller than this moves accuracies in steps of over 2%
 
 
 @dataclass
@@ -131,6 +132,9 @@ def prepare(options: Options, events: Events):
         events.error(f"left out of the data set: {line}")
     takes_data(model, data)
     check_compatible(model, data)
+    if len(data.test_y) < FEW_TEST_EXAMPLES:
+        events.warning(f"{name}'s test split holds {counted(len(data.test_y), 'example')}: each accuracy moves in "
+                       f"steps of {1 / len(data.test_y):.0%}, too coarse to tell methods apart (more: a larger --n-test, or more images)")
     ks = sorted(set(map(float, options.ks)))
     config = DiffRoarConfig(anchored(options.model), spec, names, overrides, ks, options.seeds, options.epochs,
                             options.lr, options.batch_size, options.seed, device,

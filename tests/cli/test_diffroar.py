@@ -1,6 +1,7 @@
 """attrib diffroar: the --json schema, files, resume, plan-only + workers, errors, the HTML section."""
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -165,6 +166,12 @@ def test_timm_architecture_on_an_image_folder(run_cli, tmp_path):
     assert "DiffROAR" in said  # the evaluation ran without it
     # a 1000-class model of random weights on a 2-class folder: the warning says why it has not learned it
     assert "hasnotlearned" in said and "(ithas1000classes,thedataset2:giveit--weightstrainedonfolder:" in said
+    assert "testsplitholds2examples:eachaccuracymovesinstepsof50%,toocoarsetotellmethodsapart" in said
+    shutil.copytree(tmp_path / "data" / "red", tmp_path / "reds" / "red")  # one class folder (--classes says so)
+    one = run_cli("diffroar", "-M", "timm:test_resnet", "--no-pretrained", "--dataset", f"folder:{tmp_path / 'reds'}",
+                  "-m", "gradient", "--k", "0.5", "--epochs", "1", "--out", tmp_path / "run3")
+    assert one.exit_code == 2 and "its training examples are all of one class; DiffROAR retrains a classifier, " \
+        "which needs two classes or more" in " ".join(one.output.split())  # it retrained, and said chance was 1.0
 
 
 def test_retrains_build_the_head_the_weights_have(run_cli, tmp_path):
