@@ -288,6 +288,18 @@ def ignored_settings(overrides: dict[str, dict[str, Any]], kwargs: dict[str, dic
     return out
 
 
+def map_notes(warning: str | None, method: str, kwargs: dict[str, Any]) -> list[str]:
+    """A degenerate map's note (all zero, all NaN), with what its method's config says of an all-zero map (an
+    optional ``blank_map(name)`` hook: sparse MoreauGrad's penalty can threshold every entry away)."""
+    from attrib.methods import METHODS
+
+    if not warning:
+        return []
+    config = METHODS[method].make_config(**kwargs)
+    hint = config.blank_map(method) if warning.endswith("all zero") and hasattr(config, "blank_map") else None
+    return [f"{warning}: {hint}" if hint else warning]
+
+
 def check_images(kwargs: dict[str, dict[str, Any]], shape: tuple[int, ...] | None, inputs: str) -> None:
     """A UsageError for a method configured for images only (a config's optional ``image_only()`` says why) when
     the inputs, each of ``shape`` (None: not images, whatever their size), are not (C, H, W) images."""

@@ -32,7 +32,7 @@ from attrib.errors import AttribError, UsageError, counted, first_line
 from attrib.executors import ExecutorSpec, make_executor
 from attrib.jobs.common import (Accuracy, Events, ListFields, attribution_row, check_counts, check_only,
                                 describe_methods, failure_line, gap_warnings, header, ignored_settings,
-                                method_kwargs, now, resolve_methods, selected, supplies, work_device)
+                                map_notes, method_kwargs, now, resolve_methods, selected, supplies, work_device)
 from attrib.jobs.explain_pictures import drawn_fields, pictures
 from attrib.jobs.explain_resume import EXCLUDED, only_methods, previous_inputs, tally, todo_inputs
 from attrib.jobs.pipeline import OrderedFinisher, batches, prefetch
@@ -699,7 +699,7 @@ def _summary(plan, item, method, result: dict, options: Options, warnings: list[
     """One method's part of an input's record, and its PNGs (relative path -> bytes)."""
     values, gap, target = result["values"], result["gap"], result["target"]
     heat, pngs = pictures(item["view"], item["id"], method, values, result["signed"], options)
-    notes = ([heat.warning] if heat.warning else []) + gap_warnings(result, method, options.precision)
+    notes = map_notes(heat.warning, method, plan.kwargs[method]) + gap_warnings(result, method, options.precision)
     warnings.extend(f"{item['id']} / {method}: {note}" for note in notes)
     notes = ([item["note"]] if item.get("note") else []) + notes  # the input's, said once above, in every map's
     versus = result["versus"]

@@ -92,6 +92,12 @@ class MoreauGradConfig:
         if getattr(self, "group_size", 1) < 1:
             raise ValueError("group_size must be a positive integer")
 
+    def blank_map(self, name: str) -> str | None:
+        """What an all-zero map of this configuration most likely means, and what to change (sparse variants)."""
+        eta = getattr(self, "eta", 0.0)
+        return (f"its penalty eta={eta:g} thresholded every entry away (small gradients, as a random-weight model's, "
+                f"do that): a smaller eta (--set {name}.eta={eta / 10:g}) keeps the strongest") if eta else None
+
 
 @dataclass(frozen=True)
 class SparseMoreauGradConfig(MoreauGradConfig):

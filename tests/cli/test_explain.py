@@ -222,6 +222,17 @@ def test_usage_errors_exit_2_with_one_line(run_cli, images, tmp_path, args, mess
     assert not (tmp_path / "o").exists()
 
 
+def test_an_all_zero_sparse_map_says_which_penalty_to_lower(run_cli, images, tmp_path):
+    """Sparse MoreauGrad on a random-weight model thresholds every entry away: the warning said only 'all zero'."""
+    result = run_cli("explain", images / "im0.png", *TINY, "-m", "mg_sparse", "-m", "gradient", "--set", "n_iter=2",
+                     "--set", "n_samples=2", "--out", tmp_path / "o")
+    said = " ".join(result.output.split())
+    assert result.exit_code == 0 and "im0.png / moreaugrad_sparse: attribution map is all zero: its penalty " \
+        "eta=0.005 thresholded every entry away (small gradients, as a random-weight model's, do that): a smaller " \
+        "eta (--set moreaugrad_sparse.eta=0.0005) keeps the strongest" in said
+    assert "gradient: attribution map" not in said  # its map is not blank
+
+
 def test_malformed_weights_exit_2(run_cli, images, tmp_path):
     bad = tmp_path / "w.pt"
     bad.write_bytes(b"\x00\x01 not a checkpoint")
