@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from attrib.errors import TooLargeError, first_line
+from attrib.errors import TooLargeError, UsageError, first_line
 from attrib.targets import Target, as_logits
 
 Points = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, Any]]
@@ -25,7 +25,7 @@ Reduce = Callable[[torch.Tensor, Any, torch.Tensor, torch.Tensor], tuple[torch.T
 
 CPU_BUDGET_BYTES = 768 << 20  # activations saved for backward per chunk on the CPU (measured best: 8-25 rows)
 CPU_MAX_CHUNK = 32  # measured: per-row time rises past ~32 rows on a 2-core CPU
-GPU_MEMORY_FRACTION = float(os.environ.get("ATTRIB_GPU_MEMORY_FRACTION", 0.25))  # of the card, per chunk
+GPU_MEMORY_FRACTION = 0.25  # of the card, per chunk (ATTRIB_GPU_MEMORY_FRACTION changes it: gpu_memory_fraction)
 GPU_MAX_CHUNK = 256  # rows, on an H200: 1024 thrashed the allocator, 512 was at most 7% faster on conv nets
 BACKWARD_FACTOR = 2  # the backward's own buffers about match the activations the forward saves
 CHANNELS_LAST = {"1": True, "0": False}.get(os.environ.get("ATTRIB_CHANNELS_LAST", ""))  # None: _channels_last
@@ -416,10 +416,23 @@ def gpu_chunk_rows(row_bytes: int, free: int, total: int, fraction: float | None
     """Rows per chunk on a GPU: as many as fit in ``fraction`` of the card (ATTRIB_GPU_MEMORY_FRACTION, default
     0.25) and in half of what is free, counting the backward's buffers with the saved activations, at most
     GPU_MAX_CHUNK, rounded down to a multiple of 8 (tensor-core friendly) when above 8."""
-    fraction = GPU_MEMORY_FRACTION if fraction is None else fraction
+    fraction = gpu_memory_fraction() if fraction is None else fraction
     budget = min(fraction * total, 0.5 * free)
     rows = int(min(GPU_MAX_CHUNK, max(1, budget // max(1, BACKWARD_FACTOR * row_bytes))))
     return rows - rows % 8 if rows > 8 else rows
+
+
+def gpu_memory_fraction() -> float:
+    """The share of a card one chunk may take: ATTRIB_GPU_MEMORY_FRACTION, else GPU_MEMORY_FRACTION; a
+    UsageError for a value that is not a fraction in (0, 1]."""
+    text = os.environ.get("ATTRIB_GPU_MEMORY_FRACTION", "").strip()
+    try:
+        fraction = float(text) if text else GPU_MEMORY_FRACTION
+    except ValueError:
+        fraction = float("nan")
+    if not 0 < fraction <= 1:  # (nan too)
+        raise UsageError(f"ATTRIB_GPU_MEMORY_FRACTION={text}: the share of the card one chunk may take, in (0, 1]")
+    return fraction
 
 
 def _set_tf32(allowed: bool) -> Callable[[], None]:

@@ -230,6 +230,20 @@ def test_gpu_chunk_policy_caps_memory_and_size():
     assert gpu_chunk_rows(1 << 20, free=gib, total=gib, fraction=0.01) == 5  # below 8: not rounded
 
 
+def test_the_gpu_memory_fraction_from_the_environment_is_checked(monkeypatch):
+    """ATTRIB_GPU_MEMORY_FRACTION=abc failed `import attrib.engine` with a traceback; 5 (500% of the card) ran."""
+    from attrib.engine import gpu_chunk_rows
+
+    gib = 1 << 30
+    monkeypatch.setenv("ATTRIB_GPU_MEMORY_FRACTION", "0.01")
+    assert gpu_chunk_rows(1 << 20, free=gib, total=gib) == 5
+    for bad in ("abc", "5", "0", "-0.5", "nan"):
+        monkeypatch.setenv("ATTRIB_GPU_MEMORY_FRACTION", bad)
+        with pytest.raises(attrib.AttribError, match=rf"^ATTRIB_GPU_MEMORY_FRACTION={bad}: the share of the card "
+                                                     r"one chunk may take, in \(0, 1\]$"):
+            gpu_chunk_rows(1 << 20, free=gib, total=gib)
+
+
 def test_layout_rule_channels_last_on_the_cpu_and_for_bf16_on_a_card_without_grouped_convolutions(monkeypatch):
     """NCHW on a card in fp32 and for depthwise convolutions (measured there: faster, and no seconds-long cost
     per new batch size); ATTRIB_CHANNELS_LAST overrides the rule; a net without convolutions is left as it is."""

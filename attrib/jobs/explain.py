@@ -376,10 +376,10 @@ def batch_size(plan: Plan, options: Options, per_input: int) -> int:
         kept = max((_rows(plan, m) for m in plan.methods if _rows(plan, m, per_call=True) < _rows(plan, m)),
                    default=0)
         if kept:  # a method in rounds keeps up to its budget of input-sized rows per image until it is done
-            from attrib.engine import GPU_MEMORY_FRACTION
+            from attrib.engine import gpu_memory_fraction
 
             card = torch.cuda.mem_get_info(torch.device(device))[1]
-            most = min(most, int(GPU_MEMORY_FRACTION * card // (kept * like.numel() * like.element_size())))
+            most = min(most, int(gpu_memory_fraction() * card // (kept * like.numel() * like.element_size())))
     return max(1, min(most, math.ceil(CHUNKS_PER_BATCH * rows / max(1, per_input))))
 
 
