@@ -134,7 +134,8 @@ def prepare(options: Options, events: Events):
     check_compatible(model, data)
     if len(data.test_y) < FEW_TEST_EXAMPLES:
         events.warning(f"{name}'s test split holds {counted(len(data.test_y), 'example')}: each accuracy moves in "
-                       f"steps of {1 / len(data.test_y):.0%}, too coarse to tell methods apart (more: a larger --n-test, or more images)")
+                       f"steps of {1 / len(data.test_y):.0%}, too coarse to tell methods apart (more: a larger "
+                       "--n-test, or more images)")
     ks = sorted(set(map(float, options.ks)))
     config = DiffRoarConfig(anchored(options.model), spec, names, overrides, ks, options.seeds, options.epochs,
                             options.lr, options.batch_size, options.seed, device,

@@ -1285,7 +1285,8 @@ def test_preprocess_settings_reach_the_model_the_record_and_the_pictures(run_cli
     assert arrays[(entry["id"], "gradient")].shape == (3, 48, 64)
     assert Image.open(tmp_path / "run" / entry["view"]).size == (64, 48)
     refused = run_cli("explain", images / "im0.png", *TINY, "--preprocess", "mean=1,2", "--out", tmp_path / "b")
-    assert refused.exit_code == 2 and "--preprocess mean=1,2: one finite number, or one per channel (3)" in refused.output
+    assert refused.exit_code == 2
+    assert "--preprocess mean=1,2: one finite number, or one per channel (3)" in refused.output
     vector = run_cli("sanity", "-M", "sample:synthetic-standard", "--preprocess", "size=8", "--out", tmp_path / "c")
     assert vector.exit_code == 2 and "--preprocess: sample:synthetic-standard takes no pictures" in vector.output
 
