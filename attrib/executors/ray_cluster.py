@@ -9,6 +9,7 @@ task's own code is not retried (it would fail again) and reaches the driver.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 from collections import deque
@@ -100,6 +101,23 @@ class _Worker:
         return getattr(self.worker, method)(item)
 
 
+@contextlib.contextmanager
+def _keeping_sigterm_handler() -> Iterator[None]:
+    """ray.init puts its own SIGTERM handlers in place (its core's aborts the process: exit 134, a stack dump); a
+    Python handler set before it, as the commands' (stop as Ctrl-C does: this cluster is shut down on the way
+    out, what finished is kept), stays in force."""
+    import signal
+    import threading
+
+    main = threading.current_thread() is threading.main_thread()
+    before = signal.getsignal(signal.SIGTERM) if main else None
+    try:
+        yield
+    finally:
+        if callable(before):
+            signal.signal(signal.SIGTERM, before)
+
+
 class RayExecutor:
     name, remote = "ray", True
 
@@ -110,7 +128,8 @@ class RayExecutor:
                               attach=spec.address is not None)
         self.owned = False
         if not self.ray.is_initialized():
-            self._connect()
+            with _keeping_sigterm_handler():
+                self._connect()
         self.address = self.ray.get_runtime_context().gcs_address
 
     def _connect(self) -> None:

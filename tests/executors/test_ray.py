@@ -227,6 +227,32 @@ def test_a_killed_driver_reruns_only_the_missing_jobs(tmp_path, ray_cluster):
     assert _leftovers(out) == []
 
 
+def test_sigterm_stops_a_ray_driver_as_ctrl_c_does(tmp_path, ray_cluster):
+    """ray.init put its own SIGTERM handlers in place: the driver aborted (exit 134, a stack dump from Ray's core)
+    instead of stopping as attrib's commands do (exit 143, what finished kept and said)."""
+    from PIL import Image
+
+    folder, out = tmp_path / "in", tmp_path / "run"
+    folder.mkdir()
+    for i in range(60):
+        Image.new("RGB", (64, 64), (4 * i, 100, 255 - 4 * i)).save(folder / f"im{i:02d}.png")
+    command = [sys.executable, "-m", "attrib", "explain", str(folder), "-M", "timm:test_resnet", "--no-pretrained",
+               "-m", "ig", "--set", "n_steps=8", "--batch-size", "2", "--no-images", "--executor", "ray",
+               "--address", ray_cluster.address_info["gcs_address"], "--out", str(out), "-q"]
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "RAY_AUTH_MODE")}
+    driver = subprocess.Popen(command, env={**env, "HF_HUB_OFFLINE": "1"}, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True)
+    records, deadline = out / "inputs.jsonl", time.monotonic() + 120
+    while driver.poll() is None and time.monotonic() < deadline and (
+            not records.is_file() or records.read_text().count("\n") < 2):
+        time.sleep(0.02)
+    driver.send_signal(signal.SIGTERM)
+    said = " ".join(driver.communicate(timeout=120)[1].split())
+    assert driver.returncode == 143 and 2 <= records.read_text().count("\n") < 60, said[-2000:]
+    assert f"stopped by SIGTERM; what finished is kept in {out}: the same command goes on from there" in said
+    assert _leftovers(out) == []
+
+
 def _images(folder: Path, n: int = 6) -> Path:
     from PIL import Image
 
