@@ -530,7 +530,7 @@ def _mode_matters(model: torch.nn.Module) -> bool:
 
 
 def _asked(error: BaseException) -> str:
-    """' (it asked for 128 MB more)' from an allocator's message (the CPU's counts bytes, CUDA's says 2.00 GiB)."""
+    """' (it asked for 122 MiB more)' from an allocator's message (the CPU's counts bytes, CUDA's says 2.00 GiB)."""
     import re
 
     found = re.search(r"tried to allocate ([\d.]+) ?(\w+)", str(error), re.I)
