@@ -28,7 +28,7 @@ CPU_MAX_CHUNK = 32  # measured: per-row time rises past ~32 rows on a 2-core CPU
 GPU_MEMORY_FRACTION = 0.25  # of the card, per chunk (ATTRIB_GPU_MEMORY_FRACTION changes it: gpu_memory_fraction)
 GPU_MAX_CHUNK = 256  # rows, on an H200: 1024 thrashed the allocator, 512 was at most 7% faster on conv nets
 BACKWARD_FACTOR = 2  # the backward's own buffers about match the activations the forward saves
-CHANNELS_LAST = {"1": True, "0": False}.get(os.environ.get("ATTRIB_CHANNELS_LAST", ""))  # None: _channels_last
+CHANNELS_LAST: bool | None = None  # set: overrides ATTRIB_CHANNELS_LAST and _channels_last's rule (benchmarks)
 PRECISIONS = ("fp32", "tf32", "bf16")
 
 def native_bf16(device: str | torch.device) -> bool:
@@ -435,6 +435,23 @@ def gpu_memory_fraction() -> float:
     return fraction
 
 
+def channels_last_setting() -> bool | None:
+    """CHANNELS_LAST if set, else ATTRIB_CHANNELS_LAST=1 (True) or 0 (False), else None (the layout rule); a
+    UsageError for any other value."""
+    if CHANNELS_LAST is not None:
+        return CHANNELS_LAST
+    text = os.environ.get("ATTRIB_CHANNELS_LAST", "").strip()
+    if text not in ("", "0", "1"):
+        raise UsageError(f"ATTRIB_CHANNELS_LAST={text}: 1 (channels_last), 0 (NCHW) or unset (attrib's rule)")
+    return {"1": True, "0": False}.get(text)
+
+
+def check_environment() -> None:
+    """A UsageError, before any work, for an ATTRIB_* setting the engine would refuse later."""
+    channels_last_setting()
+    gpu_memory_fraction()
+
+
 def _set_tf32(allowed: bool) -> Callable[[], None]:
     """Allow or forbid TF32 in CUDA matmuls and cuDNN convolutions; returns the function that restores the
     previous settings (a no-op on machines without CUDA, where the flags do nothing)."""
@@ -477,8 +494,9 @@ def _channels_last(model: Any, device: torch.device, precision: str) -> bool:
         else []
     if not convs:
         return False
-    if CHANNELS_LAST is not None:
-        return CHANNELS_LAST
+    forced = channels_last_setting()
+    if forced is not None:
+        return forced
     if device.type != "cuda":
         return True
     return precision == "bf16" and all(conv.groups == 1 for conv in convs)

@@ -264,6 +264,21 @@ def test_layout_rule_channels_last_on_the_cpu_and_for_bf16_on_a_card_without_gro
     assert Engine(plain, device="cpu").channels_last is False
 
 
+def test_the_layout_from_the_environment_is_read_when_used_and_checked(monkeypatch):
+    """ATTRIB_CHANNELS_LAST=true (or yes, or 2) was ignored without a word, and was read once, at import."""
+    import attrib.engine as engine
+
+    plain = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU())
+    monkeypatch.setenv("ATTRIB_CHANNELS_LAST", "0")
+    assert Engine(plain, device="cpu").channels_last is False
+    monkeypatch.setenv("ATTRIB_CHANNELS_LAST", " 1 ")
+    assert engine._channels_last(plain, torch.device("cuda"), "fp32")
+    for bad in ("true", "yes", "2"):
+        monkeypatch.setenv("ATTRIB_CHANNELS_LAST", bad)
+        with pytest.raises(attrib.AttribError, match=rf"^ATTRIB_CHANNELS_LAST={bad}: 1 \(channels_last\), 0 "):
+            Engine(plain, device="cpu")
+
+
 @pytest.mark.parametrize("capability, hip, native", [((7, 5), None, False), ((7, 0), None, False),
                                                      ((8, 0), None, True), ((9, 0), None, True),
                                                      ((7, 5), "6.2", True)])

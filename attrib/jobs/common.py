@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from attrib.engine import check_environment
 from attrib.errors import AttribError, UsageError, first_line
 
 
@@ -205,6 +206,7 @@ def work_device(executor, name: str) -> str:
     executor.check()
     if not executor.remote:
         return resolve_device(name)
+    check_environment()
     if name not in ("auto", executor.device):
         raise UsageError(f"with --executor ray the workers' device follows --gpus-per-worker ({executor.device} "
                          f"here), not --device {name}")
@@ -212,7 +214,9 @@ def work_device(executor, name: str) -> str:
 
 
 def resolve_device(name: str) -> str:
-    """"auto" -> "cuda" when available, else "cpu"; an explicit device must exist on this machine."""
+    """"auto" -> "cuda" when available, else "cpu"; an explicit device must exist on this machine. The engine's
+    ATTRIB_* settings are checked here too, before a run folder is made."""
+    check_environment()
     if name == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     try:

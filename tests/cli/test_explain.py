@@ -222,6 +222,16 @@ def test_usage_errors_exit_2_with_one_line(run_cli, images, tmp_path, args, mess
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.parametrize("name, value", [("ATTRIB_CHANNELS_LAST", "yes"), ("ATTRIB_GPU_MEMORY_FRACTION", "2")])
+def test_a_bad_engine_setting_is_refused_before_the_run_folder_is_made(run_cli, images, tmp_path, monkeypatch, name,
+                                                                       value):
+    """ATTRIB_CHANNELS_LAST=yes was ignored without a word; refused when the engine was built, it left OUT/run.json."""
+    monkeypatch.setenv(name, value)
+    result = run_cli("explain", images, *FAST, "--out", tmp_path / "o")
+    assert result.exit_code == 2 and f"Error: {name}={value}: " in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "o").exists()
+
+
 def test_an_all_zero_sparse_map_says_which_penalty_to_lower(run_cli, images, tmp_path):
     """Sparse MoreauGrad on a random-weight model thresholds every entry away: the warning said only 'all zero'."""
     result = run_cli("explain", images / "im0.png", *TINY, "-m", "mg_sparse", "-m", "gradient", "--set", "n_iter=2",
