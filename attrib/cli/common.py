@@ -233,8 +233,8 @@ class View:
     json: Callable[[dict, Path], Any] | None = None
     exit_code: Callable[[dict], int] = lambda record: 0
     on_item: Callable[[UI, dict, dict], None] | None = None  # (ui, finished item, task totals)
-    interrupted: str = "{stopped}"  # what Ctrl-C (or SIGTERM) leaves, said with "interrupted" (or "stopped by
-    # SIGTERM") as {stopped}, the run folder as {out}, "the same command" (with --out where the folder was the
+    interrupted: str = "{stopped}"  # what Ctrl-C (or SIGTERM, SIGHUP) leaves, said with "interrupted" (or "stopped
+    # by SIGTERM") as {stopped}, the run folder as {out}, "the same command" (with --out where the folder was the
     # default) as {again}
     resumes: bool = False  # whether a rerun into the folder goes on from what an interrupted run finished
 
@@ -243,13 +243,20 @@ RESUMES = "{stopped}; what finished is kept in {out}: {again} goes on from there
 
 
 class Terminated(KeyboardInterrupt):
-    """SIGTERM (a batch scheduler's time limit, a container or service stopped), handled as Ctrl-C is: what
-    finished is kept, and the same command goes on from it."""
+    """SIGTERM (a batch scheduler's time limit, a container or service stopped) or SIGHUP (the terminal or the SSH
+    session closed), handled as Ctrl-C is: what finished is kept, and the same command goes on from it."""
+
+    def __init__(self, signum: int = 15) -> None:
+        import signal
+
+        super().__init__(signum)
+        self.name, self.exit_code = signal.Signals(signum).name, 128 + signum
 
 
 @contextlib.contextmanager
-def sigterm_as_interrupt():
-    """Within: SIGTERM raises :class:`Terminated` in the main thread (elsewhere, signals cannot be handled)."""
+def signals_as_interrupt():
+    """Within: SIGTERM, and SIGHUP unless it is ignored (nohup), raise :class:`Terminated` in the main thread
+    (elsewhere, signals cannot be handled)."""
     import signal
     import threading
 
@@ -258,13 +265,16 @@ def sigterm_as_interrupt():
         return
 
     def stop(signum: int, frame: Any) -> None:
-        raise Terminated
+        raise Terminated(signum)
 
-    previous = signal.signal(signal.SIGTERM, stop)
+    hangup = getattr(signal, "SIGHUP", None)  # (none on Windows)
+    caught = [signal.SIGTERM] + ([hangup] if hangup and signal.getsignal(hangup) is not signal.SIG_IGN else [])
+    previous = {signum: signal.signal(signum, stop) for signum in caught}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def run_job(common: Common, job: Any, options: Any, view: View, prefix: str = "") -> None:
@@ -312,18 +322,19 @@ def _run_and_finish(common: Common, job: Any, options: Any, view: View, ui: UI, 
     from attrib.runs import RunStore
 
     try:
-        with sigterm_as_interrupt(), ui.progress() as progress, warnings.catch_warnings():
+        with signals_as_interrupt(), ui.progress() as progress, warnings.catch_warnings():
             warnings.showwarning = _shown_by(ui, warnings.showwarning)
             events = CliEvents(ui, progress, view.on_item)
             record = job.run(options, RunStore(out), events)
     except AttribError as error:
         raise click.UsageError(first_line(error, limit=2000)) from None
     except KeyboardInterrupt as stop:
-        stopped = "stopped by SIGTERM" if isinstance(stop, Terminated) else "interrupted"
+        stopped = f"stopped by {stop.name}" if isinstance(stop, Terminated) else "interrupted"
         kept = not view.resumes or RunStore(out).read_record()  # (while the model loaded: nothing yet)
-        ui.error(view.interrupted.format(out=out, again=again, stopped=stopped) if kept else
-                 f"{stopped} before any work")
-        sys.exit(143 if isinstance(stop, Terminated) else 130)
+        with contextlib.suppress(OSError):  # (after SIGHUP the terminal may be gone)
+            ui.error(view.interrupted.format(out=out, again=again, stopped=stopped) if kept else
+                     f"{stopped} before any work")
+        sys.exit(stop.exit_code if isinstance(stop, Terminated) else 130)
     except Exception as error:  # noqa: BLE001 - the last line of defence: one line, not a traceback
         if isinstance(error, OSError) and error.filename is not None and Path(error.filename).is_relative_to(out):
             kept = f"; what finished is kept there: {again} goes on from it once it can be written" \

@@ -102,20 +102,22 @@ class _Worker:
 
 
 @contextlib.contextmanager
-def _keeping_sigterm_handler() -> Iterator[None]:
+def _keeping_signal_handlers() -> Iterator[None]:
     """ray.init puts its own SIGTERM handlers in place (its core's aborts the process: exit 134, a stack dump); a
-    Python handler set before it, as the commands' (stop as Ctrl-C does: this cluster is shut down on the way
-    out, what finished is kept), stays in force."""
+    Python SIGTERM or SIGHUP handler set before it, as the commands' (stop as Ctrl-C does: this cluster is shut
+    down on the way out, what finished is kept), stays in force."""
     import signal
     import threading
 
     main = threading.current_thread() is threading.main_thread()
-    before = signal.getsignal(signal.SIGTERM) if main else None
+    names = [name for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)] if main else []
+    before = {getattr(signal, name): signal.getsignal(getattr(signal, name)) for name in names}
     try:
         yield
     finally:
-        if callable(before):
-            signal.signal(signal.SIGTERM, before)
+        for signum, handler in before.items():
+            if callable(handler):
+                signal.signal(signum, handler)
 
 
 class RayExecutor:
@@ -128,7 +130,7 @@ class RayExecutor:
                               attach=spec.address is not None)
         self.owned = False
         if not self.ray.is_initialized():
-            with _keeping_sigterm_handler():
+            with _keeping_signal_handlers():
                 self._connect()
         self.address = self.ray.get_runtime_context().gcs_address
 

@@ -7,8 +7,10 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 import attrib
@@ -117,27 +119,42 @@ def test_resume_after_sigkill_redoes_nothing_finished(run_cli, tmp_path):
     assert len(attrib.load_run(out).record["inputs"]) == 120
 
 
-def test_sigterm_stops_a_run_as_ctrl_c_does(run_cli, tmp_path):
-    """A batch scheduler's time limit (SIGTERM) killed the run on the spot, without a word; it is now taken as
-    Ctrl-C is: what finished is kept and said, exit code 143, and the same command goes on from there."""
-    images = _images(tmp_path / "in", 40, size=64)
-    out = tmp_path / "o"
+def _stopped_after_three_inputs(images: Path, out: Path, signum: int, **popen) -> tuple[int, str, int]:
+    """An explain run sent ``signum`` once it has committed 3 inputs: (its exit code, its stderr as one line,
+    the inputs it committed)."""
     command = [sys.executable, "-m", "attrib", "explain", str(images), *TINY, "-m", "ig", "--set", "n_steps=8",
                "--batch-size", "2", "--out", str(out), "-q"]
     process = subprocess.Popen(command, env={**os.environ, "HF_HUB_OFFLINE": "1"}, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, text=True)
+                               stderr=subprocess.PIPE, text=True, **popen)
     records, deadline = out / "inputs.jsonl", time.time() + 120
     while time.time() < deadline and process.poll() is None and (
             not records.is_file() or records.read_text().count("\n") < 3):
         time.sleep(0.05)
-    process.send_signal(signal.SIGTERM)
+    process.send_signal(signum)
     said = " ".join(process.communicate(timeout=120)[1].split())
-    committed = records.read_text().count("\n")
-    assert process.returncode == 143 and 3 <= committed < 40, said
-    assert f"stopped by SIGTERM; what finished is kept in {out}: the same command goes on from there" in said
+    return process.returncode, said, records.read_text().count("\n")
+
+
+@pytest.mark.parametrize("name", ["SIGTERM", "SIGHUP"])
+def test_sigterm_and_sighup_stop_a_run_as_ctrl_c_does(run_cli, tmp_path, name):
+    """A batch scheduler's time limit (SIGTERM) or a closed terminal or SSH session (SIGHUP) killed the run on the
+    spot, without a word; each is now taken as Ctrl-C is: what finished is kept and said, exit code 128 + the
+    signal's number, and the same command goes on from there."""
+    images, out, signum = _images(tmp_path / "in", 40, size=64), tmp_path / "o", getattr(signal, name)
+    code, said, committed = _stopped_after_three_inputs(images, out, signum)
+    assert code == 128 + signum and 3 <= committed < 40, said
+    assert f"stopped by {name}; what finished is kept in {out}: the same command goes on from there" in said
     assert not list(out.rglob(".*.tmp")) and "Traceback" not in said
     result = run_cli("explain", images, *TINY, "-m", "ig", "--set", "n_steps=8", "--out", out, "--json")
     assert result.exit_code == 0 and parse_json(result)["summary"]["skipped"] == committed
+
+
+def test_a_run_under_nohup_goes_on_after_sighup(tmp_path):
+    """nohup (SIGHUP ignored) is the user's word that the run outlives its terminal: the handler is not put in."""
+    images, out = _images(tmp_path / "in", 12, size=64), tmp_path / "o"
+    code, said, committed = _stopped_after_three_inputs(
+        images, out, signal.SIGHUP, preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))
+    assert code == 0 and committed == 12 and "stopped" not in said, said
 
 
 def test_the_passes_bar_ends_at_the_passes_adaptive_ig_used(tmp_path):

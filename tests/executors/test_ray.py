@@ -227,9 +227,10 @@ def test_a_killed_driver_reruns_only_the_missing_jobs(tmp_path, ray_cluster):
     assert _leftovers(out) == []
 
 
-def test_sigterm_stops_a_ray_driver_as_ctrl_c_does(tmp_path, ray_cluster):
+@pytest.mark.parametrize("name", ["SIGTERM", "SIGHUP"])
+def test_sigterm_and_sighup_stop_a_ray_driver_as_ctrl_c_does(tmp_path, ray_cluster, name):
     """ray.init put its own SIGTERM handlers in place: the driver aborted (exit 134, a stack dump from Ray's core)
-    instead of stopping as attrib's commands do (exit 143, what finished kept and said)."""
+    instead of stopping as attrib's commands do (exit 143 or 129, what finished kept and said)."""
     from PIL import Image
 
     folder, out = tmp_path / "in", tmp_path / "run"
@@ -246,10 +247,11 @@ def test_sigterm_stops_a_ray_driver_as_ctrl_c_does(tmp_path, ray_cluster):
     while driver.poll() is None and time.monotonic() < deadline and (
             not records.is_file() or records.read_text().count("\n") < 2):
         time.sleep(0.02)
-    driver.send_signal(signal.SIGTERM)
+    driver.send_signal(getattr(signal, name))
     said = " ".join(driver.communicate(timeout=120)[1].split())
-    assert driver.returncode == 143 and 2 <= records.read_text().count("\n") < 60, said[-2000:]
-    assert f"stopped by SIGTERM; what finished is kept in {out}: the same command goes on from there" in said
+    assert driver.returncode == 128 + getattr(signal, name) and 2 <= records.read_text().count("\n") < 60, \
+        said[-2000:]
+    assert f"stopped by {name}; what finished is kept in {out}: the same command goes on from there" in said
     assert _leftovers(out) == []
 
 
