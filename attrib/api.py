@@ -171,7 +171,7 @@ def _check_outputs(outputs: torch.Tensor, target) -> None:
     """ValueError for inputs where the model's output is NaN or +inf, or the explained score is not finite
     (-inf logits of classes never explained are allowed): nothing there can be attributed."""
     scores = target.score(outputs, torch.arange(len(outputs), device=outputs.device))
-    bad = (outputs.isnan() | outputs.isposinf()).flatten(1).any(dim=1) | ~scores.isfinite()
+    bad = (outputs.isnan() | outputs.isposinf()).reshape(len(outputs), -1).any(dim=1) | ~scores.isfinite()
     if bool(bad.any()):
         where = "at this input" if len(outputs) == 1 else \
             f"at input(s) {', '.join(map(str, bad.nonzero().flatten().tolist()[:5]))}"
@@ -214,7 +214,9 @@ def _check_inputs(inputs: Any) -> torch.Tensor:
     if inputs.ndim < 1 or len(inputs) == 0:
         raise ValueError(f"inputs must have a non-empty batch dimension, got shape {tuple(inputs.shape)}")
     if not inputs.is_floating_point():
-        raise TypeError(f"inputs must be floating point, got {inputs.dtype}")
+        hint = " (pixels? convert and normalise them as the model expects, e.g. x.float() / 255)" \
+            if inputs.dtype == torch.uint8 else ""
+        raise TypeError(f"inputs must be floating point, got {inputs.dtype}{hint}")
     if not torch.isfinite(inputs).all():
         raise ValueError("inputs contain NaN or infinite values")
     inputs = inputs.detach()

@@ -274,8 +274,9 @@ class Engine:
             out = self._forward(points)[:len(b)]
             score = target.score(out, b)
             if not score.requires_grad:
-                raise RuntimeError("the model's output does not depend on its input through autograd "
-                                   "(is the forward wrapped in torch.no_grad or detached?)")
+                raise RuntimeError(f"the model's output is {out.dtype}, not floating point: it has no gradient"
+                                   if not out.is_floating_point() else "the model's output does not depend on its "
+                                   "input through autograd (is the forward wrapped in torch.no_grad or detached?)")
             (grad,) = torch.autograd.grad(score.sum(), points, allow_unused=True)
         if grad is None:
             grad = torch.zeros_like(points)

@@ -242,7 +242,8 @@ def _per_input(spec: int | Sequence[int | None] | None, n_inputs: int, n_classes
 
 def _check_outputs(outputs: torch.Tensor) -> tuple[int, int]:
     if outputs.ndim != 2:
-        raise ValueError(f"class targets need model outputs of shape (B, C); got {tuple(outputs.shape)}")
+        one = " (one score per input: give target=lambda out: out)" if outputs.ndim == 1 else ""
+        raise ValueError(f"class targets need model outputs of shape (B, C); got {tuple(outputs.shape)}{one}")
     if outputs.shape[1] == 0:
         raise ValueError("the model returns no classes (outputs of shape (B, 0)): a backbone without a head?")
     return outputs.shape[0], outputs.shape[1]

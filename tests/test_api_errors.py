@@ -180,6 +180,26 @@ def test_detached_model_is_reported(setup):
         attrib.attribute(frozen, x, "gradient", target=0)
 
 
+def test_a_model_of_one_score_per_input_is_explained_with_a_callable_target(setup):
+    """Outputs of shape (B,) (a binary classifier's one logit): a class target says to give the score as a
+    callable, and that callable target failed in the outputs' check with "IndexError: Dimension out of range"."""
+    model, x = setup
+
+    def logit(z):
+        return model(z)[:, 1]
+
+    with pytest.raises(ValueError, match=r"got \(2,\) \(one score per input: give target=lambda out: out\)"):
+        attrib.attribute(logit, x, "ig")
+    got = attrib.attribute(logit, x, "ig", target=lambda out: out, rule="gausslegendre", n_steps=16)
+    expected = attrib.attribute(model, x, "ig", target=1, rule="gausslegendre", n_steps=16)
+    assert torch.equal(got.values, expected.values) and torch.allclose(got.completeness_gap, expected.completeness_gap,
+                                                                       rtol=0, atol=1e-9)
+    with pytest.raises(RuntimeError, match="the model's output is torch.int64, not floating point: it has no "):
+        attrib.attribute(lambda z: (logit(z) > 0).long(), x, "gradient", target=lambda out: out.float())
+    with pytest.raises(TypeError, match=r"got torch.uint8 \(pixels\? convert and normalise them as the model "):
+        attrib.attribute(model, (x * 50).clamp(0, 255).to(torch.uint8), "gradient")
+
+
 def test_tuple_output_is_reported(setup):
     model, x = setup
     with pytest.raises(TypeError, match=r"the model returned a tuple, not a tensor of shape \(B, C\); wrap it"):
