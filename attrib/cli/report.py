@@ -26,9 +26,11 @@ Examples:
 @click.option("--max-inputs", default=200, show_default=True, type=click.IntRange(0),
               help="Explain and explain-text runs: inputs or texts shown (0: all); the rest stay in the run folder.")
 @click.option("--quiet", "-q", is_flag=True, help="Only errors.")
-def report(run_dir: str, output: str | None, png_path: str | None, max_inputs: int, quiet: bool) -> None:
+@click.option("--verbose", "-v", is_flag=True, help="Tracebacks of unexpected errors.")
+def report(run_dir: str, output: str | None, png_path: str | None, max_inputs: int, quiet: bool,
+           verbose: bool) -> None:
     """Write one self-contained HTML report (and, with --png, a contact sheet) for a run folder (or its run.json)."""
-    from attrib.errors import AttribError
+    from attrib.errors import AttribError, first_line
     from attrib.report.html import write_contact_sheet, write_report
 
     from attrib.runs import run_folder
@@ -53,8 +55,15 @@ def report(run_dir: str, output: str | None, png_path: str | None, max_inputs: i
             write()
         except AttribError as error:
             raise click.UsageError(str(error)) from None
-        except OSError as error:  # the output's folder: missing rights, a full disk
-            raise click.UsageError(f"cannot write {path}: {error.strerror or error}") from None
+        except OSError as error:  # the run's files (unreadable), or the output's folder: missing rights, a full disk
+            read = error.filename is not None and Path(error.filename).resolve().is_relative_to(Path(run_dir).resolve())
+            raise click.UsageError(f"cannot read {error.filename}: {error.strerror or error}" if read else
+                                   f"cannot write {path}: {error.strerror or error}") from None
+        except Exception as error:  # noqa: BLE001 - the last line of defence: one line, not a traceback
+            if verbose:
+                raise
+            ui.error(f"unexpected {type(error).__name__}: {first_line(error)} (run with -v for the traceback)")
+            raise SystemExit(1) from None
         ui.info(f"wrote {path}")
 
 

@@ -62,7 +62,6 @@ def render_report(record: dict[str, Any], run_dir: Path, max_inputs: int | None 
     """The report's HTML text."""
     import jinja2
 
-    record = upgrade(record)
     kind = record.get("kind", "explain")
     if kind not in TEMPLATES:
         raise RunError(f"{run_dir}: run kind {kind!r} is from a newer attrib; upgrade attrib to render it")
@@ -74,19 +73,23 @@ def render_report(record: dict[str, Any], run_dir: Path, max_inputs: int | None 
                        num=_num, band=_band,
                        max_abs=lambda xs: max((abs(x) for x in xs), default=0.0) or 1.0,
                        relevance_bg=relevance_colour, colorbar=colorbar_stops)
+    try:
+        return _render(env.get_template(TEMPLATES[kind]), upgrade(record), kind, max_inputs)
+    except (jinja2.UndefinedError, KeyError, TypeError, ValueError, AttributeError) as error:
+        raise RunError(f"{run_dir}/run.json is not a complete {kind} record ({first_line(error)}); was it "
+                       "edited, or cut short?") from None
+
+
+def _render(template, record: dict[str, Any], kind: str, max_inputs: int | None) -> str:
+    """``template`` filled in with ``record`` (an explain or explain-text run's first ``max_inputs`` inputs)."""
     inputs = record.get("texts" if kind == "explain_text" else "inputs", [])
     if kind in ("explain", "explain_text"):  # what --only left out is counted in the accuracy, not shown
         inputs = [e for e in inputs if e.get("status") != "excluded"]
     shown = inputs if max_inputs is None else inputs[:max_inputs]
     if kind == "explain":
         record = {**record, "methods": record["methods"] + _earlier_methods(record, shown)}
-    try:
-        return env.get_template(TEMPLATES[kind]).render(
-            run=record, inputs=shown, n_inputs=len(inputs), view_note=VIEW_NOTES.get(record.get("view"), "the "
-            "chosen view"), **(_diffroar_view(record) if kind == "diffroar" else {}))
-    except (jinja2.UndefinedError, KeyError, TypeError, ValueError, AttributeError) as error:
-        raise RunError(f"{run_dir}/run.json is not a complete {kind} record ({first_line(error)}); was it "
-                       "edited, or cut short?") from None
+    return template.render(run=record, inputs=shown, n_inputs=len(inputs), view_note=VIEW_NOTES.get(
+        record.get("view"), "the chosen view"), **(_diffroar_view(record) if kind == "diffroar" else {}))
 
 
 def _earlier_methods(record: dict[str, Any], inputs: list[dict]) -> list[dict[str, Any]]:

@@ -27,7 +27,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from attrib.errors import AttribError
+from attrib.errors import AttribError, first_line
 from attrib.runs import lock
 from attrib.runs.atomic import atomic_write_bytes, atomic_write_json, atomic_write_npz, atomic_write_png, \
     json_text, sweep_unfinished
@@ -155,10 +155,10 @@ class RunStore:
         latest: dict[str, dict[str, Any]] = {}
         path = self.root / INPUTS
         if path.is_file():
-            with open(path, encoding="utf-8") as f:
-                for line in f:
-                    if line.endswith("\n"):  # a line cut short by a crash was never committed
-                        entry = json.loads(line)
+            with open(path, "rb") as f:
+                for number, line in enumerate(f, 1):
+                    if line.endswith(b"\n"):  # a line cut short by a crash was never committed
+                        entry = _input_entry(line, path, number)
                         latest[entry["name"]] = entry
         return list(latest.values())
 
@@ -330,6 +330,20 @@ def run_folder(path: str | Path) -> Path:
     """The run folder that ``path`` names: the folder itself, or its run.json."""
     path = Path(path)
     return path.parent if path.name == RUN_JSON and path.is_file() else path
+
+
+def _input_entry(line: bytes, path: Path, number: int) -> dict[str, Any]:
+    """One committed line of inputs.jsonl, or a RunError naming it (a file edited by hand, a damaged disk)."""
+    try:
+        entry = json.loads(line.decode("utf-8"))
+    except ValueError as error:  # (UnicodeDecodeError too)
+        entry, why = None, first_line(error)
+    else:
+        why = "a JSON object with the input's name expected"
+    if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+        raise RunError(f"{path}:{number}: not an input's record ({why}); remove that line (its input is then "
+                       "explained again by a rerun) or write the run to a new folder")
+    return entry
 
 
 def load_run(root: str | Path) -> Run:

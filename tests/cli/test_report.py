@@ -8,7 +8,7 @@ import subprocess
 import pytest
 from PIL import Image
 
-from tests.cli.conftest import FAST, TINY
+from tests.cli.conftest import FAST, TINY, parse_json
 
 
 class Collector(html.parser.HTMLParser):
@@ -116,13 +116,35 @@ def test_report_of_a_non_run_folder_is_a_usage_error(run_cli, tmp_path):
     cases = {'{"kind": "explain"': "not a readable run record", "[1, 2]": "not a run record (a JSON list",
              '{"kind": "sanity"}': "is not a complete sanity record ('dict object' has no attribute 'model')",
              '{"kind": "explain", "model": {"name": "m"}, "methods": [], "inputs": [{"status": "ok"}]}':
-             "is not a complete explain record"}
+             "is not a complete explain record",
+             '{"kind": "explain", "model": {"name": "m"}, "methods": 5}':  # was: a traceback
+             "is not a complete explain record ('int' object is not iterable)"}
     for text, message in cases.items():  # run_cli lets exceptions through: a traceback fails the test
         (tmp_path / "run.json").write_text(text)
         result = run_cli("report", tmp_path, "-o", tmp_path / "r.html")
         assert result.exit_code == 2 and message in " ".join(result.output.split()), (text, result.output)
         assert not (tmp_path / "r.html").exists()
         assert run_cli("report", tmp_path, "--png", tmp_path / "r.png").exit_code == 2
+
+
+def test_a_damaged_line_of_the_inputs_record_is_named_in_one_line(run_cli, report):
+    """A line of inputs.jsonl that is not an input's record (edited by hand, a damaged disk): the report was a
+    traceback, and explaining into the folder again "unexpected JSONDecodeError"."""
+    run = report / "run"
+    lines = (run / "inputs.jsonl").read_bytes().splitlines(keepends=True)
+    for damaged, why in ((b"garbage\n", "Expecting value"), (b"[1, 2]\n", "a JSON object with the input's name"),
+                         (b"\xff\xfe\n", "'utf-8' codec can't decode byte 0xff")):
+        (run / "inputs.jsonl").write_bytes(damaged + b"".join(lines[1:]))
+        message = f"{run / 'inputs.jsonl'}:1: not an input's record ({why}"
+        for args in (("report", run, "-o", report / "r.html"),
+                     ("explain", report / "in", *FAST, "-m", "ig", "-m", "gradient", "--out", run)):
+            result = run_cli(*args)
+            said = " ".join(result.output.split())
+            assert result.exit_code == 2 and message in said and "remove that line (its input is then explained " \
+                "again by a rerun) or write the run to a new folder" in said, said
+    (run / "inputs.jsonl").write_bytes(b"".join(lines[1:]))  # removed: that input is explained again
+    result = run_cli("explain", report / "in", *FAST, "-m", "ig", "-m", "gradient", "--out", run, "--json")
+    assert result.exit_code == 1 and parse_json(result)["summary"]["done"] == 1
 
 
 def test_report_to_an_unwritable_place_is_one_line(run_cli, report, tmp_path):
