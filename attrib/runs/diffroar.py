@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import json
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +31,12 @@ def cached_attributions(store: RunStore, method: str, stamp: str) -> str | None:
     """The cache file's path relative to the run when it holds attributions made with exactly ``stamp``."""
     path = attribution_path(store, method)
     if path.is_file():
-        with np.load(path) as cached:
-            if str(cached["stamp"]) == stamp:
-                return str(path.relative_to(store.root))
+        try:
+            with np.load(path) as cached:
+                if str(cached["stamp"]) == stamp:
+                    return str(path.relative_to(store.root))
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):  # damaged: made again
+            return None
     return None
 
 
@@ -57,7 +61,7 @@ def write_jobs(store: RunStore, jobs: list[dict]) -> list[Path]:
     paths = []
     for job in jobs:
         path = store.path(f"jobs/{job['id']}.json")
-        if not path.is_file() or json.loads(path.read_text()) != job:
+        if _read_json(path) != job:  # (none, damaged or another job's)
             atomic_write_json(path, job)
         paths.append(path)
     planned = {path.name for path in paths}
@@ -71,10 +75,7 @@ def _job_file(path: Path) -> bool:
     """Whether a file in jobs/ is a job file of attrib's (not a result, nor a file of the user's)."""
     if path.name.endswith(".result.json"):
         return False
-    try:
-        job = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return False
+    job = _read_json(path)
     return isinstance(job, dict) and job.get("id") == path.stem and {"method", "k", "side", "seed"} <= set(job)
 
 
@@ -83,12 +84,18 @@ def result_path(job_path: Path) -> Path:
 
 
 def done_result(job_path: Path) -> dict | None:
-    """The job's result when it completed with exactly this job's inputs, else None."""
-    path = result_path(job_path)
-    if not path.is_file():
+    """The job's result when it completed with exactly this job's inputs, else None (a damaged result file too:
+    the job runs again and writes it anew)."""
+    result = _read_json(result_path(job_path))
+    return result if isinstance(result, dict) and result.get("job") == read_job(job_path) else None
+
+
+def _read_json(path: Path) -> Any:
+    """A JSON file's value; None where there is none or it cannot be read (edited by hand, a damaged disk)."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # (UnicodeDecodeError too)
         return None
-    result = json.loads(path.read_text())
-    return result if result.get("job") == json.loads(job_path.read_text()) else None
 
 
 def write_result(job_path: Path, result: dict[str, Any]) -> None:

@@ -322,3 +322,25 @@ def test_a_data_set_edited_in_place_is_evaluated_again(run_cli, tmp_path):
     assert worker.returncode == 1 and len(worker.stderr.splitlines()) == 1
     assert f"error: {job}: folder:" in worker.stderr and "is not the data set this job was planned with" in \
         worker.stderr
+
+
+def test_damaged_files_of_the_run_folder_are_made_again(run_cli, tmp_path):
+    """A job, result or attributions file that cannot be read (edited by hand, a damaged disk) gave "unexpected
+    JSONDecodeError" (or BadZipFile) and stopped the run; each is now made again, and only the retrain whose result
+    was lost runs (a job file written again is the same job: its result stands)."""
+    base = ["diffroar", "-M", "sample:synthetic-standard", "-m", "gradient", "--k", "0.5", "--n-train", "100",
+            "--n-test", "50", "--epochs", "1", "--out", tmp_path / "run", "--json"]
+    first = run_cli(*base)
+    assert first.exit_code == 0
+    jobs = tmp_path / "run" / "jobs"
+    (jobs / "gradient-k0.5-top-s0.result.json").write_text("garbage")
+    (jobs / "random-k0.5-top-s0.json").write_bytes(b"\xff\xfe")
+    again = run_cli(*base)
+    assert again.exit_code == 0 and "1 to run" in again.stderr, again.output
+    assert parse_json(again)["results"] == parse_json(first)["results"]
+    cache = tmp_path / "run" / "attributions" / "gradient.npz"
+    kept = cache.read_bytes()
+    cache.write_bytes(kept[:30])  # cut short
+    remade = run_cli(*base)
+    assert remade.exit_code == 0 and "0 to run" in remade.stderr and cache.read_bytes() == kept, remade.output
+    assert parse_json(remade)["results"] == parse_json(first)["results"]
