@@ -151,7 +151,7 @@ REASONS = {  # what todo_inputs says of the inputs done earlier that it does not
     "changed": "{inputs} changed on disk since the earlier run here: explaining {them} again",
     "redrawn": "{inputs} done earlier here drawn again in --view {view} from the maps the folder holds (no model pass)",
     "undrawn": "{inputs} done earlier here cannot be drawn in --view {view} from what the folder holds (maps of "
-               "other methods too, or files gone): explaining {them} again",
+               "other methods too, or files gone or damaged): explaining {them} again",
     "shorter": "{inputs} done earlier here with fewer predictions than --top-k {top_k}: explaining {them} again",
 }
 

@@ -14,6 +14,7 @@ are still read.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -21,6 +22,8 @@ import re
 import threading
 import unicodedata
 import weakref
+import zipfile
+import zlib
 from collections.abc import Collection, Iterator, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -270,6 +273,16 @@ def _remove_if_empty(folder: Path) -> None:
         pass
 
 
+@contextlib.contextmanager
+def _read_npz(path: Path) -> Iterator[Any]:
+    """``np.load(path)`` within; a RunError naming the file where it cannot be read (cut short, damaged)."""
+    try:
+        with np.load(path) as data:
+            yield data
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as error:
+        raise RunError(f"{path}: its maps cannot be read ({first_line(error)})") from None
+
+
 class LazyArrays(Mapping):
     """``(input id, method) -> array``, read from disk on access (also takes "id/method" strings)."""
 
@@ -287,11 +300,11 @@ class LazyArrays(Mapping):
         input_id, method = self._key(key)
         path = self.root / ARRAYS_DIR / f"{input_id}.npz"
         if path.is_file():
-            with np.load(path) as data:
+            with _read_npz(path) as data:
                 if method in data.files:
                     return data[method]
         if f"{input_id}/{method}" in self._legacy_keys():
-            with np.load(self.root / LEGACY_ARRAYS) as data:
+            with _read_npz(self.root / LEGACY_ARRAYS) as data:
                 return data[f"{input_id}/{method}"]
         raise KeyError((input_id, method))
 
@@ -300,14 +313,14 @@ class LazyArrays(Mapping):
             path = self.root / LEGACY_ARRAYS
             self._legacy = []
             if path.is_file():
-                with np.load(path) as data:
+                with _read_npz(path) as data:
                     self._legacy = list(data.files)
         return self._legacy
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
         seen = set()
         for path in sorted((self.root / ARRAYS_DIR).glob("*.npz")):
-            with np.load(path) as data:
+            with _read_npz(path) as data:
                 for method in data.files:
                     seen.add((path.stem, method))
                     yield path.stem, method

@@ -388,6 +388,26 @@ def test_a_rerun_draws_the_pictures_its_view_asks_for(run_cli, images, tmp_path)
     assert html.count("overlays drawn in --view") == 1 and "overlays drawn in --view negative" in html
 
 
+def test_a_damaged_map_file_is_explained_again_not_drawn(run_cli, images, tmp_path):
+    """A --no-images run's maps file cut short (a damaged disk): drawing its pictures later stopped the whole run
+    with "unexpected BadZipFile"; load_run's arrays raised it too. That input is now explained again, the others
+    drawn from their maps, and load_run names the file."""
+    out = tmp_path / "o"
+    args = (images, *TINY, "-m", "gradient", "--out", out)
+    assert run_cli("explain", *args, "--no-images").exit_code == 0
+    damaged = out / "arrays" / "im0.png.npz"
+    damaged.write_bytes(damaged.read_bytes()[:40])
+    with pytest.raises(attrib.AttribError, match=rf"^{damaged}: its maps cannot be read \(File is not a zip file\)$"):
+        attrib.load_run(out).arrays[("im0.png", "gradient")]
+    drawn = run_cli("explain", *args)
+    said = " ".join(drawn.output.split())
+    assert drawn.exit_code == 0 and "1 explained, 1 already done" in said, said
+    assert "1 input done earlier here drawn again in --view blend" in said and "1 input done earlier here cannot " \
+        "be drawn in --view blend from what the folder holds (maps of other methods too, or files gone or " \
+        "damaged)" in said
+    assert attrib.load_run(out).arrays[("im0.png", "gradient")].shape == (3, 160, 160)  # made again
+
+
 def test_inputs_drawn_again_by_worker_threads_come_out_as_a_fresh_run_draws_them(run_cli, images, tmp_path):
     for i in range(2, 6):
         Image.new("RGB", (50 + 10 * i, 60), (30 * i, 200 - 30 * i, 90)).save(images / f"im{i}.png")
