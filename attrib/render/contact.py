@@ -37,10 +37,21 @@ def contact_sheet(record: dict[str, Any], root: Path, max_inputs: int = MAX_INPU
         by_method = {a["method"]: a for a in entry.get("attributions", [])}
         paths = [entry["view"], *(by_method.get(m, {}).get("overlay") for m in methods)]
         for c, relative in enumerate(paths):
-            if relative and (root / relative).is_file():
-                sheet.paste(Image.open(root / relative).convert("RGB").resize((CELL - 4, CELL - 4)), (c * CELL + 2, top))
+            if thumbnail := _thumbnail(root, relative):
+                sheet.paste(thumbnail, (c * CELL + 2, top))
         draw.text((4, top + CELL + 2), caption, fill="black", font=font)
     return sheet
+
+
+def _thumbnail(root: Path, relative: str | None) -> Image.Image | None:
+    """A cell's picture, or None (the cell stays blank) where the file is gone or cannot be read (damaged)."""
+    if not relative or not (root / relative).is_file():
+        return None
+    try:
+        with Image.open(root / relative) as picture:
+            return picture.convert("RGB").resize((CELL - 4, CELL - 4))
+    except (OSError, ValueError, Image.DecompressionBombError):  # (UnidentifiedImageError is an OSError)
+        return None
 
 
 def earlier_methods(record: dict[str, Any], inputs: list[dict]) -> list[str]:

@@ -132,10 +132,24 @@ def data_uri(run_dir: Path, relative: str | None, webp: str | None = None) -> st
     if root not in path.parents or not path.is_file():
         return ""
     data = path.read_bytes()
+    if not _readable(data):
+        return ""  # damaged: said as missing, never shown as a broken picture
     encoded = _as_webp(data, lossless=webp == "lossless") if webp else None
     if encoded is not None:
         return "data:image/webp;base64," + base64.b64encode(encoded).decode("ascii")
     return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
+
+
+def _readable(data: bytes) -> bool:
+    """Whether a picture's bytes read as a whole picture (not cut short, no damaged chunk)."""
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as picture:
+            picture.load()
+    except (OSError, ValueError, Image.DecompressionBombError):  # (UnidentifiedImageError is an OSError)
+        return False
+    return True
 
 
 def _as_webp(png: bytes, lossless: bool) -> bytes | None:

@@ -194,7 +194,26 @@ def test_pictures_gone_from_the_run_folder_are_said_not_shown_broken(run_cli, re
     parsed.feed((report / "bare.html").read_text())
     assert parsed.srcs == []  # no <img src=""> that a browser draws as a broken picture
     body = " ".join("".join(parsed.text).split())
-    assert body.count("(pictures missing from the run folder: images/") == 2  # one per method
+    assert body.count("(pictures missing from the run folder, or damaged: images/") == 2  # one per method
+
+
+def test_damaged_pictures_are_said_not_shown_broken_and_leave_a_blank_cell(run_cli, report):
+    """A picture of the run folder cut short (a damaged disk) went into the report as it was (a broken picture),
+    and the contact sheet stopped with "cannot write sheet.png: image file is truncated"."""
+    run = report / "run"
+    for picture in (run / "images").glob("*/*_overlay.png"):
+        picture.write_bytes(picture.read_bytes()[:200])
+    result = run_cli("report", run, "-o", report / "damaged.html", "--png", report / "sheet.png")
+    assert result.exit_code == 0, result.output
+    parsed = Collector()
+    parsed.feed((report / "damaged.html").read_text())
+    body = " ".join("".join(parsed.text).split())
+    assert body.count("(pictures missing from the run folder, or damaged: images/") == 2  # one per method
+    assert len(parsed.srcs) == 1  # the input as the model saw it; no overlay or heatmap of a damaged pair
+    with Image.open(report / "sheet.png") as sheet:
+        assert sheet.width == 3 * 176  # the input, then ig's and gradient's overlays
+        cells = [sheet.crop((c * 176 + 2, 34, c * 176 + 174, 34 + 172)).convert("L").getextrema() for c in range(3)]
+    assert cells[0] != (255, 255) and cells[1] == cells[2] == (255, 255)  # the input; two blank cells
 
 
 def test_report_never_reads_outside_the_run_folder(tmp_path):

@@ -43,7 +43,7 @@ def test_json_schema(run_cli, tmp_path):
     assert run_cli("report", tmp_path, "-o", tmp_path / "bare.html").exit_code == 0
     html = (tmp_path / "bare.html").read_text()
     assert html.count("data:image/png;base64,") == 2 and 'src=""' not in html
-    assert "(plot missing from the run folder: robustness.png)" in html
+    assert "(plot missing from the run folder, or damaged: robustness.png)" in html
 
 
 def test_tests_can_be_selected(run_cli, tmp_path):
