@@ -122,8 +122,8 @@ def _diffroar_view(record: dict[str, Any]) -> dict[str, Any]:
 
 
 def data_uri(run_dir: Path, relative: str | None, webp: str | None = None) -> str:
-    """A PNG under the run folder as a data: URI ('' when missing or outside the folder), as it is or re-encoded
-    as WebP: "lossy" (at PHOTO_QUALITY: an input view or overlay, a few 8-bit levels off in a sixth of the bytes)
+    """A PNG under the run folder as a data: URI ('' when missing, damaged or outside the folder), as it is or
+    re-encoded as WebP: "lossy" (at PHOTO_QUALITY: an input view or overlay, a few 8-bit levels off in a sixth of the bytes)
     or "lossless" (a heatmap, exact in about a third of the bytes). The run folder keeps its PNGs either way."""
     if not relative:
         return ""
@@ -153,8 +153,8 @@ def _readable(data: bytes) -> bool:
 
 
 def _as_webp(png: bytes, lossless: bool) -> bytes | None:
-    """The picture re-encoded as WebP, or None where Pillow has no WebP or cannot read it (then the PNG goes in
-    as it is)."""
+    """The picture re-encoded as WebP, or None where Pillow has no WebP or cannot write it (then the PNG goes
+    in as it is)."""
     from PIL import Image, UnidentifiedImageError, features
 
     if not features.check("webp"):
