@@ -123,8 +123,9 @@ def _diffroar_view(record: dict[str, Any]) -> dict[str, Any]:
 
 def data_uri(run_dir: Path, relative: str | None, webp: str | None = None) -> str:
     """A PNG under the run folder as a data: URI ('' when missing, damaged or outside the folder), as it is or
-    re-encoded as WebP: "lossy" (at PHOTO_QUALITY: an input view or overlay, a few 8-bit levels off in a sixth of the bytes)
-    or "lossless" (a heatmap, exact in about a third of the bytes). The run folder keeps its PNGs either way."""
+    re-encoded as WebP: "lossy" (at PHOTO_QUALITY: an input view or overlay, a few 8-bit levels off in a sixth of
+    the bytes) or "lossless" (a heatmap, exact in about a third of the bytes). The run folder keeps its PNGs either
+    way."""
     if not relative:
         return ""
     root = run_dir.resolve()
