@@ -298,7 +298,7 @@ class Engine:
                     return as_logits(net(x))
             return as_logits(net(x))
         except (RuntimeError, ValueError) as error:
-            if is_oom(error) or not (isinstance(self.model, torch.nn.Module) and self.model.training):
+            if is_oom(error) or not _batchnorm_training(self.model):
                 raise
             kind = ValueError if isinstance(error, ValueError) else RuntimeError
             raise kind(f"{first_line(error)} (the model is in training mode: BatchNorm then takes "
@@ -546,6 +546,12 @@ def _mode_matters(model: torch.nn.Module) -> bool:
         if not type(module).__module__.startswith("torch.nn."):
             return True
     return False
+
+
+def _batchnorm_training(model: Any) -> bool:
+    """Whether a module in training mode holds BatchNorm (which then fails on a chunk of one row)."""
+    return isinstance(model, torch.nn.Module) and model.training and any(
+        isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules())
 
 
 def _asked(error: BaseException) -> str:

@@ -100,6 +100,18 @@ def test_a_model_failing_in_training_mode_is_told_to_use_eval_mode():
     assert attrib.attribute(net.eval(), torch.randn(1, 3, 12, 12), "gradient").values.shape == (1, 3, 12, 12)
 
 
+def test_a_model_without_batchnorm_failing_in_training_mode_is_not_blamed_on_batchnorm():
+    """A model of its own code failing in training mode got "(the model is in training mode: BatchNorm then takes
+    its statistics from each chunk of rows; ...)" appended to its own error, though it holds no BatchNorm."""
+
+    class Failing(_OwnCode):
+        def forward(self, x):
+            raise RuntimeError("boom")
+
+    with pytest.warns(UserWarning, match="training mode"), pytest.raises(RuntimeError, match="boom$"):
+        attrib.attribute(Failing().train(), torch.randn(2, 4), "gradient")
+
+
 def test_auto_chunk_does_not_grow_with_rows():
     net = small_convnet(torch.float32)
     x = torch.randn(1, 3, 12, 12)
