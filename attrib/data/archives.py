@@ -19,6 +19,7 @@ from attrib.errors import first_line
 
 ARCHIVES = (".zip", ".tar")
 COMPRESSED_TARS = (".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")  # no reading one file alone
+ARCHIVE_SUFFIXES = frozenset({".zip", ".tar", ".gz", ".tgz", ".bz2", ".tbz2", ".xz", ".txz"})  # (is_archive: which)
 SKIPPED_FOLDERS = ("__MACOSX",)  # what macOS's Finder adds to the zips it makes: resource forks, not pictures
 
 Reader = Callable[[], bytes]

@@ -17,13 +17,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache, partial
 from operator import itemgetter
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 from PIL import Image, ImageOps
 
 from attrib.data import not_a_file
-from attrib.errors import AttribError
+from attrib.errors import AttribError, counted
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".jfif",
                   ".avif", ".jp2", ".heic", ".heif"}  # HEIF (phones' photos): with pillow-heif, attrib[heif]
@@ -129,7 +129,7 @@ def _expand_one(arg: str) -> list[ImageSource]:
     if path.is_dir():
         files = image_files(path)
         if not files:
-            return [_failing(arg, "folder holds no image files")]
+            return [_failing(arg, "folder holds no image files" + _archives_within(path))]
         return [_file_source(p) for p in files]
     if any(c in arg for c in "*?[") and not path.exists():
         matches = sorted(Path(p) for p in glob.glob(arg, recursive=True) if Path(p).is_file())
@@ -186,9 +186,26 @@ def _archive_sources(path: Path) -> list[ImageSource]:
     except ArchiveError as error:
         return [failing_source(name, f"{name}: {error}")]
     if not members and cut is None:
-        return [failing_source(name, f"{name}: the archive holds no image files")]
+        return [failing_source(name, f"{name}: the archive holds no image files" + _archives_within(path))]
     sources = [member_source(f"{name}/{member}", read, path) for member, read in members]
     return sources + ([failing_source(name, f"{name}: {cut}")] if cut else [])
+
+
+def _archives_within(path: Path) -> str:
+    """What an input holding no image files holds instead: '; it holds N archives (FIRST): ...', else ''."""
+    from attrib.data.archives import ARCHIVE_SUFFIXES, ArchiveError, archive_members, is_archive
+
+    if path.is_dir():
+        found = [str(p) for p in image_files(path, is_archive)]
+        advice = "give them as inputs (a folder's archives are not opened)"
+    else:
+        try:
+            found = [m for m, _ in archive_members(path, ARCHIVE_SUFFIXES)[0] if is_archive(PurePosixPath(m))]
+        except ArchiveError:
+            found = []
+        advice = "extract it (archives inside an archive are not opened)"
+    return f"; it holds {counted(len(found), 'archive')} ({found[0]}{', ...' * (len(found) > 1)}): {advice}" \
+        if found else ""
 
 
 def member_source(name: str, read: Callable[[], bytes], archive: Path | None = None) -> ImageSource:
@@ -212,8 +229,8 @@ def _decoded(name: str, read: Callable[[], bytes]) -> Image.Image:
     return decode_image(read(), name)
 
 
-def image_files(folder: Path) -> list[Path]:
-    """Image files under ``folder``, recursively, sorted. Left out: hidden files and folders, as globs leave them
+def image_files(folder: Path, wanted: Callable[[Path], bool] | None = None) -> list[Path]:
+    """Image files (or the files ``wanted`` says) under ``folder``, recursively, sorted. Left out: hidden files and folders, as globs leave them
     (macOS's ._cat.png, .ipynb_checkpoints/), and attrib's own run folders (``attrib explain .`` run twice
     must not explain the first run's overlays). Linked folders are followed, as globs and torchvision's
     ImageFolder follow them (a subset of ImageNet is often class folders linked to the full set's); a link to
@@ -235,7 +252,7 @@ def image_files(folder: Path) -> list[Path]:
                 identity = _identity(path)
                 if identity is not None and identity not in above and not is_run_folder(path):
                     todo.append((path, above | {identity}))
-            elif Path(entry.name).suffix.lower() in IMAGE_SUFFIXES:
+            elif wanted(path) if wanted else Path(entry.name).suffix.lower() in IMAGE_SUFFIXES:
                 found.append(path)
     return sorted(found)
 

@@ -106,6 +106,23 @@ def test_unusable_archives_fail_in_one_line(tmp_path):
         sources[0].load()
 
 
+def test_archives_within_an_input_of_no_images_are_said(tmp_path):
+    """An archive of archives (ImageNet's train set is a tar of 1,000 tars) and a folder of archives (shards) said
+    only "holds no image files"; they now say what they hold, and what to do."""
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    _tar(shards / "part1.tar", _pictures(), prefix="")
+    _zip(shards / "part2.zip", {"a.png": b"x"})
+    _zip(tmp_path / "nested.zip", {"n01440764.tar": (shards / "part1.tar").read_bytes(), "notes.txt": b"-"})
+    assert [s.error for s in expand_inputs([str(shards)])] == [
+        f"{shards}: folder holds no image files; it holds 2 archives ({shards / 'part1.tar'}, ...): give them as "
+        "inputs (a folder's archives are not opened)"]
+    assert [s.error for s in expand_inputs([str(tmp_path / "nested.zip")])] == [
+        f"{tmp_path / 'nested.zip'}: the archive holds no image files; it holds 1 archive (n01440764.tar): extract "
+        "it (archives inside an archive are not opened)"]
+    assert len(expand_inputs([str(shards / "*")])) == 5  # given as inputs: the tar's 4 images, the zip's one
+
+
 def test_a_zip_is_read_by_many_threads_at_once(tmp_path):
     """Decoding threads share one open ZipFile per archive (its index is read once, not per image)."""
     files = {f"{i}.png": data for i, data in enumerate(v for k, v in _pictures().items() if k in MEMBERS)}
