@@ -260,6 +260,25 @@ def method_kwargs(name: str, overrides: dict[str, Any], supplies: dict[str, Any]
     return {**{need: supplies[need] for need in spec.needs if need in fields and need in supplies}, **overrides}
 
 
+def pixel_baselines(kwargs: dict[str, dict[str, Any]], model: Any) -> dict[str, dict[str, Any]]:
+    """Each method's options with a baseline named by its colour ("black", "white") made the model input of that
+    picture, by the model's normalisation; a UsageError for a model that reads no pictures."""
+    from attrib.methods.baselines import PIXEL_BASELINES
+
+    out = {}
+    for name, given in kwargs.items():
+        colour = given.get("baseline")
+        if not (isinstance(colour, str) and colour in PIXEL_BASELINES):
+            out[name] = given
+            continue
+        preprocess = getattr(model, "preprocess", None)
+        if preprocess is None:
+            raise UsageError(f"{name}: the {colour} baseline is a picture's colour, and {model.name} reads no "
+                             "pictures; use baseline=zero")
+        out[name] = {**given, "baseline": preprocess.solid(PIXEL_BASELINES[colour])}
+    return out
+
+
 def describe_methods(names: list[str], kwargs: dict[str, dict[str, Any]],
                      descriptions: dict[str, str] | None = None) -> list[dict[str, Any]]:
     """Per method: name, resolved config (tensors described), cost, sign and the options this configuration

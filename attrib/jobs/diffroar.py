@@ -26,7 +26,7 @@ from attrib.evaluate.diffroar import (CONTROL, DEFAULT_KS, DiffRoarConfig, attri
 from attrib.executors import Executor, ExecutorSpec, executor_for
 from attrib.jobs.common import (Events, ListFields, check_counts, check_images, commit_drawn, describe_config,
                                 describe_methods, failure_line, header, ignored_settings, method_kwargs, now,
-                                resolve_device, resolve_methods, supplies, takes_data)
+                                pixel_baselines, resolve_device, resolve_methods, supplies, takes_data)
 from attrib.runs import diffroar as files
 from attrib.runs.store import RunStore, closes_store
 
@@ -154,7 +154,8 @@ def prepare(options: Options, events: Events):
 def method_kwargs_all(config: DiffRoarConfig, model, data) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
     """Each method's options, with a reference set (from the training split) where a method needs one."""
     supplied, descriptions = supplies(config.methods, model, seed=config.attribution_seed, data=data.train_x)
-    return {m: method_kwargs(m, config.configs.get(m, {}), supplied) for m in config.methods}, descriptions
+    kwargs = {m: method_kwargs(m, config.configs.get(m, {}), supplied) for m in config.methods}
+    return pixel_baselines(kwargs, model), descriptions
 
 
 @closes_store

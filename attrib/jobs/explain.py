@@ -32,7 +32,8 @@ from attrib.errors import AttribError, UsageError, counted, first_line
 from attrib.executors import ExecutorSpec, make_executor
 from attrib.jobs.common import (Accuracy, Events, ListFields, attribution_row, check_counts, check_only,
                                 describe_methods, failure_line, gap_warnings, header, ignored_settings,
-                                map_notes, method_kwargs, now, resolve_methods, selected, supplies, work_device)
+                                map_notes, method_kwargs, now, pixel_baselines, resolve_methods, selected, supplies,
+                                work_device)
 from attrib.jobs.explain_pictures import drawn_fields, pictures
 from attrib.jobs.explain_resume import EXCLUDED, only_methods, previous_inputs, tally, todo_inputs
 from attrib.jobs.pipeline import OrderedFinisher, batches, prefetch
@@ -131,7 +132,8 @@ def prepare(options: Options, events: Events) -> Plan:
     supplied, descriptions = supplies(names, model, events, folder=options.background, seed=options.seed,
                                       data=None if options.background else _own_data(model, names))
     kwargs = {n: method_kwargs(n, overrides.get(n, {}), supplied) for n in names}
-    methods = describe_methods(names, kwargs, descriptions)
+    methods = describe_methods(names, kwargs, descriptions)  # (a black or white baseline, by its name)
+    kwargs = pixel_baselines(kwargs, model)
     for warning in ignored_settings(overrides, kwargs):
         events.warning(warning)
     record = header(KIND, model=model.describe(), methods=methods, seed=options.seed, device=device,

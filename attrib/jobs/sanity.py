@@ -15,8 +15,8 @@ from attrib.errors import UsageError, counted
 from attrib.evaluate.sanity import TESTS, THRESHOLDS, SanityConfig, resolve_radii, n_explanations, run_sanity, \
     with_budget
 from attrib.jobs.common import (Events, ListFields, check_counts, check_images, commit_drawn, describe_methods,
-                                header, ignored_settings, method_kwargs, now, resolve_device, resolve_methods, supplies,
-                                takes_data)
+                                header, ignored_settings, method_kwargs, now, pixel_baselines, resolve_device,
+                                resolve_methods, supplies, takes_data)
 from attrib.runs.store import RunStore, closes_store
 
 KIND = "sanity"
@@ -77,6 +77,7 @@ def _prepare(options: Options, events: Events):
     supplied, descriptions = supplies(names, model, events, seed=options.seed, fallback=x)
     configs = with_budget(names, {n: method_kwargs(n, overrides.get(n, {}), supplied) for n in names})
     methods = describe_methods(names, configs, descriptions)  # validates every option
+    configs = pixel_baselines(configs, model)
     for warning in ignored_settings(overrides, configs):
         events.warning(warning)
     check_images(configs, tuple(x.shape[1:]), f"the inputs, of shape {tuple(x.shape[1:])},")

@@ -4,6 +4,9 @@
 - "blur": the input blurred by a Gaussian of sigma = blur_sigma_frac x the image's larger side
   (Sturmfels et al. 2020, "Visualizing the impact of feature attribution baselines").
 - "uniform": noise drawn uniformly in [min(x), max(x)] of each input, from the seed.
+- "black", "white": the picture of that colour, as the model reads it: the official IG code's black image. It
+  depends on the model's normalisation, which the commands know (attrib.jobs.common.pixel_baselines makes it a
+  tensor); attribute() takes model inputs only, and is given that tensor.
 - a tensor: broadcast to the inputs' shape (one reference for all inputs, or one per input).
 """
 
@@ -16,7 +19,8 @@ import torch.nn.functional as F
 
 from attrib.rng import Stream, row_keys, uniform
 
-BASELINE_NAMES = ("zero", "blur", "uniform")
+BASELINE_NAMES = ("zero", "blur", "uniform", "black", "white")
+PIXEL_BASELINES = {"black": 0.0, "white": 1.0}  # the pixel value in [0, 1] of each channel
 
 
 def make_baseline(spec: str | torch.Tensor, x: torch.Tensor, seed: int, blur_sigma_frac: float,
@@ -31,6 +35,10 @@ def make_baseline(spec: str | torch.Tensor, x: torch.Tensor, seed: int, blur_sig
         return gaussian_blur(x, blur_sigma_frac * max(x.shape[-2:]) if x.ndim == 4 else 0.0)
     if spec == "uniform":
         return _uniform(x, seed, torch.arange(len(x)) if keys is None else keys)
+    if spec in PIXEL_BASELINES:
+        raise ValueError(f"the {spec} baseline is a picture as the model reads it, which depends on its "
+                         f"normalisation: give it as a tensor, ((pixel - mean) / std).view(-1, 1, 1) with pixel "
+                         f"{PIXEL_BASELINES[spec]:g} (the commands make it from the model's)")
     raise ValueError(f"unknown baseline {spec!r}; use one of {', '.join(BASELINE_NAMES)} or a tensor")
 
 

@@ -22,7 +22,7 @@ import torch
 from attrib.engine import Rows
 from attrib.methods import adaptive
 from attrib.methods._registry import Context, MethodOutput, register_method
-from attrib.methods.baselines import check_baseline, make_baseline
+from attrib.methods.baselines import PIXEL_BASELINES, check_baseline, make_baseline
 
 RULES = ("adaptive", "gausslegendre", "riemann_left", "riemann_right", "riemann_middle", "trapezoid")
 DEFAULT_STEPS = {"adaptive": 256}  # the adaptive rule's budget; fixed rules: 50 (the official code)
@@ -35,7 +35,9 @@ class IGConfig:
             official code); the adaptive rule at most this many (default 256).
         baseline: "zero" (the all-zero input: a normalised image model's mean colour), "blur" (the input
             Gaussian-blurred, sigma = blur_sigma_frac x its larger side; images only), "uniform" (noise drawn
-            uniformly in each input's [min, max], from the seed) or a tensor broadcastable to the inputs.
+            uniformly in each input's [min, max], from the seed), "black" or "white" (that picture as the model
+            reads it; the commands only: attribute() is given it as a tensor) or a tensor broadcastable to the
+            inputs.
         rule: "adaptive" (nested trapezoid refined until the completeness gap is within tol and the map is as
             accurate as match_steps-point Gauss-Legendre's, by its own estimate), or a fixed rule:
             "gausslegendre" (exact for polynomials of degree 2 n_steps - 1), "riemann_left", "riemann_right",
@@ -81,7 +83,10 @@ class IGConfig:
 
     def image_only(self) -> str | None:
         """Why this configuration takes image inputs (B, C, H, W) only (None: any shape)."""
-        return "the blur baseline blurs images" if self._blurs() else None
+        if self._blurs():
+            return "the blur baseline blurs images"
+        colour = self.baseline if isinstance(self.baseline, str) and self.baseline in PIXEL_BASELINES else None
+        return f"the {colour} baseline is a picture" if colour else None
 
     def ignored(self) -> dict[str, str]:
         """The options this configuration does not use, each with why (a user who set one is told)."""

@@ -104,6 +104,12 @@ class Preprocess:
         std = torch.tensor(self.std, dtype=torch.float32)[:, None, None]
         return (x - mean) / std
 
+    def solid(self, pixel: float) -> torch.Tensor:
+        """The model input (C, 1, 1) of a picture whose every pixel is ``pixel`` (in [0, 1]) in each channel."""
+        mean = torch.tensor(self.mean, dtype=torch.float32)[:, None, None]
+        std = torch.tensor(self.std, dtype=torch.float32)[:, None, None]
+        return (pixel - mean) / std
+
     def picture(self, x: torch.Tensor) -> Image.Image | None:
         """A (C, H, W) model input as a picture again (what :meth:`tensor` normalised, to 8 bits); None where the
         input has another number of channels than this normalisation's."""

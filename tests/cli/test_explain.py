@@ -232,6 +232,39 @@ def test_a_bad_engine_setting_is_refused_before_the_run_folder_is_made(run_cli, 
     assert not (tmp_path / "o").exists()
 
 
+def test_a_black_baseline_is_the_black_picture_as_the_model_reads_it(run_cli, images, tmp_path):
+    """The official IG code's black baseline: "zero" is the normalisation's mean colour (grey for mean 0.5), so a
+    black one had to be made by hand as a tensor, which the command line cannot take."""
+    import torch
+
+    from attrib.models import load_model
+
+    ig = ["-m", "ig", "--set", "rule=gausslegendre", "--set", "n_steps=8"]
+    result = run_cli("explain", images / "im0.png", *TINY, *ig, "--set", "baseline=black", "--out", tmp_path / "o",
+                     "--json")
+    assert result.exit_code == 0, result.output
+    run = attrib.load_run(tmp_path / "o")
+    assert run.record["methods"][0]["config"]["baseline"] == "black"  # as given, in the record
+    model = load_model("timm:test_resnet", pretrained=False)
+    black = model.preprocess.solid(0.0)
+    assert np.asarray(model.preprocess.picture(black.expand(3, 4, 4))).max() == 0  # the picture it is: black
+    with Image.open(images / "im0.png") as picture:
+        x = model.preprocess(picture)[None]
+    entry = run.record["inputs"][0]
+    expected = attrib.attribute(model.module, x, "ig", target=entry["attributions"][0]["target"], input_keys=[0],
+                                baseline=black, rule="gausslegendre", n_steps=8)
+    assert np.allclose(run.arrays[(entry["id"], "integrated_gradients")], expected.values.numpy(), atol=1e-6)
+    assert not torch.allclose(black, torch.zeros(3, 1, 1))  # (not the zero baseline)
+    for command in (["sanity", "--dataset", "synthetic", "--tests", "completeness"], ["diffroar", "--k", "0.5",
+                                                                      "--n-train", "50", "--n-test", "50", "--epochs", "1"]):
+        tensors = run_cli(*command, "-M", "sample:synthetic-robust", "-m", "ig", "--set", "baseline=white",
+                          "--out", tmp_path / command[0])
+        assert tensors.exit_code == 2 and "integrated_gradients: the white baseline is a picture's colour, and " \
+            "sample:synthetic-robust reads no pictures; use baseline=zero" in " ".join(tensors.output.split())
+    with pytest.raises(ValueError, match=r"the black baseline is a picture as the model reads it, which depends "):
+        attrib.attribute(model.module, x, "ig", baseline="black")  # model inputs: the tensor is the user's to give
+
+
 def test_an_all_zero_sparse_map_says_which_penalty_to_lower(run_cli, images, tmp_path):
     """Sparse MoreauGrad on a random-weight model thresholds every entry away: the warning said only 'all zero'."""
     result = run_cli("explain", images / "im0.png", *TINY, "-m", "mg_sparse", "-m", "gradient", "--set", "n_iter=2",

@@ -253,6 +253,8 @@ def test_usage_errors_are_one_line(run_cli, text_models, tmp_path):
              (["hi", "-M", "timm:resnet18", "-m", "unk"], "'timm:resnet18' names a timm model (for `attrib explain`"),
              (["hi", "-M", text_models["clf"], "-m", "ig", "--set", "baseline=blur"],  # each text failed alone
               "(the blur baseline blurs images); text embeddings (tokens, dim) are not"),
+             (["hi", "-M", text_models["clf"], "-m", "ig", "--set", "baseline=black"],  # each text failed alone
+              "(the black baseline is a picture); text embeddings (tokens, dim) are not"),
              (["hi", "-M", text_models["clf"], "--lm", "sample:synthetic-standard"],
               "names a sample image model (for `attrib explain`, `sanity` or `diffroar`), not a masked language model"),
              (["hi", "-M", "default", "-m", "unk"], "'default' names the built-in image model (for `attrib explain`"),
