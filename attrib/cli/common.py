@@ -9,7 +9,7 @@ import os
 import sys
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -254,24 +254,27 @@ class Terminated(KeyboardInterrupt):
 
 
 @contextlib.contextmanager
-def signals_as_interrupt():
+def signals_as_interrupt() -> Iterator[list[int]]:
     """Within: SIGTERM, and SIGHUP unless it is ignored (nohup), raise :class:`Terminated` in the main thread
-    (elsewhere, signals cannot be handled)."""
+    (elsewhere, signals cannot be handled). Yields the list of signals caught: code that turns every
+    KeyboardInterrupt into a plain one (Ray's waits do, in their C++ core) does not hide which it was."""
     import signal
     import threading
 
+    caught: list[int] = []
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield caught
         return
 
     def stop(signum: int, frame: Any) -> None:
+        caught.append(signum)
         raise Terminated(signum)
 
     hangup = getattr(signal, "SIGHUP", None)  # (none on Windows)
-    caught = [signal.SIGTERM] + ([hangup] if hangup and signal.getsignal(hangup) is not signal.SIG_IGN else [])
-    previous = {signum: signal.signal(signum, stop) for signum in caught}
+    handled = [signal.SIGTERM] + ([hangup] if hangup and signal.getsignal(hangup) is not signal.SIG_IGN else [])
+    previous = {signum: signal.signal(signum, stop) for signum in handled}
     try:
-        yield
+        yield caught
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
@@ -321,14 +324,16 @@ def _run_and_finish(common: Common, job: Any, options: Any, view: View, ui: UI, 
     from attrib.errors import AttribError, first_line
     from attrib.runs import RunStore
 
+    caught: list[int] = []  # (bound again by the with: the signals that stopped the job)
     try:
-        with signals_as_interrupt(), ui.progress() as progress, warnings.catch_warnings():
+        with signals_as_interrupt() as caught, ui.progress() as progress, warnings.catch_warnings():
             warnings.showwarning = _shown_by(ui, warnings.showwarning)
             events = CliEvents(ui, progress, view.on_item)
             record = job.run(options, RunStore(out), events)
     except AttribError as error:
         raise click.UsageError(first_line(error, limit=2000)) from None
     except KeyboardInterrupt as stop:
+        stop = Terminated(caught[0]) if caught and not isinstance(stop, Terminated) else stop
         stopped = f"stopped by {stop.name}" if isinstance(stop, Terminated) else "interrupted"
         kept = not view.resumes or RunStore(out).read_record()  # (while the model loaded: nothing yet)
         with contextlib.suppress(OSError):  # (after SIGHUP the terminal may be gone)
