@@ -18,6 +18,7 @@ _LAZY = {
     "attribute": "attrib.api",
     "predict": "attrib.api",
     "load_run": "attrib.runs",
+    "RunError": "attrib.runs",
     "AttribError": "attrib.errors",
     "TooLargeError": "attrib.errors",
     "Attribution": "attrib.api",

@@ -430,7 +430,7 @@ def test_a_damaged_map_file_is_explained_again_not_drawn(run_cli, images, tmp_pa
     assert run_cli("explain", *args, "--no-images").exit_code == 0
     damaged = out / "arrays" / "im0.png.npz"
     damaged.write_bytes(damaged.read_bytes()[:40])
-    with pytest.raises(attrib.AttribError, match=rf"^{damaged}: its maps cannot be read \(File is not a zip file\)$"):
+    with pytest.raises(attrib.RunError, match=rf"^{damaged}: its maps cannot be read \(File is not a zip file\)$"):
         attrib.load_run(out).arrays[("im0.png", "gradient")]
     drawn = run_cli("explain", *args)
     said = " ".join(drawn.output.split())
