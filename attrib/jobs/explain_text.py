@@ -451,8 +451,15 @@ def _previous(store: RunStore, record: dict[str, Any], events: Events) -> list[d
 
 def _reusable(entry: dict | None, item: TextItem, settings: Settings, labels: list[str]) -> bool:
     """Whether an earlier run's entry at this position stands: the same text, explained (or left out by
-    ``--only``) as this run would, for the class it is given now."""
-    if entry is None or entry.get("status") not in ("ok", EXCLUDED) or \
+    ``--only``) as this run would, for the class it is given now (an entry edited out of shape does not)."""
+    try:
+        return _stands(entry, item, settings, labels)
+    except (KeyError, TypeError, AttributeError, IndexError):
+        return False
+
+
+def _stands(entry: dict | None, item: TextItem, settings: Settings, labels: list[str]) -> bool:
+    if not isinstance(entry, dict) or entry.get("status") not in ("ok", EXCLUDED) or \
             (entry.get("name"), entry.get("text"), entry.get("pair")) != (item.name, item.text, item.pair):
         return False
     try:

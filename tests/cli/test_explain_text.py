@@ -398,6 +398,11 @@ def test_ctrl_c_keeps_the_texts_explained_so_far(run_cli, text_models, tmp_path,
     assert "already done" not in other.stderr
     assert "(4 already done)" in run_cli(*command, "--seed", "1", "--out", tmp_path / "o").stderr
     assert "already done" not in run_cli(*command, "--seed", "1", "--force", "--out", tmp_path / "o").stderr
+    record = json.loads((tmp_path / "o" / "run.json").read_text())  # edited out of shape: explained again
+    record["texts"][0], record["texts"][1] = 5, {k: v for k, v in record["texts"][1].items() if k != "prediction"}
+    (tmp_path / "o" / "run.json").write_text(json.dumps(record))
+    edited = run_cli(*command, "--seed", "1", "--out", tmp_path / "o")  # was: unexpected AttributeError
+    assert edited.exit_code == 0 and "4 of 4 texts explained (2 already done)" in edited.stderr, edited.output
 
 
 def test_the_text_report_of_a_long_file_is_capped(run_cli, text_models, tmp_path):
