@@ -14,7 +14,7 @@ from typing import Any
 from attrib.errors import first_line
 from attrib.render.heatmap import colorbar_stops
 from attrib.runs.atomic import atomic_write_text
-from attrib.runs.store import RunError, load_run
+from attrib.runs.store import INPUTS, RunError, load_run
 
 VIEW_NOTES = {"blend": "the positive evidence for the explained class, brighter where stronger",
               "negative": "the evidence against the explained class, brighter where stronger",
@@ -76,7 +76,8 @@ def render_report(record: dict[str, Any], run_dir: Path, max_inputs: int | None 
     try:
         return _render(env.get_template(TEMPLATES[kind]), upgrade(record), kind, max_inputs)
     except (jinja2.UndefinedError, KeyError, TypeError, ValueError, AttributeError) as error:
-        raise RunError(f"{run_dir}/run.json is not a complete {kind} record ({first_line(error)}); was it "
+        files = "run.json or inputs.jsonl" if (run_dir / INPUTS).is_file() else "run.json"
+        raise RunError(f"{run_dir}/{files} is not a complete {kind} record ({first_line(error)}); was it "
                        "edited, or cut short?") from None
 
 

@@ -352,11 +352,23 @@ def _input_entry(line: bytes, path: Path, number: int) -> dict[str, Any]:
     except ValueError as error:  # (UnicodeDecodeError too)
         entry, why = None, first_line(error)
     else:
-        why = "a JSON object with the input's name expected"
-    if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+        why = "not in the shape attrib writes: name, status, predictions, attributions"
+    if not _well_formed(entry):
         raise RunError(f"{path}:{number}: not an input's record ({why}); remove that line (its input is then "
                        "explained again by a rerun) or write the run to a new folder")
     return entry
+
+
+ITEM_KEYS = {"predictions": ("index", int), "attributions": ("method", str)}  # what each item of a list names
+
+
+def _well_formed(entry: Any) -> bool:
+    """Whether an input's record has the shape attrib writes: its name and status, and lists of predictions
+    (each with its class index) and of attributions (each with its method)."""
+    return isinstance(entry, dict) and all(isinstance(entry.get(key), str) for key in ("name", "status")) and all(
+        isinstance(items := entry.get(field, []), list) and
+        all(isinstance(item, dict) and isinstance(item.get(key), kind) for item in items)
+        for field, (key, kind) in ITEM_KEYS.items())
 
 
 def load_run(root: str | Path) -> Run:

@@ -44,7 +44,7 @@ store = RunStore(sys.argv[1])
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the write fails with EFBIG instead of killing the process
 resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv[2]), resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
 try:
-    store.append_input({"name": "b", "id": "b", "note": "x" * 100})
+    store.append_input({"name": "b", "id": "b", "status": "ok", "note": "x" * 100})
 except OSError as error:
     print(errno.errorcode[error.errno], error.filename)
 """
@@ -53,7 +53,7 @@ except OSError as error:
 @pytest.mark.skipif(os.name != "posix", reason="a file size limit stands in for a full disk")
 def test_a_record_that_cannot_be_written_whole_leaves_the_earlier_ones(tmp_path):
     store = RunStore(tmp_path / "r")
-    store.append_input({"name": "a", "id": "a"})
+    store.append_input({"name": "a", "id": "a", "status": "ok"})
     size = (tmp_path / "r" / "inputs.jsonl").stat().st_size
     done = subprocess.run([sys.executable, "-c", FULL_DISK, str(tmp_path / "r"), str(size + 40)],
                           capture_output=True, text=True, timeout=60)
