@@ -131,7 +131,8 @@ def test_a_damaged_line_of_the_inputs_record_is_named_in_one_line(run_cli, repor
     traceback, and explaining into the folder again "unexpected JSONDecodeError"."""
     run = report / "run"
     lines = (run / "inputs.jsonl").read_bytes().splitlines(keepends=True)
-    for damaged, why in ((b"garbage\n", "Expecting value"), (b"[1, 2]\n", "not in the shape attrib writes: name, status"),
+    for damaged, why in ((b"garbage\n", "Expecting value"),
+                         (b"[1, 2]\n", "not in the shape attrib writes: name, status"),
                          (b'{"name": "x", "status": "ok", "attributions": [5]}\n', "not in the shape attrib writes"),
                          (b"\xff\xfe\n", "'utf-8' codec can't decode byte 0xff")):
         (run / "inputs.jsonl").write_bytes(damaged + b"".join(lines[1:]))
