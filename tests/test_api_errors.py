@@ -82,7 +82,8 @@ def test_missing_background(setup):
     ({"start_steps": 1}, "start_steps must be an integer >= 2, got 1"),
     ({"tol": -1.0}, r"tol must be > 0, got -1\.0$"),
     ({"match_steps": -1}, "match_steps must be an integer >= 0"),
-    ({"baseline": "black"}, "unknown baseline 'black'"),
+    ({"baseline": "grey"}, "unknown baseline 'grey'; use one of zero, blur, uniform, black, white or a tensor"),
+    ({"baseline": "black"}, r"the black baseline is a picture as the model reads it, .* \(\(pixel - mean\) / std\)"),
     ({"baseline": torch.zeros(4, 4)}, "does not broadcast"),
     ({"baseline": "blur", "blur_sigma_frac": 0.0}, r"blur_sigma_frac must be > 0, got 0\.0"),  # the input itself
     ({"tol": "0.1"}, r"tol must be a number, got '0\.1'"),
