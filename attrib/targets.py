@@ -188,8 +188,13 @@ def as_logits(out: Any) -> torch.Tensor:
     logits = out.get("logits") if isinstance(out, Mapping) else getattr(out, "logits", None)
     if isinstance(logits, torch.Tensor):
         return logits
-    raise TypeError(f"the model returned a {type(out).__name__}, not a tensor of shape (B, C); wrap it so that it "
-                    "returns one, e.g. lambda x: model(x)[0]")
+    tensors = [key for key, value in out.items() if isinstance(value, torch.Tensor)] if isinstance(out, Mapping) \
+        else []
+    pick = f"[{tensors[0]!r}]" if len(tensors) == 1 else "[0]" if isinstance(out, (tuple, list)) else ""
+    how = f", e.g. lambda x: model(x){pick}" if pick else ""
+    held = f" (its tensors: {', '.join(map(repr, tensors))})" if tensors else ""
+    raise TypeError(f"the model returned a {type(out).__name__}{held}, not a tensor of shape (B, C); wrap it so "
+                    f"that it returns one{how}")
 
 
 SCORE_KINDS = {"softmax": "softmax probability", "sigmoid": "sigmoid probability (a multi-label model)",

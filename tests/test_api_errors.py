@@ -205,6 +205,11 @@ def test_tuple_output_is_reported(setup):
     model, x = setup
     with pytest.raises(TypeError, match=r"the model returned a tuple, not a tensor of shape \(B, C\); wrap it"):
         attrib.attribute(lambda z: (model(z),), x, "gradient")
+    with pytest.raises(TypeError, match=r"returned a dict \(its tensors: 'scores'\), not a tensor of shape \(B, C\); "
+                                         r"wrap it so that it returns one, e\.g\. lambda x: model\(x\)\['scores'\]$"):
+        attrib.attribute(lambda z: {"scores": model(z), "n": 3}, x, "gradient")  # was: e.g. model(x)[0], a KeyError
+    with pytest.raises(TypeError, match=r"returned a dict \(its tensors: 'a', 'b'\), not a tensor .* returns one$"):
+        attrib.attribute(lambda z: {"a": model(z), "b": model(z)}, x, "gradient")
 
 
 def test_a_model_with_no_classes_is_reported(setup):
