@@ -255,8 +255,8 @@ def test_a_black_baseline_is_the_black_picture_as_the_model_reads_it(run_cli, im
                                 baseline=black, rule="gausslegendre", n_steps=8)
     assert np.allclose(run.arrays[(entry["id"], "integrated_gradients")], expected.values.numpy(), atol=1e-6)
     assert not torch.allclose(black, torch.zeros(3, 1, 1))  # (not the zero baseline)
-    for command in (["sanity", "--dataset", "synthetic", "--tests", "completeness"], ["diffroar", "--k", "0.5",
-                                                                      "--n-train", "50", "--n-test", "50", "--epochs", "1"]):
+    diffroar = ["diffroar", "--k", "0.5", "--n-train", "50", "--n-test", "50", "--epochs", "1"]
+    for command in (["sanity", "--dataset", "synthetic", "--tests", "completeness"], diffroar):
         tensors = run_cli(*command, "-M", "sample:synthetic-robust", "-m", "ig", "--set", "baseline=white",
                           "--out", tmp_path / command[0])
         assert tensors.exit_code == 2 and "integrated_gradients: the white baseline is a picture's colour, and " \
