@@ -280,6 +280,14 @@ def signals_as_interrupt() -> Iterator[list[int]]:
             signal.signal(signum, handler)
 
 
+def stopped_by(stop: KeyboardInterrupt, caught: list[int]) -> tuple[str, int]:
+    """What stopped a command, and its exit code: ("interrupted", 130) for Ctrl-C, ("stopped by SIGTERM", 143) or
+    ("stopped by SIGHUP", 129) for a signal :func:`signals_as_interrupt` caught (even where a library turned its
+    :class:`Terminated` into a plain KeyboardInterrupt)."""
+    stop = Terminated(caught[0]) if caught and not isinstance(stop, Terminated) else stop
+    return (f"stopped by {stop.name}", stop.exit_code) if isinstance(stop, Terminated) else ("interrupted", 130)
+
+
 def run_job(common: Common, job: Any, options: Any, view: View, prefix: str = "") -> None:
     """Run ``job.run(options, store, events)`` and finish the command; never returns (exits with the code).
 
@@ -333,13 +341,12 @@ def _run_and_finish(common: Common, job: Any, options: Any, view: View, ui: UI, 
     except AttribError as error:
         raise click.UsageError(first_line(error, limit=2000)) from None
     except KeyboardInterrupt as stop:
-        stop = Terminated(caught[0]) if caught and not isinstance(stop, Terminated) else stop
-        stopped = f"stopped by {stop.name}" if isinstance(stop, Terminated) else "interrupted"
+        stopped, code = stopped_by(stop, caught)
         kept = not view.resumes or RunStore(out).read_record()  # (while the model loaded: nothing yet)
         with contextlib.suppress(OSError):  # (after SIGHUP the terminal may be gone)
             ui.error(view.interrupted.format(out=out, again=again, stopped=stopped) if kept else
                      f"{stopped} before any work")
-        sys.exit(stop.exit_code if isinstance(stop, Terminated) else 130)
+        sys.exit(code)
     except Exception as error:  # noqa: BLE001 - the last line of defence: one line, not a traceback
         if isinstance(error, OSError) and error.filename is not None and Path(error.filename).is_relative_to(out):
             kept = f"; what finished is kept there: {again} goes on from it once it can be written" \

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import click
 
-from attrib.cli.common import check_not_in_run, check_replaceable, check_writable
+from attrib.cli.common import check_not_in_run, check_replaceable, check_writable, signals_as_interrupt, stopped_by
 from attrib.cli.ui import UI
 
 
@@ -30,7 +31,6 @@ Examples:
 def report(run_dir: str, output: str | None, png_path: str | None, max_inputs: int, quiet: bool,
            verbose: bool) -> None:
     """Write one self-contained HTML report (and, with --png, a contact sheet) for a run folder (or its run.json)."""
-    from attrib.errors import AttribError, first_line
     from attrib.report.html import write_contact_sheet, write_report
 
     from attrib.runs import run_folder
@@ -50,21 +50,34 @@ def report(run_dir: str, output: str | None, png_path: str | None, max_inputs: i
         check_replaceable(Path(output or "report.html"), "the output")
     if png_path:
         check_not_an_input(Path(png_path), Path(run_dir))
-    for path, _, write in writes:
-        try:
-            write()
-        except AttribError as error:
-            raise click.UsageError(str(error)) from None
-        except OSError as error:  # the run's files (unreadable), or the output's folder: missing rights, a full disk
-            read = error.filename is not None and Path(error.filename).resolve().is_relative_to(Path(run_dir).resolve())
-            raise click.UsageError(f"cannot read {error.filename}: {error.strerror or error}" if read else
-                                   f"cannot write {path}: {error.strerror or error}") from None
-        except Exception as error:  # noqa: BLE001 - the last line of defence: one line, not a traceback
-            if verbose:
-                raise
-            ui.error(f"unexpected {type(error).__name__}: {first_line(error)} (run with -v for the traceback)")
-            raise SystemExit(1) from None
-        ui.info(f"wrote {path}")
+    with signals_as_interrupt() as caught:
+        for path, _, write in writes:
+            _write(ui, path, write, Path(run_dir), verbose, caught)
+
+
+def _write(ui: UI, path: str, write: Callable[[], None], run_dir: Path, verbose: bool, caught: list[int]) -> None:
+    """Write one output; any failure is one line (with -v, an unexpected one is its traceback), and a stop
+    (Ctrl-C, SIGTERM, SIGHUP) leaves no part of it."""
+    from attrib.errors import AttribError, first_line
+
+    try:
+        write()
+    except AttribError as error:
+        raise click.UsageError(str(error)) from None
+    except OSError as error:  # the run's files (unreadable), or the output's folder: missing rights, a full disk
+        read = error.filename is not None and Path(error.filename).resolve().is_relative_to(run_dir.resolve())
+        raise click.UsageError(f"cannot read {error.filename}: {error.strerror or error}" if read else
+                               f"cannot write {path}: {error.strerror or error}") from None
+    except KeyboardInterrupt as stop:
+        stopped, code = stopped_by(stop, caught)
+        ui.error(f"{stopped}: {path} was not written")
+        raise SystemExit(code) from None
+    except Exception as error:  # noqa: BLE001 - the last line of defence: one line, not a traceback
+        if verbose:
+            raise
+        ui.error(f"unexpected {type(error).__name__}: {first_line(error)} (run with -v for the traceback)")
+        raise SystemExit(1) from None
+    ui.info(f"wrote {path}")
 
 
 def check_not_an_input(path: Path, run_dir: Path) -> None:

@@ -148,6 +148,26 @@ def test_a_damaged_line_of_the_inputs_record_is_named_in_one_line(run_cli, repor
     assert result.exit_code == 1 and parse_json(result)["summary"]["done"] == 1
 
 
+@pytest.mark.parametrize("name", ["SIGTERM", "SIGINT"])
+def test_a_report_stopped_part_way_says_so_and_leaves_nothing(run_cli, report, monkeypatch, name):
+    """Ctrl-C while a report was written printed a traceback, and SIGTERM killed it without a word."""
+    import signal
+    import time
+
+    import attrib.report.html as html
+
+    def stopped(*args, **kwargs):
+        os.kill(os.getpid(), getattr(signal, name))
+        time.sleep(5)
+
+    monkeypatch.setattr(html, "render_report", stopped)
+    result = run_cli("report", report / "run", "-o", report / "stopped.html")
+    assert result.exit_code == {"SIGTERM": 143, "SIGINT": 130}[name], result.output
+    said = "stopped by SIGTERM" if name == "SIGTERM" else "interrupted"
+    assert f"error: {said}: {report / 'stopped.html'} was not written" in " ".join(result.output.split())
+    assert not (report / "stopped.html").exists() and not list(report.glob(".stopped.html*"))
+
+
 def test_report_to_an_unwritable_place_is_one_line(run_cli, report, tmp_path):
     (tmp_path / "file").write_text("x")
     result = run_cli("report", report / "run", "-o", tmp_path / "file" / "r.html")
