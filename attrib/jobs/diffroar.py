@@ -382,13 +382,17 @@ def main(argv: list[str]) -> int:
         print(USAGE, file=sys.stderr)
         return 2
     failed = 0
-    for path in paths:
+    for position, path in enumerate(paths):
         try:
             if files.done_result(path) is not None:
                 print(f"{path.stem}: already done", flush=True)
                 continue
             result = run_job(path)
             print(f"{path.stem}: accuracy {result['accuracy']:.4f} ({result['seconds']} s)", flush=True)
+        except KeyboardInterrupt:
+            print(f"interrupted in {path.stem}, job {position + 1} of {len(paths)}: what finished is kept; the same "
+                  "command runs the rest", file=sys.stderr, flush=True)
+            return 130
         except Exception as error:  # noqa: BLE001 - one job's failure stays its own; the rest go on
             print(f"error: {_job_error(path, error)}", file=sys.stderr, flush=True)
             failed += 1

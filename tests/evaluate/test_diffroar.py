@@ -139,3 +139,19 @@ def test_the_largest_seed_attributes_every_block():
     assert largest.shape == x.shape and torch.isfinite(largest).all()
     assert torch.equal(attribute_split(module, x, y, "smoothgrad", {"n_samples": 2}, 7, "cpu"),
                        attribute_split(module, x, y, "smoothgrad", {"n_samples": 2}, 7, "cpu"))
+
+
+def test_a_worker_stopped_by_ctrl_c_says_where_in_one_line(tmp_path, monkeypatch, capsys):
+    """Ctrl-C in `python -m attrib.jobs.diffroar OUT/jobs/*.json` printed a traceback."""
+    import attrib.jobs.diffroar as worker
+
+    def stopped(path):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(worker.files, "done_result", lambda path: {"accuracy": 1.0} if "a-" in path.name else None)
+    monkeypatch.setattr(worker, "run_job", stopped)
+    assert worker.main([str(tmp_path / "a-k0.5-top-s0.json"), str(tmp_path / "b-k0.5-top-s0.json"), "c.json"]) == 130
+    said = capsys.readouterr()
+    assert "a-k0.5-top-s0: already done" in said.out
+    assert said.err == "interrupted in b-k0.5-top-s0, job 2 of 3: what finished is kept; the same command runs the " \
+        "rest\n"
