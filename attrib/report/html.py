@@ -134,39 +134,40 @@ def data_uri(run_dir: Path, relative: str | None, webp: str | None = None) -> st
     if root not in path.parents or not path.is_file():
         return ""
     data = path.read_bytes()
-    if not _readable(data):
+    picture = _decoded(data)
+    if picture is None:
         return ""  # damaged: said as missing, never shown as a broken picture
-    encoded = _as_webp(data, lossless=webp == "lossless") if webp else None
+    encoded = _as_webp(picture, lossless=webp == "lossless") if webp else None
     if encoded is not None:
         return "data:image/webp;base64," + base64.b64encode(encoded).decode("ascii")
     return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
 
 
-def _readable(data: bytes) -> bool:
-    """Whether a picture's bytes read as a whole picture (not cut short, no damaged chunk)."""
+def _decoded(data: bytes):
+    """A picture's bytes decoded (a PIL image), or None where they do not read as a whole picture (cut short, a
+    damaged chunk)."""
     from PIL import Image
 
     try:
         with Image.open(io.BytesIO(data)) as picture:
             picture.load()
+            return picture.convert("RGB")
     except (OSError, ValueError, Image.DecompressionBombError):  # (UnidentifiedImageError is an OSError)
-        return False
-    return True
+        return None
 
 
-def _as_webp(png: bytes, lossless: bool) -> bytes | None:
-    """The picture re-encoded as WebP, or None where Pillow has no WebP or cannot write it (then the PNG goes
-    in as it is)."""
-    from PIL import Image, UnidentifiedImageError, features
+def _as_webp(picture, lossless: bool) -> bytes | None:
+    """The picture encoded as WebP, or None where Pillow has no WebP or cannot write it (then the PNG goes in as
+    it is)."""
+    from PIL import features
 
     if not features.check("webp"):
         return None
     options = {"lossless": True, "method": 2} if lossless else {"quality": PHOTO_QUALITY}
+    out = io.BytesIO()
     try:
-        with Image.open(io.BytesIO(png)) as picture:
-            out = io.BytesIO()
-            picture.convert("RGB").save(out, "WEBP", **options)
-    except (OSError, UnidentifiedImageError, ValueError):
+        picture.save(out, "WEBP", **options)
+    except (OSError, ValueError):
         return None
     return out.getvalue()
 
