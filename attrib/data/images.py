@@ -232,9 +232,9 @@ def _decoded(name: str, read: Callable[[], bytes]) -> Image.Image:
 def image_files(folder: Path, wanted: Callable[[Path], bool] | None = None) -> list[Path]:
     """Image files (or the files ``wanted`` says) under ``folder``, recursively, sorted. Left out: hidden files and
     folders, as globs leave them (macOS's ._cat.png, .ipynb_checkpoints/), and attrib's own run folders (``attrib
-    explain .`` run twice must not explain the first run's overlays). Linked folders are followed, as globs and torchvision's
-    ImageFolder follow them (a subset of ImageNet is often class folders linked to the full set's); a link to
-    a folder the path already passed through (a loop) is not."""
+    explain .`` run twice must not explain the first run's overlays). Linked folders are followed, as globs and
+    torchvision's ImageFolder follow them (a subset of ImageNet is often class folders linked to the full set's);
+    a link to a folder the path already passed through (a loop) is not."""
     from attrib.runs.store import is_run_folder
 
     found, todo = [], [(Path(folder), frozenset({_identity(folder)}))]

@@ -94,20 +94,23 @@ class Preprocess:
     def _offset(self, spare: int) -> int:
         return spare // 2 if self.crop_offset == "floor" else int(round(spare / 2.0))
 
+    def _statistics(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The normalisation's mean and std as float32 tensors (C, 1, 1)."""
+        return (torch.tensor(self.mean, dtype=torch.float32)[:, None, None],
+                torch.tensor(self.std, dtype=torch.float32)[:, None, None])
+
     def tensor(self, view: Image.Image) -> torch.Tensor:
         """Normalise a view (already resized and cropped) into a (C, H, W) float32 tensor."""
         array = np.asarray(view, dtype=np.float32) / 255.0
         if array.ndim == 2:
             array = array[:, :, None]
         x = torch.from_numpy(array.copy()).permute(2, 0, 1)
-        mean = torch.tensor(self.mean, dtype=torch.float32)[:, None, None]
-        std = torch.tensor(self.std, dtype=torch.float32)[:, None, None]
+        mean, std = self._statistics()
         return (x - mean) / std
 
     def solid(self, pixel: float) -> torch.Tensor:
         """The model input (C, 1, 1) of a picture whose every pixel is ``pixel`` (in [0, 1]) in each channel."""
-        mean = torch.tensor(self.mean, dtype=torch.float32)[:, None, None]
-        std = torch.tensor(self.std, dtype=torch.float32)[:, None, None]
+        mean, std = self._statistics()
         return (pixel - mean) / std
 
     def picture(self, x: torch.Tensor) -> Image.Image | None:
@@ -115,8 +118,7 @@ class Preprocess:
         input has another number of channels than this normalisation's."""
         if x.ndim != 3 or x.shape[0] not in (1, 3) or len(self.mean) not in (1, x.shape[0]):
             return None
-        mean = torch.tensor(self.mean, dtype=torch.float32)[:, None, None]
-        std = torch.tensor(self.std, dtype=torch.float32)[:, None, None]
+        mean, std = self._statistics()
         pixels = ((x.detach().float().cpu() * std + mean).clamp(0, 1) * 255).round().to(torch.uint8)
         array = pixels.permute(1, 2, 0).numpy()
         return Image.fromarray(array[:, :, 0] if array.shape[2] == 1 else array)

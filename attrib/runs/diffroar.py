@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import json
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ import torch
 from attrib.evaluate.diffroar import CONTROL
 from attrib.evaluate.masking import random_attributions
 from attrib.runs.atomic import atomic_write_json, atomic_write_npz
-from attrib.runs.store import RunStore
+from attrib.runs.store import RunError, RunStore, read_npz
 
 
 def attribution_path(store: RunStore, method: str) -> Path:
@@ -32,10 +31,10 @@ def cached_attributions(store: RunStore, method: str, stamp: str) -> str | None:
     path = attribution_path(store, method)
     if path.is_file():
         try:
-            with np.load(path) as cached:
-                if str(cached["stamp"]) == stamp:
+            with read_npz(path) as cached:
+                if str(cached.get("stamp")) == stamp:
                     return str(path.relative_to(store.root))
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):  # damaged: made again
+        except RunError:  # damaged: made again
             return None
     return None
 

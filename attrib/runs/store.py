@@ -274,7 +274,7 @@ def _remove_if_empty(folder: Path) -> None:
 
 
 @contextlib.contextmanager
-def _read_npz(path: Path) -> Iterator[Any]:
+def read_npz(path: Path) -> Iterator[Any]:
     """``np.load(path)`` within; a RunError naming the file where it cannot be read (cut short, damaged)."""
     try:
         with np.load(path) as data:
@@ -300,11 +300,11 @@ class LazyArrays(Mapping):
         input_id, method = self._key(key)
         path = self.root / ARRAYS_DIR / f"{input_id}.npz"
         if path.is_file():
-            with _read_npz(path) as data:
+            with read_npz(path) as data:
                 if method in data.files:
                     return data[method]
         if f"{input_id}/{method}" in self._legacy_keys():
-            with _read_npz(self.root / LEGACY_ARRAYS) as data:
+            with read_npz(self.root / LEGACY_ARRAYS) as data:
                 return data[f"{input_id}/{method}"]
         raise KeyError((input_id, method))
 
@@ -313,14 +313,14 @@ class LazyArrays(Mapping):
             path = self.root / LEGACY_ARRAYS
             self._legacy = []
             if path.is_file():
-                with _read_npz(path) as data:
+                with read_npz(path) as data:
                     self._legacy = list(data.files)
         return self._legacy
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
         seen = set()
         for path in sorted((self.root / ARRAYS_DIR).glob("*.npz")):
-            with _read_npz(path) as data:
+            with read_npz(path) as data:
                 for method in data.files:
                     seen.add((path.stem, method))
                     yield path.stem, method
