@@ -27,6 +27,7 @@ from attrib.errors import UsageError, counted
 from attrib.evaluate import similarity as sim
 from attrib.evaluate.randomization import layer_groups, randomized, select
 from attrib.evaluate.robustness import random_perturbations, topk_attack
+from attrib.formats import percent
 from attrib.targets import decisions
 
 TESTS = ("randomization", "robustness", "completeness")
@@ -387,8 +388,8 @@ def _completeness_verdict(method: str, rows: list[dict]) -> dict:
                 "reason": "unsure — F(x) equals F(baseline) on every input: the relative gap is undefined"}
     left_out = f"; {counted(last['undefined'], 'input')} with F(x) = F(baseline) left out" \
         if last.get("undefined") else ""
-    contrast = "not a number" if first["gap"] is None else f"{first['gap']:.1%}"
-    text = f"gap {last['gap']:.1%}{noise} at {where} ({rule}{left_out}); {contrast} at {first['steps']}"
+    contrast = "not a number" if first["gap"] is None else percent(first["gap"], 1)
+    text = f"gap {percent(last['gap'], 1)}{noise} at {where} ({rule}{left_out}); {contrast} at {first['steps']}"
     return {"method": method, "test": "completeness", "passed": judge(last["gap"], stderr or 0.0, limit, below=True),
             "reason": text}
 

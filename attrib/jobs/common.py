@@ -17,6 +17,7 @@ import torch
 
 from attrib.engine import check_environment
 from attrib.errors import AttribError, UsageError, first_line
+from attrib.formats import percent
 
 
 GAP_WARNING = 0.05  # a completeness gap over this is warned of (the IG authors' advice: check within ~5%)
@@ -440,7 +441,7 @@ def gap_warnings(result: dict, method: str, precision: str = "fp32", images: boo
         if result["match_steps"]:
             goal += f" and a map as accurate as {result['match_steps']}-step Gauss-Legendre's"
         ended, advice = _stalled(result, method, precision, images)
-        return [f"the adaptive rule {ended} before reaching {goal}: completeness gap {gap:.2%}, estimated map "
+        return [f"the adaptive rule {ended} before reaching {goal}: completeness gap {percent(gap)}, estimated map "
                 f"error {result['map_error']:.1%}; {advice}"]
     if gap is not None and gap > GAP_WARNING:
         noise = f" ± {result['gap_stderr']:.1%} (Monte Carlo)" if result["gap_stderr"] is not None else ""
@@ -450,7 +451,7 @@ def gap_warnings(result: dict, method: str, precision: str = "fp32", images: boo
         advice = f"raise {knob} (--set {method}.{knob}=N)" if knob else "raise its budget (--set)"
         if result.get("converged") and gap <= (result.get("tol") or 0):  # met a tolerance set over the warning's
             advice = f"lower tol (--set {method}.tol=0.01; this run's: {result['tol']:g})"
-        return [f"completeness gap {gap:.1%}{noise} > {GAP_WARNING:.0%}; {advice} for a faithful map"]
+        return [f"completeness gap {percent(gap, 1)}{noise} > {GAP_WARNING:.0%}; {advice} for a faithful map"]
     return []
 
 

@@ -12,6 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from attrib.errors import counted
+from attrib.formats import percent
 
 
 def titled(title: str, table: Table, note: str | None = None) -> Group:
@@ -34,7 +35,7 @@ def input_table(entry: dict[str, Any]) -> Group:
     for rank, p in enumerate(entry["predictions"], 1):
         table.add_row(f"#{rank}", escape(f"{p['label']} ({p['index']})"), f"{p['prob']:.3f}", "", "")
     for a in entry["attributions"]:
-        gap = "" if a["completeness_gap"] is None else f"{a['completeness_gap']:.2%}"
+        gap = "" if a["completeness_gap"] is None else percent(a["completeness_gap"])
         target = "" if a["target"] is None else escape(f"{a['target_label']} ({a['target']})" + (
             f" vs {a['versus_label']} ({a['versus']})" if a.get("versus") is not None else ""))
         table.add_row(f"[bold]{escape(a['method'])}[/bold]", target, "", gap, f"{a['seconds']:.2f}s")
@@ -112,7 +113,7 @@ def text_panel(entry: dict[str, Any]) -> Group:
         order = sorted(range(len(scores)), key=lambda i: -abs(scores[i]))[:STRONGEST]
         strongest = ", ".join(f"{entry['words'][i]}={scores[i]:+.2g}" for i in order if scores[i])  # pairs unbroken
         gap = entry.get("gaps", {}).get(method)
-        strongest += "" if gap is None else f"\ncompleteness gap {gap:.2%}"
+        strongest += "" if gap is None else f"\ncompleteness gap {percent(gap)}"
         table.add_row(escape(method), line, escape(strongest))
     return titled(title, table)
 
@@ -163,7 +164,7 @@ def sanity_tables(record: dict[str, Any]) -> list[Group]:
 
 
 LEFT_OUT = ("undefined", "not_finite")  # inputs left out of a mean gap: shown where there are any
-FORMATS = {"passes": "{:.0f}", "converged": "{:.0%}", "gap": "{:.2%}", "gap_stderr": "{:.2%}"}  # else _fmt's
+FORMATS = {"passes": "{:.0f}".format, "converged": "{:.0%}".format, "gap": percent, "gap_stderr": percent}  # else _fmt's
 
 
 def _rows_table(title: str, rows: list[dict[str, Any]], columns: tuple[str, ...]) -> Group:
@@ -177,7 +178,7 @@ def _rows_table(title: str, rows: list[dict[str, Any]], columns: tuple[str, ...]
 
 
 def _table(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> "WordWrapped":
-    cells = [[FORMATS[c].format(row[c]) if c in FORMATS and isinstance(row.get(c), float)
+    cells = [[FORMATS[c](row[c]) if c in FORMATS and isinstance(row.get(c), float)
               else _fmt(row.get(c), (row.get("spread") or {}).get(c) if row.get("draws", 1) > 1 else None)
               for c in columns] for row in rows]
     table = Table(show_edge=False, pad_edge=False)  # two more characters for the cells

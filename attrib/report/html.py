@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from attrib.errors import first_line
+from attrib.formats import percent
 from attrib.render.heatmap import colorbar_stops
 from attrib.runs.atomic import atomic_write_text
 from attrib.runs.store import INPUTS, RunError, load_run
@@ -67,7 +68,7 @@ def render_report(record: dict[str, Any], run_dir: Path, max_inputs: int | None 
         raise RunError(f"{run_dir}: run kind {kind!r} is from a newer attrib; upgrade attrib to render it")
     env = jinja2.Environment(loader=jinja2.PackageLoader("attrib.report", "templates"),
                              autoescape=True, undefined=jinja2.StrictUndefined)
-    env.filters["pct"] = lambda v: "—" if v is None else f"{100 * v:.2f}%"
+    env.filters["pct"] = lambda v: "—" if v is None else percent(v)
     env.globals.update(image=lambda rel: data_uri(run_dir, rel), photo=lambda rel: data_uri(run_dir, rel, "lossy"),
                        exact=lambda rel: data_uri(run_dir, rel, "lossless"),
                        num=_num, band=_band,

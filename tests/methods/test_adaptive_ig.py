@@ -232,6 +232,31 @@ def test_a_jump_no_bisection_resolves_is_said_to_need_another_baseline_not_more_
     assert "(--set integrated_gradients.baseline=...)" in gap_warnings(entry, "integrated_gradients", images=False)[0]
 
 
+def test_a_huge_gap_is_written_in_three_significant_digits():
+    """A rule that evaluates the scale-free net at its baseline (the trapezoid's end node) sums to ~1e29 times
+    F's change: the warning and the table wrote all 32 digits of that percentage (a random ConvNeXt-Atto at 8
+    steps: 12900123570068749878401433600.00%)."""
+    import re
+
+    from rich.console import Console
+
+    from attrib.jobs.common import attribution_row, gap_warnings
+    from attrib.render.terminal import input_table
+
+    res = attrib.attribute(_ScaleFree().eval(), torch.tensor([[1.0, 0.5, 0.2]]), "ig", target=0, baseline="zero",
+                           rule="trapezoid", n_steps=4)
+    entry = attribution_row(res, 0)
+    assert entry["gap"] > 1e20
+    written = f"{100 * entry['gap']:.3g}%"
+    (said,) = gap_warnings(entry, "integrated_gradients")
+    assert said.startswith(f"completeness gap {written} > 5%")
+    console = Console(width=200, record=True)
+    console.print(input_table({"name": "x", "predictions": [], "attributions": [
+        {"method": "integrated_gradients", "completeness_gap": entry["gap"], "target": None, "seconds": 0.1}]}))
+    shown = console.export_text()
+    assert written in shown and not re.search(r"\d{10}", shown)
+
+
 def test_explain_warns_when_the_budget_runs_out(run_cli_images):
     result = run_cli_images("-m", "ig", "--set", "n_steps=6", "--set", "tol=0.000001")
     said = " ".join(result.output.split())
