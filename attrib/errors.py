@@ -27,9 +27,9 @@ def first_line(error: BaseException, limit: int = 200) -> str:
     return lines[0][:limit].rstrip(". ") if lines else type(error).__name__
 
 
-def counted(n: int, noun: str) -> str:
-    """'1 input', '3 inputs': a count in a message."""
-    return f"{n} {noun}{'' if n == 1 else 's'}"
+def counted(n: int, noun: str, plural: str | None = None) -> str:
+    """'1 input', '3 inputs' ('1 class', '3 classes' with ``plural``): a count in a message."""
+    return f"{n} {noun if n == 1 else plural or noun + 's'}"
 
 
 def duration(seconds: float) -> str:

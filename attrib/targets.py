@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from attrib.errors import UsageError
+from attrib.errors import UsageError, counted
 
 TargetSpec = Any  # None | int | Sequence[int] | Target | Callable[[Tensor], Tensor]
 
@@ -237,10 +237,11 @@ def _per_input(spec: int | Sequence[int | None] | None, n_inputs: int, n_classes
     else:
         classes = [None if i is None else int(i) for i in spec]
         if len(classes) != n_inputs:
-            raise UsageError(f"{what} lists {len(classes)} classes for {n_inputs} inputs; give one per input")
+            raise UsageError(f"{what} lists {counted(len(classes), 'class', 'classes')} for "
+                             f"{counted(n_inputs, 'input')}; give one per input")
     for c in classes:
         if c is not None and not 0 <= c < n_classes:
-            raise UsageError(f"{what} class {c} is out of range: the model has {n_classes} classes "
+            raise UsageError(f"{what} class {c} is out of range: the model has {counted(n_classes, 'class', 'classes')} "
                              f"(valid indices 0..{n_classes - 1})")
     return classes
 
@@ -273,7 +274,7 @@ def parse_class(text: str, labels: list[str]) -> int | None:
     if text.lstrip("-").isdigit():
         index = int(text)
         if not 0 <= index < len(labels):
-            raise UsageError(f"target {index} is out of range: the model has {len(labels)} classes "
+            raise UsageError(f"target {index} is out of range: the model has {counted(len(labels), 'class', 'classes')} "
                              f"(valid indices 0..{len(labels) - 1})")
         return index
     names = _label_names(tuple(labels))

@@ -34,6 +34,7 @@ def test_a_registry_entry_names_its_method(setup):
     (4, r"target class 4 is out of range: the model has 4 classes \(valid indices 0..3\)"),
     (-1, "out of range"),
     ([0, 1, 2], "3 classes for 2 inputs"),
+    ([1], "target lists 1 class for 2 inputs; give one per input"),
     ("cat", "target must be"),
     (True, "not a bool"),
     (np.bool_(True), "not a bool"),
@@ -199,6 +200,9 @@ def test_a_model_of_one_score_per_input_is_explained_with_a_callable_target(setu
         attrib.attribute(lambda z: (logit(z) > 0).long(), x, "gradient", target=lambda out: out.float())
     with pytest.raises(TypeError, match=r"got torch.uint8 \(pixels\? convert and normalise them as the model "):
         attrib.attribute(model, (x * 50).clamp(0, 255).to(torch.uint8), "gradient")
+    with pytest.raises(ValueError, match=r"target class 1 is out of range: the model has 1 class \(valid indices "
+                       r"0\.\.0\)"):  # a one-logit model as (B, 1): "has 1 classes"
+        attrib.attribute(lambda z: logit(z)[:, None], x, "gradient", target=1)
 
 
 def test_tuple_output_is_reported(setup):

@@ -13,6 +13,7 @@ import torch
 from PIL import Image
 
 from attrib.data.images import InputError, expand_inputs, load_sample, SAMPLE_NAMES
+from attrib.errors import counted
 from attrib.methods.baselines import gaussian_blur
 from attrib.models.preprocess import Preprocess
 from attrib.rng import Stream, generator
@@ -53,4 +54,4 @@ def folder_background(folder: str, preprocess: Preprocess) -> tuple[torch.Tensor
         raise InputError(f"{folder}: no background images")
     stacked = torch.stack(images)  # its digest in the description: other pictures under the same name are another set
     digest = hashlib.sha256(stacked.numpy().tobytes()).hexdigest()[:12]
-    return stacked, f"{len(images)} images from {folder} (sha256 {digest})"
+    return stacked, f"{counted(len(images), 'image')} from {folder} (sha256 {digest})"

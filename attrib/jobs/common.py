@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from attrib.engine import check_environment
-from attrib.errors import AttribError, UsageError, first_line
+from attrib.errors import AttribError, UsageError, counted, first_line
 from attrib.formats import percent
 
 
@@ -411,8 +411,8 @@ def _stalled(result: dict, method: str, precision: str, images: bool) -> tuple[s
     from attrib.methods.adaptive import MIN_WIDTH
 
     spent = result["passes"] >= (result["budget"] or 0)
-    ended = (f"spent its budget of {result['passes']} steps" if spent else
-             f"stopped after {result['passes']} steps (F jumps within a stretch of the path narrower than "
+    ended = (f"spent its budget of {counted(result['passes'], 'step')}" if spent else
+             f"stopped after {counted(result['passes'], 'step')} (F jumps within a stretch of the path narrower than "
              f"{MIN_WIDTH:g}, which more steps cannot resolve)")
     if precision == "bf16":
         return ended, "run in fp32 (--precision fp32): in bf16 rounding reads as roughness of the path"

@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from attrib.errors import UsageError, first_line
+from attrib.errors import UsageError, counted, first_line
 from attrib.models.base import Model, ModelError, check_finite
 from attrib.models.checkpoint import a_program, file_sha256, folder_weights
 from attrib.models.preprocess import overridden
@@ -140,7 +140,7 @@ def read_labels(path: str | Path, n_classes: int) -> list[str]:
     text = unicode_text(data, f"labels {path}", ModelError)
     names = _synsets(_parse_labels(text, path), n_classes)
     if len(names) != n_classes:
-        raise ModelError(f"labels {path}: {len(names)} names for a model with {n_classes} classes")
+        raise ModelError(f"labels {path}: {counted(len(names), 'name')} for a model with {counted(n_classes, 'class', 'classes')}")
     return names
 
 
