@@ -132,6 +132,8 @@ class Engine:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if self.chunk_size is not None and (not isinstance(self.chunk_size, int) or self.chunk_size < 1):
             raise ValueError(f"chunk_size must be a positive integer or None, got {self.chunk_size!r}")
+        if self.progress is not None and not callable(self.progress):
+            raise TypeError(f"progress must be a callable taking the rows finished, or None; got {self.progress!r}")
         self.device = _device(self.device) if self.device is not None else _model_device(self.model)
         if self.device.type == "cuda" and not (torch.cuda.is_available() and
                                                (self.device.index or 0) < torch.cuda.device_count()):

@@ -111,6 +111,12 @@ def test_bad_run_options(setup, kwargs, match):
         attrib.attribute(model, x, "smoothgrad", **kwargs)
 
 
+def test_a_progress_that_cannot_be_called_is_refused_before_any_pass(setup):
+    model, x = setup  # it was "'int' object is not callable", raised from inside the engine after the first chunk
+    with pytest.raises(TypeError, match="progress must be a callable taking the rows finished, or None; got 5"):
+        attrib.attribute(model, x, "smoothgrad", progress=5)
+
+
 @pytest.mark.parametrize("kwargs,match", [
     ({"n_samples": 1}, r"n_samples must be >= 2 for a variance \(one draw's is 0\), got 1"),
     ({"noise_frac": 0.0}, r"noise_frac must be > 0 for a variance \(without noise every draw is the same gradient\)"),
