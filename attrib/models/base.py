@@ -27,6 +27,23 @@ def check_finite(module: torch.nn.Module, name: str) -> None:
                          "file; its outputs and attributions would be meaningless")
 
 
+def hub_unreachable(error: BaseException) -> str:
+    """For an error that says the Hugging Face hub could not be reached for a file not in the cache, how to be
+    told at once: without a network the hub's client retries each file for about 25 s (minutes behind a
+    firewall) unless HF_HUB_OFFLINE is set. "" for any other error, or where it is set."""
+    from huggingface_hub import constants
+
+    seen: BaseException | None = error
+    for _ in range(20):  # a cause chain, never a loop
+        if seen is None:
+            return ""
+        if type(seen).__name__ == "LocalEntryNotFoundError":
+            return "" if constants.HF_HUB_OFFLINE else \
+                "; without a network, set HF_HUB_OFFLINE=1 to be told at once rather than after the hub's retries"
+        seen = seen.__cause__ or seen.__context__
+    return ""
+
+
 @dataclass
 class Model:
     """What the rest of attrib sees of a model: a plain module from (B, C, H, W) (kind "image") or (B, D)

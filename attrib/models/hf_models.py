@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from attrib.errors import first_line
-from attrib.models.base import Model, ModelError
+from attrib.models.base import Model, ModelError, hub_unreachable
 from attrib.models.hf_processor import mismatch, processor_preprocess
 from attrib.models.preprocess import Preprocess
 from attrib.models.registry import register_loader
@@ -117,7 +117,7 @@ def load_hf(name: str, *, trust_remote_code: bool = False, weights: object = Non
         wrong_kind(error, name, "an image classifier", "a text classifier? explain it with `attrib explain-text`, "
                    "check it with `attrib sanity-text`")
         raise ModelError(f"cannot load Hugging Face model {name!r}: {first_line(error)} (offline? pass a local "
-                         "folder saved with save_pretrained)") from None
+                         f"folder saved with save_pretrained{hub_unreachable(error)})") from None
     try:
         processor = AutoImageProcessor.from_pretrained(name, trust_remote_code=trust_remote_code)
     except (OSError, ValueError):

@@ -24,7 +24,7 @@ import torch
 
 from attrib.data.text import TextInput, Word, replace_word
 from attrib.errors import first_line
-from attrib.models.base import ModelError, check_finite
+from attrib.models.base import ModelError, check_finite, hub_unreachable
 from attrib.models.checkpoint import folder_weights
 from attrib.models.hf_models import check_folder, from_pretrained_checked, home_expanded, multi_label, wrong_kind
 from attrib.models.registry import claimed_by
@@ -61,7 +61,7 @@ def _load(kind: str, spec: str, trust_remote_code: bool):
         wrong_kind(error, name, TASKS[kind], HINTS[kind])
         where = "the folder" if Path(name).is_dir() else "the Hugging Face hub (offline?)"
         raise ModelError(f"cannot load {name!r} as {kind[12:]} from {where}: {first_line(error, 160)}; pass a local "
-                         "folder saved with save_pretrained instead") from None
+                         f"folder saved with save_pretrained instead{hub_unreachable(error)}") from None
     if not tokenizer.is_fast:
         raise ModelError(f"{name}: attrib needs a fast tokenizer (character offsets) and this one is not")
     check_finite(model, name)

@@ -8,7 +8,7 @@ from functools import partial
 from pathlib import Path
 
 from attrib.errors import similar
-from attrib.models.base import Model, ModelError
+from attrib.models.base import Model, ModelError, hub_unreachable
 from attrib.models.checkpoint import load_state_dict, read_state_dict, unwrapped
 from attrib.models.preprocess import Preprocess, for_channels
 from attrib.models.registry import register_loader
@@ -36,8 +36,9 @@ def load_timm(name: str, *, weights: str | Path | None = None, pretrained: bool 
         module = timm.create_model(name, pretrained=use_hub, **shape)
     except Exception as error:  # noqa: BLE001 - hub and network errors come in many types
         if use_hub:
-            raise ModelError(f"cannot download pretrained weights for timm:{name} ({type(error).__name__}); "
-                             "offline? use --weights FILE for a local state dict or --no-pretrained") from None
+            raise ModelError(f"cannot download pretrained weights for timm:{name} ({type(error).__name__}); offline? "
+                             "use --weights FILE for a local state dict or --no-pretrained"
+                             f"{hub_unreachable(error)}") from None
         raise ModelError(f"cannot create timm:{name}: {error}") from None
     if state is not None:
         load_state_dict(module, weights, state)
