@@ -12,6 +12,7 @@ correlation of the contrast map with the predicted class's plain map (channels s
 
 from __future__ import annotations
 
+import argparse
 import time
 
 import torch
@@ -63,4 +64,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()  # --help, or a mistyped option: not the whole run
     main()

@@ -6,6 +6,7 @@ k = 0.05..0.5, one seed, default epochs — from scratch (fresh run folders), on
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -43,4 +44,5 @@ def main() -> int:
 
 
 if __name__ == "__main__":
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()  # --help, or a mistyped option: not the whole run
     sys.exit(main())

@@ -17,6 +17,7 @@ adaptive rule also its own estimate of that error.
 
 from __future__ import annotations
 
+import argparse
 import math
 import statistics
 import sys
@@ -135,8 +136,12 @@ def oracle(holdout: bool = False) -> None:
 
 
 if __name__ == "__main__":
-    if "--oracle" in sys.argv[1:]:
-        sys.exit(oracle(holdout="--holdout" in sys.argv[1:]))
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--holdout", action="store_true", help="the six hold-out pictures")
+    parser.add_argument("--oracle", action="store_true", help="where the rule stops against a perfect stop")
+    args = parser.parse_args()
+    if args.oracle:
+        sys.exit(oracle(holdout=args.holdout))
     print("cells: passes / completeness gap / relative L1 error of the map against the reference "
           "(adaptive: and the rule's own estimate of it)")
-    main(holdout="--holdout" in sys.argv[1:])
+    main(holdout=args.holdout)

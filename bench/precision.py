@@ -11,6 +11,7 @@ cell: relative L2 distance to the same computation in float64.
 
 from __future__ import annotations
 
+import argparse
 import copy
 
 import numpy as np
@@ -62,4 +63,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()  # --help, or a mistyped option: not the whole run
     main()

@@ -11,8 +11,8 @@ baseline), so that what attrib costs beyond the work itself shows.
 """
 from __future__ import annotations
 
+import argparse
 import os
-import sys
 import time
 
 import torch
@@ -21,7 +21,7 @@ import attrib
 import attrib.engine as engine_module
 from attrib.engine import Engine
 
-DEV = sys.argv[1] if len(sys.argv) > 1 else "cuda"
+DEV = "cuda"  # the command line's device: see __main__
 NAME = os.environ.get("MODEL", "vit_base_patch16_224")
 PREC = os.environ.get("PRECISION", "bf16")
 B, STEPS, CHUNK = int(os.environ.get("B", 32)), 50, int(os.environ.get("CHUNK", 256))
@@ -129,4 +129,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("device", nargs="?", default="cuda", help="cuda (default), cuda:N or cpu")
+    DEV = parser.parse_args().device
     main()
