@@ -141,6 +141,16 @@ def test_the_largest_seed_attributes_every_block():
                        attribute_split(module, x, y, "smoothgrad", {"n_samples": 2}, 7, "cpu"))
 
 
+def test_a_worker_asked_for_help_says_its_usage(capsys):
+    """`python -m attrib.jobs.diffroar --help` said "error: --help: No such file or directory" (exit 1)."""
+    import attrib.jobs.diffroar as worker
+
+    assert worker.main(["--help"]) == 0 and worker.main(["-h", "x.json"]) == 0
+    said = capsys.readouterr()
+    assert said.out == 2 * (worker.USAGE + "\n") and not said.err
+    assert worker.main([]) == 2 and capsys.readouterr().err == worker.USAGE + "\n"
+
+
 def test_a_worker_stopped_by_ctrl_c_says_where_in_one_line(tmp_path, monkeypatch, capsys):
     """Ctrl-C in `python -m attrib.jobs.diffroar OUT/jobs/*.json` printed a traceback."""
     import attrib.jobs.diffroar as worker
