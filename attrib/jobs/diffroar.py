@@ -376,7 +376,8 @@ USAGE = "usage: python -m attrib.jobs.diffroar OUT/jobs/*.json  (job files that 
 
 def main(argv: list[str]) -> int:
     """Run the given job files (a worker: ``python -m attrib.jobs.diffroar OUT/jobs/*.json``); a job that cannot
-    run is one ``error:`` line and the others still run. Exit code: 0 all done (or -h), 1 some failed, 2 no job files."""
+    run is one ``error:`` line and the others still run. Exit code: 0 all done (or -h), 1 some
+    failed, 2 no job files."""
     if {"-h", "--help"} & set(argv):
         print(USAGE)
         return 0
