@@ -83,8 +83,20 @@ def load_model(spec: str | Path | None = None, *, weights: str | Path | None = N
     if preprocess:
         if model.preprocess is None:
             raise UsageError(f"--preprocess: {model.name} takes no pictures")
+        before = model.preprocess.size
         model.preprocess = overridden(model.preprocess, preprocess)
+        if model.preprocess.size != before:
+            _takes_size(model, before)
     return model
+
+
+def _takes_size(model: Model, before: tuple[int, int]) -> None:
+    """A ModelError when the model cannot take pictures of the size --preprocess gave (a ViT built for its own
+    size): one line before any work, rather than every input failing with the model's own assertion."""
+    try:
+        model.outputs_on(torch.zeros(1, model.preprocess.channels, *model.preprocess.size))
+    except ModelError as error:
+        raise ModelError(f"--preprocess: {str(error).rstrip('.')}; it was made for {before[0]}x{before[1]}") from None
 
 
 @contextmanager

@@ -1354,6 +1354,21 @@ def test_preprocess_settings_reach_the_model_the_record_and_the_pictures(run_cli
     assert vector.exit_code == 2 and "--preprocess: sample:synthetic-standard takes no pictures" in vector.output
 
 
+def test_a_size_the_model_cannot_take_is_one_line_before_any_work(run_cli, images, tmp_path):
+    """`--preprocess size=96` on a ViT made for 160 px: every input failed with "unexpected AssertionError: Input
+    height (96) doesn't match model (160)" (exit 1); the model is now tried at that size when it is loaded."""
+    out = tmp_path / "run"
+    result = run_cli("explain", images, "-M", "timm:test_vit3", "--no-pretrained", "-m", "gradient",
+                     "--preprocess", "size=96", "--out", out)
+    assert result.exit_code == 2, result.output
+    assert "--preprocess: timm:test_vit3 cannot take inputs of shape (3, 96, 96): Input height (96) doesn't match " \
+        "model (160); it was made for 160x160" in result.output
+    assert "unexpected" not in result.output and not (out / "run.json").exists()
+    takes = run_cli("explain", images / "im0.png", "-M", "timm:test_vit", "--no-pretrained", "-m", "gradient",
+                    "--preprocess", "size=96", "--out", tmp_path / "ok")  # a ViT that takes any size
+    assert takes.exit_code == 0, takes.output
+
+
 def test_your_own_model_code_is_explained_and_an_edit_starts_the_folder_over(run_cli, images, tmp_path, monkeypatch):
     """`-M nets.py:Net(classes=2)`: the user's class, built with literal arguments; run.json records the code's
     sha256, so a rerun after the code changed starts over rather than mixing two models' maps."""
