@@ -298,6 +298,7 @@ def run_job(common: Common, job: Any, options: Any, view: View, prefix: str = ""
     out = Path(common.out_dir or Path("attrib-runs") / time.strftime(f"{prefix}%Y%m%d-%H%M%S"))
     check_writable(out)
     if common.html_path:
+        check_html_name(common.html_path, "--html")
         check_writable(Path(common.html_path), "the report", folder=False)
         check_not_in_run(Path(common.html_path), out, "the report")
         check_replaceable(Path(common.html_path), "the report")
@@ -378,6 +379,16 @@ def _shown_by(ui: UI, default: Callable[..., None]) -> Callable[..., None]:
         else:
             default(message, category, filename, lineno, file, line)
     return show
+
+
+PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff")
+
+
+def check_html_name(path: str, flag: str, instead: str = "name it FILE.html") -> None:
+    """A usage error, before any work, when an HTML report is to be written under a picture's name (HTML in a
+    file named .png opens as a broken picture)."""
+    if Path(path).suffix.lower() in PICTURE_SUFFIXES:
+        raise click.UsageError(f"{flag} writes the HTML report, not a picture ({path}); {instead}")
 
 
 def check_replaceable(path: Path, what: str, keeps: tuple[str, ...] = (".html", ".htm")) -> None:

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import click
 
-from attrib.cli.common import check_not_in_run, check_replaceable, check_writable, signals_as_interrupt, stopped_by
+from attrib.cli.common import check_html_name, check_not_in_run, check_replaceable, check_writable, signals_as_interrupt, \
+    stopped_by
 from attrib.cli.ui import UI
 
 
@@ -37,8 +38,10 @@ def report(run_dir: str, output: str | None, png_path: str | None, max_inputs: i
 
     ui = UI(quiet=quiet)
     run_dir = str(run_folder(run_dir))
-    if output and Path(output).suffix.lower() in (".png", ".jpg", ".jpeg"):
-        raise click.UsageError(f"-o writes the HTML report, not a picture ({output}); the contact sheet is --png FILE")
+    if output:
+        check_html_name(output, "-o", "the contact sheet is --png FILE")
+    if png_path and Path(png_path).suffix.lower() != ".png":
+        raise click.UsageError(f"--png writes a PNG picture: name it FILE.png (got {png_path})")
     writes = [(png_path, ("overview.png",), lambda: write_contact_sheet(run_dir, png_path))] if png_path else []
     if output or not png_path:
         writes.append((output or "report.html", (".html", ".htm"),

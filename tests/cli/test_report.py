@@ -177,6 +177,15 @@ def test_report_to_an_unwritable_place_is_one_line(run_cli, report, tmp_path):
     result = run_cli("report", report / "run", "-o", tmp_path / "sheet.png")
     assert result.exit_code == 2 and "the contact sheet is --png FILE" in " ".join(result.output.split())
     assert not (tmp_path / "sheet.png").exists()
+    result = run_cli("report", report / "run", "--png", tmp_path / "sheet.jpg")  # was PNG bytes under that name
+    assert result.exit_code == 2 and f"--png writes a PNG picture: name it FILE.png (got {tmp_path / 'sheet.jpg'})" \
+        in " ".join(result.output.split())
+    assert not (tmp_path / "sheet.jpg").exists()
+    result = run_cli("explain", report / "in", *TINY, "-m", "gradient", "--out", tmp_path / "new", "--html",
+                     tmp_path / "page.png")  # HTML was written under that name: a broken picture
+    assert result.exit_code == 2 and f"--html writes the HTML report, not a picture ({tmp_path / 'page.png'}); name " \
+        "it FILE.html" in " ".join(result.output.split())
+    assert not (tmp_path / "page.png").exists() and not (tmp_path / "new").exists()
 
 
 def test_reports_never_overwrite_the_runs_own_files(run_cli, report, tmp_path):
@@ -198,7 +207,12 @@ def test_reports_never_overwrite_an_input_or_any_file_that_is_not_a_report(run_c
     Image.new("RGB", (32, 32), (10, 200, 30)).save(photo)
     picture = photo.read_bytes()
     result = run_cli("explain", photo, *TINY, "-m", "gradient", "--out", tmp_path / "run", "--html", photo)
+    assert result.exit_code == 2 and "--html writes the HTML report, not a picture" in result.output
+    (tmp_path / "texts.txt").write_text("a fine film")
+    result = run_cli("explain", photo, *TINY, "-m", "gradient", "--out", tmp_path / "run", "--html",
+                     tmp_path / "texts.txt")
     assert result.exit_code == 2 and "that file exists and is not an HTML report (an input?)" in result.output
+    assert (tmp_path / "texts.txt").read_text() == "a fine film"
     assert run_cli("explain", photo, *TINY, "-m", "gradient", "--out", tmp_path / "run").exit_code == 0
     result = run_cli("report", tmp_path / "run", "--png", photo)
     assert result.exit_code == 2 and "it is one of the run's input images" in result.output
