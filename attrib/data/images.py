@@ -23,7 +23,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from attrib.data import not_a_file
-from attrib.errors import AttribError, counted
+from attrib.errors import AttribError, counted, first_line
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".jfif",
                   ".avif", ".jp2", ".heic", ".heif"}  # HEIF (phones' photos): with pillow-heif, attrib[heif]
@@ -80,6 +80,10 @@ def read_input_list(file: str) -> list[str]:
             data = Path(file).read_bytes()
         except OSError as error:
             raise InputError(f"{file}: cannot read the list of inputs ({error.strerror or error})") from None
+    pictures = pictures_in(file, data)
+    if pictures:
+        how = "save it to a file and give the file as an input" if file == "-" else f"give it as an input: attrib explain {file}"
+        raise InputError(f"{where}: {pictures}, not a list of inputs; {how}")
     if _nul_separated(data):  # names taken byte for byte: spaces, line breaks and the file system's own encoding
         names = [os.fsdecode(name) for name in data.split(b"\0") if name]
     else:
@@ -87,6 +91,27 @@ def read_input_list(file: str) -> list[str]:
     if not names:
         raise InputError(f"{where}: the list of inputs names none")
     return names
+
+
+def pictures_in(file: str, data: bytes) -> str | None:
+    """What a file given as a list of inputs is instead, where it is an image or an archive of images (a JPEG's
+    bytes read as names made one input of each line); else None."""
+    from attrib.data.archives import is_archive
+
+    return "an archive of images" if file != "-" and is_archive(Path(file)) else picture_kind(data)
+
+
+PICTURE_FORMATS = ("JPEG", "PNG", "GIF", "BMP", "TIFF", "WEBP", "MPO", "JPEG2000", "AVIF", "HEIF")  # sure magic
+
+
+def picture_kind(data: bytes) -> str | None:
+    """Its kind ("a JPEG image") where ``data`` is a picture given where text was asked for, else None (formats
+    Pillow tells by a signature only: a text may pass for the others, as a TGA or a PPM)."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            return f"a {image.format} image" if image.format in PICTURE_FORMATS else None
+    except Exception:  # noqa: BLE001 - not a picture Pillow knows: a list, as it should be
+        return None
 
 
 def _nul_separated(data: bytes) -> bool:
@@ -110,11 +135,20 @@ def expand_inputs(args: list[str]) -> list[ImageSource]:
     sources: list[ImageSource] = []
     seen: set[str] = set()
     for arg in args:
-        for source in _expand_one(arg):
+        for source in _expand_or_fail(arg):
             if source.name not in seen:
                 seen.add(source.name)
                 sources.append(source)
     return sources
+
+
+def _expand_or_fail(arg: str) -> list[ImageSource]:
+    """The sources ``arg`` names; where the file system cannot even look at it (a name too long), one that fails
+    alone with the reason: a batch is never stopped by one name."""
+    try:
+        return _expand_one(arg)
+    except OSError as error:
+        return [_failing(arg, f"cannot read it: {error.strerror or first_line(error)}")]
 
 
 def _expand_one(arg: str) -> list[ImageSource]:

@@ -152,6 +152,16 @@ def read_texts(texts: list[str], file: str | None = None, column: str | None = N
     return items + [TextItem(f"{source.name}:{n}", line) for n, line in enumerate(lines, 1) if line.strip()]
 
 
+def _text_of(data: bytes, where: str) -> str:
+    """The text of a file of texts; a TextInputError naming a picture given instead (a JPEG is no UTF-8 text)."""
+    from attrib.data.images import picture_kind
+
+    picture = picture_kind(data)
+    if picture:
+        raise TextInputError(f"{where}: {picture}, not text; explain pictures with `attrib explain`")
+    return unicode_text(data, where, TextInputError)
+
+
 @dataclass(frozen=True)
 class TextFile:
     """A file of texts, read whole: ``where`` names it in errors (its path, or "stdin"), ``name`` its rows."""
@@ -184,12 +194,12 @@ class TextFile:
             raise TextInputError(f"{path}: a {suffix} file is not text; give plain lines, CSV/TSV, JSONL or a JSON "
                                  "array (convert it, e.g. with pandas' to_json(..., orient='records', lines=True))")
         data = path.read_bytes() if data is None else data
-        return cls(str(path), path.name, suffix, unicode_text(data, str(path), TextInputError))
+        return cls(str(path), path.name, suffix, _text_of(data, str(path)))
 
     @classmethod
     def _piped(cls, where: str, data: bytes, column: str | None) -> "TextFile":
         """Texts that came through a pipe; a table's kind is read from its first character."""
-        text = unicode_text(data, where, TextInputError)
+        text = _text_of(data, where)
         kind = "" if column is None else {"{": ".jsonl", "[": ".json"}.get(text.lstrip()[:1], ".csv")
         return cls(where, where, kind, text)
 

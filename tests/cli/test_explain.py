@@ -1081,6 +1081,38 @@ def test_inputs_listed_in_a_file_or_on_standard_input(run_cli, images, tmp_path)
         assert refused.exit_code == 2 and message in refused.output  # never the built-in samples instead
 
 
+def test_a_picture_given_as_a_list_of_inputs_says_so(run_cli, images, tmp_path):
+    """`--inputs-from cat.jpg` read the JPEG's bytes as names: "unexpected OSError: [Errno 36] File name too
+    long" and garbage, the whole run stopped. An image, or an archive of them, is named as such."""
+    from click.testing import CliRunner
+
+    from attrib.cli import main
+
+    picture = images / "im0.png"
+    with zipfile.ZipFile(tmp_path / "shots.zip", "w") as archive:
+        archive.write(picture, "im0.png")
+    for listed, said in ((picture, f"{picture}: a PNG image, not a list of inputs; give it as an input: attrib "
+                                   f"explain {picture}"),
+                         (tmp_path / "shots.zip", "shots.zip: an archive of images, not a list of inputs")):
+        refused = run_cli("explain", "--inputs-from", listed, *TINY, "--out", tmp_path / "c")
+        assert refused.exit_code == 2 and said in " ".join(refused.output.split()), refused.output
+    piped = CliRunner().invoke(main, ["explain", "--inputs-from", "-", *TINY, "--out", str(tmp_path / "c")],
+                               input=picture.read_bytes())
+    assert piped.exit_code == 2 and "standard input: a PNG image, not a list of inputs; save it to a file and give " \
+        "the file as an input" in " ".join(piped.output.split())
+    assert not (tmp_path / "c").exists()
+
+
+def test_a_name_too_long_for_the_file_system_fails_alone(run_cli, images, tmp_path):
+    """A name over the file system's 255 bytes stopped the whole run ("unexpected OSError: [Errno 36] File name
+    too long"); it now fails alone and the rest of the batch runs."""
+    long = "x" * 300 + ".png"
+    result = run_cli("explain", images / "im0.png", long, *TINY, "-m", "gradient", "--out", tmp_path / "a")
+    assert result.exit_code == 1 and f"error: {long}: cannot read it: File name too long" in result.output
+    record, arrays = attrib.load_run(tmp_path / "a")
+    assert [i["status"] for i in record["inputs"]] == ["ok", "error"]
+
+
 @pytest.mark.parametrize("n_classes, correct, of, trained, warned", [
     (1000, 0, 50, True, True),  # a trained ImageNet model with a table in the devkit's order
     (1000, 1, 50, True, False),  # 2%: twenty times chance

@@ -142,6 +142,14 @@ def test_bad_text_files_name_the_line_or_the_byte(tmp_path):
     undecodable = "f.txt: not UTF-8 text (byte 0xff at offset 5); save it as UTF-8"
     with pytest.raises(TextInputError, match=re.escape(undecodable)):
         read_texts([], str(tmp_path / "f.txt"))
+    from PIL import Image
+
+    Image.new("RGB", (8, 8)).save(tmp_path / "photo.jpg")  # was "not UTF-8 text (byte 0xff at offset 0)"
+    Image.new("RGB", (8, 8)).save(tmp_path / "shot.txt", format="PNG")  # known by its bytes, not its name
+    for name, kind in (("photo.jpg", "JPEG"), ("shot.txt", "PNG")):
+        with pytest.raises(TextInputError, match=re.escape(f"{name}: a {kind} image, not text; explain pictures "
+                                                           "with `attrib explain`")):
+            read_texts([], str(tmp_path / name))
     assert [i.text for i in read_texts([], str(tmp_path / "g.csv"), "text")] == ["h\u00e9llo"]
     # a bad JSON line, or a row without the column, fails alone (the run's other texts go on): its item says why
     (tmp_path / "h.jsonl").write_text('{"t": "fine"}\n{"u": 1}\n')  # (columns: the first row's)
