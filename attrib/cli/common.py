@@ -356,6 +356,8 @@ def _run_and_finish(common: Common, job: Any, options: Any, view: View, ui: UI, 
             sys.exit(1)
         if common.verbose:
             raise
+        if isinstance(error, OSError) and error.filename is not None and error.strerror:  # a file given to it
+            raise click.UsageError(f"{error.filename}: {error.strerror}") from None
         ui.error(f"unexpected {type(error).__name__}: {first_line(error)} (run with -v for the traceback)")
         sys.exit(1)
     if held := events.held_back():
@@ -417,10 +419,13 @@ def check_not_in_run(path: Path, run: Path, what: str, keeps: tuple[str, ...] = 
 def check_writable(path: Path, what: str = "the run folder", folder: bool = True) -> None:
     """A usage error, before any work, when ``path`` (a folder, or a file with ``folder`` False) cannot be
     created or written; checked on the nearest folder that exists, so that nothing is created here."""
-    if not folder and path.is_dir():
-        raise click.UsageError(f"cannot write {what} {path}: it is a folder")
-    start = path if folder else path.absolute().parent
-    existing = next(p for p in (start, *start.absolute().parents) if p.exists())
+    try:
+        if not folder and path.is_dir():
+            raise click.UsageError(f"cannot write {what} {path}: it is a folder")
+        start = path if folder else path.absolute().parent
+        existing = next(p for p in (start, *start.absolute().parents) if p.exists())
+    except OSError as error:  # a name the file system cannot take (over 255 bytes), a folder it may not look in
+        raise click.UsageError(f"cannot write {what} {path}: {error.strerror or error}") from None
     if not existing.is_dir():
         raise click.UsageError(f"cannot write {what} {path}: {existing} is a file")
     if not os.access(existing, os.W_OK | os.X_OK):

@@ -235,3 +235,22 @@ def test_a_run_folder_of_another_kind_is_refused_untouched(run_cli, images, text
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
     again = run_cli("explain", images / "im1.png", *TINY, "-m", "gradient", "--out", out, "-q")
     assert again.exit_code == 0  # the same kind goes on
+
+
+@pytest.mark.parametrize("args, said", [
+    (["-M", "{long}"], "Error: {long}: File name too long"),  # was "unexpected OSError"
+    (["-M", "timm:test_resnet", "--weights", "{long}.pt"], "Error: {long}.pt: File name too long"),
+    (["-M", "timm:test_resnet", "--no-pretrained", "--out", "{tmp}/{long}"],  # was a traceback
+     "Error: cannot write the run folder {tmp}/{long}: File name too long"),
+    (["-M", "timm:test_resnet", "--no-pretrained", "--html", "{tmp}/{long}.html"],
+     "Error: cannot write the report {tmp}/{long}.html: File name too long"),
+])
+def test_a_name_too_long_for_the_file_system_is_one_usage_line(run_cli, images, tmp_path, args, said):
+    """A name over the file system's 255 bytes raised OSError from pathlib's checks (Python 3.11 ignores only
+    missing files there): a traceback for --out and --html, "unexpected OSError" for a model or its weights."""
+    long = "z" * 300
+    filled = [a.format(long=long, tmp=tmp_path) for a in args]
+    result = run_cli("explain", images / "im0.png", "-m", "gradient", *filled)
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines()[-1] == said.format(long=long, tmp=tmp_path)
+    assert "Traceback" not in result.output and "unexpected" not in result.output
