@@ -19,6 +19,23 @@ def piped_bytes(flag: str) -> bytes:
     return sys.stdin.buffer.read()
 
 
+PICTURE_FORMATS = ("JPEG", "PNG", "GIF", "BMP", "TIFF", "WEBP", "MPO", "JPEG2000", "AVIF", "HEIF")  # sure magic
+
+
+def picture_kind(data: bytes) -> str | None:
+    """Its kind ("a JPEG image") where ``data`` is a picture given where text was asked for, else None (formats
+    Pillow tells by a signature only: a text may pass for the others, as a TGA or a PPM)."""
+    import io
+
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            return f"a {image.format} image" if image.format in PICTURE_FORMATS else None
+    except Exception:  # noqa: BLE001 - not a picture Pillow knows: text, as it should be
+        return None
+
+
 def not_a_file(path: Path) -> str:
     """What to say of a path that names no regular file: a folder, something else (a pipe, a device), a link to
     nothing and where it points, or nothing at all."""

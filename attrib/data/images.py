@@ -22,7 +22,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 from PIL import Image, ImageOps
 
-from attrib.data import not_a_file
+from attrib.data import not_a_file, picture_kind
 from attrib.errors import AttribError, counted, first_line
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".jfif",
@@ -99,19 +99,6 @@ def pictures_in(file: str, data: bytes) -> str | None:
     from attrib.data.archives import is_archive
 
     return "an archive of images" if file != "-" and is_archive(Path(file)) else picture_kind(data)
-
-
-PICTURE_FORMATS = ("JPEG", "PNG", "GIF", "BMP", "TIFF", "WEBP", "MPO", "JPEG2000", "AVIF", "HEIF")  # sure magic
-
-
-def picture_kind(data: bytes) -> str | None:
-    """Its kind ("a JPEG image") where ``data`` is a picture given where text was asked for, else None (formats
-    Pillow tells by a signature only: a text may pass for the others, as a TGA or a PPM)."""
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            return f"a {image.format} image" if image.format in PICTURE_FORMATS else None
-    except Exception:  # noqa: BLE001 - not a picture Pillow knows: a list, as it should be
-        return None
 
 
 def _nul_separated(data: bytes) -> bool:

@@ -24,7 +24,7 @@ import unicodedata
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from attrib.data import not_a_file, piped_bytes, unicode_text
+from attrib.data import not_a_file, picture_kind, piped_bytes, unicode_text
 from attrib.errors import AttribError, counted, first_line
 
 # CJK ideographs, each a unit of its own (the ranges BERT's tokenizer splits per character): Chinese and
@@ -154,8 +154,6 @@ def read_texts(texts: list[str], file: str | None = None, column: str | None = N
 
 def _text_of(data: bytes, where: str) -> str:
     """The text of a file of texts; a TextInputError naming a picture given instead (a JPEG is no UTF-8 text)."""
-    from attrib.data.images import picture_kind
-
     picture = picture_kind(data)
     if picture:
         raise TextInputError(f"{where}: {picture}, not text; explain pictures with `attrib explain`")
