@@ -241,7 +241,8 @@ def _per_input(spec: int | Sequence[int | None] | None, n_inputs: int, n_classes
                              f"{counted(n_inputs, 'input')}; give one per input")
     for c in classes:
         if c is not None and not 0 <= c < n_classes:
-            raise UsageError(f"{what} class {c} is out of range: the model has {counted(n_classes, 'class', 'classes')} "
+            has = counted(n_classes, "class", "classes")
+            raise UsageError(f"{what} class {c} is out of range: the model has {has} "
                              f"(valid indices 0..{n_classes - 1})")
     return classes
 
@@ -274,7 +275,8 @@ def parse_class(text: str, labels: list[str]) -> int | None:
     if text.lstrip("-").isdigit():
         index = int(text)
         if not 0 <= index < len(labels):
-            raise UsageError(f"target {index} is out of range: the model has {counted(len(labels), 'class', 'classes')} "
+            has = counted(len(labels), "class", "classes")
+            raise UsageError(f"target {index} is out of range: the model has {has} "
                              f"(valid indices 0..{len(labels) - 1})")
         return index
     names = _label_names(tuple(labels))

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import click
 
-from attrib.cli.common import check_html_name, check_not_in_run, check_replaceable, check_writable, signals_as_interrupt, \
-    stopped_by
+from attrib.cli.common import (check_html_name, check_not_in_run, check_replaceable, check_writable,
+                               signals_as_interrupt, stopped_by)
 from attrib.cli.ui import UI
 
 

@@ -82,7 +82,8 @@ def read_input_list(file: str) -> list[str]:
             raise InputError(f"{file}: cannot read the list of inputs ({error.strerror or error})") from None
     pictures = pictures_in(file, data)
     if pictures:
-        how = "save it to a file and give the file as an input" if file == "-" else f"give it as an input: attrib explain {file}"
+        how = "save it to a file and give the file as an input" if file == "-" else \
+            f"give it as an input: attrib explain {file}"
         raise InputError(f"{where}: {pictures}, not a list of inputs; {how}")
     if _nul_separated(data):  # names taken byte for byte: spaces, line breaks and the file system's own encoding
         names = [os.fsdecode(name) for name in data.split(b"\0") if name]

@@ -152,7 +152,8 @@ def read_labels(path: str | Path, n_classes: int) -> list[str]:
     text = unicode_text(data, f"labels {path}", ModelError)
     names = _synsets(_parse_labels(text, path), n_classes)
     if len(names) != n_classes:
-        raise ModelError(f"labels {path}: {counted(len(names), 'name')} for a model with {counted(n_classes, 'class', 'classes')}")
+        raise ModelError(f"labels {path}: {counted(len(names), 'name')} for a model with "
+                         f"{counted(n_classes, 'class', 'classes')}")
     return names
 
 

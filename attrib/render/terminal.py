@@ -164,7 +164,7 @@ def sanity_tables(record: dict[str, Any]) -> list[Group]:
 
 
 LEFT_OUT = ("undefined", "not_finite")  # inputs left out of a mean gap: shown where there are any
-FORMATS = {"passes": "{:.0f}".format, "converged": "{:.0%}".format, "gap": percent, "gap_stderr": percent}  # else _fmt's
+FORMATS = {"passes": "{:.0f}".format, "converged": "{:.0%}".format, "gap": percent, "gap_stderr": percent}  # else _fmt
 
 
 def _rows_table(title: str, rows: list[dict[str, Any]], columns: tuple[str, ...]) -> Group:
