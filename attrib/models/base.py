@@ -37,7 +37,7 @@ def hub_unreachable(error: BaseException) -> str:
     for _ in range(20):  # a cause chain, never a loop
         if seen is None:
             return ""
-        if type(seen).__name__ == "LocalEntryNotFoundError":
+        if type(seen).__name__ == "LocalEntryNotFoundError":  # by name: its module moved between hub releases
             return "" if constants.HF_HUB_OFFLINE else \
                 "; without a network, set HF_HUB_OFFLINE=1 to be told at once rather than after the hub's retries"
         seen = seen.__cause__ or seen.__context__
