@@ -383,13 +383,12 @@ def _shown_by(ui: UI, default: Callable[..., None]) -> Callable[..., None]:
     return show
 
 
-PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff")
-
-
 def check_html_name(path: str, flag: str, instead: str = "name it FILE.html") -> None:
     """A usage error, before any work, when an HTML report is to be written under a picture's name (HTML in a
     file named .png opens as a broken picture)."""
-    if Path(path).suffix.lower() in PICTURE_SUFFIXES:
+    from attrib.data.images import IMAGE_SUFFIXES
+
+    if Path(path).suffix.lower() in IMAGE_SUFFIXES:
         raise click.UsageError(f"{flag} writes the HTML report, not a picture ({path}); {instead}")
 
 
