@@ -12,7 +12,7 @@ from attrib.cli.ui import UI
 @click.option("--json", "json_mode", is_flag=True, help="Print as JSON.")
 def methods(names: tuple[str, ...], json_mode: bool) -> None:
     """List attribution methods: names, aliases, options with defaults, and cost; with NAMEs, those methods in
-    full (what each option means, with its units)."""
+    full (what each option means, with its units); METHOD.KEY shows that one option."""
     from rich.markup import escape
     from rich.table import Table
 
@@ -21,14 +21,18 @@ def methods(names: tuple[str, ...], json_mode: bool) -> None:
     from attrib.render.terminal import WordWrapped
 
     ui = UI(json_mode=json_mode)
+    asked = [n.partition(".") for n in names]  # NAME, or METHOD.KEY as --set takes it: that option only
     try:
-        specs = [METHODS[n] for n in names] if names else list(METHODS.values())
+        specs = [METHODS[method] for method, _, _ in asked] if names else list(METHODS.values())
     except AttribError as error:
         raise click.UsageError(str(error).strip('"')) from None
     rows = [{"method": s.name, "aliases": list(s.aliases), "inputs": s.inputs, "needs": list(s.needs),
              "signed": s.signed if isinstance(s.signed, bool) else "depends on options", "stochastic": s.stochastic,
              "cost_per_input": s.cost, "summary": s.summary, "options": describe_options(s.config, s.needs)}
             for s in specs]
+    for row, (_, dot, key) in zip(rows, asked):
+        if dot:
+            row["options"] = _only_option(row, key)
     if json_mode:
         ui.emit_json(rows)
         return
@@ -48,6 +52,16 @@ def methods(names: tuple[str, ...], json_mode: bool) -> None:
     ui.show(WordWrapped(table))
     ui.show("`attrib methods NAME` says what each option means. Set options with --set KEY=VALUE (all methods "
             "that have KEY) or --set METHOD.KEY=VALUE.")
+
+
+def _only_option(row: dict, key: str) -> list[dict]:
+    """The method's option KEY, as a one-item list; a usage error naming its options when it has no KEY."""
+    chosen = [o for o in row["options"] if o["name"] == key]
+    if not chosen:
+        valid = ", ".join(o["name"] for o in row["options"])
+        raise click.UsageError(f"unknown option {key!r} for {row['method']}; " +
+                               (f"valid: {valid}" if valid else "it takes no options"))
+    return chosen
 
 
 def _method_card(r: dict):

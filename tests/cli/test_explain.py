@@ -685,6 +685,18 @@ def test_methods_listing(run_cli):
     assert "  eta (0.005)" in [line.rstrip() for line in lines] and "  map: signed" in [line.rstrip() for line in lines]
 
 
+def test_methods_listing_of_one_option_as_set_names_it(run_cli):
+    rows = json.loads(run_cli("methods", "ig.tol", "sg", "--json").stdout)  # METHOD.KEY: that option alone
+    assert [[o["name"] for o in r["options"]] for r in rows] == [["tol"], ["n_samples", "noise_frac"]]
+    text = run_cli("methods", "ig.n_steps").output
+    assert text.startswith("integrated_gradients (ig)") and "n_steps (auto)" in text and "tol" not in text
+    result = run_cli("methods", "ig.nsteps")
+    assert result.exit_code == 2 and "unknown option 'nsteps' for integrated_gradients; valid: n_steps," in result.output
+    result = run_cli("methods", "gxi.x")
+    assert result.exit_code == 2 and "'x' for gradient_x_input; it takes no options" in result.output
+    assert "unknown method 'nosuch'" in run_cli("methods", "nosuch.n_steps").output
+
+
 def test_moreaugrad_and_magnitude_view(run_cli, images, tmp_path):
     result = run_cli("explain", images / "im0.png", *TINY, "-m", "mg", "-m", "mg_sparse", "--set", "n_iter=3",
                      "--set", "average_last=2", "--set", "n_samples=2", "--magnitude", "--out", tmp_path / "o",
