@@ -33,15 +33,22 @@ def hub_unreachable(error: BaseException) -> str:
     firewall) unless HF_HUB_OFFLINE is set. "" for any other error, or where it is set."""
     from huggingface_hub import constants
 
+    if constants.HF_HUB_OFFLINE or not out_of_reach(error):
+        return ""
+    return "; without a network, set HF_HUB_OFFLINE=1 to be told at once rather than after the hub's retries"
+
+
+def out_of_reach(error: BaseException) -> bool:
+    """Whether an error (or one in its cause chain) says a file is neither in the hub's cache nor fetchable: no
+    network, or HF_HUB_OFFLINE set."""
     seen: BaseException | None = error
     for _ in range(20):  # a cause chain, never a loop
         if seen is None:
-            return ""
+            return False
         if type(seen).__name__ == "LocalEntryNotFoundError":  # by name: its module moved between hub releases
-            return "" if constants.HF_HUB_OFFLINE else \
-                "; without a network, set HF_HUB_OFFLINE=1 to be told at once rather than after the hub's retries"
+            return True
         seen = seen.__cause__ or seen.__context__
-    return ""
+    return False
 
 
 @dataclass

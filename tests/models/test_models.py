@@ -112,7 +112,8 @@ def test_timm_backbone_without_a_head_is_refused_unless_weights_give_one(tmp_pat
 
 
 def test_hf_hub_offline_is_one_line():
-    with pytest.raises(ModelError, match="cannot load Hugging Face model 'someone/missing-model'.*local folder"):
+    with pytest.raises(ModelError, match="^cannot fetch 'someone/missing-model' from the Hugging Face hub: it is not "
+                                         "in the cache and HF_HUB_OFFLINE is set; offline, pass a folder of its files"):
         load_model("hf:someone/missing-model")
 
 
@@ -416,10 +417,15 @@ def test_a_hub_out_of_reach_says_how_to_skip_its_retries(monkeypatch, offline_se
     monkeypatch.setattr(transformers.AutoModelForSequenceClassification, "from_pretrained", wrapped)
     hint = "; without a network, set HF_HUB_OFFLINE=1 to be told at once rather than after the hub's retries"
     for spec, load in [("timm:resnet18", load_model), ("hf:someone/model", load_model),
-                       ("someone/model", load_text_classifier)]:
+                       ("timm:timm/resnet18.a1_in1k", load_model), ("someone/model", load_text_classifier)]:
         with pytest.raises(ModelError) as caught:
             load(spec)
         assert (hint in str(caught.value)) is not offline_set, (spec, str(caught.value))
+    with pytest.raises(ModelError) as caught:  # a repo in timm's format is tried first: once, not twice over
+        load_model("hf:timm/resnet18.a1_in1k")
+    why = "HF_HUB_OFFLINE is set" if offline_set else "the hub cannot be reached"
+    assert f"'timm/resnet18.a1_in1k' from the Hugging Face hub: it is not in the cache and {why}; offline, pass a " \
+        "folder of its files (huggingface-cli download timm/resnet18.a1_in1k --local-dir DIR)" in str(caught.value)
 
 
 def test_default_model_calls_the_samples_right():
