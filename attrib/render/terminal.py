@@ -31,7 +31,7 @@ def input_table(entry: dict[str, Any]) -> Group:
         title += f" [red]misclassified: its true class is {escape(entry['true_label'])} ({entry['given']})[/red]"
     table = Table(show_edge=False)
     for column in ("", "class", "prob / target", "gap", "time"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")  # a long name is broken, never cut short
     for rank, p in enumerate(entry["predictions"], 1):
         table.add_row(f"#{rank}", escape(f"{p['label']} ({p['index']})"), f"{p['prob']:.3f}", "", "")
     for a in entry["attributions"]:
@@ -39,7 +39,7 @@ def input_table(entry: dict[str, Any]) -> Group:
         target = "" if a["target"] is None else escape(f"{a['target_label']} ({a['target']})" + (
             f" vs {a['versus_label']} ({a['versus']})" if a.get("versus") is not None else ""))
         table.add_row(f"[bold]{escape(a['method'])}[/bold]", target, "", gap, f"{a['seconds']:.2f}s")
-    return titled(title, table)
+    return titled(title, WordWrapped(table))
 
 
 def diffroar_table(record: dict[str, Any]) -> Group:

@@ -174,6 +174,20 @@ def test_a_narrow_correlation_table_folds_long_method_names_never_cuts_them():
     assert " integrated_gradients " in _printed([correlation_table(table, counts)], 120)
 
 
+def test_a_narrow_input_table_folds_method_names_never_cuts_them():
+    """At 50 columns the input's table cut names short: "gradient…", "smoothgr…"."""
+    from attrib.render.terminal import input_table
+
+    entry = {"name": "cat.png", "predictions": [{"label": "limpkin, Aramus pictus", "prob": 0.5, "index": 135}],
+             "attributions": [{"method": m, "target_label": "limpkin, Aramus pictus", "target": 135,
+                               "completeness_gap": 0.0714, "seconds": 0.1}
+                              for m in ("gradient_x_input", "smoothgrad_squared", "integrated_gradients")]}
+    text = _printed([input_table(entry)], 50)
+    assert "…" not in text and all(len(line) <= 50 for line in text.splitlines())
+    assert "gradient_x_" in text and text.count("7.14%") == 3 and "(135)" in text
+    assert " integrated_gradients │ limpkin, Aramus pictus (135) │" in _printed([input_table(entry)], 120)
+
+
 def test_a_narrow_diffroar_table_keeps_its_legend_on_one_line():
     """One k made the table 22 columns wide, and rich wrapped its caption over four lines under it."""
     import io
