@@ -99,9 +99,9 @@ def text_panel(entry: dict[str, Any]) -> Group:
     if entry.get("cut"):
         title += f" (its first {entry['cut']['explained']} of {entry['cut']['words']} words: the token limit)"
     table = Table(show_edge=False, show_header=False)
-    table.add_column("method", no_wrap=True)
-    table.add_column("words")
-    table.add_column("strongest", style="dim")
+    table.add_column("method", overflow="fold")  # long names and scores are broken, never cut short
+    table.add_column("words", overflow="fold")
+    table.add_column("strongest", style="dim", overflow="fold")
     for method, scores in entry["scores"].items():
         scale = max((abs(s) for s in scores), default=0.0) or 1.0
         line = Text()
@@ -115,7 +115,7 @@ def text_panel(entry: dict[str, Any]) -> Group:
         gap = entry.get("gaps", {}).get(method)
         strongest += "" if gap is None else f"\ncompleteness gap {percent(gap)}"
         table.add_row(escape(method), line, escape(strongest))
-    return titled(title, table)
+    return titled(title, WordWrapped(table))
 
 
 def _relevance_style(value: float) -> str:

@@ -188,6 +188,19 @@ def test_a_narrow_input_table_folds_method_names_never_cuts_them():
     assert " integrated_gradients │ limpkin, Aramus pictus (135) │" in _printed([input_table(entry)], 120)
 
 
+def test_a_narrow_text_panel_wraps_scores_never_cuts_them():
+    """At 50 columns the strongest words' scores were cut short ("movie=-1.5e-…")."""
+    from attrib.render.terminal import text_panel
+
+    words = "the movie was great and the acting was good".split()
+    entry = {"name": "text 1", "prediction": {"label": "negative", "prob": 0.501}, "target_label": "negative",
+             "words": words, "scores": {m: [-(i + 1) * 1.5e-6 for i in range(len(words))]
+                                        for m in ("olm", "gradient_x_input")}}
+    text = _printed([text_panel(entry)], 50)
+    assert "…" not in text and all(len(line) <= 50 for line in text.splitlines())
+    assert text.count("good=-1.3e-05,") == 2 and text.count("was=-1.2e-05,") == 2 and "gradient_x_input" in text
+
+
 def test_a_narrow_diffroar_table_keeps_its_legend_on_one_line():
     """One k made the table 22 columns wide, and rich wrapped its caption over four lines under it."""
     import io
