@@ -20,6 +20,8 @@ Examples:
   attrib sanity -M sample:blockdigits-robust --tests robustness --radii 5%,0.3 --norm linf  (5% of max |x_i|, and 0.3)
   attrib sanity -M sample:blockdigits-standard --versus runner-up    the maps of "why this digit rather than that one"
 Maps are computed at a reduced budget (each method's own, e.g. ig 32 steps, smoothgrad 16 samples); --set wins.
+IG's (EG's) completeness is reported at 8, 16, 32 and 64 steps (samples), at its default and at the budget --set
+gives it, which the verdict is judged at (else at the default).
 Exit codes: 0 report written, 1 some inputs could not be read, 2 usage error."""
 
 

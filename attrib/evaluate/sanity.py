@@ -63,6 +63,7 @@ class SanityConfig:
     seed: int = 0
     device: str = "cpu"
     versus: int | str | None = None  # each model's predicted class against this one (RUNNER_UP, a class) or none
+    verdict_steps: dict[str, int] = field(default_factory=dict)  # a path method's budget set by the user
 
     @property
     def draw_seeds(self) -> list[int]:
@@ -158,9 +159,10 @@ class Checker:
         inputs, passes used, the share of inputs an adaptive rule converged on, and the Monte Carlo error."""
         rows = []
         for method in path_methods(self.config.methods) or [DEFAULT_PATH_METHOD]:
-            budgets, default = completeness_budgets(method, self.config)
+            budgets, default, chosen = completeness_budgets(method, self.config)
             for steps in budgets:
-                rows.append({"method": method, "steps": steps, "default": steps == default, **self._gap(method, steps)})
+                mark = {"default": steps == default} | ({"set": True} if steps == chosen else {})
+                rows.append({"method": method, "steps": steps, **mark, **self._gap(method, steps)})
         return rows
 
     def _gap(self, method: str, steps: int) -> dict[str, float | None]:
@@ -196,11 +198,12 @@ def default_budget(method: str, options: dict[str, Any]) -> int:
     return getattr(spec.config(**{k: v for k, v in options.items() if k != spec.knob}), spec.knob)
 
 
-def completeness_budgets(method: str, config: SanityConfig) -> tuple[list[int], int]:
-    """The budgets the completeness test runs a path method at (``config.steps`` and its default), and that
-    default."""
+def completeness_budgets(method: str, config: SanityConfig) -> tuple[list[int], int, int | None]:
+    """The budgets the completeness test runs a path method at (``config.steps``, its default and the one the
+    user set, which the verdict is judged at), its default, and the one set (None)."""
     default = default_budget(method, config.configs.get(method, {}))
-    return sorted(set(config.steps) | {default}), default
+    chosen = config.verdict_steps.get(method)
+    return sorted(set(config.steps) | {default} | ({chosen} if chosen else set())), default, chosen
 
 
 def compare_maps(a: np.ndarray, b: np.ndarray) -> dict[str, float | None]:
@@ -364,17 +367,19 @@ def _robustness_verdict(method: str, rows: list[dict], config: SanityConfig) -> 
 
 
 def _completeness_verdict(method: str, rows: list[dict]) -> dict:
-    """Judged at the method's default budget (the largest in records without one; EG: unsure while its gap is
-    within one Monte Carlo error of the limit); the smallest budget's gap for contrast."""
+    """Judged at the budget the user set, else the method's default (the largest in records without one; EG:
+    unsure while its gap is within one Monte Carlo error of the limit); the smallest budget's gap for contrast."""
     from attrib.methods import METHODS
 
     limit = THRESHOLDS["completeness"]
-    last = next((r for r in rows if r.get("default")), max(rows, key=lambda r: r["steps"]))
+    last = next((r for r in rows if r.get("set")), None) or \
+        next((r for r in rows if r.get("default")), max(rows, key=lambda r: r["steps"]))
     first = min(rows, key=lambda r: r["steps"])
     unit = METHODS[method].knob.replace("n_", "")
     stderr = last.get("gap_stderr")
     noise = f" ± {stderr:.1%} (Monte Carlo error)" if stderr is not None else ""
-    where = f"its default {last['steps']} {unit}" if last.get("default") else f"{last['steps']} {unit}"
+    where = f"the {last['steps']} {unit} set" if last.get("set") else f"its default {last['steps']} {unit}" \
+        if last.get("default") else f"{last['steps']} {unit}"
     rule = f"pass: gap + error < {limit:.0%}, fail: gap - error >= {limit:.0%}" if stderr is not None \
         else f"pass: < {limit:.0%}"
     if last.get("converged") is not None:
@@ -400,6 +405,14 @@ def with_budget(methods: list[str], configs: dict[str, dict[str, Any]]) -> dict[
     from attrib.methods import METHODS
 
     return {m: {**METHODS[m].budget, **configs.get(m, {})} for m in methods}
+
+
+def set_budgets(methods: list[str], overrides: dict[str, dict[str, Any]]) -> dict[str, int]:
+    """The cost knob (IG's n_steps, EG's n_samples) of each method whose --set gives it: the completeness
+    verdict's budget for a path method, in place of its default."""
+    from attrib.methods import METHODS
+
+    return {m: overrides[m][METHODS[m].knob] for m in methods if METHODS[m].knob in overrides.get(m, {})}
 
 
 DEFAULT_RADII = ("2%", "5%")

@@ -13,7 +13,7 @@ import torch
 
 from attrib.errors import UsageError, counted
 from attrib.evaluate.sanity import TESTS, THRESHOLDS, SanityConfig, resolve_radii, n_explanations, run_sanity, \
-    with_budget
+    set_budgets, with_budget
 from attrib.jobs.common import (Events, ListFields, check_counts, check_images, commit_drawn, describe_methods,
                                 header, ignored_settings, method_kwargs, now, pixel_baselines, resolve_device,
                                 resolve_methods, supplies, takes_data)
@@ -84,7 +84,8 @@ def _prepare(options: Options, events: Events):
     extra = {k: v for k, v in (("max_layers", options.max_layers), ("repeats", options.repeats)) if v is not None}
     radii = resolve_radii(options.radii, x, options.norm)
     config = SanityConfig(names, configs, list(options.tests), options.layers, radii=radii, norm=options.norm,
-                          seed=options.seed, device=device, versus=contrast(options.versus, model), **extra)
+                          seed=options.seed, device=device, versus=contrast(options.versus, model),
+                          verdict_steps=set_budgets(names, overrides), **extra)
     if options.layers:
         from attrib.evaluate.randomization import layer_groups, select
 

@@ -156,10 +156,12 @@ def sanity_tables(record: dict[str, Any]) -> list[Group]:
               ("method", "perturbation", "radius", "topk_intersection", "kendall_tau", "spearman", "cosine", "ssim")),
              ("completeness", "Completeness gap (mean over inputs)",
               ("method", "steps", "default", "passes", "converged", "gap", "gap_stderr", *LEFT_OUT)))
+    marked = [{**r, "default": "set" if r.get("set") else r.get("default")} for r in record["completeness"]]
     for key, title, columns in specs:
-        if record[key]:
-            shown = tuple(c for c in columns if c not in LEFT_OUT or any(row.get(c) for row in record[key]))
-            tables.append(_rows_table(title, record[key], shown))
+        rows = marked if key == "completeness" else record[key]  # the verdict's budget: "yes", or "set" by --set
+        if rows:
+            shown = tuple(c for c in columns if c not in LEFT_OUT or any(row.get(c) for row in rows))
+            tables.append(_rows_table(title, rows, shown))
     return tables
 
 

@@ -28,8 +28,13 @@ def test_json_schema(run_cli, tmp_path):
     assert {r["mode"] for r in data["randomization"]} == {"cascading", "independent", "data"}
     assert set(data["robustness"][0]) == {"method", "perturbation", "radius", "n_inputs", "topk_intersection",
                                           "kendall_tau", "spearman", "cosine", "ssim", "spread", "draws"}
-    assert set(data["completeness"][0]) == {"method", "steps", "default", "passes", "converged", "gap", "gap_stderr",
+    assert set(data["completeness"][1]) == {"method", "steps", "default", "passes", "converged", "gap", "gap_stderr",
                                             "undefined", "not_finite"}
+    # --set n_steps=8: the verdict is judged at the budget set (marked), the default's row shown beside it
+    assert [(r["steps"], r["default"], r.get("set")) for r in data["completeness"]] == [
+        (8, False, True), (16, False, None), (32, False, None), (64, False, None), (256, True, None)]
+    verdict = next(v for v in data["verdicts"] if v["test"] == "completeness")
+    assert " at the 8 steps set (" in verdict["reason"]
     assert all(r["undefined"] == 0 and r["not_finite"] == 0 for r in data["completeness"])
     assert {(v["method"], v["test"]) for v in data["verdicts"]} >= {("gradient", "randomization"),
                                                                      ("integrated_gradients", "completeness")}
@@ -38,7 +43,7 @@ def test_json_schema(run_cli, tmp_path):
         assert (tmp_path / name).is_file()
     html = (tmp_path / "r.html").read_text()
     assert "Verdicts" in html and html.count("data:image/png;base64,") == 3 and "<script" not in html
-    assert "<td>256 (default)</td>" in html and "<th>converged</th>" in html  # the completeness table
+    assert "<td>256 (default)</td>" in html and "<td>8 (set)</td>" in html and "<th>converged</th>" in html
     (tmp_path / "robustness.png").unlink()  # a plot gone from the run folder is named, not drawn broken
     assert run_cli("report", tmp_path, "-o", tmp_path / "bare.html").exit_code == 0
     html = (tmp_path / "bare.html").read_text()
