@@ -61,17 +61,18 @@ def randomization(classifier, maps_of: Callable[[Any], Maps], clean: Maps, confi
 
 
 def completeness(method: str, gaps_at: Callable[[int], tuple[list[dict], float]], budgets: list[int],
-                 default: int) -> list[dict]:
+                 default: int, chosen: int | None = None) -> list[dict]:
     """Per step count: the mean gap over the texts (those with F(x) = F(baseline), or a map that is not finite,
     counted apart) and the passes per text; ``gaps_at(steps)`` gives each text's attribution row and the mean
-    passes."""
+    passes. The row of ``chosen``, the steps the user set, is marked ``set``."""
     rows = []
     for steps in budgets:
         per_text, passes = gaps_at(steps)
         gaps = torch.tensor([r["gap"] if r["gap"] is not None else float("inf") if r["gap_undefined"]
                              else float("nan") for r in per_text])
-        rows.append({"method": method, "steps": steps, "default": steps == default, **_mean_gap(gaps, None),
-                     "passes": passes, "converged": None})
+        rows.append({"method": method, "steps": steps, "default": steps == default,
+                     **({"set": True} if steps == chosen else {}), **_mean_gap(gaps, None), "passes": passes,
+                     "converged": None})
     return rows
 
 
@@ -88,6 +89,6 @@ def run_text_sanity(classifier, maps_of: Callable[[Any], Maps], gaps_at: Callabl
     if "completeness" in config.tests and path_method:
         budgets = sorted(set(config.steps) | {default_steps})
         out["completeness"] = completeness(path_method, lambda steps: gaps_at(path_method, steps), budgets,
-                                           default_steps)
+                                           default_steps, config.verdict_steps.get(path_method))
     out["verdicts"] = verdicts(out, config)
     return out

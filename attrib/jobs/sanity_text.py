@@ -159,6 +159,8 @@ def run(options: Options, store: RunStore, events: Events | None = None) -> dict
     items, errors = _usable(classifier, lm, items, settings, events)
     path = _path_method(config)
     default = settings.config(path)["n_steps"] if path else 0
+    if path and default != Options.n_steps:  # --n-steps or --set gave it: the verdict says so
+        config = dataclasses.replace(config, verdict_steps={path: default})
     events.info(f"classifier: {classifier.name}; {counted(len(items), 'text')}; methods: "
                 f"{', '.join(config.methods)}; tests: {', '.join(config.tests)}"
                 + (f"; completeness of {path}" if path and path not in config.methods else ""))

@@ -68,8 +68,9 @@ def test_the_gap_at_the_runs_steps_is_explain_texts(run_cli, text_models, tmp_pa
     checked = parse_json(run_cli("sanity-text", *TEXTS, "-M", text_models["clf"], "-m", "ig", "--n-steps", "5",
                                  "--tests", "completeness", "--json", "--out", tmp_path / "s"))
     rows = checked["completeness"]
-    assert [(r["steps"], r["default"]) for r in rows] == [(5, True), (8, False), (16, False), (32, False),
-                                                          (64, False)]
+    assert [(r["steps"], r["default"], r.get("set")) for r in rows] == [
+        (5, True, True), (8, False, None), (16, False, None), (32, False, None), (64, False, None)]
+    assert " at the 5 steps set (" in checked["verdicts"][0]["reason"]  # --n-steps 5 was not "its default"
     assert all(r["passes"] == r["steps"] for r in rows)
     explained = parse_json(run_cli("explain-text", *TEXTS, "-M", text_models["clf"], "-m", "ig", "--n-steps", "5",
                                    "--target", "pred", "--json", "--out", tmp_path / "e"))["texts"]
