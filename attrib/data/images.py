@@ -32,6 +32,7 @@ SAMPLE_NAMES = ("chelsea", "coffee", "rocket", "astronaut")
 JPEG_START = b"\xff\xd8\xff"
 FRAMES = "attrib.frames"  # a decoded image's info: how many frames its file holds (its first is decoded)
 MOVING = {"GIF", "PNG", "WEBP", "TIFF"}  # animations and pages (not a phone JPEG's second, MPO, picture)
+CONTROL_BYTES = re.compile(rb"[\x01-\x08\x0b\x0c\x0e-\x1f\x7f]")  # in binary data, hardly ever in a file's name
 _OPENING = threading.Lock()  # see _opened()
 
 
@@ -86,7 +87,11 @@ def read_input_list(file: str) -> list[str]:
             f"give it as an input: attrib explain {file}"
         raise InputError(f"{where}: {pictures}, not a list of inputs; {how}")
     if _nul_separated(data):  # names taken byte for byte: spaces, line breaks and the file system's own encoding
-        names = [os.fsdecode(name) for name in data.split(b"\0") if name]
+        entries = [name for name in data.split(b"\0") if name]
+        if sum(bool(CONTROL_BYTES.search(name)) for name in entries) * 2 > len(entries):
+            raise InputError(f"{where}: binary data, not a list of inputs (most of its NUL-ended entries hold control "
+                             "characters, which file names hardly ever do)")
+        names = [os.fsdecode(name) for name in entries]
     else:
         names = [line.strip() for line in unicode_text(data, where, InputError).splitlines() if line.strip()]
     if not names:

@@ -1382,6 +1382,23 @@ def test_inputs_listed_with_nul_terminators(images, tmp_path):
     assert refused.exit_code == 2 and "line 1 holds a NUL character" in refused.output
 
 
+def test_binary_data_is_not_taken_for_a_nul_ended_list(run_cli, images, tmp_path):
+    """Random bytes given to --inputs-from were read as 19,348 NUL-ended names: 19,347 failed, and one, a glob by
+    chance, matched a picture in the working folder and was explained."""
+    blob = tmp_path / "blob.bin"
+    blob.write_bytes(np.random.default_rng(0).integers(0, 256, 200_000, dtype=np.uint8).tobytes())
+    refused = run_cli("explain", "--inputs-from", blob, *TINY, "--out", tmp_path / "a")
+    assert refused.exit_code == 2 and f"{blob}: binary data, not a list of inputs" in refused.output
+    assert not (tmp_path / "a").exists()
+    odd = bytes(images) + b"/odd\x01name.png"  # one name with a control character among others: still a list
+    os.link(images / "im0.png", odd)
+    listed = tmp_path / "list"
+    listed.write_bytes(odd + b"\0" + bytes(images / "im0.png") + b"\0" + bytes(images / "im1.png") + b"\0")
+    result = run_cli("explain", "--inputs-from", listed, *TINY, "-m", "gradient", "--out", tmp_path / "b", "--json")
+    assert result.exit_code == 0, result.output
+    assert len(parse_json(result)["inputs"]) == 3
+
+
 def test_preprocess_settings_reach_the_model_the_record_and_the_pictures(run_cli, images, tmp_path):
     result = run_cli("explain", images / "im0.png", *TINY, "-m", "gradient", "--preprocess", "size=48x64",
                      "--preprocess", "mean=0.5", "--preprocess", "std=0.5", "--out", tmp_path / "run")
