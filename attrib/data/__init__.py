@@ -56,11 +56,15 @@ _BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (code
 
 def unicode_text(data: bytes, where: str, error: type[AttribError] = UsageError) -> str:
     """``data`` as text: UTF-8 (a byte-order mark dropped), or UTF-16 / UTF-32 when it starts with their
-    byte-order mark; ``error`` with one line naming the first bad byte otherwise, or the line of a NUL."""
+    byte-order mark; ``error`` with one line naming a picture's kind, the first bad byte otherwise, or the line
+    of a NUL."""
     codec = next((name for bom, name in _BOMS if data.startswith(bom)), "utf-8-sig")
     try:
         text = data.decode(codec)
     except UnicodeDecodeError as bad:
+        picture = picture_kind(data)  # a file given in the wrong place: say what it is
+        if picture:
+            raise error(f"{where}: {picture}, not text") from None
         kind = codec.upper().removesuffix("-SIG")
         raise error(f"{where}: not {kind} text (byte {bad.object[bad.start]:#04x} at offset {bad.start}); save it "
                     "as UTF-8") from None

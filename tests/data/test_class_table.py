@@ -3,6 +3,7 @@
 import json
 
 import pytest
+from PIL import Image
 
 from attrib.data import class_table
 from attrib.data.class_table import is_class_table, read_class_table
@@ -104,6 +105,9 @@ def test_unreadable_tables(tmp_path):
     (tmp_path / "latin.csv").write_bytes("x.png,caf\xe9\n".encode("latin-1"))
     with pytest.raises(UsageError, match=r"latin.csv: not UTF-8 text \(byte 0xe9"):
         read_class_table(str(tmp_path / "latin.csv"), FEW)
+    Image.new("RGB", (8, 8)).save(tmp_path / "photo.csv", format="PNG")  # a picture where a table was asked for
+    with pytest.raises(UsageError, match=r"photo.csv: a PNG image, not text$"):  # was "not UTF-8 (byte 0x89 ...)"
+        read_class_table(str(tmp_path / "photo.csv"), FEW)
 
 
 def test_each_distinct_class_is_parsed_once(tmp_path, monkeypatch):

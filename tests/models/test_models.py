@@ -479,7 +479,9 @@ def test_labels_file_names_the_classes(tmp_path):
     (tmp_path / "gap.json").write_text('{"0": "a", "2": "c", "3": "d"}')
     (tmp_path / "broken.json").write_text('["a", ')
     (tmp_path / "named.json").write_text('{"0": "a", "cat": "b"}')  # was "invalid literal for int() ..."
+    Image.new("RGB", (8, 8)).save(tmp_path / "cat.jpg")  # a picture given for the labels: said so
     cases = {"l.txt": (4, "3 names for a model with 4 classes"), "gap.json": (3, "keys are not 0..N-1"),
+             "cat.jpg": (3, r"^labels .*cat\.jpg: a JPEG image, not text$"),
              "named.json": (2, r"named\.json: its key 'cat' is not a class index \(an object maps indices 0..N-1"),
              "broken.json": (2, "labels .*broken.json: Expecting value"), "none.txt": (3, "cannot read labels")}
     for name, (n, message) in cases.items():
