@@ -26,7 +26,7 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     try:
         state = _load(path)
     except Exception as error:  # noqa: BLE001 - any decoding failure is a malformed file for the user
-        raise ModelError(f"cannot read weights {path}: {_reason(error)}") from None
+        raise ModelError(f"cannot read weights {path}: {_other_kind(path) or _reason(error)}") from None
     for key in ("state_dict", "model", "model_state_dict"):
         if isinstance(state, dict) and isinstance(state.get(key), dict | inert.Record):
             state = state[key]
@@ -119,6 +119,27 @@ def _data_globals() -> list:
     found = [argparse.Namespace, np.dtype, np.ndarray, *dtypes]
     return [*found, *((function, f"numpy.{core}.multiarray.{function.__name__}") for core in ("core", "_core")
                       for function in (multiarray.scalar, multiarray._reconstruct))]
+
+
+def _other_kind(path: Path) -> str:
+    """What a file given as weights is instead, told by its first bytes: nothing, a picture or text (a class list
+    given to --weights), else ""."""
+    from attrib.data import picture_kind
+
+    with open(path, "rb") as file:
+        head = file.read(1 << 16)
+    if not head:
+        return "an empty file (0 bytes)"
+    picture = picture_kind(head)
+    if picture:
+        return f"{picture}, not a checkpoint"
+    for cut in range(4):  # the head may end inside a character
+        try:
+            head[:len(head) - cut].decode("utf-8")
+        except UnicodeDecodeError:
+            continue
+        return "" if b"\0" in head else "text, not a checkpoint"
+    return ""
 
 
 def _reason(error: Exception) -> str:

@@ -220,9 +220,16 @@ def test_a_timm_repo_on_the_hub_is_read_with_its_own_preprocessing(tmp_path, mon
 
 def test_malformed_and_mismatched_weights(tmp_path):
     bad = tmp_path / "bad.pt"
-    bad.write_bytes(b"garbage, not a checkpoint")
+    bad.write_bytes(b"\x80\x02garbage\x00\x01, not a checkpoint")
     with pytest.raises(ModelError, match="cannot read weights .*not a PyTorch checkpoint or safetensors file"):
         load_model("timm:test_resnet", weights=bad)
+    (tmp_path / "classes.txt").write_text("cat\ndog\n")  # told what they are: was "(IndexError: pop from empty list)"
+    Image.new("RGB", (8, 8)).save(tmp_path / "cat.png")  # was "(UnpicklingError: Unsupported operand 137)"
+    (tmp_path / "empty.pt").write_bytes(b"")  # was "(EOFError: EOFError)"
+    for name, what in (("classes.txt", "text, not a checkpoint"), ("cat.png", "a PNG image, not a checkpoint"),
+                       ("empty.pt", r"an empty file \(0 bytes\)")):
+        with pytest.raises(ModelError, match=rf"^cannot read weights .*{name}: {what}$"):
+            load_model("timm:test_resnet", weights=tmp_path / name)
     other = tmp_path / "other.pt"
     torch.save({"fc.weight": torch.zeros(3, 3)}, other)
     with pytest.raises(ModelError, match=r"do not fit the model: \d+ keys missing \(conv1\.0\.weight, "
