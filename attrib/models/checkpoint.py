@@ -26,7 +26,9 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     try:
         state = _load(path)
     except Exception as error:  # noqa: BLE001 - any decoding failure is a malformed file for the user
-        raise ModelError(f"cannot read weights {path}: {_other_kind(path) or _reason(error)}") from None
+        kind = file_kind(path)
+        reason = kind if kind.startswith("an empty") else f"{kind}, not a checkpoint" if kind else _reason(error)
+        raise ModelError(f"cannot read weights {path}: {reason}") from None
     for key in ("state_dict", "model", "model_state_dict"):
         if isinstance(state, dict) and isinstance(state.get(key), dict | inert.Record):
             state = state[key]
@@ -121,9 +123,9 @@ def _data_globals() -> list:
                       for function in (multiarray.scalar, multiarray._reconstruct))]
 
 
-def _other_kind(path: Path) -> str:
-    """What a file given as weights is instead, told by its first bytes: nothing, a picture or text (a class list
-    given to --weights), else ""."""
+def file_kind(path: Path) -> str:
+    """What a file given as weights or a model is instead, told by its first bytes: "an empty file (0 bytes)", a
+    picture ("a JPEG image") or "text" (a class list given to --weights); "" for anything else."""
     from attrib.data import picture_kind
 
     with open(path, "rb") as file:
@@ -132,13 +134,13 @@ def _other_kind(path: Path) -> str:
         return "an empty file (0 bytes)"
     picture = picture_kind(head)
     if picture:
-        return f"{picture}, not a checkpoint"
+        return picture
     for cut in range(4):  # the head may end inside a character
         try:
             head[:len(head) - cut].decode("utf-8")
         except UnicodeDecodeError:
             continue
-        return "" if b"\0" in head else "text, not a checkpoint"
+        return "" if b"\0" in head else "text"
     return ""
 
 

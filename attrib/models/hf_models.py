@@ -69,10 +69,15 @@ def wrong_kind(error: Exception, name: str, task: str, hint: str) -> None:
 def check_folder(name: str) -> None:
     """One clear ModelError when ``name`` is a local folder that holds no saved model (transformers would say
     "Unrecognized model" and attrib would guess the hub was offline), or a path to none: a name no hub id
-    could be (NAME or ORG/NAME), as ./model, /models/x, a/b/c or a folder's name with a slash at its end."""
+    could be (NAME or ORG/NAME), as ./model, /models/x, a/b/c or a folder's name with a slash at its end; or a
+    file."""
     if not Path(name).exists() and looks_like_path(name):
         raise ModelError(f"{name}: no such folder (a Hugging Face model is a local folder saved with save_pretrained "
                          "or a hub id, NAME or ORG/NAME)")
+    if Path(name).is_file():  # transformers would read it as a config: "not a valid JSON file", "offline?"
+        folder = f"give its folder, {Path(name).parent}" if Path(name).name == "config.json" else \
+            "give a folder saved with save_pretrained (it holds config.json)"
+        raise ModelError(f"{name} is a file, not a Hugging Face model: {folder}, or a hub id (NAME or ORG/NAME)")
     if Path(name).is_dir() and not (Path(name) / "config.json").is_file():
         raise ModelError(f"{name} is a folder but not a Hugging Face model saved with save_pretrained (it has no "
                          "config.json)")

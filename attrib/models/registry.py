@@ -20,7 +20,7 @@ import torch
 
 from attrib.errors import UsageError, counted, first_line
 from attrib.models.base import Model, ModelError, check_finite
-from attrib.models.checkpoint import a_program, file_sha256, folder_weights
+from attrib.models.checkpoint import a_program, file_kind, file_sha256, folder_weights
 from attrib.models.preprocess import overridden
 
 Loader = Callable[..., Model]  # loader(rest_of_spec, *, weights, pretrained, trust_remote_code) -> Model
@@ -240,6 +240,9 @@ def _a_file(path: Path) -> str:
     program = a_program(path)
     if program:
         return f"--model {program}"
+    kind = file_kind(path)
+    if kind.endswith("image"):
+        return f"--model {path} is {kind}, not a model; explain it as an input: attrib explain {path}"
     if path.suffix != ".py":
         return (f"--model {path} is a file; a state dict needs its architecture: --model timm:NAME (or "
                 f"torchvision:NAME, or your code's FILE.py:NAME) --weights {path} (a Hugging Face model is a folder "

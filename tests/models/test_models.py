@@ -379,6 +379,20 @@ def test_a_folder_or_file_that_is_no_model_says_what_it_is(tmp_path, monkeypatch
     with pytest.raises(ModelError, match=r"is a file; a state dict needs its architecture: --model timm:NAME \(or "
                                          r"torchvision:NAME, or your code's FILE.py:NAME\) --weights .*tuned\.pt"):
         load_model(tmp_path / "tuned.pt")
+    Image.new("RGB", (8, 8)).save(tmp_path / "cat.jpg")  # was "... --weights cat.jpg"
+    with pytest.raises(ModelError, match=r"^--model .*cat\.jpg is a JPEG image, not a model; explain it as an input: "
+                                         r"attrib explain .*cat\.jpg$"):
+        load_model(tmp_path / "cat.jpg")
+    (tmp_path / "saved").mkdir()
+    (tmp_path / "saved" / "config.json").write_text("{}")
+    for load in (lambda name: load_model(f"hf:{name}"), load_text_classifier, load_masked_lm):
+        # transformers read a file as a config: "not a valid JSON file", "from the Hugging Face hub (offline?)"
+        with pytest.raises(ModelError, match=r"^.*cat\.jpg is a file, not a Hugging Face model: give a folder saved "
+                                             r"with save_pretrained \(it holds config.json\), or a hub id"):
+            load(str(tmp_path / "cat.jpg"))
+        with pytest.raises(ModelError, match=rf"config.json is a file, not a Hugging Face model: give its folder, "
+                                             rf"{tmp_path / 'saved'}, or a hub id"):
+            load(str(tmp_path / "saved" / "config.json"))
 
 
 def test_timm_pretrained_offline_suggests_local_weights(monkeypatch):
