@@ -66,7 +66,25 @@ class ListFields:
                 value = [f"{key}={item}" for key, item in value.items()]
             if "str" in kind:
                 value = [_text(v) for v in value] if isinstance(value, list | tuple) else _text(value)
+            if kind in TEXT_KINDS and value is not None:
+                value = [_as_text(option.name, v) for v in value] if kind.startswith("list[") and \
+                    isinstance(value, list | tuple) else _as_text(option.name, value)
             setattr(self, option.name, value)
+
+
+TEXT_KINDS = ("str", "str | None", "list[str]", "list[str] | None")  # options of text alone (paths, names, items)
+
+
+def _as_text(name: str, value: Any) -> Any:
+    """A number given for text (``target=281``, ``layers=[9]``) as the command line reads it, its text; a
+    TypeError naming the option for anything else that is not text (``inputs=[{...}]`` failed deep inside with
+    "'dict' object has no attribute 'startswith'")."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    if not isinstance(value, str):
+        raise TypeError(f"{name} takes text (a str, or a pathlib.Path where it names a file), got "
+                        f"{type(value).__name__} {value!r}")
+    return value
 
 
 def _text(value: Any) -> Any:

@@ -91,9 +91,12 @@ _RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"{port}{i}" for port in ("COM", "LPT
 
 
 def closes_store(run):
-    """Decorate a job's ``run(options, store, ...)`` so that the store's folder is given back when it ends."""
+    """Decorate a job's ``run(options, store, ...)`` so that the store's folder is given back when it ends; a path
+    given for the store is the run folder's."""
     @functools.wraps(run)
-    def wrapper(options, store: "RunStore", *args, **kwargs):
+    def wrapper(options, store: "RunStore | str | os.PathLike", *args, **kwargs):
+        if isinstance(store, str | os.PathLike):
+            store = RunStore(store)
         try:
             return run(options, store, *args, **kwargs)
         finally:

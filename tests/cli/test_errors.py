@@ -138,6 +138,26 @@ def test_paths_where_options_take_strings_are_their_strings(images, tmp_path):
     assert record["summary"]["done"] == 2
 
 
+def test_numbers_for_text_are_read_as_the_command_line_reads_them_and_other_values_are_refused(images, tmp_path):
+    """inputs=[{...}] failed deep inside ("'dict' object has no attribute 'startswith'"); a run folder given as a
+    path failed at the end ("'str' object has no attribute 'close'")."""
+    from attrib.jobs import explain, sanity
+    from attrib.runs import load_run
+
+    assert explain.Options(target=281, versus=3).target == "281" and sanity.Options(layers=[9]).layers == ["9"]
+    assert explain.Options(labels=None).labels is None and explain.Options(top_k=3).top_k == 3  # not text: kept
+    for fields, shown in (({"inputs": [{"path": "cat.png"}]}, "inputs takes text .* got dict {'path': 'cat.png'}"),
+                          ({"model": ["timm:resnet18"]}, "model takes text .* got list"),
+                          ({"methods": [None]}, "methods takes text .* got NoneType None")):
+        with pytest.raises(TypeError, match=f"^{shown}"):
+            explain.Options(**fields)
+    options = explain.Options(inputs=images / "im0.png", model="timm:test_resnet", pretrained=False,
+                              methods="gradient", target=3)
+    record = explain.run(options, tmp_path / "run")  # a path for the store: its folder
+    assert record["summary"]["done"] == 1 and (tmp_path / "run" / "run.json").is_file()
+    assert load_run(tmp_path / "run").record["inputs"][0]["attributions"][0]["target"] == 3
+
+
 def test_a_dict_of_settings_is_its_key_value_items(images, tmp_path):
     """settings={"n_steps": 4} said "--set expects KEY=VALUE, got 'n_steps'" (the dict's keys were the items)."""
     from attrib.jobs import explain, sanity
