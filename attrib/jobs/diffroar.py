@@ -173,7 +173,7 @@ def evaluate(model, config: DiffRoarConfig, store: RunStore, events: Events | No
     events = events or Events()
     data = dataset_of(config.dataset)
     check_compatible(model, data)
-    store.open(KIND)  # not another kind's folder; what a killed earlier run here was writing, swept
+    store.open(KIND, [PLOT])  # not another kind's folder, nor a user's files
     started = now()
     kwargs, descriptions = method_kwargs_all(config, model, data)
     events.task("main", "attributions", len(config.methods) * (len(data.train_y) + len(data.test_y)))

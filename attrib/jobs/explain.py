@@ -37,7 +37,7 @@ from attrib.jobs.common import (Accuracy, Events, ListFields, attribution_row, c
 from attrib.jobs.explain_pictures import drawn_fields, pictures
 from attrib.jobs.explain_resume import EXCLUDED, only_methods, previous_inputs, tally, todo_inputs
 from attrib.jobs.pipeline import OrderedFinisher, batches, prefetch
-from attrib.runs.store import MAP_PICTURES, OVERVIEW, RunStore, arrays_path, closes_store, image_path
+from attrib.runs.store import EXPLAIN_WRITES, MAP_PICTURES, OVERVIEW, RunStore, arrays_path, closes_store, image_path
 
 KIND = "explain"
 FOLDER = "folder"  # --truth folder: the class each image's folder names (ImageFolder's layout)
@@ -311,7 +311,7 @@ def run(options: Options, store: RunStore, events: Events | None = None) -> dict
     _check_classes(plan, sources, events)
     if not options.executor.remote:
         plan.model.module.to(plan.device).eval()
-    store.open(KIND)  # not another kind's folder; what a killed earlier run here was writing, swept
+    store.open(KIND, EXPLAIN_WRITES)  # not another kind's folder, nor a user's files
     previous = previous_inputs(store, plan.record, events)
     record = plan.record
     store.write_record(record)

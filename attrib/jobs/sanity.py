@@ -155,7 +155,7 @@ def run(options: Options, store: RunStore, events: Events | None = None) -> dict
 
     events = events or Events()
     model, x, input_names, errors, config, methods = _prepare(options, events)
-    store.open(KIND)  # not another kind's folder; what a killed earlier run here was writing, swept
+    store.open(KIND, PLOTS.values())  # not another kind's folder, nor a user's files
     start = time.perf_counter()
     permuted = None
     if "randomization" in config.tests and model.card.get("recipe"):

@@ -167,7 +167,7 @@ def run(options: Options, store: RunStore, events: Events | None = None) -> dict
     if config.versus is not None:
         events.info(f"each classifier's predicted class is explained against "
                     f"{against(config.versus, classifier.labels)}: its probability minus the other's")
-    store.open(KIND)
+    store.open(KIND, PLOTS.values())
     groups = len(select(layer_groups(classifier.model), config.layers, config.max_layers))
     budgets = len(set(config.steps) | {default}) if path else 0
     sets = 1 + (groups * (config.repeats + 1) if "randomization" in config.tests else 0)

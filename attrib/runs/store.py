@@ -43,6 +43,7 @@ OVERVIEW = "overview.png"
 INPUT_VIEW = "input.png"  # what the model saw; beside it, <method>_heatmap.png and <method>_overlay.png
 MAP_PICTURES = ("heatmap", "overlay")
 LEGACY_ARRAYS = "attributions.npz"  # attrib 0.1: one archive for the whole run
+EXPLAIN_WRITES = (INPUTS, OVERVIEW)  # the files an explain run writes beside run.json (arrays/, images/: per input)
 
 
 def is_run_folder(path: Path) -> bool:
@@ -178,13 +179,23 @@ class RunStore:
                 with open(path, "r+b") as f:
                     f.truncate(data.rfind(b"\n") + 1)
 
-    def open(self, kind: str) -> None:
+    def open(self, kind: str, writes: Collection[str] = ()) -> None:
         """Start (or go on with) a run of ``kind`` here: refused in one line when the folder holds another kind
-        of run (their files would mix, and this run's record would replace that one's) or another process is
-        running into it; then the temp files a killed earlier run left are swept."""
+        of run (their files would mix, and this run's record would replace that one's), a run.json that is not
+        attrib's, or, without a run, files of the names this run ``writes`` beside its run.json (a user's
+        overview.png was written over; the user's other files stay), or another process is running into it; then
+        the temp files a killed earlier run left are swept."""
+        if (self.root / RUN_JSON).exists() and not is_run_folder(self.root):
+            raise RunError(f"{self.root / RUN_JSON} is not an attrib run record; write this {kind} run to another "
+                           "folder (--out)")
         held = self.read_record().get("kind")
         if held is not None and held != kind:
             raise RunError(f"{self.root} holds an attrib {held} run; write this {kind} run to another folder "
+                           "(--out)")
+        taken = [name for name in writes if os.path.lexists(self.root / name)] if held is None else []
+        if taken:
+            raise RunError(f"{self.root} is not an attrib run folder (it has no run.json) and holds "
+                           f"{', '.join(taken)}, which this {kind} run would write over; write it to another folder "
                            "(--out)")
         if self._release is None or not self._release.alive:  # one process at a time (attrib/runs/lock.py)
             self._release = weakref.finalize(self, lock.release, lock.acquire(self.root))

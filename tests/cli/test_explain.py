@@ -566,6 +566,26 @@ def test_a_run_started_over_keeps_no_map_of_the_earlier_one(run_cli, images, tmp
     assert all(path.read_text() == "mine" for path in mine) and (out / "overview.png").is_file()
 
 
+def test_a_folder_without_a_run_keeps_the_users_files_or_is_refused(run_cli, images, tmp_path):
+    """A user's overview.png in a folder holding no run was written over, and a run.json of another tool's was
+    taken for an attrib 0.1 record and replaced."""
+    for name, content, message in (("overview.png", b"my sheet", "holds overview.png, which this explain run would "
+                                                                  "write over; write it to another folder (--out)"),
+                                   ("inputs.jsonl", b"{}\n", "holds inputs.jsonl, which"),
+                                   ("run.json", b'{"epochs": 3}', "run.json is not an attrib run record")):
+        out = tmp_path / name
+        out.mkdir()
+        (out / name).write_bytes(content)
+        refused = run_cli("explain", images / "im0.png", *TINY, "-m", "gradient", "--out", out)
+        assert refused.exit_code == 2 and message in " ".join(refused.output.split()), refused.output
+        assert sorted(p.name for p in out.iterdir()) == [name] and (out / name).read_bytes() == content
+    sanity = tmp_path / "sanity"
+    sanity.mkdir()
+    (sanity / "robustness.png").write_bytes(b"mine")
+    refused = run_cli("sanity", images / "im0.png", *TINY, "-m", "gradient", "--out", sanity)
+    assert refused.exit_code == 2 and "holds robustness.png, which this sanity run" in " ".join(refused.output.split())
+
+
 def test_a_background_no_method_takes_is_warned_of(run_cli, images, tmp_path):
     result = run_cli("explain", images / "im0.png", *TINY, "-m", "gradient", "--background", images,
                      "--out", tmp_path / "a")

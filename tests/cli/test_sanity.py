@@ -54,7 +54,8 @@ def test_json_schema(run_cli, tmp_path):
 def test_tests_can_be_selected(run_cli, tmp_path):
     for name in ("randomization.png", "robustness.png"):  # an earlier run's plots, into this folder
         (tmp_path / name).write_bytes(b"\x89PNG")
-    (tmp_path / "run.json").write_text(json.dumps({"kind": "sanity", "plots": {"robustness": "robustness.png"}}))
+    (tmp_path / "run.json").write_text(json.dumps({"kind": "sanity", "attrib_version": "0.1.0",
+                                                   "plots": {"robustness": "robustness.png"}}))
     result = run_cli("sanity", *SAMPLE, "-m", "ig", "--tests", "completeness", "--out", tmp_path, "--json")
     data = parse_json(result)
     assert result.exit_code == 0 and data["randomization"] == [] and data["robustness"] == []
