@@ -298,6 +298,16 @@ def _rows(plan: Plan, method: str, per_call: bool = False) -> int:
     return spec.rows_per_call(config) if per_call else spec.rows(config)
 
 
+def _check_out(inputs: list[str], root: Path) -> None:
+    """A usage error where the run folder is a folder of inputs: its record, maps and contact sheet would mix with
+    the pictures, and be read as inputs by the next run over that folder (a run folder inside it is left out)."""
+    here = root.resolve()
+    same = next((name for name in inputs if Path(name).is_dir() and Path(name).resolve() == here), None)
+    if same is not None:
+        raise UsageError(f"--out {root} is the folder of inputs {same}: the run's files would mix with its pictures "
+                         f"(and be read as inputs next time); write it elsewhere, e.g. --out {Path(same) / 'attrib-run'}")
+
+
 @closes_store
 def run(options: Options, store: RunStore, events: Events | None = None) -> dict[str, Any]:
     """Explain every input with every method into ``store``; returns the run record (header and summary;
@@ -306,6 +316,7 @@ def run(options: Options, store: RunStore, events: Events | None = None) -> dict
 
     events = events or Events()
     listed = read_input_list(options.inputs_from) if options.inputs_from else []
+    _check_out(options.inputs + listed, store.root)
     plan = prepare(options, events)
     sources = expand_inputs(options.inputs + listed)[:options.limit]
     _check_classes(plan, sources, events)

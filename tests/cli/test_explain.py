@@ -3,6 +3,7 @@
 import hashlib
 import json
 import os
+import shutil
 import re
 import subprocess
 import sys
@@ -584,6 +585,22 @@ def test_a_folder_without_a_run_keeps_the_users_files_or_is_refused(run_cli, ima
     (sanity / "robustness.png").write_bytes(b"mine")
     refused = run_cli("sanity", images / "im0.png", *TINY, "-m", "gradient", "--out", sanity)
     assert refused.exit_code == 2 and "holds robustness.png, which this sanity run" in " ".join(refused.output.split())
+
+
+def test_the_run_folder_is_not_a_folder_of_inputs(run_cli, images, tmp_path):
+    """--out photos, the folder explained, mixed the run's files with the pictures: the next run over the folder
+    took the contact sheet and the maps for inputs (9 where there were 2)."""
+    refused = run_cli("explain", images, *TINY, "-m", "gradient", "--out", images)
+    assert refused.exit_code == 2 and f"--out {images} is the folder of inputs {images}: the run's files would mix " \
+        f"with its pictures" in " ".join(refused.output.split())
+    assert not (images / "run.json").exists()
+    inside = images / "attrib-run"  # as the message suggests: a run folder inside is left out of the inputs
+    try:
+        for _ in range(2):
+            result = run_cli("explain", images, *TINY, "-m", "gradient", "--out", inside, "--json")
+            assert result.exit_code == 0 and len(parse_json(result)["inputs"]) == 2
+    finally:
+        shutil.rmtree(inside)
 
 
 def test_a_background_no_method_takes_is_warned_of(run_cli, images, tmp_path):
