@@ -304,8 +304,9 @@ def _check_out(inputs: list[str], root: Path) -> None:
     here = root.resolve()
     same = next((name for name in inputs if Path(name).is_dir() and Path(name).resolve() == here), None)
     if same is not None:
+        inside = Path(same) / "attrib-run"
         raise UsageError(f"--out {root} is the folder of inputs {same}: the run's files would mix with its pictures "
-                         f"(and be read as inputs next time); write it elsewhere, e.g. --out {Path(same) / 'attrib-run'}")
+                         f"(and be read as inputs next time); write it elsewhere, e.g. --out {inside}")
 
 
 @closes_store
