@@ -11,6 +11,7 @@ import platform
 import time
 import traceback
 from collections.abc import Collection, Mapping
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -485,3 +486,14 @@ def takes_data(model, data) -> None:
         if size is None or size[0] != size[1] or not data.name.startswith(("torchvision:", "folder:")):
             raise
         raise ModelError(f"{error}; resize its pictures to the model's with --image-size {size[0]}") from None
+
+
+def check_out(inputs: list[str], root: Path) -> None:
+    """A usage error where the run folder is a folder of inputs: the run's pictures would mix with the inputs, and
+    be read as inputs by the next run over that folder (a run folder inside it is left out)."""
+    here = root.resolve()
+    same = next((name for name in inputs if Path(name).is_dir() and Path(name).resolve() == here), None)
+    if same is not None:
+        inside = Path(same) / "attrib-run"
+        raise UsageError(f"--out {root} is the folder of inputs {same}: the run's files would mix with its pictures "
+                         f"(and be read as inputs next time); write it elsewhere, e.g. --out {inside}")

@@ -30,7 +30,7 @@ from attrib.data.class_table import ClassTable, is_class_table, read_class_table
 from attrib.engine import PRECISIONS, has_tf32, native_bf16
 from attrib.errors import AttribError, UsageError, counted, first_line
 from attrib.executors import ExecutorSpec, make_executor
-from attrib.jobs.common import (Accuracy, Events, ListFields, attribution_row, check_counts, check_only,
+from attrib.jobs.common import (Accuracy, Events, ListFields, attribution_row, check_counts, check_only, check_out,
                                 describe_methods, failure_line, gap_warnings, header, ignored_settings,
                                 map_notes, method_kwargs, now, pixel_baselines, resolve_methods, selected, supplies,
                                 work_device)
@@ -298,17 +298,6 @@ def _rows(plan: Plan, method: str, per_call: bool = False) -> int:
     return spec.rows_per_call(config) if per_call else spec.rows(config)
 
 
-def _check_out(inputs: list[str], root: Path) -> None:
-    """A usage error where the run folder is a folder of inputs: its record, maps and contact sheet would mix with
-    the pictures, and be read as inputs by the next run over that folder (a run folder inside it is left out)."""
-    here = root.resolve()
-    same = next((name for name in inputs if Path(name).is_dir() and Path(name).resolve() == here), None)
-    if same is not None:
-        inside = Path(same) / "attrib-run"
-        raise UsageError(f"--out {root} is the folder of inputs {same}: the run's files would mix with its pictures "
-                         f"(and be read as inputs next time); write it elsewhere, e.g. --out {inside}")
-
-
 @closes_store
 def run(options: Options, store: RunStore, events: Events | None = None) -> dict[str, Any]:
     """Explain every input with every method into ``store``; returns the run record (header and summary;
@@ -317,7 +306,7 @@ def run(options: Options, store: RunStore, events: Events | None = None) -> dict
 
     events = events or Events()
     listed = read_input_list(options.inputs_from) if options.inputs_from else []
-    _check_out(options.inputs + listed, store.root)
+    check_out(options.inputs + listed, store.root)
     plan = prepare(options, events)
     sources = expand_inputs(options.inputs + listed)[:options.limit]
     _check_classes(plan, sources, events)

@@ -14,9 +14,9 @@ import torch
 from attrib.errors import UsageError, counted
 from attrib.evaluate.sanity import TESTS, THRESHOLDS, SanityConfig, resolve_radii, n_explanations, run_sanity, \
     set_budgets, with_budget
-from attrib.jobs.common import (Events, ListFields, check_counts, check_images, commit_drawn, describe_methods,
-                                header, ignored_settings, method_kwargs, now, pixel_baselines, resolve_device,
-                                resolve_methods, supplies, takes_data)
+from attrib.jobs.common import (Events, ListFields, check_counts, check_images, check_out, commit_drawn,
+                                describe_methods, header, ignored_settings, method_kwargs, now, pixel_baselines,
+                                resolve_device, resolve_methods, supplies, takes_data)
 from attrib.runs.store import RunStore, closes_store
 
 KIND = "sanity"
@@ -154,6 +154,7 @@ def run(options: Options, store: RunStore, events: Events | None = None) -> dict
     from attrib.evaluate.randomization import layer_groups
 
     events = events or Events()
+    check_out(options.inputs, store.root)
     model, x, input_names, errors, config, methods = _prepare(options, events)
     store.open(KIND, PLOTS.values())  # not another kind's folder, nor a user's files
     start = time.perf_counter()

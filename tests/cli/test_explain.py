@@ -594,6 +594,8 @@ def test_the_run_folder_is_not_a_folder_of_inputs(run_cli, images, tmp_path):
     assert refused.exit_code == 2 and f"--out {images} is the folder of inputs {images}: the run's files would mix " \
         f"with its pictures" in " ".join(refused.output.split())
     assert not (images / "run.json").exists()
+    refused = run_cli("sanity", images, *TINY, "-m", "gradient", "--out", images)  # its plots likewise
+    assert refused.exit_code == 2 and f"--out {images} is the folder of inputs" in " ".join(refused.output.split())
     inside = images / "attrib-run"  # as the message suggests: a run folder inside is left out of the inputs
     try:
         for _ in range(2):
