@@ -492,7 +492,8 @@ def check_out(inputs: list[str], root: Path) -> None:
     """A usage error where the run folder is a folder of inputs: the run's pictures would mix with the inputs, and
     be read as inputs by the next run over that folder (a run folder inside it is left out)."""
     here = root.resolve()
-    same = next((name for name in inputs if Path(name).is_dir() and Path(name).resolve() == here), None)
+    # os.path.isdir: a name too long for the file system is no folder (Path.is_dir raises for it on Python 3.11)
+    same = next((name for name in inputs if os.path.isdir(name) and Path(name).resolve() == here), None)
     if same is not None:
         inside = Path(same) / "attrib-run"
         raise UsageError(f"--out {root} is the folder of inputs {same}: the run's files would mix with its pictures "
