@@ -21,8 +21,9 @@ class UI:
         self.quiet, self.verbose, self.json_mode = quiet, verbose, json_mode
         for stream in (sys.stdout, sys.stderr):
             _tolerant(stream)
-        self.err = Console(stderr=True, highlight=False)
-        self.out = Console(highlight=False, width=_table_width(sys.stdout))
+        # emoji=False: rich would print a name holding ":dog:" (sample:dog: unknown sample) with a dog in it
+        self.err = Console(stderr=True, highlight=False, emoji=False)
+        self.out = Console(highlight=False, emoji=False, width=_table_width(sys.stdout))
 
     def info(self, text: str) -> None:
         if not self.quiet:

@@ -19,7 +19,7 @@ def titled(title: str, table: Table, note: str | None = None) -> Group:
     """The title (rich markup) on its own line above the table, and the note (plain text) on its own line below:
     as a table's own title or caption rich wraps them to the table's width, which broke a short text's header
     after every word and a one-column DiffROAR table's legend over four lines."""
-    parts = [Text.from_markup(title, style="table.title"), table]
+    parts = [Text.from_markup(title, style="table.title", emoji=False), table]  # a name's ":dog:" kept as it is
     return Group(*parts, Text(note, style="table.caption")) if note else Group(*parts)
 
 
@@ -237,7 +237,7 @@ class WordWrapped:
 
     @staticmethod
     def _extent(column) -> tuple[int, int]:
-        texts = [Text.from_markup(str(t)).plain for t in (column.header, *column.cells)]
+        texts = [Text.from_markup(str(t), emoji=False).plain for t in (column.header, *column.cells)]
         lines = [line for text in texts for line in text.splitlines()] or [""]
         words = [word for line in lines for word in re.split(r"(?<!±) +", line)] or [""]  # "± 0.01" is one
         return max(map(len, words)), max(map(len, lines))

@@ -605,6 +605,15 @@ def test_the_run_folder_is_not_a_folder_of_inputs(run_cli, images, tmp_path):
         shutil.rmtree(inside)
 
 
+def test_names_holding_emoji_codes_are_printed_as_they_are(run_cli, images, tmp_path):
+    """rich made ":dog:" in a name a dog: "error: sample🐶 unknown sample", "x🐶y.png" over its table."""
+    shutil.copy(images / "im0.png", tmp_path / "x:dog:y.png")
+    result = run_cli("explain", tmp_path / "x:dog:y.png", "sample:dog", *TINY, "-m", "gradient", "--out",
+                     tmp_path / "o")
+    assert result.exit_code == 1 and "\U0001f436" not in result.output
+    assert "error: sample:dog: unknown sample" in result.output and "x:dog:y.png\n" in result.output
+
+
 def test_a_background_no_method_takes_is_warned_of(run_cli, images, tmp_path):
     result = run_cli("explain", images / "im0.png", *TINY, "-m", "gradient", "--background", images,
                      "--out", tmp_path / "a")
