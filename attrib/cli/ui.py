@@ -77,8 +77,8 @@ class UI:
         from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
                                    TimeRemainingColumn)
 
-        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), _RateColumn(),
-                   TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn())
+        columns = (TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(), _RateColumn(),
+                   TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn())  # descriptions: names as they are
         with Progress(*columns, console=self.err, transient=True) as progress:
             yield progress
 

@@ -614,6 +614,22 @@ def test_names_holding_emoji_codes_are_printed_as_they_are(run_cli, images, tmp_
     assert "error: sample:dog: unknown sample" in result.output and "x:dog:y.png\n" in result.output
 
 
+def test_progress_descriptions_are_shown_as_they_are():
+    """A text file's name in sanity-text's progress bar was read as markup: "[/x]" in it stopped the run."""
+    import io
+
+    from rich.console import Console
+
+    from attrib.cli.ui import UI
+
+    ui = UI()
+    ui.err = Console(file=io.StringIO(), force_terminal=True, width=100)
+    with ui.progress() as progress:
+        task = progress.add_task("sanity: data[/x]:dog:.csv:3", total=1)
+        progress.update(task, advance=1)
+    assert "sanity: data[/x]:dog:.csv:3" in ui.err.file.getvalue()
+
+
 def test_a_background_no_method_takes_is_warned_of(run_cli, images, tmp_path):
     result = run_cli("explain", images / "im0.png", *TINY, "-m", "gradient", "--background", images,
                      "--out", tmp_path / "a")
