@@ -125,7 +125,7 @@ def models(json_mode: bool) -> None:
     table.add_column("spec")
     table.add_column("what it loads")
     for spec, text in MODEL_KINDS:
-        table.add_row(spec, escape(text))
+        table.add_row(escape(spec), escape(text))
     ui.show(titled("--model SPEC", table))
     if not samples:
         ui.show("Sample models: none installed yet")
@@ -134,5 +134,5 @@ def models(json_mode: bool) -> None:
     shipped.add_column("sample model")
     shipped.add_column("what it is")
     for spec, text in samples.items():
-        shipped.add_row(spec, escape(text))
+        shipped.add_row(escape(spec), escape(text))
     ui.show(titled("Sample models (their data sets: `attrib diffroar --help`)", shipped))
