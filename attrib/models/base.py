@@ -31,11 +31,16 @@ def hub_unreachable(error: BaseException) -> str:
     """For an error that says the Hugging Face hub could not be reached for a file not in the cache, how to be
     told at once: without a network the hub's client retries each file for about 25 s (minutes behind a
     firewall) unless HF_HUB_OFFLINE is set. "" for any other error, or where it is set."""
-    from huggingface_hub import constants
-
-    if constants.HF_HUB_OFFLINE or not out_of_reach(error):
+    if hub_offline() or not out_of_reach(error):
         return ""
     return "; without a network, set HF_HUB_OFFLINE=1 to be told at once rather than after the hub's retries"
+
+
+def hub_offline() -> bool:
+    """Whether HF_HUB_OFFLINE is set (as the hub's client reads it)."""
+    from huggingface_hub import constants
+
+    return bool(constants.HF_HUB_OFFLINE)
 
 
 def out_of_reach(error: BaseException) -> bool:

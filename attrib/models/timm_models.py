@@ -8,7 +8,7 @@ from functools import partial
 from pathlib import Path
 
 from attrib.errors import similar
-from attrib.models.base import Model, ModelError, hub_unreachable, out_of_reach
+from attrib.models.base import Model, ModelError, hub_offline, hub_unreachable, out_of_reach
 from attrib.models.checkpoint import load_state_dict, read_state_dict, unwrapped
 from attrib.models.preprocess import Preprocess, for_channels
 from attrib.models.registry import register_loader
@@ -60,7 +60,7 @@ def timm_repo(name: str, with_weights: bool) -> str | None:
         folder = Path(hf_hub_download(name, "config.json")).parent
     except Exception as error:  # noqa: BLE001 - no such repo, not a timm repo, ...: the caller says so
         if out_of_reach(error):  # not worth a second try (transformers would retry the hub as long again)
-            why = "HF_HUB_OFFLINE is set" if _offline() else "the hub cannot be reached"
+            why = "HF_HUB_OFFLINE is set" if hub_offline() else "the hub cannot be reached"
             raise ModelError(f"cannot fetch {name!r} from the Hugging Face hub: it is not in the cache and {why}; "
                              f"offline, pass a folder of its files (huggingface-cli download {name} --local-dir DIR)"
                              f"{hub_unreachable(error)}") from None
@@ -74,12 +74,6 @@ def timm_repo(name: str, with_weights: bool) -> str | None:
         except Exception:  # noqa: BLE001 - this repo has the other file (none: load_timm_folder says so)
             continue
     return str(folder)
-
-
-def _offline() -> bool:
-    from huggingface_hub import constants
-
-    return bool(constants.HF_HUB_OFFLINE)
 
 
 def is_timm_folder(spec: str) -> bool:
