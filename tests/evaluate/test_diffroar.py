@@ -119,10 +119,11 @@ def test_robust_gradients_leak_less_onto_the_null_block():
 
 @pytest.mark.slow
 def test_random_control_stays_near_zero_on_blockdigits(tmp_path):
-    config = DiffRoarConfig("sample:blockdigits-standard", {"name": "blockdigits"}, [], seeds=3)
+    # 2 seeds of 6 epochs (measured: |diffroar| <= 0.019; 3 seeds of the recipe's 10: <= 0.007) in half the time
+    config = DiffRoarConfig("sample:blockdigits-standard", {"name": "blockdigits"}, [], seeds=2, epochs=6)
     record = run_diffroar(load_model(config.model), config, tmp_path)
     rows = [r for r in record["results"] if r["method"] == "random"]
-    assert len(rows) == 5 and all(r["n_seeds"] == 3 for r in rows)
+    assert len(rows) == 5 and all(r["n_seeds"] == 2 for r in rows)
     assert max(abs(r["diffroar"]) for r in rows) < 0.06, rows
     assert torch.isclose(torch.tensor(record["null_block_share"]["random"]), torch.tensor(0.5), atol=0.01)
 
