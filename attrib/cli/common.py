@@ -298,10 +298,7 @@ def run_job(common: Common, job: Any, options: Any, view: View, prefix: str = ""
     out = Path(common.out_dir or Path("attrib-runs") / time.strftime(f"{prefix}%Y%m%d-%H%M%S"))
     check_writable(out)
     if common.html_path:
-        check_html_name(common.html_path, "--html")
-        check_writable(Path(common.html_path), "the report", folder=False)
-        check_not_in_run(Path(common.html_path), out, "the report")
-        check_replaceable(Path(common.html_path), "the report")
+        check_html_option(Path(common.html_path), out)
     if common.out_dir:
         return _run_and_finish(common, job, options, view, ui, out, again="the same command")  # (exits)
     made = [folder for folder in (out, *out.parents) if not folder.exists()]
@@ -312,6 +309,18 @@ def run_job(common: Common, job: Any, options: Any, view: View, prefix: str = ""
         with contextlib.suppress(OSError):  # only while empty: the run stopped before writing (a usage error)
             for folder in [out, *made[1:]]:
                 folder.rmdir()
+
+
+def check_html_option(path: Path, out: Path) -> None:
+    """Usage errors, before any work, where ``--html PATH`` would replace what it must not, or (``-``) write the
+    report into the tables or JSON on standard output."""
+    if str(path) == "-":
+        raise click.UsageError("--html - would write the report into the results on standard output: give a file "
+                               "name, or write it there afterwards with attrib report RUN_FOLDER -o -")
+    check_html_name(str(path), "--html")
+    check_writable(path, "the report", folder=False)
+    check_not_in_run(path, out, "the report")
+    check_replaceable(path, "the report")
 
 
 def claim_new_folder(path: Path) -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,20 +12,23 @@ from attrib.cli.common import (check_html_name, check_not_in_run, check_replacea
                                signals_as_interrupt, stopped_by)
 from attrib.cli.ui import UI
 
+STDOUT = "-"  # -o - / --png -: write to standard output
 
 EPILOG = """\b
 Examples:
   attrib report attrib-runs/20261127-101500 -o report.html
   attrib explain photos/ --out run1 && attrib report run1 -o run1.html
-  attrib report run1 --png overview.png            the contact sheet only (inputs x methods)"""
+  attrib report run1 --png overview.png            the contact sheet only (inputs x methods)
+  attrib report run1 -o - | gzip > run1.html.gz    the report on standard output"""
 
 
 @click.command(epilog=EPILOG)
 @click.argument("run_dir", type=click.Path(exists=True))
 @click.option("--output", "-o", type=click.Path(dir_okay=False),
-              help="Where to write the HTML file [default: report.html, unless only --png is asked for].")
+              help="Where to write the HTML file ('-': standard output) [default: report.html, unless only --png is "
+                   "asked for].")
 @click.option("--png", "png_path", type=click.Path(dir_okay=False),
-              help="Explain runs: also write the contact sheet (inputs x methods) here.")
+              help="Explain runs: also write the contact sheet (inputs x methods) here ('-': standard output).")
 @click.option("--max-inputs", default=200, show_default=True, type=click.IntRange(0),
               help="Explain and explain-text runs: inputs or texts shown (0: all); the rest stay in the run folder.")
 @click.option("--quiet", "-q", is_flag=True, help="Only errors.")
@@ -32,30 +36,60 @@ Examples:
 def report(run_dir: str, output: str | None, png_path: str | None, max_inputs: int, quiet: bool,
            verbose: bool) -> None:
     """Write one self-contained HTML report (and, with --png, a contact sheet) for a run folder (or its run.json)."""
-    from attrib.report.html import write_contact_sheet, write_report
-
+    from attrib.report.html import contact_sheet_png, report_text, write_contact_sheet, write_report
     from attrib.runs import run_folder
 
     ui = UI(quiet=quiet)
     run_dir = str(run_folder(run_dir))
-    if output:
-        check_html_name(output, "-o", "the contact sheet is --png FILE")
-    if png_path and Path(png_path).suffix.lower() != ".png":
-        raise click.UsageError(f"--png writes a PNG picture: name it FILE.png (got {png_path})")
-    writes = [(png_path, ("overview.png",), lambda: write_contact_sheet(run_dir, png_path))] if png_path else []
-    if output or not png_path:
-        writes.append((output or "report.html", (".html", ".htm"),
-                       lambda: write_report(run_dir, output or "report.html", max_inputs or None)))
-    for path, keeps, _ in writes:
-        check_writable(Path(path), "the output", folder=False)
-        check_not_in_run(Path(path), Path(run_dir), "the output", keeps)
-    if output or not png_path:
-        check_replaceable(Path(output or "report.html"), "the output")
+    html = output or (None if png_path else "report.html")
+    check_outputs(html, png_path)
+    writes = []
     if png_path:
-        check_not_an_input(Path(png_path), Path(run_dir))
+        writes.append((png_path, ("overview.png",), "the contact sheet", lambda: contact_sheet_png(run_dir),
+                       lambda: write_contact_sheet(run_dir, png_path)))
+    if html:
+        writes.append((html, (".html", ".htm"), "the report", lambda: report_text(run_dir, max_inputs or None),
+                       lambda: write_report(run_dir, html, max_inputs or None)))
+    for path, keeps, _, _, _ in writes:
+        if path != STDOUT:
+            check_file(Path(path), keeps, Path(run_dir), html=path == html)
     with signals_as_interrupt() as caught:
-        for path, _, write in writes:
-            _write(ui, path, write, Path(run_dir), verbose, caught)
+        for path, _, what, make, save in writes:
+            if path == STDOUT:
+                path, save = f"{what} on standard output", (lambda make=make: to_stdout(make()))
+            _write(ui, path, save, Path(run_dir), verbose, caught)
+
+
+def check_outputs(html: str | None, png_path: str | None) -> None:
+    """Usage errors, before any work, for outputs named as the other kind or both sent to standard output."""
+    if html and html != STDOUT:
+        check_html_name(html, "-o", "the contact sheet is --png FILE")
+    if html == STDOUT and png_path == STDOUT:
+        raise click.UsageError("-o - and --png - both write to standard output: send one of them to a file")
+    if png_path == STDOUT and sys.stdout.isatty():
+        raise click.UsageError("--png - writes the PNG picture to standard output, here a terminal: redirect it "
+                               "(--png - > sheet.png) or give a file name")
+    if png_path and png_path != STDOUT and Path(png_path).suffix.lower() != ".png":
+        raise click.UsageError(f"--png writes a PNG picture: name it FILE.png (got {png_path})")
+
+
+def check_file(path: Path, keeps: tuple[str, ...], run_dir: Path, html: bool) -> None:
+    """Usage errors, before any work, where writing the file ``path`` would replace what it must not."""
+    check_writable(path, "the output", folder=False)
+    check_not_in_run(path, run_dir, "the output", keeps)
+    if html:
+        check_replaceable(path, "the output")
+    else:
+        check_not_an_input(path, run_dir)
+
+
+def to_stdout(data: str | bytes) -> None:
+    """The report (text) or the contact sheet (bytes) on standard output, in one write."""
+    if isinstance(data, bytes):
+        sys.stdout.buffer.write(data)
+    else:
+        sys.stdout.write(data)
+    sys.stdout.flush()
 
 
 def _write(ui: UI, path: str, write: Callable[[], None], run_dir: Path, verbose: bool, caught: list[int]) -> None:
@@ -67,6 +101,8 @@ def _write(ui: UI, path: str, write: Callable[[], None], run_dir: Path, verbose:
         write()
     except AttribError as error:
         raise click.UsageError(str(error)) from None
+    except BrokenPipeError:  # -o - | head: click ends quietly, as for any command's output cut short
+        raise
     except OSError as error:  # the run's files (unreadable), or the output's folder: missing rights, a full disk
         read = error.filename is not None and Path(error.filename).resolve().is_relative_to(run_dir.resolve())
         raise click.UsageError(f"cannot read {error.filename}: {error.strerror or error}" if read else

@@ -14,7 +14,7 @@ from typing import Any
 from attrib.errors import first_line
 from attrib.formats import percent
 from attrib.render.heatmap import colorbar_stops
-from attrib.runs.atomic import atomic_write_text
+from attrib.runs.atomic import atomic_write_bytes, atomic_write_text, png_bytes
 from attrib.runs.store import INPUTS, RunError, load_run
 
 VIEW_NOTES = {"blend": "the positive evidence for the explained class, brighter where stronger",
@@ -32,14 +32,22 @@ TEMPLATES = {"explain": "explain.html", "explain_text": "explain_text.html", "di
 def write_report(run_dir: str | Path, out_path: str | Path, max_inputs: int | None = MAX_INPUTS) -> None:
     """Render ``run_dir`` into ``out_path`` atomically (explain and explain-text runs: the first ``max_inputs``
     inputs or texts, with a note saying how many there are; None shows all)."""
-    record = load_run(run_dir).record
-    atomic_write_text(out_path, render_report(record, Path(run_dir), max_inputs))
+    atomic_write_text(out_path, report_text(run_dir, max_inputs))
+
+
+def report_text(run_dir: str | Path, max_inputs: int | None = MAX_INPUTS) -> str:
+    """The HTML report of ``run_dir`` (see :func:`write_report`)."""
+    return render_report(load_run(run_dir).record, Path(run_dir), max_inputs)
 
 
 def write_contact_sheet(run_dir: str | Path, out_path: str | Path) -> None:
     """The contact sheet of an explain run (attrib.render.contact), written atomically as PNG."""
+    atomic_write_bytes(out_path, contact_sheet_png(run_dir))
+
+
+def contact_sheet_png(run_dir: str | Path) -> bytes:
+    """The contact sheet of an explain run (inputs x methods) as PNG bytes; RunError where there is none."""
     from attrib.render.contact import contact_sheet
-    from attrib.runs.atomic import atomic_write_png
 
     record = load_run(run_dir).record
     sheet = contact_sheet(record, Path(run_dir)) if record.get("kind") == "explain" else None
@@ -48,7 +56,7 @@ def write_contact_sheet(run_dir: str | Path, out_path: str | Path) -> None:
             if record.get("images", True) else "made with --no-images: the same explain command without it, into " \
             "this folder, draws them from the maps"
         raise RunError(f"{run_dir}: no pictures to put on a contact sheet ({why})")
-    atomic_write_png(out_path, sheet)
+    return png_bytes(sheet)
 
 
 def upgrade(record: dict[str, Any]) -> dict[str, Any]:

@@ -305,3 +305,51 @@ def test_the_report_names_the_weights_and_the_model_code(run_cli, images, tmp_pa
     digest = hashlib.sha256(weights.read_bytes()).hexdigest()[:16]
     assert f"<tr><td>weights</td><td>{tmp_path}/best&lt;b&gt;.pt (sha256 {digest})</td></tr>" in html
     assert f"<tr><td>model code</td><td>{tmp_path}/my&lt;i&gt;nets.py (sha256 " in html and "my<i>" not in html
+
+
+def test_a_dash_writes_the_report_or_the_contact_sheet_to_standard_output(run_cli, report, tmp_path, monkeypatch):
+    """`attrib report RUN -o -` wrote a file named "-" (and `--html -` too), where a dash means standard output."""
+    monkeypatch.chdir(tmp_path)
+    result = run_cli("report", report / "run", "-o", "-")
+    assert result.exit_code == 0 and result.stdout == (report / "report.html").read_text(encoding="utf-8")
+    assert "wrote the report on standard output" in result.stderr
+    assert run_cli("report", report / "run", "--png", tmp_path / "sheet.png").exit_code == 0
+    result = run_cli("report", report / "run", "--png", "-")
+    assert result.exit_code == 0 and result.stdout_bytes == (tmp_path / "sheet.png").read_bytes()
+    result = run_cli("report", report / "run", "--png", "-", "-o", "-")
+    assert result.exit_code == 2 and "-o - and --png - both write to standard output" in result.output
+    result = run_cli("explain", report / "in", *TINY, "-m", "gradient", "--out", tmp_path / "new", "--html", "-")
+    assert result.exit_code == 2 and "--html - would write the report into the results on standard output" in \
+        " ".join(result.output.split())
+    assert not (tmp_path / "-").exists() and not (tmp_path / "new").exists()
+
+
+def test_the_contact_sheet_is_not_written_to_a_terminal(monkeypatch):
+    import sys
+
+    import click
+
+    from attrib.cli.report import check_outputs
+
+    class Terminal:
+        def isatty(self):
+            return True
+
+    monkeypatch.setattr(sys, "stdout", Terminal())
+    with pytest.raises(click.UsageError, match="here a terminal: redirect it"):
+        check_outputs(None, "-")
+    check_outputs("-", None)  # HTML is text: a terminal may show it
+
+
+def test_a_report_cut_short_by_its_reader_ends_quietly(run_cli, report, monkeypatch):
+    """`attrib report RUN -o - | head` said "cannot write": click's convention for a closed pipe is a quiet exit 1."""
+    import errno
+
+    import attrib.cli.report as command
+
+    def closed(data):
+        raise BrokenPipeError(errno.EPIPE, "Broken pipe")
+
+    monkeypatch.setattr(command, "to_stdout", closed)
+    result = run_cli("report", report / "run", "-o", "-")
+    assert result.exit_code == 1 and "error" not in result.output.lower() and not result.stdout
