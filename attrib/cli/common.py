@@ -295,6 +295,9 @@ def run_job(common: Common, job: Any, options: Any, view: View, prefix: str = ""
     and pointing to -v, which shows the traceback instead.
     """
     ui = UI(quiet=common.quiet, verbose=common.verbose, json_mode=common.json_mode)
+    if common.out_dir == "-":
+        raise click.UsageError("--out - names no folder: give the run's folder (--json prints the results on "
+                               "standard output)")
     out = Path(common.out_dir or Path("attrib-runs") / time.strftime(f"{prefix}%Y%m%d-%H%M%S"))
     check_writable(out)
     if common.html_path:

@@ -321,6 +321,8 @@ def test_a_dash_writes_the_report_or_the_contact_sheet_to_standard_output(run_cl
     result = run_cli("explain", report / "in", *TINY, "-m", "gradient", "--out", tmp_path / "new", "--html", "-")
     assert result.exit_code == 2 and "--html - would write the report into the results on standard output" in \
         " ".join(result.output.split())
+    result = run_cli("explain", report / "in", *TINY, "-m", "gradient", "--out", "-")  # made a folder named "-"
+    assert result.exit_code == 2 and "--out - names no folder" in result.output
     assert not (tmp_path / "-").exists() and not (tmp_path / "new").exists()
 
 
