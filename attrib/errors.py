@@ -32,6 +32,14 @@ def counted(n: int, noun: str, plural: str | None = None) -> str:
     return f"{n} {noun if n == 1 else plural or noun + 's'}"
 
 
+def a_type(value: object) -> str:
+    """'an int', 'a dict', 'an ImageClassifierOutput', 'None': what a value is, as a message names it."""
+    if value is None:
+        return "None"
+    name = type(value).__name__
+    return f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"
+
+
 def duration(seconds: float) -> str:
     """'0.4 s', '12 s', '2.5 min': a span of time in a message, short spans to a tenth of a second."""
     if seconds < 10:

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from attrib.errors import UsageError, counted
+from attrib.errors import UsageError, a_type, counted
 
 TargetSpec = Any  # None | int | Sequence[int] | Target | Callable[[Tensor], Tensor]
 
@@ -193,7 +193,7 @@ def as_logits(out: Any) -> torch.Tensor:
     pick = f"[{tensors[0]!r}]" if len(tensors) == 1 else "[0]" if isinstance(out, (tuple, list)) else ""
     how = f", e.g. lambda x: model(x){pick}" if pick else ""
     held = f" (its tensors: {', '.join(map(repr, tensors))})" if tensors else ""
-    raise TypeError(f"the model returned a {type(out).__name__}{held}, not a tensor of shape (B, C); wrap it so "
+    raise TypeError(f"the model returned {a_type(out)}{held}, not a tensor of shape (B, C); wrap it so "
                     f"that it returns one{how}")
 
 

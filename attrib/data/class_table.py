@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from attrib.errors import UsageError
+from attrib.errors import UsageError, a_type
 
 SUFFIXES = {".csv": ",", ".tsv": "\t", ".txt": None, ".json": None}  # the table's kinds, by suffix: delimiter
 
@@ -128,7 +128,7 @@ def _json_rows(text: str, file: str) -> Iterator[tuple[str, str, str]]:
         raise UsageError(f"{file}: not valid JSON ({error.msg} at line {error.lineno}, column {error.colno})") \
             from None
     if not isinstance(table, dict):
-        raise UsageError(f"{file}: expected a JSON object {{image: class}}, got a {type(table).__name__}")
+        raise UsageError(f"{file}: expected a JSON object {{image: class}}, got {a_type(table)}")
     for key, value in table.items():
         if isinstance(value, bool) or not isinstance(value, (str, int)) or not key.strip() or not str(value).strip():
             raise UsageError(f"{file}: entry {key!r}: expected an image name and a class name or index, got "

@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from attrib.errors import UsageError
+from attrib.errors import UsageError, a_type
 from attrib.models.base import Model, ModelError
 from attrib.models.builtin import class_names
 from attrib.models.checkpoint import file_sha256, load_state_dict
@@ -85,7 +85,7 @@ def build_model(source: str, name: str, args: str = "", fresh: bool = False, log
     elif callable(target):
         module = _called(target, positional, keywords, label, code)
     else:
-        raise ModelError(f"{label}: {name} is a {type(target).__name__}, not a class or function building a model")
+        raise ModelError(f"{label}: {name} is {a_type(target)}, not a class or function building a model")
     if fresh:
         redrawn(module, label)
     try:
@@ -104,7 +104,8 @@ def _called(target: Any, positional: list, keywords: dict, label: str, code) -> 
         hint = f" (give them: {label.partition('(')[0]}({given}))" if missing else ""
         raise ModelError(f"{label} failed{_where(error, code)}: {_said(error)}{hint}") from None
     if not isinstance(module, torch.nn.Module):
-        raise ModelError(f"{label} returned a {type(module).__name__}, not a torch.nn.Module")
+        forgot = " (no return statement?)" if module is None else ""
+        raise ModelError(f"{label} returned {a_type(module)}{forgot}, not a torch.nn.Module")
     return module
 
 

@@ -88,6 +88,14 @@ def pooled():
 
 built = Net(num_classes=4)
 nn.init.constant_(built.head.weight, 0.5)  # as trained weights loaded into it would be
+
+
+def forgot():
+    Net(num_classes=2)
+
+
+def count():
+    return 3
 '''
 
 
@@ -225,6 +233,8 @@ def test_a_package_module_imports_from_the_working_folder(tmp_path, monkeypatch)
     ("not_a_model", ModelError, r"not_a_model returned a dict, not a torch.nn.Module"),
     ("Widths", ModelError, r"Widths returned a Widths, not a torch.nn.Module"),
     ("two", ModelError, r"two returned a tuple, not a torch.nn.Module"),
+    ("forgot", ModelError, r"forgot returned None \(no return statement\?\), not a torch.nn.Module$"),
+    ("count", ModelError, r"count returned an int, not a torch.nn.Module$"),  # was "a int"
     ("pooled", ModelError, r"returns \(1, 2, 1, 1\), not a \(batch, classes\) tensor of logits \(or a dict or "
                            r"Hugging Face output holding one as its logits\)"),
     ("built(2)", UsageError, r"built is a model already built, which takes no arguments"),
