@@ -110,11 +110,12 @@ def _twice_differentiable():
 
 def topk_attack(model: torch.nn.Module, x: torch.Tensor, labels: torch.Tensor, decided: torch.Tensor,
                 clean: torch.Tensor, radius: float, norm: str, *, fraction: float = 0.1, steps: int = 20,
-                beta: float = 10.0) -> tuple[torch.Tensor, torch.Tensor]:
-    """(attacked inputs, found): points within ``radius`` of ``x`` that keep their labels ``decided``
+                beta: float = 10.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(attacked inputs, found, fixed): points within ``radius`` of ``x`` that keep their labels ``decided``
     (``attrib.targets.decisions``) and whose gradient mass for the classes ``labels`` (output columns) leaves the
     clean top-k set; found[i] says input i moved at all (else it is returned as it was, and must not be scored:
-    its map would match the clean one trivially). A step that would change an input's label is not taken: the
+    its map would match the clean one trivially); fixed[i] says no step could move it: its gradient map does not
+    change with the input (a model linear in it). A step that would change an input's label is not taken: the
     input stays at its last label-keeping point and its step is halved, so a larger ball never makes the
     attack weaker by overshooting the decision boundary."""
     smooth = softplus_copy(model, beta)
@@ -122,18 +123,28 @@ def topk_attack(model: torch.nn.Module, x: torch.Tensor, labels: torch.Tensor, d
     step = torch.full((len(x),) + (1,) * (x.ndim - 1), 2.5 * radius / steps, device=x.device, dtype=x.dtype)
     delta = torch.zeros_like(x)
     found = torch.zeros(len(x), dtype=torch.bool, device=x.device)
+    fixed = torch.ones(len(x), dtype=torch.bool, device=x.device)
     for _ in range(steps):
         with _twice_differentiable():
             point = (x + delta).requires_grad_(True)
             score = smooth(point).gather(1, labels[:, None].to(x.device)).sum()
             (grad,) = torch.autograd.grad(score, point, create_graph=True)
-            mass = (_magnitudes(grad) * region).flatten(1).sum()
-            (direction,) = torch.autograd.grad(mass, point)
+            direction = _slope((_magnitudes(grad) * region).flatten(1).sum(), point)
         move = direction.sign() if norm == "linf" else direction / _norms(direction)
         candidate = project(delta.detach() - step * move, radius, norm)
         with torch.no_grad():
             same = decisions(model(x + candidate)) == decided.to(x.device)
         delta[same] = candidate[same]
         step[~same] /= 2
-        found |= same
-    return (x + delta).detach(), found.cpu()
+        fixed &= (move == 0).flatten(1).all(1)
+        found |= same & ~fixed  # a step taken, not a map that no step moves
+    return (x + delta).detach(), found.cpu(), fixed.cpu()
+
+
+def _slope(mass: torch.Tensor, point: torch.Tensor) -> torch.Tensor:
+    """d mass / d point; zero where the gradient map does not depend on the input at all (a model linear in its
+    input, whose gradient is its weights), which no step can then move."""
+    if not mass.requires_grad:
+        return torch.zeros_like(point)
+    (direction,) = torch.autograd.grad(mass, point, allow_unused=True)
+    return torch.zeros_like(point) if direction is None else direction

@@ -82,6 +82,7 @@ class Checker:
         with torch.no_grad():
             outputs = self.module(self.x)
         self.labels, self.decided = outputs.argmax(1), decisions(outputs)  # explained classes; labels to keep
+        self.fixed_gradient = False  # robustness(): no input's gradient map changes with the input
 
     def explain(self, module: torch.nn.Module, x: torch.Tensor, method: str, **extra: Any) -> np.ndarray:
         from attrib.api import attribute
@@ -128,9 +129,10 @@ class Checker:
         for radius in self.config.radii:
             noise = [random_perturbations(self.module, self.x, self.decided, radius, self.config.norm, seed)
                      for seed in self.config.draw_seeds]
-            attacked = topk_attack(self.module, self.x, self.labels, self.decided,
-                                   torch.from_numpy(gradient).to(self.x), radius, self.config.norm,
-                                   fraction=self.config.fraction, steps=self.config.attack_steps)
+            *attacked, fixed = topk_attack(self.module, self.x, self.labels, self.decided,
+                                           torch.from_numpy(gradient).to(self.x), radius, self.config.norm,
+                                           fraction=self.config.fraction, steps=self.config.attack_steps)
+            self.fixed_gradient = bool(fixed.all())
             rows += self._compare_points(clean, noise, f"random {self.config.norm}", radius)
             rows += self._compare_points(clean, [attacked], f"top-k attack {self.config.norm}", radius)
         return rows
@@ -275,6 +277,7 @@ def run_sanity(model, x: torch.Tensor, config: SanityConfig, permuted: torch.nn.
         out["strips"] = checker.strips
     if "robustness" in config.tests:
         out["robustness"] = checker.robustness(clean)
+        out["fixed_gradient"] = checker.fixed_gradient
     if "completeness" in config.tests:
         out["completeness"] = checker.completeness()
     out["verdicts"] = verdicts(out, config)
@@ -286,7 +289,7 @@ def verdicts(out: dict[str, Any], config: SanityConfig) -> list[dict[str, Any]]:
     rows = []
     for method in config.methods:
         rows += _constant_verdicts(method, out, config) or (_randomization_verdicts(method, out["randomization"]) +
-                                                            _robustness_verdict(method, out["robustness"], config))
+                                                            _robustness_verdict(method, out, config))
     for method in dict.fromkeys(r["method"] for r in out["completeness"]):
         rows.append(_completeness_verdict(method, [r for r in out["completeness"] if r["method"] == method]))
     return rows
@@ -344,16 +347,17 @@ def _randomization_verdicts(method: str, rows: list[dict]) -> list[dict]:
     return out
 
 
-def _robustness_verdict(method: str, rows: list[dict], config: SanityConfig) -> list[dict]:
-    mine = [r for r in rows if r["method"] == method]
+def _robustness_verdict(method: str, out: dict[str, Any], config: SanityConfig) -> list[dict]:
+    mine = [r for r in out["robustness"] if r["method"] == method]
     if not mine:
         return []
     radius = max(r["radius"] for r in mine)
     at = {r["perturbation"].split()[0]: r for r in mine if r["radius"] == radius}
     limit = THRESHOLDS["robustness"]
     noise, attack = at.get("random"), at.get("top-k")
-    attacked = ("the top-k attack found no step that keeps a label" if attack is None else
-                f"{attack['topk_intersection']:.2f} under the top-k attack")
+    attacked = f"{attack['topk_intersection']:.2f} under the top-k attack" if attack else \
+        "the top-k attack has nothing to move: the gradient map does not change with the input (a model linear in " \
+        "it)" if out.get("fixed_gradient") else "the top-k attack found no step that keeps a label"
     if noise is None:  # nothing to judge: no draw kept any input's label at this radius
         return [{"method": method, "test": "robustness", "passed": None,
                  "reason": f"unsure — no draw of random {config.norm} noise of radius {radius:g} kept an input's "

@@ -110,6 +110,7 @@ class Plan:
 def prepare(options: Options, events: Events) -> Plan:
     """Validate the options and load the model; a usage error raises an AttribError before any work."""
     from attrib.models import load_model
+    from attrib.models.registry import FLATTENS
 
     check_counts(options, "top_k", "limit", "batch_size", "workers")
     if options.precision not in PRECISIONS:
@@ -123,7 +124,7 @@ def prepare(options: Options, events: Events) -> Plan:
                        preprocess=options.preprocess)
     if model.kind != "image":
         raise UsageError(f"{model.name} takes {model.kind} inputs, not images; evaluate it with "
-                         "`attrib diffroar` or `attrib sanity` on its data set")
+                         f"`attrib diffroar` or `attrib sanity` on its data set; {FLATTENS}")
     target, truth, flag = _target(options.target, options.truth, model.labels)
     versus = versus_option(options.versus, target, truth, model)
     check_only(options.only, truth is not None or isinstance(target, int), "--truth folder or FILE, or one class "

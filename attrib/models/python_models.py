@@ -248,12 +248,12 @@ def _said(error: BaseException) -> str:
 
 def _reading(module: torch.nn.Module, label: str, settings: tuple[str, ...]) -> tuple[Preprocess | None, str]:
     """How the model reads its inputs, and what was assumed of it: None for a model of vectors (no 4-D weight,
-    a convolution's, and a matrix first); timm's data config where the code built a timm model; else ImageNet's
-    usual reading (224 px, crop 0.875, ImageNet's mean and std) for as many channels as its first convolution
-    takes. Read from the weights' shapes, so that TorchScript and exported programs are read too."""
+    a convolution's, and a matrix first) unless ``settings`` give the size of the pictures it flattens; timm's
+    data config where the code built a timm model; else ImageNet's usual reading (224 px, crop 0.875, ImageNet's
+    mean and std) for as many channels as its first convolution takes. Read from the weights' shapes, so that TorchScript and exported programs are read too."""
     weights = _weights(module)
     if weights and weights[0].dim() == 2 and not any(w.dim() == 4 for w in weights):
-        return None, ""
+        return _flattened(int(weights[0].shape[1]), label, settings), ""
     channels = next((int(w.shape[1]) for w in weights if w.dim() == 4), 3)
     if channels not in (1, 3):
         raise ModelError(f"{label} takes {channels} input channels; attrib feeds RGB (3) or grayscale (1) images")
@@ -269,6 +269,22 @@ def _reading(module: torch.nn.Module, label: str, settings: tuple[str, ...]) -> 
     return overridden(base, settings), assumed
 
 
+def _flattened(features: int, label: str, settings: tuple[str, ...]) -> Preprocess | None:
+    """How a model of vectors reads the pictures it flattens (an MLP on MNIST or CIFAR-10, nn.Flatten first) when
+    ``settings`` give their size: in as many channels as make C x H x W its input's length; else None."""
+    sizes = [s for s in settings if s.partition("=")[0].strip() == "size"]
+    if not sizes:
+        return None
+    height, width = overridden(Preprocess(), sizes[-1:]).size
+    channels = features // (height * width) if features % (height * width) == 0 else 0
+    if channels not in (1, 3):
+        raise ModelError(f"{label} takes vectors of {features} numbers, not pictures of {height}x{width} pixels "
+                         f"in 1 or 3 channels ({features} / {height * width} = {features / (height * width):g})")
+    base = Preprocess(mean=for_channels(Preprocess.mean, channels), std=for_channels(Preprocess.std, channels),
+                      channels=channels)
+    return overridden(base, settings)
+
+
 def _weights(module: torch.nn.Module) -> list[torch.Tensor]:
     """Its weights of two or more dimensions (matrices, kernels), in order, lazy ones left out."""
     from torch.nn.parameter import is_lazy
@@ -282,6 +298,8 @@ def _probe(model: Model, settings: tuple[str, ...]) -> tuple[int, bool]:
     returns anything else."""
     hint = "" if model.preprocess is None or any(s.startswith("size") for s in settings) else \
         "; give the input size it takes with --preprocess size=H or HxW"
+    if model.preprocess is not None and _weights(model.module)[0].dim() == 2:
+        hint = "; a model of vectors reads pictures only where it flattens them itself (nn.Flatten first)"
     x = torch.zeros(1, _weights(model.module)[0].shape[1]) if model.preprocess is None else \
         torch.zeros(1, model.preprocess.channels, *model.preprocess.size)
     try:

@@ -37,6 +37,7 @@ class LoaderEntry:
 LOADERS: dict[str, LoaderEntry] = {}
 DEFAULT = "default"
 RANDOM_WEIGHTS_SEED = 1234  # --no-pretrained models are initialised from this seed (not 0: a common seed)
+FLATTENS = "a model of your own code that flattens pictures reads them given their size: --preprocess size=HxW"
 
 
 def register_loader(prefix: str, loader: Loader, matches: Callable[[str], bool] | None = None,
@@ -82,7 +83,7 @@ def load_model(spec: str | Path | None = None, *, weights: str | Path | None = N
         model.labels = read_labels(labels, model.n_classes)
     if preprocess:
         if model.preprocess is None:
-            raise UsageError(f"--preprocess: {model.name} takes no pictures")
+            raise UsageError(f"--preprocess: {model.name} takes vectors, not pictures; {FLATTENS}")
         before = model.preprocess.size
         model.preprocess = overridden(model.preprocess, preprocess)
         if model.preprocess.size != before:

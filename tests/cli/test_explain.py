@@ -1476,7 +1476,22 @@ def test_preprocess_settings_reach_the_model_the_record_and_the_pictures(run_cli
     assert refused.exit_code == 2
     assert "--preprocess mean=1,2: one finite number, or one per channel (3)" in refused.output
     vector = run_cli("sanity", "-M", "sample:synthetic-standard", "--preprocess", "size=8", "--out", tmp_path / "c")
-    assert vector.exit_code == 2 and "--preprocess: sample:synthetic-standard takes no pictures" in vector.output
+    assert vector.exit_code == 2 and "--preprocess: sample:synthetic-standard takes vectors, not pictures" in vector.output
+
+
+def test_an_mlp_on_pictures_is_explained_given_their_size(run_cli, images, tmp_path):
+    """`-M mlp.py:net` (nn.Flatten, then Linear(3 x 8 x 8, ...)) was refused as a model of vectors."""
+    (tmp_path / "mlp.py").write_text("from torch import nn\n\ndef net():\n    return nn.Sequential(nn.Flatten(), "
+                                     "nn.Linear(3 * 8 * 8, 16), nn.ReLU(), nn.Linear(16, 4))\n")
+    refused = run_cli("explain", images / "im0.png", "-M", tmp_path / "mlp.py:net", "--out", tmp_path / "a")
+    assert refused.exit_code == 2 and "its data set; a model of your own code that flattens pictures reads them " \
+        "given their size: --preprocess size=HxW" in " ".join(refused.output.split())
+    result = run_cli("explain", images / "im0.png", "-M", tmp_path / "mlp.py:net", "--preprocess", "size=8",
+                     "-m", "gradient_x_input", "--out", tmp_path / "b")
+    assert result.exit_code == 0, result.output
+    record, arrays = attrib.load_run(tmp_path / "b")
+    assert record["model"]["input_size"] == [8, 8] and arrays[(record["inputs"][0]["id"], "gradient_x_input")].shape \
+        == (3, 8, 8)
 
 
 def test_a_size_the_model_cannot_take_is_one_line_before_any_work(run_cli, images, tmp_path):

@@ -332,8 +332,8 @@ def test_perturbations_keep_a_one_output_models_decision():
     assert bool(((moved > 0) == (logit > 0)).all())  # refused inputs stay where they were
     assert torch.equal(points[~kept], x[~kept])
 
-    attacked, found = topk_attack(net, x, torch.zeros(len(x), dtype=torch.long), decided, torch.randn(40, 1, 4, 4),
-                                  radius * 3, "l2", steps=4)
+    attacked, found, _ = topk_attack(net, x, torch.zeros(len(x), dtype=torch.long), decided,
+                                     torch.randn(40, 1, 4, 4), radius * 3, "l2", steps=4)
     with torch.no_grad():
         assert bool(((net(attacked)[:, 0] > 0) == (logit > 0)).all())
     assert bool(found.any()) and torch.equal(attacked[~found], x[~found])  # unmoved inputs are said to be
@@ -357,10 +357,35 @@ def test_the_attack_never_scores_an_input_it_could_not_move():
     decided = decisions(logits)
     clean = torch.randn(6, 1, 4, 4)
     for radius in (margin * 50, margin * 500):
-        attacked, found = topk_attack(net, x, decided, decided, clean, radius, "l2", steps=4)
+        attacked, found, fixed = topk_attack(net, x, decided, decided, clean, radius, "l2", steps=4)
         with torch.no_grad():
             assert torch.equal(decisions(net(attacked)), decided)
-        assert bool(found.all()) and not torch.equal(attacked, x)
+        assert bool(found.all()) and not torch.equal(attacked, x) and not fixed.any()
+
+
+@pytest.mark.parametrize("net", [
+    torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(48, 4)),  # the gradient: no graph of the input at all
+    torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten()),  # unused
+])
+def test_a_model_linear_in_its_input_is_judged_without_an_attack(net):
+    """attrib sanity on a model linear in its input (an MLP without hidden layers, a conv net without a
+    nonlinearity) failed with "RuntimeError: element 0 of tensors does not require grad": the top-k attack
+    differentiates the gradient map, which then does not depend on the input. Nothing can move it: the attack
+    scores no input, and the verdict says why."""
+    from attrib.evaluate.robustness import topk_attack
+    from attrib.targets import decisions
+
+    torch.manual_seed(0)
+    x = torch.randn(3, 3, 4, 4)
+    decided = decisions(net(x))
+    attacked, found, fixed = topk_attack(net, x, decided, decided, torch.rand(3, 1, 4, 4), 1.0, "l2", steps=3)
+    assert torch.equal(attacked, x) and not found.any() and fixed.all()
+    config = SanityConfig(methods=["gradient"], tests=["robustness"], radii=[0.5], repeats=1)
+    out = run_sanity(SimpleNamespace(module=net.eval()), x, config)
+    assert {r["perturbation"] for r in out["robustness"]} == {"random l2"}  # scored by the noise alone
+    (verdict,) = out["verdicts"]
+    assert verdict["passed"] and "the top-k attack has nothing to move: the gradient map does not change with the " \
+        "input" in verdict["reason"]
 
 
 def test_an_attack_that_moves_no_input_gives_no_row_and_says_so():
@@ -369,10 +394,10 @@ def test_an_attack_that_moves_no_input_gives_no_row_and_says_so():
     config = SanityConfig(["gradient"], tests=["robustness"], radii=[0.5])
     noise = {"method": "gradient", "perturbation": "random l2", "radius": 0.5, "topk_intersection": 0.8,
              "spread": {}, "draws": 1}
-    (verdict,) = _robustness_verdict("gradient", [noise], config)
+    (verdict,) = _robustness_verdict("gradient", {"robustness": [noise]}, config)
     assert verdict["reason"].endswith("the top-k attack found no step that keeps a label")
     attack = {**noise, "perturbation": "top-k attack l2", "topk_intersection": 0.3}
-    (verdict,) = _robustness_verdict("gradient", [attack], config)  # no random draw kept a label: nothing to judge
+    (verdict,) = _robustness_verdict("gradient", {"robustness": [attack]}, config)  # no random draw kept a label
     assert verdict["passed"] is None and verdict["reason"].startswith("unsure — no draw of random l2 noise of "
                                                                       "radius 0.5 kept an input's label")
 

@@ -96,6 +96,16 @@ def forgot():
 
 def count():
     return 3
+
+
+class Pixels(nn.Module):  # an MLP on pictures, as on MNIST or CIFAR-10
+    def __init__(self, channels=3, side=8, flatten=True):
+        super().__init__()
+        self.layers = nn.Sequential(*[nn.Flatten()] * flatten, nn.Linear(channels * side * side, 16), nn.ReLU(),
+                                    nn.Linear(16, 4))
+
+    def forward(self, x):
+        return self.layers(x)
 '''
 
 
@@ -199,8 +209,24 @@ def test_a_timm_model_built_in_the_code_reads_pictures_as_timm_says(tmp_path, mo
 def test_a_model_of_vectors_takes_no_pictures(code):
     model = load_model(f"{code}:Tabular(features=6)")
     assert (model.kind, model.preprocess, model.n_classes) == ("vector", None, 2)
-    with pytest.raises(UsageError, match="takes no pictures"):
+    with pytest.raises(ModelError, match=r"Tabular\(6\) takes vectors of 6 numbers, not pictures of 32x32 pixels in "
+                                         r"1 or 3 channels \(6 / 1024 = 0.00585938\)$"):
         load_model(f"{code}:Tabular(6)", preprocess=["size=32"])
+    with pytest.raises(UsageError, match="takes vectors, not pictures; a model of your own code that flattens "
+                                         "pictures reads them given their size: --preprocess size=HxW"):
+        load_model(f"{code}:Tabular(6)", preprocess=["mean=0.5"])
+
+
+def test_a_model_that_flattens_pictures_reads_them_given_their_size(code):
+    """An MLP on MNIST or CIFAR-10 (nn.Flatten, then Linear) was taken for a model of vectors: "takes no pictures"."""
+    rgb = load_model(f"{code}:Pixels", preprocess=["size=8"])
+    assert (rgb.kind, rgb.preprocess.channels, rgb.preprocess.size, rgb.n_classes) == ("image", 3, (8, 8), 4)
+    gray = load_model(f"{code}:Pixels(channels=1, side=6)", preprocess=["size=6", "mean=0.13", "std=0.31"])
+    assert (gray.preprocess.channels, gray.preprocess.mean, gray.preprocess.std) == (1, (0.13,), (0.31,))
+    assert load_model(f"{code}:Pixels").kind == "vector"  # without its size: vectors, as before
+    with pytest.raises(ModelError, match=r"cannot take inputs of shape \(3, 8, 8\): .*; a model of vectors reads "
+                                         r"pictures only where it flattens them itself \(nn.Flatten first\)$"):
+        load_model(f"{code}:Pixels(flatten=False)", preprocess=["size=8"])
 
 
 def test_a_package_module_imports_from_the_working_folder(tmp_path, monkeypatch):
