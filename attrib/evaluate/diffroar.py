@@ -130,7 +130,8 @@ def retrain(job: dict, factory: Callable[[], torch.nn.Module], splits: dict[str,
     (train_x, train_y), (test_x, test_y) = masked["train"], masked["test"]
     train(model, train_x, train_y, Recipe(**job["recipe"]), seed=job["seed"])
     return {"job": job, "accuracy": accuracy(model, test_x, test_y),
-            "train_accuracy": accuracy(model, train_x, train_y), "weights_sha256": weights_digest(model), "seconds": round(time.perf_counter() - start, 2)}
+            "train_accuracy": accuracy(model, train_x, train_y), "weights_sha256": weights_digest(model),
+            "seconds": round(time.perf_counter() - start, 2)}
 
 
 def weights_digest(model: torch.nn.Module) -> str:

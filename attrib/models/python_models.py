@@ -250,7 +250,8 @@ def _reading(module: torch.nn.Module, label: str, settings: tuple[str, ...]) -> 
     """How the model reads its inputs, and what was assumed of it: None for a model of vectors (no 4-D weight,
     a convolution's, and a matrix first) unless ``settings`` give the size of the pictures it flattens; timm's
     data config where the code built a timm model; else ImageNet's usual reading (224 px, crop 0.875, ImageNet's
-    mean and std) for as many channels as its first convolution takes. Read from the weights' shapes, so that TorchScript and exported programs are read too."""
+    mean and std) for as many channels as its first convolution takes. Read from the weights' shapes, so that
+    TorchScript and exported programs are read too."""
     weights = _weights(module)
     if weights and weights[0].dim() == 2 and not any(w.dim() == 4 for w in weights):
         return _flattened(int(weights[0].shape[1]), label, settings), ""
