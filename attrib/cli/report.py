@@ -36,28 +36,26 @@ Examples:
 def report(run_dir: str, output: str | None, png_path: str | None, max_inputs: int, quiet: bool,
            verbose: bool) -> None:
     """Write one self-contained HTML report (and, with --png, a contact sheet) for a run folder (or its run.json)."""
-    from attrib.report.html import contact_sheet_png, report_text, write_contact_sheet, write_report
+    from attrib.report.html import contact_sheet_png, report_text
     from attrib.runs import run_folder
+    from attrib.runs.atomic import utf8
 
     ui = UI(quiet=quiet)
     run_dir = str(run_folder(run_dir))
     html = output or (None if png_path else "report.html")
     check_outputs(html, png_path)
-    writes = []
+    writes = []  # (where, names it may replace, what it is, its bytes)
     if png_path:
-        writes.append((png_path, ("overview.png",), "the contact sheet", lambda: contact_sheet_png(run_dir),
-                       lambda: write_contact_sheet(run_dir, png_path)))
+        writes.append((png_path, ("overview.png",), "the contact sheet", lambda: contact_sheet_png(run_dir)))
     if html:
-        writes.append((html, (".html", ".htm"), "the report", lambda: report_text(run_dir, max_inputs or None),
-                       lambda: write_report(run_dir, html, max_inputs or None)))
-    for path, keeps, _, _, _ in writes:
+        writes.append((html, (".html", ".htm"), "the report", lambda: utf8(report_text(run_dir, max_inputs or None))))
+    for path, keeps, _, _ in writes:
         if path != STDOUT:
             check_file(Path(path), keeps, Path(run_dir), html=path == html)
     with signals_as_interrupt() as caught:
-        for path, _, what, make, save in writes:
-            if path == STDOUT:
-                path, save = f"{what} on standard output", (lambda make=make: to_stdout(make()))
-            _write(ui, path, save, Path(run_dir), verbose, caught)
+        for path, _, what, make in writes:
+            shown = f"{what} on standard output" if path == STDOUT else path
+            _write(ui, shown, lambda path=path, make=make: save(path, make()), Path(run_dir), verbose, caught)
 
 
 def check_outputs(html: str | None, png_path: str | None) -> None:
@@ -83,12 +81,14 @@ def check_file(path: Path, keeps: tuple[str, ...], run_dir: Path, html: bool) ->
         check_not_an_input(path, run_dir)
 
 
-def to_stdout(data: str | bytes) -> None:
-    """The report (text) or the contact sheet (bytes) on standard output, in one write."""
-    if isinstance(data, bytes):
-        sys.stdout.buffer.write(data)
-    else:
-        sys.stdout.write(data)
+def save(path: str, data: bytes) -> None:
+    """The report or the contact sheet, written atomically, or on standard output (``-``) in one write."""
+    from attrib.runs.atomic import atomic_write_bytes
+
+    if path != STDOUT:
+        atomic_write_bytes(path, data)
+        return
+    sys.stdout.buffer.write(data)
     sys.stdout.flush()
 
 

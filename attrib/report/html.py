@@ -14,7 +14,7 @@ from typing import Any
 from attrib.errors import first_line
 from attrib.formats import percent
 from attrib.render.heatmap import colorbar_stops
-from attrib.runs.atomic import atomic_write_bytes, atomic_write_text, png_bytes
+from attrib.runs.atomic import atomic_write_text, png_bytes
 from attrib.runs.store import INPUTS, RunError, load_run
 
 VIEW_NOTES = {"blend": "the positive evidence for the explained class, brighter where stronger",
@@ -38,11 +38,6 @@ def write_report(run_dir: str | Path, out_path: str | Path, max_inputs: int | No
 def report_text(run_dir: str | Path, max_inputs: int | None = MAX_INPUTS) -> str:
     """The HTML report of ``run_dir`` (see :func:`write_report`)."""
     return render_report(load_run(run_dir).record, Path(run_dir), max_inputs)
-
-
-def write_contact_sheet(run_dir: str | Path, out_path: str | Path) -> None:
-    """The contact sheet of an explain run (attrib.render.contact), written atomically as PNG."""
-    atomic_write_bytes(out_path, contact_sheet_png(run_dir))
 
 
 def contact_sheet_png(run_dir: str | Path) -> bytes:

@@ -349,9 +349,10 @@ def test_a_report_cut_short_by_its_reader_ends_quietly(run_cli, report, monkeypa
 
     import attrib.cli.report as command
 
-    def closed(data):
+    def closed(path, data):
+        assert path == "-"
         raise BrokenPipeError(errno.EPIPE, "Broken pipe")
 
-    monkeypatch.setattr(command, "to_stdout", closed)
+    monkeypatch.setattr(command, "save", closed)
     result = run_cli("report", report / "run", "-o", "-")
     assert result.exit_code == 1 and "error" not in result.output.lower() and not result.stdout
