@@ -94,7 +94,7 @@ def _architecture(spec: str, arguments_json: str = "{}"):
     not needed: jobs train fresh copies)."""
     from attrib.models import load_model
 
-    factory = load_model(spec, pretrained=False).factory
+    factory = load_model(spec, pretrained=False, pictures=False).factory  # how it reads them was said at planning
     arguments = json.loads(arguments_json)
     return partial(factory, **arguments) if arguments else factory
 
@@ -329,11 +329,21 @@ def _chance_warnings(record: dict, data) -> list[str]:
                f"{data.name})" if outputs not in (None, len(data.labels)) else "")
         said.append(f"the evaluated model's test accuracy is {record['model_test_accuracy']:.3f}, chance is "
                     f"{chance:.3f}: its attributions explain a model that has not learned {data.name}{why}")
-    best = max((max(r["acc_top"], r["acc_bottom"]) for r in record["results"]), default=None)
+    best = _best_accuracy(record["results"])
+    control = _best_accuracy([r for r in record["results"] if r["method"] == CONTROL])
     if best is not None and best <= chance + CHANCE_MARGIN:
         said.append(f"no retrained model beat chance (best test accuracy {best:.3f}, chance {chance:.3f}): "
                     "DiffROAR compares noise here; train longer (--epochs) or check --lr and the data")
+    elif control is not None and control <= chance + CHANCE_MARGIN:
+        said.append(f"no retrain of the random control beat chance (best test accuracy {control:.3f}, chance "
+                    f"{chance:.3f}): the retrains learn nothing from the pixels kept at random, so a method's "
+                    "DiffROAR here may come from the shape of its masks, not from the pixels they keep; train "
+                    "longer (--epochs) or check --lr and the data")
     return said
+
+
+def _best_accuracy(results: list[dict]) -> float | None:
+    return max((max(r["acc_top"], r["acc_bottom"]) for r in results), default=None)
 
 
 def _record(model, config, data, recipe, results, started, n_jobs, kwargs, descriptions) -> dict:

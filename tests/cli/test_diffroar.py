@@ -174,6 +174,21 @@ def test_timm_architecture_on_an_image_folder(run_cli, tmp_path):
         "which needs two classes or more" in " ".join(one.output.split())  # it retrained, and said chance was 1.0
 
 
+def test_what_was_assumed_of_a_models_pictures_is_said_once(run_cli, tmp_path, monkeypatch):
+    """A model of your own code on a folder: the warning that attrib assumes how it reads pictures came twice,
+    once at planning and again when the retrains built its architecture."""
+    import sys
+
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    _colour_folder(tmp_path / "data", 3)
+    (tmp_path / "own.py").write_text("from torch import nn\n\ndef small():\n    return nn.Sequential(nn.Conv2d(3, 4, "
+                                     "3), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))\n")
+    result = run_cli("diffroar", "-M", f"{tmp_path / 'own.py'}:small", "--dataset", f"folder:{tmp_path / 'data'}",
+                     "-m", "gradient", "--k", "0.5", "--epochs", "1", "--out", tmp_path / "run")
+    assert result.exit_code == 0, result.output
+    assert "".join(result.output.split()).count("saysnothingofhowitreadspictures") == 1
+
+
 def test_retrains_build_the_head_the_weights_have(run_cli, tmp_path):
     """With --weights of a 2-class timm model the retrains were built from the spec alone, with timm's 1000
     classes: on a 2-class folder every retrained model scored 0.000 (train accuracy too)."""
@@ -226,12 +241,19 @@ def test_accuracies_at_chance_are_warned_about():
 
     data = type("D", (), {"test_y": torch.tensor([0, 0, 0, 1]), "name": "d", "labels": ["a", "b"]})()  # chance 0.75
     model = {"n_classes": 2}
-    learned = {"model": model, "model_test_accuracy": 0.9, "results": [{"acc_top": 0.9, "acc_bottom": 0.6}]}
+    learned = {"model": model, "model_test_accuracy": 0.9,
+               "results": [{"method": m, "acc_top": 0.9, "acc_bottom": 0.6} for m in ("gradient", "random")]}
     assert _chance_warnings(learned, data) == []
     said = _chance_warnings({"model": model, "model_test_accuracy": 0.76,
-                             "results": [{"acc_top": 0.75, "acc_bottom": 0.5}]}, data)
+                             "results": [{"method": "random", "acc_top": 0.75, "acc_bottom": 0.5}]}, data)
     assert len(said) == 2 and "chance is 0.750" in said[0] and "classes" not in said[0]
     assert "no retrained model beat chance (best test accuracy 0.750" in said[1]
+    # a method's masks learned (from their shapes?), the random control's did not: said of the control
+    control = _chance_warnings({"model": model, "model_test_accuracy": 0.9,
+                                "results": [{"method": "gradient", "acc_top": 1.0, "acc_bottom": 0.5},
+                                            {"method": "random", "acc_top": 0.5, "acc_bottom": 0.75}]}, data)
+    assert len(control) == 1 and control[0].startswith("no retrain of the random control beat chance (best test "
+                                                       "accuracy 0.750, chance 0.750)")
     other = _chance_warnings({"model": {"n_classes": 10}, "model_test_accuracy": 0.0, "results": []}, data)
     assert other == ["the evaluated model's test accuracy is 0.000, chance is 0.750: its attributions explain a "
                      "model that has not learned d (it has 10 classes, the data set 2: give it --weights trained "
