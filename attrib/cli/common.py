@@ -27,6 +27,40 @@ MODEL_HELP = ("timm:NAME, torchvision:NAME, hf:ORG/NAME, a local HF folder, samp
               "FILE.py:NAME[(ARGS)]; default: embedded EfficientNet-Lite0.")
 
 
+class Command(click.Command):
+    """A command that refuses an option given an empty value (``--out ""``, ``-M "$UNSET"``) before any work: the
+    option would otherwise read as left out, its default taking the place of what was meant (``--html ""`` wrote
+    no report, ``-M ""`` explained with the default model). An empty --pair is a text's own error."""
+
+    EMPTY_ALLOWED = frozenset({"pairs"})
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        empty = _empty_option(self.params, args, self.EMPTY_ALLOWED)
+        if empty is not None:
+            raise click.UsageError(f"{empty} is empty (an unset shell variable?): give it a value, or leave it out",
+                                   ctx)
+        return super().parse_args(ctx, args)
+
+
+def _empty_option(params: list[click.Parameter], args: list[str], allowed: frozenset[str]) -> str | None:
+    """The first option in ``args`` given an empty (or blank) value, as ``--opt ""`` or ``--opt=``; else None."""
+    takes_value = {name for p in params if isinstance(p, click.Option) and not p.is_flag and not p.count
+                   and p.name not in allowed for name in (*p.opts, *p.secondary_opts)}
+    for at, token in enumerate(args):
+        if token == "--":
+            return None
+        name, equals, value = token.partition("=")
+        if equals and name.startswith("--") and name in takes_value:  # -M=x is -M "=x"
+            given = value
+        elif token in takes_value and at + 1 < len(args):
+            given = args[at + 1]
+        else:
+            continue
+        if not given.strip():
+            return name
+    return None
+
+
 def listed(values: tuple[str, ...] | str | None) -> list[str]:
     """The entries of a list option given comma-separated, repeated, or both (--k 0.1 --k 0.2,0.3: three)."""
     values = (values,) if isinstance(values, str) else values or ()

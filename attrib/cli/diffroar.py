@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from attrib.cli import completion
-from attrib.cli.common import (IMAGE_SIZE_HELP, NO_PRETRAINED_HELP, PREPROCESS_OPTION, RESUMES, Common, View,
+from attrib.cli.common import (IMAGE_SIZE_HELP, NO_PRETRAINED_HELP, PREPROCESS_OPTION, RESUMES, Command, Common, View,
                                common_options, executor_options, listed, method_options, run_job, wrote)
 from attrib.cli.ui import UI
 from attrib.errors import counted, duration
@@ -44,7 +44,7 @@ def _classes(ctx, param, value: tuple[str, ...]) -> list[int | str] | None:
     return [int(v) if v.lstrip("-").isdigit() else v for v in listed(value)]
 
 
-@click.command(epilog=EPILOG)
+@click.command(cls=Command, epilog=EPILOG)
 @click.option("--model", "-M", "model_spec", default="sample:blockdigits-standard", show_default=True,
               metavar="SPEC", shell_complete=completion.model_spec,
               help="Model under evaluation (sample:NAME, timm:NAME, torchvision:NAME or "

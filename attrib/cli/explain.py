@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from attrib.cli import completion
-from attrib.cli.common import RESUMES, Common, View, common_options, executor_options, method_options, \
+from attrib.cli.common import RESUMES, Command, Common, View, common_options, executor_options, method_options, \
     model_options, run_job, show_confusions, wrote
 from attrib.cli.ui import UI
 from attrib.errors import counted, duration
@@ -29,7 +29,7 @@ Examples:
 Exit codes: 0 all inputs explained, 1 some inputs failed, 2 usage error."""
 
 
-@click.command(epilog=EPILOG)
+@click.command(cls=Command, epilog=EPILOG)
 @click.argument("inputs", nargs=-1, shell_complete=completion.image_inputs)
 @model_options
 @click.option("--trust-remote-code", is_flag=True, help="Hugging Face: allow the model repo's own code to run.")

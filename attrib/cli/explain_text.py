@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from attrib.cli.common import (LABELS_OPTION, Common, View, common_options, executor_options, pair_options, run_job,
-                               show_confusions, text_model_options)
+from attrib.cli.common import (LABELS_OPTION, Command, Common, View, common_options, executor_options, pair_options,
+                               run_job, show_confusions, text_model_options)
 from attrib.cli.ui import UI
 from attrib.errors import counted
 
@@ -26,7 +26,7 @@ Exit codes: 0 all texts explained, 1 some texts failed, 2 usage error."""
 INTERRUPTED = "{stopped}; the texts explained so far are in {out}/run.json: {again} goes on from there"
 
 
-@click.command(epilog=EPILOG)
+@click.command(cls=Command, epilog=EPILOG)
 @click.argument("texts", nargs=-1)
 @text_model_options
 @click.option("--file", "text_file", type=click.Path(dir_okay=False, allow_dash=True),

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from attrib.cli.common import (check_html_name, check_not_in_run, check_replaceable, check_writable,
+from attrib.cli.common import (Command, check_html_name, check_not_in_run, check_replaceable, check_writable,
                                signals_as_interrupt, stopped_by)
 from attrib.cli.ui import UI
 
@@ -22,7 +22,7 @@ Examples:
   attrib report run1 -o - | gzip > run1.html.gz    the report on standard output"""
 
 
-@click.command(epilog=EPILOG)
+@click.command(cls=Command, epilog=EPILOG)
 @click.argument("run_dir", type=click.Path(exists=True))
 @click.option("--output", "-o", type=click.Path(dir_okay=False),
               help="Where to write the HTML file ('-': standard output) [default: report.html, unless only --png is "

@@ -7,8 +7,8 @@ from pathlib import Path
 import click
 
 from attrib.cli import completion
-from attrib.cli.common import (IMAGE_SIZE_HELP, LABELS_OPTION, Common, View, common_options, listed, method_options,
-                               model_options, pair_options, run_job, text_model_options, wrote)
+from attrib.cli.common import (IMAGE_SIZE_HELP, LABELS_OPTION, Command, Common, View, common_options, listed,
+                               method_options, model_options, pair_options, run_job, text_model_options, wrote)
 from attrib.cli.ui import UI
 from attrib.errors import counted, duration
 
@@ -50,7 +50,7 @@ def _radii(ctx, param, value: tuple[str, ...]) -> list[float | str] | None:
     return [r if r.endswith("%") else n for r, n in zip(radii, numbers)]
 
 
-@click.command(epilog=EPILOG)
+@click.command(cls=Command, epilog=EPILOG)
 @click.argument("inputs", nargs=-1, shell_complete=completion.image_inputs)
 @model_options
 @method_options("gradient, ig, smoothgrad, moreaugrad")
@@ -109,7 +109,7 @@ IG's completeness is reported at 8, 16, 32 and 64 steps and at --n-steps (the ve
 Exit codes: 0 report written, 1 some texts could not be explained, 2 usage error."""
 
 
-@click.command("sanity-text", epilog=TEXT_EPILOG)
+@click.command("sanity-text", cls=Command, epilog=TEXT_EPILOG)
 @click.argument("texts", nargs=-1)
 @text_model_options
 @click.option("--file", "text_file", type=click.Path(dir_okay=False, allow_dash=True),

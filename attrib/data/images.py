@@ -145,6 +145,8 @@ def _expand_or_fail(arg: str) -> list[ImageSource]:
 
 
 def _expand_one(arg: str) -> list[ImageSource]:
+    if not arg.strip():  # as a path, the current folder: every picture under it
+        return [_failing(repr(arg), "an empty name (an unset shell variable?): give an image, a folder or a glob")]
     if arg.startswith("sample:"):
         return [ImageSource(arg, partial(load_sample, arg[7:]))]
     if re.match(r"^[a-z][a-z0-9+.-]*://", arg, re.I):

@@ -274,3 +274,36 @@ def test_a_name_too_long_for_the_file_system_is_one_usage_line(run_cli, images, 
     assert result.exit_code == 2
     assert result.output.strip().splitlines()[-1] == said.format(long=long, tmp=tmp_path)
     assert "Traceback" not in result.output and "unexpected" not in result.output
+
+
+@pytest.mark.parametrize("command, given", [
+    (["explain", "{img}", "-M", ""], "-M"),  # explained with the default model
+    (["explain", "{img}", *TINY, "--out="], "--out"),  # wrote into attrib-runs/<time>
+    (["explain", "{img}", *TINY, "--html", " "], "--html"),  # wrote no report
+    (["explain", "{img}", *TINY, "--target", ""], "--target"),  # explained the predicted class
+    (["explain", "{img}", *TINY, "--inputs-from", ""], "--inputs-from"),  # read no list
+    (["explain-text", "a film", "-M", "{tmp}", "--lm", ""], "--lm"),  # loaded bert-base-uncased from the hub
+    (["diffroar", "--dataset", ""], "--dataset"),  # the sample model's own data set
+    (["sanity", *TINY, "--versus", ""], "--versus"),
+    (["report", "{tmp}", "-o", ""], "-o"),
+])
+def test_an_option_given_an_empty_value_is_refused_before_any_work(run_cli, images, tmp_path, command, given):
+    """An option given "" (an unset shell variable) read as left out: its default took the place of what was
+    meant, silently."""
+    args = [a.format(img=images / "im0.png", tmp=tmp_path) for a in command]
+    result = run_cli(*args)
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines()[-1] == \
+        f"Error: {given} is empty (an unset shell variable?): give it a value, or leave it out"
+    assert list(tmp_path.iterdir()) == [images]  # nothing written
+
+
+def test_an_empty_input_fails_alone_instead_of_naming_the_current_folder(run_cli, images, tmp_path, monkeypatch):
+    """`attrib explain "$UNSET"` explained every picture under the current folder (Path("") is ".")."""
+    monkeypatch.chdir(images)
+    result = run_cli("explain", "", "im1.png", *TINY, "-m", "gradient", "--out", tmp_path / "run", "--json")
+    assert result.exit_code == 1
+    assert "error: '': an empty name (an unset shell variable?): give an image, a folder or a glob" in result.output
+    assert [e["path"] for e in parse_json(result)["inputs"]] == ["''", "im1.png"]  # im0.png was not taken
+    text = run_cli("explain-text", "a film", "--pair", "", "-M", tmp_path / "none", "--out", tmp_path / "t")
+    assert "--pair is empty" not in text.output  # an empty pair is its text's own error (its model is missing here)

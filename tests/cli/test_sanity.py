@@ -134,7 +134,8 @@ def test_radii_may_be_percentages_of_the_inputs_norm(run_cli, tmp_path):
 
 def test_usage_errors(run_cli, tmp_path):
     cases = [(["--tests", "speed"], "unknown test 'speed'"),
-             (["--tests", ""], "no test to run; choose from randomization"),
+             (["--tests", ","], "no test to run; choose from randomization"),
+             (["--tests", ""], "--tests is empty (an unset shell variable?)"),
              (["--layers", "head"], "unknown layer 'head'"),
              (["-m", "nosuch"], "unknown method"),
              (["--radii", "-1"], "radii must be positive"),
