@@ -56,11 +56,15 @@ class ListFields:
     """A job's Options: one value given where a list is expected (``methods="ig"``, ``inputs="cat.jpg"``) is
     that one-element list, as on the command line, never the string's characters; a dict where a list of
     ``KEY=VALUE`` items is (``settings={"n_steps": 100}``, ``preprocess={"size": 384}``) is those items; a path
-    (``pathlib.Path``) given where a string is expected, alone or in a list, is its string."""
+    (``pathlib.Path``) given where a string is expected, alone or in a list, is its string. An empty string for
+    an option of one text (``model=""``, ``target=""``) is a UsageError, as on the command line: it would read as
+    left out, the default taking the place of what was meant (None leaves it out)."""
 
     def __post_init__(self) -> None:
         for option in dataclasses.fields(self):
             value, kind = getattr(self, option.name), str(option.type)
+            if kind in ("str", "str | None") and isinstance(value, str) and not value.strip() and option.default != "":
+                raise UsageError(f"{option.name} is empty: give it a value, or leave it out for the default")
             if "list[" in kind and isinstance(value, str | int | float | os.PathLike) and not isinstance(value, bool):
                 value = [value]
             if "list[str]" in kind and isinstance(value, Mapping):

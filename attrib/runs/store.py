@@ -109,6 +109,8 @@ class RunStore:
     """Reads and writes one run folder; the only code that knows its file names and formats."""
 
     def __init__(self, root: str | Path) -> None:
+        if isinstance(root, str) and not root.strip():  # as a path, the current folder
+            raise RunError("the run folder's name is empty: give the folder to write the run into")
         self.root = Path(root)
         self._release: weakref.finalize | None = None  # gives the folder's lock back, once
         self._appending = threading.Lock()  # (records are committed from more than one thread)

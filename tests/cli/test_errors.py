@@ -93,6 +93,10 @@ def test_a_failed_input_or_text_comes_to_the_jobs_error_event_once(run_cli, brig
     ("diffroar", {"ks": []}, r"ks must be fractions"),  # both ran, retraining on nothing
     ("sanity", {"norm": "l3"}, r"unknown norm 'l3'; choose from l2, linf"),  # ran, in l2's place
     ("sanity", {"radii": ["abc"]}, r"a radius is a number or N% of the inputs' median norm, got 'abc'"),
+    ("explain", {"model": ""}, r"^model is empty: give it a value, or leave it out for the default$"),  # default model
+    ("explain", {"target": " "}, r"^target is empty"),  # explained the predicted class
+    ("diffroar", {"dataset": ""}, r"^dataset is empty"),  # the sample model's own data set
+    ("explain_text", {"lm": ""}, r"^lm is empty"),
 ])
 def test_python_callers_get_the_command_lines_checks_before_any_work(tmp_path, job, fields, match):
     import importlib
@@ -107,6 +111,17 @@ def test_python_callers_get_the_command_lines_checks_before_any_work(tmp_path, j
     with pytest.raises(UsageError, match=match):
         module.run(module.Options(**fields), RunStore(tmp_path / "run"))
     assert not (tmp_path / "run").exists()
+
+
+def test_an_empty_run_folder_name_is_refused(tmp_path, monkeypatch):
+    """run(options, "") wrote the run into the current folder (Path("") is ".")."""
+    from attrib.jobs import explain
+    from attrib.runs import RunError
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(RunError, match="the run folder's name is empty"):
+        explain.run(explain.Options(["sample:chelsea"], model="timm:test_resnet", pretrained=False), "")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_one_value_where_options_take_a_list_is_a_list_of_one(tmp_path):
