@@ -35,7 +35,7 @@ class Command(click.Command):
     EMPTY_ALLOWED = frozenset({"pairs"})
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        empty = _empty_option(self.params, args, self.EMPTY_ALLOWED)
+        empty = None if ctx.resilient_parsing else _empty_option(self.params, args, self.EMPTY_ALLOWED)  # (Tab)
         if empty is not None:
             raise click.UsageError(f"{empty} is empty (an unset shell variable?): give it a value, or leave it out",
                                    ctx)

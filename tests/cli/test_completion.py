@@ -109,6 +109,12 @@ def test_settings_are_the_given_methods_options(tmp_path, monkeypatch):
     assert values("attrib explain-text -m olm --set n") == ["n_samples="]
 
 
+def test_an_empty_value_earlier_on_the_line_does_not_stop_completion(tmp_path, monkeypatch):
+    """The command refuses an option given an empty value, but not while Tab parses the line."""
+    monkeypatch.chdir(tmp_path)
+    assert values("attrib explain --out '' -m ig --set n") == ["n_steps="]
+
+
 def test_a_failing_completion_offers_nothing(monkeypatch):
     import attrib.models
 
