@@ -189,6 +189,12 @@ def now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S")
 
 
+def assumed_reading(model) -> list[str]:
+    """What the loader assumed of how ``model`` reads pictures (said as it loaded), for the run record's warnings:
+    the report says it too, beside maps made of pictures read that way."""
+    return [model.assumed] if model.assumed else []
+
+
 def header(kind: str, *, model: dict[str, Any], methods: list[dict[str, Any]], seed: int, device: str,
            precision: str = "fp32", **extra: Any) -> dict[str, Any]:
     """The record header every run kind starts with."""

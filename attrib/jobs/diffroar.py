@@ -24,9 +24,10 @@ from attrib.evaluate.diffroar import (CONTROL, DEFAULT_KS, DiffRoarConfig, attri
                                       check_compatible, epoch_seconds, null_block_share, plan, retrain,
                                       retrain_recipe)
 from attrib.executors import Executor, ExecutorSpec, executor_for
-from attrib.jobs.common import (Events, ListFields, check_counts, check_images, commit_drawn, describe_config,
-                                describe_methods, failure_line, header, ignored_settings, method_kwargs, now,
-                                pixel_baselines, resolve_device, resolve_methods, supplies, takes_data)
+from attrib.jobs.common import (Events, ListFields, assumed_reading, check_counts, check_images, commit_drawn,
+                                describe_config, describe_methods, failure_line, header, ignored_settings,
+                                method_kwargs, now, pixel_baselines, resolve_device, resolve_methods, supplies,
+                                takes_data)
 from attrib.runs import diffroar as files
 from attrib.runs.store import RunStore, closes_store
 
@@ -132,10 +133,6 @@ def prepare(options: Options, events: Events):
         events.error(f"left out of the data set: {line}")
     takes_data(model, data)
     check_compatible(model, data)
-    if len(data.test_y) < FEW_TEST_EXAMPLES:
-        events.warning(f"{name}'s test split holds {counted(len(data.test_y), 'example')}: each accuracy moves in "
-                       f"steps of {1 / len(data.test_y):.0%}, too coarse to tell methods apart (more: a larger "
-                       "--n-test, or more images)")
     ks = sorted(set(map(float, options.ks)))
     config = DiffRoarConfig(anchored(options.model), spec, names, overrides, ks, options.seeds, options.epochs,
                             options.lr, options.batch_size, options.seed, device,
@@ -173,6 +170,9 @@ def evaluate(model, config: DiffRoarConfig, store: RunStore, events: Events | No
     events = events or Events()
     data = dataset_of(config.dataset)
     check_compatible(model, data)
+    early = _few_examples(data)
+    for warning in early:
+        events.warning(warning)
     store.open(KIND, [PLOT])  # not another kind's folder, nor a user's files
     started = now()
     kwargs, descriptions = method_kwargs_all(config, model, data)
@@ -195,8 +195,10 @@ def evaluate(model, config: DiffRoarConfig, store: RunStore, events: Events | No
     results = [r for r in (files.done_result(p) for p in jobs) if r is not None]
     record = _record(model, config, data, recipe, results, started, len(jobs), kwargs, descriptions)
     record["null_block_share"] = _null_shares(store, config, data)
-    record["warnings"] = _control_warnings(record) + _chance_warnings(record, data)  # the report shows them too
-    for warning in record["warnings"]:
+    late = _control_warnings(record) + _chance_warnings(record, data)
+    pictures = "preprocess" in config.dataset  # read through the model's preprocessing (a folder)
+    record["warnings"] = (assumed_reading(model) if pictures else []) + early + late  # the report shows them too
+    for warning in late:
         events.warning(warning)
     return commit_drawn(store, record, "plot", lambda: _plot(store, record, f"{model.name} on {data.name}"), [PLOT])
 
@@ -309,6 +311,14 @@ def _null_shares(store: RunStore, config: DiffRoarConfig, data) -> dict[str, flo
                                                                      "attributions": f"attributions/{m}.npz"},
                                                         "test", shape), data.null_masks["test"])
             for m in config.all_methods}
+
+
+def _few_examples(data) -> list[str]:
+    if len(data.test_y) >= FEW_TEST_EXAMPLES:
+        return []
+    return [f"{data.name}'s test split holds {counted(len(data.test_y), 'example')}: each accuracy moves in steps "
+            f"of {1 / len(data.test_y):.0%}, too coarse to tell methods apart (more: a larger --n-test, or more "
+            "images)"]
 
 
 def _control_warnings(record: dict) -> list[str]:

@@ -30,10 +30,10 @@ from attrib.data.class_table import ClassTable, is_class_table, read_class_table
 from attrib.engine import PRECISIONS, has_tf32, native_bf16
 from attrib.errors import AttribError, UsageError, counted, first_line
 from attrib.executors import ExecutorSpec, make_executor
-from attrib.jobs.common import (Accuracy, Events, ListFields, attribution_row, check_counts, check_only, check_out,
-                                describe_methods, failure_line, gap_warnings, header, ignored_settings,
-                                map_notes, method_kwargs, now, pixel_baselines, resolve_methods, selected, supplies,
-                                work_device)
+from attrib.jobs.common import (Accuracy, Events, ListFields, assumed_reading, attribution_row, check_counts,
+                                check_only, check_out, describe_methods, failure_line, gap_warnings, header,
+                                ignored_settings, map_notes, method_kwargs, now, pixel_baselines, resolve_methods,
+                                selected, supplies, work_device)
 from attrib.jobs.explain_pictures import drawn_fields, pictures
 from attrib.jobs.explain_resume import EXCLUDED, only_methods, previous_inputs, tally, todo_inputs
 from attrib.jobs.pipeline import OrderedFinisher, batches, prefetch
@@ -140,7 +140,7 @@ def prepare(options: Options, events: Events) -> Plan:
     record = header(KIND, model=model.describe(), methods=methods, seed=options.seed, device=device,
                     precision=options.precision, **_target_fields(target, truth), view=options.view,
                     images=options.images, background=descriptions.get("background"), only=options.only,
-                    **({"versus": versus} if versus is not None else {}))
+                    **({"versus": versus} if versus is not None else {}), warnings=assumed_reading(model))
     events.info(f"model: {model.name}; methods: {', '.join(names)}; device: {device}")
     if versus is not None:
         events.info(f"explaining {_explained(target)} against {_other(versus, model.labels)}: positive attributions "
@@ -330,7 +330,7 @@ def run(options: Options, store: RunStore, events: Events | None = None) -> dict
                          "images_per_second": round(stats["done"] / (end - streamed), 3) if stats["done"] else 0.0,
                          **(top1.summary() if top1 else {})}
     if top1 and top1.at_chance(options.pretrained):
-        record["warnings"] = [top1.warning()]  # for the report
+        record["warnings"].append(top1.warning())  # for the report
         events.warning(top1.warning())
     if options.images:
         record["overview"] = write_overview(store)

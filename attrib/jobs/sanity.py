@@ -14,9 +14,9 @@ import torch
 from attrib.errors import UsageError, counted
 from attrib.evaluate.sanity import TESTS, THRESHOLDS, SanityConfig, resolve_radii, n_explanations, run_sanity, \
     set_budgets, with_budget
-from attrib.jobs.common import (Events, ListFields, check_counts, check_images, check_out, commit_drawn,
-                                describe_methods, header, ignored_settings, method_kwargs, now, pixel_baselines,
-                                resolve_device, resolve_methods, supplies, takes_data)
+from attrib.jobs.common import (Events, ListFields, assumed_reading, check_counts, check_images, check_out,
+                                commit_drawn, describe_methods, header, ignored_settings, method_kwargs, now,
+                                pixel_baselines, resolve_device, resolve_methods, supplies, takes_data)
 from attrib.runs.store import RunStore, closes_store
 
 KIND = "sanity"
@@ -169,7 +169,7 @@ def run(options: Options, store: RunStore, events: Events | None = None) -> dict
                     inputs=input_names, input_errors=errors, tests=config.tests, layers=result["layers"],
                     radii=config.radii, norm=config.norm, fraction=config.fraction, thresholds=THRESHOLDS,
                     repeats=config.repeats, draw_seeds=config.draw_seeds, versus=config.versus,
-                    seconds=round(time.perf_counter() - start, 1),
+                    seconds=round(time.perf_counter() - start, 1), warnings=assumed_reading(model),
                     **{k: result[k] for k in ("randomization", "robustness", "completeness", "verdicts")})
     picture = model.preprocess.picture(x[0]) if model.preprocess is not None else None
     record["finished"], record["plots"] = now(), {}  # the plots are named once drawn

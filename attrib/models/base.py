@@ -67,7 +67,8 @@ class Model:
         card: what is known of how the model was trained (sample models: data set, recipe, accuracies).
         multi_label: the classes are independent (read through a sigmoid, not a softmax).
         assumed: what the loader had to assume of how the model reads pictures, as no config of it says (a Hugging
-            Face folder without its processor, your own model code): warned of unless ``--preprocess`` says how.
+            Face folder without its processor, your own model code): warned of as it loads, and kept in the run
+            records' warnings (:func:`attrib.jobs.common.assumed_reading`), unless ``--preprocess`` says how.
         weights: the local weights file it was given ({"file", "sha256"}), so that records of runs with other
             weights differ (None: the spec's own weights).
     """

@@ -71,7 +71,9 @@ def load_model(spec: str | Path | None = None, *, weights: str | Path | None = N
     with seeded_weights(not pretrained and weights is None):
         model = _load(spec, weights=weights, pretrained=pretrained, trust_remote_code=trust_remote_code,
                       preprocess=preprocess)
-    if model.assumed and pictures and not preprocess:
+    if preprocess or not pictures:  # said how, or nothing read through it: nothing left assumed to say
+        model.assumed = ""
+    if model.assumed:
         warnings.warn(model.assumed, stacklevel=2)
     check_finite(model.module, f"{model.name} with weights {weights}" if weights else model.name)
     model.weights = {"file": str(weights), "sha256": file_sha256(weights)} if weights is not None else \

@@ -186,7 +186,10 @@ def test_what_was_assumed_of_a_models_pictures_is_said_once(run_cli, tmp_path, m
     result = run_cli("diffroar", "-M", f"{tmp_path / 'own.py'}:small", "--dataset", f"folder:{tmp_path / 'data'}",
                      "-m", "gradient", "--k", "0.5", "--epochs", "1", "--out", tmp_path / "run")
     assert result.exit_code == 0, result.output
-    assert "".join(result.output.split()).count("saysnothingofhowitreadspictures") == 1
+    said = "".join(result.output.split())
+    assert said.count("saysnothingofhowitreadspictures") == 1 and said.count("testsplitholds1example:") == 1
+    kept = json.loads((tmp_path / "run" / "run.json").read_text())["warnings"]  # for the report, which says them
+    assert "says nothing of how it reads pictures" in kept[0] and "test split holds 1 example:" in kept[1]
 
 
 def test_retrains_build_the_head_the_weights_have(run_cli, tmp_path):

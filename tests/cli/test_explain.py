@@ -1536,6 +1536,27 @@ def test_your_own_model_code_is_explained_and_an_edit_starts_the_folder_over(run
         "attribute 'Relu'" in broken.output
 
 
+def test_what_was_assumed_of_how_a_model_reads_pictures_is_kept_for_the_report(run_cli, images, tmp_path,
+                                                                               monkeypatch):
+    """The terminal said that attrib guessed how your own model reads pictures; the run record and the report,
+    which a person reads later, did not."""
+    import sys
+
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    (tmp_path / "own.py").write_text("from torch import nn\n\ndef small():\n    return nn.Sequential(nn.Conv2d(3, 2, "
+                                     "3), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(2, 2))\n")
+    spec = f"{tmp_path / 'own.py'}:small"
+    result = run_cli("explain", images / "im0.png", "-M", spec, "-m", "gradient", "--out", tmp_path / "a",
+                     "--html", tmp_path / "a.html")
+    assert result.exit_code == 0, result.output
+    said = json.loads((tmp_path / "a" / "run.json").read_text())["warnings"]
+    assert len(said) == 1 and said[0].startswith(f"py:{spec} says nothing of how it reads pictures")
+    assert "says nothing of how it reads pictures" in (tmp_path / "a.html").read_text()
+    told = run_cli("explain", images / "im0.png", "-M", spec, "--preprocess", "size=32", "-m", "gradient", "--out",
+                   tmp_path / "b")
+    assert json.loads((tmp_path / "b" / "run.json").read_text())["warnings"] == []
+
+
 def test_a_model_folder_retrained_in_place_starts_the_run_over(run_cli, images, tmp_path, tiny_vit_folder):
     import shutil
 

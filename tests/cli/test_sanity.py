@@ -271,9 +271,12 @@ def test_your_own_model_on_a_data_set_of_tensors_is_not_warned_about_pictures(ru
                       "--tests", "completeness", "--out", tmp_path / "a")
     assert tensors.exit_code == 0, tensors.output
     assert "reads pictures" not in tensors.output
+    assert json.loads((tmp_path / "a" / "run.json").read_text())["warnings"] == []
     pictures = run_cli("sanity", "-M", spec, "--n", "2", "-m", "gradient", "--tests", "completeness",
-                       "--out", tmp_path / "b")
+                       "--out", tmp_path / "b", "--html", tmp_path / "b.html")
     assert pictures.exit_code == 0 and "small says nothing of how it reads pictures" in pictures.output
+    kept = json.loads((tmp_path / "b" / "run.json").read_text())["warnings"]  # and the report says it
+    assert len(kept) == 1 and "small says nothing of how it reads pictures" in (tmp_path / "b.html").read_text()
 
 
 def test_a_rerun_stopped_while_drawing_leaves_no_earlier_record_beside_its_plots(run_cli, images, tmp_path,
