@@ -32,7 +32,7 @@ INTERRUPTED = "{stopped}; the texts explained so far are in {out}/run.json: {aga
 @click.option("--file", "text_file", type=click.Path(dir_okay=False, allow_dash=True),
               help="Texts: one per line, or CSV/JSONL (or a JSON array of objects), also .gz, .bz2 or .xz, or "
                    "Parquet (with pyarrow); - reads standard input.")
-@click.option("--column", help="CSV/JSONL column holding the text.")
+@click.option("--column", help="CSV/JSONL column holding the text [default: its column named text or sentence].")
 @click.option("--label-column", help="CSV/JSONL column with each row's gold label (the explained class).")
 @pair_options
 @click.option("--target", help="The class to explain: pred, a class index, or a label name [default: each row's gold "

@@ -114,7 +114,8 @@ Exit codes: 0 report written, 1 some texts could not be explained, 2 usage error
 @text_model_options
 @click.option("--file", "text_file", type=click.Path(dir_okay=False, allow_dash=True),
               help="Texts, as explain-text reads them (one per line, CSV/JSONL/JSON/Parquet with --column).")
-@click.option("--column", help="The column of --file holding the texts.")
+@click.option("--column", help="The column of --file holding the texts [default: its column named text or "
+                                  "sentence].")
 @pair_options
 @click.option("--n", "n_inputs", type=click.IntRange(1),
               help="Check the first N texts [default: every text given as an argument, 8 of a file].")

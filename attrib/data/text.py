@@ -21,7 +21,7 @@ import json
 import re
 import stat
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 
 from attrib.data import not_a_file, picture_kind, piped_bytes, unicode_text
@@ -63,6 +63,7 @@ TEXT_SUFFIXES = (".csv", ".tsv", ".jsonl", ".json", ".txt")  # what a .zip may h
 PARQUET = ".parquet"  # Hugging Face datasets' format: read with pyarrow (pip install 'attrib[parquet]')
 COMPRESSED = (".gz", ".bz2", ".xz")  # dev.jsonl.gz: read as dev.jsonl
 DELIMITERS = (",", "\t", ";", "|")  # a table's, tried in this order (see _delimiter)
+TEXT_COLUMNS = ("text", "sentence")  # the text column without --column, as Hugging Face datasets name it
 NOT_AN_OBJECT = 'not a JSON object (each line must be one, e.g. {"text": ...})'
 NOT_AN_ITEM = 'not a JSON object (each item of the array must be one, e.g. {"text": ...})'
 
@@ -277,10 +278,12 @@ def _table_rows(source: TextFile, column: str | None = None) -> list[tuple[str, 
 
 def _delimiter(suffix: str, header: str, column: str | None) -> str:
     """A .tsv's tab; else the first of comma, tab (Excel's "Unicode text" .txt), semicolon (Excel's CSV where
-    the decimal mark is a comma) and bar that makes the header name the text ``column``; else comma."""
+    the decimal mark is a comma) and bar that makes the header name the text ``column`` (None: one of
+    TEXT_COLUMNS); else comma."""
     if suffix == ".tsv":
         return "\t"
-    fits = (d for d in DELIMITERS if column in next(csv.reader([header], delimiter=d), []))
+    wanted = {column} if column is not None else set(TEXT_COLUMNS)
+    fits = (d for d in DELIMITERS if wanted & set(next(csv.reader([header], delimiter=d), [])))
     return next(fits, ",")
 
 
@@ -309,20 +312,25 @@ def _array_rows(source: TextFile) -> list[tuple[str, dict | str]]:
 def _column_items(source: TextFile, rows: list[tuple[str, dict | str]], columns: Columns) -> list[TextItem]:
     """The column's texts (and labels, pairs); the columns are checked against the first readable row."""
     first = next((row for _, row in rows if isinstance(row, dict)), None)
-    _check_columns(source.where, None if first is None else list(first), columns)
+    columns = _checked_columns(source.where, None if first is None else list(first), columns)
     return [_column_item(name, row, columns) for name, row in rows]
 
 
-def _check_columns(where: str, names: list | None, columns: Columns) -> None:
-    """One line when no text column is given, or a given column is not among the table's ``names`` (None:
-    unknown, as for a table without readable rows)."""
+def _checked_columns(where: str, names: list | None, columns: Columns) -> Columns:
+    """``columns``, the text's being the table's column named as one of TEXT_COLUMNS where none is given; one line
+    when there is none, or a given column is not among the table's ``names`` (None: unknown, as for a table
+    without readable rows)."""
     if columns.text is None:
+        found = [name for name in TEXT_COLUMNS if name in (names or ())]
         among = f" (columns: {', '.join(map(str, names))})" if names else ""
-        raise TextInputError(f"{where}: say which column holds the text with --column{among}")
+        if len(found) != 1:
+            raise TextInputError(f"{where}: say which column holds the text with --column{among}")
+        columns = replace(columns, text=found[0])
     named = (("", columns.text), ("label ", columns.label), ("pair ", columns.pair))
     for kind, column in named:
         if names is not None and column is not None and column not in names:
             raise TextInputError(f"{where}: no {kind}column {column!r}; columns: {', '.join(map(str, names))}")
+    return columns
 
 
 def _parquet_items(path: Path, columns: Columns) -> list[TextItem]:
@@ -337,7 +345,7 @@ def _parquet_items(path: Path, columns: Columns) -> list[TextItem]:
         raise TextInputError(not_a_file(path))
     try:
         table = pq.ParquetFile(path)
-        _check_columns(str(path), table.schema_arrow.names, columns)
+        columns = _checked_columns(str(path), table.schema_arrow.names, columns)
         wanted = list(dict.fromkeys(c for c in (columns.text, columns.label, columns.pair) if c is not None))
         rows = table.read(columns=wanted).to_pylist()
     except (OSError, ValueError) as error:  # pyarrow's ArrowInvalid is a ValueError

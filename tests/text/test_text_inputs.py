@@ -53,11 +53,17 @@ def test_read_texts_from_lines_csv_and_jsonl(tmp_path):
     assert read_texts([], str(tmp_path / "c.jsonl"), "text", "y")[0].label == "1"
     with pytest.raises(TextInputError, match="no column 'text'; columns: sentence, label"):
         read_texts([], str(tmp_path / "b.csv"), "text")
+    # without --column: the column named text or sentence, as Hugging Face datasets name it (sst2, imdb)
+    assert [r.text for r in read_texts([], str(tmp_path / "b.csv"))] == ["good, fun", "bad"]
+    assert [r.text for r in read_texts([], str(tmp_path / "c.jsonl"))] == ["hi"]
+    (tmp_path / "d.csv").write_text("sentence;text\na;b\n")  # both (split at semicolons: they name them)
     with pytest.raises(TextInputError, match=r"say which column holds the text with --column \(columns: sentence, "
-                                             r"label\)$"):
-        read_texts([], str(tmp_path / "b.csv"))
-    with pytest.raises(TextInputError, match=r"say which column holds the text with --column \(columns: text, y\)$"):
-        read_texts([], str(tmp_path / "c.jsonl"))
+                                             r"text\)$"):
+        read_texts([], str(tmp_path / "d.csv"))
+    (tmp_path / "e.jsonl").write_text(json.dumps({"review": "hi", "y": 1}) + "\n")  # neither
+    with pytest.raises(TextInputError, match=r"say which column holds the text with --column \(columns: review, "
+                                             r"y\)$"):
+        read_texts([], str(tmp_path / "e.jsonl"))
     with pytest.raises(TextInputError, match="file not found"):
         read_texts([], str(tmp_path / "nope.txt"))
 
@@ -239,9 +245,11 @@ def test_parquet_files_as_hugging_face_datasets_ship_them(tmp_path):
         ("validation-00000-of-00001.parquet[1]", "", "0"), ("validation-00000-of-00001.parquet[2]", "dull", "0")]
     with pytest.raises(TextInputError, match=r"parquet: no label column 'gold'; columns: idx, sentence, label$"):
         read_texts([], str(path), "sentence", "gold")
+    assert read_texts([], str(path))[2].text == "dull"  # its column named sentence, without --column
+    pq.write_table(pa.table({"review": ["fine"]}), tmp_path / "reviews.parquet")
     with pytest.raises(TextInputError, match=r"parquet: say which column holds the text with --column \(columns: "
-                                             r"idx, sentence, label\)$"):
-        read_texts([], str(path))
+                                             r"review\)$"):
+        read_texts([], str(tmp_path / "reviews.parquet"))
     (tmp_path / "broken.parquet").write_bytes(b"PAR1\x15\x04")
     with pytest.raises(TextInputError, match=r"broken.parquet: not a readable Parquet file \("):
         read_texts([], str(tmp_path / "broken.parquet"), "t")
