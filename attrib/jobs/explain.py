@@ -35,7 +35,7 @@ from attrib.jobs.common import (Accuracy, Events, ListFields, assumed_reading, a
                                 ignored_settings, map_notes, method_kwargs, now, pixel_baselines, resolve_methods,
                                 selected, supplies, work_device)
 from attrib.jobs.explain_pictures import drawn_fields, pictures
-from attrib.jobs.explain_resume import EXCLUDED, only_methods, previous_inputs, tally, todo_inputs
+from attrib.jobs.explain_resume import EXCLUDED, drop_replaced, only_methods, previous_inputs, tally, todo_inputs
 from attrib.jobs.pipeline import OrderedFinisher, batches, prefetch
 from attrib.runs.store import EXPLAIN_WRITES, MAP_PICTURES, OVERVIEW, RunStore, arrays_path, closes_store, image_path
 
@@ -325,6 +325,7 @@ def run(options: Options, store: RunStore, events: Events | None = None) -> dict
     earlier = {prev["id"] for prev in previous.values() if _files(prev)}
     streamed = time.perf_counter()
     _stream(plan, todo, options, store, events, stats, top1, earlier)
+    drop_replaced(record, previous, todo)
     end = time.perf_counter()
     record["summary"] = {**stats, "inputs": len(sources), "seconds": round(end - start, 2),
                          "images_per_second": round(stats["done"] / (end - streamed), 3) if stats["done"] else 0.0,

@@ -76,6 +76,15 @@ def _unrecorded(old: dict[str, Any], record: dict[str, Any], held: set[str]) -> 
     return [f"{row['method']} options (not recorded)" for row in record["methods"] if row["method"] in unknown]
 
 
+def drop_replaced(record: dict[str, Any], previous: dict[str, dict], todo: list[tuple]) -> None:
+    """Once every input in ``todo`` is explained again: ``record``'s ``earlier_methods`` less the methods whose
+    maps only those inputs held (their records are now this run's, without those maps), so that a later run
+    making such a method compares its options with nothing the folder no longer holds."""
+    again = {source.name for source, _ in todo}
+    held = _held({name: entry for name, entry in previous.items() if name not in again})
+    record["earlier_methods"] = [row for row in record["earlier_methods"] if row["method"] in held]
+
+
 def _kept_methods(old: dict[str, Any], record: dict[str, Any], held: set[str]) -> list[dict]:
     """The rows of the methods whose maps the folder holds (``held``) and this run does not make."""
     now = {row["method"] for row in record["methods"]}

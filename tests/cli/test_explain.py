@@ -546,6 +546,24 @@ def test_maps_an_earlier_run_made_keep_their_options_on_record(run_cli, images, 
     assert "(integrated_gradients options (not recorded))" in said and "1 explained" in said
 
 
+def test_options_of_maps_no_input_holds_any_longer_are_not_kept(run_cli, images, tmp_path):
+    """im0 explained again without IG loses its IG maps, but run.json kept IG's options as those of maps the
+    folder holds: a later IG run of other options into the folder then started it over, removing im0."""
+    out = tmp_path / "o"
+
+    def explain(image: str, *args: str) -> str:
+        result = run_cli("explain", images / image, *TINY, *args, "--out", out)
+        assert result.exit_code == 0, result.output
+        return " ".join(result.output.split())
+
+    explain("im0.png", "-m", "ig", "--set", "n_steps=4", "-m", "gradient")
+    assert "its integrated_gradients maps are replaced" in explain("im0.png", "-m", "gradient", "--top-k", "8")
+    assert attrib.load_run(out).record["earlier_methods"] == []
+    said = explain("im1.png", "-m", "ig", "--set", "n_steps=8")
+    assert "starting it over" not in said
+    assert [entry["path"].endswith("im0.png") for entry in attrib.load_run(out).record["inputs"]] == [True, False]
+
+
 def test_a_run_started_over_keeps_no_map_of_the_earlier_one(run_cli, images, tmp_path):
     out = tmp_path / "o"
     (out / "arrays").mkdir(parents=True)
