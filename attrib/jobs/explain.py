@@ -742,7 +742,7 @@ def json_view(record: dict[str, Any], out: Path) -> dict[str, Any]:
               for r in (committed[name] for name in names if name in committed)]
     return {"inputs": inputs, "out_dir": str(out), "model": record["model"]["name"],
             "methods": record["methods"], "seed": record["seed"], "device": record["device"],
-            "background": record["background"], "summary": record["summary"]}
+            "background": record["background"], "summary": record["summary"], "warnings": record.get("warnings", [])}
 
 
 def exit_code(record: dict[str, Any]) -> int:

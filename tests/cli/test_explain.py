@@ -1565,10 +1565,11 @@ def test_what_was_assumed_of_how_a_model_reads_pictures_is_kept_for_the_report(r
                                      "3), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(2, 2))\n")
     spec = f"{tmp_path / 'own.py'}:small"
     result = run_cli("explain", images / "im0.png", "-M", spec, "-m", "gradient", "--out", tmp_path / "a",
-                     "--html", tmp_path / "a.html")
+                     "--html", tmp_path / "a.html", "--json")
     assert result.exit_code == 0, result.output
     said = json.loads((tmp_path / "a" / "run.json").read_text())["warnings"]
     assert len(said) == 1 and said[0].startswith(f"py:{spec} says nothing of how it reads pictures")
+    assert parse_json(result)["warnings"] == said
     assert "says nothing of how it reads pictures" in (tmp_path / "a.html").read_text()
     told = run_cli("explain", images / "im0.png", "-M", spec, "--preprocess", "size=32", "-m", "gradient", "--out",
                    tmp_path / "b")
