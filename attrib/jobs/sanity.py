@@ -256,7 +256,7 @@ def sanity_inputs(model, paths: list[str], dataset: str | None, n: int | None, i
 
 def json_view(record: dict[str, Any], out: Path) -> dict[str, Any]:
     keys = ("randomization", "robustness", "completeness", "verdicts")
-    return {**{k: record[k] for k in keys}, "out_dir": str(out.resolve())}
+    return {**{k: record[k] for k in keys}, "warnings": record.get("warnings", []), "out_dir": str(out.resolve())}
 
 
 def exit_code(record: dict[str, Any]) -> int:

@@ -20,7 +20,8 @@ def test_json_schema(run_cli, tmp_path):
                      "--max-layers", "2", "--out", tmp_path, "--json", "--html", tmp_path / "r.html")
     assert result.exit_code == 0, result.output
     data = parse_json(result)
-    assert set(data) == {"randomization", "robustness", "completeness", "verdicts", "out_dir"}
+    assert set(data) == {"randomization", "robustness", "completeness", "verdicts", "warnings", "out_dir"}
+    assert data["warnings"] == []  # a sample model says how it reads its data
     assert set(data["randomization"][0]) == {"method", "mode", "layer", "depth", "spearman_abs", "spearman_signed",
                                              "ssim", "hog", "spread", "draws"}
     assert data["randomization"][0]["draws"] == 3 and set(data["randomization"][0]["spread"]) == {
@@ -273,10 +274,11 @@ def test_your_own_model_on_a_data_set_of_tensors_is_not_warned_about_pictures(ru
     assert "reads pictures" not in tensors.output
     assert json.loads((tmp_path / "a" / "run.json").read_text())["warnings"] == []
     pictures = run_cli("sanity", "-M", spec, "--n", "2", "-m", "gradient", "--tests", "completeness",
-                       "--out", tmp_path / "b", "--html", tmp_path / "b.html")
+                       "--out", tmp_path / "b", "--html", tmp_path / "b.html", "--json")
     assert pictures.exit_code == 0 and "small says nothing of how it reads pictures" in pictures.output
     kept = json.loads((tmp_path / "b" / "run.json").read_text())["warnings"]  # and the report says it
     assert len(kept) == 1 and "small says nothing of how it reads pictures" in (tmp_path / "b.html").read_text()
+    assert parse_json(pictures)["warnings"] == kept
 
 
 def test_a_rerun_stopped_while_drawing_leaves_no_earlier_record_beside_its_plots(run_cli, images, tmp_path,
