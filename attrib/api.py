@@ -121,18 +121,24 @@ def attribute(model: torch.nn.Module | Callable[[torch.Tensor], torch.Tensor], i
         classes = tgt.resolve(outputs)
         _check_outputs(outputs, tgt)
         result = spec.fn(Context(engine, x, tgt, seed, _keys(input_keys, len(x))), cfg)
-        gap = None
-        if result.reference_scores is not None:
-            scores = tgt.score(outputs, torch.arange(len(x), device=outputs.device))
-            expected = scores - result.reference_scores.to(scores)
-            gap = completeness_gap(result.values, expected)
-            if "sum_stderr" in result.extras:
-                result.extras["gap_stderr"] = result.extras.pop("sum_stderr") / expected.abs().float().cpu()
+        gap = _gap(result, tgt, outputs)
     return Attribution(
         values=result.values.detach().float().cpu(), method=spec.name, config=_config_dict(cfg),
         target=classes, completeness_gap=gap, passes=engine.passes, signed=spec.is_signed(cfg),
         outputs=outputs.detach().float().cpu(), seed=seed, seconds=time.perf_counter() - start,
         device=str(engine.device), precision=precision, extras=result.extras, versus=tgt.versus_classes)
+
+
+def _gap(result, tgt, outputs: torch.Tensor) -> torch.Tensor | None:
+    """The completeness gap of a method with a reference (None without one), F(x) - F(reference) taken from the
+    outputs at the inputs; a Monte Carlo method's error of the map's sum becomes the gap's, extras["gap_stderr"]."""
+    if result.reference_scores is None:
+        return None
+    scores = tgt.score(outputs, torch.arange(len(outputs), device=outputs.device))
+    expected = scores - result.reference_scores.to(scores)
+    if "sum_stderr" in result.extras:
+        result.extras["gap_stderr"] = result.extras.pop("sum_stderr") / expected.abs().float().cpu()
+    return completeness_gap(result.values, expected)
 
 
 def predict(model: torch.nn.Module | Callable[[torch.Tensor], torch.Tensor], inputs: torch.Tensor, *,
