@@ -63,7 +63,9 @@ class ListFields:
     def __post_init__(self) -> None:
         for option in dataclasses.fields(self):
             value, kind = getattr(self, option.name), str(option.type)
-            if kind in ("str", "str | None") and isinstance(value, str) and not value.strip() and option.default != "":
+            blank = isinstance(value, str) and not value.strip()
+            required = option.default == ""  # (the job says such an option is missing)
+            if kind in ("str", "str | None") and blank and not required:
                 raise UsageError(f"{option.name} is empty: give it a value, or leave it out for the default")
             if "list[" in kind and isinstance(value, str | int | float | os.PathLike) and not isinstance(value, bool):
                 value = [value]
