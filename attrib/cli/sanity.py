@@ -113,7 +113,7 @@ Exit codes: 0 report written, 1 some texts could not be explained, 2 usage error
 @click.argument("texts", nargs=-1)
 @text_model_options
 @click.option("--file", "text_file", type=click.Path(dir_okay=False, allow_dash=True),
-              help="Texts, as explain-text reads them (one per line, CSV/JSONL/JSON/Parquet with --column).")
+              help="Texts, as explain-text reads them (one per line, or a CSV/JSONL/JSON/Parquet table's --column).")
 @click.option("--column", help="The column of --file holding the texts [default: its column named text or "
                                   "sentence].")
 @pair_options
