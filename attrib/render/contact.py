@@ -13,6 +13,8 @@ CELL = 176  # thumbnail side in pixels
 LABEL = 34  # label strip under each row / above each column
 LINE = 17  # a caption's second line (13 px type)
 MAX_INPUTS = 12
+VIEW_NOTES = {"negative": "negative evidence", "magnitude": "magnitude: sum |a|",
+              "mask": "top 20% shown", "signed": "red raises, blue lowers"}  # under the methods' titles ("blend": none)
 
 
 def contact_sheet(record: dict[str, Any], root: Path, max_inputs: int = MAX_INPUTS) -> Image.Image | None:
@@ -29,9 +31,12 @@ def contact_sheet(record: dict[str, Any], root: Path, max_inputs: int = MAX_INPU
     label = LABEL + LINE * max(c.count("\n") for c in captions)  # room for a second line where one has it
     sheet = Image.new("RGB", (width, LABEL + len(rows) * (CELL + label)), "white")
     draw = ImageDraw.Draw(sheet)
+    note = VIEW_NOTES.get(rows[0].get("drawn_as") or record.get("view"))  # (a run draws all its rows in one view)
     for c, title in enumerate(["input (as the model saw it)", *methods[:len(methods) - len(earlier)],
                                *(f"{method} (earlier run)" for method in earlier)]):
-        draw.text((c * CELL + 4, 10), _fit(draw, title, font), fill="black", font=font)
+        draw.text((c * CELL + 4, 1 if note else 10), _fit(draw, title, font), fill="black", font=font)
+        if note and c:
+            draw.text((c * CELL + 4, LINE), _fit(draw, note, font), fill="dimgray", font=font)
     for r, (entry, caption) in enumerate(zip(rows, captions)):
         top = LABEL + r * (CELL + label)
         by_method = {a["method"]: a for a in entry.get("attributions", [])}

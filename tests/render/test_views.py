@@ -301,3 +301,24 @@ def test_a_contact_sheet_makes_room_for_a_second_caption_line(tmp_path):
     assert sheet.height == LABEL + 2 * (CELL + LABEL + LINE)
     strip = sheet.crop((0, LABEL + CELL + LINE, sheet.width, LABEL + CELL + LABEL + LINE))  # under the first row
     assert strip.getextrema() != ((255, 255),) * 3  # its second line is drawn there
+
+
+def test_a_contact_sheet_names_a_view_that_blend_could_be_taken_for(tmp_path):
+    """Negative evidence and magnitudes are drawn in blend's colours: a sheet of them read as positive evidence."""
+    from PIL import Image
+
+    from attrib.render.contact import CELL, LABEL, LINE, contact_sheet
+
+    Image.new("RGB", (32, 32), "red").save(tmp_path / "in.png")
+    entry = {"name": "cat.png", "status": "ok", "view": "in.png", "drawn_as": "blend",
+             "predictions": [{"label": "tiger cat", "prob": 0.61, "index": 282}], "attributions": []}
+
+    def note_strip(view: str) -> Image.Image:  # under the method's title, above its pictures
+        sheet = contact_sheet({"methods": [{"method": "gradient"}], "inputs": [{**entry, "drawn_as": view}]},
+                              tmp_path)
+        assert sheet.height == LABEL + CELL + LABEL  # the header keeps its height
+        return sheet.crop((CELL + 70, LINE, CELL + 90, LABEL))  # past the end of the title "gradient"
+
+    assert note_strip("blend").getextrema() == ((255, 255),) * 3  # the default: the title alone
+    for view in ("negative", "magnitude", "mask", "signed"):
+        assert note_strip(view).getextrema() != ((255, 255),) * 3, view
