@@ -317,3 +317,14 @@ def test_an_unwritable_run_folder_is_one_line_that_promises_no_resume(run_cli, i
     said = " ".join(result.output.split())  # a sanity run keeps nothing a rerun goes on from
     assert result.exit_code == 1 and said.endswith(
         f"cannot write the run folder: Permission denied: {tmp_path / 'o' / 'run.json'}")
+
+
+def test_the_report_says_which_method_completeness_was_checked_with(run_cli, tmp_path):
+    """-m gradient --tests completeness checks IG in its place, as the terminal says; the report showed IG's rows
+    under a methods row of gradient alone, and perturbation radii of a robustness test it did not run."""
+    result = run_cli("sanity", *SAMPLE, "-m", "gradient", "--tests", "completeness", "--out", tmp_path / "run",
+                     "--html", tmp_path / "r.html")
+    assert result.exit_code == 0, result.output
+    html = (tmp_path / "r.html").read_text()
+    assert "; completeness of integrated_gradients (no method asked for has a completeness gap)" in html
+    assert "perturbation radii" not in html
